@@ -1,0 +1,28 @@
+# Ferry's commands. `make run` starts a single node; `make check` is what CI runs.
+
+CARGO ?= cargo
+
+.PHONY: run check fmt lint build test deps
+
+## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
+run: deps
+	$(CARGO) run --release --bin ferryd -- --data-dir ./data --listen 127.0.0.1:7070
+
+## Everything CI checks: formatting, lints (warnings are errors) and every test.
+check: deps fmt lint test
+
+deps:
+	@scripts/ensure-build-deps
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+build:
+	$(CARGO) build --workspace --bins --locked
+
+# The black-box tests start the real binaries, so build them first.
+test: build
+	$(CARGO) test --workspace --locked

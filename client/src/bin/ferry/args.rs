@@ -1,0 +1,101 @@
+//! The command line: every flag and subcommand of `ferry`.
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Ferry command-line tool: topics, subscriptions, publish and pull.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version)]
+pub struct Args {
+    /// Server address, HOST:PORT.
+    #[arg(long, global = true, env = "FERRY_SERVER", default_value = "127.0.0.1:7070")]
+    pub server: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, inspect and delete topics.
+    Topic {
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Create, inspect and delete subscriptions.
+    Sub {
+        #[command(subcommand)]
+        command: SubCommand,
+    },
+    /// Publish every line of stdin as one message; prints the count published.
+    Publish(PublishArgs),
+    /// Pull messages and print each one's data on its own line.
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic; prints it as JSON.
+    Create {
+        name: String,
+        /// Partitions (the unit of ordering); 0 = server default (1).
+        #[arg(long, default_value_t = 0)]
+        partitions: u32,
+        /// Largest message in bytes; 0 = server default (10 MiB).
+        #[arg(long, default_value_t = 0)]
+        max_message_bytes: u32,
+    },
+    /// Print a topic as JSON.
+    Get { name: String },
+    /// Print every topic name.
+    List,
+    /// Delete a topic with its messages and subscriptions.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubCommand {
+    /// Create a subscription; it receives what is published from now on.
+    Create {
+        name: String,
+        #[arg(long)]
+        topic: String,
+        /// How long a pulled message is leased before redelivery, e.g. 30s (10s..10m).
+        #[arg(long)]
+        ack_deadline: Option<humantime::Duration>,
+    },
+    /// Print a subscription as JSON.
+    Get { name: String },
+    /// Print every subscription name.
+    List {
+        /// Only the subscriptions of this topic.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    /// Delete a subscription.
+    Delete { name: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct PublishArgs {
+    pub topic: String,
+    /// Messages per publish call.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct PullArgs {
+    pub subscription: String,
+    /// Most messages to pull in all.
+    #[arg(long, default_value_t = 100)]
+    pub max: usize,
+    /// Acknowledge the messages after printing them.
+    #[arg(long)]
+    pub ack: bool,
+    /// Print each message as a JSON line: position, publish time, attributes,
+    /// ack id and data.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for a first message, e.g. 5s.
+    #[arg(long, default_value = "0s")]
+    pub wait: humantime::Duration,
+}

@@ -1,0 +1,16 @@
+//! `ferry-client`: the async Rust client for Ferry.
+//!
+//! [`Client`] speaks the `ferry.v1` gRPC API with typed values: topics and
+//! subscriptions admin, publish (acknowledged once durable), pull, acknowledge
+//! and lease changes. The `ferry` command-line tool is built on it.
+
+pub mod client;
+pub mod error;
+pub mod types;
+
+pub use client::Client;
+pub use error::{Code, Error, Result};
+pub use types::{
+    AckOutcome, Message, PartitionInfo, Position, ReceivedMessage, Subscription, SubscriptionSettings, Topic,
+    TopicSettings,
+};

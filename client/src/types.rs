@@ -1,0 +1,168 @@
+//! The client's own types for topics, subscriptions and messages: plain Rust
+//! values, converted to and from the wire in one place.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferry_proto::v1 as api;
+
+use crate::error::Error;
+
+/// Settings of a new topic. Zero values take the server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub partitions: u32,
+    pub max_message_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub start_offset: u64,
+    pub end_offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: String,
+    pub settings: TopicSettings,
+    pub create_time: SystemTime,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// Settings of a new subscription. Zero values take the server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionSettings {
+    pub ack_deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub name: String,
+    pub topic: String,
+    pub settings: SubscriptionSettings,
+    pub create_time: SystemTime,
+}
+
+/// A message to publish.
+///
+/// ```
+/// use ferry_client::Message;
+/// let message = Message::new("hello").attribute("type", "greeting").ordering_key("user-1");
+/// assert_eq!(message.attributes["type"], "greeting");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub data: Bytes,
+    pub attributes: BTreeMap<String, String>,
+    pub ordering_key: String,
+    pub event_id: String,
+}
+
+impl Message {
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        Self { data: data.into(), ..Self::default() }
+    }
+
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Messages with the same key go to the same partition, in order.
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = key.into();
+        self
+    }
+
+    /// The producer's id of this event, kept for downstream deduplication.
+    pub fn event_id(mut self, id: impl Into<String>) -> Self {
+        self.event_id = id.into();
+        self
+    }
+}
+
+/// Where a published message was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// A message delivered by a pull, leased until its ack deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Pass to `acknowledge` or `modify_ack_deadline`.
+    pub ack_id: String,
+    /// 1 on the first delivery.
+    pub delivery_attempt: u32,
+    pub position: Position,
+    pub publish_time: SystemTime,
+    pub message: Message,
+}
+
+/// The outcome of an acknowledge call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    pub acknowledged: u32,
+    /// Acks of a delivery already superseded by a redelivery; ignored.
+    pub stale: u32,
+}
+
+pub(crate) fn time_from_micros(micros: i64) -> SystemTime {
+    if micros >= 0 {
+        UNIX_EPOCH + Duration::from_micros(micros as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
+    }
+}
+
+pub(crate) fn topic_from_api(topic: api::Topic) -> Topic {
+    let settings = topic.settings.unwrap_or_default();
+    Topic {
+        name: topic.name,
+        settings: TopicSettings { partitions: settings.partitions, max_message_bytes: settings.max_message_bytes },
+        create_time: time_from_micros(topic.create_time_unix_micros),
+        partitions: topic
+            .partitions
+            .into_iter()
+            .map(|p| PartitionInfo { partition: p.partition, start_offset: p.start_offset, end_offset: p.end_offset })
+            .collect(),
+    }
+}
+
+pub(crate) fn subscription_from_api(subscription: api::Subscription) -> Subscription {
+    let settings = subscription.settings.unwrap_or_default();
+    Subscription {
+        name: subscription.name,
+        topic: subscription.topic,
+        settings: SubscriptionSettings { ack_deadline: Duration::from_secs(u64::from(settings.ack_deadline_seconds)) },
+        create_time: time_from_micros(subscription.create_time_unix_micros),
+    }
+}
+
+pub(crate) fn message_to_api(message: Message) -> api::Message {
+    api::Message {
+        data: message.data,
+        attributes: message.attributes,
+        ordering_key: message.ordering_key,
+        event_id: message.event_id,
+    }
+}
+
+pub(crate) fn received_from_api(received: api::ReceivedMessage) -> Result<ReceivedMessage, Error> {
+    let message = received.message.ok_or_else(|| Error::Protocol("a received message without its message".into()))?;
+    Ok(ReceivedMessage {
+        ack_id: received.ack_id,
+        delivery_attempt: received.delivery_attempt,
+        position: Position { partition: received.partition, offset: received.offset },
+        publish_time: time_from_micros(received.publish_time_unix_micros),
+        message: Message {
+            data: message.data,
+            attributes: message.attributes,
+            ordering_key: message.ordering_key,
+            event_id: message.event_id,
+        },
+    })
+}

@@ -1,0 +1,22 @@
+//! Compiles the `.proto` files with `protox` (a pure-Rust protobuf compiler), so
+//! building Ferry needs no system `protoc`.
+
+use std::path::Path;
+
+const PROTOS: &[&str] = &["ferry/v1/ferry.proto", "ferry/internal/v1/storage.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(PROTOS, [Path::new(".")])?;
+    tonic_prost_build::configure()
+        // `bytes` fields decode as `Bytes` slices of the input buffer: no copy.
+        .bytes(".")
+        // Deterministic map order, so every replica encodes a record identically.
+        .btree_map(".")
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

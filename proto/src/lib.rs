@@ -1,0 +1,17 @@
+//! Generated protobuf types and gRPC stubs.
+//!
+//! - [`v1`]: the public `ferry.v1` API that clients speak.
+//! - [`internal`]: the persistent formats of the server (Raft log entries,
+//!   commands, state-machine records). Not part of the client API.
+
+/// The public `ferry.v1` API.
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("ferry.v1");
+}
+
+/// Persistent formats of the server (`ferry.internal.v1`).
+pub mod internal {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("ferry.internal.v1");
+}

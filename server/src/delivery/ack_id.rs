@@ -1,0 +1,95 @@
+//! Ack ids: opaque strings naming one delivery of one message to one
+//! subscription.
+//!
+//! Layout (before URL-safe base64 without padding): format version u8,
+//! subscription id u64, partition u32, offset u64, delivery id u64, then a
+//! CRC-32 of everything before it — so a mangled id is reported as malformed
+//! rather than acking something else.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+const VERSION: u8 = 1;
+const BODY_LEN: usize = 1 + 8 + 4 + 8 + 8;
+const LEN: usize = BODY_LEN + 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AckId {
+    pub subscription_id: u64,
+    pub partition: u32,
+    pub offset: u64,
+    /// Unique per delivery: a redelivery gets a new one, so an ack of the old
+    /// delivery can be told apart.
+    pub delivery_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is not an ack id issued by this server")]
+pub struct MalformedAckId;
+
+impl AckId {
+    pub fn encode(&self) -> String {
+        let mut bytes = [0u8; LEN];
+        bytes[0] = VERSION;
+        bytes[1..9].copy_from_slice(&self.subscription_id.to_be_bytes());
+        bytes[9..13].copy_from_slice(&self.partition.to_be_bytes());
+        bytes[13..21].copy_from_slice(&self.offset.to_be_bytes());
+        bytes[21..29].copy_from_slice(&self.delivery_id.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[..BODY_LEN]);
+        bytes[BODY_LEN..].copy_from_slice(&crc.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Result<Self, MalformedAckId> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| MalformedAckId)?;
+        let bytes: [u8; LEN] = bytes.try_into().map_err(|_| MalformedAckId)?;
+        let crc = u32::from_be_bytes(bytes[BODY_LEN..].try_into().map_err(|_| MalformedAckId)?);
+        if bytes[0] != VERSION || crc32fast::hash(&bytes[..BODY_LEN]) != crc {
+            return Err(MalformedAckId);
+        }
+        let u64_at = |at: usize| bytes[at..at + 8].try_into().map(u64::from_be_bytes).map_err(|_| MalformedAckId);
+        Ok(Self {
+            subscription_id: u64_at(1)?,
+            partition: bytes[9..13].try_into().map(u32::from_be_bytes).map_err(|_| MalformedAckId)?,
+            offset: u64_at(13)?,
+            delivery_id: u64_at(21)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn ack_ids_round_trip(s in any::<u64>(), p in any::<u32>(), o in any::<u64>(), d in any::<u64>()) {
+            let id = AckId { subscription_id: s, partition: p, offset: o, delivery_id: d };
+            prop_assert_eq!(AckId::decode(&id.encode()), Ok(id));
+        }
+
+        #[test]
+        fn any_changed_character_is_detected(position in 0usize..40, replacement in "[A-Za-z0-9_-]") {
+            let text = AckId { subscription_id: 1, partition: 2, offset: 3, delivery_id: 4 }.encode();
+            let mut chars: Vec<char> = text.chars().collect();
+            let position = position % chars.len();
+            let new = replacement.chars().next().unwrap_or('A');
+            prop_assume!(chars[position] != new);
+            chars[position] = new;
+            let mangled: String = chars.into_iter().collect();
+            // Either it fails to decode, or (for changes in the final padding bits) decodes unchanged.
+            if let Ok(decoded) = AckId::decode(&mangled) {
+                prop_assert_eq!(decoded, AckId { subscription_id: 1, partition: 2, offset: 3, delivery_id: 4 });
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for text in ["", "abc", "!!!!", &"A".repeat(44)] {
+            assert_eq!(AckId::decode(text), Err(MalformedAckId), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `Catalog`: the replicated metadata — topics, their partitions' offsets, and
+//! subscriptions with their ack floors.
+//!
+//! Architecture invariant: the catalog is small (it grows with the number of
+//! topics, partitions and subscriptions, never with the backlog) and lives in
+//! memory on every replica; messages and individual acks live on disk.
+
+use std::collections::BTreeMap;
+
+use super::command::{SubscriptionConfig, TopicConfig};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Offset of the oldest message still stored.
+    pub start_offset: u64,
+    /// Offset the next message will get.
+    pub next_offset: u64,
+    /// Publish time of the newest message; publish times never go below it.
+    pub last_publish_time_us: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    /// Unique for the life of the cluster; never reused after a delete.
+    pub id: u64,
+    pub name: String,
+    pub config: TopicConfig,
+    pub create_time_us: i64,
+    pub partitions: Vec<PartitionState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionState {
+    /// Unique for the life of the cluster; ack ids carry it.
+    pub id: u64,
+    pub name: String,
+    pub topic: String,
+    pub topic_id: u64,
+    pub config: SubscriptionConfig,
+    pub create_time_us: i64,
+    /// Per partition: every offset below the floor is acknowledged. Acks above
+    /// it are stored individually until the floor reaches them.
+    pub ack_floors: Vec<u64>,
+}
+
+/// Topics and subscriptions, indexed by name and by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    topics: BTreeMap<u64, TopicState>,
+    topic_ids: BTreeMap<String, u64>,
+    subscriptions: BTreeMap<u64, SubscriptionState>,
+    subscription_ids: BTreeMap<String, u64>,
+    /// Ids handed out so far; the next one is one more.
+    pub last_topic_id: u64,
+    pub last_subscription_id: u64,
+}
+
+impl Catalog {
+    pub fn topic(&self, name: &str) -> Option<&TopicState> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    pub fn topic_by_id(&self, id: u64) -> Option<&TopicState> {
+        self.topics.get(&id)
+    }
+
+    pub(crate) fn topic_by_id_mut(&mut self, id: u64) -> Option<&mut TopicState> {
+        self.topics.get_mut(&id)
+    }
+
+    /// Topics in name order, starting after `after`.
+    pub fn topics_after<'a>(&'a self, after: &str) -> impl Iterator<Item = &'a TopicState> + 'a {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = if after.is_empty() { Unbounded } else { Excluded(after.to_owned()) };
+        self.topic_ids.range((start, Unbounded)).filter_map(|(_, id)| self.topics.get(id))
+    }
+
+    pub fn subscription(&self, name: &str) -> Option<&SubscriptionState> {
+        self.subscription_ids.get(name).and_then(|id| self.subscriptions.get(id))
+    }
+
+    pub fn subscription_by_id(&self, id: u64) -> Option<&SubscriptionState> {
+        self.subscriptions.get(&id)
+    }
+
+    pub(crate) fn subscription_by_id_mut(&mut self, id: u64) -> Option<&mut SubscriptionState> {
+        self.subscriptions.get_mut(&id)
+    }
+
+    /// Subscriptions in name order, starting after `after`.
+    pub fn subscriptions_after<'a>(&'a self, after: &str) -> impl Iterator<Item = &'a SubscriptionState> + 'a {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = if after.is_empty() { Unbounded } else { Excluded(after.to_owned()) };
+        self.subscription_ids.range((start, Unbounded)).filter_map(|(_, id)| self.subscriptions.get(id))
+    }
+
+    /// Subscriptions of one topic incarnation.
+    pub fn subscriptions_of(&self, topic_id: u64) -> impl Iterator<Item = &SubscriptionState> + '_ {
+        self.subscriptions.values().filter(move |s| s.topic_id == topic_id)
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    pub fn insert_topic(&mut self, topic: TopicState) {
+        self.last_topic_id = self.last_topic_id.max(topic.id);
+        self.topic_ids.insert(topic.name.clone(), topic.id);
+        self.topics.insert(topic.id, topic);
+    }
+
+    pub fn remove_topic(&mut self, id: u64) -> Option<TopicState> {
+        let topic = self.topics.remove(&id)?;
+        self.topic_ids.remove(&topic.name);
+        Some(topic)
+    }
+
+    pub fn insert_subscription(&mut self, subscription: SubscriptionState) {
+        self.last_subscription_id = self.last_subscription_id.max(subscription.id);
+        self.subscription_ids.insert(subscription.name.clone(), subscription.id);
+        self.subscriptions.insert(subscription.id, subscription);
+    }
+
+    pub fn remove_subscription(&mut self, id: u64) -> Option<SubscriptionState> {
+        let subscription = self.subscriptions.remove(&id)?;
+        self.subscription_ids.remove(&subscription.name);
+        Some(subscription)
+    }
+}

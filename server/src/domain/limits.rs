@@ -1,0 +1,53 @@
+//! Every bound the API enforces, in one place, so error messages and docs quote
+//! the same numbers. Names carry their unit last.
+
+/// Longest topic or subscription name, in bytes (Kafka's limit).
+pub const NAME_BYTES_MAX: usize = 249;
+
+/// Most partitions a topic may have.
+pub const PARTITIONS_MAX: u32 = 1024;
+/// Partitions of a topic created without a setting.
+pub const PARTITIONS_DEFAULT: u32 = 1;
+
+/// Largest message: data plus attribute keys and values, in bytes.
+pub const MESSAGE_BYTES_MAX: u32 = 10 * 1024 * 1024;
+/// Largest message of a topic created without a setting.
+pub const MESSAGE_BYTES_DEFAULT: u32 = MESSAGE_BYTES_MAX;
+
+/// Attributes on one message.
+pub const ATTRIBUTES_MAX: usize = 100;
+/// Longest attribute key, in bytes.
+pub const ATTRIBUTE_KEY_BYTES_MAX: usize = 256;
+/// Longest attribute value, in bytes.
+pub const ATTRIBUTE_VALUE_BYTES_MAX: usize = 1024;
+/// Longest ordering key or event id, in bytes.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+/// Messages in one Publish call.
+pub const BATCH_MESSAGES_MAX: usize = 10_000;
+/// Total size of one Publish call's messages, in bytes. A batch is one Raft
+/// entry, so this also bounds the size of a log entry.
+pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Ack deadline bounds, in seconds.
+pub const ACK_DEADLINE_SECONDS_MIN: u32 = 10;
+pub const ACK_DEADLINE_SECONDS_MAX: u32 = 600;
+pub const ACK_DEADLINE_SECONDS_DEFAULT: u32 = 10;
+
+/// Messages one Pull may return.
+pub const PULL_MESSAGES_MAX: u32 = 1000;
+/// Bytes one Pull returns at most (at least one message is always returned,
+/// whatever its size).
+pub const PULL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest a Pull waits for a first message, in milliseconds.
+pub const PULL_WAIT_MILLIS_MAX: u32 = 30_000;
+
+/// Ack ids in one Acknowledge or ModifyAckDeadline call.
+pub const ACK_IDS_MAX: usize = 10_000;
+
+/// Items in one page of a List call.
+pub const PAGE_SIZE_MAX: u32 = 1000;
+pub const PAGE_SIZE_DEFAULT: u32 = 100;
+
+/// Largest gRPC message a node accepts or sends: the largest batch plus framing.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 4 * 1024 * 1024;

@@ -1,0 +1,25 @@
+//! The replicated domain state: what a command does to topics, partitions and
+//! subscriptions, independent of how it is stored or replicated.
+//!
+//! Architecture invariant: nothing here touches tokio, RocksDB or a clock. The
+//! leader stamps times into commands; [`apply`](apply::apply) is deterministic,
+//! so every replica that applies the same log holds the same state.
+
+pub mod apply;
+pub mod catalog;
+pub mod command;
+pub mod invalid;
+pub mod limits;
+pub mod message;
+pub mod outcome;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use apply::{apply, AckLookup};
+pub use catalog::{Catalog, PartitionState, SubscriptionState, TopicState};
+pub use command::{AckBatch, Command, PartitionAcks, PublishBatch, SubscriptionConfig, TopicConfig};
+pub use message::{MessageBody, StoredMessage};
+pub use invalid::InvalidArgument;
+pub use outcome::{Applied, Rejection, Response, Write};

@@ -1,0 +1,68 @@
+//! What applying a command produces: a `Response` for the proposer and the
+//! `Write`s that make the change durable.
+
+use super::catalog::{PartitionState, SubscriptionState, TopicState};
+use super::message::MessageBody;
+
+/// A command that was valid when proposed but not when applied (the state
+/// changed in between). Rejections are ordinary values: the entry is still
+/// applied, it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("topic {name:?} does not exist")]
+    TopicNotFound { name: String },
+    #[error("topic {name:?} already exists")]
+    TopicExists { name: String },
+    #[error("subscription {name:?} does not exist")]
+    SubscriptionNotFound { name: String },
+    #[error("subscription {name:?} already exists")]
+    SubscriptionExists { name: String },
+    #[error("partition {partition} is out of range: the topic has {partitions} partitions")]
+    PartitionOutOfRange { partition: u32, partitions: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The answer to blank and membership entries.
+    Empty,
+    TopicCreated(TopicState),
+    TopicDeleted { subscriptions_deleted: usize },
+    SubscriptionCreated(SubscriptionState),
+    SubscriptionDeleted,
+    /// The batch got offsets `first_offset .. first_offset + count`.
+    Published { partition: u32, first_offset: u64, count: u32, publish_time_us: i64 },
+    /// Acks that changed state (acks of already-acked offsets are not counted).
+    Acknowledged { count: u64 },
+    Rejected(Rejection),
+}
+
+/// A durable change, in terms of the domain; the storage layer maps it to keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    PutTopic(TopicState),
+    PutPartition { topic_id: u64, partition: u32, state: PartitionState },
+    /// Removes the topic record, its partitions and all of its messages.
+    DeleteTopic { id: u64, name: String, partitions: u32 },
+    PutSubscription(SubscriptionState),
+    PutAckFloor { subscription_id: u64, partition: u32, floor: u64 },
+    /// Removes the subscription record, its floors and its individual acks.
+    DeleteSubscription { id: u64, name: String, partitions: u32 },
+    PutMessage { topic_id: u64, partition: u32, offset: u64, publish_time_us: i64, body: MessageBody },
+    PutAck { subscription_id: u64, partition: u32, offset: u64 },
+    /// Removes individual acks in `from..to`, now covered by the floor.
+    DeleteAcks { subscription_id: u64, partition: u32, from: u64, to: u64 },
+    PutIdCounters { last_topic_id: u64, last_subscription_id: u64 },
+}
+
+/// The result of applying one command.
+#[derive(Debug)]
+pub struct Applied {
+    pub response: Response,
+    pub writes: Vec<Write>,
+}
+
+impl Applied {
+    pub fn rejected(rejection: Rejection) -> Self {
+        Self { response: Response::Rejected(rejection), writes: Vec::new() }
+    }
+}

@@ -1,0 +1,80 @@
+//! `Proposer`: how the services reach Raft — proposing commands with a commit
+//! timeout, and checking that this node may serve leader-only reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::status::ApiError;
+use crate::domain::{Command, Response};
+use crate::raft::{AppliedState, NodeId, Raft};
+
+#[derive(Clone)]
+pub struct Proposer {
+    raft: Raft,
+    node_id: NodeId,
+    state: Arc<AppliedState>,
+    commit_timeout: Duration,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposer").field("node_id", &self.node_id).finish()
+    }
+}
+
+impl Proposer {
+    pub fn new(raft: Raft, node_id: NodeId, state: Arc<AppliedState>, commit_timeout: Duration) -> Self {
+        Self { raft, node_id, state, commit_timeout }
+    }
+
+    pub fn state(&self) -> &Arc<AppliedState> {
+        &self.state
+    }
+
+    /// Proposes a command and waits until it is committed and applied here.
+    /// A rejection computed by the state machine comes back as an error.
+    pub async fn propose(&self, command: Command) -> Result<Response, ApiError> {
+        let kind = command.kind();
+        let written = tokio::time::timeout(self.commit_timeout, self.raft.client_write(command)).await;
+        let response = match written {
+            Err(_) => {
+                return Err(ApiError::Unavailable(format!(
+                    "{kind} was not committed within {:?} (no quorum reachable?); it may still commit",
+                    self.commit_timeout
+                )))
+            }
+            Ok(Ok(written)) => written.data,
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                let leader = forward.leader_id.zip(forward.leader_node.map(|n| n.addr));
+                return Err(ApiError::NotLeader { reason: "this node is not the leader".into(), leader });
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                return Err(ApiError::Internal(format!("{kind}: {e}")))
+            }
+            Ok(Err(RaftError::Fatal(fatal))) => return Err(ApiError::Unavailable(format!("raft has stopped: {fatal}"))),
+        };
+        match response {
+            Response::Rejected(rejection) => Err(rejection.into()),
+            other => Ok(other),
+        }
+    }
+
+    /// The current term, if this node leads it and has applied every entry
+    /// committed before it (so its ack floors are current).
+    pub fn leader_term(&self) -> Result<u64, ApiError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.node_id) {
+            let leader = metrics.current_leader.and_then(|id| {
+                metrics.membership_config.membership().get_node(&id).map(|node| (id, node.addr.clone()))
+            });
+            return Err(ApiError::NotLeader { reason: "this node is not the leader".into(), leader });
+        }
+        let applied_term = self.state.last_applied().map(|id| id.leader_id.term);
+        if applied_term != Some(metrics.current_term) {
+            return Err(ApiError::Unavailable("the leader is still applying entries of earlier terms".into()));
+        }
+        Ok(metrics.current_term)
+    }
+}

@@ -1,0 +1,80 @@
+//! `ApiError` and the one place it becomes a `tonic::Status`.
+//!
+//! Codes follow SPEC.md: INVALID_ARGUMENT names the field and the limit,
+//! NOT_FOUND / ALREADY_EXISTS name the object, UNAVAILABLE carries a leader
+//! hint in the `ferry-leader` metadata (`<id>=<addr>`) when one is known.
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::delivery::DeliveryError;
+use crate::domain::{InvalidArgument, Rejection};
+use crate::storage::StorageError;
+
+/// Metadata key of the leader hint on UNAVAILABLE answers.
+pub const LEADER_METADATA: &str = "ferry-leader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidArgument),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// This node cannot serve the request; `leader` is who can, if known.
+    #[error("{reason}")]
+    NotLeader { reason: String, leader: Option<(u64, String)> },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ApiError::Invalid(InvalidArgument::new(field, problem))
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::SubscriptionNotFound(name) => ApiError::Rejected(Rejection::SubscriptionNotFound { name }),
+            DeliveryError::Storage(e) => ApiError::Storage(e),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let message = e.to_string();
+        match e {
+            ApiError::Invalid(_) => Status::invalid_argument(message),
+            ApiError::Rejected(rejection) => Status::new(rejection_code(&rejection), message),
+            ApiError::NotLeader { leader, .. } => {
+                let mut status = Status::unavailable(message);
+                if let Some((id, addr)) = leader {
+                    if let Ok(value) = MetadataValue::try_from(format!("{id}={addr}")) {
+                        status.metadata_mut().insert(LEADER_METADATA, value);
+                    }
+                }
+                status
+            }
+            ApiError::Unavailable(_) => Status::unavailable(message),
+            ApiError::Storage(ref source) => {
+                tracing::error!(error = %source, "storage failure while serving a request");
+                Status::internal(message)
+            }
+            ApiError::Internal(_) => Status::internal(message),
+        }
+    }
+}
+
+fn rejection_code(rejection: &Rejection) -> Code {
+    match rejection {
+        Rejection::TopicNotFound { .. } | Rejection::SubscriptionNotFound { .. } => Code::NotFound,
+        Rejection::TopicExists { .. } | Rejection::SubscriptionExists { .. } => Code::AlreadyExists,
+        Rejection::PartitionOutOfRange { .. } => Code::InvalidArgument,
+    }
+}

@@ -1,0 +1,19 @@
+//! The Ferry server: a Raft-replicated event queue node.
+//!
+//! Layers, from the bottom up (see ARCHITECTURE.md for the map):
+//! - [`domain`]: the replicated state and its pure transition function;
+//! - [`storage`]: RocksDB databases, key encodings, value framing;
+//! - [`raft`]: openraft's log store, state machine, snapshots and network;
+//! - [`delivery`]: leader-local leases and dispatch of messages to consumers;
+//! - [`grpc`]: the public `ferry.v1` services;
+//! - [`node`]: a running node, started with [`NodeBuilder`] and stopped cleanly.
+
+pub mod clock;
+pub mod delivery;
+pub mod domain;
+pub mod grpc;
+pub mod node;
+pub mod raft;
+pub mod storage;
+
+pub use node::{Node, NodeBuilder};

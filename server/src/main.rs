@@ -1,0 +1,90 @@
+//! `ferryd`: the Ferry server daemon, a thin `main` over [`ferry_server::NodeBuilder`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferry_server::raft::SyncMode;
+use ferry_server::NodeBuilder;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Ferry server: a Raft-replicated event queue node.
+#[derive(Debug, Parser)]
+#[command(name = "ferryd", version)]
+struct Args {
+    /// Where this node keeps its Raft log, state and snapshots.
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// HOST:PORT to serve gRPC on; port 0 picks a free port.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: String,
+    /// HOST:PORT others reach this node at, when it differs from --listen.
+    #[arg(long, env = "FERRY_ADVERTISE")]
+    advertise: Option<String>,
+    /// This node's id in the cluster.
+    #[arg(long, env = "FERRY_NODE_ID", default_value_t = 1)]
+    node_id: u64,
+    /// TESTING ONLY: report log appends durable without fsync. Loses
+    /// acknowledged data on power loss; exists to prove the fault harness sees it.
+    #[arg(long, hide = true)]
+    unsafe_skip_fsync: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferryd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferryd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferryd starting");
+    let mut builder = NodeBuilder::new(&args.data_dir).listen(&args.listen).node_id(args.node_id);
+    if let Some(advertise) = &args.advertise {
+        builder = builder.advertise(advertise);
+    }
+    if args.unsafe_skip_fsync {
+        tracing::warn!("--unsafe-skip-fsync: acknowledged writes can be lost on power failure");
+        builder = builder.sync_mode(SyncMode::Skip);
+    }
+    let node = builder.start().await?;
+    // One machine-readable line, so scripts and tests can find a port-0 address.
+    println!("ferryd listening on {}", node.local_addr());
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let failure = tokio::select! {
+        _ = terminate.recv() => None,
+        _ = interrupt.recv() => None,
+        reason = node.failed() => Some(reason),
+    };
+    match failure {
+        None => {
+            tracing::info!("shutting down");
+            node.shutdown().await?;
+            Ok(())
+        }
+        Some(reason) => {
+            let _ = node.shutdown().await;
+            anyhow::bail!("node failed: {reason}")
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! A running Ferry node: storage, Raft and the gRPC server, started with a
+//! [`NodeBuilder`] and stopped with [`Node::shutdown`].
+//!
+//! This is the embeddable server: `ferryd` is a thin `main` over it, and tests
+//! can run nodes in-process.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_proto::v1::publisher_server::PublisherServer;
+use ferry_proto::v1::subscriber_server::SubscriberServer;
+use futures::StreamExt;
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::clock::{Clock, SystemClock};
+use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
+use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::grpc::{Proposer, PublisherService, SubscriberService};
+use crate::raft::network::Network;
+use crate::raft::{AppliedState, LogStore, NodeId, Raft, StateMachine, SyncMode};
+use crate::storage::StorageError;
+
+/// Raft entries between snapshots; a snapshot lets the log before it be purged.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+/// Entries kept after a snapshot, so a briefly lagging follower catches up from
+/// the log rather than a snapshot.
+const ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+/// How long a single-voter node may take to lead after starting.
+const LEADERSHIP_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("grpc server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Settings of a node; see each setter.
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    data_dir: PathBuf,
+    listen: String,
+    advertise: Option<String>,
+    node_id: NodeId,
+    clock: Arc<dyn Clock>,
+    sync_mode: SyncMode,
+    commit_timeout: Duration,
+    outstanding_max: usize,
+}
+
+impl NodeBuilder {
+    /// A single node with its data under `data_dir`, listening on
+    /// `127.0.0.1:7070`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:7070".into(),
+            advertise: None,
+            node_id: 1,
+            clock: Arc::new(SystemClock),
+            sync_mode: SyncMode::Fsync,
+            commit_timeout: Duration::from_secs(5),
+            outstanding_max: OUTSTANDING_MAX_DEFAULT,
+        }
+    }
+
+    /// `HOST:PORT` to listen on; port 0 picks a free port (see [`Node::local_addr`]).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// The address other nodes and clients reach this node at, if not the
+    /// listen address (for example when listening on `0.0.0.0`).
+    pub fn advertise(mut self, addr: impl Into<String>) -> Self {
+        self.advertise = Some(addr.into());
+        self
+    }
+
+    pub fn node_id(mut self, id: NodeId) -> Self {
+        self.node_id = id;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// UNSAFE unless `Fsync`: for proving that the fault harness detects lost writes.
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.sync_mode = mode;
+        self
+    }
+
+    /// How long a write may wait to be committed before it fails UNAVAILABLE.
+    pub fn commit_timeout(mut self, timeout: Duration) -> Self {
+        self.commit_timeout = timeout;
+        self
+    }
+
+    /// Leased messages per subscription, at most.
+    pub fn outstanding_max(mut self, max: usize) -> Self {
+        self.outstanding_max = max;
+        self
+    }
+
+    /// Opens storage, starts Raft (initialising a one-node cluster on a new
+    /// data directory) and serves gRPC.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        let data_dir = self.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+        let log_store = LogStore::open(&data_dir.join("raft-log"), self.sync_mode)?;
+        let state = AppliedState::open(&data_dir)?;
+
+        let listener = TcpListener::bind(&self.listen)
+            .await
+            .map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
+        let advertise = self.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+
+        let config = Config {
+            cluster_name: "ferry".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
+        let raft = Raft::new(self.node_id, config, Network, log_store, StateMachine::new(Arc::clone(&state)))
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+            let members = BTreeMap::from([(self.node_id, BasicNode::new(&advertise))]);
+            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            tracing::info!(node_id = self.node_id, %advertise, "initialised a new single-node cluster");
+        }
+
+        let single_voter = {
+            let metrics = raft.metrics().borrow().clone();
+            let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [self.node_id]
+        };
+        if single_voter {
+            // Alone, this node elects itself at once; answer no request before
+            // it leads and has applied its log, so a fresh start is ready to use.
+            wait_until_leading(&raft, self.node_id).await?;
+        }
+
+        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
+        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(&state), Arc::clone(&self.clock), self.outstanding_max));
+        let publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
+        let subscriber = SubscriberService::new(proposer, Arc::clone(&self.clock), dispatcher);
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            stream.inspect(|s| {
+                // Small publishes and acks should not wait for Nagle.
+                let _ = s.set_nodelay(true);
+            })
+        });
+        let server = tonic::transport::Server::builder()
+            .add_service(
+                PublisherServer::new(publisher)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                SubscriberServer::new(subscriber)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            )
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            });
+        let server = tokio::spawn(server);
+        tracing::info!(node_id = self.node_id, %local_addr, data_dir = %data_dir.display(), "ferry node serving");
+        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server })
+    }
+}
+
+/// Waits until `node_id` leads and has applied an entry of its own term.
+async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), NodeError> {
+    let led = raft
+        .wait(Some(LEADERSHIP_WAIT))
+        .metrics(|m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term), "leading")
+        .await;
+    led.map_err(|e| NodeError::Raft(format!("node {node_id} did not become leader: {e}")))?;
+    Ok(())
+}
+
+/// A running node. Dropping it without [`shutdown`](Node::shutdown) leaves
+/// its tasks running until the runtime ends.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    local_addr: SocketAddr,
+    raft: Raft,
+    state: Arc<AppliedState>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Node {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Resolves when the node can no longer serve: the gRPC server ended or
+    /// Raft stopped on a fatal error (such as a failing disk).
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return format!("raft stopped: {fatal}");
+            }
+            if self.server.is_finished() {
+                return "the grpc server stopped".into();
+            }
+            tokio::select! {
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return "raft stopped".into();
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Stops serving, stops Raft and flushes the state database, so the next
+    /// start does not need to re-apply the log.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = (&mut self.server).await;
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not stop cleanly");
+        }
+        self.state.db().flush()?;
+        tracing::info!(node_id = self.id, "ferry node stopped");
+        match served {
+            Ok(result) => result.map_err(NodeError::from),
+            Err(e) => Err(NodeError::Raft(format!("server task failed: {e}"))),
+        }
+    }
+}

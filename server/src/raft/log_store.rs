@@ -1,0 +1,241 @@
+//! `LogStore`: openraft's log storage on the `raft-log` RocksDB.
+//!
+//! Appends are written to RocksDB at once (readable at once) without a sync;
+//! their completion callbacks go to the log-sync thread, which fsyncs the WAL
+//! once for every callback that has queued up meanwhile and only then reports
+//! the entries durable. That is group commit: one fsync covers many appends,
+//! and openraft never counts an entry that could still be lost.
+//!
+//! Architecture invariant: openraft is told an append is durable only after
+//! `flush_wal(sync = true)` returned for a write that came after it. Votes,
+//! truncations and purges are written with `sync = true` before returning.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use bytes::Bytes;
+use ferry_proto::internal as pb;
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
+use tokio::sync::mpsc;
+
+use super::codec::{entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record};
+use super::errors;
+use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
+use crate::storage::keys::log as keys;
+use crate::storage::{codec, StorageError};
+
+/// Appends whose fsync is pending, at most. `append` waits when it is full.
+const PENDING_SYNCS_MAX: usize = 4096;
+
+/// Whether appends are fsynced before they are reported durable. `Skip` exists
+/// only so the fault harness can prove it detects the loss it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Fsync,
+    /// UNSAFE: reports appends durable without an fsync.
+    Skip,
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").field("path", &self.db.path()).finish()
+    }
+}
+
+impl LogStore {
+    pub fn open(path: &Path, sync_mode: SyncMode) -> Result<Self, StorageError> {
+        let db = Arc::new(db::open_log_db(path)?);
+        db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log")?;
+        let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
+        let sync_db = Arc::clone(&db);
+        thread::Builder::new()
+            .name("ferry-log-sync".into())
+            .spawn(move || run_log_sync(&sync_db, pending, sync_mode))
+            .map_err(StorageError::io("start the log-sync thread"))?;
+        Ok(Self { db, syncs })
+    }
+
+    fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        db::handle(&self.db, family)
+    }
+
+    fn read_meta<M: prost::Message + Default>(&self, key: &[u8], what: &'static str) -> Result<Option<M>, StorageError> {
+        let Some(value) = self.db.get_cf(self.cf(CF_RAFT_META)?, key).map_err(StorageError::rocksdb(what))? else {
+            return Ok(None);
+        };
+        codec::decode(what, Bytes::from(value)).map(Some).map_err(StorageError::corrupt(what))
+    }
+
+    fn write_synced(&self, batch: WriteBatch, what: &str) -> Result<(), StorageError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(StorageError::rocksdb(what))
+    }
+
+    fn last_purged(&self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.read_meta::<pb::LogId>(keys::PURGED, "purged log id")?.as_ref().map(log_id_from_record))
+    }
+
+    fn last_entry(&self) -> Result<Option<LogId>, StorageError> {
+        let mut iter = self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::End);
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (_, value) = item.map_err(StorageError::rocksdb("read last log entry"))?;
+                let record: pb::LogEntry =
+                    codec::decode("log entry", Bytes::from(value)).map_err(StorageError::corrupt("last log entry"))?;
+                Ok(Some(log_id_from_record(&pb::LogId {
+                    term: record.term,
+                    leader_node_id: record.leader_node_id,
+                    index: record.index,
+                })))
+            }
+        }
+    }
+
+    fn read_range(&self, start: u64, end_exclusive: Option<u64>) -> Result<Vec<Entry>, StorageError> {
+        let mut options = ReadOptions::default();
+        if let Some(end) = end_exclusive {
+            options.set_iterate_upper_bound(keys::entry(end).to_vec());
+        }
+        let from = keys::entry(start);
+        let iter = self.db.iterator_cf_opt(self.cf(CF_LOG)?, options, IteratorMode::From(&from, Direction::Forward));
+        let mut entries = Vec::new();
+        for item in iter {
+            let (_, value) = item.map_err(StorageError::rocksdb("read log entries"))?;
+            let record: pb::LogEntry =
+                codec::decode("log entry", Bytes::from(value)).map_err(StorageError::corrupt("log entry"))?;
+            entries.push(entry_from_record(record).map_err(StorageError::corrupt("log entry"))?);
+        }
+        Ok(entries)
+    }
+}
+
+/// Fsyncs the WAL for every batch of queued callbacks, then completes them.
+fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sync_mode: SyncMode) {
+    let mut batch = Vec::new();
+    while pending.blocking_recv().map(|first| batch.push(first)).is_some() {
+        while let Ok(next) = pending.try_recv() {
+            batch.push(next);
+        }
+        let result = match sync_mode {
+            SyncMode::Fsync => db.flush_wal(true).map_err(|e| format!("fsync raft log: {e}")),
+            SyncMode::Skip => Ok(()),
+        };
+        for callback in batch.drain(..) {
+            callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+        }
+    }
+}
+
+fn start_of(bound: Bound<&u64>) -> u64 {
+    match bound {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    }
+}
+
+fn end_of(bound: Bound<&u64>) -> Option<u64> {
+    match bound {
+        Bound::Included(i) => Some(i.saturating_add(1)),
+        Bound::Excluded(i) => Some(*i),
+        Bound::Unbounded => None,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        self.read_range(start_of(range.start_bound()), end_of(range.end_bound())).map_err(errors::read_logs)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let last_purged_log_id = self.last_purged().map_err(errors::read_logs)?;
+        let last_log_id = self.last_entry().map_err(errors::read_logs)?.or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_RAFT_META).map_err(errors::write_vote)?, keys::VOTE, codec::encode(&vote_to_record(vote)));
+        self.write_synced(batch, "save vote").map_err(errors::write_vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
+        let record = self.read_meta::<pb::Vote>(keys::VOTE, "vote").map_err(errors::read_vote)?;
+        Ok(record.as_ref().map(vote_from_record))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
+        // Not synced: a stale committed id only means re-applying less at start-up.
+        let cf = self.cf(CF_RAFT_META).map_err(errors::write_logs)?;
+        let result = match committed {
+            Some(log_id) => self.db.put_cf(cf, keys::COMMITTED, codec::encode(&log_id_to_record(&log_id))),
+            None => self.db.delete_cf(cf, keys::COMMITTED),
+        };
+        result.map_err(StorageError::rocksdb("save committed")).map_err(errors::write_logs)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        let record = self.read_meta::<pb::LogId>(keys::COMMITTED, "committed log id").map_err(errors::read_logs)?;
+        Ok(record.as_ref().map(log_id_from_record))
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(cf, keys::entry(entry.log_id.index), codec::encode(&entry_to_record(&entry)));
+        }
+        self.db.write(batch).map_err(StorageError::rocksdb("append log entries")).map_err(errors::write_logs)?;
+        // The sync thread reports durability; if it is gone the node is stopping.
+        self.syncs.send(callback).await.map_err(|_| {
+            errors::write_logs(StorageError::Invalid("the log-sync thread has stopped".into()))
+        })
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, keys::entry(log_id.index), keys::entry(u64::MAX));
+        self.write_synced(batch, "truncate log").map_err(errors::write_logs)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let (log_cf, meta_cf) = (
+            self.cf(CF_LOG).map_err(errors::write_logs)?,
+            self.cf(CF_RAFT_META).map_err(errors::write_logs)?,
+        );
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta_cf, keys::PURGED, codec::encode(&log_id_to_record(&log_id)));
+        batch.delete_range_cf(log_cf, keys::entry(0), keys::entry(log_id.index + 1));
+        self.write_synced(batch, "purge log").map_err(errors::write_logs)
+    }
+}

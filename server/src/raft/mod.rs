@@ -1,0 +1,15 @@
+//! Raft: openraft's type configuration, the RocksDB log store and state
+//! machine, snapshots as checkpoint directories, and the network.
+
+pub mod codec;
+pub mod errors;
+pub mod log_store;
+pub mod network;
+pub mod snapshot_dir;
+pub mod state_dirs;
+pub mod state_machine;
+pub mod type_config;
+
+pub use log_store::{LogStore, SyncMode};
+pub use state_machine::{AppliedState, StateMachine};
+pub use type_config::{NodeId, Raft, TypeConfig};

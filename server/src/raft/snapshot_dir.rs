@@ -1,0 +1,191 @@
+//! Snapshots as directories: a RocksDB checkpoint of the state database plus a
+//! `meta` file, kept under `<data>/snapshots/<id>/`.
+//!
+//! Building one is cheap (a flush and hard links), so the Raft log can be
+//! purged often; sending one streams its files (see `raft::network`). Only the
+//! newest snapshot is kept.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferry_proto::internal as pb;
+
+use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
+use super::type_config::SnapshotMeta;
+use crate::storage::state_db::StateDb;
+use crate::storage::{codec, StorageError};
+
+const META_FILE: &str = "meta";
+const PARTIAL_PREFIX: &str = "partial-";
+
+/// A snapshot's files on disk: what openraft passes around as snapshot data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDir {
+    pub path: PathBuf,
+}
+
+/// The `snapshots/` directory of a node.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    root: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Opens the directory, deleting partial snapshots left by a crash.
+    pub fn open(root: PathBuf) -> Result<Self, StorageError> {
+        fs::create_dir_all(&root).map_err(StorageError::io(format!("create {}", root.display())))?;
+        for entry in read_dir(&root)? {
+            if entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
+                remove_dir(&entry.path())?;
+            }
+        }
+        Ok(Self { root })
+    }
+
+    /// A fresh directory to receive a snapshot into.
+    pub fn partial_dir(&self, id: &str) -> Result<PathBuf, StorageError> {
+        let dir = self.root.join(format!("{PARTIAL_PREFIX}{}", sanitize(id)));
+        if dir.exists() {
+            remove_dir(&dir)?;
+        }
+        Ok(dir)
+    }
+
+    /// The newest complete snapshot, if any.
+    pub fn current(&self) -> Result<Option<(SnapshotMeta, SnapshotDir)>, StorageError> {
+        let mut newest: Option<(SnapshotMeta, SnapshotDir)> = None;
+        for entry in read_dir(&self.root)? {
+            let path = entry.path();
+            if !path.join(META_FILE).is_file() {
+                continue;
+            }
+            let meta = read_meta(&path)?;
+            if newest.as_ref().is_none_or(|(n, _)| meta.last_log_id > n.last_log_id) {
+                newest = Some((meta, SnapshotDir { path }));
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Checkpoints the state database as a new snapshot with `meta`.
+    pub fn build(&self, state: &StateDb, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
+        let partial = self.partial_dir(&meta.snapshot_id)?;
+        state.checkpoint(&partial)?;
+        write_meta(&partial, meta)?;
+        self.publish(partial, meta)
+    }
+
+    /// Makes `source` (a received or foreign snapshot) this node's current
+    /// snapshot. Files are hard-linked when possible; nothing opens them for
+    /// writing afterwards, so the link is as good as a copy.
+    pub fn adopt(&self, source: &SnapshotDir, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
+        let partial = self.root.join(format!("{PARTIAL_PREFIX}{}", sanitize(&meta.snapshot_id)));
+        if source.path != partial {
+            let partial = self.partial_dir(&meta.snapshot_id)?;
+            link_or_copy_dir(&source.path, &partial, |_| true)?;
+        }
+        write_meta(&partial, meta)?;
+        self.publish(partial, meta)
+    }
+
+    /// Renames a finished partial snapshot into place and removes older ones.
+    fn publish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
+        let done = self.root.join(sanitize(&meta.snapshot_id));
+        if done.exists() {
+            remove_dir(&done)?;
+        }
+        fs::rename(&partial, &done).map_err(StorageError::io(format!("rename {}", partial.display())))?;
+        sync_dir(&self.root)?;
+        for entry in read_dir(&self.root)? {
+            let path = entry.path();
+            if path != done && !entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
+                remove_dir(&path)?;
+            }
+        }
+        Ok(SnapshotDir { path: done })
+    }
+}
+
+/// Creates a RocksDB directory at `target` from a snapshot: SST files are
+/// immutable and hard-linked; the rest (MANIFEST, CURRENT, OPTIONS) is copied,
+/// since the new database will write to it.
+pub fn materialize(snapshot: &SnapshotDir, target: &Path) -> Result<(), StorageError> {
+    link_or_copy_dir(&snapshot.path, target, |name| name.ends_with(".sst"))?;
+    let meta = target.join(META_FILE);
+    if meta.exists() {
+        fs::remove_file(&meta).map_err(StorageError::io(format!("remove {}", meta.display())))?;
+    }
+    sync_dir(target)
+}
+
+pub fn read_meta(dir: &Path) -> Result<SnapshotMeta, StorageError> {
+    let path = dir.join(META_FILE);
+    let bytes = fs::read(&path).map_err(StorageError::io(format!("read {}", path.display())))?;
+    let record: pb::SnapshotMeta =
+        codec::decode("snapshot meta", Bytes::from(bytes)).map_err(StorageError::corrupt(path.display().to_string()))?;
+    Ok(SnapshotMeta {
+        last_log_id: record.last_log_id.as_ref().map(log_id_from_record),
+        last_membership: stored_membership_from_record(record.last_membership.unwrap_or_default()),
+        snapshot_id: record.snapshot_id,
+    })
+}
+
+fn write_meta(dir: &Path, meta: &SnapshotMeta) -> Result<(), StorageError> {
+    let record = pb::SnapshotMeta {
+        last_log_id: meta.last_log_id.as_ref().map(log_id_to_record),
+        last_membership: Some(stored_membership_to_record(&meta.last_membership)),
+        snapshot_id: meta.snapshot_id.clone(),
+    };
+    write_synced(&dir.join(META_FILE), &codec::encode(&record))?;
+    sync_dir(dir)
+}
+
+/// Writes a file and fsyncs it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let context = || format!("write {}", path.display());
+    let mut file = fs::File::create(path).map_err(|e| StorageError::io(context())(e))?;
+    file.write_all(bytes).map_err(|e| StorageError::io(context())(e))?;
+    file.sync_all().map_err(|e| StorageError::io(context())(e))
+}
+
+/// Fsyncs a directory, making renames and creations in it durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StorageError::io(format!("fsync directory {}", dir.display())))
+}
+
+fn link_or_copy_dir(from: &Path, to: &Path, link: impl Fn(&str) -> bool) -> Result<(), StorageError> {
+    fs::create_dir_all(to).map_err(StorageError::io(format!("create {}", to.display())))?;
+    for entry in read_dir(from)? {
+        let name = entry.file_name();
+        let (source, target) = (entry.path(), to.join(&name));
+        let linked = link(&name.to_string_lossy()) && fs::hard_link(&source, &target).is_ok();
+        if !linked {
+            fs::copy(&source, &target).map_err(StorageError::io(format!("copy {}", source.display())))?;
+            fs::File::open(&target)
+                .and_then(|f| f.sync_all())
+                .map_err(StorageError::io(format!("fsync {}", target.display())))?;
+        }
+    }
+    sync_dir(to)
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, StorageError> {
+    let context = || format!("list {}", dir.display());
+    fs::read_dir(dir)
+        .map_err(|e| StorageError::io(context())(e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StorageError::io(context())(e))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), StorageError> {
+    fs::remove_dir_all(dir).map_err(StorageError::io(format!("remove {}", dir.display())))
+}
+
+/// Snapshot ids become directory names; keep them to safe characters.
+fn sanitize(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}

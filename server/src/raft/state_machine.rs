@@ -1,0 +1,231 @@
+//! `StateMachine`: openraft's state machine over the state database, and
+//! `AppliedState`, the replica's applied state that the read paths share.
+//!
+//! Applying an entry runs the pure domain transition under the catalog's write
+//! lock and persists its writes plus the applied log id in one atomic batch, so
+//! a reader holding the catalog lock sees a catalog that matches the disk.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
+
+use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
+use super::errors;
+use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
+use super::state_dirs::StateDirs;
+use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::domain::{self, Catalog, Response};
+use crate::storage::state_db::StateDb;
+use crate::storage::StorageError;
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The applied state of this replica: written by the state machine, read by
+/// the gRPC services and the delivery layer.
+#[derive(Debug)]
+pub struct AppliedState {
+    dirs: StateDirs,
+    snapshots: SnapshotStore,
+    db: RwLock<Arc<StateDb>>,
+    catalog: RwLock<Catalog>,
+    progress: Mutex<Progress>,
+    /// Counts applied publish batches; delivery waits on it for new messages.
+    publishes: watch::Sender<u64>,
+}
+
+impl AppliedState {
+    /// Opens the live state database of `data_dir`, as it was last flushed.
+    pub fn open(data_dir: &Path) -> Result<Arc<Self>, StorageError> {
+        let dirs = StateDirs::new(data_dir);
+        dirs.remove_stale()?;
+        let db = StateDb::open(&dirs.live()?)?;
+        let catalog = db.load_catalog()?;
+        let applied = db.load_applied()?;
+        let progress = Progress {
+            last_applied: applied.last_applied.as_ref().map(log_id_from_record),
+            membership: applied.membership.map(stored_membership_from_record).unwrap_or_default(),
+        };
+        Ok(Arc::new(Self {
+            snapshots: SnapshotStore::open(data_dir.join("snapshots"))?,
+            dirs,
+            db: RwLock::new(Arc::new(db)),
+            catalog: RwLock::new(catalog),
+            progress: Mutex::new(progress),
+            publishes: watch::channel(0).0,
+        }))
+    }
+
+    /// The catalog as of the last applied entry. Hold the guard briefly: it
+    /// blocks applying.
+    pub fn catalog(&self) -> RwLockReadGuard<'_, Catalog> {
+        self.catalog.read()
+    }
+
+    /// The state database, for reading messages and acks.
+    pub fn db(&self) -> Arc<StateDb> {
+        Arc::clone(&self.db.read())
+    }
+
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.progress.lock().last_applied
+    }
+
+    /// Changes whenever a publish batch is applied.
+    pub fn watch_publishes(&self) -> watch::Receiver<u64> {
+        self.publishes.subscribe()
+    }
+
+    fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
+        let log_id = entry.log_id;
+        let mut catalog = self.catalog.write();
+        let db = self.db();
+        let (response, writes, membership) = match entry.payload {
+            EntryPayload::Blank => (Response::Empty, Vec::new(), None),
+            EntryPayload::Normal(command) => {
+                let applied = domain::apply(&mut catalog, command, db.as_ref())?;
+                (applied.response, applied.writes, None)
+            }
+            EntryPayload::Membership(membership) => {
+                (Response::Empty, Vec::new(), Some(StoredMembership::new(Some(log_id), membership)))
+            }
+        };
+        let membership_record = membership.as_ref().map(stored_membership_to_record);
+        db.write(writes, &log_id_to_record(&log_id), membership_record.as_ref())?;
+        let mut progress = self.progress.lock();
+        progress.last_applied = Some(log_id);
+        if let Some(membership) = membership {
+            progress.membership = membership;
+        }
+        drop(progress);
+        drop(catalog);
+        if matches!(response, Response::Published { .. }) {
+            self.publishes.send_modify(|n| *n += 1);
+        }
+        Ok(response)
+    }
+
+    fn build_snapshot(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Holding the catalog lock stops applying, so the checkpoint and the
+        // progress recorded in the meta describe the same state.
+        let _catalog = self.catalog.read();
+        let progress = self.progress.lock().clone();
+        let meta = SnapshotMeta {
+            snapshot_id: snapshot_id(progress.last_applied),
+            last_log_id: progress.last_applied,
+            last_membership: progress.membership,
+        };
+        let dir = self.snapshots.build(&self.db(), &meta)?;
+        Ok(Snapshot { meta, snapshot: Box::new(dir) })
+    }
+
+    fn install_snapshot(&self, meta: &SnapshotMeta, snapshot: &SnapshotDir) -> Result<(), StorageError> {
+        let adopted = self.snapshots.adopt(snapshot, meta)?;
+        let target = self.dirs.next()?;
+        materialize(&adopted, &target)?;
+        let db = StateDb::open(&target)?;
+        let catalog = db.load_catalog()?;
+
+        let mut live_catalog = self.catalog.write();
+        self.dirs.switch_to(&target)?;
+        let old = std::mem::replace(&mut *self.db.write(), Arc::new(db));
+        *live_catalog = catalog;
+        *self.progress.lock() =
+            Progress { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        drop(live_catalog);
+        // Remove the replaced database now if no reader still holds it;
+        // otherwise the next start-up does.
+        if Arc::into_inner(old).is_some() {
+            self.dirs.remove_stale()?;
+        }
+        self.publishes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+}
+
+/// Unique per build: the applied position plus the wall clock.
+fn snapshot_id(last_applied: Option<LogId>) -> String {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    match last_applied {
+        Some(id) => format!("{}-{}-{}-{millis}", id.leader_id.term, id.leader_id.node_id, id.index),
+        None => format!("0-0-0-{millis}"),
+    }
+}
+
+/// openraft's handle on the applied state.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    state: Arc<AppliedState>,
+}
+
+impl StateMachine {
+    pub fn new(state: Arc<AppliedState>) -> Self {
+        Self { state }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let state = Arc::clone(&self.state);
+        let built = tokio::task::spawn_blocking(move || state.build_snapshot())
+            .await
+            .map_err(|e| StorageError::Invalid(format!("snapshot task failed: {e}")))
+            .and_then(|r| r);
+        built.map_err(errors::write_snapshot(None))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+        let progress = self.state.progress.lock().clone();
+        Ok((progress.last_applied, progress.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut responses = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            responses.push(self.state.apply_entry(entry).map_err(errors::apply(log_id))?);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotDir>, RaftStorageError> {
+        let id = format!("incoming-{}", rand::random::<u64>());
+        let path = self.state.snapshots.partial_dir(&id).map_err(errors::write_snapshot(None))?;
+        Ok(Box::new(SnapshotDir { path }))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotDir>) -> Result<(), RaftStorageError> {
+        let state = Arc::clone(&self.state);
+        let (meta, signature) = (meta.clone(), Some(meta.signature()));
+        let installed = tokio::task::spawn_blocking(move || state.install_snapshot(&meta, &snapshot))
+            .await
+            .map_err(|e| StorageError::Invalid(format!("snapshot install task failed: {e}")))
+            .and_then(|r| r);
+        installed.map_err(errors::write_snapshot(signature))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let current = self.state.snapshots.current().map_err(errors::read_snapshot(None))?;
+        Ok(current.map(|(meta, dir)| Snapshot { meta, snapshot: Box::new(dir) }))
+    }
+}

@@ -1,0 +1,69 @@
+//! Value framing: every stored value is one format-version byte followed by a
+//! protobuf message of `ferry.internal.v1`.
+
+use bytes::Bytes;
+use prost::Message;
+
+/// The framing version of stored values.
+pub const VALUE_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty value where a {0} was expected")]
+    Empty(&'static str),
+    #[error("{what} has format version {version}; this build reads version {VALUE_VERSION}")]
+    Version { what: &'static str, version: u8 },
+    #[error("cannot decode a {what}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: prost::DecodeError,
+    },
+    #[error("{0} is missing a required field")]
+    Missing(&'static str),
+}
+
+pub fn encode<M: Message>(message: &M) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + message.encoded_len());
+    buf.push(VALUE_VERSION);
+    message.encode_raw(&mut buf);
+    buf
+}
+
+/// Decodes a framed value. `bytes` fields of the result share `value`'s buffer.
+pub fn decode<M: Message + Default>(what: &'static str, value: Bytes) -> Result<M, CodecError> {
+    let Some(&version) = value.first() else {
+        return Err(CodecError::Empty(what));
+    };
+    if version != VALUE_VERSION {
+        return Err(CodecError::Version { what, version });
+    }
+    M::decode(value.slice(1..)).map_err(|source| CodecError::Decode { what, source })
+}
+
+/// Decodes a framed value held in a borrowed slice (copies `bytes` fields).
+pub fn decode_slice<M: Message + Default>(what: &'static str, value: &[u8]) -> Result<M, CodecError> {
+    decode(what, Bytes::copy_from_slice(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::internal::PartitionRecord;
+
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_reject_other_versions() {
+        let record = PartitionRecord { start_offset: 1, next_offset: 9, last_publish_time_unix_micros: -3 };
+        let bytes = encode(&record);
+        assert_eq!(bytes[0], VALUE_VERSION);
+        assert_eq!(decode::<PartitionRecord>("partition", Bytes::from(bytes.clone())).ok(), Some(record));
+        let mut future = bytes;
+        future[0] = 2;
+        assert!(matches!(
+            decode::<PartitionRecord>("partition", Bytes::from(future)),
+            Err(CodecError::Version { version: 2, .. })
+        ));
+        assert!(matches!(decode::<PartitionRecord>("partition", Bytes::new()), Err(CodecError::Empty(_))));
+    }
+}

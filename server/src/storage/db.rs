@@ -1,0 +1,94 @@
+//! Opening the two RocksDB databases with their column families and tuning.
+//!
+//! Memory is bounded per database: a fixed number of write buffers per column
+//! family and one shared, capped block cache.
+
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+
+use super::keys::FORMAT_VERSION;
+use super::StorageError;
+
+pub const CF_LOG: &str = "log";
+pub const CF_RAFT_META: &str = "raft_meta";
+pub const CF_META: &str = "meta";
+pub const CF_MESSAGES: &str = "messages";
+pub const CF_ACKS: &str = "acks";
+
+/// Column families of the state database, in a fixed order (snapshots and
+/// atomic flushes name them in this order).
+pub const STATE_FAMILIES: [&str; 3] = [CF_META, CF_MESSAGES, CF_ACKS];
+
+const WRITE_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+const WRITE_BUFFERS_MAX: i32 = 3;
+const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_max_background_jobs(2);
+    options.set_bytes_per_sync(1024 * 1024);
+    options.set_keep_log_file_num(4);
+    options
+}
+
+fn family_options(cache: &Cache, compression: DBCompressionType) -> Options {
+    let mut options = Options::default();
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    options.set_max_write_buffer_number(WRITE_BUFFERS_MAX);
+    options.set_compression_type(compression);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+/// Opens (or creates) the Raft log database.
+pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES / 4);
+    let families = [
+        ColumnFamilyDescriptor::new(CF_LOG, family_options(&cache, DBCompressionType::Lz4)),
+        ColumnFamilyDescriptor::new(CF_RAFT_META, family_options(&cache, DBCompressionType::None)),
+    ];
+    DB::open_cf_descriptors(&db_options(), path, families)
+        .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))
+}
+
+/// Opens (or creates) a state-machine database.
+pub fn open_state_db(path: &Path) -> Result<DB, StorageError> {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let mut options = db_options();
+    // The state is written without a WAL; flushing all families together keeps
+    // what is on disk a state that existed at one applied log id.
+    options.set_atomic_flush(true);
+    let families = STATE_FAMILIES.map(|name| {
+        let compression = if name == CF_MESSAGES { DBCompressionType::Lz4 } else { DBCompressionType::None };
+        ColumnFamilyDescriptor::new(name, family_options(&cache, compression))
+    });
+    DB::open_cf_descriptors(&options, path, families)
+        .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))
+}
+
+/// Checks (or, on a new database, writes) the layout version.
+pub fn check_format(db: &DB, family: &str, key: &[u8], what: &str) -> Result<(), StorageError> {
+    let cf = handle(db, family)?;
+    match db.get_cf(cf, key).map_err(StorageError::rocksdb(format!("read {what} format")))? {
+        None => {
+            let mut options = rocksdb::WriteOptions::default();
+            options.set_sync(true);
+            db.put_cf_opt(cf, key, FORMAT_VERSION.to_be_bytes(), &options)
+                .map_err(StorageError::rocksdb(format!("write {what} format")))
+        }
+        Some(bytes) if bytes.as_slice() == FORMAT_VERSION.to_be_bytes() => Ok(()),
+        Some(bytes) => Err(StorageError::Invalid(format!(
+            "{what} has storage format {bytes:?}; this build of ferryd reads format {FORMAT_VERSION}"
+        ))),
+    }
+}
+
+pub fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StorageError> {
+    db.cf_handle(family).ok_or_else(|| StorageError::Invalid(format!("column family {family} is missing")))
+}

@@ -1,0 +1,172 @@
+//! Key encodings of both RocksDB instances.
+//!
+//! Keys are a persistent API: big-endian integers (so byte order is numeric
+//! order and range scans work), fixed widths, one-byte type tags in the mixed
+//! column families. The layout as a whole is versioned by [`FORMAT_VERSION`],
+//! stored in each database and checked when it is opened.
+//!
+//! | database  | column family | key                                   | value            |
+//! |-----------|---------------|---------------------------------------|------------------|
+//! | raft-log  | `log`         | index u64                             | `LogEntry`       |
+//! | raft-log  | `raft_meta`   | `vote` / `committed` / `purged` / `format` | `Vote` / `LogId` / u32 |
+//! | state     | `meta`        | `T` topic id u64                      | `TopicRecord`    |
+//! |           |               | `P` topic id u64, partition u32       | `PartitionRecord`|
+//! |           |               | `S` subscription id u64               | `SubscriptionRecord` |
+//! |           |               | `F` subscription id u64, partition u32| `AckFloorRecord` |
+//! |           |               | `C`                                   | `IdCounters`     |
+//! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
+//! | state     | `messages`    | topic id u64, partition u32, offset u64 | `MessageRecord` |
+//! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
+
+/// Version of the key layout and value framing. Bump it, and write a
+/// migration, when either changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub mod log {
+    /// Key of the log entry at `index`.
+    pub fn entry(index: u64) -> [u8; 8] {
+        index.to_be_bytes()
+    }
+
+    pub fn entry_index(key: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(key.try_into().ok()?))
+    }
+
+    pub const VOTE: &[u8] = b"vote";
+    pub const COMMITTED: &[u8] = b"committed";
+    pub const PURGED: &[u8] = b"purged";
+    pub const FORMAT: &[u8] = b"format";
+}
+
+pub mod meta {
+    pub const TOPIC: u8 = b'T';
+    pub const PARTITION: u8 = b'P';
+    pub const SUBSCRIPTION: u8 = b'S';
+    pub const ACK_FLOOR: u8 = b'F';
+    pub const ID_COUNTERS: &[u8] = b"C";
+    pub const APPLIED: &[u8] = b"A";
+    pub const MEMBERSHIP: &[u8] = b"M";
+    pub const FORMAT: &[u8] = b"V";
+
+    pub fn topic(id: u64) -> [u8; 9] {
+        tagged_id(TOPIC, id)
+    }
+
+    pub fn subscription(id: u64) -> [u8; 9] {
+        tagged_id(SUBSCRIPTION, id)
+    }
+
+    pub fn partition(topic_id: u64, partition: u32) -> [u8; 13] {
+        tagged_id_partition(PARTITION, topic_id, partition)
+    }
+
+    pub fn ack_floor(subscription_id: u64, partition: u32) -> [u8; 13] {
+        tagged_id_partition(ACK_FLOOR, subscription_id, partition)
+    }
+
+    /// The range holding every key of one tag and id: `[tag id, tag id+1)`.
+    pub fn id_range(tag: u8, id: u64) -> ([u8; 9], [u8; 9]) {
+        (tagged_id(tag, id), tagged_id(tag, id + 1))
+    }
+
+    /// Splits a `P` or `F` key into its id and partition.
+    pub fn split_id_partition(key: &[u8]) -> Option<(u64, u32)> {
+        let id = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+        let partition = u32::from_be_bytes(key.get(9..13)?.try_into().ok()?);
+        Some((id, partition))
+    }
+
+    fn tagged_id(tag: u8, id: u64) -> [u8; 9] {
+        let mut key = [0u8; 9];
+        key[0] = tag;
+        key[1..].copy_from_slice(&id.to_be_bytes());
+        key
+    }
+
+    fn tagged_id_partition(tag: u8, id: u64, partition: u32) -> [u8; 13] {
+        let mut key = [0u8; 13];
+        key[0] = tag;
+        key[1..9].copy_from_slice(&id.to_be_bytes());
+        key[9..].copy_from_slice(&partition.to_be_bytes());
+        key
+    }
+}
+
+/// Keys of the `messages` and `acks` families: (owner id, partition, offset),
+/// where the owner is a topic or a subscription.
+pub mod offset {
+    pub const LEN: usize = 20;
+
+    pub fn key(owner_id: u64, partition: u32, offset: u64) -> [u8; LEN] {
+        let mut key = [0u8; LEN];
+        key[..8].copy_from_slice(&owner_id.to_be_bytes());
+        key[8..12].copy_from_slice(&partition.to_be_bytes());
+        key[12..].copy_from_slice(&offset.to_be_bytes());
+        key
+    }
+
+    pub fn split(key: &[u8]) -> Option<(u64, u32, u64)> {
+        if key.len() != LEN {
+            return None;
+        }
+        let owner = u64::from_be_bytes(key[..8].try_into().ok()?);
+        let partition = u32::from_be_bytes(key[8..12].try_into().ok()?);
+        let offset = u64::from_be_bytes(key[12..].try_into().ok()?);
+        Some((owner, partition, offset))
+    }
+
+    /// Every key of one owner: `[owner, owner+1)`.
+    pub fn owner_range(owner_id: u64) -> ([u8; LEN], [u8; LEN]) {
+        (key(owner_id, 0, 0), key(owner_id + 1, 0, 0))
+    }
+
+    /// Every key of one owner's partition.
+    pub fn partition_range(owner_id: u64, partition: u32) -> ([u8; LEN], [u8; LEN]) {
+        let end = match partition.checked_add(1) {
+            Some(next) => key(owner_id, next, 0),
+            None => key(owner_id + 1, 0, 0),
+        };
+        (key(owner_id, partition, 0), end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn offset_keys_round_trip_and_sort_numerically(
+            a in (any::<u64>(), any::<u32>(), any::<u64>()),
+            b in (any::<u64>(), any::<u32>(), any::<u64>()),
+        ) {
+            let (ka, kb) = (offset::key(a.0, a.1, a.2), offset::key(b.0, b.1, b.2));
+            prop_assert_eq!(offset::split(&ka), Some(a));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+
+        #[test]
+        fn log_keys_round_trip_and_sort_numerically(a in any::<u64>(), b in any::<u64>()) {
+            prop_assert_eq!(log::entry_index(&log::entry(a)), Some(a));
+            prop_assert_eq!(log::entry(a).cmp(&log::entry(b)), a.cmp(&b));
+        }
+
+        #[test]
+        fn meta_keys_round_trip(id in 0u64..u64::MAX, partition in any::<u32>()) {
+            prop_assert_eq!(meta::split_id_partition(&meta::partition(id, partition)), Some((id, partition)));
+            let (start, end) = meta::id_range(meta::PARTITION, id);
+            let key = meta::partition(id, partition);
+            prop_assert!(start.as_slice() <= key.as_slice() && key.as_slice() < end.as_slice());
+        }
+    }
+
+    #[test]
+    fn partition_range_holds_only_that_partition() {
+        let (start, end) = offset::partition_range(7, 3);
+        assert!(offset::key(7, 3, u64::MAX) < end);
+        assert!(offset::key(7, 4, 0) >= end);
+        assert!(offset::key(7, 2, u64::MAX) < start);
+    }
+}

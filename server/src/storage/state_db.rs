@@ -1,0 +1,291 @@
+//! `StateDb`: the state machine's database — the catalog's records, every
+//! partition's messages and the individual acks above each ack floor.
+//!
+//! Writes go without a WAL (see the module docs of `storage`); `flush` makes
+//! everything written so far durable, atomically across column families.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferry_proto::internal as pb;
+use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use super::db::{self, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
+use super::keys::{meta, offset};
+use super::records::*;
+use super::{codec, StorageError};
+use crate::domain::{AckLookup, Catalog, StoredMessage, Write};
+
+pub struct StateDb {
+    db: DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb").field("path", &self.path).finish()
+    }
+}
+
+/// What the state machine last applied, as stored.
+#[derive(Debug, Default)]
+pub struct AppliedRecord {
+    pub last_applied: Option<pb::LogId>,
+    pub membership: Option<pb::StoredMembership>,
+}
+
+impl StateDb {
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let db = db::open_state_db(path)?;
+        db::check_format(&db, CF_META, meta::FORMAT, "state database")?;
+        Ok(Self { db, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        db::handle(&self.db, family)
+    }
+
+    /// Rebuilds the catalog from its records.
+    pub fn load_catalog(&self) -> Result<Catalog, StorageError> {
+        let mut catalog = Catalog::default();
+        let corrupt = |what: &str| StorageError::corrupt(format!("{what} in {}", self.path.display()));
+        let mut topics = Vec::new();
+        let mut subscriptions = Vec::new();
+        for (_, value) in self.scan_prefix(CF_META, &[meta::TOPIC])? {
+            let record: pb::TopicRecord = codec::decode("topic record", value).map_err(corrupt("topic"))?;
+            topics.push(topic_from_record(record).map_err(corrupt("topic"))?);
+        }
+        for mut topic in topics {
+            let (start, _) = meta::id_range(meta::PARTITION, topic.id);
+            for (key, value) in self.scan_prefix(CF_META, &start)? {
+                let Some((_, partition)) = meta::split_id_partition(&key) else { continue };
+                let record: pb::PartitionRecord =
+                    codec::decode("partition record", value).map_err(corrupt("partition"))?;
+                if partition as usize != topic.partitions.len() {
+                    return Err(StorageError::Invalid(format!("topic {} is missing partition records", topic.name)));
+                }
+                topic.partitions.push(partition_from_record(record));
+            }
+            catalog.insert_topic(topic);
+        }
+        for (_, value) in self.scan_prefix(CF_META, &[meta::SUBSCRIPTION])? {
+            let record: pb::SubscriptionRecord =
+                codec::decode("subscription record", value).map_err(corrupt("subscription"))?;
+            subscriptions.push(subscription_from_record(record).map_err(corrupt("subscription"))?);
+        }
+        for mut subscription in subscriptions {
+            let (start, _) = meta::id_range(meta::ACK_FLOOR, subscription.id);
+            for (_, value) in self.scan_prefix(CF_META, &start)? {
+                let record: pb::AckFloorRecord = codec::decode("ack floor", value).map_err(corrupt("ack floor"))?;
+                subscription.ack_floors.push(record.floor);
+            }
+            catalog.insert_subscription(subscription);
+        }
+        if let Some(value) = self.get(CF_META, meta::ID_COUNTERS)? {
+            let counters: pb::IdCounters = codec::decode("id counters", value).map_err(corrupt("id counters"))?;
+            catalog.last_topic_id = catalog.last_topic_id.max(counters.next_topic_id);
+            catalog.last_subscription_id = catalog.last_subscription_id.max(counters.next_subscription_id);
+        }
+        Ok(catalog)
+    }
+
+    pub fn load_applied(&self) -> Result<AppliedRecord, StorageError> {
+        let corrupt = |what: &str| StorageError::corrupt(format!("{what} in {}", self.path.display()));
+        let last_applied = match self.get(CF_META, meta::APPLIED)? {
+            Some(value) => Some(codec::decode("applied log id", value).map_err(corrupt("applied log id"))?),
+            None => None,
+        };
+        let membership = match self.get(CF_META, meta::MEMBERSHIP)? {
+            Some(value) => Some(codec::decode("membership", value).map_err(corrupt("membership"))?),
+            None => None,
+        };
+        Ok(AppliedRecord { last_applied, membership })
+    }
+
+    /// Persists one applied entry: its writes, the applied id and, for a
+    /// membership entry, the membership — in one atomic batch.
+    pub fn write(
+        &self,
+        writes: Vec<Write>,
+        applied: &pb::LogId,
+        membership: Option<&pb::StoredMembership>,
+    ) -> Result<(), StorageError> {
+        let (meta_cf, messages_cf, acks_cf) = (self.cf(CF_META)?, self.cf(CF_MESSAGES)?, self.cf(CF_ACKS)?);
+        let mut batch = WriteBatch::default();
+        for write in writes {
+            match write {
+                Write::PutTopic(topic) => batch.put_cf(meta_cf, meta::topic(topic.id), codec::encode(&topic_to_record(&topic))),
+                Write::PutPartition { topic_id, partition, state } => {
+                    batch.put_cf(meta_cf, meta::partition(topic_id, partition), codec::encode(&partition_to_record(&state)))
+                }
+                Write::DeleteTopic { id, .. } => {
+                    batch.delete_cf(meta_cf, meta::topic(id));
+                    let (start, end) = meta::id_range(meta::PARTITION, id);
+                    batch.delete_range_cf(meta_cf, start, end);
+                    let (start, end) = offset::owner_range(id);
+                    batch.delete_range_cf(messages_cf, start, end);
+                }
+                Write::PutSubscription(subscription) => batch.put_cf(
+                    meta_cf,
+                    meta::subscription(subscription.id),
+                    codec::encode(&subscription_to_record(&subscription)),
+                ),
+                Write::PutAckFloor { subscription_id, partition, floor } => batch.put_cf(
+                    meta_cf,
+                    meta::ack_floor(subscription_id, partition),
+                    codec::encode(&pb::AckFloorRecord { floor }),
+                ),
+                Write::DeleteSubscription { id, .. } => {
+                    batch.delete_cf(meta_cf, meta::subscription(id));
+                    let (start, end) = meta::id_range(meta::ACK_FLOOR, id);
+                    batch.delete_range_cf(meta_cf, start, end);
+                    let (start, end) = offset::owner_range(id);
+                    batch.delete_range_cf(acks_cf, start, end);
+                }
+                Write::PutMessage { topic_id, partition, offset: at, publish_time_us, body } => {
+                    let record = pb::MessageRecord {
+                        publish_time_unix_micros: publish_time_us,
+                        body: Some(body_to_record(body)),
+                    };
+                    batch.put_cf(messages_cf, offset::key(topic_id, partition, at), codec::encode(&record));
+                }
+                Write::PutAck { subscription_id, partition, offset: at } => {
+                    batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), [])
+                }
+                Write::DeleteAcks { subscription_id, partition, from, to } => batch.delete_range_cf(
+                    acks_cf,
+                    offset::key(subscription_id, partition, from),
+                    offset::key(subscription_id, partition, to),
+                ),
+                Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
+                    meta_cf,
+                    meta::ID_COUNTERS,
+                    codec::encode(&pb::IdCounters {
+                        next_topic_id: last_topic_id,
+                        next_subscription_id: last_subscription_id,
+                    }),
+                ),
+            }
+        }
+        batch.put_cf(meta_cf, meta::APPLIED, codec::encode(applied));
+        if let Some(membership) = membership {
+            batch.put_cf(meta_cf, meta::MEMBERSHIP, codec::encode(membership));
+        }
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.db.write_opt(batch, &options).map_err(StorageError::rocksdb("apply to state"))
+    }
+
+    /// Up to `count_max` messages of a partition from offset `from` on, stopping
+    /// once `bytes_max` is reached (at least one message is returned if any exists).
+    pub fn read_messages(
+        &self,
+        topic_id: u64,
+        partition: u32,
+        from: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let (_, end) = offset::partition_range(topic_id, partition);
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let start = offset::key(topic_id, partition, from);
+        let iter = self.db.iterator_cf_opt(self.cf(CF_MESSAGES)?, options, IteratorMode::From(&start, Direction::Forward));
+        let mut messages = Vec::new();
+        let mut bytes = 0usize;
+        for item in iter {
+            if messages.len() >= count_max || (bytes >= bytes_max && !messages.is_empty()) {
+                break;
+            }
+            let (key, value) = item.map_err(StorageError::rocksdb("read messages"))?;
+            let message = decode_message(&key, value)?;
+            bytes += message.body.size_bytes();
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    pub fn read_message(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<StoredMessage>, StorageError> {
+        let key = offset::key(topic_id, partition, at);
+        match self.db.get_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))? {
+            Some(value) => Ok(Some(decode_message(&key, value.into_boxed_slice())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Offsets in `from..to` acked individually (above the floor).
+    pub fn acked_offsets(&self, subscription_id: u64, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
+        let start = offset::key(subscription_id, partition, from);
+        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
+        let mut offsets = Vec::new();
+        for item in iter {
+            let (key, _) = item.map_err(StorageError::rocksdb("read acks"))?;
+            if let Some((_, _, at)) = offset::split(&key) {
+                offsets.push(at);
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut options = FlushOptions::default();
+        options.set_wait(true);
+        let families: Vec<_> = STATE_FAMILIES.iter().map(|f| self.cf(f)).collect::<Result<_, _>>()?;
+        self.db.flush_cfs_opt(&families, &options).map_err(StorageError::rocksdb("flush state"))
+    }
+
+    /// A consistent copy of the database in `dir` (hard links where possible).
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(StorageError::rocksdb("checkpoint"))?;
+        // A log size of 0 forces a flush first, so the copy holds every write.
+        checkpoint
+            .create_checkpoint_with_log_size(dir, 0)
+            .map_err(StorageError::rocksdb(format!("checkpoint into {}", dir.display())))
+    }
+
+    fn get(&self, family: &str, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        let value = self.db.get_cf(self.cf(family)?, key).map_err(StorageError::rocksdb("read state"))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    fn scan_prefix(&self, family: &str, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let iter = self.db.iterator_cf(self.cf(family)?, IteratorMode::From(prefix, Direction::Forward));
+        let mut items = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(StorageError::rocksdb("scan state"))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            items.push((Bytes::from(key), Bytes::from(value)));
+        }
+        Ok(items)
+    }
+}
+
+impl AckLookup for StateDb {
+    type Error = StorageError;
+
+    fn is_acked(&self, subscription_id: u64, partition: u32, at: u64) -> Result<bool, StorageError> {
+        let key = offset::key(subscription_id, partition, at);
+        let value = self.db.get_pinned_cf(self.cf(CF_ACKS)?, key).map_err(StorageError::rocksdb("read ack"))?;
+        Ok(value.is_some())
+    }
+}
+
+fn decode_message(key: &[u8], value: Box<[u8]>) -> Result<StoredMessage, StorageError> {
+    let Some((_, partition, at)) = offset::split(key) else {
+        return Err(StorageError::Invalid(format!("message key of {} bytes", key.len())));
+    };
+    let context = || format!("message at partition {partition} offset {at}");
+    let record: pb::MessageRecord =
+        codec::decode("message record", Bytes::from(value)).map_err(|e| StorageError::corrupt(context())(e))?;
+    let body = record.body.ok_or(codec::CodecError::Missing("message body")).map_err(StorageError::corrupt(context()))?;
+    Ok(StoredMessage { partition, offset: at, publish_time_us: record.publish_time_unix_micros, body: body_from_record(body) })
+}

@@ -1,0 +1,170 @@
+//! Support for black-box tests: start real `ferryd` processes on port 0 in
+//! temporary directories, run the real `ferry` CLI, and stop them by PID.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub use tempfile::TempDir;
+
+/// The directory holding the workspace's binaries (`ferryd`, `ferry`): next to
+/// the test executable's `deps/` folder, or `$FERRY_BIN_DIR`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERRY_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, which `make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A `ferryd` child process. Killed when dropped.
+pub struct Ferryd {
+    child: Option<Child>,
+    addr: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Ferryd {
+    /// Starts `ferryd` on `127.0.0.1:0` with its data in `data_dir` and waits
+    /// until it serves.
+    pub fn start(data_dir: &Path) -> Ferryd {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Ferryd {
+        let mut ferryd = Ferryd {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            log: data_dir.with_extension("log"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        ferryd.spawn("127.0.0.1:0");
+        ferryd
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let log = File::options().create(true).append(true).open(&self.log).expect("open ferryd log");
+        let mut child = Command::new(binary("ferryd"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(listen)
+            .args(&self.extra_args)
+            .env("FERRY_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferryd");
+        let stdout = child.stdout.take().expect("ferryd stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read ferryd stdout");
+        let Some(addr) = line.trim().strip_prefix("ferryd listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferryd did not start (stdout {line:?}); its log:\n{}", self.log_text());
+        };
+        self.addr = addr.to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 ferryd");
+            child.wait().expect("reap ferryd");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let status = Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
+            assert!(status.success(), "kill -TERM {pid}");
+            let status = child.wait().expect("wait for ferryd");
+            assert!(status.success(), "ferryd exited with {status}; log:\n{}", self.log_text());
+        }
+    }
+
+    /// Starts the process again on the same data directory and port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a running ferryd");
+        let addr = self.addr.clone();
+        // The old port is free again; reuse it so clients keep their address.
+        for attempt in 0.. {
+            if std::net::TcpListener::bind(&addr).is_ok() || attempt == 50 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.spawn(&addr);
+    }
+}
+
+impl Drop for Ferryd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the `ferry` CLI against `server` with `stdin` as its input.
+pub fn ferry(server: &str, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(binary("ferry"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    let mut input = child.stdin.take().expect("ferry stdin");
+    input.write_all(stdin).expect("write ferry stdin");
+    drop(input);
+    child.wait_with_output().expect("run ferry")
+}
+
+/// Runs the CLI and returns its stdout, failing the test if it failed.
+pub fn ferry_ok(server: &str, args: &[&str], stdin: &[u8]) -> String {
+    let output = ferry(server, args, stdin);
+    assert!(
+        output.status.success(),
+        "ferry {args:?} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
