@@ -21,8 +21,9 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 build:
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --all-targets --locked
 
-# The black-box tests start the real binaries, so build them first.
+# The black-box tests start the real binaries, so build them first. Every step
+# uses --all-targets so all share one feature set, hence one RocksDB build.
 test: build
 	$(CARGO) test --workspace --locked

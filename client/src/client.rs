@@ -97,8 +97,10 @@ impl Client {
     /// committed and durable.
     pub async fn publish(&self, topic: &str, messages: Vec<Message>) -> Result<Vec<Position>> {
         let count = messages.len();
-        let request =
-            api::PublishRequest { topic: topic.to_owned(), messages: messages.into_iter().map(message_to_api).collect() };
+        let request = api::PublishRequest {
+            topic: topic.to_owned(),
+            messages: messages.into_iter().map(message_to_api).collect(),
+        };
         let response = self.publisher.clone().publish(request).await?.into_inner();
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));

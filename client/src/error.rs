@@ -37,8 +37,7 @@ impl Error {
 
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
-        let leader_hint =
-            status.metadata().get("ferry-leader").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let leader_hint = status.metadata().get("ferry-leader").and_then(|v| v.to_str().ok()).map(str::to_owned);
         Error::Status { code: status.code(), message: status.message().to_owned(), leader_hint }
     }
 }

@@ -138,7 +138,8 @@ impl NodeBuilder {
         let listener = TcpListener::bind(&self.listen)
             .await
             .map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
-        let local_addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise.clone().unwrap_or_else(|| local_addr.to_string());
 
         let config = Config {
@@ -207,7 +208,10 @@ impl NodeBuilder {
 async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), NodeError> {
     let led = raft
         .wait(Some(LEADERSHIP_WAIT))
-        .metrics(|m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term), "leading")
+        .metrics(
+            |m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term),
+            "leading",
+        )
         .await;
     led.map_err(|e| NodeError::Raft(format!("node {node_id} did not become leader: {e}")))?;
     Ok(())
@@ -215,7 +219,6 @@ async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), NodeErro
 
 /// A running node. Dropping it without [`shutdown`](Node::shutdown) leaves
 /// its tasks running until the runtime ends.
-#[derive(Debug)]
 pub struct Node {
     id: NodeId,
     local_addr: SocketAddr,
@@ -223,6 +226,12 @@ pub struct Node {
     state: Arc<AppliedState>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).field("local_addr", &self.local_addr).finish()
+    }
 }
 
 impl Node {

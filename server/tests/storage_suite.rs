@@ -18,6 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksDbStores
 }
 
 #[test]
-fn rocksdb_stores_pass_the_openraft_storage_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(RocksDbStores)
+fn rocksdb_stores_pass_the_openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RocksDbStores) {
+        panic!("storage suite failed: {e}");
+    }
 }

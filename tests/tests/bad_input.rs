@@ -45,19 +45,39 @@ async fn bad_topic_and_subscription_admin_is_refused_and_changes_nothing() {
     let too_many = TopicSettings { partitions: 5000, ..Default::default() };
     expect_error(c.create_topic("p", too_many).await, Code::InvalidArgument, &["settings.partitions", "1024"]);
     let too_big = TopicSettings { max_message_bytes: 20 << 20, ..Default::default() };
-    expect_error(c.create_topic("m", too_big).await, Code::InvalidArgument, &["settings.max_message_bytes", "10485760"]);
+    expect_error(
+        c.create_topic("m", too_big).await,
+        Code::InvalidArgument,
+        &["settings.max_message_bytes", "10485760"],
+    );
     let again = TopicSettings { partitions: 3, max_message_bytes: 5 };
     expect_error(c.create_topic("small", again).await, Code::AlreadyExists, &["small"]);
     expect_error(c.get_topic("nope").await, Code::NotFound, &["nope"]);
     expect_error(c.delete_topic("nope").await, Code::NotFound, &["nope"]);
 
     let short = SubscriptionSettings { ack_deadline: Duration::from_secs(5) };
-    expect_error(c.create_subscription("s", "small", short).await, Code::InvalidArgument, &["ack_deadline_seconds", "10..=600"]);
+    expect_error(
+        c.create_subscription("s", "small", short).await,
+        Code::InvalidArgument,
+        &["ack_deadline_seconds", "10..=600"],
+    );
     let long_deadline = SubscriptionSettings { ack_deadline: Duration::from_secs(601) };
-    expect_error(c.create_subscription("s", "small", long_deadline).await, Code::InvalidArgument, &["ack_deadline_seconds"]);
+    expect_error(
+        c.create_subscription("s", "small", long_deadline).await,
+        Code::InvalidArgument,
+        &["ack_deadline_seconds"],
+    );
     expect_error(c.create_subscription("s", "nope", SubscriptionSettings::default()).await, Code::NotFound, &["nope"]);
-    expect_error(c.create_subscription("reader", "small", SubscriptionSettings::default()).await, Code::AlreadyExists, &["reader"]);
-    expect_error(c.create_subscription("bad/name", "small", SubscriptionSettings::default()).await, Code::InvalidArgument, &["name"]);
+    expect_error(
+        c.create_subscription("reader", "small", SubscriptionSettings::default()).await,
+        Code::AlreadyExists,
+        &["reader"],
+    );
+    expect_error(
+        c.create_subscription("bad/name", "small", SubscriptionSettings::default()).await,
+        Code::InvalidArgument,
+        &["name"],
+    );
     expect_error(c.get_subscription("nope").await, Code::NotFound, &["nope"]);
     expect_error(c.delete_subscription("nope").await, Code::NotFound, &["nope"]);
 
@@ -72,7 +92,8 @@ async fn bad_topic_and_subscription_admin_is_refused_and_changes_nothing() {
     assert_eq!(topics, vec!["small"]);
     let topic = c.get_topic("small").await.expect("get");
     assert_eq!((topic.settings.partitions, topic.settings.max_message_bytes), (1, 1000));
-    let subscriptions: Vec<String> = c.list_subscriptions(None).await.expect("list").into_iter().map(|s| s.name).collect();
+    let subscriptions: Vec<String> =
+        c.list_subscriptions(None).await.expect("list").into_iter().map(|s| s.name).collect();
     assert_eq!(subscriptions, vec!["reader"]);
 }
 
@@ -86,15 +107,27 @@ async fn bad_publishes_are_refused_whole_and_store_nothing() {
     expect_error(c.publish("small", vec![]).await, Code::InvalidArgument, &["messages", "at least one"]);
     expect_error(c.publish("small", vec![ok(); 10_001]).await, Code::InvalidArgument, &["messages", "10000"]);
     let oversize = Message::new(vec![b'x'; 1001]);
-    expect_error(c.publish("small", vec![ok(), oversize]).await, Code::InvalidArgument, &["messages[1]", "1001", "1000"]);
+    expect_error(
+        c.publish("small", vec![ok(), oversize]).await,
+        Code::InvalidArgument,
+        &["messages[1]", "1001", "1000"],
+    );
     expect_error(c.publish("small", vec![Message::new("")]).await, Code::InvalidArgument, &["messages[0]", "data"]);
     let bad_key = ok().attribute("", "v");
-    expect_error(c.publish("small", vec![ok(), ok(), bad_key]).await, Code::InvalidArgument, &["messages[2].attributes"]);
+    expect_error(
+        c.publish("small", vec![ok(), ok(), bad_key]).await,
+        Code::InvalidArgument,
+        &["messages[2].attributes"],
+    );
+    // The attribute value limit, on a topic whose message limit is not in the way.
+    c.create_topic("roomy", TopicSettings::default()).await.expect("create topic");
     let long_value = ok().attribute("k", "v".repeat(1025));
-    expect_error(c.publish("small", vec![long_value]).await, Code::InvalidArgument, &["messages[0].attributes", "1024"]);
+    expect_error(c.publish("roomy", vec![long_value]).await, Code::InvalidArgument, &["messages[0].attributes", "1024"]);
 
-    let topic = c.get_topic("small").await.expect("get");
-    assert_eq!(topic.partitions[0].end_offset, 0, "no bad batch stored anything");
+    for topic in ["small", "roomy"] {
+        let topic = c.get_topic(topic).await.expect("get");
+        assert_eq!(topic.partitions[0].end_offset, 0, "no bad batch stored anything in {}", topic.name);
+    }
     assert!(c.pull("reader", 10, Duration::ZERO).await.expect("pull").is_empty());
 }
 
@@ -117,18 +150,26 @@ async fn bad_pulls_and_ack_ids_are_refused_and_ack_nothing() {
     expect_error(c.acknowledge("reader", &[]).await, Code::InvalidArgument, &["ack_ids", "at least one"]);
     expect_error(c.acknowledge("reader", &["garbage".into()]).await, Code::InvalidArgument, &["ack_ids[0]"]);
     let mangled = format!("{}A", mine.ack_id);
-    expect_error(c.acknowledge("reader", &[mine.ack_id.clone(), mangled]).await, Code::InvalidArgument, &["ack_ids[1]"]);
+    expect_error(
+        c.acknowledge("reader", &[mine.ack_id.clone(), mangled]).await,
+        Code::InvalidArgument,
+        &["ack_ids[1]"],
+    );
     expect_error(
         c.acknowledge("reader", &[mine.ack_id.clone(), foreign.ack_id.clone()]).await,
         Code::InvalidArgument,
         &["ack_ids[1]", "another subscription"],
     );
-    expect_error(c.acknowledge("nope", &[mine.ack_id.clone()]).await, Code::NotFound, &["nope"]);
-    expect_error(c.modify_ack_deadline("reader", &[mine.ack_id.clone()], 601).await, Code::InvalidArgument, &["ack_deadline_seconds", "600"]);
+    expect_error(c.acknowledge("nope", std::slice::from_ref(&mine.ack_id)).await, Code::NotFound, &["nope"]);
+    expect_error(
+        c.modify_ack_deadline("reader", std::slice::from_ref(&mine.ack_id), 601).await,
+        Code::InvalidArgument,
+        &["ack_deadline_seconds", "600"],
+    );
 
     // None of those acked anything: a nack still finds the lease, and the
     // message comes back.
-    assert_eq!(c.modify_ack_deadline("reader", &[mine.ack_id.clone()], 0).await.expect("nack"), 1);
+    assert_eq!(c.modify_ack_deadline("reader", std::slice::from_ref(&mine.ack_id), 0).await.expect("nack"), 1);
     let again = c.pull("reader", 1, Duration::from_secs(1)).await.expect("pull");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.data.as_ref(), b"one");

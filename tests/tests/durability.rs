@@ -66,7 +66,12 @@ async fn a_kill_9_mid_stream_loses_no_acknowledged_publish_and_undoes_no_ack() {
     }
 
     let missing: Vec<&String> = confirmed.iter().filter(|v| !delivered.contains(*v)).collect();
-    assert!(missing.is_empty(), "{} acknowledged publishes lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged publishes lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let redelivered: Vec<&String> = acked.iter().filter(|v| delivered.contains(*v)).collect();
     assert!(redelivered.is_empty(), "acked before the kill yet delivered again: {redelivered:?}");
     assert!(unacked.is_subset(&delivered), "leased but unacked messages are delivered again");

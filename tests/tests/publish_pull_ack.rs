@@ -32,7 +32,9 @@ async fn ten_thousand_messages_are_each_delivered_once_in_order_and_none_remain(
         }
         assert!(received.iter().all(|m| m.delivery_attempt == 1), "no redelivery happened");
         let ids: Vec<String> = received.iter().map(|m| m.ack_id.clone()).collect();
-        seen.extend(received.into_iter().map(|m| (m.position.offset, String::from_utf8_lossy(&m.message.data).into_owned())));
+        seen.extend(
+            received.into_iter().map(|m| (m.position.offset, String::from_utf8_lossy(&m.message.data).into_owned())),
+        );
         let outcome = client.acknowledge("all", &ids).await.expect("ack");
         assert_eq!(outcome.acknowledged as usize, ids.len());
     }
@@ -68,8 +70,7 @@ fn the_cli_publishes_stdin_lines_and_pulls_them_back_in_order() {
     assert_eq!(ferry_ok(addr, &["publish", "logs"], input.as_bytes()).trim(), "2500");
 
     let first = ferry_ok(addr, &["pull", "reader", "--max", "2", "--json", "--ack"], b"");
-    let records: Vec<serde_json::Value> =
-        first.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let records: Vec<serde_json::Value> = first.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["data"], "line 0");
     assert_eq!(records[1]["offset"], 1);

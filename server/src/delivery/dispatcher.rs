@@ -66,7 +66,13 @@ impl Dispatcher {
     }
 
     /// Leases up to `count_max` messages, waiting up to `wait` for a first one.
-    pub async fn pull(&self, term: u64, name: &str, count_max: usize, wait: Duration) -> Result<Vec<Delivery>, DeliveryError> {
+    pub async fn pull(
+        &self,
+        term: u64,
+        name: &str,
+        count_max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, DeliveryError> {
         let give_up = self.clock.monotonic() + wait;
         let mut publishes = self.state.watch_publishes();
         loop {
@@ -117,7 +123,13 @@ impl Dispatcher {
     }
 
     /// Returns (modified, stale).
-    pub fn modify_deadline(&self, term: u64, subscription: &SubscriptionState, ids: &[AckId], seconds: u32) -> (u32, u32) {
+    pub fn modify_deadline(
+        &self,
+        term: u64,
+        subscription: &SubscriptionState,
+        ids: &[AckId],
+        seconds: u32,
+    ) -> (u32, u32) {
         let now = self.clock.monotonic();
         self.leases(term, subscription).lock().modify_deadline(ids, now, seconds)
     }
@@ -165,7 +177,13 @@ struct DbSource<'a> {
 impl MessageSource for DbSource<'_> {
     type Error = StorageError;
 
-    fn read(&self, partition: u32, from: u64, count_max: usize, bytes_max: usize) -> Result<Vec<StoredMessage>, StorageError> {
+    fn read(
+        &self,
+        partition: u32,
+        from: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
         self.db.read_messages(self.topic_id, partition, from, count_max, bytes_max)
     }
 

@@ -22,8 +22,13 @@ pub trait MessageSource {
     type Error;
     /// Messages of `partition` from `from` on, at most `count_max` of them and
     /// about `bytes_max` bytes (at least one if any exists).
-    fn read(&self, partition: u32, from: u64, count_max: usize, bytes_max: usize)
-        -> Result<Vec<StoredMessage>, Self::Error>;
+    fn read(
+        &self,
+        partition: u32,
+        from: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<StoredMessage>, Self::Error>;
     fn read_one(&self, partition: u32, offset: u64) -> Result<Option<StoredMessage>, Self::Error>;
     /// Offsets in `from..to` acked individually (above the floor).
     fn acked(&self, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, Self::Error>;
@@ -187,7 +192,8 @@ impl SubscriptionDelivery {
 
     /// Drops leases the replicated floors already cover (acked).
     fn forget_below(&mut self, floors: &[u64]) {
-        self.leases.retain(|(partition, offset), _| floors.get(*partition as usize).is_none_or(|floor| offset >= floor));
+        self.leases
+            .retain(|(partition, offset), _| floors.get(*partition as usize).is_none_or(|floor| offset >= floor));
     }
 
     /// Sorts ack ids into those to commit and stale ones, and marks the

@@ -127,7 +127,7 @@ fn an_expired_lease_is_redelivered_with_the_next_attempt_and_a_new_ack_id() {
     assert_eq!(offsets(&h.pull(1)), vec![(0, 1)], "offset 0 is still leased");
     h.now += Duration::from_millis(1);
     let again = h.pull(5);
-    assert_eq!(offsets(&again), vec![(0, 0), (0, 1)]);
+    assert_eq!(offsets(&again), vec![(0, 0)], "only the first lease has expired");
     assert_eq!(again[0].attempt, 2);
     assert_ne!(again[0].ack_id, first[0].ack_id);
 }

@@ -144,7 +144,12 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     state.last_publish_time_us = publish_time_us;
     writes.push(Write::PutPartition { topic_id: batch.topic_id, partition: batch.partition, state: state.clone() });
     Applied {
-        response: Response::Published { partition: batch.partition, first_offset, count: count as u32, publish_time_us },
+        response: Response::Published {
+            partition: batch.partition,
+            first_offset,
+            count: count as u32,
+            publish_time_us,
+        },
         writes,
     }
 }
@@ -210,8 +215,5 @@ fn delete_subscription_write(subscription: &SubscriptionState) -> Write {
 }
 
 fn id_counters(catalog: &Catalog) -> Write {
-    Write::PutIdCounters {
-        last_topic_id: catalog.last_topic_id,
-        last_subscription_id: catalog.last_subscription_id,
-    }
+    Write::PutIdCounters { last_topic_id: catalog.last_topic_id, last_subscription_id: catalog.last_subscription_id }
 }

@@ -20,6 +20,6 @@ mod tests;
 pub use apply::{apply, AckLookup};
 pub use catalog::{Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{AckBatch, Command, PartitionAcks, PublishBatch, SubscriptionConfig, TopicConfig};
-pub use message::{MessageBody, StoredMessage};
 pub use invalid::InvalidArgument;
+pub use message::{MessageBody, StoredMessage};
 pub use outcome::{Applied, Rejection, Response, Write};

@@ -26,13 +26,22 @@ pub enum Response {
     /// The answer to blank and membership entries.
     Empty,
     TopicCreated(TopicState),
-    TopicDeleted { subscriptions_deleted: usize },
+    TopicDeleted {
+        subscriptions_deleted: usize,
+    },
     SubscriptionCreated(SubscriptionState),
     SubscriptionDeleted,
     /// The batch got offsets `first_offset .. first_offset + count`.
-    Published { partition: u32, first_offset: u64, count: u32, publish_time_us: i64 },
+    Published {
+        partition: u32,
+        first_offset: u64,
+        count: u32,
+        publish_time_us: i64,
+    },
     /// Acks that changed state (acks of already-acked offsets are not counted).
-    Acknowledged { count: u64 },
+    Acknowledged {
+        count: u64,
+    },
     Rejected(Rejection),
 }
 
@@ -40,18 +49,52 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     PutTopic(TopicState),
-    PutPartition { topic_id: u64, partition: u32, state: PartitionState },
+    PutPartition {
+        topic_id: u64,
+        partition: u32,
+        state: PartitionState,
+    },
     /// Removes the topic record, its partitions and all of its messages.
-    DeleteTopic { id: u64, name: String, partitions: u32 },
+    DeleteTopic {
+        id: u64,
+        name: String,
+        partitions: u32,
+    },
     PutSubscription(SubscriptionState),
-    PutAckFloor { subscription_id: u64, partition: u32, floor: u64 },
+    PutAckFloor {
+        subscription_id: u64,
+        partition: u32,
+        floor: u64,
+    },
     /// Removes the subscription record, its floors and its individual acks.
-    DeleteSubscription { id: u64, name: String, partitions: u32 },
-    PutMessage { topic_id: u64, partition: u32, offset: u64, publish_time_us: i64, body: MessageBody },
-    PutAck { subscription_id: u64, partition: u32, offset: u64 },
+    DeleteSubscription {
+        id: u64,
+        name: String,
+        partitions: u32,
+    },
+    PutMessage {
+        topic_id: u64,
+        partition: u32,
+        offset: u64,
+        publish_time_us: i64,
+        body: MessageBody,
+    },
+    PutAck {
+        subscription_id: u64,
+        partition: u32,
+        offset: u64,
+    },
     /// Removes individual acks in `from..to`, now covered by the floor.
-    DeleteAcks { subscription_id: u64, partition: u32, from: u64, to: u64 },
-    PutIdCounters { last_topic_id: u64, last_subscription_id: u64 },
+    DeleteAcks {
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    },
+    PutIdCounters {
+        last_topic_id: u64,
+        last_subscription_id: u64,
+    },
 }
 
 /// The result of applying one command.

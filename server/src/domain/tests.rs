@@ -54,7 +54,10 @@ impl Model {
                 self.acks.retain(|&(s, _, _)| s != id);
                 self.floors.retain(|&(s, _), _| s != id);
             }
-            Write::PutTopic(_) | Write::PutPartition { .. } | Write::PutSubscription(_) | Write::PutIdCounters { .. } => {}
+            Write::PutTopic(_)
+            | Write::PutPartition { .. }
+            | Write::PutSubscription(_)
+            | Write::PutIdCounters { .. } => {}
         }
     }
 
@@ -129,11 +132,21 @@ fn rejections_of_missing_objects_change_nothing() {
         (Command::DeleteTopic { name: "nope".into() }, Rejection::TopicNotFound { name: "nope".into() }),
         (Command::DeleteSubscription { name: "s".into() }, Rejection::SubscriptionNotFound { name: "s".into() }),
         (
-            Command::Publish(PublishBatch { topic_id: topic, partition: 2, publish_time_us: 0, messages: vec![body("x")] }),
+            Command::Publish(PublishBatch {
+                topic_id: topic,
+                partition: 2,
+                publish_time_us: 0,
+                messages: vec![body("x")],
+            }),
             Rejection::PartitionOutOfRange { partition: 2, partitions: 2 },
         ),
         (
-            Command::Publish(PublishBatch { topic_id: 99, partition: 0, publish_time_us: 0, messages: vec![body("x")] }),
+            Command::Publish(PublishBatch {
+                topic_id: 99,
+                partition: 0,
+                publish_time_us: 0,
+                messages: vec![body("x")],
+            }),
             Rejection::TopicNotFound { name: "#99".into() },
         ),
         (

@@ -2,9 +2,9 @@
 //! and runs before anything is proposed, so bad input changes nothing.
 
 use super::command::{SubscriptionConfig, TopicConfig};
-use super::message::MessageBody;
 use super::invalid::InvalidArgument;
 use super::limits::*;
+use super::message::MessageBody;
 
 /// Topic and subscription names: `[A-Za-z0-9._-]{1,249}`.
 pub fn name(field: &str, name: &str) -> Result<(), InvalidArgument> {
@@ -90,7 +90,8 @@ fn message(i: usize, message: &MessageBody, max_message_bytes: u32) -> Result<()
             return Err(InvalidArgument::new(field(".attributes"), problem));
         }
         if value.len() > ATTRIBUTE_VALUE_BYTES_MAX {
-            let problem = format!("value of {key:?} is {} bytes, over the limit of {ATTRIBUTE_VALUE_BYTES_MAX}", value.len());
+            let problem =
+                format!("value of {key:?} is {} bytes, over the limit of {ATTRIBUTE_VALUE_BYTES_MAX}", value.len());
             return Err(InvalidArgument::new(field(".attributes"), problem));
         }
     }

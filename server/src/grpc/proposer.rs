@@ -53,7 +53,9 @@ impl Proposer {
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                 return Err(ApiError::Internal(format!("{kind}: {e}")))
             }
-            Ok(Err(RaftError::Fatal(fatal))) => return Err(ApiError::Unavailable(format!("raft has stopped: {fatal}"))),
+            Ok(Err(RaftError::Fatal(fatal))) => {
+                return Err(ApiError::Unavailable(format!("raft has stopped: {fatal}")))
+            }
         };
         match response {
             Response::Rejected(rejection) => Err(rejection.into()),

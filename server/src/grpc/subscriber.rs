@@ -47,7 +47,10 @@ impl SubscriberService {
                 let field = format!("ack_ids[{i}]");
                 let id = AckId::decode(text).map_err(|e| ApiError::invalid(&field, e.to_string()))?;
                 if id.subscription_id != subscription.id {
-                    return Err(ApiError::invalid(&field, format!("belongs to another subscription than {:?}", subscription.name)));
+                    return Err(ApiError::invalid(
+                        &field,
+                        format!("belongs to another subscription than {:?}", subscription.name),
+                    ));
                 }
                 match ends.get(id.partition as usize) {
                     Some(end) if id.offset < *end => Ok(id),
@@ -207,7 +210,8 @@ impl Subscriber for SubscriberService {
         validate::ack_deadline_change(request.ack_deadline_seconds).map_err(ApiError::from)?;
         let ids = self.ack_ids(&subscription, &request.ack_ids)?;
         let term = self.proposer.leader_term()?;
-        let (modified, stale) = self.dispatcher.modify_deadline(term, &subscription, &ids, request.ack_deadline_seconds);
+        let (modified, stale) =
+            self.dispatcher.modify_deadline(term, &subscription, &ids, request.ack_deadline_seconds);
         Ok(Response::new(api::ModifyAckDeadlineResponse { modified, stale }))
     }
 }

@@ -102,7 +102,8 @@ mod tests {
     #[test]
     fn entries_of_every_payload_round_trip() {
         let log_id = LogId::new(CommittedLeaderId::new(7, 2), 42);
-        let nodes = BTreeMap::from([(1, BasicNode::new("a:1")), (2, BasicNode::new("b:2")), (3, BasicNode::new("c:3"))]);
+        let nodes =
+            BTreeMap::from([(1, BasicNode::new("a:1")), (2, BasicNode::new("b:2")), (3, BasicNode::new("c:3"))]);
         let membership = Membership::new(vec![BTreeSet::from([1, 2]), BTreeSet::from([2, 3])], nodes);
         let entries = [
             Entry { log_id, payload: EntryPayload::Blank },

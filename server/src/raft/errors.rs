@@ -1,7 +1,8 @@
 //! Mapping Ferry's storage failures into openraft's `StorageError`, with the
 //! subject (log, vote, state machine, snapshot) openraft reports them under.
 
-use openraft::{StorageIOError, SnapshotSignature};
+use openraft::storage::SnapshotSignature;
+use openraft::StorageIOError;
 
 use super::type_config::{LogId, NodeId, RaftStorageError};
 use crate::storage::StorageError;

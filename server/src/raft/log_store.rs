@@ -23,7 +23,9 @@ use openraft::OptionalSend;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 use tokio::sync::mpsc;
 
-use super::codec::{entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record};
+use super::codec::{
+    entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record,
+};
 use super::errors;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
@@ -71,7 +73,11 @@ impl LogStore {
         db::handle(&self.db, family)
     }
 
-    fn read_meta<M: prost::Message + Default>(&self, key: &[u8], what: &'static str) -> Result<Option<M>, StorageError> {
+    fn read_meta<M: prost::Message + Default>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<M>, StorageError> {
         let Some(value) = self.db.get_cf(self.cf(CF_RAFT_META)?, key).map_err(StorageError::rocksdb(what))? else {
             return Ok(None);
         };
@@ -180,7 +186,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_RAFT_META).map_err(errors::write_vote)?, keys::VOTE, codec::encode(&vote_to_record(vote)));
+        batch.put_cf(
+            self.cf(CF_RAFT_META).map_err(errors::write_vote)?,
+            keys::VOTE,
+            codec::encode(&vote_to_record(vote)),
+        );
         self.write_synced(batch, "save vote").map_err(errors::write_vote)
     }
 
@@ -216,9 +226,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.db.write(batch).map_err(StorageError::rocksdb("append log entries")).map_err(errors::write_logs)?;
         // The sync thread reports durability; if it is gone the node is stopping.
-        self.syncs.send(callback).await.map_err(|_| {
-            errors::write_logs(StorageError::Invalid("the log-sync thread has stopped".into()))
-        })
+        self.syncs
+            .send(callback)
+            .await
+            .map_err(|_| errors::write_logs(StorageError::Invalid("the log-sync thread has stopped".into())))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -229,10 +240,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
-        let (log_cf, meta_cf) = (
-            self.cf(CF_LOG).map_err(errors::write_logs)?,
-            self.cf(CF_RAFT_META).map_err(errors::write_logs)?,
-        );
+        let (log_cf, meta_cf) =
+            (self.cf(CF_LOG).map_err(errors::write_logs)?, self.cf(CF_RAFT_META).map_err(errors::write_logs)?);
         let mut batch = WriteBatch::default();
         batch.put_cf(meta_cf, keys::PURGED, codec::encode(&log_id_to_record(&log_id)));
         batch.delete_range_cf(log_cf, keys::entry(0), keys::entry(log_id.index + 1));

@@ -122,8 +122,8 @@ pub fn materialize(snapshot: &SnapshotDir, target: &Path) -> Result<(), StorageE
 pub fn read_meta(dir: &Path) -> Result<SnapshotMeta, StorageError> {
     let path = dir.join(META_FILE);
     let bytes = fs::read(&path).map_err(StorageError::io(format!("read {}", path.display())))?;
-    let record: pb::SnapshotMeta =
-        codec::decode("snapshot meta", Bytes::from(bytes)).map_err(StorageError::corrupt(path.display().to_string()))?;
+    let record: pb::SnapshotMeta = codec::decode("snapshot meta", Bytes::from(bytes))
+        .map_err(StorageError::corrupt(path.display().to_string()))?;
     Ok(SnapshotMeta {
         last_log_id: record.last_log_id.as_ref().map(log_id_from_record),
         last_membership: stored_membership_from_record(record.last_membership.unwrap_or_default()),

@@ -65,7 +65,8 @@ impl StateDirs {
     /// Removes every state directory but the live one.
     pub fn remove_stale(&self) -> Result<(), StorageError> {
         let live = self.live()?;
-        let entries = fs::read_dir(&self.data_dir).map_err(StorageError::io(format!("list {}", self.data_dir.display())))?;
+        let entries =
+            fs::read_dir(&self.data_dir).map_err(StorageError::io(format!("list {}", self.data_dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path != live && entry.file_name().to_string_lossy().starts_with(PREFIX) && path.is_dir() {

@@ -138,8 +138,7 @@ impl AppliedState {
         self.dirs.switch_to(&target)?;
         let old = std::mem::replace(&mut *self.db.write(), Arc::new(db));
         *live_catalog = catalog;
-        *self.progress.lock() =
-            Progress { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        *self.progress.lock() = Progress { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         drop(live_catalog);
         // Remove the replaced database now if no reader still holds it;
         // otherwise the next start-up does.
@@ -214,7 +213,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(SnapshotDir { path }))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotDir>) -> Result<(), RaftStorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<SnapshotDir>,
+    ) -> Result<(), RaftStorageError> {
         let state = Arc::clone(&self.state);
         let (meta, signature) = (meta.clone(), Some(meta.signature()));
         let installed = tokio::task::spawn_blocking(move || state.install_snapshot(&meta, &snapshot))

@@ -118,10 +118,14 @@ impl StateDb {
         let mut batch = WriteBatch::default();
         for write in writes {
             match write {
-                Write::PutTopic(topic) => batch.put_cf(meta_cf, meta::topic(topic.id), codec::encode(&topic_to_record(&topic))),
-                Write::PutPartition { topic_id, partition, state } => {
-                    batch.put_cf(meta_cf, meta::partition(topic_id, partition), codec::encode(&partition_to_record(&state)))
+                Write::PutTopic(topic) => {
+                    batch.put_cf(meta_cf, meta::topic(topic.id), codec::encode(&topic_to_record(&topic)))
                 }
+                Write::PutPartition { topic_id, partition, state } => batch.put_cf(
+                    meta_cf,
+                    meta::partition(topic_id, partition),
+                    codec::encode(&partition_to_record(&state)),
+                ),
                 Write::DeleteTopic { id, .. } => {
                     batch.delete_cf(meta_cf, meta::topic(id));
                     let (start, end) = meta::id_range(meta::PARTITION, id);
@@ -194,7 +198,8 @@ impl StateDb {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(end.to_vec());
         let start = offset::key(topic_id, partition, from);
-        let iter = self.db.iterator_cf_opt(self.cf(CF_MESSAGES)?, options, IteratorMode::From(&start, Direction::Forward));
+        let iter =
+            self.db.iterator_cf_opt(self.cf(CF_MESSAGES)?, options, IteratorMode::From(&start, Direction::Forward));
         let mut messages = Vec::new();
         let mut bytes = 0usize;
         for item in iter {
@@ -218,7 +223,13 @@ impl StateDb {
     }
 
     /// Offsets in `from..to` acked individually (above the floor).
-    pub fn acked_offsets(&self, subscription_id: u64, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+    pub fn acked_offsets(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u64>, StorageError> {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
         let start = offset::key(subscription_id, partition, from);
@@ -286,6 +297,12 @@ fn decode_message(key: &[u8], value: Box<[u8]>) -> Result<StoredMessage, Storage
     let context = || format!("message at partition {partition} offset {at}");
     let record: pb::MessageRecord =
         codec::decode("message record", Bytes::from(value)).map_err(|e| StorageError::corrupt(context())(e))?;
-    let body = record.body.ok_or(codec::CodecError::Missing("message body")).map_err(StorageError::corrupt(context()))?;
-    Ok(StoredMessage { partition, offset: at, publish_time_us: record.publish_time_unix_micros, body: body_from_record(body) })
+    let body =
+        record.body.ok_or(codec::CodecError::Missing("message body")).map_err(StorageError::corrupt(context()))?;
+    Ok(StoredMessage {
+        partition,
+        offset: at,
+        publish_time_us: record.publish_time_unix_micros,
+        body: body_from_record(body),
+    })
 }

@@ -75,7 +75,8 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
             output::print_json(&output::subscription(&subscription))
         }
         SubCommand::Get { name } => {
-            let subscription = client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;
+            let subscription =
+                client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;
             output::print_json(&output::subscription(&subscription))
         }
         SubCommand::List { topic } => {

@@ -16,7 +16,8 @@ pub async fn run(client: &Client, args: PullArgs) -> anyhow::Result<()> {
     let mut wait = args.wait.into();
     while remaining > 0 {
         let want = remaining.min(PULL_MESSAGES_MAX) as u32;
-        let received = client.pull(&args.subscription, want, wait).await.with_context(|| format!("pull {}", args.subscription))?;
+        let received =
+            client.pull(&args.subscription, want, wait).await.with_context(|| format!("pull {}", args.subscription))?;
         if received.is_empty() {
             break;
         }
@@ -36,7 +37,10 @@ pub async fn run(client: &Client, args: PullArgs) -> anyhow::Result<()> {
         drop(stdout);
         if args.ack {
             let ids: Vec<String> = received.into_iter().map(|m| m.ack_id).collect();
-            client.acknowledge(&args.subscription, &ids).await.with_context(|| format!("acknowledge on {}", args.subscription))?;
+            client
+                .acknowledge(&args.subscription, &ids)
+                .await
+                .with_context(|| format!("acknowledge on {}", args.subscription))?;
         }
     }
     Ok(())
