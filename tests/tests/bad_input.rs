@@ -122,7 +122,11 @@ async fn bad_publishes_are_refused_whole_and_store_nothing() {
     // The attribute value limit, on a topic whose message limit is not in the way.
     c.create_topic("roomy", TopicSettings::default()).await.expect("create topic");
     let long_value = ok().attribute("k", "v".repeat(1025));
-    expect_error(c.publish("roomy", vec![long_value]).await, Code::InvalidArgument, &["messages[0].attributes", "1024"]);
+    expect_error(
+        c.publish("roomy", vec![long_value]).await,
+        Code::InvalidArgument,
+        &["messages[0].attributes", "1024"],
+    );
 
     for topic in ["small", "roomy"] {
         let topic = c.get_topic(topic).await.expect("get");
