@@ -3,19 +3,54 @@
 use std::time::Duration;
 
 use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_proto::v1::publisher_client::PublisherClient;
 use ferry_proto::v1::subscriber_client::SubscriberClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::router::Router;
 use crate::types::*;
 
 /// Largest gRPC message the client sends or accepts: the server's largest
 /// publish batch plus framing.
 const GRPC_MESSAGE_BYTES_MAX: usize = 20 * 1024 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call keeps retrying through leader changes and restarts.
+pub const RETRY_BUDGET_DEFAULT: Duration = Duration::from_secs(30);
 
-/// A connection to a Ferry server. Cheap to clone; clones share the connection.
+/// A retryable call: clones the request for each attempt.
+macro_rules! rpc {
+    ($stub:ident, $method:ident, $request:expr) => {
+        |channel| {
+            let request = $request.clone();
+            async move { $stub(channel).$method(request).await }
+        }
+    };
+}
+
+fn publisher(channel: Channel) -> PublisherClient<Channel> {
+    PublisherClient::new(channel)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
+
+fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
+    SubscriberClient::new(channel)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
+
+fn cluster(channel: Channel) -> ClusterClient<Channel> {
+    ClusterClient::new(channel).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
+
+/// A connection to a Ferry cluster. Cheap to clone; clones share connections.
+///
+/// Requests go to the leader: the client follows leader hints and moves past
+/// nodes that are down, retrying for up to 30 s (see [`Client::connect_with`]),
+/// so it carries on through elections and restarts without being recreated.
+/// A publish retried after an unknown outcome may be stored twice
+/// (at-least-once).
 ///
 /// ```no_run
 /// # async fn demo() -> ferry_client::Result<()> {
@@ -32,27 +67,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    publisher: PublisherClient<Channel>,
-    subscriber: SubscriberClient<Channel>,
+    router: std::sync::Arc<Router>,
 }
 
 impl Client {
-    /// Connects to `addr` (`host:port`, or a `http://` URL).
-    pub async fn connect(addr: &str) -> Result<Self> {
-        let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(url)
-            .map_err(|e| Error::InvalidAddress { addr: addr.to_owned(), reason: e.to_string() })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|source| Error::Connect { addr: addr.to_owned(), source })?;
-        Ok(Self {
-            publisher: PublisherClient::new(channel.clone())
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-            subscriber: SubscriberClient::new(channel)
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-        })
+    /// Connects to a cluster given as `host:port`, or several separated by
+    /// commas (`a:7070,b:7070,c:7070`); fails if none of them answers.
+    pub async fn connect(addrs: &str) -> Result<Self> {
+        Self::connect_with(addrs, RETRY_BUDGET_DEFAULT).await
+    }
+
+    /// Like [`connect`](Self::connect), retrying each call through leader
+    /// changes for at most `retry_budget`.
+    pub async fn connect_with(addrs: &str, retry_budget: Duration) -> Result<Self> {
+        let seeds: Vec<String> = addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+        Ok(Self { router: std::sync::Arc::new(Router::connect(&seeds, retry_budget).await?) })
     }
 
     pub async fn create_topic(&self, name: &str, settings: TopicSettings) -> Result<Topic> {
@@ -63,13 +92,13 @@ impl Client {
                 max_message_bytes: settings.max_message_bytes,
             }),
         };
-        let topic = self.publisher.clone().create_topic(request).await?.into_inner();
+        let topic = self.router.call(rpc!(publisher, create_topic, request)).await?;
         Ok(topic_from_api(topic))
     }
 
     pub async fn get_topic(&self, name: &str) -> Result<Topic> {
         let request = api::GetTopicRequest { name: name.to_owned() };
-        Ok(topic_from_api(self.publisher.clone().get_topic(request).await?.into_inner()))
+        Ok(topic_from_api(self.router.call(rpc!(publisher, get_topic, request)).await?))
     }
 
     /// Every topic, in name order.
@@ -78,7 +107,7 @@ impl Client {
         let mut page_token = String::new();
         loop {
             let request = api::ListTopicsRequest { page_size: 0, page_token };
-            let page = self.publisher.clone().list_topics(request).await?.into_inner();
+            let page = self.router.call(rpc!(publisher, list_topics, request)).await?;
             topics.extend(page.topics.into_iter().map(topic_from_api));
             if page.next_page_token.is_empty() {
                 return Ok(topics);
@@ -89,7 +118,8 @@ impl Client {
 
     /// Deletes a topic, its messages and its subscriptions.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        self.publisher.clone().delete_topic(api::DeleteTopicRequest { name: name.to_owned() }).await?;
+        let request = api::DeleteTopicRequest { name: name.to_owned() };
+        self.router.call(rpc!(publisher, delete_topic, request)).await?;
         Ok(())
     }
 
@@ -101,7 +131,7 @@ impl Client {
             topic: topic.to_owned(),
             messages: messages.into_iter().map(message_to_api).collect(),
         };
-        let response = self.publisher.clone().publish(request).await?.into_inner();
+        let response = self.router.call(rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));
         }
@@ -121,13 +151,13 @@ impl Client {
                 ack_deadline_seconds: u32::try_from(settings.ack_deadline.as_secs()).unwrap_or(u32::MAX),
             }),
         };
-        let subscription = self.subscriber.clone().create_subscription(request).await?.into_inner();
+        let subscription = self.router.call(rpc!(subscriber, create_subscription, request)).await?;
         Ok(subscription_from_api(subscription))
     }
 
     pub async fn get_subscription(&self, name: &str) -> Result<Subscription> {
         let request = api::GetSubscriptionRequest { name: name.to_owned() };
-        Ok(subscription_from_api(self.subscriber.clone().get_subscription(request).await?.into_inner()))
+        Ok(subscription_from_api(self.router.call(rpc!(subscriber, get_subscription, request)).await?))
     }
 
     /// Every subscription (of `topic`, when given), in name order.
@@ -137,7 +167,7 @@ impl Client {
         loop {
             let request =
                 api::ListSubscriptionsRequest { topic: topic.unwrap_or_default().to_owned(), page_size: 0, page_token };
-            let page = self.subscriber.clone().list_subscriptions(request).await?.into_inner();
+            let page = self.router.call(rpc!(subscriber, list_subscriptions, request)).await?;
             subscriptions.extend(page.subscriptions.into_iter().map(subscription_from_api));
             if page.next_page_token.is_empty() {
                 return Ok(subscriptions);
@@ -148,7 +178,7 @@ impl Client {
 
     pub async fn delete_subscription(&self, name: &str) -> Result<()> {
         let request = api::DeleteSubscriptionRequest { name: name.to_owned() };
-        self.subscriber.clone().delete_subscription(request).await?;
+        self.router.call(rpc!(subscriber, delete_subscription, request)).await?;
         Ok(())
     }
 
@@ -160,14 +190,14 @@ impl Client {
             max_messages,
             wait_millis: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
-        let response = self.subscriber.clone().pull(request).await?.into_inner();
+        let response = self.router.call(rpc!(subscriber, pull, request)).await?;
         response.messages.into_iter().map(received_from_api).collect()
     }
 
     /// Acknowledges deliveries; returns once the acks are committed.
     pub async fn acknowledge(&self, subscription: &str, ack_ids: &[String]) -> Result<AckOutcome> {
         let request = api::AcknowledgeRequest { subscription: subscription.to_owned(), ack_ids: ack_ids.to_vec() };
-        let response = self.subscriber.clone().acknowledge(request).await?.into_inner();
+        let response = self.router.call(rpc!(subscriber, acknowledge, request)).await?;
         Ok(AckOutcome { acknowledged: response.acknowledged, stale: response.stale })
     }
 
@@ -179,6 +209,40 @@ impl Client {
             ack_ids: ack_ids.to_vec(),
             ack_deadline_seconds: seconds,
         };
-        Ok(self.subscriber.clone().modify_ack_deadline(request).await?.into_inner().modified)
+        Ok(self.router.call(rpc!(subscriber, modify_ack_deadline, request)).await?.modified)
+    }
+
+    /// Members, leader, term and each member's log positions.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus> {
+        let status = self.router.call(rpc!(cluster, status, api::ClusterStatusRequest {})).await?;
+        Ok(cluster_status_from_api(status))
+    }
+
+    /// Adds node `node_id` serving at `addr`: it catches up as a learner, then
+    /// becomes a voter. Returns when it is a voter.
+    pub async fn add_node(&self, node_id: u64, addr: &str) -> Result<ClusterStatus> {
+        let request = api::AddNodeRequest { node_id, addr: addr.to_owned() };
+        Ok(cluster_status_from_api(self.router.call(rpc!(cluster, add_node, request)).await?))
+    }
+
+    pub async fn remove_node(&self, node_id: u64) -> Result<ClusterStatus> {
+        let request = api::RemoveNodeRequest { node_id };
+        Ok(cluster_status_from_api(self.router.call(rpc!(cluster, remove_node, request)).await?))
+    }
+
+    /// Debug: up to `max_messages` of a partition as the node this client is
+    /// connected to has applied them (no leader redirect), with the
+    /// partition's end offset there.
+    pub async fn read_log(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_messages: u32,
+    ) -> Result<(Vec<LogRecord>, u64)> {
+        let request = api::ReadLogRequest { topic: topic.to_owned(), partition, from_offset, max_messages };
+        let response = self.router.call_here(|c| async move { cluster(c).read_log(request).await }).await?;
+        let records = response.records.into_iter().map(log_record_from_api).collect::<Result<_>>()?;
+        Ok((records, response.end_offset))
     }
 }

@@ -6,11 +6,12 @@
 
 pub mod client;
 pub mod error;
+mod router;
 pub mod types;
 
-pub use client::Client;
+pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
 pub use types::{
-    AckOutcome, Message, PartitionInfo, Position, ReceivedMessage, Subscription, SubscriptionSettings, Topic,
-    TopicSettings,
+    AckOutcome, ClusterStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position, ReceivedMessage,
+    Subscription, SubscriptionSettings, Topic, TopicSettings,
 };

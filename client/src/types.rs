@@ -158,11 +158,105 @@ pub(crate) fn received_from_api(received: api::ReceivedMessage) -> Result<Receiv
         delivery_attempt: received.delivery_attempt,
         position: Position { partition: received.partition, offset: received.offset },
         publish_time: time_from_micros(received.publish_time_unix_micros),
-        message: Message {
-            data: message.data,
-            attributes: message.attributes,
-            ordering_key: message.ordering_key,
-            event_id: message.event_id,
-        },
+        message: message_from_api(message),
+    })
+}
+
+/// One node's own view of the cluster and its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub addr: String,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub node_id: u64,
+    pub addr: String,
+    pub voter: bool,
+    /// `Err` with the reason when the member did not answer.
+    pub status: std::result::Result<NodeStatus, String>,
+    /// Entries the leader has that this member does not.
+    pub lag_entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub members: Vec<Member>,
+}
+
+/// A message as one replica stored it (see `Client::read_log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub offset: u64,
+    pub publish_time: SystemTime,
+    pub message: Message,
+}
+
+fn nonzero(id: u64) -> Option<u64> {
+    (id != 0).then_some(id)
+}
+
+fn message_from_api(message: api::Message) -> Message {
+    Message {
+        data: message.data,
+        attributes: message.attributes,
+        ordering_key: message.ordering_key,
+        event_id: message.event_id,
+    }
+}
+
+pub(crate) fn node_status_from_api(status: api::NodeStatus) -> NodeStatus {
+    NodeStatus {
+        node_id: status.node_id,
+        addr: status.addr,
+        role: status.role,
+        term: status.term,
+        leader_id: nonzero(status.leader_id),
+        last_log_index: status.last_log_index,
+        committed_index: status.committed_index,
+        applied_index: status.applied_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
+        version: status.version,
+    }
+}
+
+pub(crate) fn cluster_status_from_api(status: api::ClusterStatus) -> ClusterStatus {
+    ClusterStatus {
+        leader_id: nonzero(status.leader_id),
+        term: status.term,
+        members: status
+            .members
+            .into_iter()
+            .map(|m| Member {
+                node_id: m.node_id,
+                addr: m.addr,
+                voter: m.voter,
+                status: m.status.map(node_status_from_api).ok_or(m.error),
+                lag_entries: m.lag_entries,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn log_record_from_api(record: api::LogRecord) -> Result<LogRecord, Error> {
+    let message = record.message.ok_or_else(|| Error::Protocol("a log record without its message".into()))?;
+    Ok(LogRecord {
+        offset: record.offset,
+        publish_time: time_from_micros(record.publish_time_unix_micros),
+        message: message_from_api(message),
     })
 }

@@ -1,9 +1,11 @@
 //! `ferryd`: the Ferry server daemon, a thin `main` over [`ferry_server::NodeBuilder`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
 use ferry_server::NodeBuilder;
 use tokio::signal::unix::{signal, SignalKind};
@@ -24,6 +26,17 @@ struct Args {
     /// This node's id in the cluster.
     #[arg(long, env = "FERRY_NODE_ID", default_value_t = 1)]
     node_id: u64,
+    /// Every voter of a new cluster, this node included: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    /// A node whose data directory already belongs to a cluster rejoins it.
+    #[arg(long, env = "FERRY_PEERS", value_parser = parse_peers, conflicts_with = "join")]
+    peers: Option<BTreeMap<u64, String>>,
+    /// HOST:PORT of a running cluster's node: this new node asks to be added
+    /// (as a learner that catches up, then as a voter).
+    #[arg(long, env = "FERRY_JOIN")]
+    join: Option<String>,
+    /// Raft entries between snapshots; each snapshot lets the log before it be purged.
+    #[arg(long, env = "FERRY_SNAPSHOT_EVERY_ENTRIES", default_value_t = ferry_server::node::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
+    snapshot_every_entries: u64,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
@@ -57,7 +70,16 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferryd starting");
-    let mut builder = NodeBuilder::new(&args.data_dir).listen(&args.listen).node_id(args.node_id);
+    let formation = match (args.peers, args.join) {
+        (Some(peers), _) => Formation::Peers(peers),
+        (None, Some(seed)) => Formation::Join(seed),
+        (None, None) => Formation::Alone,
+    };
+    let mut builder = NodeBuilder::new(&args.data_dir)
+        .listen(&args.listen)
+        .node_id(args.node_id)
+        .formation(formation)
+        .snapshot_every_entries(args.snapshot_every_entries);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
     }
@@ -87,4 +109,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("node failed: {reason}")
         }
     }
+}
+
+/// Parses `1=host:port,2=host:port`.
+fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut peers = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("{id:?} in {entry:?} is not a node id"))?;
+        if id == 0 {
+            return Err(format!("{entry:?}: node ids start at 1"));
+        }
+        if !addr.contains(':') {
+            return Err(format!("{addr:?} in {entry:?} is not HOST:PORT"));
+        }
+        if peers.insert(id, addr.trim().to_owned()).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    if peers.is_empty() {
+        return Err("no peers given".into());
+    }
+    Ok(peers)
 }

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 pub use tempfile::TempDir;
 
+mod cluster;
+mod workload;
+pub use cluster::{free_addr, Cluster};
+pub use workload::{Published, Publisher};
+
 /// The directory holding the workspace's binaries (`ferryd`, `ferry`): next to
 /// the test executable's `deps/` folder, or `$FERRY_BIN_DIR`.
 pub fn bin_dir() -> PathBuf {
@@ -47,6 +52,11 @@ impl Ferryd {
     }
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Ferryd {
+        Self::start_at(data_dir, "127.0.0.1:0", extra_args)
+    }
+
+    /// Starts `ferryd` listening on `listen` with extra flags.
+    pub fn start_at(data_dir: &Path, listen: &str, extra_args: &[&str]) -> Ferryd {
         let mut ferryd = Ferryd {
             child: None,
             addr: String::new(),
@@ -54,7 +64,7 @@ impl Ferryd {
             log: data_dir.with_extension("log"),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
-        ferryd.spawn("127.0.0.1:0");
+        ferryd.spawn(listen);
         ferryd
     }
 
@@ -113,6 +123,10 @@ impl Ferryd {
             let status = child.wait().expect("wait for ferryd");
             assert!(status.success(), "ferryd exited with {status}; log:\n{}", self.log_text());
         }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts the process again on the same data directory and port.

@@ -1,12 +1,17 @@
-//! The public gRPC API: one service per file, errors mapped in one place.
+//! The gRPC services: the public API (one service per file), the peers' Raft
+//! service, and the one place errors become statuses.
 
+pub mod cluster;
 pub mod convert;
 pub mod proposer;
 pub mod publisher;
+pub mod raft_service;
 pub mod status;
 pub mod subscriber;
 
+pub use cluster::ClusterService;
 pub use proposer::Proposer;
 pub use publisher::PublisherService;
+pub use raft_service::RaftService;
 pub use status::{ApiError, LEADER_METADATA};
 pub use subscriber::SubscriberService;

@@ -48,7 +48,8 @@ impl Proposer {
             Ok(Ok(written)) => written.data,
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 let leader = forward.leader_id.zip(forward.leader_node.map(|n| n.addr));
-                return Err(ApiError::NotLeader { reason: "this node is not the leader".into(), leader });
+                let reason = format!("node {} is not the leader", self.node_id);
+                return Err(ApiError::NotLeader { reason, leader });
             }
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                 return Err(ApiError::Internal(format!("{kind}: {e}")))
@@ -63,20 +64,39 @@ impl Proposer {
         }
     }
 
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Every public request is served by the leader, so a client that follows
+    /// the leader reads its own writes. Others get UNAVAILABLE with a hint.
+    pub fn ensure_leader(&self) -> Result<u64, ApiError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader == Some(self.node_id) {
+            return Ok(metrics.current_term);
+        }
+        let leader = metrics
+            .current_leader
+            .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|node| (id, node.addr.clone())));
+        let reason = match leader {
+            Some((id, _)) => format!("node {} is not the leader; node {id} is", self.node_id),
+            None => format!("node {} knows no leader (an election may be under way)", self.node_id),
+        };
+        Err(ApiError::NotLeader { reason, leader })
+    }
+
     /// The current term, if this node leads it and has applied every entry
     /// committed before it (so its ack floors are current).
     pub fn leader_term(&self) -> Result<u64, ApiError> {
-        let metrics = self.raft.metrics().borrow().clone();
-        if metrics.current_leader != Some(self.node_id) {
-            let leader = metrics.current_leader.and_then(|id| {
-                metrics.membership_config.membership().get_node(&id).map(|node| (id, node.addr.clone()))
-            });
-            return Err(ApiError::NotLeader { reason: "this node is not the leader".into(), leader });
-        }
+        let term = self.ensure_leader()?;
         let applied_term = self.state.last_applied().map(|id| id.leader_id.term);
-        if applied_term != Some(metrics.current_term) {
+        if applied_term != Some(term) {
             return Err(ApiError::Unavailable("the leader is still applying entries of earlier terms".into()));
         }
-        Ok(metrics.current_term)
+        Ok(term)
     }
 }

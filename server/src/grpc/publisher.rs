@@ -30,6 +30,7 @@ impl PublisherService {
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
         validate::name("topic", &request.topic)?;
+        self.proposer.ensure_leader()?;
         let (topic_id, partitions, max_message_bytes) = {
             let catalog = self.proposer.state().catalog();
             let topic = catalog
@@ -88,6 +89,7 @@ impl Publisher for PublisherService {
         validate::name("name", &request.name).map_err(ApiError::from)?;
         let settings = request.settings.unwrap_or_default();
         let config = validate::topic_config(settings.partitions, settings.max_message_bytes).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         if self.proposer.state().catalog().topic(&request.name).is_some() {
             return Err(ApiError::from(Rejection::TopicExists { name: request.name }).into());
         }
@@ -101,6 +103,7 @@ impl Publisher for PublisherService {
     async fn get_topic(&self, request: Request<api::GetTopicRequest>) -> Result<Response<api::Topic>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         match catalog.topic(&name) {
             Some(topic) => Ok(Response::new(convert::topic(topic))),
@@ -114,6 +117,7 @@ impl Publisher for PublisherService {
     ) -> Result<Response<api::ListTopicsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         let mut topics: Vec<api::Topic> =
             catalog.topics_after(&request.page_token).take(page_size + 1).map(convert::topic).collect();
@@ -133,6 +137,7 @@ impl Publisher for PublisherService {
     ) -> Result<Response<api::DeleteTopicResponse>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         match self.proposer.propose(Command::DeleteTopic { name }).await? {
             domain::Response::TopicDeleted { .. } => Ok(Response::new(api::DeleteTopicResponse {})),
             other => Err(unexpected(other).into()),

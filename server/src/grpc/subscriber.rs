@@ -28,6 +28,7 @@ impl SubscriberService {
 
     fn subscription(&self, name: &str) -> Result<SubscriptionState, ApiError> {
         validate::name("subscription", name)?;
+        self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         catalog.subscription(name).cloned().ok_or_else(|| Rejection::SubscriptionNotFound { name: name.into() }.into())
     }
@@ -99,6 +100,7 @@ impl Subscriber for SubscriberService {
         validate::name("topic", &request.topic).map_err(ApiError::from)?;
         let settings = request.settings.unwrap_or_default();
         let config = validate::subscription_config(settings.ack_deadline_seconds).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         {
             let catalog = self.proposer.state().catalog();
             if catalog.subscription(&request.name).is_some() {
@@ -126,6 +128,7 @@ impl Subscriber for SubscriberService {
     ) -> Result<Response<api::Subscription>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         match catalog.subscription(&name) {
             Some(subscription) => Ok(Response::new(convert::subscription(subscription))),
@@ -142,6 +145,7 @@ impl Subscriber for SubscriberService {
         if !request.topic.is_empty() {
             validate::name("topic", &request.topic).map_err(ApiError::from)?;
         }
+        self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         let mut subscriptions: Vec<api::Subscription> = catalog
             .subscriptions_after(&request.page_token)
@@ -165,6 +169,7 @@ impl Subscriber for SubscriberService {
     ) -> Result<Response<api::DeleteSubscriptionResponse>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
         let id = self.proposer.state().catalog().subscription(&name).map(|s| s.id);
         match self.proposer.propose(Command::DeleteSubscription { name }).await? {
             domain::Response::SubscriptionDeleted => {

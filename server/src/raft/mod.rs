@@ -5,6 +5,7 @@ pub mod codec;
 pub mod errors;
 pub mod log_store;
 pub mod network;
+pub mod rpc_codec;
 pub mod snapshot_dir;
 pub mod state_dirs;
 pub mod state_machine;

@@ -1,68 +1,275 @@
-//! The Raft network between nodes.
+//! The Raft network: openraft's RPCs to peers over the internal
+//! `ferry.internal.v1.Raft` gRPC service.
 //!
-//! A single-node cluster never sends a Raft RPC, so until the peer service
-//! exists every RPC reports the target unreachable; openraft then backs off
-//! and retries, as it would for a node that is down.
+//! One lazily connected channel per peer address, reused by every RPC to it
+//! (tonic reconnects it after failures). Every RPC carries openraft's deadline;
+//! an unreachable peer is retried after an exponential backoff. Snapshots are
+//! streamed file by file in bounded chunks, never held in memory whole.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use openraft::error::{Fatal, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use ferry_proto::internal as pb;
+use ferry_proto::internal::raft_client::RaftClient;
+use openraft::error::{
+    Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::BasicNode;
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
 
+use super::codec::{stored_membership_to_record, vote_from_record, vote_to_record};
+use super::rpc_codec::*;
+use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
+use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 
-#[derive(Debug, thiserror::Error)]
-#[error("node {0} is not reachable: this build has no Raft peer transport")]
-pub struct NoTransport(NodeId);
+/// Bytes of a snapshot file per streamed chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Chunks read ahead of the network while streaming a snapshot.
+const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Creates peer clients, sharing one channel per peer address.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
 
-#[derive(Debug)]
-pub struct PeerClient {
-    target: NodeId,
+impl Network {
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock();
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        let client = self.channel(&node.addr).map(|channel| {
+            RaftClient::new(channel)
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        });
+        PeerClient { target, addr: node.addr.clone(), client: client.map_err(|e| e.to_string()) }
     }
 }
 
+/// openraft's handle on one peer.
+#[derive(Debug)]
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    client: Result<RaftClient<Channel>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("node {target} at {addr}: {message}")]
+struct PeerError {
+    target: NodeId,
+    addr: String,
+    message: String,
+}
+
+/// How a failed RPC is reported to openraft.
+enum Failure {
+    Timeout,
+    Unreachable(Unreachable),
+    Network(NetworkError),
+}
+
 impl PeerClient {
-    fn unreachable(&self) -> Unreachable {
-        Unreachable::new(&NoTransport(self.target))
+    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+        self.client.clone().map_err(|message| Failure::Unreachable(Unreachable::new(&self.error(message))))
+    }
+
+    fn error(&self, message: impl Into<String>) -> PeerError {
+        PeerError { target: self.target, addr: self.addr.clone(), message: message.into() }
+    }
+
+    fn classify(&self, status: &tonic::Status) -> Failure {
+        let error = self.error(format!("{:?}: {}", status.code(), status.message()));
+        match status.code() {
+            Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout,
+            // Connection refused or reset, or the peer is shutting down.
+            Code::Unavailable | Code::Unknown => Failure::Unreachable(Unreachable::new(&error)),
+            _ => Failure::Network(NetworkError::new(&error)),
+        }
+    }
+
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        failure: Failure,
+        action: RPCTypes,
+        ttl: Duration,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        match failure {
+            Failure::Timeout => RPCError::Timeout(Timeout { action, id: 0, target: self.target, timeout: ttl }),
+            Failure::Unreachable(e) => RPCError::Unreachable(e),
+            Failure::Network(e) => RPCError::Network(e),
+        }
+    }
+
+    fn request<T>(message: T, ttl: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(ttl);
+        request
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        let ttl = option.hard_ttl();
+        let record = append_request_to_record(&rpc);
+        if prost::Message::encoded_len(&record) > GRPC_MESSAGE_BYTES_MAX && rpc.entries.len() > 1 {
+            // Let openraft send fewer entries per request.
+            let hint = (rpc.entries.len() / 2) as u64;
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+        }
+        let mut client = self.client().map_err(|f| self.rpc_error(f, RPCTypes::AppendEntries, ttl))?;
+        let response = client
+            .append_entries(Self::request(record, ttl))
+            .await
+            .map_err(|status| self.rpc_error(self.classify(&status), RPCTypes::AppendEntries, ttl))?;
+        append_response_from_record(response.into_inner())
+            .map_err(|e| RPCError::Network(NetworkError::new(&self.error(e.to_string()))))
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        let ttl = option.hard_ttl();
+        let mut client = self.client().map_err(|f| self.rpc_error(f, RPCTypes::Vote, ttl))?;
+        let response = client
+            .vote(Self::request(vote_request_to_record(&rpc), ttl))
+            .await
+            .map_err(|status| self.rpc_error(self.classify(&status), RPCTypes::Vote, ttl))?;
+        vote_response_from_record(response.into_inner())
+            .map_err(|e| RPCError::Network(NetworkError::new(&self.error(e.to_string()))))
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote,
-        _snapshot: Snapshot,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        Err(StreamingError::Unreachable(self.unreachable()))
+        let mut client = self.client().map_err(|f| snapshot_error(self, f, option.hard_ttl()))?;
+        let (chunks, outgoing) = mpsc::channel(SNAPSHOT_CHUNKS_IN_FLIGHT);
+        let header = pb::SnapshotChunk {
+            part: Some(pb::snapshot_chunk::Part::Header(pb::SnapshotHeader {
+                vote: Some(vote_to_record(&vote)),
+                meta: Some(pb::SnapshotMeta {
+                    last_log_id: snapshot.meta.last_log_id.as_ref().map(super::codec::log_id_to_record),
+                    last_membership: Some(stored_membership_to_record(&snapshot.meta.last_membership)),
+                    snapshot_id: snapshot.meta.snapshot_id.clone(),
+                }),
+            })),
+        };
+        let dir = *snapshot.snapshot;
+        let reader = tokio::spawn(async move {
+            if chunks.send(header).await.is_err() {
+                return Ok(());
+            }
+            stream_files(&dir, &chunks).await
+        });
+        let sent = tokio::select! {
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+            sent = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(outgoing)) => sent,
+        };
+        match reader.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StreamingError::Network(NetworkError::new(&self.error(e.to_string())))),
+            Err(e) => return Err(StreamingError::Network(NetworkError::new(&self.error(e.to_string())))),
+        }
+        let reply = sent.map_err(|status| snapshot_error(self, self.classify(&status), option.hard_ttl()))?;
+        let vote =
+            reply.into_inner().vote.as_ref().map(vote_from_record).ok_or_else(|| {
+                StreamingError::Network(NetworkError::new(&self.error("snapshot reply without a vote")))
+            })?;
+        Ok(SnapshotResponse { vote })
     }
+
+    fn backoff(&self) -> Backoff {
+        // 50 ms, doubling up to 2 s: a restarted peer is found quickly, a dead
+        // one is not hammered.
+        Backoff::new(
+            (0..).map(|attempt: u32| Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)).min(2000))),
+        )
+    }
+}
+
+fn snapshot_error(peer: &PeerClient, failure: Failure, ttl: Duration) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+    match failure {
+        Failure::Timeout => StreamingError::Timeout(Timeout {
+            action: RPCTypes::InstallSnapshot,
+            id: 0,
+            target: peer.target,
+            timeout: ttl,
+        }),
+        Failure::Unreachable(e) => StreamingError::Unreachable(e),
+        Failure::Network(e) => StreamingError::Network(e),
+    }
+}
+
+/// Sends every file of a snapshot directory, in name order, in chunks.
+async fn stream_files(dir: &SnapshotDir, chunks: &mpsc::Sender<pb::SnapshotChunk>) -> std::io::Result<()> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(&dir.path).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.file_type().await?.is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for name in names {
+        let mut file = tokio::fs::File::open(dir.path.join(&name)).await?;
+        let mut offset = 0u64;
+        loop {
+            let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+            let read = file.read(&mut data).await?;
+            // An empty file is still sent once, so the receiver creates it.
+            if read == 0 && offset > 0 {
+                break;
+            }
+            data.truncate(read);
+            let chunk = pb::FileChunk { name: name.clone(), offset, data: data.into() };
+            if chunks.send(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::File(chunk)) }).await.is_err() {
+                return Ok(());
+            }
+            if read == 0 {
+                break;
+            }
+            offset += read as u64;
+        }
+    }
+    Ok(())
 }

@@ -79,6 +79,13 @@ impl AppliedState {
         self.progress.lock().last_applied
     }
 
+    /// A new, empty directory to receive a snapshot's files into.
+    pub fn snapshot_receive_dir(&self, snapshot_id: &str) -> Result<std::path::PathBuf, StorageError> {
+        let dir = self.snapshots.partial_dir(snapshot_id)?;
+        std::fs::create_dir_all(&dir).map_err(StorageError::io(format!("create {}", dir.display())))?;
+        Ok(dir)
+    }
+
     /// Changes whenever a publish batch is applied.
     pub fn watch_publishes(&self) -> watch::Receiver<u64> {
         self.publishes.subscribe()

@@ -6,7 +6,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version)]
 pub struct Args {
-    /// Server address, HOST:PORT.
+    /// Server address, HOST:PORT, or several separated by commas.
     #[arg(long, global = true, env = "FERRY_SERVER", default_value = "127.0.0.1:7070")]
     pub server: String,
     #[command(subcommand)]
@@ -29,6 +29,25 @@ pub enum Command {
     Publish(PublishArgs),
     /// Pull messages and print each one's data on its own line.
     Pull(PullArgs),
+    /// Cluster members, leader and log positions; membership changes.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Members, leader, term, and each node's log, commit and apply index and lag.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a node (started with --join, or started empty): it catches up, then votes.
+    AddNode { id: u64, addr: String },
+    /// Remove a node from the cluster.
+    RemoveNode { id: u64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `ferry`: the Ferry command-line tool.
 
 mod args;
+mod cluster;
 mod output;
 mod publish;
 mod pull;
@@ -38,6 +39,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Sub { command } => sub(&client, command).await,
         Command::Publish(publish) => publish::run(&client, publish).await,
         Command::Pull(pull) => pull::run(&client, pull).await,
+        Command::Cluster { command } => cluster::run(&client, command).await,
     }
 }
 

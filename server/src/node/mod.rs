@@ -4,16 +4,17 @@
 //! This is the embeddable server: `ferryd` is a thin `main` over it, and tests
 //! can run nodes in-process.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::internal::raft_server::RaftServer;
+use ferry_proto::v1::cluster_server::ClusterServer;
 use ferry_proto::v1::publisher_server::PublisherServer;
 use ferry_proto::v1::subscriber_server::SubscriberServer;
 use futures::StreamExt;
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::{Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,18 +23,20 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::grpc::{Proposer, PublisherService, SubscriberService};
+use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, LogStore, NodeId, Raft, StateMachine, SyncMode};
 use crate::storage::StorageError;
 
+mod formation;
+
+pub use formation::Formation;
+
 /// Raft entries between snapshots; a snapshot lets the log before it be purged.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 10_000;
 /// Entries kept after a snapshot, so a briefly lagging follower catches up from
 /// the log rather than a snapshot.
 const ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
-/// How long a single-voter node may take to lead after starting.
-const LEADERSHIP_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -53,6 +56,8 @@ pub enum NodeError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("grpc server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -64,10 +69,12 @@ pub struct NodeBuilder {
     listen: String,
     advertise: Option<String>,
     node_id: NodeId,
+    formation: Formation,
     clock: Arc<dyn Clock>,
     sync_mode: SyncMode,
     commit_timeout: Duration,
     outstanding_max: usize,
+    snapshot_every_entries: u64,
 }
 
 impl NodeBuilder {
@@ -79,10 +86,12 @@ impl NodeBuilder {
             listen: "127.0.0.1:7070".into(),
             advertise: None,
             node_id: 1,
+            formation: Formation::Alone,
             clock: Arc::new(SystemClock),
             sync_mode: SyncMode::Fsync,
             commit_timeout: Duration::from_secs(5),
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
+            snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
         }
     }
 
@@ -101,6 +110,19 @@ impl NodeBuilder {
 
     pub fn node_id(mut self, id: NodeId) -> Self {
         self.node_id = id;
+        self
+    }
+
+    /// How a new data directory joins a cluster: alone (the default), with a
+    /// static peer list, or by asking a running cluster.
+    pub fn formation(mut self, formation: Formation) -> Self {
+        self.formation = formation;
+        self
+    }
+
+    /// Raft entries between snapshots (each lets the log before it be purged).
+    pub fn snapshot_every_entries(mut self, entries: u64) -> Self {
+        self.snapshot_every_entries = entries.max(1);
         self
     }
 
@@ -127,8 +149,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Opens storage, starts Raft (initialising a one-node cluster on a new
-    /// data directory) and serves gRPC.
+    /// Opens storage, starts Raft, serves gRPC, and joins or forms the cluster
+    /// (a one-node cluster on a new data directory waits until it leads).
     pub async fn start(self) -> Result<Node, NodeError> {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
@@ -140,42 +162,76 @@ impl NodeBuilder {
             .map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let local_addr =
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
-        let advertise = self.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+        let advertise = self.advertise_addr(local_addr)?;
 
+        let raft = Raft::new(
+            self.node_id,
+            self.raft_config()?,
+            Network::default(),
+            log_store,
+            StateMachine::new(Arc::clone(&state)),
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        // Serve before forming the cluster: peers must reach this node to elect.
+        let (stop, server) = self.serve(listener, &raft, &state);
+        tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
+        let mut joining = None;
+        if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
+            joining = Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone())));
+        } else {
+            formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
+        }
+        if formation::is_single_voter(&raft, self.node_id) {
+            // Alone, this node elects itself at once; answer no request before
+            // it leads and has applied its log, so a fresh start is ready to use.
+            formation::wait_until_leading(&raft, self.node_id).await?;
+        }
+        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server, joining })
+    }
+
+    /// The address peers and clients reach this node at: `--advertise`, else
+    /// this node's entry in the peer list, else the bound address.
+    fn advertise_addr(&self, local_addr: SocketAddr) -> Result<String, NodeError> {
+        if let Some(advertise) = &self.advertise {
+            return Ok(advertise.clone());
+        }
+        match &self.formation {
+            Formation::Peers(peers) => peers.get(&self.node_id).cloned().ok_or_else(|| {
+                NodeError::Config(format!("--peers has no address for this node's id {}", self.node_id))
+            }),
+            _ => Ok(local_addr.to_string()),
+        }
+    }
+
+    fn raft_config(&self) -> Result<Arc<Config>, NodeError> {
         let config = Config {
             cluster_name: "ferry".into(),
             heartbeat_interval: 250,
             election_timeout_min: 1000,
             election_timeout_max: 2000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-            max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT.min(self.snapshot_every_entries),
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
-        let raft = Raft::new(self.node_id, config, Network, log_store, StateMachine::new(Arc::clone(&state)))
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
-            let members = BTreeMap::from([(self.node_id, BasicNode::new(&advertise))]);
-            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
-            tracing::info!(node_id = self.node_id, %advertise, "initialised a new single-node cluster");
-        }
+        Ok(Arc::new(config.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
+    }
 
-        let single_voter = {
-            let metrics = raft.metrics().borrow().clone();
-            let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
-            voters == [self.node_id]
-        };
-        if single_voter {
-            // Alone, this node elects itself at once; answer no request before
-            // it leads and has applied its log, so a fresh start is ready to use.
-            wait_until_leading(&raft, self.node_id).await?;
-        }
-
-        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
-        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(&state), Arc::clone(&self.clock), self.outstanding_max));
+    /// Starts the gRPC server: the public services and the peers' Raft service.
+    fn serve(
+        &self,
+        listener: TcpListener,
+        raft: &Raft,
+        state: &Arc<AppliedState>,
+    ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
+        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(state), self.commit_timeout);
+        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
-        let subscriber = SubscriberService::new(proposer, Arc::clone(&self.clock), dispatcher);
+        let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
+        let cluster = ClusterService::new(proposer);
+        let peers = RaftService::new(raft.clone(), Arc::clone(state));
 
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = TcpListenerStream::new(listener).map(|stream| {
@@ -195,26 +251,17 @@ impl NodeBuilder {
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
             )
+            .add_service(ClusterServer::new(cluster).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+            .add_service(
+                RaftServer::new(peers)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            )
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             });
-        let server = tokio::spawn(server);
-        tracing::info!(node_id = self.node_id, %local_addr, data_dir = %data_dir.display(), "ferry node serving");
-        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server })
+        (stop, tokio::spawn(server))
     }
-}
-
-/// Waits until `node_id` leads and has applied an entry of its own term.
-async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), NodeError> {
-    let led = raft
-        .wait(Some(LEADERSHIP_WAIT))
-        .metrics(
-            |m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term),
-            "leading",
-        )
-        .await;
-    led.map_err(|e| NodeError::Raft(format!("node {node_id} did not become leader: {e}")))?;
-    Ok(())
 }
 
 /// A running node. Dropping it without [`shutdown`](Node::shutdown) leaves
@@ -226,6 +273,8 @@ pub struct Node {
     state: Arc<AppliedState>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Asking the cluster to add this node, when started with `Formation::Join`.
+    joining: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -273,6 +322,9 @@ impl Node {
     /// Stops serving, stops Raft and flushes the state database, so the next
     /// start does not need to re-apply the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(joining) = self.joining.take() {
+            joining.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

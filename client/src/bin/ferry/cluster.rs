@@ -1,0 +1,90 @@
+//! `ferry cluster`: status as a table or JSON, and membership changes.
+
+use anyhow::Context;
+use ferry_client::{Client, ClusterStatus};
+use serde_json::json;
+
+use crate::args::ClusterCommand;
+use crate::output;
+
+pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Status { json } => {
+            let status = client.cluster_status().await.context("cluster status")?;
+            if json {
+                output::print_json(&status_json(&status))
+            } else {
+                print_table(&status);
+                Ok(())
+            }
+        }
+        ClusterCommand::AddNode { id, addr } => {
+            let status = client.add_node(id, &addr).await.with_context(|| format!("add node {id} at {addr}"))?;
+            print_table(&status);
+            Ok(())
+        }
+        ClusterCommand::RemoveNode { id } => {
+            let status = client.remove_node(id).await.with_context(|| format!("remove node {id}"))?;
+            print_table(&status);
+            Ok(())
+        }
+    }
+}
+
+fn print_table(status: &ClusterStatus) {
+    let leader = status.leader_id.map_or("none".to_owned(), |id| id.to_string());
+    println!("leader {leader}, term {}", status.term);
+    println!(
+        "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  VERSION",
+        "NODE", "ADDR", "ROLE", "VOTER", "TERM", "LAST_LOG", "COMMITTED", "APPLIED", "LAG"
+    );
+    for member in &status.members {
+        let voter = if member.voter { "yes" } else { "no" };
+        match &member.status {
+            Ok(s) => println!(
+                "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  {}",
+                member.node_id,
+                member.addr,
+                s.role,
+                voter,
+                s.term,
+                s.last_log_index,
+                s.committed_index,
+                s.applied_index,
+                member.lag_entries,
+                s.version
+            ),
+            Err(e) => println!("{:>5}  {:<22} {:<9} {:<5} unreachable: {e}", member.node_id, member.addr, "?", voter),
+        }
+    }
+}
+
+fn status_json(status: &ClusterStatus) -> serde_json::Value {
+    json!({
+        "leader_id": status.leader_id,
+        "term": status.term,
+        "members": status.members.iter().map(|m| {
+            let mut member = json!({
+                "node_id": m.node_id,
+                "addr": m.addr,
+                "voter": m.voter,
+                "lag_entries": m.lag_entries,
+            });
+            match &m.status {
+                Ok(s) => member["status"] = json!({
+                    "role": s.role,
+                    "term": s.term,
+                    "leader_id": s.leader_id,
+                    "last_log_index": s.last_log_index,
+                    "committed_index": s.committed_index,
+                    "applied_index": s.applied_index,
+                    "snapshot_index": s.snapshot_index,
+                    "purged_index": s.purged_index,
+                    "version": s.version,
+                }),
+                Err(e) => member["error"] = json!(e),
+            }
+            member
+        }).collect::<Vec<_>>(),
+    })
+}

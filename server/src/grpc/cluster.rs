@@ -1,0 +1,239 @@
+//! The `ferry.v1.Cluster` service: cluster status, membership changes and the
+//! debug read of a replica's log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use ferry_proto::v1::cluster_server::Cluster;
+use futures::future::join_all;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use tonic::{Request, Response, Status};
+
+use super::proposer::Proposer;
+use super::status::ApiError;
+use crate::domain::{validate, Rejection};
+use crate::raft::NodeId;
+
+/// How long a member may take to answer a status request.
+const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a new node may take to catch up as a learner before it is
+/// promoted to voter.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most messages one ReadLog returns.
+const READ_LOG_MESSAGES_MAX: u32 = 10_000;
+
+#[derive(Debug)]
+pub struct ClusterService {
+    proposer: Proposer,
+}
+
+impl ClusterService {
+    pub fn new(proposer: Proposer) -> Self {
+        Self { proposer }
+    }
+
+    async fn node_status(&self) -> api::NodeStatus {
+        let raft = self.proposer.raft();
+        let metrics = raft.metrics().borrow().clone();
+        let committed = raft.with_raft_state(|state| state.committed).await.ok().flatten();
+        let id = self.proposer.node_id();
+        let addr = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+        let voter = metrics.membership_config.membership().voter_ids().any(|v| v == id);
+        let role = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Follower if voter => "follower",
+            ServerState::Follower | ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        api::NodeStatus {
+            node_id: id,
+            addr,
+            role: role.into(),
+            term: metrics.current_term,
+            leader_id: metrics.current_leader.unwrap_or(0),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            committed_index: committed.map_or(0, |c| c.index),
+            applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+            purged_index: metrics.purged.map_or(0, |l| l.index),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    async fn cluster_status(&self) -> api::ClusterStatus {
+        let metrics = self.proposer.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let nodes: BTreeMap<NodeId, String> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let me = self.proposer.node_id();
+        let statuses = join_all(nodes.iter().map(|(id, addr)| async move {
+            if *id == me {
+                Ok(self.node_status().await)
+            } else {
+                remote_node_status(addr).await
+            }
+        }))
+        .await;
+        let leader_last =
+            statuses.iter().filter_map(|s| s.as_ref().ok()).find(|s| s.role == "leader").map(|s| s.last_log_index);
+        let members = nodes
+            .into_iter()
+            .zip(statuses)
+            .map(|((node_id, addr), status)| {
+                let (status, error) = match status {
+                    Ok(status) => (Some(status), String::new()),
+                    Err(e) => (None, e),
+                };
+                let lag_entries = match (leader_last, &status) {
+                    (Some(leader), Some(status)) => leader.saturating_sub(status.last_log_index),
+                    _ => 0,
+                };
+                api::Member { node_id, addr, voter: voters.contains(&node_id), status, error, lag_entries }
+            })
+            .collect();
+        api::ClusterStatus { leader_id: metrics.current_leader.unwrap_or(0), term: metrics.current_term, members }
+    }
+
+    async fn add_node(&self, node_id: NodeId, addr: String) -> Result<(), ApiError> {
+        self.proposer.ensure_leader()?;
+        let metrics = self.proposer.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        if membership.voter_ids().any(|v| v == node_id) {
+            return match membership.get_node(&node_id) {
+                Some(node) if node.addr == addr => Ok(()),
+                _ => {
+                    Err(ApiError::invalid("node_id", format!("node {node_id} is already a member at another address")))
+                }
+            };
+        }
+        let raft = self.proposer.raft();
+        let learner = tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(node_id, BasicNode::new(&addr), true));
+        learner
+            .await
+            .map_err(|_| ApiError::Unavailable(format!("node {node_id} did not catch up within {CATCH_UP_TIMEOUT:?}")))?
+            .map_err(membership_error)?;
+        tracing::info!(node_id, %addr, "learner caught up; promoting to voter");
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    async fn remove_node(&self, node_id: NodeId) -> Result<(), ApiError> {
+        self.proposer.ensure_leader()?;
+        let metrics = self.proposer.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&node_id).is_none() {
+            return Err(ApiError::invalid("node_id", format!("node {node_id} is not a member")));
+        }
+        if membership.voter_ids().any(|v| v == node_id) {
+            let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
+            self.proposer.raft().change_membership(change, false).await.map_err(membership_error)?;
+        } else {
+            let change = ChangeMembers::RemoveNodes(BTreeSet::from([node_id]));
+            self.proposer.raft().change_membership(change, false).await.map_err(membership_error)?;
+        }
+        tracing::info!(node_id, "removed from the cluster");
+        Ok(())
+    }
+}
+
+async fn remote_node_status(addr: &str) -> Result<api::NodeStatus, String> {
+    let call = async {
+        let mut client = ClusterClient::connect(format!("http://{addr}")).await.map_err(|e| e.to_string())?;
+        let status = client.node_status(api::NodeStatusRequest {}).await.map_err(|e| e.message().to_owned())?;
+        Ok(status.into_inner())
+    };
+    tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await.unwrap_or_else(|_| Err("no answer within 1s".into()))
+}
+
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => ApiError::NotLeader {
+            reason: "leadership moved during the membership change".into(),
+            leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ApiError::Unavailable(format!("membership change refused: {e}"))
+        }
+        RaftError::Fatal(fatal) => ApiError::Unavailable(format!("raft has stopped: {fatal}")),
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn status(&self, _: Request<api::ClusterStatusRequest>) -> Result<Response<api::ClusterStatus>, Status> {
+        Ok(Response::new(self.cluster_status().await))
+    }
+
+    async fn node_status(&self, _: Request<api::NodeStatusRequest>) -> Result<Response<api::NodeStatus>, Status> {
+        Ok(Response::new(ClusterService::node_status(self).await))
+    }
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn add_node(&self, request: Request<api::AddNodeRequest>) -> Result<Response<api::ClusterStatus>, Status> {
+        let request = request.into_inner();
+        if request.node_id == 0 {
+            return Err(ApiError::invalid("node_id", "must be at least 1").into());
+        }
+        if request.addr.parse::<std::net::SocketAddr>().is_err() && !request.addr.contains(':') {
+            return Err(ApiError::invalid("addr", format!("{:?} is not HOST:PORT", request.addr)).into());
+        }
+        ClusterService::add_node(self, request.node_id, request.addr).await?;
+        Ok(Response::new(self.cluster_status().await))
+    }
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn remove_node(
+        &self,
+        request: Request<api::RemoveNodeRequest>,
+    ) -> Result<Response<api::ClusterStatus>, Status> {
+        ClusterService::remove_node(self, request.into_inner().node_id).await?;
+        Ok(Response::new(self.cluster_status().await))
+    }
+
+    async fn read_log(&self, request: Request<api::ReadLogRequest>) -> Result<Response<api::ReadLogResponse>, Status> {
+        let request = request.into_inner();
+        validate::name("topic", &request.topic).map_err(ApiError::from)?;
+        if !(1..=READ_LOG_MESSAGES_MAX).contains(&request.max_messages) {
+            let problem = format!("{} is outside 1..={READ_LOG_MESSAGES_MAX}", request.max_messages);
+            return Err(ApiError::invalid("max_messages", problem).into());
+        }
+        let state = self.proposer.state();
+        let (topic_id, end_offset) = {
+            let catalog = state.catalog();
+            let topic = catalog
+                .topic(&request.topic)
+                .ok_or_else(|| ApiError::from(Rejection::TopicNotFound { name: request.topic.clone() }))?;
+            let partition = topic.partitions.get(request.partition as usize).ok_or_else(|| {
+                ApiError::from(Rejection::PartitionOutOfRange {
+                    partition: request.partition,
+                    partitions: topic.config.partitions,
+                })
+            })?;
+            (topic.id, partition.next_offset)
+        };
+        let messages = state
+            .db()
+            .read_messages(topic_id, request.partition, request.from_offset, request.max_messages as usize, usize::MAX)
+            .map_err(ApiError::from)?;
+        let records = messages
+            .into_iter()
+            .map(|m| api::LogRecord {
+                offset: m.offset,
+                publish_time_unix_micros: m.publish_time_us,
+                message: Some(api::Message {
+                    data: m.body.data,
+                    attributes: m.body.attributes,
+                    ordering_key: m.body.ordering_key,
+                    event_id: m.body.event_id,
+                }),
+            })
+            .collect();
+        Ok(Response::new(api::ReadLogResponse { records, end_offset }))
+    }
+}

@@ -1,0 +1,146 @@
+//! The internal `ferry.internal.v1.Raft` service: peers' Raft RPCs, handed to
+//! openraft, and snapshots streamed in file by file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ferry_proto::internal as pb;
+use ferry_proto::internal::raft_server::Raft as RaftRpc;
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::raft::codec::{log_id_from_record, stored_membership_from_record, vote_from_record, vote_to_record};
+use crate::raft::rpc_codec::*;
+use crate::raft::snapshot_dir::{sync_dir, SnapshotDir};
+use crate::raft::type_config::{Snapshot, SnapshotMeta};
+use crate::raft::{AppliedState, Raft};
+
+#[derive(Clone)]
+pub struct RaftService {
+    raft: Raft,
+    state: Arc<AppliedState>,
+}
+
+impl std::fmt::Debug for RaftService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftService").finish_non_exhaustive()
+    }
+}
+
+impl RaftService {
+    pub fn new(raft: Raft, state: Arc<AppliedState>) -> Self {
+        Self { raft, state }
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("malformed raft message: {e}"))
+}
+
+fn stopped(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("raft is not running: {e}"))
+}
+
+/// Snapshot file names come from the network: allow plain names only.
+fn safe_file_name(name: &str) -> Result<&str, Status> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        Ok(name)
+    } else {
+        Err(Status::invalid_argument(format!("snapshot file name {name:?} is not a plain file name")))
+    }
+}
+
+/// A snapshot file being received.
+struct Incoming {
+    name: String,
+    file: tokio::fs::File,
+    next_offset: u64,
+}
+
+impl Incoming {
+    async fn finish(self) -> Result<(), Status> {
+        self.file.sync_all().await.map_err(|e| Status::internal(format!("fsync snapshot file {}: {e}", self.name)))
+    }
+}
+
+async fn receive_files(dir: &Path, stream: &mut Streaming<pb::SnapshotChunk>) -> Result<(), Status> {
+    let mut current: Option<Incoming> = None;
+    while let Some(chunk) = stream.message().await? {
+        let Some(pb::snapshot_chunk::Part::File(chunk)) = chunk.part else {
+            return Err(Status::invalid_argument("a snapshot header after the first message"));
+        };
+        let name = safe_file_name(&chunk.name)?;
+        if current.as_ref().is_none_or(|c| c.name != name) {
+            if let Some(done) = current.take() {
+                done.finish().await?;
+            }
+            let path = dir.join(name);
+            let file = tokio::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .await
+                .map_err(|e| Status::internal(format!("create {}: {e}", path.display())))?;
+            current = Some(Incoming { name: name.to_owned(), file, next_offset: 0 });
+        }
+        let incoming = current.as_mut().ok_or_else(|| Status::internal("no snapshot file open"))?;
+        if chunk.offset != incoming.next_offset {
+            return Err(Status::invalid_argument(format!(
+                "snapshot file {name}: chunk at offset {} where {} was expected",
+                chunk.offset, incoming.next_offset
+            )));
+        }
+        incoming.file.write_all(&chunk.data).await.map_err(|e| Status::internal(format!("write {name}: {e}")))?;
+        incoming.next_offset += chunk.data.len() as u64;
+    }
+    if let Some(done) = current.take() {
+        done.finish().await?;
+    }
+    sync_dir(dir).map_err(|e| Status::internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(
+        &self,
+        request: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let request = append_request_from_record(request.into_inner()).map_err(malformed)?;
+        let response = self.raft.append_entries(request).await.map_err(stopped)?;
+        Ok(Response::new(append_response_to_record(&response)))
+    }
+
+    async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+        let request = vote_request_from_record(request.into_inner()).map_err(malformed)?;
+        let response = self.raft.vote(request).await.map_err(stopped)?;
+        Ok(Response::new(vote_response_to_record(&response)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::SnapshotReply>, Status> {
+        let mut stream = request.into_inner();
+        let Some(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::Header(header)) }) = stream.message().await?
+        else {
+            return Err(Status::invalid_argument("a snapshot stream must start with its header"));
+        };
+        let vote = header.vote.as_ref().map(vote_from_record).ok_or_else(|| malformed("snapshot without a vote"))?;
+        let meta = header.meta.ok_or_else(|| malformed("snapshot without meta"))?;
+        let meta = SnapshotMeta {
+            last_log_id: meta.last_log_id.as_ref().map(log_id_from_record),
+            last_membership: stored_membership_from_record(meta.last_membership.unwrap_or_default()),
+            snapshot_id: meta.snapshot_id,
+        };
+        let dir = self.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
+        receive_files(&dir, &mut stream).await?;
+        tracing::info!(snapshot = %meta.snapshot_id, "received a snapshot; installing");
+        let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir }) };
+        let response = self.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
+        Ok(Response::new(pb::SnapshotReply { vote: Some(vote_to_record(&response.vote)) }))
+    }
+}

@@ -1,0 +1,93 @@
+//! How a node becomes part of a cluster: initialise a new one (alone, or with
+//! a static peer list), rejoin the one its data directory already belongs
+//! to, or join a running cluster through one of its nodes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_client::Client;
+use openraft::error::{InitializeError, RaftError};
+use openraft::BasicNode;
+
+use super::NodeError;
+use crate::raft::{NodeId, Raft};
+
+/// How long a single-voter node may take to lead after starting.
+const LEADERSHIP_WAIT: Duration = Duration::from_secs(30);
+/// Pause between attempts to join a cluster.
+const JOIN_RETRY: Duration = Duration::from_secs(1);
+
+/// What a node does on start-up when its data directory is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Formation {
+    /// Become a one-node cluster.
+    Alone,
+    /// Form a cluster of these voters (this node among them), or rejoin it.
+    Peers(BTreeMap<NodeId, String>),
+    /// Ask the cluster reachable at this address to add this node.
+    Join(String),
+}
+
+/// Initialises Raft on a new data directory; a node that already holds a log
+/// or vote rejoins its cluster as it was.
+pub async fn initialise(raft: &Raft, formation: &Formation, node_id: NodeId, advertise: &str) -> Result<(), NodeError> {
+    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        tracing::info!(node_id, "rejoining the cluster recorded in the data directory");
+        return Ok(());
+    }
+    let members: BTreeMap<NodeId, BasicNode> = match formation {
+        Formation::Join(_) => return Ok(()),
+        Formation::Alone => BTreeMap::from([(node_id, BasicNode::new(advertise))]),
+        Formation::Peers(peers) => peers.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect(),
+    };
+    match raft.initialize(members).await {
+        Ok(()) => {
+            tracing::info!(node_id, ?formation, "initialised a new cluster");
+            Ok(())
+        }
+        // A peer's leader reached us first: we are part of the cluster already.
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(NodeError::Raft(format!("initialise the cluster: {e}"))),
+    }
+}
+
+/// Whether this node is the only voter of its cluster.
+pub fn is_single_voter(raft: &Raft, node_id: NodeId) -> bool {
+    let metrics = raft.metrics().borrow().clone();
+    let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+    voters == [node_id]
+}
+
+/// Waits until `node_id` leads and has applied an entry of its own term.
+pub async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), NodeError> {
+    raft.wait(Some(LEADERSHIP_WAIT))
+        .metrics(
+            |m| m.current_leader == Some(node_id) && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term),
+            "leading",
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| NodeError::Raft(format!("node {node_id} did not become leader: {e}")))
+}
+
+/// Asks the cluster at `seed` to add this node, retrying until it succeeds.
+/// Runs in the background while the node serves, since the leader replicates
+/// the whole log to it before promoting it.
+pub async fn join(seed: String, node_id: NodeId, advertise: String) {
+    loop {
+        let attempt = async {
+            let client = Client::connect(&seed).await?;
+            client.add_node(node_id, &advertise).await
+        };
+        match attempt.await {
+            Ok(_) => {
+                tracing::info!(node_id, %seed, "joined the cluster as a voter");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(node_id, %seed, error = %e, "joining the cluster failed; retrying");
+                tokio::time::sleep(JOIN_RETRY).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! A cluster of real `ferryd` processes on loopback, formed from a static
+//! peer list, for tests that kill, restart and replace nodes.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_client::{Client, LogRecord, Position};
+use tempfile::TempDir;
+
+use crate::Ferryd;
+
+pub struct Cluster {
+    dir: TempDir,
+    /// Node id → process; ids start at 1.
+    pub nodes: BTreeMap<u64, Ferryd>,
+    addrs: BTreeMap<u64, String>,
+    extra_args: Vec<String>,
+}
+
+/// A free loopback port: bind to port 0 and let go. Another process could take
+/// it in between; on a test machine that is rare enough.
+pub fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+impl Cluster {
+    /// Starts `size` nodes that form one cluster.
+    pub fn start(size: u64, extra_args: &[&str]) -> Cluster {
+        let dir = TempDir::new().expect("temp dir");
+        let addrs: BTreeMap<u64, String> = (1..=size).map(|id| (id, free_addr())).collect();
+        let peers = addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster {
+            dir,
+            nodes: BTreeMap::new(),
+            addrs,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=size {
+            let args = cluster.node_args(id, &["--peers", &peers]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let node = Ferryd::start_at(&cluster.data_dir(id), &cluster.addrs[&id], &args);
+            cluster.nodes.insert(id, node);
+        }
+        cluster
+    }
+
+    fn node_args(&self, id: u64, formation: &[&str]) -> Vec<String> {
+        let mut args = vec!["--node-id".to_owned(), id.to_string()];
+        args.extend(formation.iter().map(|s| s.to_string()));
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    pub fn addr(&self, id: u64) -> &str {
+        &self.addrs[&id]
+    }
+
+    /// Every node's address, comma-separated, for a client that follows the leader.
+    pub fn addrs(&self) -> String {
+        self.addrs.values().cloned().collect::<Vec<_>>().join(",")
+    }
+
+    /// Starts a brand-new node that asks the cluster to add it.
+    pub fn join(&mut self, id: u64) {
+        let addr = free_addr();
+        let seed = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.is_running())
+            .map(|(id, _)| self.addrs[id].clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        let args = self.node_args(id, &["--join", &seed]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = Ferryd::start_at(&self.data_dir(id), &addr, &args);
+        self.addrs.insert(id, addr);
+        self.nodes.insert(id, node);
+    }
+
+    pub fn kill9(&mut self, id: u64) {
+        self.nodes.get_mut(&id).expect("node").kill9();
+    }
+
+    pub fn restart(&mut self, id: u64) {
+        self.nodes.get_mut(&id).expect("node").restart();
+    }
+
+    /// Forgets a node: kills it and drops it from the address list.
+    pub fn forget(&mut self, id: u64) {
+        if let Some(mut node) = self.nodes.remove(&id) {
+            node.kill9();
+        }
+        self.addrs.remove(&id);
+    }
+
+    /// The leader as the running nodes see it, waiting up to `within`.
+    pub async fn leader(&self, within: Duration) -> u64 {
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            for (id, node) in &self.nodes {
+                if !node.is_running() {
+                    continue;
+                }
+                let Ok(client) = Client::connect_with(self.addr(*id), Duration::ZERO).await else { continue };
+                if let Ok(status) = client.cluster_status().await {
+                    let leader = status.leader_id.filter(|l| self.nodes.get(l).is_some_and(Ferryd::is_running));
+                    if let Some(leader) = leader {
+                        return leader;
+                    }
+                }
+            }
+            assert!(tokio::time::Instant::now() < give_up, "no leader within {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A partition's full log as node `id` applied it.
+    pub async fn read_log(&self, id: u64, topic: &str, partition: u32) -> Vec<LogRecord> {
+        let client = Client::connect_with(self.addr(id), Duration::ZERO).await.expect("connect to node");
+        let mut records = Vec::new();
+        loop {
+            let from = records.last().map_or(0, |r: &LogRecord| r.offset + 1);
+            let (page, end) = client.read_log(topic, partition, from, 10_000).await.expect("read log");
+            records.extend(page);
+            if records.last().map_or(0, |r| r.offset + 1) >= end {
+                return records;
+            }
+        }
+    }
+
+    /// Waits until every running node has applied `end_offset` messages of the partition.
+    pub async fn wait_replicated(&self, topic: &str, partition: u32, end_offset: u64, within: Duration) {
+        let give_up = tokio::time::Instant::now() + within;
+        for (id, node) in &self.nodes {
+            if !node.is_running() {
+                continue;
+            }
+            loop {
+                let client = Client::connect_with(self.addr(*id), Duration::ZERO).await.expect("connect");
+                let end = match client.read_log(topic, partition, 0, 1).await {
+                    Ok((_, end)) => end,
+                    Err(_) => 0,
+                };
+                if end >= end_offset {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < give_up, "node {id} has {end} of {end_offset} messages");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Checks that every running node holds the same log for partition 0 of
+    /// `topic`, and that each confirmed publish sits at the position the
+    /// server confirmed. Returns the common log.
+    pub async fn assert_replicas_hold(&self, topic: &str, confirmed: &[(String, Position)]) -> Vec<LogRecord> {
+        let end = confirmed.iter().map(|(_, p)| p.offset + 1).max().unwrap_or(0);
+        self.wait_replicated(topic, 0, end, Duration::from_secs(60)).await;
+        let mut logs = Vec::new();
+        for (id, node) in &self.nodes {
+            if node.is_running() {
+                logs.push((*id, self.read_log(*id, topic, 0).await));
+            }
+        }
+        let (first_id, first) = &logs[0];
+        for (id, log) in &logs[1..] {
+            assert_eq!(log.len(), first.len(), "node {id} and node {first_id} hold logs of different lengths");
+            if let Some(i) = (0..log.len()).find(|&i| log[i] != first[i]) {
+                panic!(
+                    "node {id} and node {first_id} differ at offset {}: {:?} vs {:?}",
+                    log[i].offset, log[i], first[i]
+                );
+            }
+        }
+        for (i, record) in first.iter().enumerate() {
+            assert_eq!(record.offset, i as u64, "offsets are contiguous");
+        }
+        for (value, position) in confirmed {
+            let stored = first.get(position.offset as usize).map(|r| String::from_utf8_lossy(&r.message.data));
+            assert_eq!(
+                stored.as_deref(),
+                Some(value.as_str()),
+                "confirmed publish missing at offset {}",
+                position.offset
+            );
+        }
+        first.clone()
+    }
+}

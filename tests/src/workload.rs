@@ -1,0 +1,77 @@
+//! A steady publisher for cluster tests: publishes numbered messages in
+//! batches until told to stop, recording each batch the server confirmed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_client::{Client, Message, Position};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What the publisher saw: confirmed (value, position) pairs and errors.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub confirmed: Vec<(String, Position)>,
+    pub errors: Vec<String>,
+    /// When each batch was confirmed, to measure gaps in service.
+    pub confirmed_at: Vec<Instant>,
+}
+
+pub struct Publisher {
+    stop: Arc<AtomicBool>,
+    pub published: Arc<Mutex<Published>>,
+    task: JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Publishes batches of `batch` messages `"<prefix>-<n>"` to `topic`.
+    pub fn start(client: Client, topic: &str, prefix: &str, batch: usize) -> Publisher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let published = Arc::new(Mutex::new(Published::default()));
+        let (topic, prefix) = (topic.to_owned(), prefix.to_owned());
+        let task = {
+            let (stop, published) = (Arc::clone(&stop), Arc::clone(&published));
+            tokio::spawn(async move {
+                let mut next = 0usize;
+                while !stop.load(Ordering::SeqCst) {
+                    let values: Vec<String> = (next..next + batch).map(|i| format!("{prefix}-{i}")).collect();
+                    let messages = values.iter().cloned().map(Message::new).collect();
+                    match client.publish(&topic, messages).await {
+                        Ok(positions) => {
+                            let mut published = published.lock().expect("lock");
+                            published.confirmed.extend(values.into_iter().zip(positions));
+                            published.confirmed_at.push(Instant::now());
+                            next += batch;
+                        }
+                        Err(e) => {
+                            published.lock().expect("lock").errors.push(e.to_string());
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            })
+        };
+        Publisher { stop, published, task }
+    }
+
+    pub fn confirmed(&self) -> usize {
+        self.published.lock().expect("lock").confirmed.len()
+    }
+
+    /// Waits until at least `count` messages are confirmed in all.
+    pub async fn wait_for(&self, count: usize, within: Duration) {
+        let give_up = Instant::now() + within;
+        while self.confirmed() < count {
+            let errors = self.published.lock().expect("lock").errors.clone();
+            assert!(Instant::now() < give_up, "only {} of {count} confirmed; errors: {errors:?}", self.confirmed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(self) -> Published {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("publisher task");
+        Arc::try_unwrap(self.published).expect("sole owner").into_inner().expect("lock")
+    }
+}
