@@ -60,3 +60,15 @@ pub fn received(delivery: Delivery) -> api::ReceivedMessage {
         }),
     }
 }
+
+/// One page of a name-ordered listing: at most `size` items, and the token to
+/// continue after them (the last name), empty on the last page.
+pub fn page<T>(items: impl Iterator<Item = T>, size: usize, name: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+    let mut page: Vec<T> = items.take(size + 1).collect();
+    if page.len() <= size {
+        return (page, String::new());
+    }
+    page.truncate(size);
+    let token = page.last().map(|item| name(item).to_owned()).unwrap_or_default();
+    (page, token)
+}

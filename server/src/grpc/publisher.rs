@@ -119,14 +119,8 @@ impl Publisher for PublisherService {
         let page_size = validate::page_size(request.page_size).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
-        let mut topics: Vec<api::Topic> =
-            catalog.topics_after(&request.page_token).take(page_size + 1).map(convert::topic).collect();
-        let next_page_token = if topics.len() > page_size {
-            topics.truncate(page_size);
-            topics.last().map(|t| t.name.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (topics, next_page_token) =
+            convert::page(catalog.topics_after(&request.page_token).map(convert::topic), page_size, |t| &t.name);
         Ok(Response::new(api::ListTopicsResponse { topics, next_page_token }))
     }
 

@@ -147,18 +147,11 @@ impl Subscriber for SubscriberService {
         }
         self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
-        let mut subscriptions: Vec<api::Subscription> = catalog
+        let matching = catalog
             .subscriptions_after(&request.page_token)
             .filter(|s| request.topic.is_empty() || s.topic == request.topic)
-            .take(page_size + 1)
-            .map(convert::subscription)
-            .collect();
-        let next_page_token = if subscriptions.len() > page_size {
-            subscriptions.truncate(page_size);
-            subscriptions.last().map(|s| s.name.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+            .map(convert::subscription);
+        let (subscriptions, next_page_token) = convert::page(matching, page_size, |s| &s.name);
         Ok(Response::new(api::ListSubscriptionsResponse { subscriptions, next_page_token }))
     }
 
