@@ -3,7 +3,12 @@
 
 use std::path::Path;
 
-const PROTOS: &[&str] = &["ferry/v1/ferry.proto", "ferry/internal/v1/storage.proto", "ferry/internal/v1/raft.proto"];
+const PROTOS: &[&str] = &[
+    "ferry/v1/ferry.proto",
+    "ferry/internal/v1/storage.proto",
+    "ferry/internal/v1/raft.proto",
+    "ferry/internal/v1/testing.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -1,6 +1,6 @@
 //! `Client`: a typed async client for the `ferry.v1` API.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
@@ -10,6 +10,7 @@ use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::router::Router;
+use crate::subscriber::{Subscriber, SubscriberSettings};
 use crate::types::*;
 
 /// Largest gRPC message the client sends or accepts: the server's largest
@@ -34,7 +35,7 @@ fn publisher(channel: Channel) -> PublisherClient<Channel> {
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
-fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
+pub(crate) fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
     SubscriberClient::new(channel)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -85,13 +86,8 @@ impl Client {
     }
 
     pub async fn create_topic(&self, name: &str, settings: TopicSettings) -> Result<Topic> {
-        let request = api::CreateTopicRequest {
-            name: name.to_owned(),
-            settings: Some(api::TopicSettings {
-                partitions: settings.partitions,
-                max_message_bytes: settings.max_message_bytes,
-            }),
-        };
+        let request =
+            api::CreateTopicRequest { name: name.to_owned(), settings: Some(topic_settings_to_api(&settings)) };
         let topic = self.router.call(rpc!(publisher, create_topic, request)).await?;
         Ok(topic_from_api(topic))
     }
@@ -147,9 +143,7 @@ impl Client {
         let request = api::CreateSubscriptionRequest {
             name: name.to_owned(),
             topic: topic.to_owned(),
-            settings: Some(api::SubscriptionSettings {
-                ack_deadline_seconds: u32::try_from(settings.ack_deadline.as_secs()).unwrap_or(u32::MAX),
-            }),
+            settings: Some(subscription_settings_to_api(&settings)),
         };
         let subscription = self.router.call(rpc!(subscriber, create_subscription, request)).await?;
         Ok(subscription_from_api(subscription))
@@ -199,6 +193,20 @@ impl Client {
         let request = api::AcknowledgeRequest { subscription: subscription.to_owned(), ack_ids: ack_ids.to_vec() };
         let response = self.router.call(rpc!(subscriber, acknowledge, request)).await?;
         Ok(AckOutcome { acknowledged: response.acknowledged, stale: response.stale })
+    }
+
+    /// A streaming consumer of `subscription` (see [`Subscriber`]).
+    pub async fn subscribe(&self, subscription: &str, settings: SubscriberSettings) -> Result<Subscriber> {
+        let ack_deadline = self.get_subscription(subscription).await?.settings.ack_deadline;
+        Subscriber::start(std::sync::Arc::clone(&self.router), subscription, ack_deadline, settings).await
+    }
+
+    /// Moves the subscription to `time`: messages published before it count
+    /// as acked, those from it on are delivered (again).
+    pub async fn seek(&self, subscription: &str, time: SystemTime) -> Result<()> {
+        let request = api::SeekRequest { subscription: subscription.to_owned(), time_unix_micros: micros_of(time) };
+        self.router.call(rpc!(subscriber, seek, request)).await?;
+        Ok(())
     }
 
     /// Sets the remaining lease of deliveries to `seconds` (0 = nack: deliver

@@ -7,11 +7,13 @@
 pub mod client;
 pub mod error;
 mod router;
+pub mod subscriber;
 pub mod types;
 
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
+pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{
-    AckOutcome, ClusterStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position, ReceivedMessage,
-    Subscription, SubscriptionSettings, Topic, TopicSettings,
+    AckOutcome, Backlog, ClusterStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position,
+    ReceivedMessage, Subscription, SubscriptionSettings, Topic, TopicSettings,
 };

@@ -14,6 +14,10 @@ use crate::error::Error;
 pub struct TopicSettings {
     pub partitions: u32,
     pub max_message_bytes: u32,
+    /// How long messages are kept (default 7 days).
+    pub retention: Duration,
+    /// Most bytes a partition keeps; 0 = no limit.
+    pub retention_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,7 @@ pub struct PartitionInfo {
     pub partition: u32,
     pub start_offset: u64,
     pub end_offset: u64,
+    pub stored_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +39,29 @@ pub struct Topic {
 /// Settings of a new subscription. Zero values take the server's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscriptionSettings {
+    /// Lease of a delivered message (10 s..10 min, default 10 s).
     pub ack_deadline: Duration,
+    /// Wait before redelivering after a nack or expiry: `min * 2^(attempt-1)`,
+    /// at most `max`. Zero = redeliver at once.
+    pub retry_min_backoff: Duration,
+    pub retry_max_backoff: Duration,
+    /// Where a message goes after `max_delivery_attempts` (5..=100, default 5)
+    /// deliveries without an ack. Empty = never dead-letter.
+    pub dead_letter_topic: String,
+    pub max_delivery_attempts: u32,
+}
+
+/// What a subscription still has to work through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Not yet acked, leased ones included.
+    pub unacked_messages: u64,
+    pub unacked_bytes: u64,
+    /// Leased to consumers right now.
+    pub leased_messages: u64,
+    /// Age of the oldest unacked message by its publish time; zero when none.
+    pub oldest_unacked_age: Duration,
+    pub oldest_unacked_publish_time: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +70,8 @@ pub struct Subscription {
     pub topic: String,
     pub settings: SubscriptionSettings,
     pub create_time: SystemTime,
+    /// Present on `get_subscription`.
+    pub backlog: Option<Backlog>,
 }
 
 /// A message to publish.
@@ -110,6 +139,13 @@ pub struct AckOutcome {
     pub stale: u32,
 }
 
+pub(crate) fn micros_of(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
 pub(crate) fn time_from_micros(micros: i64) -> SystemTime {
     if micros >= 0 {
         UNIX_EPOCH + Duration::from_micros(micros as u64)
@@ -122,23 +158,68 @@ pub(crate) fn topic_from_api(topic: api::Topic) -> Topic {
     let settings = topic.settings.unwrap_or_default();
     Topic {
         name: topic.name,
-        settings: TopicSettings { partitions: settings.partitions, max_message_bytes: settings.max_message_bytes },
+        settings: TopicSettings {
+            partitions: settings.partitions,
+            max_message_bytes: settings.max_message_bytes,
+            retention: Duration::from_secs(settings.retention_seconds),
+            retention_bytes: settings.retention_bytes,
+        },
         create_time: time_from_micros(topic.create_time_unix_micros),
         partitions: topic
             .partitions
             .into_iter()
-            .map(|p| PartitionInfo { partition: p.partition, start_offset: p.start_offset, end_offset: p.end_offset })
+            .map(|p| PartitionInfo {
+                partition: p.partition,
+                start_offset: p.start_offset,
+                end_offset: p.end_offset,
+                stored_bytes: p.stored_bytes,
+            })
             .collect(),
     }
 }
 
 pub(crate) fn subscription_from_api(subscription: api::Subscription) -> Subscription {
     let settings = subscription.settings.unwrap_or_default();
+    let seconds = |s: u32| Duration::from_secs(u64::from(s));
     Subscription {
         name: subscription.name,
         topic: subscription.topic,
-        settings: SubscriptionSettings { ack_deadline: Duration::from_secs(u64::from(settings.ack_deadline_seconds)) },
+        settings: SubscriptionSettings {
+            ack_deadline: seconds(settings.ack_deadline_seconds),
+            retry_min_backoff: seconds(settings.retry_min_backoff_seconds),
+            retry_max_backoff: seconds(settings.retry_max_backoff_seconds),
+            dead_letter_topic: settings.dead_letter_topic,
+            max_delivery_attempts: settings.max_delivery_attempts,
+        },
         create_time: time_from_micros(subscription.create_time_unix_micros),
+        backlog: subscription.backlog.map(|b| Backlog {
+            unacked_messages: b.unacked_messages,
+            unacked_bytes: b.unacked_bytes,
+            leased_messages: b.leased_messages,
+            oldest_unacked_age: Duration::from_millis(b.oldest_unacked_age_millis),
+            oldest_unacked_publish_time: (b.unacked_messages > 0)
+                .then(|| time_from_micros(b.oldest_unacked_publish_time_unix_micros)),
+        }),
+    }
+}
+
+pub(crate) fn topic_settings_to_api(settings: &TopicSettings) -> api::TopicSettings {
+    api::TopicSettings {
+        partitions: settings.partitions,
+        max_message_bytes: settings.max_message_bytes,
+        retention_seconds: settings.retention.as_secs(),
+        retention_bytes: settings.retention_bytes,
+    }
+}
+
+pub(crate) fn subscription_settings_to_api(settings: &SubscriptionSettings) -> api::SubscriptionSettings {
+    let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    api::SubscriptionSettings {
+        ack_deadline_seconds: seconds(settings.ack_deadline),
+        retry_min_backoff_seconds: seconds(settings.retry_min_backoff),
+        retry_max_backoff_seconds: seconds(settings.retry_max_backoff),
+        dead_letter_topic: settings.dead_letter_topic.clone(),
+        max_delivery_attempts: settings.max_delivery_attempts,
     }
 }
 

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use ferry_server::clock::ManualClock;
 use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
 use ferry_server::NodeBuilder;
@@ -41,6 +43,10 @@ struct Args {
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
     unsafe_skip_fsync: bool,
+    /// TESTING ONLY: run on a clock that moves only through the Testing
+    /// service's AdvanceClock, so tests can skip days of retention in a second.
+    #[arg(long, hide = true)]
+    unsafe_manual_clock: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .snapshot_every_entries(args.snapshot_every_entries);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
+    }
+    if args.unsafe_manual_clock {
+        tracing::warn!("--unsafe-manual-clock: time moves only when a test says so");
+        builder = builder.manual_clock(Arc::new(ManualClock::default()));
     }
     if args.unsafe_skip_fsync {
         tracing::warn!("--unsafe-skip-fsync: acknowledged writes can be lost on power failure");

@@ -28,7 +28,7 @@ async fn fixture() -> Fixture {
     let server = Ferryd::start(&dir.path().join("node"));
     let addr = server.addr().to_owned();
     let client = Client::connect(&addr).await.expect("connect");
-    let settings = TopicSettings { partitions: 1, max_message_bytes: 1000 };
+    let settings = TopicSettings { partitions: 1, max_message_bytes: 1000, ..Default::default() };
     client.create_topic("small", settings).await.expect("create topic");
     client.create_subscription("reader", "small", SubscriptionSettings::default()).await.expect("create sub");
     Fixture { _dir: dir, _server: server, client, addr }
@@ -50,18 +50,18 @@ async fn bad_topic_and_subscription_admin_is_refused_and_changes_nothing() {
         Code::InvalidArgument,
         &["settings.max_message_bytes", "10485760"],
     );
-    let again = TopicSettings { partitions: 3, max_message_bytes: 5 };
+    let again = TopicSettings { partitions: 3, max_message_bytes: 5, ..Default::default() };
     expect_error(c.create_topic("small", again).await, Code::AlreadyExists, &["small"]);
     expect_error(c.get_topic("nope").await, Code::NotFound, &["nope"]);
     expect_error(c.delete_topic("nope").await, Code::NotFound, &["nope"]);
 
-    let short = SubscriptionSettings { ack_deadline: Duration::from_secs(5) };
+    let short = SubscriptionSettings { ack_deadline: Duration::from_secs(5), ..Default::default() };
     expect_error(
         c.create_subscription("s", "small", short).await,
         Code::InvalidArgument,
         &["ack_deadline_seconds", "10..=600"],
     );
-    let long_deadline = SubscriptionSettings { ack_deadline: Duration::from_secs(601) };
+    let long_deadline = SubscriptionSettings { ack_deadline: Duration::from_secs(601), ..Default::default() };
     expect_error(
         c.create_subscription("s", "small", long_deadline).await,
         Code::InvalidArgument,

@@ -12,7 +12,7 @@ async fn leases_on_a_killed_leader_are_redelivered_and_acks_are_not_undone() {
     let mut cluster = Cluster::start(3, &[]);
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     client.create_topic("jobs", TopicSettings::default()).await.expect("create topic");
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600) };
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
     client.create_subscription("workers", "jobs", settings).await.expect("create sub");
     let messages = (0..20).map(|i| Message::new(format!("job-{i}"))).collect();
     client.publish("jobs", messages).await.expect("publish");

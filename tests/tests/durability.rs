@@ -14,7 +14,7 @@ async fn a_kill_9_mid_stream_loses_no_acknowledged_publish_and_undoes_no_ack() {
     let mut server = Ferryd::start(&dir.path().join("node"));
     let client = Client::connect(server.addr()).await.expect("connect");
     client.create_topic("orders", TopicSettings::default()).await.expect("create topic");
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10) };
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10), ..Default::default() };
     client.create_subscription("billing", "orders", settings).await.expect("create subscription");
 
     // Ten messages that are acked before the kill, and five leased but not acked.
@@ -83,7 +83,7 @@ async fn an_unacked_lease_is_redelivered_after_its_deadline_and_not_before() {
     let server = Ferryd::start(&dir.path().join("node"));
     let client = Client::connect(server.addr()).await.expect("connect");
     client.create_topic("jobs", TopicSettings::default()).await.expect("create topic");
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10) };
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10), ..Default::default() };
     client.create_subscription("workers", "jobs", settings).await.expect("create subscription");
     client.publish("jobs", vec![Message::new("a"), Message::new("b")]).await.expect("publish");
 

@@ -1,10 +1,11 @@
 //! `Dispatcher`: the leader's delivery state for every subscription, and the
-//! Pull / Acknowledge / ModifyAckDeadline operations on it.
+//! lease, ack and lease-change operations the services run on it.
 //!
 //! Each subscription's leases sit behind their own lock, so consumers of
-//! different subscriptions never wait on each other. A leadership change
-//! (a new term) drops every lease: the new term starts from the replicated
-//! ack floors.
+//! different subscriptions never wait on each other, and the consumers of one
+//! subscription take turns at it — that is the load balancing. A leadership
+//! change (a new term) drops every lease: the new term starts from the
+//! replicated ack floors. A seek drops the leases of its subscription.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::time::sleep_until;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::ack_id::AckId;
-use super::subscription::{AckPlan, Delivery, MessageSource, SubscriptionDelivery};
+use super::policy::DeliveryPolicy;
+use super::subscription::{AckPlan, ConsumerId, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery};
 use crate::clock::Clock;
-use crate::domain::limits::PULL_BYTES_MAX;
 use crate::domain::{StoredMessage, SubscriptionState};
 use crate::raft::AppliedState;
 use crate::storage::state_db::StateDb;
@@ -52,6 +54,7 @@ pub struct Dispatcher {
     /// Starts at a random value per process, so delivery ids of different
     /// leaders do not collide.
     next_delivery_id: AtomicU64,
+    next_consumer_id: AtomicU64,
 }
 
 impl Dispatcher {
@@ -62,44 +65,27 @@ impl Dispatcher {
             outstanding_max,
             leases: Mutex::new(Terms::default()),
             next_delivery_id: AtomicU64::new(rand::random()),
+            next_consumer_id: AtomicU64::new(1),
         }
     }
 
-    /// Leases up to `count_max` messages, waiting up to `wait` for a first one.
-    pub async fn pull(
-        &self,
-        term: u64,
-        name: &str,
-        count_max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, DeliveryError> {
-        let give_up = self.clock.monotonic() + wait;
-        let mut publishes = self.state.watch_publishes();
-        loop {
-            publishes.borrow_and_update();
-            let (deliveries, next_deadline) = self.try_pull(term, name, count_max)?;
-            let now = self.clock.monotonic();
-            if !deliveries.is_empty() || now >= give_up {
-                return Ok(deliveries);
-            }
-            let wake = next_deadline.map_or(give_up, |d| d.min(give_up));
-            tokio::select! {
-                changed = publishes.changed() => {
-                    if changed.is_err() {
-                        return Ok(deliveries);
-                    }
-                }
-                () = sleep_until(wake) => {}
-            }
-        }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
-    fn try_pull(
-        &self,
-        term: u64,
-        name: &str,
-        count_max: usize,
-    ) -> Result<(Vec<Delivery>, Option<tokio::time::Instant>), DeliveryError> {
+    /// A fresh consumer id for a stream.
+    pub fn new_consumer(&self) -> ConsumerId {
+        self.next_consumer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The subscription as of the last applied entry.
+    pub fn subscription(&self, name: &str) -> Result<SubscriptionState, DeliveryError> {
+        let catalog = self.state.catalog();
+        catalog.subscription(name).cloned().ok_or_else(|| DeliveryError::SubscriptionNotFound(name.to_owned()))
+    }
+
+    /// Leases what `lessee` can take now, without waiting.
+    pub fn lease(&self, term: u64, name: &str, lessee: Lessee) -> Result<Leased, DeliveryError> {
         let subscription = self.subscription(name)?;
         let shared = self.leases(term, &subscription);
         let db = self.state.db();
@@ -107,9 +93,60 @@ impl Dispatcher {
         let mut leases = shared.lock();
         let now = self.clock.monotonic();
         let mut next_id = || self.next_delivery_id.fetch_add(1, Ordering::Relaxed);
-        let deliveries =
-            leases.lease(&source, &subscription.ack_floors, now, count_max, PULL_BYTES_MAX, &mut next_id)?;
-        Ok((deliveries, leases.next_deadline()))
+        Ok(leases.lease(&source, &subscription.floors(), now, lessee, &mut next_id)?)
+    }
+
+    /// Changes whenever a publish is applied; take it before leasing, then
+    /// [`wait`](Self::wait) on it if nothing was there.
+    pub fn watch_publishes(&self) -> watch::Receiver<u64> {
+        let mut publishes = self.state.watch_publishes();
+        publishes.borrow_and_update();
+        publishes
+    }
+
+    /// Waits until new messages may be deliverable: a publish was applied, a
+    /// lease or backoff of the subscription ran out, or `give_up` (real time)
+    /// passed.
+    pub async fn wait(&self, term: u64, name: &str, publishes: &mut watch::Receiver<u64>, give_up: Instant) {
+        let next_deadline = self.subscription(name).ok().and_then(|s| self.leases(term, &s).lock().next_deadline());
+        let deadline = async {
+            match next_deadline {
+                Some(deadline) => self.clock.sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = publishes.changed() => {}
+            () = deadline => {}
+            () = tokio::time::sleep_until(give_up) => {}
+        }
+    }
+
+    /// Leases up to `count_max` messages, waiting up to `wait` for a first one.
+    pub async fn pull(&self, term: u64, name: &str, lessee: Lessee, wait: Duration) -> Result<Leased, DeliveryError> {
+        let give_up = Instant::now() + wait;
+        loop {
+            let mut publishes = self.watch_publishes();
+            let leased = self.lease(term, name, lessee)?;
+            if !leased.deliveries.is_empty() || !leased.exhausted.is_empty() || Instant::now() >= give_up {
+                return Ok(leased);
+            }
+            self.wait(term, name, &mut publishes, give_up).await;
+        }
+    }
+
+    /// What `consumer` holds of a subscription now.
+    pub fn holding(&self, term: u64, subscription: &SubscriptionState, consumer: ConsumerId) -> Holding {
+        self.leases(term, subscription).lock().holding(consumer)
+    }
+
+    /// Messages leased to consumers of a subscription right now.
+    pub fn leased(&self, term: u64, subscription: &SubscriptionState) -> usize {
+        self.leases(term, subscription).lock().leased()
+    }
+
+    pub fn drop_consumer(&self, term: u64, subscription: &SubscriptionState, consumer: ConsumerId) {
+        self.leases(term, subscription).lock().drop_consumer(consumer);
     }
 
     /// Marks acks as committing; the caller commits `plan.commit` through Raft
@@ -119,17 +156,23 @@ impl Dispatcher {
     }
 
     pub fn finish_ack(&self, term: u64, subscription: &SubscriptionState, keys: &[(u32, u64)], committed: bool) {
-        self.leases(term, subscription).lock().finish_ack(keys, committed);
+        let now = self.clock.monotonic();
+        self.leases(term, subscription).lock().finish_ack(keys, committed, now);
     }
 
-    /// Returns (modified, stale).
+    pub fn finish_dead_letter(&self, term: u64, subscription: &SubscriptionState, position: (u32, u64), moved: bool) {
+        let now = self.clock.monotonic();
+        self.leases(term, subscription).lock().finish_dead_letter(position, moved, now);
+    }
+
+    /// Returns the ids that held no current lease.
     pub fn modify_deadline(
         &self,
         term: u64,
         subscription: &SubscriptionState,
         ids: &[AckId],
         seconds: u32,
-    ) -> (u32, u32) {
+    ) -> Vec<AckId> {
         let now = self.clock.monotonic();
         self.leases(term, subscription).lock().modify_deadline(ids, now, seconds)
     }
@@ -139,12 +182,8 @@ impl Dispatcher {
         self.leases.lock().by_subscription.remove(&subscription_id);
     }
 
-    fn subscription(&self, name: &str) -> Result<SubscriptionState, DeliveryError> {
-        let catalog = self.state.catalog();
-        catalog.subscription(name).cloned().ok_or_else(|| DeliveryError::SubscriptionNotFound(name.to_owned()))
-    }
-
-    /// The leases of a subscription in this term, created on first use.
+    /// The leases of a subscription in this term and seek epoch, created on
+    /// first use.
     fn leases(&self, term: u64, subscription: &SubscriptionState) -> Shared {
         let mut terms = self.leases.lock();
         if terms.term != term {
@@ -155,11 +194,16 @@ impl Dispatcher {
             let catalog = self.state.catalog();
             all.retain(|id, _| catalog.subscription_by_id(*id).is_some());
         }
+        let stale = all.get(&subscription.id).is_some_and(|s| s.lock().seek_epoch != subscription.seek_epoch);
+        if stale {
+            all.remove(&subscription.id);
+        }
         let entry = all.entry(subscription.id).or_insert_with(|| {
             Arc::new(Mutex::new(SubscriptionDelivery::new(
                 subscription.id,
-                subscription.ack_floors.len(),
-                Duration::from_secs(u64::from(subscription.config.ack_deadline_seconds)),
+                subscription.seek_epoch,
+                subscription.acks.len(),
+                DeliveryPolicy::of(&subscription.config),
                 self.outstanding_max,
             )))
         });

@@ -4,12 +4,19 @@
 //! through Raft (they survive failover); ModifyAckDeadline changes leases.
 
 pub mod ack_id;
+pub mod backlog;
 pub mod dispatcher;
+pub mod policy;
 pub mod subscription;
 
 #[cfg(test)]
 mod tests;
 
 pub use ack_id::{AckId, MalformedAckId};
+pub use backlog::{backlog, Backlog};
 pub use dispatcher::{DeliveryError, Dispatcher, OUTSTANDING_MAX_DEFAULT};
-pub use subscription::{AckPlan, Delivery, MessageSource, SubscriptionDelivery};
+pub use policy::DeliveryPolicy;
+pub use subscription::{
+    AckPlan, ConsumerId, Delivery, Exhausted, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery,
+    UNARY_CONSUMER,
+};

@@ -1,21 +1,34 @@
 //! `SubscriptionDelivery`: which messages of one subscription are leased to
-//! consumers right now, by this leader.
+//! which consumer right now, by this leader.
 //!
 //! Leases are leader-local (SPEC contract 3): they are not replicated, so a new
 //! leader starts from the replicated ack floors and redelivers whatever was
 //! leased but unacked — redelivery, never loss.
 //!
-//! Architecture invariant: at most `outstanding_max` messages are tracked per
-//! subscription; the backlog itself stays on disk and is read in order through
-//! per-partition cursors.
+//! Messages with an ordering key go out one at a time per key: the next
+//! waits (as a bare offset) until the one before it is acked or
+//! dead-lettered. Messages without a key never wait behind a key.
+//!
+//! Architecture invariant: at most `outstanding_max` leases and
+//! `WAITING_MAX` waiting offsets per subscription; the backlog itself stays on
+//! disk and is read in order through per-partition cursors.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use tokio::time::Instant;
 
 use super::ack_id::AckId;
+use super::policy::DeliveryPolicy;
 use crate::domain::StoredMessage;
+
+/// Offsets held back behind an earlier message of their ordering key, at most.
+pub const WAITING_MAX: usize = 100_000;
+
+/// Identifies one consumer (a stream, or all unary pulls) for flow control.
+pub type ConsumerId = u64;
+
+/// Unary pulls share this consumer id; they have no flow control.
+pub const UNARY_CONSUMER: ConsumerId = 0;
 
 /// Where a subscription's messages and stored acks are read from.
 pub trait MessageSource {
@@ -42,22 +55,66 @@ pub struct Delivery {
     pub message: StoredMessage,
 }
 
+/// A message delivered as often as the policy allows, to be moved to the
+/// dead-letter topic by the caller (then [`SubscriptionDelivery::finish_dead_letter`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exhausted {
+    pub message: StoredMessage,
+    pub attempts: u32,
+}
+
+/// What one call to [`SubscriptionDelivery::lease`] hands out.
+#[derive(Debug, Default)]
+pub struct Leased {
+    pub deliveries: Vec<Delivery>,
+    pub exhausted: Vec<Exhausted>,
+}
+
+/// Who asks for messages, and how many (and bytes) it can take now.
+#[derive(Debug, Clone, Copy)]
+pub struct Lessee {
+    pub consumer: ConsumerId,
+    pub count_max: usize,
+    pub bytes_max: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeaseState {
     /// Held by a consumer until the deadline.
     Leased,
     /// An ack is being committed; not redelivered meanwhile.
     Acking,
-    /// Expired or nacked: next in line for redelivery.
+    /// Expired, nacked or promoted behind its key: delivered again once the
+    /// deadline (the retry backoff) has passed.
     Ready,
+    /// Being moved to the dead-letter topic.
+    DeadLettering,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Lease {
     delivery_id: u64,
+    /// Deliveries so far.
     attempt: u32,
-    deadline: Instant,
     state: LeaseState,
+    /// `Leased`: when the lease ends. `Ready`: not before.
+    deadline: Instant,
+    consumer: ConsumerId,
+    size: u64,
+    key: Option<String>,
+}
+
+impl Lease {
+    fn held(&self) -> bool {
+        matches!(self.state, LeaseState::Leased | LeaseState::Acking)
+    }
+}
+
+/// What one consumer holds: flow control counts against it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    pub messages: usize,
+    pub bytes: usize,
 }
 
 /// What to do with a batch of ack ids.
@@ -66,112 +123,181 @@ pub struct AckPlan {
     /// (partition, offset) to commit as acked.
     pub commit: Vec<(u32, u64)>,
     /// Acks of a delivery superseded by a redelivery: ignored.
-    pub stale: u32,
+    pub stale: Vec<AckId>,
 }
 
-/// Leases of one subscription under one leadership term (the dispatcher
-/// drops them all when the term changes).
+/// Leases of one subscription under one leadership term and seek epoch (the
+/// dispatcher starts afresh when either changes).
 #[derive(Debug)]
 pub struct SubscriptionDelivery {
     pub subscription_id: u64,
-    ack_deadline: Duration,
+    pub seek_epoch: u64,
+    policy: DeliveryPolicy,
     outstanding_max: usize,
-    /// Per partition: the next offset not yet delivered in this term.
+    /// Per partition: the next offset not yet read in this term.
     cursors: Vec<u64>,
     leases: BTreeMap<(u32, u64), Lease>,
+    /// Per ordering key with a message in flight: the offsets waiting behind it.
+    keys: HashMap<String, VecDeque<(u32, u64)>>,
+    waiting: usize,
+    consumers: HashMap<ConsumerId, Holding>,
     next_partition: usize,
 }
 
 impl SubscriptionDelivery {
-    pub fn new(subscription_id: u64, partitions: usize, ack_deadline: Duration, outstanding_max: usize) -> Self {
+    pub fn new(
+        subscription_id: u64,
+        seek_epoch: u64,
+        partitions: usize,
+        policy: DeliveryPolicy,
+        outstanding_max: usize,
+    ) -> Self {
         Self {
             subscription_id,
-            ack_deadline,
+            seek_epoch,
+            policy,
             outstanding_max,
             cursors: vec![0; partitions],
             leases: BTreeMap::new(),
+            keys: HashMap::new(),
+            waiting: 0,
+            consumers: HashMap::new(),
             next_partition: 0,
         }
     }
 
-    /// Messages leased now (not expired, not being acked).
-    pub fn outstanding(&self) -> usize {
-        self.leases.values().filter(|l| l.state != LeaseState::Ready).count()
+    /// Messages leased now (not expired, not waiting for redelivery).
+    pub fn leased(&self) -> usize {
+        self.leases.values().filter(|l| l.held()).count()
     }
 
-    /// The earliest lease deadline, to wake a waiting pull.
+    /// What `consumer` holds now.
+    pub fn holding(&self, consumer: ConsumerId) -> Holding {
+        self.consumers.get(&consumer).copied().unwrap_or_default()
+    }
+
+    /// Forgets a consumer that went away; its leases run to their deadlines.
+    pub fn drop_consumer(&mut self, consumer: ConsumerId) {
+        self.consumers.remove(&consumer);
+    }
+
+    /// When something next becomes deliverable by time alone (a lease
+    /// expires, a backoff ends), to wake a waiting consumer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.leases.values().filter(|l| l.state == LeaseState::Leased).map(|l| l.deadline).min()
+        self.leases
+            .values()
+            .filter(|l| matches!(l.state, LeaseState::Leased | LeaseState::Ready))
+            .map(|l| l.deadline)
+            .min()
     }
 
-    /// Leases up to `count_max` messages (about `bytes_max` bytes): first
-    /// redeliveries of expired or nacked ones, then new ones in offset order,
-    /// taking partitions in turn. `floors` are the replicated ack floors.
+    /// Leases messages to `lessee`: first redeliveries whose backoff has
+    /// passed, then new messages in offset order, taking partitions in turn.
+    /// Messages that used up their delivery attempts come back as `exhausted`
+    /// instead. `floors` are the replicated ack floors.
     pub fn lease<S: MessageSource>(
         &mut self,
         source: &S,
         floors: &[u64],
         now: Instant,
-        count_max: usize,
-        bytes_max: usize,
+        lessee: Lessee,
         next_delivery_id: &mut impl FnMut() -> u64,
-    ) -> Result<Vec<Delivery>, S::Error> {
-        self.forget_below(floors);
+    ) -> Result<Leased, S::Error> {
+        self.forget_below(floors, now);
         self.expire(now);
-        let mut out = Vec::new();
+        let mut out = Leased::default();
         let mut bytes = 0usize;
-        let ready: Vec<(u32, u64)> =
-            self.leases.iter().filter(|(_, l)| l.state == LeaseState::Ready).map(|(k, _)| *k).take(count_max).collect();
+        let full = |out: &Leased, bytes: usize| {
+            out.deliveries.len() >= lessee.count_max || (bytes >= lessee.bytes_max && !out.deliveries.is_empty())
+        };
+
+        let ready: Vec<(u32, u64)> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.state == LeaseState::Ready && l.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for (partition, offset) in ready {
-            if bytes >= bytes_max && !out.is_empty() {
+            if full(&out, bytes) {
                 break;
             }
-            match source.read_one(partition, offset)? {
-                Some(message) => {
-                    bytes += message.body.size_bytes();
-                    out.push(self.grant(message, now, next_delivery_id()));
+            let Some(message) = source.read_one(partition, offset)? else {
+                // Deleted under us (retention, or the topic is gone).
+                self.remove((partition, offset), now);
+                continue;
+            };
+            let attempts = self.leases.get(&(partition, offset)).map_or(0, |l| l.attempt);
+            if self.policy.exhausted(attempts) {
+                if let Some(lease) = self.leases.get_mut(&(partition, offset)) {
+                    lease.state = LeaseState::DeadLettering;
                 }
-                // Deleted under us (topic deleted or data trimmed): nothing to redeliver.
-                None => {
-                    self.leases.remove(&(partition, offset));
-                }
+                out.exhausted.push(Exhausted { message, attempts });
+                continue;
             }
+            bytes += message.body.size_bytes();
+            out.deliveries.push(self.grant(message, lessee.consumer, now, next_delivery_id()));
         }
+
         let partitions = self.cursors.len();
         let mut idle = 0;
-        while out.len() < count_max && (bytes < bytes_max || out.is_empty()) && idle < partitions {
-            if self.leases.len() >= self.outstanding_max {
+        while !full(&out, bytes) && idle < partitions {
+            if self.leases.len() >= self.outstanding_max || self.waiting >= WAITING_MAX {
                 break;
             }
             let partition = self.next_partition % partitions;
             self.next_partition = (self.next_partition + 1) % partitions;
             let cursor = self.cursors[partition].max(floors.get(partition).copied().unwrap_or(0));
-            let room = (count_max - out.len()).min(self.outstanding_max - self.leases.len());
-            let messages = source.read(partition as u32, cursor, room, bytes_max.saturating_sub(bytes).max(1))?;
+            self.cursors[partition] = cursor;
+            let room = (lessee.count_max - out.deliveries.len()).min(self.outstanding_max - self.leases.len());
+            let bytes_room = lessee.bytes_max.saturating_sub(bytes).max(1);
+            let messages = source.read(partition as u32, cursor, room, bytes_room)?;
             let Some(last) = messages.last().map(|m| m.offset) else {
-                self.cursors[partition] = cursor;
                 idle += 1;
                 continue;
             };
             idle = 0;
             let acked: BTreeSet<u64> = source.acked(partition as u32, cursor, last + 1)?.into_iter().collect();
             for message in messages {
-                if acked.contains(&message.offset) || self.leases.contains_key(&(message.partition, message.offset)) {
+                if full(&out, bytes) {
+                    break;
+                }
+                let position = (message.partition, message.offset);
+                self.cursors[partition] = message.offset + 1;
+                if acked.contains(&message.offset) || self.leases.contains_key(&position) {
                     continue;
                 }
+                let key = &message.body.ordering_key;
+                if !key.is_empty() {
+                    if let Some(waiting) = self.keys.get_mut(key) {
+                        waiting.push_back(position);
+                        self.waiting += 1;
+                        continue;
+                    }
+                    self.keys.insert(key.clone(), VecDeque::new());
+                }
                 bytes += message.body.size_bytes();
-                out.push(self.grant(message, now, next_delivery_id()));
+                out.deliveries.push(self.grant(message, lessee.consumer, now, next_delivery_id()));
             }
-            self.cursors[partition] = last + 1;
         }
         Ok(out)
     }
 
-    fn grant(&mut self, message: StoredMessage, now: Instant, delivery_id: u64) -> Delivery {
-        let key = (message.partition, message.offset);
-        let attempt = self.leases.get(&key).map_or(1, |l| l.attempt + 1);
-        let deadline = now + self.ack_deadline;
-        self.leases.insert(key, Lease { delivery_id, attempt, deadline, state: LeaseState::Leased });
+    fn grant(&mut self, message: StoredMessage, consumer: ConsumerId, now: Instant, delivery_id: u64) -> Delivery {
+        let position = (message.partition, message.offset);
+        let attempt = self.leases.get(&position).map_or(0, |l| l.attempt) + 1;
+        let size = message.body.size_bytes() as u64;
+        let key = (!message.body.ordering_key.is_empty()).then(|| message.body.ordering_key.clone());
+        let lease = Lease {
+            delivery_id,
+            attempt,
+            state: LeaseState::Leased,
+            deadline: now + self.policy.ack_deadline,
+            consumer,
+            size,
+            key,
+        };
+        self.hold(&lease);
+        self.leases.insert(position, lease);
         let ack_id = AckId {
             subscription_id: self.subscription_id,
             partition: message.partition,
@@ -181,19 +307,73 @@ impl SubscriptionDelivery {
         Delivery { ack_id, attempt, message }
     }
 
-    /// Leases past their deadline become ready for redelivery.
+    fn hold(&mut self, lease: &Lease) {
+        let holding = self.consumers.entry(lease.consumer).or_default();
+        holding.messages += 1;
+        holding.bytes += lease.size as usize;
+    }
+
+    fn release(consumers: &mut HashMap<ConsumerId, Holding>, lease: &Lease) {
+        if let Some(holding) = consumers.get_mut(&lease.consumer) {
+            holding.messages = holding.messages.saturating_sub(1);
+            holding.bytes = holding.bytes.saturating_sub(lease.size as usize);
+        }
+    }
+
+    /// Leases past their deadline wait out the retry backoff, then go again.
     fn expire(&mut self, now: Instant) {
         for lease in self.leases.values_mut() {
             if lease.state == LeaseState::Leased && lease.deadline <= now {
+                Self::release(&mut self.consumers, lease);
                 lease.state = LeaseState::Ready;
+                // The backoff runs from when the lease ran out, not from when we noticed.
+                lease.deadline += self.policy.backoff(lease.attempt);
             }
         }
     }
 
-    /// Drops leases the replicated floors already cover (acked).
-    fn forget_below(&mut self, floors: &[u64]) {
-        self.leases
-            .retain(|(partition, offset), _| floors.get(*partition as usize).is_none_or(|floor| offset >= floor));
+    /// Drops a lease for good (acked, dead-lettered or deleted) and lets the
+    /// next message of its ordering key go.
+    fn remove(&mut self, position: (u32, u64), now: Instant) {
+        let Some(lease) = self.leases.remove(&position) else { return };
+        if lease.held() {
+            Self::release(&mut self.consumers, &lease);
+        }
+        let Some(key) = lease.key else { return };
+        let next = self.keys.get_mut(&key).and_then(VecDeque::pop_front);
+        match next {
+            Some(next) => {
+                self.waiting -= 1;
+                // Never delivered yet: no backoff.
+                let lease = Lease {
+                    delivery_id: 0,
+                    attempt: 0,
+                    state: LeaseState::Ready,
+                    deadline: now,
+                    consumer: UNARY_CONSUMER,
+                    size: 0,
+                    key: Some(key),
+                };
+                self.leases.insert(next, lease);
+            }
+            None => {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    /// Drops leases the replicated floors already cover (acked elsewhere, or
+    /// trimmed by retention).
+    fn forget_below(&mut self, floors: &[u64], now: Instant) {
+        let covered: Vec<(u32, u64)> = self
+            .leases
+            .keys()
+            .filter(|(partition, offset)| floors.get(*partition as usize).is_some_and(|floor| offset < floor))
+            .copied()
+            .collect();
+        for position in covered {
+            self.remove(position, now);
+        }
     }
 
     /// Sorts ack ids into those to commit and stale ones, and marks the
@@ -204,9 +384,12 @@ impl SubscriptionDelivery {
             let key = (id.partition, id.offset);
             match self.leases.get_mut(&key) {
                 Some(lease) if lease.delivery_id != id.delivery_id && lease.state != LeaseState::Ready => {
-                    plan.stale += 1;
+                    plan.stale.push(*id);
                 }
                 Some(lease) => {
+                    if lease.state == LeaseState::Ready {
+                        lease.consumer = UNARY_CONSUMER;
+                    }
                     lease.state = LeaseState::Acking;
                     plan.commit.push(key);
                 }
@@ -220,10 +403,10 @@ impl SubscriptionDelivery {
 
     /// Completes [`begin_ack`](Self::begin_ack): committed acks drop their
     /// leases; failed ones are leased again until their old deadline.
-    pub fn finish_ack(&mut self, keys: &[(u32, u64)], committed: bool) {
+    pub fn finish_ack(&mut self, keys: &[(u32, u64)], committed: bool, now: Instant) {
         for key in keys {
             if committed {
-                self.leases.remove(key);
+                self.remove(*key, now);
             } else if let Some(lease) = self.leases.get_mut(key) {
                 if lease.state == LeaseState::Acking {
                     lease.state = LeaseState::Leased;
@@ -232,23 +415,35 @@ impl SubscriptionDelivery {
         }
     }
 
-    /// Changes the deadline of current leases; 0 seconds is a nack. Returns
-    /// (modified, stale).
-    pub fn modify_deadline(&mut self, ids: &[AckId], now: Instant, seconds: u32) -> (u32, u32) {
-        let (mut modified, mut stale) = (0, 0);
+    /// Completes a dead-lettering: moved messages are gone from here; a failed
+    /// move is retried after the backoff.
+    pub fn finish_dead_letter(&mut self, position: (u32, u64), moved: bool, now: Instant) {
+        if moved {
+            self.remove(position, now);
+        } else if let Some(lease) = self.leases.get_mut(&position) {
+            lease.state = LeaseState::Ready;
+            lease.deadline = now + self.policy.backoff(lease.attempt);
+        }
+    }
+
+    /// Changes the deadline of current leases; 0 seconds is a nack (redeliver
+    /// after the retry backoff). Returns the ids that held no current lease.
+    pub fn modify_deadline(&mut self, ids: &[AckId], now: Instant, seconds: u32) -> Vec<AckId> {
+        let mut stale = Vec::new();
         for id in ids {
             match self.leases.get_mut(&(id.partition, id.offset)) {
                 Some(lease) if lease.delivery_id == id.delivery_id && lease.state == LeaseState::Leased => {
                     if seconds == 0 {
+                        Self::release(&mut self.consumers, lease);
                         lease.state = LeaseState::Ready;
+                        lease.deadline = now + self.policy.backoff(lease.attempt);
                     } else {
-                        lease.deadline = now + Duration::from_secs(u64::from(seconds));
+                        lease.deadline = now + std::time::Duration::from_secs(u64::from(seconds));
                     }
-                    modified += 1;
                 }
-                _ => stale += 1,
+                _ => stale.push(*id),
             }
         }
-        (modified, stale)
+        stale
     }
 }

@@ -2,7 +2,7 @@
 //! source: nothing acked is delivered again, nothing unacked is lost.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ struct Memory {
 
 impl Memory {
     fn with(partitions: &[u64]) -> Self {
+        Self::keyed(partitions, |_, _| String::new())
+    }
+
+    /// Messages whose ordering key is `key(partition, offset)`.
+    fn keyed(partitions: &[u64], key: impl Fn(u32, u64) -> String) -> Self {
         let partitions = partitions
             .iter()
             .enumerate()
@@ -33,7 +38,11 @@ impl Memory {
                         partition: p as u32,
                         offset,
                         publish_time_us: 0,
-                        body: MessageBody { data: Bytes::from(format!("{p}-{offset}")), ..Default::default() },
+                        body: MessageBody {
+                            data: Bytes::from(format!("{p}-{offset}")),
+                            ordering_key: key(p as u32, offset),
+                            ..Default::default()
+                        },
                     })
                     .collect()
             })
@@ -67,41 +76,66 @@ struct Harness {
     next_id: u64,
 }
 
+fn policy() -> DeliveryPolicy {
+    DeliveryPolicy {
+        ack_deadline: DEADLINE,
+        retry_min_backoff: Duration::ZERO,
+        retry_max_backoff: Duration::ZERO,
+        max_delivery_attempts: None,
+    }
+}
+
 impl Harness {
     fn new(partitions: &[u64], outstanding_max: usize) -> Self {
+        Self::with(Memory::with(partitions), partitions.len(), policy(), outstanding_max)
+    }
+
+    fn with(source: Memory, partitions: usize, policy: DeliveryPolicy, outstanding_max: usize) -> Self {
         Self {
-            source: Memory::with(partitions),
-            leases: SubscriptionDelivery::new(7, partitions.len(), DEADLINE, outstanding_max),
-            floors: vec![0; partitions.len()],
+            source,
+            leases: SubscriptionDelivery::new(7, 0, partitions, policy, outstanding_max),
+            floors: vec![0; partitions],
             now: Instant::now(),
             next_id: 1,
         }
     }
 
-    fn pull(&mut self, max: usize) -> Vec<Delivery> {
+    fn lease(&mut self, lessee: Lessee) -> Leased {
         let next_id = &mut self.next_id;
         let mut ids = || {
             *next_id += 1;
             *next_id
         };
-        let Ok(out) = self.leases.lease(&self.source, &self.floors, self.now, max, usize::MAX, &mut ids);
+        let Ok(out) = self.leases.lease(&self.source, &self.floors, self.now, lessee, &mut ids);
         out
+    }
+
+    fn pull(&mut self, max: usize) -> Vec<Delivery> {
+        self.lease(Lessee { consumer: UNARY_CONSUMER, count_max: max, bytes_max: usize::MAX }).deliveries
     }
 
     /// What the replicated ack command does: store acks, advance floors.
     fn ack(&mut self, deliveries: &[Delivery]) -> AckPlan {
         let ids: Vec<AckId> = deliveries.iter().map(|d| d.ack_id).collect();
         let plan = self.leases.begin_ack(&ids);
-        for &(partition, offset) in &plan.commit {
-            self.source.acked.borrow_mut().insert((partition, offset));
-        }
+        self.replicate_acks(&plan.commit);
+        self.leases.finish_ack(&plan.commit, true, self.now);
+        plan
+    }
+
+    /// What a committed DeadLetter command does here: the message is acked.
+    fn dead_letter(&mut self, position: (u32, u64)) {
+        self.replicate_acks(&[position]);
+        self.leases.finish_dead_letter(position, true, self.now);
+    }
+
+    fn replicate_acks(&mut self, positions: &[(u32, u64)]) {
+        self.source.acked.borrow_mut().extend(positions.iter().copied());
         for (p, floor) in self.floors.iter_mut().enumerate() {
             while self.source.acked.borrow().contains(&(p as u32, *floor)) {
                 *floor += 1;
             }
         }
-        self.leases.finish_ack(&plan.commit, true);
-        plan
     }
 }
 
@@ -139,9 +173,9 @@ fn an_ack_of_a_superseded_delivery_is_stale_and_changes_nothing() {
     h.now += DEADLINE;
     let new = h.pull(1);
     let plan = h.ack(&old);
-    assert_eq!(plan, AckPlan { commit: vec![], stale: 1 });
+    assert_eq!(plan, AckPlan { commit: vec![], stale: vec![old[0].ack_id] });
     assert_eq!(h.floors, vec![0]);
-    assert_eq!(h.ack(&new), AckPlan { commit: vec![(0, 0)], stale: 0 });
+    assert_eq!(h.ack(&new), AckPlan { commit: vec![(0, 0)], stale: vec![] });
     assert_eq!(h.floors, vec![1]);
 }
 
@@ -161,7 +195,7 @@ fn a_nack_makes_a_message_ready_at_once_and_only_its_own_delivery_can_nack() {
     let ids: Vec<AckId> = all.iter().map(|d| d.ack_id).collect();
     let mut forged = ids[1];
     forged.delivery_id += 1000;
-    assert_eq!(h.leases.modify_deadline(&[ids[0], forged], h.now, 0), (1, 1));
+    assert_eq!(h.leases.modify_deadline(&[ids[0], forged], h.now, 0), vec![forged]);
     let again = h.pull(5);
     assert_eq!(offsets(&again), vec![(0, 0)]);
     assert_eq!(again[0].attempt, 2);
@@ -171,7 +205,7 @@ fn a_nack_makes_a_message_ready_at_once_and_only_its_own_delivery_can_nack() {
 fn extending_a_lease_delays_its_redelivery() {
     let mut h = Harness::new(&[1], 100);
     let first = h.pull(1);
-    assert_eq!(h.leases.modify_deadline(&[first[0].ack_id], h.now, 60), (1, 0));
+    assert!(h.leases.modify_deadline(&[first[0].ack_id], h.now, 60).is_empty());
     h.now += DEADLINE * 2;
     assert!(h.pull(1).is_empty());
     h.now += Duration::from_secs(60);
@@ -202,8 +236,81 @@ fn a_new_term_starts_from_the_floors_and_skips_stored_acks() {
     let all = h.pull(5);
     h.ack(&[all[0].clone(), all[2].clone()]);
     // A new leader: fresh leases, same replicated floors and acks.
-    h.leases = SubscriptionDelivery::new(7, 1, DEADLINE, 100);
+    h.leases = SubscriptionDelivery::new(7, 0, 1, policy(), 100);
     assert_eq!(offsets(&h.pull(10)), vec![(0, 1), (0, 3), (0, 4)]);
+}
+
+#[test]
+fn redelivery_waits_out_an_exponential_backoff() {
+    let policy = DeliveryPolicy {
+        retry_min_backoff: Duration::from_secs(4),
+        retry_max_backoff: Duration::from_secs(10),
+        ..policy()
+    };
+    let mut h = Harness::with(Memory::with(&[1]), 1, policy, 100);
+    let first = h.pull(1);
+    h.leases.modify_deadline(&[first[0].ack_id], h.now, 0);
+    h.now += Duration::from_secs(3);
+    assert!(h.pull(1).is_empty(), "nacked, but inside the 4 s backoff");
+    h.now += Duration::from_secs(1);
+    let second = h.pull(1);
+    assert_eq!(second[0].attempt, 2);
+    // Expired after the second delivery: 8 s of backoff.
+    h.now += DEADLINE + Duration::from_secs(7);
+    assert!(h.pull(1).is_empty());
+    h.now += Duration::from_secs(1);
+    assert_eq!(h.pull(1)[0].attempt, 3);
+}
+
+#[test]
+fn a_message_out_of_attempts_is_handed_back_for_dead_lettering_not_delivered() {
+    let policy = DeliveryPolicy { max_delivery_attempts: Some(2), ..policy() };
+    let mut h = Harness::with(Memory::with(&[2]), 1, policy, 100);
+    for attempt in 1..=2 {
+        let got = h.pull(1);
+        assert_eq!((got[0].message.offset, got[0].attempt), (0, attempt));
+        h.leases.modify_deadline(&[got[0].ack_id], h.now, 0);
+    }
+    let leased = h.lease(Lessee { consumer: UNARY_CONSUMER, count_max: 5, bytes_max: usize::MAX });
+    assert_eq!(leased.exhausted.len(), 1);
+    assert_eq!((leased.exhausted[0].message.offset, leased.exhausted[0].attempts), (0, 2));
+    assert_eq!(offsets(&leased.deliveries), vec![(0, 1)], "the next message is not held up");
+    assert!(h.pull(5).is_empty(), "not delivered while it is being moved");
+    h.leases.finish_dead_letter((0, 0), false, h.now);
+    assert_eq!(h.lease(Lessee { consumer: UNARY_CONSUMER, count_max: 5, bytes_max: usize::MAX }).exhausted.len(), 1);
+    h.dead_letter((0, 0));
+    h.now += DEADLINE * 2;
+    assert_eq!(offsets(&h.pull(5)), vec![(0, 1)], "moved: gone for good");
+}
+
+#[test]
+fn messages_of_one_key_go_one_at_a_time_in_order_and_keyless_ones_pass() {
+    // Offsets 0, 2, 4 have key "a"; 1, 3 have none.
+    let source = Memory::keyed(&[5], |_, offset| if offset % 2 == 0 { "a".into() } else { String::new() });
+    let mut h = Harness::with(source, 1, policy(), 100);
+    let first = h.pull(10);
+    assert_eq!(offsets(&first), vec![(0, 0), (0, 1), (0, 3)], "2 and 4 wait behind 0");
+    h.now += DEADLINE;
+    let again = h.pull(10);
+    assert_eq!(offsets(&again), vec![(0, 0), (0, 1), (0, 3)], "an expired head goes again, still first");
+    h.ack(&again[..1]);
+    assert_eq!(offsets(&h.pull(10)), vec![(0, 2)], "acking the head releases the next");
+    let rest = h.pull(10);
+    assert!(rest.is_empty(), "4 waits behind 2");
+}
+
+#[test]
+fn flow_control_counts_what_each_consumer_holds() {
+    let mut h = Harness::new(&[10], 100);
+    let a = Lessee { consumer: 1, count_max: 3, bytes_max: usize::MAX };
+    let got = h.lease(a).deliveries;
+    assert_eq!(h.leases.holding(1), Holding { messages: 3, bytes: 9 });
+    h.ack(&got[..2]);
+    assert_eq!(h.leases.holding(1).messages, 1);
+    h.now += DEADLINE;
+    h.lease(Lessee { consumer: 2, count_max: 1, bytes_max: usize::MAX });
+    assert_eq!(h.leases.holding(1).messages, 0, "an expired lease no longer counts");
+    assert_eq!(h.leases.holding(2).messages, 1);
 }
 
 #[derive(Debug, Clone)]
@@ -228,25 +335,50 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    /// Under any mix of pulls, acks, nacks, expiries and leader changes: no
-    /// acked message is delivered again, and after acks stop and leases
-    /// expire, every unacked message is delivered.
+    /// Under any mix of pulls, acks, nacks, expiries and leader changes, with
+    /// ordering keys and dead-lettering in play: no acked message is delivered
+    /// again, two messages of one key are never out at once, and once acks
+    /// stop failing every message ends up acked or dead-lettered.
     #[test]
-    fn nothing_acked_is_redelivered_and_nothing_unacked_is_lost(
+    fn nothing_acked_is_redelivered_and_every_message_is_acked_or_dead_lettered(
         sizes in prop::collection::vec(0u64..12, 1..4),
+        keys in 0u64..4,
+        dead_letter_after in prop::option::of(2u32..5),
         steps in prop::collection::vec(step(), 0..60),
     ) {
-        let mut h = Harness::new(&sizes, 16);
+        let key = move |p: u32, o: u64| if keys == 0 || o % 2 == 1 { String::new() } else { format!("k{}-{}", p, o % keys) };
+        let policy = DeliveryPolicy { max_delivery_attempts: dead_letter_after, ..policy() };
+        let mut h = Harness::with(Memory::keyed(&sizes, key), sizes.len(), policy.clone(), 16);
         let mut held: Vec<Delivery> = Vec::new();
         let mut acked: BTreeSet<(u32, u64)> = BTreeSet::new();
+        let mut dead: BTreeSet<(u32, u64)> = BTreeSet::new();
+        let everyone = Lessee { consumer: UNARY_CONSUMER, count_max: 0, bytes_max: usize::MAX };
+        let check = |got: &Leased, h: &mut Harness, held: &[Delivery], acked: &BTreeSet<(u32, u64)>,
+                         dead: &mut BTreeSet<(u32, u64)>| -> Result<(), TestCaseError> {
+            for d in &got.deliveries {
+                let position = (d.message.partition, d.message.offset);
+                prop_assert!(!acked.contains(&position), "redelivered after ack: {:?}", d);
+                prop_assert!(!dead.contains(&position), "delivered after dead-lettering: {:?}", d);
+                let k = &d.message.body.ordering_key;
+                if !k.is_empty() {
+                    let busy = held.iter().any(|o| o.message.body.ordering_key == *k && o.message.offset != d.message.offset);
+                    prop_assert!(!busy, "two messages of key {} out at once", k);
+                }
+            }
+            for e in &got.exhausted {
+                let position = (e.message.partition, e.message.offset);
+                prop_assert!(policy.exhausted(e.attempts));
+                h.dead_letter(position);
+                dead.insert(position);
+            }
+            Ok(())
+        };
         for step in steps {
             match step {
                 Step::Pull(n) => {
-                    let got = h.pull(n);
-                    for d in &got {
-                        prop_assert!(!acked.contains(&(d.message.partition, d.message.offset)), "redelivered after ack: {:?}", d);
-                    }
-                    held.extend(got);
+                    let got = h.lease(Lessee { count_max: n, ..everyone });
+                    check(&got, &mut h, &held, &acked, &mut dead)?;
+                    held.extend(got.deliveries);
                 }
                 Step::AckAll | Step::AckSome(_) => {
                     let take = if let Step::AckSome(n) = step { n.min(held.len()) } else { held.len() };
@@ -258,26 +390,27 @@ proptest! {
                     let ids: Vec<AckId> = held.drain(..).map(|d| d.ack_id).collect();
                     h.leases.modify_deadline(&ids, h.now, 0);
                 }
-                Step::Advance(seconds) => h.now += Duration::from_secs(seconds),
+                Step::Advance(seconds) => {
+                    h.now += Duration::from_secs(seconds);
+                    // Their leases may have expired: stop acking them.
+                    held.clear();
+                }
                 Step::NewTerm => {
-                    h.leases = SubscriptionDelivery::new(7, sizes.len(), DEADLINE, 16);
+                    h.leases = SubscriptionDelivery::new(7, 0, sizes.len(), policy.clone(), 16);
                     held.clear();
                 }
             }
         }
-        // Drain: let every lease expire and pull until nothing is left.
-        let mut delivered: BTreeMap<(u32, u64), u32> = BTreeMap::new();
-        for _ in 0..100 {
+        // Drain: let every lease expire, pull and ack until nothing is left.
+        for _ in 0..200 {
             h.now += DEADLINE;
-            let got = h.pull(5);
-            for d in &got {
-                prop_assert!(!acked.contains(&(d.message.partition, d.message.offset)));
-                *delivered.entry((d.message.partition, d.message.offset)).or_default() += 1;
-            }
-            h.ack(&got);
-            acked.extend(offsets(&got));
+            let got = h.lease(Lessee { count_max: 5, ..everyone });
+            check(&got, &mut h, &[], &acked, &mut dead)?;
+            let plan = h.ack(&got.deliveries);
+            acked.extend(plan.commit);
         }
         let total: u64 = sizes.iter().sum();
-        prop_assert_eq!(acked.len() as u64, total, "every message was eventually delivered and acked");
+        prop_assert!(acked.is_disjoint(&dead));
+        prop_assert_eq!((acked.len() + dead.len()) as u64, total, "every message was acked or dead-lettered");
     }
 }

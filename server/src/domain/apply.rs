@@ -1,26 +1,45 @@
-//! The state transition: `apply(catalog, command) -> (response, writes)`.
+//! The state transition: `apply(catalog, command, reads) -> (response, writes)`.
 //!
 //! Architecture invariant: this is a pure function of the catalog, the command
-//! and the stored acks it reads through [`AckLookup`]. No clock, no I/O of its
-//! own, no randomness — every replica computes the same writes.
+//! and the replicated state it reads through [`StateRead`]. No clock, no I/O
+//! of its own, no randomness — every replica computes the same writes.
 
 use std::collections::BTreeSet;
 
-use super::catalog::{Catalog, PartitionState, SubscriptionState, TopicState};
-use super::command::{AckBatch, Command, PublishBatch, SubscriptionConfig, TopicConfig};
+use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
+use super::command::{AckBatch, Command, DeadLetter, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim};
+use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
 
-/// Reads the individual acks stored above a subscription's ack floor.
-pub trait AckLookup {
+/// Where a stored message sits in its partition's byte count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageExtent {
+    pub bytes_before: u64,
+    pub size: u64,
+    pub publish_time_us: i64,
+}
+
+/// Reads of replicated state that live on disk rather than in the catalog.
+pub trait StateRead {
     type Error;
-    fn is_acked(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<bool, Self::Error>;
+    /// The size of the message whose ack is stored individually at `offset`, if any.
+    fn stored_ack(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<Option<u64>, Self::Error>;
+    /// How many individual acks are stored in `from..to`, and their bytes.
+    fn stored_acks_in(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<(u64, u64), Self::Error>;
+    fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Self::Error>;
 }
 
 /// Applies one command to the catalog and returns what to persist.
 ///
 /// The catalog is updated in place; the caller must persist the writes before
 /// it applies the next command or answers the proposer.
-pub fn apply<L: AckLookup>(catalog: &mut Catalog, command: Command, acks: &L) -> Result<Applied, L::Error> {
+pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -> Result<Applied, R::Error> {
     Ok(match command {
         Command::CreateTopic { name, config, create_time_us } => create_topic(catalog, name, config, create_time_us),
         Command::DeleteTopic { name } => delete_topic(catalog, &name),
@@ -29,7 +48,10 @@ pub fn apply<L: AckLookup>(catalog: &mut Catalog, command: Command, acks: &L) ->
         }
         Command::DeleteSubscription { name } => delete_subscription(catalog, &name),
         Command::Publish(batch) => publish(catalog, batch),
-        Command::Acknowledge(batch) => return acknowledge(catalog, batch, acks),
+        Command::Acknowledge(batch) => return acknowledge(catalog, batch, reads),
+        Command::Trim(trim_at) => return trim(catalog, trim_at, reads),
+        Command::Seek(seek_to) => seek(catalog, seek_to),
+        Command::DeadLetter(dead) => return dead_letter(catalog, dead, reads),
     })
 }
 
@@ -37,10 +59,9 @@ fn create_topic(catalog: &mut Catalog, name: String, config: TopicConfig, create
     if catalog.topic(&name).is_some() {
         return Applied::rejected(Rejection::TopicExists { name });
     }
-    let empty = PartitionState { start_offset: 0, next_offset: 0, last_publish_time_us: 0 };
     let topic = TopicState {
         id: catalog.last_topic_id + 1,
-        partitions: vec![empty; config.partitions as usize],
+        partitions: vec![PartitionState::default(); config.partitions as usize],
         name,
         config,
         create_time_us,
@@ -96,13 +117,14 @@ fn create_subscription(
         topic_id: topic.id,
         config,
         create_time_us,
-        ack_floors: topic.partitions.iter().map(|p| p.next_offset).collect(),
+        seek_epoch: 0,
+        acks: topic.partitions.iter().map(|p| AckState { floor: p.next_offset, ..AckState::default() }).collect(),
     };
     let mut writes = vec![Write::PutSubscription(subscription.clone())];
-    writes.extend(subscription.ack_floors.iter().enumerate().map(|(partition, floor)| Write::PutAckFloor {
+    writes.extend(subscription.acks.iter().enumerate().map(|(partition, state)| Write::PutAckState {
         subscription_id: subscription.id,
         partition: partition as u32,
-        floor: *floor,
+        state: state.clone(),
     }));
     catalog.insert_subscription(subscription.clone());
     writes.push(id_counters(catalog));
@@ -117,6 +139,38 @@ fn delete_subscription(catalog: &mut Catalog, name: &str) -> Applied {
     Applied { response: Response::SubscriptionDeleted, writes }
 }
 
+/// Appends messages to one partition; returns the first offset and the
+/// publish time they got.
+fn append(
+    topic_id: u64,
+    partition: u32,
+    state: &mut PartitionState,
+    publish_time_us: i64,
+    bodies: Vec<MessageBody>,
+    writes: &mut Vec<Write>,
+) -> (u64, i64) {
+    // Publish times never go backwards within a partition, even if the new
+    // leader's clock is behind the old one's.
+    let publish_time_us = publish_time_us.max(state.last_publish_time_us);
+    let first_offset = state.next_offset;
+    for body in bodies {
+        let size = body.size_bytes() as u64;
+        writes.push(Write::PutMessage {
+            topic_id,
+            partition,
+            offset: state.next_offset,
+            publish_time_us,
+            bytes_before: state.total_bytes,
+            body,
+        });
+        state.next_offset += 1;
+        state.total_bytes += size;
+    }
+    state.last_publish_time_us = publish_time_us;
+    writes.push(Write::PutPartition { topic_id, partition, state: state.clone() });
+    (first_offset, publish_time_us)
+}
+
 fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let Some(topic) = catalog.topic_by_id_mut(batch.topic_id) else {
         return Applied::rejected(Rejection::TopicNotFound { name: format!("#{}", batch.topic_id) });
@@ -125,36 +179,78 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let Some(state) = topic.partitions.get_mut(batch.partition as usize) else {
         return Applied::rejected(Rejection::PartitionOutOfRange { partition: batch.partition, partitions });
     };
-    // Publish times never go backwards within a partition, even if the new
-    // leader's clock is behind the old one's.
-    let publish_time_us = batch.publish_time_us.max(state.last_publish_time_us);
-    let first_offset = state.next_offset;
-    let count = batch.messages.len();
-    let mut writes = Vec::with_capacity(count + 1);
-    for (offset, body) in (first_offset..).zip(batch.messages) {
-        writes.push(Write::PutMessage {
-            topic_id: batch.topic_id,
-            partition: batch.partition,
-            offset,
-            publish_time_us,
-            body,
-        });
-    }
-    state.next_offset += count as u64;
-    state.last_publish_time_us = publish_time_us;
-    writes.push(Write::PutPartition { topic_id: batch.topic_id, partition: batch.partition, state: state.clone() });
+    let count = batch.messages.len() as u32;
+    let mut writes = Vec::with_capacity(batch.messages.len() + 1);
+    let (first_offset, publish_time_us) =
+        append(batch.topic_id, batch.partition, state, batch.publish_time_us, batch.messages, &mut writes);
     Applied {
-        response: Response::Published {
-            partition: batch.partition,
-            first_offset,
-            count: count as u32,
-            publish_time_us,
-        },
+        response: Response::Published { partition: batch.partition, first_offset, count, publish_time_us },
         writes,
     }
 }
 
-fn acknowledge<L: AckLookup>(catalog: &mut Catalog, batch: AckBatch, acks: &L) -> Result<Applied, L::Error> {
+/// Records acks of `offsets` in one partition and advances the floor over
+/// every contiguous ack. Returns how many offsets became acked.
+fn ack_partition<R: StateRead>(
+    subscription: &SubscriptionState,
+    partition: u32,
+    ack: &mut AckState,
+    end: u64,
+    offsets: impl IntoIterator<Item = u64>,
+    reads: &R,
+    writes: &mut Vec<Write>,
+) -> Result<u64, R::Error> {
+    let (id, topic_id) = (subscription.id, subscription.topic_id);
+    // Offsets below the floor are acked already; at or past the end they were
+    // never published. Neither changes anything.
+    let mut fresh = BTreeSet::new();
+    for offset in offsets {
+        if (ack.floor..end).contains(&offset) && reads.stored_ack(id, partition, offset)?.is_none() {
+            fresh.insert(offset);
+        }
+    }
+    let count = fresh.len() as u64;
+    let old = ack.clone();
+    advance_floor(id, partition, ack, end, &mut fresh, reads)?;
+    // What the floor did not reach is stored individually, with its size so
+    // the backlog's bytes stay exact. In-order acks rarely get here.
+    for offset in fresh {
+        let size = reads.message_extent(topic_id, partition, offset)?.map_or(0, |e| e.size);
+        writes.push(Write::PutAck { subscription_id: id, partition, offset, size });
+        ack.acked_above += 1;
+        ack.acked_above_bytes += size;
+    }
+    if ack.floor > old.floor {
+        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: old.floor, to: ack.floor });
+    }
+    if *ack != old {
+        writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
+    }
+    Ok(count)
+}
+
+/// Moves the floor up over offsets acked now (`fresh`, consumed) or before
+/// (stored individually, uncounted from `acked_above`).
+fn advance_floor<R: StateRead>(
+    subscription_id: u64,
+    partition: u32,
+    ack: &mut AckState,
+    end: u64,
+    fresh: &mut BTreeSet<u64>,
+    reads: &R,
+) -> Result<(), R::Error> {
+    while ack.floor < end {
+        if !fresh.remove(&ack.floor) {
+            let Some(size) = reads.stored_ack(subscription_id, partition, ack.floor)? else { break };
+            ack.acked_above -= 1;
+            ack.acked_above_bytes -= size;
+        }
+        ack.floor += 1;
+    }
+    Ok(())
+}
+
+fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) -> Result<Applied, R::Error> {
     let Some(subscription) = catalog.subscription_by_id(batch.subscription_id) else {
         let name = format!("#{}", batch.subscription_id);
         return Ok(Applied::rejected(Rejection::SubscriptionNotFound { name }));
@@ -167,50 +263,151 @@ fn acknowledge<L: AckLookup>(catalog: &mut Catalog, batch: AckBatch, acks: &L) -
         let partitions = ends.len() as u32;
         return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition: bad.partition, partitions }));
     }
-
-    let mut floors = subscription.ack_floors.clone();
+    let mut acks = subscription.acks.clone();
     let mut writes = Vec::new();
-    let mut count = 0u64;
+    let mut count = 0;
     for group in batch.partitions {
         let p = group.partition as usize;
-        let (old_floor, end) = (floors[p], ends[p]);
-        // Offsets below the floor are acked already; offsets at or past the end
-        // were never published. Both change nothing.
-        let mut fresh = BTreeSet::new();
-        for offset in group.offsets {
-            if (old_floor..end).contains(&offset) && !acks.is_acked(batch.subscription_id, group.partition, offset)? {
-                fresh.insert(offset);
-            }
-        }
-        count += fresh.len() as u64;
-
-        let mut floor = old_floor;
-        while floor < end && (fresh.remove(&floor) || acks.is_acked(batch.subscription_id, group.partition, floor)?) {
-            floor += 1;
-        }
-        if floor > old_floor {
-            floors[p] = floor;
-            let (subscription_id, partition) = (batch.subscription_id, group.partition);
-            writes.push(Write::DeleteAcks { subscription_id, partition, from: old_floor, to: floor });
-            writes.push(Write::PutAckFloor { subscription_id, partition, floor });
-        }
-        writes.extend(fresh.into_iter().map(|offset| Write::PutAck {
-            subscription_id: batch.subscription_id,
-            partition: group.partition,
-            offset,
-        }));
+        count +=
+            ack_partition(subscription, group.partition, &mut acks[p], ends[p], group.offsets, reads, &mut writes)?;
     }
     if let Some(subscription) = catalog.subscription_by_id_mut(batch.subscription_id) {
-        subscription.ack_floors = floors;
+        subscription.acks = acks;
     }
     Ok(Applied { response: Response::Acknowledged { count }, writes })
+}
+
+fn trim<R: StateRead>(catalog: &mut Catalog, trim_at: Trim, reads: &R) -> Result<Applied, R::Error> {
+    let Some(topic) = catalog.topic_by_id(trim_at.topic_id) else {
+        return Ok(Applied::rejected(Rejection::TopicNotFound { name: format!("#{}", trim_at.topic_id) }));
+    };
+    let partitions = topic.config.partitions;
+    let Some(state) = topic.partitions.get(trim_at.partition as usize) else {
+        return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition: trim_at.partition, partitions }));
+    };
+    let (old_start, end) = (state.start_offset, state.next_offset);
+    let start = trim_at.start_offset.min(end);
+    if start <= old_start {
+        return Ok(Applied { response: Response::Trimmed { deleted: 0 }, writes: Vec::new() });
+    }
+    let start_bytes = match reads.message_extent(trim_at.topic_id, trim_at.partition, start)? {
+        Some(extent) => extent.bytes_before,
+        None => state.total_bytes,
+    };
+    let (topic_id, partition) = (trim_at.topic_id, trim_at.partition);
+    let mut writes = vec![Write::DeleteMessages { topic_id, partition, from: old_start, to: start }];
+
+    // Trimmed messages are gone for every subscription: floors move past them.
+    let subscribers: Vec<u64> =
+        catalog.subscriptions_of(topic_id).filter(|s| s.acks[partition as usize].floor < start).map(|s| s.id).collect();
+    for id in subscribers {
+        let Some(subscription) = catalog.subscription_by_id(id) else { continue };
+        let mut ack = subscription.acks[partition as usize].clone();
+        let (count, bytes) = reads.stored_acks_in(id, partition, ack.floor, start)?;
+        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: ack.floor, to: start });
+        ack.floor = start;
+        ack.acked_above -= count;
+        ack.acked_above_bytes -= bytes;
+        advance_floor(id, partition, &mut ack, end, &mut BTreeSet::new(), reads)?;
+        if ack.floor > start {
+            writes.push(Write::DeleteAcks { subscription_id: id, partition, from: start, to: ack.floor });
+        }
+        writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
+        if let Some(subscription) = catalog.subscription_by_id_mut(id) {
+            subscription.acks[partition as usize] = ack;
+        }
+    }
+    if let Some(state) = catalog.topic_by_id_mut(topic_id).and_then(|t| t.partitions.get_mut(partition as usize)) {
+        state.start_offset = start;
+        state.start_bytes = start_bytes;
+        writes.push(Write::PutPartition { topic_id, partition, state: state.clone() });
+    }
+    Ok(Applied { response: Response::Trimmed { deleted: start - old_start }, writes })
+}
+
+fn seek(catalog: &mut Catalog, seek_to: Seek) -> Applied {
+    let Some(subscription) = catalog.subscription_by_id(seek_to.subscription_id) else {
+        let name = format!("#{}", seek_to.subscription_id);
+        return Applied::rejected(Rejection::SubscriptionNotFound { name });
+    };
+    let Some(topic) = catalog.topic_by_id(subscription.topic_id) else {
+        return Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() });
+    };
+    if seek_to.floors.len() != topic.partitions.len() {
+        let partitions = topic.config.partitions;
+        return Applied::rejected(Rejection::PartitionOutOfRange {
+            partition: seek_to.floors.len() as u32,
+            partitions,
+        });
+    }
+    let acks: Vec<AckState> = seek_to
+        .floors
+        .iter()
+        .zip(&topic.partitions)
+        .map(|(floor, p)| AckState { floor: (*floor).clamp(p.start_offset, p.next_offset), ..AckState::default() })
+        .collect();
+    let id = subscription.id;
+    let mut writes = Vec::new();
+    for (partition, state) in acks.iter().enumerate() {
+        let partition = partition as u32;
+        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: 0, to: u64::MAX });
+        writes.push(Write::PutAckState { subscription_id: id, partition, state: state.clone() });
+    }
+    if let Some(subscription) = catalog.subscription_by_id_mut(id) {
+        subscription.acks = acks;
+        subscription.seek_epoch += 1;
+        writes.push(Write::PutSubscription(subscription.clone()));
+    }
+    Applied { response: Response::Sought, writes }
+}
+
+fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R) -> Result<Applied, R::Error> {
+    let Some(subscription) = catalog.subscription_by_id(dead.subscription_id) else {
+        let name = format!("#{}", dead.subscription_id);
+        return Ok(Applied::rejected(Rejection::SubscriptionNotFound { name }));
+    };
+    let p = dead.partition as usize;
+    let end = match catalog.topic_by_id(subscription.topic_id).and_then(|t| t.partitions.get(p)) {
+        Some(state) => state.next_offset,
+        None => return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() })),
+    };
+    let mut ack = subscription.acks[p].clone();
+    let acked = dead.offset < ack.floor || reads.stored_ack(subscription.id, dead.partition, dead.offset)?.is_some();
+    if acked {
+        // Acked meanwhile: nothing to move.
+        return Ok(Applied { response: Response::DeadLettered { position: None }, writes: Vec::new() });
+    }
+    let Some(target) = catalog.topic_by_id(dead.dead_letter_topic_id) else {
+        let name = format!("#{}", dead.dead_letter_topic_id);
+        return Ok(Applied::rejected(Rejection::TopicNotFound { name }));
+    };
+    if dead.dead_letter_partition >= target.config.partitions {
+        let (partition, partitions) = (dead.dead_letter_partition, target.config.partitions);
+        return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition, partitions }));
+    }
+    let mut writes = Vec::new();
+    let subscription = subscription.clone();
+    ack_partition(&subscription, dead.partition, &mut ack, end, [dead.offset], reads, &mut writes)?;
+    if let Some(subscription) = catalog.subscription_by_id_mut(dead.subscription_id) {
+        subscription.acks[p] = ack;
+    }
+    let mut first_offset = 0;
+    if let Some(state) = catalog
+        .topic_by_id_mut(dead.dead_letter_topic_id)
+        .and_then(|t| t.partitions.get_mut(dead.dead_letter_partition as usize))
+    {
+        let (topic_id, partition) = (dead.dead_letter_topic_id, dead.dead_letter_partition);
+        (first_offset, _) = append(topic_id, partition, state, dead.publish_time_us, vec![dead.message], &mut writes);
+    }
+    let position = Some((dead.dead_letter_partition, first_offset));
+    Ok(Applied { response: Response::DeadLettered { position }, writes })
 }
 
 fn delete_subscription_write(subscription: &SubscriptionState) -> Write {
     Write::DeleteSubscription {
         id: subscription.id,
         name: subscription.name.clone(),
-        partitions: subscription.ack_floors.len() as u32,
+        partitions: subscription.acks.len() as u32,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::command::{SubscriptionConfig, TopicConfig};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartitionState {
     /// Offset of the oldest message still stored.
     pub start_offset: u64,
@@ -17,6 +17,28 @@ pub struct PartitionState {
     pub next_offset: u64,
     /// Publish time of the newest message; publish times never go below it.
     pub last_publish_time_us: i64,
+    /// Bytes published before `start_offset`, and in all; every message
+    /// record also holds the bytes published before it, so the bytes of any
+    /// offset range are a subtraction.
+    pub start_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl PartitionState {
+    /// Bytes of the messages still stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.total_bytes - self.start_bytes
+    }
+}
+
+/// A subscription's ack state in one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AckState {
+    /// Every offset below the floor is acknowledged.
+    pub floor: u64,
+    /// Acks stored individually above the floor, and the bytes they cover.
+    pub acked_above: u64,
+    pub acked_above_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +60,16 @@ pub struct SubscriptionState {
     pub topic_id: u64,
     pub config: SubscriptionConfig,
     pub create_time_us: i64,
-    /// Per partition: every offset below the floor is acknowledged. Acks above
-    /// it are stored individually until the floor reaches them.
-    pub ack_floors: Vec<u64>,
+    /// Counts seeks: leases handed out before a seek no longer apply.
+    pub seek_epoch: u64,
+    /// Per partition: the ack floor and what is acked above it.
+    pub acks: Vec<AckState>,
+}
+
+impl SubscriptionState {
+    pub fn floors(&self) -> Vec<u64> {
+        self.acks.iter().map(|a| a.floor).collect()
+    }
 }
 
 /// Topics and subscriptions, indexed by name and by id.

@@ -10,12 +10,22 @@ use super::message::MessageBody;
 pub struct TopicConfig {
     pub partitions: u32,
     pub max_message_bytes: u32,
+    /// Messages older than this are deleted, acked or not.
+    pub retention_seconds: u64,
+    /// When non-zero, a partition keeps at most about this many bytes.
+    pub retention_bytes: u64,
 }
 
 /// Settings fixed when a subscription is created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubscriptionConfig {
     pub ack_deadline_seconds: u32,
+    /// Backoff before redelivering after a nack or expiry; both 0 = none.
+    pub retry_min_backoff_seconds: u32,
+    pub retry_max_backoff_seconds: u32,
+    /// Empty = no dead-lettering.
+    pub dead_letter_topic: String,
+    pub max_delivery_attempts: u32,
 }
 
 /// A batch of messages for one partition of one topic.
@@ -43,6 +53,37 @@ pub struct PartitionAcks {
     pub offsets: Vec<u64>,
 }
 
+/// Retention: delete a partition's messages below `start_offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trim {
+    pub topic_id: u64,
+    pub partition: u32,
+    pub start_offset: u64,
+}
+
+/// Moves a subscription's ack floors; its individual acks are forgotten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seek {
+    pub subscription_id: u64,
+    /// One per partition, as the leader computed them for the seek time.
+    pub floors: Vec<u64>,
+}
+
+/// Moves one message of a subscription to a dead-letter topic: appended
+/// there, acked here, in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub subscription_id: u64,
+    pub partition: u32,
+    pub offset: u64,
+    pub dead_letter_topic_id: u64,
+    pub dead_letter_partition: u32,
+    /// The leader's clock, stamped like a publish.
+    pub publish_time_us: i64,
+    /// The original message with the dead-letter attributes added.
+    pub message: MessageBody,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateTopic { name: String, config: TopicConfig, create_time_us: i64 },
@@ -51,6 +92,9 @@ pub enum Command {
     DeleteSubscription { name: String },
     Publish(PublishBatch),
     Acknowledge(AckBatch),
+    Trim(Trim),
+    Seek(Seek),
+    DeadLetter(DeadLetter),
 }
 
 impl Command {
@@ -63,6 +107,9 @@ impl Command {
             Command::DeleteSubscription { .. } => "delete_subscription",
             Command::Publish(_) => "publish",
             Command::Acknowledge(_) => "acknowledge",
+            Command::Trim(_) => "trim",
+            Command::Seek(_) => "seek",
+            Command::DeadLetter(_) => "dead_letter",
         }
     }
 }

@@ -14,6 +14,11 @@ pub const MESSAGE_BYTES_MAX: u32 = 10 * 1024 * 1024;
 /// Largest message of a topic created without a setting.
 pub const MESSAGE_BYTES_DEFAULT: u32 = MESSAGE_BYTES_MAX;
 
+/// Retention of a topic created without a setting: 7 days.
+pub const RETENTION_SECONDS_DEFAULT: u64 = 7 * 24 * 3600;
+/// Longest retention: 31 days.
+pub const RETENTION_SECONDS_MAX: u64 = 31 * 24 * 3600;
+
 /// Attributes on one message.
 pub const ATTRIBUTES_MAX: usize = 100;
 /// Longest attribute key, in bytes.
@@ -33,6 +38,13 @@ pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const ACK_DEADLINE_SECONDS_MIN: u32 = 10;
 pub const ACK_DEADLINE_SECONDS_MAX: u32 = 600;
 pub const ACK_DEADLINE_SECONDS_DEFAULT: u32 = 10;
+
+/// Retry backoff bounds after a nack or an expired lease, in seconds.
+pub const RETRY_BACKOFF_SECONDS_MAX: u32 = 600;
+/// Delivery attempts before a message is dead-lettered.
+pub const DELIVERY_ATTEMPTS_MIN: u32 = 5;
+pub const DELIVERY_ATTEMPTS_MAX: u32 = 100;
+pub const DELIVERY_ATTEMPTS_DEFAULT: u32 = 5;
 
 /// Messages one Pull may return.
 pub const PULL_MESSAGES_MAX: u32 = 1000;

@@ -17,9 +17,11 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply, AckLookup};
-pub use catalog::{Catalog, PartitionState, SubscriptionState, TopicState};
-pub use command::{AckBatch, Command, PartitionAcks, PublishBatch, SubscriptionConfig, TopicConfig};
+pub use apply::{apply, MessageExtent, StateRead};
+pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
+pub use command::{
+    AckBatch, Command, DeadLetter, PartitionAcks, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim,
+};
 pub use invalid::InvalidArgument;
 pub use message::{MessageBody, StoredMessage};
 pub use outcome::{Applied, Rejection, Response, Write};

@@ -1,7 +1,7 @@
 //! What applying a command produces: a `Response` for the proposer and the
 //! `Write`s that make the change durable.
 
-use super::catalog::{PartitionState, SubscriptionState, TopicState};
+use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::message::MessageBody;
 
 /// A command that was valid when proposed but not when applied (the state
@@ -42,6 +42,16 @@ pub enum Response {
     Acknowledged {
         count: u64,
     },
+    /// Messages deleted by retention.
+    Trimmed {
+        deleted: u64,
+    },
+    Sought,
+    /// Where the message went in the dead-letter topic (partition, offset);
+    /// `None` when it had been acked meanwhile and stayed where it was.
+    DeadLettered {
+        position: Option<(u32, u64)>,
+    },
     Rejected(Rejection),
 }
 
@@ -61,12 +71,12 @@ pub enum Write {
         partitions: u32,
     },
     PutSubscription(SubscriptionState),
-    PutAckFloor {
+    PutAckState {
         subscription_id: u64,
         partition: u32,
-        floor: u64,
+        state: AckState,
     },
-    /// Removes the subscription record, its floors and its individual acks.
+    /// Removes the subscription record, its ack states and its individual acks.
     DeleteSubscription {
         id: u64,
         name: String,
@@ -77,14 +87,25 @@ pub enum Write {
         partition: u32,
         offset: u64,
         publish_time_us: i64,
+        /// Bytes published to the partition before this message.
+        bytes_before: u64,
         body: MessageBody,
     },
+    /// Retention: removes a partition's messages in `from..to`.
+    DeleteMessages {
+        topic_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    },
+    /// An ack above the floor, with the size of the acked message.
     PutAck {
         subscription_id: u64,
         partition: u32,
         offset: u64,
+        size: u64,
     },
-    /// Removes individual acks in `from..to`, now covered by the floor.
+    /// Removes individual acks in `from..to` (`to == u64::MAX`: all of the partition's).
     DeleteAcks {
         subscription_id: u64,
         partition: u32,

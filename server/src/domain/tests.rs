@@ -13,21 +13,42 @@ use super::*;
 #[derive(Default)]
 struct Model {
     catalog: Catalog,
-    messages: BTreeMap<(u64, u32, u64), (i64, MessageBody)>,
-    acks: BTreeSet<(u64, u32, u64)>,
-    floors: BTreeMap<(u64, u32), u64>,
+    stored: Stored,
+    floors: BTreeMap<(u64, u32), AckState>,
 }
 
-impl AckLookup for BTreeSet<(u64, u32, u64)> {
+#[derive(Default)]
+struct Stored {
+    /// (topic, partition, offset) → (publish time, bytes before, body)
+    messages: BTreeMap<(u64, u32, u64), (i64, u64, MessageBody)>,
+    /// (subscription, partition, offset) → size
+    acks: BTreeMap<(u64, u32, u64), u64>,
+}
+
+impl StateRead for Stored {
     type Error = Infallible;
-    fn is_acked(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<bool, Infallible> {
-        Ok(self.contains(&(subscription_id, partition, offset)))
+
+    fn stored_ack(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<Option<u64>, Infallible> {
+        Ok(self.acks.get(&(subscription_id, partition, offset)).copied())
+    }
+
+    fn stored_acks_in(&self, s: u64, p: u32, from: u64, to: u64) -> Result<(u64, u64), Infallible> {
+        let sizes: Vec<u64> = self.acks.range((s, p, from)..(s, p, to)).map(|(_, size)| *size).collect();
+        Ok((sizes.len() as u64, sizes.iter().sum()))
+    }
+
+    fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Infallible> {
+        Ok(self.messages.get(&(topic_id, partition, offset)).map(|(time, before, body)| MessageExtent {
+            bytes_before: *before,
+            size: body.size_bytes() as u64,
+            publish_time_us: *time,
+        }))
     }
 }
 
 impl Model {
     fn run(&mut self, command: Command) -> (Response, usize) {
-        let Ok(applied) = apply(&mut self.catalog, command, &self.acks);
+        let Ok(applied) = apply(&mut self.catalog, command, &self.stored);
         let count = applied.writes.len();
         for write in applied.writes {
             self.persist(write);
@@ -36,22 +57,28 @@ impl Model {
     }
 
     fn persist(&mut self, write: Write) {
+        let stored = &mut self.stored;
         match write {
-            Write::PutMessage { topic_id, partition, offset, publish_time_us, body } => {
-                self.messages.insert((topic_id, partition, offset), (publish_time_us, body));
+            Write::PutMessage { topic_id, partition, offset, publish_time_us, bytes_before, body } => {
+                stored.messages.insert((topic_id, partition, offset), (publish_time_us, bytes_before, body));
             }
-            Write::PutAck { subscription_id, partition, offset } => {
-                self.acks.insert((subscription_id, partition, offset));
+            Write::DeleteMessages { topic_id, partition, from, to } => {
+                stored.messages.retain(|&(t, p, o), _| !(t == topic_id && p == partition && (from..to).contains(&o)));
+            }
+            Write::PutAck { subscription_id, partition, offset, size } => {
+                stored.acks.insert((subscription_id, partition, offset), size);
             }
             Write::DeleteAcks { subscription_id, partition, from, to } => {
-                self.acks.retain(|&(s, p, o)| !(s == subscription_id && p == partition && (from..to).contains(&o)));
+                stored
+                    .acks
+                    .retain(|&(s, p, o), _| !(s == subscription_id && p == partition && (from..to).contains(&o)));
             }
-            Write::PutAckFloor { subscription_id, partition, floor } => {
-                self.floors.insert((subscription_id, partition), floor);
+            Write::PutAckState { subscription_id, partition, state } => {
+                self.floors.insert((subscription_id, partition), state);
             }
-            Write::DeleteTopic { id, .. } => self.messages.retain(|&(t, _, _), _| t != id),
+            Write::DeleteTopic { id, .. } => stored.messages.retain(|&(t, _, _), _| t != id),
             Write::DeleteSubscription { id, .. } => {
-                self.acks.retain(|&(s, _, _)| s != id);
+                stored.acks.retain(|&(s, _, _), _| s != id);
                 self.floors.retain(|&(s, _), _| s != id);
             }
             Write::PutTopic(_)
@@ -62,7 +89,7 @@ impl Model {
     }
 
     fn create_topic(&mut self, name: &str, partitions: u32) -> u64 {
-        let config = TopicConfig { partitions, max_message_bytes: 1024 };
+        let config = TopicConfig { partitions, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
         match self.run(Command::CreateTopic { name: name.into(), config, create_time_us: 1 }).0 {
             Response::TopicCreated(topic) => topic.id,
             other => panic!("create topic {name}: {other:?}"),
@@ -70,7 +97,7 @@ impl Model {
     }
 
     fn create_subscription(&mut self, name: &str, topic: &str) -> u64 {
-        let config = SubscriptionConfig { ack_deadline_seconds: 10 };
+        let config = SubscriptionConfig { ack_deadline_seconds: 10, ..Default::default() };
         let command = Command::CreateSubscription { name: name.into(), topic: topic.into(), config, create_time_us: 2 };
         match self.run(command).0 {
             Response::SubscriptionCreated(subscription) => subscription.id,
@@ -88,8 +115,12 @@ impl Model {
         self.run(Command::Acknowledge(AckBatch { subscription_id, partitions })).0
     }
 
+    fn ack_state(&self, subscription_id: u64, partition: u32) -> &AckState {
+        &self.catalog.subscription_by_id(subscription_id).expect("subscription").acks[partition as usize]
+    }
+
     fn floor(&self, subscription_id: u64, partition: u32) -> u64 {
-        self.catalog.subscription_by_id(subscription_id).expect("subscription").ack_floors[partition as usize]
+        self.catalog.subscription_by_id(subscription_id).expect("subscription").acks[partition as usize].floor
     }
 }
 
@@ -102,7 +133,7 @@ fn a_second_create_of_a_topic_is_rejected_and_writes_nothing() {
     let mut model = Model::default();
     model.create_topic("t", 1);
     let before = model.catalog.clone();
-    let config = TopicConfig { partitions: 4, max_message_bytes: 1 };
+    let config = TopicConfig { partitions: 4, max_message_bytes: 1, retention_seconds: 1, retention_bytes: 0 };
     let (response, writes) = model.run(Command::CreateTopic { name: "t".into(), config, create_time_us: 9 });
     assert_eq!(response, Response::Rejected(Rejection::TopicExists { name: "t".into() }));
     assert_eq!(writes, 0);
@@ -123,7 +154,7 @@ fn rejections_of_missing_objects_change_nothing() {
     let mut model = Model::default();
     let topic = model.create_topic("t", 2);
     let before = model.catalog.clone();
-    let config = SubscriptionConfig { ack_deadline_seconds: 10 };
+    let config = SubscriptionConfig { ack_deadline_seconds: 10, ..Default::default() };
     let cases = [
         (
             Command::CreateSubscription { name: "s".into(), topic: "nope".into(), config, create_time_us: 0 },
@@ -174,7 +205,7 @@ fn publish_assigns_consecutive_offsets_and_never_moves_time_backwards() {
     assert_eq!(second, Response::Published { partition: 0, first_offset: 3, count: 2, publish_time_us: 1_000 });
     let third = model.publish(topic, 0, 2_000, 1);
     assert_eq!(third, Response::Published { partition: 0, first_offset: 5, count: 1, publish_time_us: 2_000 });
-    let stored: Vec<(u64, i64)> = model.messages.iter().map(|(k, v)| (k.2, v.0)).collect();
+    let stored: Vec<(u64, i64)> = model.stored.messages.iter().map(|(k, v)| (k.2, v.0)).collect();
     assert_eq!(stored, vec![(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000), (5, 2000)]);
 }
 
@@ -198,17 +229,25 @@ fn acks_advance_the_floor_over_individually_stored_acks() {
 
     assert_eq!(model.ack(sub, 0, &[2, 4]), Response::Acknowledged { count: 2 });
     assert_eq!(model.floor(sub, 0), 0);
-    assert_eq!(model.acks.len(), 2);
+    assert_eq!(model.stored.acks.len(), 2);
+    assert_eq!(model.ack_state(sub, 0).acked_above, 2);
+    assert_eq!(model.ack_state(sub, 0).acked_above_bytes, 4, "two 2-byte messages");
 
     assert_eq!(model.ack(sub, 0, &[1, 0]), Response::Acknowledged { count: 2 });
     assert_eq!(model.floor(sub, 0), 3, "floor passes 0, 1 and the stored 2");
-    assert_eq!(model.acks, BTreeSet::from([(sub, 0, 4)]), "acks under the floor are deleted");
+    assert_eq!(
+        model.stored.acks.keys().copied().collect::<Vec<_>>(),
+        vec![(sub, 0, 4)],
+        "acks under the floor are deleted"
+    );
+    assert_eq!(model.ack_state(sub, 0).acked_above, 1);
 
     // Acks below the floor, repeated, or past the end change nothing.
     assert_eq!(model.ack(sub, 0, &[0, 4, 4, 6, 100]), Response::Acknowledged { count: 0 });
     assert_eq!(model.ack(sub, 0, &[3, 5]), Response::Acknowledged { count: 2 });
     assert_eq!(model.floor(sub, 0), 6);
-    assert!(model.acks.is_empty());
+    assert!(model.stored.acks.is_empty());
+    assert_eq!(*model.ack_state(sub, 0), AckState { floor: 6, acked_above: 0, acked_above_bytes: 0 });
 }
 
 #[test]
@@ -227,7 +266,7 @@ fn deleting_a_topic_deletes_its_subscriptions_and_messages() {
     assert!(model.catalog.topic("t").is_none());
     assert!(model.catalog.subscription("s1").is_none());
     assert!(model.catalog.subscription("keep").is_some());
-    assert!(model.messages.keys().all(|k| k.0 == other));
+    assert!(model.stored.messages.keys().all(|k| k.0 == other));
 }
 
 #[test]
@@ -262,6 +301,101 @@ fn batches_are_checked_against_every_limit() {
     assert_eq!(validate::batch(&[ok], 100), Ok(()));
 }
 
+#[test]
+fn publishes_count_bytes_so_any_range_is_a_subtraction() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    model.publish(topic, 0, 1, 12); // m0..m9 are 2 bytes, m10 and m11 are 3
+    let state = &model.catalog.topic_by_id(topic).expect("topic").partitions[0];
+    assert_eq!(state.total_bytes, 10 * 2 + 2 * 3);
+    let befores: Vec<u64> = model.stored.messages.values().map(|m| m.1).collect();
+    assert_eq!(befores[..3], [0, 2, 4]);
+    assert_eq!(befores[11], 20 + 3);
+}
+
+#[test]
+fn trimming_deletes_messages_and_moves_lagging_floors_past_them() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    let lagging = model.create_subscription("lagging", "t");
+    let ahead = model.create_subscription("ahead", "t");
+    model.publish(topic, 0, 1, 10);
+    model.ack(lagging, 0, &[2, 7]);
+    model.ack(ahead, 0, &[0, 1, 2, 3, 4, 5, 6]);
+
+    let (response, _) = model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 5 }));
+    assert_eq!(response, Response::Trimmed { deleted: 5 });
+    assert_eq!(model.stored.messages.keys().map(|k| k.2).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+    let state = model.catalog.topic_by_id(topic).expect("topic").partitions[0].clone();
+    assert_eq!((state.start_offset, state.start_bytes, state.stored_bytes()), (5, 10, 10));
+    // The lagging subscription lost 0..5 (its ack of 2 with them); 7 stays acked.
+    assert_eq!(*model.ack_state(lagging, 0), AckState { floor: 5, acked_above: 1, acked_above_bytes: 2 });
+    assert_eq!(model.ack_state(ahead, 0).floor, 7, "a floor past the start is untouched");
+
+    let (again, writes) = model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 3 }));
+    assert_eq!((again, writes), (Response::Trimmed { deleted: 0 }, 0), "trims never move back");
+}
+
+#[test]
+fn a_trim_that_reaches_stored_acks_carries_the_floor_over_them() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    let sub = model.create_subscription("s", "t");
+    model.publish(topic, 0, 1, 6);
+    model.ack(sub, 0, &[3, 4]);
+    model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 3 }));
+    assert_eq!(*model.ack_state(sub, 0), AckState { floor: 5, acked_above: 0, acked_above_bytes: 0 });
+    assert!(model.stored.acks.is_empty());
+}
+
+#[test]
+fn a_seek_sets_floors_within_the_stored_range_and_forgets_acks() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 2);
+    let sub = model.create_subscription("s", "t");
+    model.publish(topic, 0, 1, 10);
+    model.publish(topic, 1, 1, 4);
+    model.ack(sub, 0, &[0, 1, 5]);
+    model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 2 }));
+
+    let (response, _) = model.run(Command::Seek(Seek { subscription_id: sub, floors: vec![0, 99] }));
+    assert_eq!(response, Response::Sought);
+    let subscription = model.catalog.subscription_by_id(sub).expect("sub").clone();
+    assert_eq!(subscription.floors(), vec![2, 4], "clamped to start and end");
+    assert_eq!(subscription.seek_epoch, 1);
+    assert!(model.stored.acks.is_empty(), "the ack of 5 is forgotten: it will be delivered again");
+
+    let (wrong, _) = model.run(Command::Seek(Seek { subscription_id: sub, floors: vec![0] }));
+    assert!(matches!(wrong, Response::Rejected(_)), "one floor per partition");
+}
+
+#[test]
+fn dead_lettering_moves_a_message_and_acks_it_in_one_step() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    let dlq = model.create_topic("dlq", 1);
+    let sub = model.create_subscription("s", "t");
+    model.publish(topic, 0, 1, 3);
+    let message = MessageBody { data: Bytes::from_static(b"poison"), ..Default::default() };
+    let dead = |offset| {
+        Command::DeadLetter(DeadLetter {
+            subscription_id: sub,
+            partition: 0,
+            offset,
+            dead_letter_topic_id: dlq,
+            dead_letter_partition: 0,
+            publish_time_us: 5,
+            message: message.clone(),
+        })
+    };
+    assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: Some((0, 0)) });
+    assert_eq!(model.stored.messages[&(dlq, 0, 0)].2, message);
+    assert_eq!(model.ack_state(sub, 0).acked_above, 1);
+    model.ack(sub, 0, &[0]);
+    assert_eq!(model.floor(sub, 0), 2, "the dead-lettered message counts as acked");
+    assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: None }, "acked already: nothing moves");
+}
+
 proptest! {
     /// Whatever order and repetition acks arrive in, the floor is the first
     /// offset never acked, every acked offset stays acked, and each offset is
@@ -284,9 +418,10 @@ proptest! {
             let floor = model.floor(sub, 0);
             let expected_floor = (0..30).find(|o| !acked.contains(o)).unwrap_or(30);
             prop_assert_eq!(floor, expected_floor);
-            prop_assert_eq!(model.floors[&(sub, 0)], floor, "the floor is persisted");
-            let stored: BTreeSet<u64> = model.acks.iter().map(|k| k.2).collect();
+            prop_assert_eq!(&model.floors[&(sub, 0)], model.ack_state(sub, 0), "the ack state is persisted");
+            let stored: BTreeSet<u64> = model.stored.acks.keys().map(|k| k.2).collect();
             let expected: BTreeSet<u64> = acked.iter().copied().filter(|&o| o > floor).collect();
+            prop_assert_eq!(model.ack_state(sub, 0).acked_above, expected.len() as u64);
             prop_assert_eq!(stored, expected);
         }
         prop_assert_eq!(counted, acked.len() as u64);

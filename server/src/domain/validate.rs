@@ -23,28 +23,86 @@ pub fn name(field: &str, name: &str) -> Result<(), InvalidArgument> {
     Ok(())
 }
 
+/// The topic settings of a request, zeros meaning defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TopicSettings {
+    pub partitions: u32,
+    pub max_message_bytes: u32,
+    pub retention_seconds: u64,
+    pub retention_bytes: u64,
+}
+
 /// Fills defaults for zero settings and checks ranges.
-pub fn topic_config(partitions: u32, max_message_bytes: u32) -> Result<TopicConfig, InvalidArgument> {
-    let partitions = if partitions == 0 { PARTITIONS_DEFAULT } else { partitions };
+pub fn topic_config(settings: TopicSettings) -> Result<TopicConfig, InvalidArgument> {
+    let or = |value, default| if value == 0 { default } else { value };
+    let partitions = or(settings.partitions, PARTITIONS_DEFAULT);
     if partitions > PARTITIONS_MAX {
         let problem = format!("{partitions} is over the limit of {PARTITIONS_MAX}");
         return Err(InvalidArgument::new("settings.partitions", problem));
     }
-    let max_message_bytes = if max_message_bytes == 0 { MESSAGE_BYTES_DEFAULT } else { max_message_bytes };
+    let max_message_bytes = or(settings.max_message_bytes, MESSAGE_BYTES_DEFAULT);
     if max_message_bytes > MESSAGE_BYTES_MAX {
         let problem = format!("{max_message_bytes} is over the limit of {MESSAGE_BYTES_MAX}");
         return Err(InvalidArgument::new("settings.max_message_bytes", problem));
     }
-    Ok(TopicConfig { partitions, max_message_bytes })
+    let retention_seconds =
+        if settings.retention_seconds == 0 { RETENTION_SECONDS_DEFAULT } else { settings.retention_seconds };
+    if retention_seconds > RETENTION_SECONDS_MAX {
+        let problem = format!("{retention_seconds} is over the limit of {RETENTION_SECONDS_MAX} (31 days)");
+        return Err(InvalidArgument::new("settings.retention_seconds", problem));
+    }
+    Ok(TopicConfig { partitions, max_message_bytes, retention_seconds, retention_bytes: settings.retention_bytes })
 }
 
-pub fn subscription_config(ack_deadline_seconds: u32) -> Result<SubscriptionConfig, InvalidArgument> {
-    let seconds = if ack_deadline_seconds == 0 { ACK_DEADLINE_SECONDS_DEFAULT } else { ack_deadline_seconds };
+/// Fills defaults and checks ranges of subscription settings. Whether the
+/// dead-letter topic exists is the caller's to check.
+pub fn subscription_config(mut config: SubscriptionConfig) -> Result<SubscriptionConfig, InvalidArgument> {
+    if config.ack_deadline_seconds == 0 {
+        config.ack_deadline_seconds = ACK_DEADLINE_SECONDS_DEFAULT;
+    }
+    let seconds = config.ack_deadline_seconds;
     if !(ACK_DEADLINE_SECONDS_MIN..=ACK_DEADLINE_SECONDS_MAX).contains(&seconds) {
         let problem = format!("{seconds} is outside {ACK_DEADLINE_SECONDS_MIN}..={ACK_DEADLINE_SECONDS_MAX}");
         return Err(InvalidArgument::new("settings.ack_deadline_seconds", problem));
     }
-    Ok(SubscriptionConfig { ack_deadline_seconds: seconds })
+    for (field, value) in [
+        ("settings.retry_min_backoff_seconds", config.retry_min_backoff_seconds),
+        ("settings.retry_max_backoff_seconds", config.retry_max_backoff_seconds),
+    ] {
+        if value > RETRY_BACKOFF_SECONDS_MAX {
+            return Err(InvalidArgument::new(
+                field,
+                format!("{value} is over the limit of {RETRY_BACKOFF_SECONDS_MAX}"),
+            ));
+        }
+    }
+    if config.retry_max_backoff_seconds == 0 {
+        config.retry_max_backoff_seconds = config.retry_min_backoff_seconds;
+    }
+    if config.retry_min_backoff_seconds > config.retry_max_backoff_seconds {
+        let problem = format!(
+            "{} is over retry_max_backoff_seconds ({})",
+            config.retry_min_backoff_seconds, config.retry_max_backoff_seconds
+        );
+        return Err(InvalidArgument::new("settings.retry_min_backoff_seconds", problem));
+    }
+    if config.dead_letter_topic.is_empty() {
+        if config.max_delivery_attempts != 0 {
+            let problem = "needs settings.dead_letter_topic: attempts count only toward dead-lettering";
+            return Err(InvalidArgument::new("settings.max_delivery_attempts", problem));
+        }
+        return Ok(config);
+    }
+    name("settings.dead_letter_topic", &config.dead_letter_topic)?;
+    if config.max_delivery_attempts == 0 {
+        config.max_delivery_attempts = DELIVERY_ATTEMPTS_DEFAULT;
+    }
+    let attempts = config.max_delivery_attempts;
+    if !(DELIVERY_ATTEMPTS_MIN..=DELIVERY_ATTEMPTS_MAX).contains(&attempts) {
+        let problem = format!("{attempts} is outside {DELIVERY_ATTEMPTS_MIN}..={DELIVERY_ATTEMPTS_MAX}");
+        return Err(InvalidArgument::new("settings.max_delivery_attempts", problem));
+    }
+    Ok(config)
 }
 
 /// A publish batch against the limits of its topic.

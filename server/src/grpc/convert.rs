@@ -2,7 +2,7 @@
 
 use ferry_proto::v1 as api;
 
-use crate::delivery::Delivery;
+use crate::delivery::{Backlog, Delivery};
 use crate::domain::{MessageBody, SubscriptionState, TopicState};
 
 pub fn topic(topic: &TopicState) -> api::Topic {
@@ -11,6 +11,8 @@ pub fn topic(topic: &TopicState) -> api::Topic {
         settings: Some(api::TopicSettings {
             partitions: topic.config.partitions,
             max_message_bytes: topic.config.max_message_bytes,
+            retention_seconds: topic.config.retention_seconds,
+            retention_bytes: topic.config.retention_bytes,
         }),
         create_time_unix_micros: topic.create_time_us,
         partitions: topic
@@ -21,6 +23,7 @@ pub fn topic(topic: &TopicState) -> api::Topic {
                 partition: i as u32,
                 start_offset: p.start_offset,
                 end_offset: p.next_offset,
+                stored_bytes: p.stored_bytes(),
             })
             .collect(),
     }
@@ -30,8 +33,26 @@ pub fn subscription(subscription: &SubscriptionState) -> api::Subscription {
     api::Subscription {
         name: subscription.name.clone(),
         topic: subscription.topic.clone(),
-        settings: Some(api::SubscriptionSettings { ack_deadline_seconds: subscription.config.ack_deadline_seconds }),
+        settings: Some(api::SubscriptionSettings {
+            ack_deadline_seconds: subscription.config.ack_deadline_seconds,
+            retry_min_backoff_seconds: subscription.config.retry_min_backoff_seconds,
+            retry_max_backoff_seconds: subscription.config.retry_max_backoff_seconds,
+            dead_letter_topic: subscription.config.dead_letter_topic.clone(),
+            max_delivery_attempts: subscription.config.max_delivery_attempts,
+        }),
         create_time_unix_micros: subscription.create_time_us,
+        backlog: None,
+    }
+}
+
+pub fn backlog(backlog: &Backlog, now_wall_us: i64) -> api::Backlog {
+    let oldest = backlog.oldest_unacked_publish_time_us;
+    api::Backlog {
+        unacked_messages: backlog.unacked_messages,
+        unacked_bytes: backlog.unacked_bytes,
+        leased_messages: backlog.leased_messages,
+        oldest_unacked_age_millis: oldest.map_or(0, |t| (now_wall_us.saturating_sub(t) / 1000).max(0) as u64),
+        oldest_unacked_publish_time_unix_micros: oldest.unwrap_or(0),
     }
 }
 

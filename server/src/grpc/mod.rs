@@ -1,13 +1,17 @@
 //! The gRPC services: the public API (one service per file), the peers' Raft
 //! service, and the one place errors become statuses.
 
+pub mod acks;
 pub mod cluster;
 pub mod convert;
+pub mod dead_letter;
 pub mod proposer;
 pub mod publisher;
 pub mod raft_service;
 pub mod status;
+pub mod streaming_pull;
 pub mod subscriber;
+pub mod testing;
 
 pub use cluster::ClusterService;
 pub use proposer::Proposer;

@@ -88,7 +88,13 @@ impl Publisher for PublisherService {
         let request = request.into_inner();
         validate::name("name", &request.name).map_err(ApiError::from)?;
         let settings = request.settings.unwrap_or_default();
-        let config = validate::topic_config(settings.partitions, settings.max_message_bytes).map_err(ApiError::from)?;
+        let config = validate::topic_config(validate::TopicSettings {
+            partitions: settings.partitions,
+            max_message_bytes: settings.max_message_bytes,
+            retention_seconds: settings.retention_seconds,
+            retention_bytes: settings.retention_bytes,
+        })
+        .map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
         if self.proposer.state().catalog().topic(&request.name).is_some() {
             return Err(ApiError::from(Rejection::TopicExists { name: request.name }).into());

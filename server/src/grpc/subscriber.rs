@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use ferry_proto::v1::subscriber_server::Subscriber;
-use tonic::{Request, Response, Status};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
 use super::proposer::Proposer;
 use super::status::ApiError;
+use super::{acks, convert, dead_letter, streaming_pull};
 use crate::clock::Clock;
-use crate::delivery::{AckId, Dispatcher};
-use crate::domain::{self, validate, AckBatch, Command, PartitionAcks, Rejection, SubscriptionState};
+use crate::delivery::{self, AckId, Dispatcher, Lessee, UNARY_CONSUMER};
+use crate::domain::limits::PULL_BYTES_MAX;
+use crate::domain::{self, validate, Command, Rejection, Seek, SubscriptionConfig, SubscriptionState};
 
 #[derive(Debug)]
 pub struct SubscriberService {
@@ -33,81 +35,46 @@ impl SubscriberService {
         catalog.subscription(name).cloned().ok_or_else(|| Rejection::SubscriptionNotFound { name: name.into() }.into())
     }
 
-    /// Decodes ack ids and checks each belongs to `subscription` and names a
-    /// published offset. One bad id rejects the whole call.
+    /// Decodes ack ids for a unary call: one bad id rejects the whole call.
     fn ack_ids(&self, subscription: &SubscriptionState, ids: &[String]) -> Result<Vec<AckId>, ApiError> {
         validate::ack_id_count(ids.len())?;
-        let ends: Vec<u64> = {
-            let catalog = self.proposer.state().catalog();
-            let topic = catalog.topic_by_id(subscription.topic_id);
-            topic.map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
-        };
-        ids.iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let field = format!("ack_ids[{i}]");
-                let id = AckId::decode(text).map_err(|e| ApiError::invalid(&field, e.to_string()))?;
-                if id.subscription_id != subscription.id {
-                    return Err(ApiError::invalid(
-                        &field,
-                        format!("belongs to another subscription than {:?}", subscription.name),
-                    ));
-                }
-                match ends.get(id.partition as usize) {
-                    Some(end) if id.offset < *end => Ok(id),
-                    _ => Err(ApiError::invalid(&field, "names a message that was never delivered")),
-                }
-            })
-            .collect()
+        acks::decode(&self.proposer, subscription, ids).into_iter().map(|id| id.map_err(ApiError::from)).collect()
     }
 
     async fn acknowledge_ids(&self, request: api::AcknowledgeRequest) -> Result<api::AcknowledgeResponse, ApiError> {
         let subscription = self.subscription(&request.subscription)?;
         let ids = self.ack_ids(&subscription, &request.ack_ids)?;
         let term = self.proposer.leader_term()?;
-        let plan = self.dispatcher.begin_ack(term, &subscription, &ids);
-        if plan.commit.is_empty() {
-            return Ok(api::AcknowledgeResponse { acknowledged: 0, stale: plan.stale });
-        }
-        let mut partitions: Vec<PartitionAcks> = Vec::new();
-        for &(partition, offset) in &plan.commit {
-            match partitions.iter_mut().find(|p| p.partition == partition) {
-                Some(group) => group.offsets.push(offset),
-                None => partitions.push(PartitionAcks { partition, offsets: vec![offset] }),
-            }
-        }
-        let command = Command::Acknowledge(AckBatch { subscription_id: subscription.id, partitions });
-        let result = self.proposer.propose(command).await;
-        self.dispatcher.finish_ack(term, &subscription, &plan.commit, result.is_ok());
-        match result? {
-            domain::Response::Acknowledged { .. } => {
-                Ok(api::AcknowledgeResponse { acknowledged: plan.commit.len() as u32, stale: plan.stale })
-            }
-            other => Err(ApiError::Internal(format!("acknowledge answered {other:?}"))),
-        }
+        let committed = acks::commit(&self.proposer, &self.dispatcher, term, &subscription, ids).await?;
+        Ok(api::AcknowledgeResponse { acknowledged: committed.acked.len() as u32, stale: committed.stale.len() as u32 })
     }
-}
 
-#[tonic::async_trait]
-impl Subscriber for SubscriberService {
-    #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().name, topic = %request.get_ref().topic))]
-    async fn create_subscription(
-        &self,
-        request: Request<api::CreateSubscriptionRequest>,
-    ) -> Result<Response<api::Subscription>, Status> {
-        let request = request.into_inner();
-        validate::name("name", &request.name).map_err(ApiError::from)?;
-        validate::name("topic", &request.topic).map_err(ApiError::from)?;
+    async fn create(&self, request: api::CreateSubscriptionRequest) -> Result<api::Subscription, ApiError> {
+        validate::name("name", &request.name)?;
+        validate::name("topic", &request.topic)?;
         let settings = request.settings.unwrap_or_default();
-        let config = validate::subscription_config(settings.ack_deadline_seconds).map_err(ApiError::from)?;
+        let config = validate::subscription_config(SubscriptionConfig {
+            ack_deadline_seconds: settings.ack_deadline_seconds,
+            retry_min_backoff_seconds: settings.retry_min_backoff_seconds,
+            retry_max_backoff_seconds: settings.retry_max_backoff_seconds,
+            dead_letter_topic: settings.dead_letter_topic,
+            max_delivery_attempts: settings.max_delivery_attempts,
+        })?;
+        if config.dead_letter_topic == request.topic {
+            let problem = "must differ from the subscription's own topic";
+            return Err(ApiError::invalid("settings.dead_letter_topic", problem));
+        }
         self.proposer.ensure_leader()?;
         {
             let catalog = self.proposer.state().catalog();
             if catalog.subscription(&request.name).is_some() {
-                return Err(ApiError::from(Rejection::SubscriptionExists { name: request.name }).into());
+                return Err(Rejection::SubscriptionExists { name: request.name }.into());
             }
             if catalog.topic(&request.topic).is_none() {
-                return Err(ApiError::from(Rejection::TopicNotFound { name: request.topic }).into());
+                return Err(Rejection::TopicNotFound { name: request.topic }.into());
+            }
+            if !config.dead_letter_topic.is_empty() && catalog.topic(&config.dead_letter_topic).is_none() {
+                return Err(Rejection::TopicNotFound { name: config.dead_letter_topic }.into());
             }
         }
         let command = Command::CreateSubscription {
@@ -117,9 +84,59 @@ impl Subscriber for SubscriberService {
             create_time_us: self.clock.wall_us(),
         };
         match self.proposer.propose(command).await? {
-            domain::Response::SubscriptionCreated(s) => Ok(Response::new(convert::subscription(&s))),
-            other => Err(ApiError::Internal(format!("create subscription answered {other:?}")).into()),
+            domain::Response::SubscriptionCreated(s) => Ok(convert::subscription(&s)),
+            other => Err(ApiError::Internal(format!("create subscription answered {other:?}"))),
         }
+    }
+
+    /// Seeks by publish time: in each partition, the first message published
+    /// at or after `time` becomes the floor.
+    async fn seek_to_time(&self, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
+        let subscription = self.subscription(&request.subscription)?;
+        let partitions = {
+            let catalog = self.proposer.state().catalog();
+            let topic = catalog
+                .topic_by_id(subscription.topic_id)
+                .ok_or_else(|| Rejection::TopicNotFound { name: subscription.topic.clone() })?;
+            topic.partitions.clone()
+        };
+        let db = self.proposer.state().db();
+        let mut floors = Vec::with_capacity(partitions.len());
+        for (p, partition) in partitions.iter().enumerate() {
+            let (start, end) = (partition.start_offset, partition.next_offset);
+            let floor = db.first_offset_where(subscription.topic_id, p as u32, start, end, |m| {
+                m.publish_time_us >= request.time_unix_micros
+            })?;
+            floors.push(floor);
+        }
+        let command = Command::Seek(Seek { subscription_id: subscription.id, floors });
+        match self.proposer.propose(command).await? {
+            domain::Response::Sought => Ok(api::SeekResponse {}),
+            other => Err(ApiError::Internal(format!("seek answered {other:?}"))),
+        }
+    }
+
+    fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
+        let subscription = self.subscription(name)?;
+        let term = self.proposer.leader_term()?;
+        let leased = self.dispatcher.leased(term, &subscription);
+        let backlog = delivery::backlog(self.proposer.state(), &subscription, leased)?;
+        let mut reply = convert::subscription(&subscription);
+        reply.backlog = Some(convert::backlog(&backlog, self.clock.wall_us()));
+        Ok(reply)
+    }
+}
+
+#[tonic::async_trait]
+impl Subscriber for SubscriberService {
+    type StreamingPullStream = ReceiverStream<Result<api::StreamingPullResponse, Status>>;
+
+    #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().name, topic = %request.get_ref().topic))]
+    async fn create_subscription(
+        &self,
+        request: Request<api::CreateSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        Ok(Response::new(self.create(request.into_inner()).await?))
     }
 
     async fn get_subscription(
@@ -128,12 +145,7 @@ impl Subscriber for SubscriberService {
     ) -> Result<Response<api::Subscription>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
-        self.proposer.ensure_leader()?;
-        let catalog = self.proposer.state().catalog();
-        match catalog.subscription(&name) {
-            Some(subscription) => Ok(Response::new(convert::subscription(subscription))),
-            None => Err(ApiError::from(Rejection::SubscriptionNotFound { name }).into()),
-        }
+        Ok(Response::new(self.get(&name)?))
     }
 
     async fn list_subscriptions(
@@ -182,12 +194,24 @@ impl Subscriber for SubscriberService {
         validate::pull(request.max_messages, request.wait_millis).map_err(ApiError::from)?;
         let term = self.proposer.leader_term()?;
         let wait = Duration::from_millis(u64::from(request.wait_millis));
-        let deliveries = self
-            .dispatcher
-            .pull(term, &request.subscription, request.max_messages as usize, wait)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(api::PullResponse { messages: deliveries.into_iter().map(convert::received).collect() }))
+        let lessee =
+            Lessee { consumer: UNARY_CONSUMER, count_max: request.max_messages as usize, bytes_max: PULL_BYTES_MAX };
+        let leased = self.dispatcher.pull(term, &request.subscription, lessee, wait).await.map_err(ApiError::from)?;
+        if !leased.exhausted.is_empty() {
+            let subscription = self.dispatcher.subscription(&request.subscription).map_err(ApiError::from)?;
+            dead_letter::spawn(&self.proposer, &self.dispatcher, term, &subscription, leased.exhausted);
+        }
+        let messages = leased.deliveries.into_iter().map(convert::received).collect();
+        Ok(Response::new(api::PullResponse { messages }))
+    }
+
+    async fn streaming_pull(
+        &self,
+        request: Request<Streaming<api::StreamingPullRequest>>,
+    ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        let responses =
+            streaming_pull::start(self.proposer.clone(), Arc::clone(&self.dispatcher), request.into_inner()).await?;
+        Ok(Response::new(ReceiverStream::new(responses)))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription, ack_ids = request.get_ref().ack_ids.len()))]
@@ -208,8 +232,13 @@ impl Subscriber for SubscriberService {
         validate::ack_deadline_change(request.ack_deadline_seconds).map_err(ApiError::from)?;
         let ids = self.ack_ids(&subscription, &request.ack_ids)?;
         let term = self.proposer.leader_term()?;
-        let (modified, stale) =
-            self.dispatcher.modify_deadline(term, &subscription, &ids, request.ack_deadline_seconds);
-        Ok(Response::new(api::ModifyAckDeadlineResponse { modified, stale }))
+        let stale = self.dispatcher.modify_deadline(term, &subscription, &ids, request.ack_deadline_seconds);
+        let stale = stale.len() as u32;
+        Ok(Response::new(api::ModifyAckDeadlineResponse { modified: ids.len() as u32 - stale, stale }))
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
+    async fn seek(&self, request: Request<api::SeekRequest>) -> Result<Response<api::SeekResponse>, Status> {
+        Ok(Response::new(self.seek_to_time(request.into_inner()).await?))
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::internal::raft_server::RaftServer;
+use ferry_proto::internal::testing_server::TestingServer;
 use ferry_proto::v1::cluster_server::ClusterServer;
 use ferry_proto::v1::publisher_server::PublisherServer;
 use ferry_proto::v1::subscriber_server::SubscriberServer;
@@ -20,15 +21,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::grpc::testing::TestingService;
 use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, LogStore, NodeId, Raft, StateMachine, SyncMode};
 use crate::storage::StorageError;
 
 mod formation;
+pub mod retention;
 
 pub use formation::Formation;
 
@@ -71,6 +74,8 @@ pub struct NodeBuilder {
     node_id: NodeId,
     formation: Formation,
     clock: Arc<dyn Clock>,
+    /// Set with a manual clock: also serve the Testing service that moves it.
+    manual_clock: Option<Arc<ManualClock>>,
     sync_mode: SyncMode,
     commit_timeout: Duration,
     outstanding_max: usize,
@@ -88,6 +93,7 @@ impl NodeBuilder {
             node_id: 1,
             formation: Formation::Alone,
             clock: Arc::new(SystemClock),
+            manual_clock: None,
             sync_mode: SyncMode::Fsync,
             commit_timeout: Duration::from_secs(5),
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
@@ -128,6 +134,14 @@ impl NodeBuilder {
 
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// TESTING ONLY: run on a clock that moves only when told to, through the
+    /// `ferry.internal.v1.Testing` service this also serves.
+    pub fn manual_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+        self.manual_clock = Some(clock);
         self
     }
 
@@ -176,7 +190,9 @@ impl NodeBuilder {
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
 
         // Serve before forming the cluster: peers must reach this node to elect.
-        let (stop, server) = self.serve(listener, &raft, &state);
+        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
+        let (stop, server) = self.serve(listener, &raft, &state, &proposer);
+        let retention = tokio::spawn(retention::run(proposer, Arc::clone(&self.clock)));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
@@ -189,7 +205,8 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server, joining })
+        let background = joining.into_iter().chain([retention]).collect();
+        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server, background })
     }
 
     /// The address peers and clients reach this node at: `--advertise`, else
@@ -225,8 +242,9 @@ impl NodeBuilder {
         listener: TcpListener,
         raft: &Raft,
         state: &Arc<AppliedState>,
+        proposer: &Proposer,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
-        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(state), self.commit_timeout);
+        let proposer = proposer.clone();
         let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
@@ -257,6 +275,7 @@ impl NodeBuilder {
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
             )
+            .add_optional_service(self.manual_clock.clone().map(|clock| TestingServer::new(TestingService::new(clock))))
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             });
@@ -273,8 +292,9 @@ pub struct Node {
     state: Arc<AppliedState>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
-    /// Asking the cluster to add this node, when started with `Formation::Join`.
-    joining: Option<JoinHandle<()>>,
+    /// Tasks that run as long as the node: retention, and joining the cluster
+    /// when started with `Formation::Join`.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -322,8 +342,8 @@ impl Node {
     /// Stops serving, stops Raft and flushes the state database, so the next
     /// start does not need to re-apply the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
-        if let Some(joining) = self.joining.take() {
-            joining.abort();
+        for task in self.background.drain(..) {
+            task.abort();
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -19,7 +19,7 @@ use super::errors;
 use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::domain::{self, Catalog, Response};
+use crate::domain::{self, Catalog, Response, Write};
 use crate::storage::state_db::StateDb;
 use crate::storage::StorageError;
 
@@ -106,7 +106,17 @@ impl AppliedState {
             }
         };
         let membership_record = membership.as_ref().map(stored_membership_to_record);
+        let trimmed: Vec<(u64, u32, u64, u64)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::DeleteMessages { topic_id, partition, from, to } => Some((*topic_id, *partition, *from, *to)),
+                _ => None,
+            })
+            .collect();
         db.write(writes, &log_id_to_record(&log_id), membership_record.as_ref())?;
+        if !trimmed.is_empty() {
+            reclaim(Arc::clone(&db), trimmed);
+        }
         let mut progress = self.progress.lock();
         progress.last_applied = Some(log_id);
         if let Some(membership) = membership {
@@ -154,6 +164,22 @@ impl AppliedState {
         }
         self.publishes.send_modify(|n| *n += 1);
         Ok(())
+    }
+}
+
+/// Compacts trimmed ranges in the background, so retention frees disk space
+/// promptly; a failure only delays that.
+fn reclaim(db: Arc<StateDb>, ranges: Vec<(u64, u32, u64, u64)>) {
+    let compact = move || {
+        for (topic_id, partition, from, to) in ranges {
+            if let Err(e) = db.compact_messages(topic_id, partition, from, to) {
+                tracing::warn!(error = %e, topic_id, partition, "compacting trimmed messages failed");
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(compact)),
+        Err(_) => compact(),
     }
 }
 

@@ -54,7 +54,12 @@ mod tests {
 
     #[test]
     fn values_round_trip_and_reject_other_versions() {
-        let record = PartitionRecord { start_offset: 1, next_offset: 9, last_publish_time_unix_micros: -3 };
+        let record = PartitionRecord {
+            start_offset: 1,
+            next_offset: 9,
+            last_publish_time_unix_micros: -3,
+            ..Default::default()
+        };
         let bytes = encode(&record);
         assert_eq!(bytes[0], VALUE_VERSION);
         assert_eq!(decode::<PartitionRecord>("partition", Bytes::from(bytes.clone())).ok(), Some(record));

@@ -4,28 +4,50 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, Command, MessageBody, PartitionAcks, PartitionState, PublishBatch, SubscriptionConfig, SubscriptionState,
-    TopicConfig, TopicState,
+    AckBatch, AckState, Command, DeadLetter, MessageBody, PartitionAcks, PartitionState, PublishBatch, Seek,
+    SubscriptionConfig, SubscriptionState, TopicConfig, TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
-    pb::TopicConfig { partitions: config.partitions, max_message_bytes: config.max_message_bytes }
+    pb::TopicConfig {
+        partitions: config.partitions,
+        max_message_bytes: config.max_message_bytes,
+        retention_seconds: config.retention_seconds,
+        retention_bytes: config.retention_bytes,
+    }
 }
 
 pub fn topic_config_from_record(record: Option<pb::TopicConfig>) -> Result<TopicConfig, CodecError> {
     let record = record.ok_or(CodecError::Missing("topic config"))?;
-    Ok(TopicConfig { partitions: record.partitions, max_message_bytes: record.max_message_bytes })
+    Ok(TopicConfig {
+        partitions: record.partitions,
+        max_message_bytes: record.max_message_bytes,
+        retention_seconds: record.retention_seconds,
+        retention_bytes: record.retention_bytes,
+    })
 }
 
 pub fn subscription_config_to_record(config: &SubscriptionConfig) -> pb::SubscriptionConfig {
-    pb::SubscriptionConfig { ack_deadline_seconds: config.ack_deadline_seconds }
+    pb::SubscriptionConfig {
+        ack_deadline_seconds: config.ack_deadline_seconds,
+        retry_min_backoff_seconds: config.retry_min_backoff_seconds,
+        retry_max_backoff_seconds: config.retry_max_backoff_seconds,
+        dead_letter_topic: config.dead_letter_topic.clone(),
+        max_delivery_attempts: config.max_delivery_attempts,
+    }
 }
 
 pub fn subscription_config_from_record(
     record: Option<pb::SubscriptionConfig>,
 ) -> Result<SubscriptionConfig, CodecError> {
     let record = record.ok_or(CodecError::Missing("subscription config"))?;
-    Ok(SubscriptionConfig { ack_deadline_seconds: record.ack_deadline_seconds })
+    Ok(SubscriptionConfig {
+        ack_deadline_seconds: record.ack_deadline_seconds,
+        retry_min_backoff_seconds: record.retry_min_backoff_seconds,
+        retry_max_backoff_seconds: record.retry_max_backoff_seconds,
+        dead_letter_topic: record.dead_letter_topic,
+        max_delivery_attempts: record.max_delivery_attempts,
+    })
 }
 
 pub fn body_to_record(body: MessageBody) -> pb::MessageBody {
@@ -71,6 +93,8 @@ pub fn partition_to_record(state: &PartitionState) -> pb::PartitionRecord {
         start_offset: state.start_offset,
         next_offset: state.next_offset,
         last_publish_time_unix_micros: state.last_publish_time_us,
+        start_bytes: state.start_bytes,
+        total_bytes: state.total_bytes,
     }
 }
 
@@ -79,7 +103,21 @@ pub fn partition_from_record(record: pb::PartitionRecord) -> PartitionState {
         start_offset: record.start_offset,
         next_offset: record.next_offset,
         last_publish_time_us: record.last_publish_time_unix_micros,
+        start_bytes: record.start_bytes,
+        total_bytes: record.total_bytes,
     }
+}
+
+pub fn ack_state_to_record(state: &AckState) -> pb::AckFloorRecord {
+    pb::AckFloorRecord {
+        floor: state.floor,
+        acked_above: state.acked_above,
+        acked_above_bytes: state.acked_above_bytes,
+    }
+}
+
+pub fn ack_state_from_record(record: pb::AckFloorRecord) -> AckState {
+    AckState { floor: record.floor, acked_above: record.acked_above, acked_above_bytes: record.acked_above_bytes }
 }
 
 pub fn subscription_to_record(subscription: &SubscriptionState) -> pb::SubscriptionRecord {
@@ -90,10 +128,11 @@ pub fn subscription_to_record(subscription: &SubscriptionState) -> pb::Subscript
         topic_id: subscription.topic_id,
         config: Some(subscription_config_to_record(&subscription.config)),
         create_time_unix_micros: subscription.create_time_us,
+        seek_epoch: subscription.seek_epoch,
     }
 }
 
-/// A subscription without its ack floors, which are stored under their own keys.
+/// A subscription without its ack states, which are stored under their own keys.
 pub fn subscription_from_record(record: pb::SubscriptionRecord) -> Result<SubscriptionState, CodecError> {
     Ok(SubscriptionState {
         id: record.id,
@@ -102,7 +141,8 @@ pub fn subscription_from_record(record: pb::SubscriptionRecord) -> Result<Subscr
         topic_id: record.topic_id,
         config: subscription_config_from_record(record.config)?,
         create_time_us: record.create_time_unix_micros,
-        ack_floors: Vec::new(),
+        seek_epoch: record.seek_epoch,
+        acks: Vec::new(),
     })
 }
 
@@ -139,6 +179,21 @@ pub fn command_to_record(command: &Command) -> pb::Command {
                 .map(|p| pb::PartitionAcks { partition: p.partition, offsets: p.offsets.clone() })
                 .collect(),
         }),
+        Command::Trim(trim) => {
+            Kind::Trim(pb::Trim { topic_id: trim.topic_id, partition: trim.partition, start_offset: trim.start_offset })
+        }
+        Command::Seek(seek) => {
+            Kind::Seek(pb::Seek { subscription_id: seek.subscription_id, floors: seek.floors.clone() })
+        }
+        Command::DeadLetter(dead) => Kind::DeadLetter(pb::DeadLetter {
+            subscription_id: dead.subscription_id,
+            partition: dead.partition,
+            offset: dead.offset,
+            dead_letter_topic_id: dead.dead_letter_topic_id,
+            dead_letter_partition: dead.dead_letter_partition,
+            publish_time_unix_micros: dead.publish_time_us,
+            message: Some(body_to_record(dead.message.clone())),
+        }),
     };
     pb::Command { kind: Some(kind) }
 }
@@ -173,6 +228,19 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
                 .map(|p| PartitionAcks { partition: p.partition, offsets: p.offsets })
                 .collect(),
         }),
+        Kind::Trim(c) => {
+            Command::Trim(Trim { topic_id: c.topic_id, partition: c.partition, start_offset: c.start_offset })
+        }
+        Kind::Seek(c) => Command::Seek(Seek { subscription_id: c.subscription_id, floors: c.floors }),
+        Kind::DeadLetter(c) => Command::DeadLetter(DeadLetter {
+            subscription_id: c.subscription_id,
+            partition: c.partition,
+            offset: c.offset,
+            dead_letter_topic_id: c.dead_letter_topic_id,
+            dead_letter_partition: c.dead_letter_partition,
+            publish_time_us: c.publish_time_unix_micros,
+            message: body_from_record(c.message.ok_or(CodecError::Missing("dead-lettered message"))?),
+        }),
     })
 }
 
@@ -194,14 +262,20 @@ mod tests {
         let commands = [
             Command::CreateTopic {
                 name: "t".into(),
-                config: TopicConfig { partitions: 3, max_message_bytes: 99 },
+                config: TopicConfig { partitions: 3, max_message_bytes: 99, retention_seconds: 60, retention_bytes: 7 },
                 create_time_us: 5,
             },
             Command::DeleteTopic { name: "t".into() },
             Command::CreateSubscription {
                 name: "s".into(),
                 topic: "t".into(),
-                config: SubscriptionConfig { ack_deadline_seconds: 30 },
+                config: SubscriptionConfig {
+                    ack_deadline_seconds: 30,
+                    retry_min_backoff_seconds: 1,
+                    retry_max_backoff_seconds: 9,
+                    dead_letter_topic: "dlq".into(),
+                    max_delivery_attempts: 5,
+                },
                 create_time_us: -1,
             },
             Command::DeleteSubscription { name: "s".into() },
@@ -209,6 +283,17 @@ mod tests {
             Command::Acknowledge(AckBatch {
                 subscription_id: 9,
                 partitions: vec![PartitionAcks { partition: 1, offsets: vec![3, 1, 2] }],
+            }),
+            Command::Trim(Trim { topic_id: 4, partition: 1, start_offset: 77 }),
+            Command::Seek(Seek { subscription_id: 9, floors: vec![1, 2, 3] }),
+            Command::DeadLetter(DeadLetter {
+                subscription_id: 9,
+                partition: 1,
+                offset: 5,
+                dead_letter_topic_id: 6,
+                dead_letter_partition: 0,
+                publish_time_us: 123,
+                message: MessageBody { data: Bytes::from_static(b"x"), ..Default::default() },
             }),
         ];
         for command in commands {

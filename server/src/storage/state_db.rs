@@ -14,7 +14,7 @@ use super::db::{self, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
 use super::keys::{meta, offset};
 use super::records::*;
 use super::{codec, StorageError};
-use crate::domain::{AckLookup, Catalog, StoredMessage, Write};
+use crate::domain::{Catalog, MessageExtent, StateRead, StoredMessage, Write};
 
 pub struct StateDb {
     db: DB,
@@ -81,7 +81,7 @@ impl StateDb {
             let (start, _) = meta::id_range(meta::ACK_FLOOR, subscription.id);
             for (_, value) in self.scan_prefix(CF_META, &start)? {
                 let record: pb::AckFloorRecord = codec::decode("ack floor", value).map_err(corrupt("ack floor"))?;
-                subscription.ack_floors.push(record.floor);
+                subscription.acks.push(ack_state_from_record(record));
             }
             catalog.insert_subscription(subscription);
         }
@@ -138,10 +138,10 @@ impl StateDb {
                     meta::subscription(subscription.id),
                     codec::encode(&subscription_to_record(&subscription)),
                 ),
-                Write::PutAckFloor { subscription_id, partition, floor } => batch.put_cf(
+                Write::PutAckState { subscription_id, partition, state } => batch.put_cf(
                     meta_cf,
                     meta::ack_floor(subscription_id, partition),
-                    codec::encode(&pb::AckFloorRecord { floor }),
+                    codec::encode(&ack_state_to_record(&state)),
                 ),
                 Write::DeleteSubscription { id, .. } => {
                     batch.delete_cf(meta_cf, meta::subscription(id));
@@ -150,21 +150,28 @@ impl StateDb {
                     let (start, end) = offset::owner_range(id);
                     batch.delete_range_cf(acks_cf, start, end);
                 }
-                Write::PutMessage { topic_id, partition, offset: at, publish_time_us, body } => {
+                Write::PutMessage { topic_id, partition, offset: at, publish_time_us, bytes_before, body } => {
                     let record = pb::MessageRecord {
                         publish_time_unix_micros: publish_time_us,
                         body: Some(body_to_record(body)),
+                        bytes_before,
                     };
                     batch.put_cf(messages_cf, offset::key(topic_id, partition, at), codec::encode(&record));
                 }
-                Write::PutAck { subscription_id, partition, offset: at } => {
-                    batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), [])
-                }
-                Write::DeleteAcks { subscription_id, partition, from, to } => batch.delete_range_cf(
-                    acks_cf,
-                    offset::key(subscription_id, partition, from),
-                    offset::key(subscription_id, partition, to),
+                Write::DeleteMessages { topic_id, partition, from, to } => batch.delete_range_cf(
+                    messages_cf,
+                    offset::key(topic_id, partition, from),
+                    offset::key(topic_id, partition, to),
                 ),
+                Write::PutAck { subscription_id, partition, offset: at, size } => {
+                    batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), size.to_be_bytes())
+                }
+                Write::DeleteAcks { subscription_id, partition, from, to } => {
+                    let (start, end) = offset::partition_range(subscription_id, partition);
+                    let from = offset::key(subscription_id, partition, from).max(start);
+                    let to = if to == u64::MAX { end } else { offset::key(subscription_id, partition, to) };
+                    batch.delete_range_cf(acks_cf, from, to)
+                }
                 Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
                     meta_cf,
                     meta::ID_COUNTERS,
@@ -244,6 +251,42 @@ impl StateDb {
         Ok(offsets)
     }
 
+    /// The first offset in `start..end` whose message satisfies `reached`, or
+    /// `end`. `reached` must be monotonic over the range (false, then true),
+    /// as publish times and byte counts are within a partition.
+    pub fn first_offset_where(
+        &self,
+        topic_id: u64,
+        partition: u32,
+        start: u64,
+        end: u64,
+        reached: impl Fn(&MessageExtent) -> bool,
+    ) -> Result<u64, StorageError> {
+        let (mut low, mut high) = (start, end);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let hit = match self.message_extent(topic_id, partition, middle)? {
+                Some(extent) => reached(&extent),
+                // Trimmed while we looked: everything below the new start is gone.
+                None => false,
+            };
+            if hit {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        Ok(low)
+    }
+
+    /// Reclaims the disk space of deleted messages now rather than whenever
+    /// RocksDB compacts that range on its own.
+    pub fn compact_messages(&self, topic_id: u64, partition: u32, from: u64, to: u64) -> Result<(), StorageError> {
+        let (start, end) = (offset::key(topic_id, partition, from), offset::key(topic_id, partition, to));
+        self.db.compact_range_cf(self.cf(CF_MESSAGES)?, Some(start), Some(end));
+        Ok(())
+    }
+
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StorageError> {
         let mut options = FlushOptions::default();
@@ -280,14 +323,52 @@ impl StateDb {
     }
 }
 
-impl AckLookup for StateDb {
+impl StateRead for StateDb {
     type Error = StorageError;
 
-    fn is_acked(&self, subscription_id: u64, partition: u32, at: u64) -> Result<bool, StorageError> {
+    fn stored_ack(&self, subscription_id: u64, partition: u32, at: u64) -> Result<Option<u64>, StorageError> {
         let key = offset::key(subscription_id, partition, at);
         let value = self.db.get_pinned_cf(self.cf(CF_ACKS)?, key).map_err(StorageError::rocksdb("read ack"))?;
-        Ok(value.is_some())
+        Ok(value.map(|v| ack_size(&v)))
     }
+
+    fn stored_acks_in(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<(u64, u64), StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
+        let start = offset::key(subscription_id, partition, from);
+        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
+        let (mut count, mut bytes) = (0, 0);
+        for item in iter {
+            let (_, value) = item.map_err(StorageError::rocksdb("read acks"))?;
+            count += 1;
+            bytes += ack_size(&value);
+        }
+        Ok((count, bytes))
+    }
+
+    fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {
+        let key = offset::key(topic_id, partition, at);
+        let Some(value) = self.db.get_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))?
+        else {
+            return Ok(None);
+        };
+        let record: pb::MessageRecord =
+            codec::decode("message record", Bytes::from(value)).map_err(StorageError::corrupt("message record"))?;
+        let size = record.body.map_or(0, |b| body_from_record(b).size_bytes() as u64);
+        let publish_time_us = record.publish_time_unix_micros;
+        Ok(Some(MessageExtent { bytes_before: record.bytes_before, size, publish_time_us }))
+    }
+}
+
+/// The acked message's size, as stored in an ack's value.
+fn ack_size(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 fn decode_message(key: &[u8], value: Box<[u8]>) -> Result<StoredMessage, StorageError> {

@@ -61,6 +61,12 @@ pub enum TopicCommand {
         /// Largest message in bytes; 0 = server default (10 MiB).
         #[arg(long, default_value_t = 0)]
         max_message_bytes: u32,
+        /// How long messages are kept, e.g. 7d (the default); at most 31d.
+        #[arg(long)]
+        retention: Option<humantime::Duration>,
+        /// Most bytes a partition keeps; 0 = no limit.
+        #[arg(long, default_value_t = 0)]
+        retention_bytes: u64,
     },
     /// Print a topic as JSON.
     Get { name: String },
@@ -80,9 +86,33 @@ pub enum SubCommand {
         /// How long a pulled message is leased before redelivery, e.g. 30s (10s..10m).
         #[arg(long)]
         ack_deadline: Option<humantime::Duration>,
+        /// Wait before redelivering a nacked or expired message, doubling per attempt.
+        #[arg(long)]
+        retry_min_backoff: Option<humantime::Duration>,
+        /// The longest such wait.
+        #[arg(long)]
+        retry_max_backoff: Option<humantime::Duration>,
+        /// Topic for messages delivered --max-delivery-attempts times without an ack.
+        #[arg(long)]
+        dead_letter_topic: Option<String>,
+        /// Deliveries before dead-lettering (5..=100, default 5).
+        #[arg(long, default_value_t = 0)]
+        max_delivery_attempts: u32,
     },
-    /// Print a subscription as JSON.
+    /// Print a subscription, with its backlog, as JSON.
     Get { name: String },
+    /// Print a subscription's backlog: unacked messages and bytes, leased, oldest unacked age.
+    Backlog { name: String },
+    /// Replay or skip: messages published before TIME count as acked, later ones as unacked.
+    Seek {
+        name: String,
+        /// An RFC 3339 time, e.g. 2026-11-22T10:00:00Z.
+        #[arg(long, conflicts_with = "ago")]
+        time: Option<humantime::Timestamp>,
+        /// A time this long before now, e.g. 1h.
+        #[arg(long)]
+        ago: Option<humantime::Duration>,
+    },
     /// Print every subscription name.
     List {
         /// Only the subscriptions of this topic.

@@ -45,8 +45,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn topic(client: &Client, command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create { name, partitions, max_message_bytes } => {
-            let settings = TopicSettings { partitions, max_message_bytes };
+        TopicCommand::Create { name, partitions, max_message_bytes, retention, retention_bytes } => {
+            let retention = retention.map(Into::into).unwrap_or_default();
+            let settings = TopicSettings { partitions, max_message_bytes, retention, retention_bytes };
             let topic = client.create_topic(&name, settings).await.with_context(|| format!("create topic {name}"))?;
             output::print_json(&output::topic(&topic))
         }
@@ -68,8 +69,23 @@ async fn topic(client: &Client, command: TopicCommand) -> anyhow::Result<()> {
 
 async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
     match command {
-        SubCommand::Create { name, topic, ack_deadline } => {
-            let settings = SubscriptionSettings { ack_deadline: ack_deadline.map(Into::into).unwrap_or_default() };
+        SubCommand::Create {
+            name,
+            topic,
+            ack_deadline,
+            retry_min_backoff,
+            retry_max_backoff,
+            dead_letter_topic,
+            max_delivery_attempts,
+        } => {
+            let duration = |d: Option<humantime::Duration>| d.map(Into::into).unwrap_or_default();
+            let settings = SubscriptionSettings {
+                ack_deadline: duration(ack_deadline),
+                retry_min_backoff: duration(retry_min_backoff),
+                retry_max_backoff: duration(retry_max_backoff),
+                dead_letter_topic: dead_letter_topic.unwrap_or_default(),
+                max_delivery_attempts,
+            };
             let subscription = client
                 .create_subscription(&name, &topic, settings)
                 .await
@@ -80,6 +96,19 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
             let subscription =
                 client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;
             output::print_json(&output::subscription(&subscription))
+        }
+        SubCommand::Backlog { name } => {
+            let subscription =
+                client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;
+            output::print_json(&output::backlog(subscription.backlog.as_ref()))
+        }
+        SubCommand::Seek { name, time, ago } => {
+            let time = match (time, ago) {
+                (Some(time), _) => time.into(),
+                (None, Some(ago)) => std::time::SystemTime::now() - std::time::Duration::from(ago),
+                (None, None) => anyhow::bail!("give --time or --ago"),
+            };
+            client.seek(&name, time).await.with_context(|| format!("seek {name}"))
         }
         SubCommand::List { topic } => {
             for subscription in client.list_subscriptions(topic.as_deref()).await.context("list subscriptions")? {

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ferry_client::{ReceivedMessage, Subscription, Topic};
+use ferry_client::{Backlog, ReceivedMessage, Subscription, Topic};
 use serde_json::{json, Value};
 
 pub fn print_json(value: &Value) -> anyhow::Result<()> {
@@ -31,11 +31,14 @@ pub fn topic(topic: &Topic) -> Value {
         "name": topic.name,
         "partitions": topic.settings.partitions,
         "max_message_bytes": topic.settings.max_message_bytes,
+        "retention_seconds": topic.settings.retention.as_secs(),
+        "retention_bytes": topic.settings.retention_bytes,
         "create_time": rfc3339(topic.create_time),
         "offsets": topic.partitions.iter().map(|p| json!({
             "partition": p.partition,
             "start_offset": p.start_offset,
             "end_offset": p.end_offset,
+            "stored_bytes": p.stored_bytes,
         })).collect::<Vec<_>>(),
     })
 }
@@ -45,7 +48,23 @@ pub fn subscription(subscription: &Subscription) -> Value {
         "name": subscription.name,
         "topic": subscription.topic,
         "ack_deadline_seconds": subscription.settings.ack_deadline.as_secs(),
+        "retry_min_backoff_seconds": subscription.settings.retry_min_backoff.as_secs(),
+        "retry_max_backoff_seconds": subscription.settings.retry_max_backoff.as_secs(),
+        "dead_letter_topic": subscription.settings.dead_letter_topic,
+        "max_delivery_attempts": subscription.settings.max_delivery_attempts,
         "create_time": rfc3339(subscription.create_time),
+        "backlog": backlog(subscription.backlog.as_ref()),
+    })
+}
+
+pub fn backlog(backlog: Option<&Backlog>) -> Value {
+    let Some(backlog) = backlog else { return Value::Null };
+    json!({
+        "unacked_messages": backlog.unacked_messages,
+        "unacked_bytes": backlog.unacked_bytes,
+        "leased_messages": backlog.leased_messages,
+        "oldest_unacked_age_seconds": backlog.oldest_unacked_age.as_secs_f64(),
+        "oldest_unacked_publish_time": backlog.oldest_unacked_publish_time.map(rfc3339),
     })
 }
 

@@ -1,0 +1,346 @@
+//! `Subscriber`: a consumer on StreamingPull, the fast path.
+//!
+//! A background task owns the stream. It hands messages to
+//! [`Subscriber::next`] (holding at most the flow-control limits), batches the
+//! acks and nacks of [`Delivered`] handles onto the stream, extends the
+//! leases of messages still being worked on (up to a maximum), and reconnects
+//! — following the leader — when the stream breaks. [`Subscriber::close`]
+//! nacks what is still held, so other consumers get it at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use crate::client::subscriber as subscriber_stub;
+use crate::error::{Error, Result};
+use crate::router::Router;
+use crate::types::{received_from_api, ReceivedMessage};
+
+/// How a [`Subscriber`] consumes.
+#[derive(Debug, Clone)]
+pub struct SubscriberSettings {
+    /// Messages held (delivered, not yet acked or nacked) at most.
+    pub max_outstanding_messages: u32,
+    /// Bytes held at most (at least one message is always delivered).
+    pub max_outstanding_bytes: u64,
+    /// Acks sent together, at most.
+    pub ack_batch_max: usize,
+    /// How long an ack may wait for others to share its batch.
+    pub ack_linger: Duration,
+    /// Leases are extended while a message is held, up to this long in all.
+    pub max_lease_extension: Duration,
+}
+
+impl Default for SubscriberSettings {
+    fn default() -> Self {
+        Self {
+            max_outstanding_messages: 1000,
+            max_outstanding_bytes: 100 * 1024 * 1024,
+            ack_batch_max: 1000,
+            ack_linger: Duration::from_millis(5),
+            max_lease_extension: Duration::from_secs(3600),
+        }
+    }
+}
+
+enum Verdict {
+    Ack,
+    Nack,
+}
+
+/// A delivered message. Ack it when done; dropping it without an ack is a nack.
+#[derive(Debug)]
+pub struct Delivered {
+    pub message: ReceivedMessage,
+    verdicts: mpsc::UnboundedSender<(String, Verdict)>,
+    settled: bool,
+}
+
+impl Delivered {
+    /// Acknowledges: once committed, never delivered to this subscription again.
+    pub fn ack(mut self) {
+        self.settle(Verdict::Ack);
+    }
+
+    /// Gives the message back for redelivery (after the subscription's retry backoff).
+    pub fn nack(mut self) {
+        self.settle(Verdict::Nack);
+    }
+
+    fn settle(&mut self, verdict: Verdict) {
+        if !self.settled {
+            self.settled = true;
+            let _ = self.verdicts.send((self.message.ack_id.clone(), verdict));
+        }
+    }
+}
+
+impl Drop for Delivered {
+    fn drop(&mut self) {
+        self.settle(Verdict::Nack);
+    }
+}
+
+/// A streaming consumer of one subscription.
+#[derive(Debug)]
+pub struct Subscriber {
+    messages: mpsc::Receiver<Result<Delivered>>,
+    close: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    stats: Arc<Mutex<SubscriberStats>>,
+}
+
+/// What a subscriber has done so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SubscriberStats {
+    pub received: u64,
+    /// Acks the server confirmed as committed.
+    pub acks_confirmed: u64,
+    /// Acks the server refused (superseded deliveries).
+    pub acks_rejected: u64,
+    pub reconnects: u64,
+}
+
+impl Subscriber {
+    pub(crate) async fn start(
+        router: Arc<Router>,
+        subscription: &str,
+        ack_deadline: Duration,
+        settings: SubscriberSettings,
+    ) -> Result<Self> {
+        let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages.max(1) as usize);
+        let (close, closed) = oneshot::channel();
+        let stats = Arc::new(Mutex::new(SubscriberStats::default()));
+        let pump = Pump {
+            router,
+            subscription: subscription.to_owned(),
+            settings,
+            ack_deadline,
+            messages: messages_tx,
+            held: HashMap::new(),
+            acks: Vec::new(),
+            nacks: Vec::new(),
+            stats: Arc::clone(&stats),
+        };
+        // Open the first stream here, so a bad subscription fails `subscribe`.
+        let stream = pump.open().await?;
+        let task = tokio::spawn(pump.run(stream, closed));
+        Ok(Self { messages, close: Some(close), task, stats })
+    }
+
+    /// The next message; `None` once the subscriber is closed, or after an
+    /// error it cannot recover from (which is returned once first).
+    pub async fn next(&mut self) -> Option<Result<Delivered>> {
+        self.messages.recv().await
+    }
+
+    pub fn stats(&self) -> SubscriberStats {
+        self.stats.lock().clone()
+    }
+
+    /// Nacks every message still held, sends the pending acks and ends the stream.
+    pub async fn close(mut self) {
+        if let Some(close) = self.close.take() {
+            let _ = close.send(());
+        }
+        // Drain what is queued so it is nacked rather than stuck in the channel.
+        self.messages.close();
+        while self.messages.recv().await.is_some() {}
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// A message the application holds, for lease extension.
+struct Held {
+    since: Instant,
+    extended_until: Instant,
+}
+
+struct Stream {
+    requests: mpsc::Sender<api::StreamingPullRequest>,
+    responses: Streaming<api::StreamingPullResponse>,
+}
+
+/// The task behind a subscriber.
+struct Pump {
+    router: Arc<Router>,
+    subscription: String,
+    settings: SubscriberSettings,
+    ack_deadline: Duration,
+    messages: mpsc::Sender<Result<Delivered>>,
+    held: HashMap<String, Held>,
+    acks: Vec<String>,
+    nacks: Vec<String>,
+    stats: Arc<Mutex<SubscriberStats>>,
+}
+
+impl Pump {
+    async fn open(&self) -> Result<Stream> {
+        let first = api::StreamingPullRequest {
+            subscription: self.subscription.clone(),
+            max_outstanding_messages: self.settings.max_outstanding_messages,
+            max_outstanding_bytes: self.settings.max_outstanding_bytes,
+            ..Default::default()
+        };
+        let requests_slot: Arc<Mutex<Option<mpsc::Sender<api::StreamingPullRequest>>>> = Arc::default();
+        let responses = self
+            .router
+            .call(|channel| {
+                let (requests, outgoing) = mpsc::channel(16);
+                let first = first.clone();
+                *requests_slot.lock() = Some(requests.clone());
+                async move {
+                    let _ = requests.send(first).await;
+                    subscriber_stub(channel).streaming_pull(ReceiverStream::new(outgoing)).await
+                }
+            })
+            .await?;
+        let requests = requests_slot.lock().take().ok_or_else(|| Error::Protocol("stream without a sender".into()))?;
+        Ok(Stream { requests, responses })
+    }
+
+    async fn run(mut self, mut stream: Stream, mut closed: oneshot::Receiver<()>) {
+        let (verdicts, mut verdicts_rx) = mpsc::unbounded_channel();
+        let mut tick = tokio::time::interval(self.settings.ack_linger.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                response = stream.responses.message() => match response {
+                    Ok(Some(response)) => {
+                        if self.deliver(response, &verdicts).await.is_err() {
+                            break;
+                        }
+                    }
+                    // The server ended the stream (leadership moved) or it broke: reconnect.
+                    Ok(None) | Err(_) => match self.reconnect().await {
+                        Some(fresh) => stream = fresh,
+                        None => break,
+                    },
+                },
+                Some((ack_id, verdict)) = verdicts_rx.recv() => {
+                    self.held.remove(&ack_id);
+                    match verdict {
+                        Verdict::Ack => self.acks.push(ack_id),
+                        Verdict::Nack => self.nacks.push(ack_id),
+                    }
+                    if self.acks.len() >= self.settings.ack_batch_max {
+                        self.flush(&stream).await;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.flush(&stream).await;
+                    self.extend_leases(&stream).await;
+                }
+                _ = &mut closed => {
+                    while let Ok((ack_id, verdict)) = verdicts_rx.try_recv() {
+                        self.held.remove(&ack_id);
+                        match verdict {
+                            Verdict::Ack => self.acks.push(ack_id),
+                            Verdict::Nack => self.nacks.push(ack_id),
+                        }
+                    }
+                    self.nacks.extend(self.held.drain().map(|(id, _)| id));
+                    self.flush(&stream).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        response: api::StreamingPullResponse,
+        verdicts: &mpsc::UnboundedSender<(String, Verdict)>,
+    ) -> std::result::Result<(), ()> {
+        if let Some(confirmation) = response.ack_confirmation {
+            let mut stats = self.stats.lock();
+            stats.acks_confirmed += confirmation.ack_ids.len() as u64;
+            stats.acks_rejected += confirmation.rejected_ack_ids.len() as u64;
+        }
+        for received in response.messages {
+            let message = match received_from_api(received) {
+                Ok(message) => message,
+                Err(e) => return self.messages.send(Err(e)).await.map_err(|_| ()),
+            };
+            let now = Instant::now();
+            self.held.insert(message.ack_id.clone(), Held { since: now, extended_until: now + self.ack_deadline });
+            self.stats.lock().received += 1;
+            let delivered = Delivered { message, verdicts: verdicts.clone(), settled: false };
+            self.messages.send(Ok(delivered)).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    /// Sends pending acks and nacks on the stream.
+    async fn flush(&mut self, stream: &Stream) {
+        if self.acks.is_empty() && self.nacks.is_empty() {
+            return;
+        }
+        let nacks = std::mem::take(&mut self.nacks);
+        let request = api::StreamingPullRequest {
+            ack_ids: std::mem::take(&mut self.acks),
+            deadline_changes: if nacks.is_empty() {
+                Vec::new()
+            } else {
+                vec![api::DeadlineChange { ack_ids: nacks, seconds: 0 }]
+            },
+            ..Default::default()
+        };
+        // A broken stream loses these; unacked, the messages are redelivered.
+        let _ = stream.requests.send(request).await;
+    }
+
+    /// Extends the leases of held messages about to run out, until they have
+    /// been held for `max_lease_extension`.
+    async fn extend_leases(&mut self, stream: &Stream) {
+        let now = Instant::now();
+        let margin = self.ack_deadline / 3;
+        let mut due = Vec::new();
+        for (ack_id, held) in &mut self.held {
+            if held.extended_until <= now + margin && now.duration_since(held.since) < self.settings.max_lease_extension
+            {
+                held.extended_until = now + self.ack_deadline;
+                due.push(ack_id.clone());
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        let seconds = u32::try_from(self.ack_deadline.as_secs()).unwrap_or(600).clamp(10, 600);
+        let request = api::StreamingPullRequest {
+            deadline_changes: vec![api::DeadlineChange { ack_ids: due, seconds }],
+            ..Default::default()
+        };
+        let _ = stream.requests.send(request).await;
+    }
+
+    /// Opens a new stream after the old one ended, retrying within the
+    /// client's budget; `None` if that failed or the application went away.
+    async fn reconnect(&mut self) -> Option<Stream> {
+        loop {
+            if self.messages.is_closed() {
+                return None;
+            }
+            match self.open().await {
+                Ok(stream) => {
+                    self.stats.lock().reconnects += 1;
+                    // Leases of the old stream may be gone; acks still apply.
+                    return Some(stream);
+                }
+                Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+                    let _ = self.messages.send(Err(e)).await;
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Acks, shared by unary Acknowledge and StreamingPull: decoding ack ids
+//! against a subscription, and committing them through Raft.
+
+use std::sync::Arc;
+
+use super::proposer::Proposer;
+use super::status::ApiError;
+use crate::delivery::{AckId, Dispatcher};
+use crate::domain::{self, AckBatch, Command, InvalidArgument, PartitionAcks, SubscriptionState};
+
+/// Decodes each ack id and checks it belongs to `subscription` and names a
+/// published offset; one result per id, errors naming `ack_ids[i]`.
+pub fn decode(
+    proposer: &Proposer,
+    subscription: &SubscriptionState,
+    ids: &[String],
+) -> Vec<Result<AckId, InvalidArgument>> {
+    let ends: Vec<u64> = {
+        let catalog = proposer.state().catalog();
+        let topic = catalog.topic_by_id(subscription.topic_id);
+        topic.map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
+    };
+    ids.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let field = format!("ack_ids[{i}]");
+            let id = AckId::decode(text).map_err(|e| InvalidArgument::new(&field, e.to_string()))?;
+            if id.subscription_id != subscription.id {
+                let problem = format!("belongs to another subscription than {:?}", subscription.name);
+                return Err(InvalidArgument::new(&field, problem));
+            }
+            match ends.get(id.partition as usize) {
+                Some(end) if id.offset < *end => Ok(id),
+                _ => Err(InvalidArgument::new(&field, "names a message that was never delivered")),
+            }
+        })
+        .collect()
+}
+
+/// The outcome of committing acks.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub acked: Vec<AckId>,
+    /// Acks of a delivery superseded by a redelivery: ignored.
+    pub stale: Vec<AckId>,
+}
+
+/// Commits acks through Raft; returns once they are committed (or failed).
+pub async fn commit(
+    proposer: &Proposer,
+    dispatcher: &Arc<Dispatcher>,
+    term: u64,
+    subscription: &SubscriptionState,
+    ids: Vec<AckId>,
+) -> Result<Committed, ApiError> {
+    let plan = dispatcher.begin_ack(term, subscription, &ids);
+    if plan.commit.is_empty() {
+        return Ok(Committed { acked: Vec::new(), stale: plan.stale });
+    }
+    let mut partitions: Vec<PartitionAcks> = Vec::new();
+    for &(partition, offset) in &plan.commit {
+        match partitions.iter_mut().find(|p| p.partition == partition) {
+            Some(group) => group.offsets.push(offset),
+            None => partitions.push(PartitionAcks { partition, offsets: vec![offset] }),
+        }
+    }
+    let command = Command::Acknowledge(AckBatch { subscription_id: subscription.id, partitions });
+    let result = proposer.propose(command).await;
+    dispatcher.finish_ack(term, subscription, &plan.commit, result.is_ok());
+    match result? {
+        domain::Response::Acknowledged { .. } => {
+            let acked = ids.into_iter().filter(|id| !plan.stale.contains(id)).collect();
+            Ok(Committed { acked, stale: plan.stale })
+        }
+        other => Err(ApiError::Internal(format!("acknowledge answered {other:?}"))),
+    }
+}

@@ -1,0 +1,222 @@
+//! StreamingPull: one bidirectional stream per consumer.
+//!
+//! A task per stream sends messages while the consumer holds fewer than its
+//! flow-control limits (messages and bytes), and applies the acks and
+//! deadline changes that arrive on the stream. Acks commit through Raft in
+//! the background (at most `ACK_COMMITS_IN_FLIGHT` per stream) and are
+//! confirmed on the stream once committed. Streams of one subscription take
+//! turns at its leases, which spreads messages over consumers.
+//!
+//! The stream ends with UNAVAILABLE when this node stops leading (its leases
+//! are gone; the client reconnects to the new leader) and NOT_FOUND when the
+//! subscription is deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Status, Streaming};
+
+use super::acks;
+use super::convert;
+use super::dead_letter;
+use super::proposer::Proposer;
+use super::status::ApiError;
+use crate::delivery::{ConsumerId, Dispatcher, Lessee};
+use crate::domain::limits::{PULL_BYTES_MAX, PULL_MESSAGES_MAX};
+use crate::domain::{validate, InvalidArgument};
+
+/// Flow-control defaults and bounds for one stream.
+pub const OUTSTANDING_MESSAGES_DEFAULT: u32 = 1000;
+pub const OUTSTANDING_MESSAGES_MAX: u32 = 10_000;
+pub const OUTSTANDING_BYTES_DEFAULT: u64 = 100 * 1024 * 1024;
+pub const OUTSTANDING_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Responses queued for the client, at most.
+const RESPONSES_QUEUED_MAX: usize = 16;
+/// Ack commits of one stream running at once, at most.
+const ACK_COMMITS_IN_FLIGHT: usize = 8;
+
+pub type Responses = mpsc::Receiver<Result<api::StreamingPullResponse, Status>>;
+
+/// Checks the first request and starts the stream's task.
+pub async fn start(
+    proposer: Proposer,
+    dispatcher: Arc<Dispatcher>,
+    mut requests: Streaming<api::StreamingPullRequest>,
+) -> Result<Responses, ApiError> {
+    let first = requests
+        .message()
+        .await
+        .map_err(|e| ApiError::invalid("stream", e.message().to_owned()))?
+        .ok_or_else(|| ApiError::invalid("stream", "ended before its first request"))?;
+    validate::name("subscription", &first.subscription)?;
+    let max_messages = or_default(first.max_outstanding_messages, OUTSTANDING_MESSAGES_DEFAULT);
+    if max_messages > OUTSTANDING_MESSAGES_MAX {
+        let problem = format!("{max_messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
+        return Err(InvalidArgument::new("max_outstanding_messages", problem).into());
+    }
+    let max_bytes =
+        if first.max_outstanding_bytes == 0 { OUTSTANDING_BYTES_DEFAULT } else { first.max_outstanding_bytes };
+    if max_bytes > OUTSTANDING_BYTES_MAX {
+        let problem = format!("{max_bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
+        return Err(InvalidArgument::new("max_outstanding_bytes", problem).into());
+    }
+    let term = proposer.leader_term()?;
+    dispatcher.subscription(&first.subscription)?;
+    let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
+    let stream = Stream {
+        proposer,
+        consumer: dispatcher.new_consumer(),
+        dispatcher,
+        name: first.subscription.clone(),
+        term,
+        max_messages: max_messages as usize,
+        max_bytes: max_bytes as usize,
+        responses,
+    };
+    tokio::spawn(stream.run(first, requests));
+    Ok(receiver)
+}
+
+fn or_default(value: u32, default: u32) -> u32 {
+    if value == 0 {
+        default
+    } else {
+        value
+    }
+}
+
+struct Stream {
+    proposer: Proposer,
+    dispatcher: Arc<Dispatcher>,
+    consumer: ConsumerId,
+    name: String,
+    term: u64,
+    max_messages: usize,
+    max_bytes: usize,
+    responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
+}
+
+impl Stream {
+    async fn run(self, first: api::StreamingPullRequest, mut requests: Streaming<api::StreamingPullRequest>) {
+        let (confirmations, mut confirmed) = mpsc::channel::<api::AckConfirmation>(ACK_COMMITS_IN_FLIGHT);
+        let mut pending = Some(first);
+        loop {
+            if let Some(request) = pending.take() {
+                if let Err(status) = self.handle(request, &confirmations).await {
+                    let _ = self.responses.send(Err(status)).await;
+                    break;
+                }
+            }
+            let mut publishes = self.dispatcher.watch_publishes();
+            match self.deliver().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(status) => {
+                    let _ = self.responses.send(Err(status)).await;
+                    break;
+                }
+            }
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                request = requests.message() => match request {
+                    Ok(Some(request)) => pending = Some(request),
+                    // The client closed its side, or the connection broke.
+                    Ok(None) | Err(_) => break,
+                },
+                Some(confirmation) = confirmed.recv() => {
+                    let response = api::StreamingPullResponse { messages: Vec::new(), ack_confirmation: Some(confirmation) };
+                    if self.responses.send(Ok(response)).await.is_err() {
+                        break;
+                    }
+                }
+                () = self.dispatcher.wait(self.term, &self.name, &mut publishes, far) => {}
+                () = self.responses.closed() => break,
+            }
+        }
+        if let Ok(subscription) = self.dispatcher.subscription(&self.name) {
+            self.dispatcher.drop_consumer(self.term, &subscription, self.consumer);
+        }
+    }
+
+    /// Sends what the consumer has room for; `Ok(true)` if it sent anything.
+    async fn deliver(&self) -> Result<bool, Status> {
+        let term = self.proposer.leader_term()?;
+        if term != self.term {
+            return Err(Status::unavailable("leadership changed; the leases of this stream are gone, reconnect"));
+        }
+        let subscription = self.dispatcher.subscription(&self.name).map_err(ApiError::from)?;
+        let holding = self.dispatcher.holding(term, &subscription, self.consumer);
+        if holding.messages >= self.max_messages || (holding.bytes >= self.max_bytes && holding.messages > 0) {
+            return Ok(false);
+        }
+        let lessee = Lessee {
+            consumer: self.consumer,
+            count_max: (self.max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
+            bytes_max: self.max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
+        };
+        let leased = self.dispatcher.lease(term, &self.name, lessee).map_err(ApiError::from)?;
+        dead_letter::spawn(&self.proposer, &self.dispatcher, term, &subscription, leased.exhausted);
+        if leased.deliveries.is_empty() {
+            return Ok(false);
+        }
+        let messages = leased.deliveries.into_iter().map(convert::received).collect();
+        let response = api::StreamingPullResponse { messages, ack_confirmation: None };
+        self.responses.send(Ok(response)).await.map_err(|_| Status::cancelled("the client went away"))?;
+        Ok(true)
+    }
+
+    /// Applies a request's deadline changes at once and starts committing its acks.
+    async fn handle(
+        &self,
+        request: api::StreamingPullRequest,
+        confirmations: &mpsc::Sender<api::AckConfirmation>,
+    ) -> Result<(), Status> {
+        if request.ack_ids.is_empty() && request.deadline_changes.is_empty() {
+            return Ok(());
+        }
+        let subscription = self.dispatcher.subscription(&self.name).map_err(ApiError::from)?;
+        for change in &request.deadline_changes {
+            validate::ack_deadline_change(change.seconds).map_err(ApiError::from)?;
+            let ids: Vec<_> =
+                acks::decode(&self.proposer, &subscription, &change.ack_ids).into_iter().flatten().collect();
+            self.dispatcher.modify_deadline(self.term, &subscription, &ids, change.seconds);
+        }
+        if request.ack_ids.is_empty() {
+            return Ok(());
+        }
+        let decoded = acks::decode(&self.proposer, &subscription, &request.ack_ids);
+        let mut rejected = Vec::new();
+        let mut ids = Vec::new();
+        for (text, id) in request.ack_ids.into_iter().zip(decoded) {
+            match id {
+                Ok(id) => ids.push(id),
+                Err(_) => rejected.push(text),
+            }
+        }
+        // Waiting for a slot bounds the commits in flight.
+        let Ok(slot) = confirmations.clone().reserve_owned().await else { return Ok(()) };
+        let (proposer, dispatcher, term) = (self.proposer.clone(), Arc::clone(&self.dispatcher), self.term);
+        tokio::spawn(async move {
+            let confirmation = match acks::commit(&proposer, &dispatcher, term, &subscription, ids.clone()).await {
+                Ok(committed) => {
+                    rejected.extend(committed.stale.iter().map(|id| id.encode()));
+                    api::AckConfirmation {
+                        ack_ids: committed.acked.iter().map(|id| id.encode()).collect(),
+                        rejected_ack_ids: rejected,
+                    }
+                }
+                // Not committed: the consumer may ack again; unacked, they are redelivered.
+                Err(e) => {
+                    tracing::warn!(error = %e, "committing streamed acks failed");
+                    rejected.extend(ids.iter().map(|id| id.encode()));
+                    api::AckConfirmation { ack_ids: Vec::new(), rejected_ack_ids: rejected }
+                }
+            };
+            slot.send(confirmation);
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Retention: the leader periodically deletes what topics no longer keep —
+//! messages older than the retention period, the oldest bytes over the size
+//! limit, and messages every subscription has acked — by proposing `Trim`s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::domain::{self, Command, Trim};
+use crate::grpc::{ApiError, Proposer};
+
+/// How often the leader looks for messages to delete (on its clock).
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Runs until the node stops.
+pub async fn run(proposer: Proposer, clock: Arc<dyn Clock>) {
+    loop {
+        clock.sleep_until(clock.monotonic() + CHECK_INTERVAL).await;
+        if proposer.ensure_leader().is_err() {
+            continue;
+        }
+        if let Err(e) = trim_once(&proposer, clock.wall_us()).await {
+            tracing::warn!(error = %e, "retention pass failed; retrying later");
+        }
+    }
+}
+
+/// One partition's retention inputs, copied out of the catalog.
+struct PartitionPlan {
+    topic_id: u64,
+    partition: u32,
+    start: u64,
+    end: u64,
+    start_bytes: u64,
+    total_bytes: u64,
+    retention_seconds: u64,
+    retention_bytes: u64,
+    /// The lowest ack floor of the topic's subscriptions, if it has any.
+    lowest_floor: Option<u64>,
+}
+
+/// Proposes a trim for every partition holding messages it should no longer
+/// keep; returns how many trims were committed.
+pub async fn trim_once(proposer: &Proposer, now_wall_us: i64) -> Result<u64, ApiError> {
+    let plans: Vec<PartitionPlan> = {
+        let catalog = proposer.state().catalog();
+        catalog
+            .topics_after("")
+            .flat_map(|topic| {
+                let catalog = &catalog;
+                topic.partitions.iter().enumerate().map(move |(p, state)| PartitionPlan {
+                    topic_id: topic.id,
+                    partition: p as u32,
+                    start: state.start_offset,
+                    end: state.next_offset,
+                    start_bytes: state.start_bytes,
+                    total_bytes: state.total_bytes,
+                    retention_seconds: topic.config.retention_seconds,
+                    retention_bytes: topic.config.retention_bytes,
+                    lowest_floor: catalog.subscriptions_of(topic.id).map(|s| s.acks[p].floor).min(),
+                })
+            })
+            .filter(|plan| plan.start < plan.end)
+            .collect()
+    };
+    let db = proposer.state().db();
+    let mut trims = 0;
+    for plan in plans {
+        let (topic, partition) = (plan.topic_id, plan.partition);
+        let retention_us = i64::try_from(plan.retention_seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let cutoff_us = now_wall_us.saturating_sub(retention_us);
+        let mut start =
+            db.first_offset_where(topic, partition, plan.start, plan.end, |m| m.publish_time_us >= cutoff_us)?;
+        if plan.retention_bytes > 0 && plan.total_bytes - plan.start_bytes > plan.retention_bytes {
+            let total = plan.total_bytes;
+            let by_size = db.first_offset_where(topic, partition, plan.start, plan.end, |m| {
+                total - m.bytes_before <= plan.retention_bytes
+            })?;
+            start = start.max(by_size);
+        }
+        // What every subscription has acked is not needed by anyone.
+        if let Some(floor) = plan.lowest_floor {
+            start = start.max(floor);
+        }
+        if start > plan.start {
+            let command = Command::Trim(Trim { topic_id: topic, partition, start_offset: start });
+            if let domain::Response::Trimmed { deleted } = proposer.propose(command).await? {
+                tracing::info!(topic_id = topic, partition, deleted, start, "retention deleted messages");
+                trims += 1;
+            }
+        }
+    }
+    Ok(trims)
+}
