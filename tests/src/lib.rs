@@ -182,3 +182,78 @@ pub fn ferry_ok(server: &str, args: &[&str], stdin: &[u8]) -> String {
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
+
+/// Moves the clock of a `ferryd` started with `--unsafe-manual-clock`.
+pub async fn advance_clock(addr: &str, by: Duration) {
+    use ferry_proto::internal::testing_client::TestingClient;
+    use ferry_proto::internal::AdvanceClockRequest;
+    let mut client = TestingClient::connect(format!("http://{addr}")).await.expect("connect to the testing service");
+    let millis = u64::try_from(by.as_millis()).expect("millis");
+    client.advance_clock(AdvanceClockRequest { millis }).await.expect("advance the clock");
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Bytes on disk under `dir`, counting each hard-linked file once (snapshots
+/// share files with the live database).
+pub fn disk_usage(dir: &Path) -> u64 {
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        let mut total = 0;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                total += walk(&entry.path(), seen);
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+        total
+    }
+    walk(dir, &mut std::collections::HashSet::new())
+}
+
+/// Bytes on disk per directory under `dir` (two levels), for failure messages.
+pub fn disk_report(dir: &Path) -> String {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            lines.push(format!("{}: {}", path.display(), disk_usage(&path)));
+            for inner in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                if inner.path().is_dir() {
+                    lines.push(format!("  {}: {}", inner.path().display(), disk_usage(&inner.path())));
+                }
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+/// Incompressible bytes, reproducibly (xorshift), so sizes on disk are real.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.max(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}

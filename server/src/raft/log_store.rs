@@ -146,6 +146,23 @@ fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sy
     }
 }
 
+/// Gives the disk space of a purged range back: flushing both column
+/// families lets RocksDB delete the WAL files that still hold the purged
+/// entries; SST files wholly inside the range are dropped without compaction,
+/// the rest compacted. Failures only delay reclaiming.
+fn reclaim_purged(db: &DB, from: [u8; 8], to: [u8; 8]) {
+    let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
+    let mut options = rocksdb::FlushOptions::default();
+    options.set_wait(true);
+    if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
+        tracing::warn!(error = %e, "flushing the raft log after a purge failed");
+    }
+    if let Err(e) = db.delete_file_in_range_cf(log, from, to) {
+        tracing::warn!(error = %e, "dropping purged raft log files failed");
+    }
+    db.compact_range_cf(log, Some(from), Some(to));
+}
+
 fn start_of(bound: Bound<&u64>) -> u64 {
     match bound {
         Bound::Included(i) => *i,
@@ -244,7 +261,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             (self.cf(CF_LOG).map_err(errors::write_logs)?, self.cf(CF_RAFT_META).map_err(errors::write_logs)?);
         let mut batch = WriteBatch::default();
         batch.put_cf(meta_cf, keys::PURGED, codec::encode(&log_id_to_record(&log_id)));
-        batch.delete_range_cf(log_cf, keys::entry(0), keys::entry(log_id.index + 1));
-        self.write_synced(batch, "purge log").map_err(errors::write_logs)
+        let (from, to) = (keys::entry(0), keys::entry(log_id.index + 1));
+        batch.delete_range_cf(log_cf, from, to);
+        self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
+        let db = Arc::clone(&self.db);
+        std::thread::spawn(move || reclaim_purged(&db, from, to));
+        Ok(())
     }
 }

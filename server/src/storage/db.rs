@@ -21,6 +21,10 @@ pub const CF_ACKS: &str = "acks";
 pub const STATE_FAMILIES: [&str; 3] = [CF_META, CF_MESSAGES, CF_ACKS];
 
 const WRITE_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// WAL kept at most by the raft log. Past it RocksDB flushes the column
+/// families that pin old WAL files (the small `raft_meta` would otherwise keep
+/// every WAL file alive, and with them the purged log).
+const LOG_WAL_BYTES_MAX: u64 = 128 * 1024 * 1024;
 const WRITE_BUFFERS_MAX: i32 = 3;
 const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -53,7 +57,9 @@ pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
         ColumnFamilyDescriptor::new(CF_LOG, family_options(&cache, DBCompressionType::Lz4)),
         ColumnFamilyDescriptor::new(CF_RAFT_META, family_options(&cache, DBCompressionType::None)),
     ];
-    DB::open_cf_descriptors(&db_options(), path, families)
+    let mut options = db_options();
+    options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
+    DB::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))
 }
 

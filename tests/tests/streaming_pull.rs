@@ -1,0 +1,101 @@
+//! StreamingPull against a real `ferryd`: many consumers share one
+//! subscription, flow control bounds what each holds, acks are confirmed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use ferry_tests::{Ferryd, TempDir};
+use tokio::sync::Barrier;
+
+const CONSUMERS: usize = 50;
+const MESSAGES: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_consumers_share_one_subscription_each_message_once() {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Ferryd::start(&dir.path().join("node"));
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
+    client.create_subscription("pool", "work", settings).await.expect("sub");
+    for chunk in 0..MESSAGES / 100 {
+        let messages = (0..100).map(|i| Message::new(format!("job-{}", chunk * 100 + i))).collect();
+        client.publish("work", messages).await.expect("publish");
+    }
+
+    // Each consumer may hold one message. All fifty hold one at the same time
+    // before anyone acks: the server spreads the work, it does not queue it
+    // behind one consumer.
+    let everyone_holds_one = Arc::new(Barrier::new(CONSUMERS));
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let (client, barrier) = (client.clone(), Arc::clone(&everyone_holds_one));
+        consumers.push(tokio::spawn(async move {
+            let settings = SubscriberSettings { max_outstanding_messages: 1, ..Default::default() };
+            let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
+            let mut seen = Vec::new();
+            let first = subscriber.next().await.expect("a message").expect("no error");
+            barrier.wait().await;
+            seen.push(String::from_utf8_lossy(&first.message.message.data).into_owned());
+            first.ack();
+            while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(2), subscriber.next()).await {
+                let delivered = next.expect("no error");
+                seen.push(String::from_utf8_lossy(&delivered.message.message.data).into_owned());
+                delivered.ack();
+            }
+            let stats = subscriber.stats();
+            subscriber.close().await;
+            (seen, stats)
+        }));
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut confirmed = 0;
+    for consumer in consumers {
+        let (seen, stats) =
+            tokio::time::timeout(Duration::from_secs(120), consumer).await.expect("consumer done").expect("join");
+        assert!(!seen.is_empty(), "every consumer got work");
+        confirmed += stats.acks_confirmed;
+        for value in seen {
+            *counts.entry(value).or_default() += 1;
+        }
+    }
+    assert_eq!(counts.len(), MESSAGES, "every message delivered");
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "no message delivered twice within its lease: {duplicates:?}");
+    assert!(confirmed >= (MESSAGES - CONSUMERS) as u64, "acks are confirmed on the stream ({confirmed})");
+    let backlog = client.get_subscription("pool").await.expect("get").backlog.expect("backlog");
+    assert_eq!(backlog.unacked_messages, 0, "all acks committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_back_the_rest() {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Ferryd::start(&dir.path().join("node"));
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
+    client.create_subscription("pool", "work", settings).await.expect("sub");
+    client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
+
+    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
+    let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(subscriber.next().await.expect("message").expect("no error"));
+    }
+    let more = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
+    assert!(more.is_err(), "a sixth message came while five were held");
+    assert_eq!(client.get_subscription("pool").await.expect("get").backlog.expect("backlog").leased_messages, 5);
+
+    held.remove(0).ack();
+    let sixth = tokio::time::timeout(Duration::from_secs(5), subscriber.next()).await.expect("room for one more");
+    held.push(sixth.expect("message").expect("no error"));
+
+    // Closing nacks the held messages: a unary pull gets them at once.
+    drop(held);
+    subscriber.close().await;
+    let returned = client.pull("pool", 20, Duration::from_secs(2)).await.expect("pull");
+    assert!(returned.len() >= 5, "the messages held at close came back ({})", returned.len());
+}
