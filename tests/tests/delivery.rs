@@ -173,3 +173,28 @@ async fn backlog_counts_unacked_bytes_leases_and_the_oldest_age() {
     assert!(backlog.oldest_unacked_age >= Duration::from_secs(90), "{:?}", backlog.oldest_unacked_age);
     assert!(backlog.oldest_unacked_age < Duration::from_secs(95));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscription_gets_every_message_published_after_it_was_created() {
+    let (_dir, _server, client) = start().await;
+    client.create_subscription("early", "jobs", SubscriptionSettings::default()).await.expect("sub");
+    client.publish("jobs", vec![Message::new("first")]).await.expect("publish");
+    client.create_subscription("late", "jobs", SubscriptionSettings::default()).await.expect("sub");
+    client.create_subscription("also-late", "jobs", SubscriptionSettings::default()).await.expect("sub");
+    client.publish("jobs", vec![Message::new("second"), Message::new("third")]).await.expect("publish");
+
+    let read_all = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            let got = client.pull(name, 10, Duration::from_secs(1)).await.expect("pull");
+            let ids: Vec<String> = got.iter().map(|m| m.ack_id.clone()).collect();
+            // Lease changes work on many ack ids at once.
+            assert_eq!(client.modify_ack_deadline(name, &ids, 60).await.expect("extend"), ids.len() as u32);
+            client.acknowledge(name, &ids).await.expect("ack");
+            got.iter().map(text).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read_all("early").await, ["first", "second", "third"]);
+    assert_eq!(read_all("late").await, ["second", "third"]);
+    assert_eq!(read_all("also-late").await, ["second", "third"], "acks of one subscription do not touch another");
+}

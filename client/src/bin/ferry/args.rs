@@ -29,6 +29,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Pull messages and print each one's data on its own line.
     Pull(PullArgs),
+    /// Measure publish, consume or end-to-end throughput and latency.
+    Bench(crate::bench::BenchArgs),
     /// Cluster members, leader and log positions; membership changes.
     Cluster {
         #[command(subcommand)]

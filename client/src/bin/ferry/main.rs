@@ -1,6 +1,7 @@
 //! `ferry`: the Ferry command-line tool.
 
 mod args;
+mod bench;
 mod cluster;
 mod output;
 mod publish;
@@ -40,6 +41,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Publish(publish) => publish::run(&client, publish).await,
         Command::Pull(pull) => pull::run(&client, pull).await,
         Command::Cluster { command } => cluster::run(&client, command).await,
+        Command::Bench(bench) => bench::run(&client, bench).await,
     }
 }
 

@@ -1,0 +1,277 @@
+//! `ferry bench`: throughput and latency of publish, consume and end to end.
+//!
+//! - `publish`: `--count` messages of `--size` bytes in batches of `--batch`,
+//!   from `--concurrency` publishers (each with one batch in flight), over
+//!   `--topics` topics; latency is publish-to-ack of each batch.
+//! - `consume`: publishes `--count` messages first (not timed), then drains
+//!   them with `--concurrency` streaming consumers, acking each.
+//! - `end-to-end`: publishes at `--rate` while consumers read; latency is
+//!   from just before the publish call to the consumer's receipt (the send
+//!   time travels in the message).
+//!
+//! Topics are created when missing. Prints a table, or one JSON object per
+//! mode with `--json`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Args as ClapArgs, ValueEnum};
+use ferry_client::{Client, Code, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Mode {
+    Publish,
+    Consume,
+    EndToEnd,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct BenchArgs {
+    pub mode: Mode,
+    /// Topic to use (with --topics N > 1: TOPIC-0 .. TOPIC-(N-1)).
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Messages in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    /// Messages per publish call.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Publishers (publish mode) or consumers (consume modes) running at once;
+    /// each publisher has one batch in flight.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Spread messages over this many topics.
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
+    /// Target publish rate in messages per second; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one run measured.
+struct Figures {
+    mode: &'static str,
+    messages: u64,
+    elapsed: Duration,
+    size: usize,
+    latency_ms: Histogram<u64>,
+}
+
+impl Figures {
+    fn percentile_ms(&self, q: f64) -> f64 {
+        self.latency_ms.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    fn print(&self, json: bool) {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        let msgs_per_sec = self.messages as f64 / seconds;
+        let mb_per_sec = msgs_per_sec * self.size as f64 / 1e6;
+        let (p50, p99, p999) = (self.percentile_ms(0.5), self.percentile_ms(0.99), self.percentile_ms(0.999));
+        if json {
+            let value = json!({
+                "mode": self.mode,
+                "messages": self.messages,
+                "size_bytes": self.size,
+                "seconds": seconds,
+                "msgs_per_sec": msgs_per_sec,
+                "mb_per_sec": mb_per_sec,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "p999_ms": p999,
+            });
+            println!("{value}");
+        } else {
+            println!(
+                "{:<11} {:>10} msgs in {:>7.2}s  {:>11.0} msgs/s {:>8.2} MB/s  latency p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms",
+                self.mode, self.messages, seconds, msgs_per_sec, mb_per_sec, p50, p99, p999
+            );
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, up to an hour, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.batch > 0 && args.concurrency > 0 && args.topics > 0,
+        "--batch, --concurrency and --topics must be at least 1"
+    );
+    anyhow::ensure!(args.size >= 8, "--size must be at least 8 (the send time travels in the payload)");
+    let topics = topic_names(&args);
+    for topic in &topics {
+        ensure_topic(client, topic).await?;
+    }
+    let figures = match args.mode {
+        Mode::Publish => publish(client, &args, &topics, None).await?,
+        Mode::Consume => consume(client, &args, &topics).await?,
+        Mode::EndToEnd => end_to_end(client, &args, &topics).await?,
+    };
+    figures.print(args.json);
+    Ok(())
+}
+
+fn topic_names(args: &BenchArgs) -> Vec<String> {
+    if args.topics == 1 {
+        vec![args.topic.clone()]
+    } else {
+        (0..args.topics).map(|i| format!("{}-{i}", args.topic)).collect()
+    }
+}
+
+async fn ensure_topic(client: &Client, topic: &str) -> anyhow::Result<()> {
+    match client.create_topic(topic, TopicSettings::default()).await {
+        Err(e) if e.code() != Some(Code::AlreadyExists) => Err(e).with_context(|| format!("create topic {topic}")),
+        _ => Ok(()),
+    }
+}
+
+/// A subscription named after the run, created fresh so it starts at the end.
+async fn fresh_subscription(client: &Client, topic: &str, tag: &str) -> anyhow::Result<String> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = format!("{topic}-{tag}-{nanos}");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
+    client.create_subscription(&name, topic, settings).await.with_context(|| format!("create subscription {name}"))?;
+    Ok(name)
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// A payload of `size` bytes whose first eight hold the send time.
+fn payload(size: usize, sent_us: u64) -> Bytes {
+    let mut data = vec![b'x'; size];
+    data[..8].copy_from_slice(&sent_us.to_be_bytes());
+    Bytes::from(data)
+}
+
+/// Publishes `args.count` messages; `paced` spreads them at `args.rate`.
+async fn publish(
+    client: &Client,
+    args: &BenchArgs,
+    topics: &[String],
+    paced: Option<Instant>,
+) -> anyhow::Result<Figures> {
+    let next = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let started = paced.unwrap_or_else(Instant::now);
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let (client, next, latencies) = (client.clone(), Arc::clone(&next), Arc::clone(&latencies));
+        let topic = topics[worker % topics.len()].clone();
+        let (count, batch, size, rate) = (args.count, args.batch as u64, args.size, args.rate);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let n = batch.min(count - first);
+                if rate > 0 {
+                    // Batch `first` is due when the rate says so.
+                    let due = started + Duration::from_secs_f64(first as f64 / rate as f64);
+                    tokio::time::sleep_until(due).await;
+                }
+                let sent = now_micros();
+                let messages = (0..n).map(|_| Message::new(payload(size, sent))).collect();
+                let begun = Instant::now();
+                client.publish(&topic, messages).await.with_context(|| format!("publish to {topic}"))?;
+                let micros = begun.elapsed().as_micros() as u64;
+                latencies.lock().record(micros.max(1)).ok();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let latency_ms = latencies.lock().clone();
+    Ok(Figures { mode: "publish", messages: args.count, elapsed: started.elapsed(), size: args.size, latency_ms })
+}
+
+/// Drains `expected` messages from the subscriptions with `args.concurrency`
+/// streaming consumers; records receive latency from the payload's send time.
+async fn drain(
+    client: &Client,
+    args: &BenchArgs,
+    subscriptions: &[String],
+    expected: u64,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+) -> anyhow::Result<Duration> {
+    let received = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let subscription = subscriptions[worker % subscriptions.len()].clone();
+        let (client, received, latencies) = (client.clone(), Arc::clone(&received), Arc::clone(&latencies));
+        tasks.push(tokio::spawn(async move {
+            let settings = SubscriberSettings { max_outstanding_messages: 5000, ..Default::default() };
+            let mut subscriber = client.subscribe(&subscription, settings).await?;
+            while received.load(Ordering::Relaxed) < expected {
+                let Ok(next) = tokio::time::timeout(Duration::from_millis(200), subscriber.next()).await else {
+                    continue;
+                };
+                let Some(delivered) = next else { break };
+                let delivered = delivered?;
+                if let Some(sent) = delivered.message.message.data.get(..8) {
+                    let sent = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
+                    latencies.lock().record(now_micros().saturating_sub(sent).max(1)).ok();
+                }
+                delivered.ack();
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            subscriber.close().await;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+async fn consume(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
+    let mut subscriptions = Vec::new();
+    for topic in topics {
+        subscriptions.push(fresh_subscription(client, topic, "consume").await?);
+    }
+    publish(client, args, topics, None).await?;
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let elapsed = drain(client, args, &subscriptions, args.count, Arc::clone(&latencies)).await?;
+    let latency_ms = latencies.lock().clone();
+    Ok(Figures { mode: "consume", messages: args.count, elapsed, size: args.size, latency_ms })
+}
+
+async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
+    let mut subscriptions = Vec::new();
+    for topic in topics {
+        subscriptions.push(fresh_subscription(client, topic, "e2e").await?);
+    }
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let consumer = {
+        let (client, latencies) = (client.clone(), Arc::clone(&latencies));
+        let args = BenchArgs { mode: args.mode, topic: args.topic.clone(), json: args.json, ..*args };
+        let subscriptions = subscriptions.clone();
+        tokio::spawn(async move { drain(&client, &args, &subscriptions, args.count, latencies).await })
+    };
+    publish(client, args, topics, Some(Instant::now())).await?;
+    let elapsed = consumer.await??;
+    let latency_ms = latencies.lock().clone();
+    Ok(Figures { mode: "end-to-end", messages: args.count, elapsed, size: args.size, latency_ms })
+}
