@@ -28,8 +28,9 @@ macro_rules! rpc {
         }
     };
 }
+pub(crate) use rpc;
 
-fn publisher(channel: Channel) -> PublisherClient<Channel> {
+pub(crate) fn publisher(channel: Channel) -> PublisherClient<Channel> {
     PublisherClient::new(channel)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -85,6 +86,10 @@ impl Client {
         Ok(Self { router: std::sync::Arc::new(Router::connect(&seeds, retry_budget).await?) })
     }
 
+    pub(crate) fn router(&self) -> std::sync::Arc<Router> {
+        self.router.clone()
+    }
+
     pub async fn create_topic(&self, name: &str, settings: TopicSettings) -> Result<Topic> {
         let request =
             api::CreateTopicRequest { name: name.to_owned(), settings: Some(topic_settings_to_api(&settings)) };
@@ -126,6 +131,7 @@ impl Client {
         let request = api::PublishRequest {
             topic: topic.to_owned(),
             messages: messages.into_iter().map(message_to_api).collect(),
+            ..Default::default()
         };
         let response = self.router.call(rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {

@@ -23,6 +23,11 @@ pub enum Error {
     },
     #[error("the server sent an incomplete answer: {0}")]
     Protocol(String),
+    /// A publisher's queue is full and it was told not to wait for room.
+    #[error("the publish queue is full ({messages} messages or {bytes} bytes pending)")]
+    QueueFull { messages: usize, bytes: usize },
+    #[error("the publisher is closed")]
+    Closed,
 }
 
 impl Error {
@@ -31,6 +36,21 @@ impl Error {
         match self {
             Error::Status { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// A copy for each of the many handles one failure resolves.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Status { code, message, leader_hint } => {
+                Error::Status { code: *code, message: message.clone(), leader_hint: leader_hint.clone() }
+            }
+            Error::QueueFull { messages, bytes } => Error::QueueFull { messages: *messages, bytes: *bytes },
+            Error::Closed => Error::Closed,
+            Error::Protocol(message) => Error::Protocol(message.clone()),
+            other => Error::Status { code: Code::Unavailable, message: other.to_string(), leader_hint: None },
         }
     }
 }

@@ -6,12 +6,14 @@
 
 pub mod client;
 pub mod error;
+pub mod publisher;
 mod router;
 pub mod subscriber;
 pub mod types;
 
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
+pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{
     AckOutcome, Backlog, ClusterStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position,

@@ -15,3 +15,5 @@ pub mod internal {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("ferry.internal.v1");
 }
+
+pub mod compression;

@@ -10,6 +10,7 @@ use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, Topic
 use super::command::{AckBatch, Command, DeadLetter, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim};
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
+use super::producers::{CommittedBatch, ProducerKey, SequenceCheck};
 
 /// Where a stored message sits in its partition's byte count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +173,29 @@ fn append(
 }
 
 fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
+    let count = batch.messages.len() as u32;
+    let producer = batch.producer.map(|p| {
+        let key = ProducerKey { topic_id: batch.topic_id, partition: batch.partition, producer_id: p.producer_id };
+        (key, p.first_sequence)
+    });
+    // Producers are only remembered for partitions that exist, so a duplicate
+    // is answered before the topic is looked up.
+    if let Some((key, first_sequence)) = &producer {
+        match catalog.producers.check(key, *first_sequence, count) {
+            SequenceCheck::Fresh => {}
+            SequenceCheck::Duplicate(committed) => {
+                let response = Response::Published {
+                    partition: batch.partition,
+                    first_offset: committed.first_offset,
+                    count,
+                    publish_time_us: committed.publish_time_us,
+                    duplicate: true,
+                };
+                return Applied { response, writes: Vec::new() };
+            }
+            SequenceCheck::Rejected(rejection) => return Applied::rejected(rejection),
+        }
+    }
     let Some(topic) = catalog.topic_by_id_mut(batch.topic_id) else {
         return Applied::rejected(Rejection::TopicNotFound { name: format!("#{}", batch.topic_id) });
     };
@@ -179,14 +203,15 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let Some(state) = topic.partitions.get_mut(batch.partition as usize) else {
         return Applied::rejected(Rejection::PartitionOutOfRange { partition: batch.partition, partitions });
     };
-    let count = batch.messages.len() as u32;
-    let mut writes = Vec::with_capacity(batch.messages.len() + 1);
+    let mut writes = Vec::with_capacity(batch.messages.len() + 2);
     let (first_offset, publish_time_us) =
         append(batch.topic_id, batch.partition, state, batch.publish_time_us, batch.messages, &mut writes);
-    Applied {
-        response: Response::Published { partition: batch.partition, first_offset, count, publish_time_us },
-        writes,
+    if let Some((key, first_sequence)) = producer {
+        let committed = CommittedBatch { first_sequence, count, first_offset, publish_time_us };
+        catalog.producers.record(key, committed, &mut writes);
     }
+    let response = Response::Published { partition: batch.partition, first_offset, count, publish_time_us, duplicate: false };
+    Applied { response, writes }
 }
 
 /// Records acks of `offsets` in one partition and advances the floor over

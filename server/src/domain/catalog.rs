@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::command::{SubscriptionConfig, TopicConfig};
+use super::producers::Producers;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartitionState {
@@ -82,6 +83,8 @@ pub struct Catalog {
     /// Ids handed out so far; the next one is one more.
     pub last_topic_id: u64,
     pub last_subscription_id: u64,
+    /// Idempotent producers' recent batches, for deduplication.
+    pub producers: Producers,
 }
 
 impl Catalog {
@@ -145,6 +148,7 @@ impl Catalog {
     pub fn remove_topic(&mut self, id: u64) -> Option<TopicState> {
         let topic = self.topics.remove(&id)?;
         self.topic_ids.remove(&topic.name);
+        self.producers.remove_topic(id);
         Some(topic)
     }
 

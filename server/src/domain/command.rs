@@ -38,6 +38,15 @@ pub struct PublishBatch {
     /// The leader's wall clock when it proposed the batch.
     pub publish_time_us: i64,
     pub messages: Vec<MessageBody>,
+    /// Set for an idempotent producer's batch.
+    pub producer: Option<ProducerSequence>,
+}
+
+/// Who sent an idempotent batch, and the sequence number of its first message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSequence {
+    pub producer_id: u64,
+    pub first_sequence: u64,
 }
 
 /// Acks of one subscription, grouped by partition.

@@ -34,6 +34,15 @@ pub const BATCH_MESSAGES_MAX: usize = 10_000;
 /// entry, so this also bounds the size of a log entry.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// Producers the replicated state remembers for deduplication, across all
+/// partitions; past it the least recently used is forgotten.
+pub const PRODUCER_STATES_MAX: usize = 100_000;
+/// A producer that published nothing for this long is forgotten: 7 days.
+pub const PRODUCER_IDLE_US: i64 = 7 * 24 * 3600 * 1_000_000;
+/// Batches remembered per producer and partition: a retry of any of them is
+/// recognised. A client keeps at most this many batches in flight per partition.
+pub const PRODUCER_BATCHES_REMEMBERED: usize = 8;
+
 /// Ack deadline bounds, in seconds.
 pub const ACK_DEADLINE_SECONDS_MIN: u32 = 10;
 pub const ACK_DEADLINE_SECONDS_MAX: u32 = 600;

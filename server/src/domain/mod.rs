@@ -12,6 +12,7 @@ pub mod invalid;
 pub mod limits;
 pub mod message;
 pub mod outcome;
+pub mod producers;
 pub mod validate;
 
 #[cfg(test)]
@@ -20,8 +21,9 @@ mod tests;
 pub use apply::{apply, MessageExtent, StateRead};
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{
-    AckBatch, Command, DeadLetter, PartitionAcks, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim,
+    AckBatch, Command, DeadLetter, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim,
 };
 pub use invalid::InvalidArgument;
 pub use message::{MessageBody, StoredMessage};
 pub use outcome::{Applied, Rejection, Response, Write};
+pub use producers::{CommittedBatch, ProducerKey, ProducerState, Producers};

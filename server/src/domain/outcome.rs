@@ -3,6 +3,7 @@
 
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::message::MessageBody;
+use super::producers::{ProducerKey, ProducerState};
 
 /// A command that was valid when proposed but not when applied (the state
 /// changed in between). Rejections are ordinary values: the entry is still
@@ -19,6 +20,14 @@ pub enum Rejection {
     SubscriptionExists { name: String },
     #[error("partition {partition} is out of range: the topic has {partitions} partitions")]
     PartitionOutOfRange { partition: u32, partitions: u32 },
+    /// An idempotent batch skipped sequence numbers: an earlier batch of the
+    /// producer has not been committed (the client resends from `expected`).
+    #[error("producer {producer_id:#x} partition {partition}: expected sequence {expected}, got {got}; resend from {expected}")]
+    SequenceGap { producer_id: u64, partition: u32, expected: u64, got: u64 },
+    /// An idempotent batch reuses sequence numbers that are committed, but not
+    /// as this exact batch (or too long ago to report its offsets).
+    #[error("producer {producer_id:#x} partition {partition}: sequence {sequence} was committed before (next is {next}) and is not a retry of a remembered batch")]
+    SequenceCommitted { producer_id: u64, partition: u32, sequence: u64, next: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +40,14 @@ pub enum Response {
     },
     SubscriptionCreated(SubscriptionState),
     SubscriptionDeleted,
-    /// The batch got offsets `first_offset .. first_offset + count`.
+    /// The batch got offsets `first_offset .. first_offset + count`;
+    /// `duplicate`: it had been committed before, by an earlier try.
     Published {
         partition: u32,
         first_offset: u64,
         count: u32,
         publish_time_us: i64,
+        duplicate: bool,
     },
     /// Acks that changed state (acks of already-acked offsets are not counted).
     Acknowledged {
@@ -111,6 +122,14 @@ pub enum Write {
         partition: u32,
         from: u64,
         to: u64,
+    },
+    /// What deduplication remembers of one producer.
+    PutProducer {
+        key: ProducerKey,
+        state: ProducerState,
+    },
+    DeleteProducer {
+        key: ProducerKey,
     },
     PutIdCounters {
         last_topic_id: u64,

@@ -15,6 +15,7 @@ struct Model {
     catalog: Catalog,
     stored: Stored,
     floors: BTreeMap<(u64, u32), AckState>,
+    producers: BTreeMap<ProducerKey, ProducerState>,
 }
 
 #[derive(Default)]
@@ -76,7 +77,16 @@ impl Model {
             Write::PutAckState { subscription_id, partition, state } => {
                 self.floors.insert((subscription_id, partition), state);
             }
-            Write::DeleteTopic { id, .. } => stored.messages.retain(|&(t, _, _), _| t != id),
+            Write::DeleteTopic { id, .. } => {
+                stored.messages.retain(|&(t, _, _), _| t != id);
+                self.producers.retain(|k, _| k.topic_id != id);
+            }
+            Write::PutProducer { key, state } => {
+                self.producers.insert(key, state);
+            }
+            Write::DeleteProducer { key } => {
+                self.producers.remove(&key);
+            }
             Write::DeleteSubscription { id, .. } => {
                 stored.acks.retain(|&(s, _, _), _| s != id);
                 self.floors.retain(|&(s, _), _| s != id);
@@ -107,7 +117,16 @@ impl Model {
 
     fn publish(&mut self, topic_id: u64, partition: u32, time_us: i64, count: usize) -> Response {
         let messages = (0..count).map(|i| body(&format!("m{i}"))).collect();
-        self.run(Command::Publish(PublishBatch { topic_id, partition, publish_time_us: time_us, messages })).0
+        let batch = PublishBatch { topic_id, partition, publish_time_us: time_us, messages, producer: None };
+        self.run(Command::Publish(batch)).0
+    }
+
+    /// An idempotent publish of `count` messages by `producer_id` from `first_sequence`.
+    fn publish_as(&mut self, topic_id: u64, producer_id: u64, first_sequence: u64, time_us: i64, count: usize) -> Response {
+        let messages = (0..count).map(|i| body(&format!("p{producer_id}-{}", first_sequence + i as u64))).collect();
+        let producer = Some(ProducerSequence { producer_id, first_sequence });
+        let batch = PublishBatch { topic_id, partition: 0, publish_time_us: time_us, messages, producer };
+        self.run(Command::Publish(batch)).0
     }
 
     fn ack(&mut self, subscription_id: u64, partition: u32, offsets: &[u64]) -> Response {
@@ -168,6 +187,7 @@ fn rejections_of_missing_objects_change_nothing() {
                 partition: 2,
                 publish_time_us: 0,
                 messages: vec![body("x")],
+                producer: None,
             }),
             Rejection::PartitionOutOfRange { partition: 2, partitions: 2 },
         ),
@@ -177,6 +197,7 @@ fn rejections_of_missing_objects_change_nothing() {
                 partition: 0,
                 publish_time_us: 0,
                 messages: vec![body("x")],
+                producer: None,
             }),
             Rejection::TopicNotFound { name: "#99".into() },
         ),
@@ -194,17 +215,21 @@ fn rejections_of_missing_objects_change_nothing() {
     }
 }
 
+fn published(partition: u32, first_offset: u64, count: u32, publish_time_us: i64) -> Response {
+    Response::Published { partition, first_offset, count, publish_time_us, duplicate: false }
+}
+
 #[test]
 fn publish_assigns_consecutive_offsets_and_never_moves_time_backwards() {
     let mut model = Model::default();
     let topic = model.create_topic("t", 1);
     let first = model.publish(topic, 0, 1_000, 3);
-    assert_eq!(first, Response::Published { partition: 0, first_offset: 0, count: 3, publish_time_us: 1_000 });
+    assert_eq!(first, published(0, 0, 3, 1_000));
     // A new leader whose clock is behind still stamps a time that is not earlier.
     let second = model.publish(topic, 0, 500, 2);
-    assert_eq!(second, Response::Published { partition: 0, first_offset: 3, count: 2, publish_time_us: 1_000 });
+    assert_eq!(second, published(0, 3, 2, 1_000));
     let third = model.publish(topic, 0, 2_000, 1);
-    assert_eq!(third, Response::Published { partition: 0, first_offset: 5, count: 1, publish_time_us: 2_000 });
+    assert_eq!(third, published(0, 5, 1, 2_000));
     let stored: Vec<(u64, i64)> = model.stored.messages.iter().map(|(k, v)| (k.2, v.0)).collect();
     assert_eq!(stored, vec![(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000), (5, 2000)]);
 }
@@ -426,4 +451,65 @@ proptest! {
         }
         prop_assert_eq!(counted, acked.len() as u64);
     }
+}
+
+#[test]
+fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_first_offsets() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    assert_eq!(model.publish_as(topic, 7, 0, 1_000, 3), published(0, 0, 3, 1_000));
+    assert_eq!(model.publish(topic, 0, 1_100, 2), published(0, 3, 2, 1_100));
+    assert_eq!(model.publish_as(topic, 7, 3, 1_200, 2), published(0, 5, 2, 1_200));
+    let messages_before = model.stored.messages.len();
+
+    // Both batches are retried (their answers were lost): nothing new is stored.
+    for (sequence, count, first_offset, time) in [(0, 3, 0, 1_000), (3, 2, 5, 1_200)] {
+        let response = model.publish_as(topic, 7, sequence, 5_000, count);
+        let duplicate =
+            Response::Published { partition: 0, first_offset, count: count as u32, publish_time_us: time, duplicate: true };
+        assert_eq!(response, duplicate);
+    }
+    assert_eq!(model.stored.messages.len(), messages_before);
+    // Another producer's sequence numbers are its own.
+    assert_eq!(model.publish_as(topic, 8, 0, 1_300, 1), published(0, 7, 1, 1_300));
+    // What the writes persisted is what the catalog holds.
+    for (key, state) in &model.producers {
+        assert_eq!(model.catalog.producers.get(key), Some(state));
+    }
+    assert_eq!(model.producers.len(), model.catalog.producers.len());
+}
+
+#[test]
+fn idempotent_batches_out_of_sequence_are_rejected_without_effect() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    model.publish_as(topic, 7, 0, 1_000, 3);
+    let before = (model.catalog.clone(), model.stored.messages.len());
+    let gap = Rejection::SequenceGap { producer_id: 7, partition: 0, expected: 3, got: 5 };
+    assert_eq!(model.publish_as(topic, 7, 5, 2_000, 1), Response::Rejected(gap));
+    // Sequence 1 was committed, but inside a batch that started at 0.
+    let overlap = Rejection::SequenceCommitted { producer_id: 7, partition: 0, sequence: 1, next: 3 };
+    assert_eq!(model.publish_as(topic, 7, 1, 2_000, 2), Response::Rejected(overlap));
+    // The same start with another length is not a retry either.
+    let resized = Rejection::SequenceCommitted { producer_id: 7, partition: 0, sequence: 0, next: 3 };
+    assert_eq!(model.publish_as(topic, 7, 0, 2_000, 4), Response::Rejected(resized));
+    assert_eq!((model.catalog.clone(), model.stored.messages.len()), before);
+}
+
+#[test]
+fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    model.publish_as(topic, 7, 0, 1_000, 1);
+    model.publish_as(topic, 8, 0, 1_000 + limits::PRODUCER_IDLE_US, 1);
+    assert_eq!(model.catalog.producers.len(), 2, "idle for exactly the limit is still remembered");
+    model.publish_as(topic, 8, 1, 1_001 + limits::PRODUCER_IDLE_US, 1);
+    assert_eq!(model.catalog.producers.len(), 1);
+    assert_eq!(model.producers.len(), 1, "the forgotten producer's record is deleted");
+    // A forgotten producer starts afresh: its old sequence is accepted as new.
+    assert!(matches!(model.publish_as(topic, 7, 0, 2_000 + limits::PRODUCER_IDLE_US, 1), Response::Published { duplicate: false, .. }));
+
+    model.run(Command::DeleteTopic { name: "t".into() });
+    assert!(model.catalog.producers.is_empty());
+    assert!(model.producers.is_empty());
 }

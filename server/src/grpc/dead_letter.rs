@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::proposer::Proposer;
+use super::publish_input::partition_of_key;
 use crate::delivery::{Dispatcher, Exhausted};
 use crate::domain::{self, Command, DeadLetter, SubscriptionState};
 
@@ -56,7 +57,7 @@ async fn move_one(
     let dead_letter_partition = if body.ordering_key.is_empty() {
         message.partition % partitions
     } else {
-        crc32fast::hash(body.ordering_key.as_bytes()) % partitions
+        partition_of_key(&body.ordering_key, partitions)
     };
     let command = Command::DeadLetter(DeadLetter {
         subscription_id: subscription.id,

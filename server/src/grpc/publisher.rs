@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::proposer::Proposer;
+use super::publish_input::{partition_of_key, PublishInput};
 use super::status::ApiError;
 use crate::clock::Clock;
 use crate::domain::{self, validate, Command, MessageBody, PublishBatch, Rejection};
@@ -38,42 +39,48 @@ impl PublisherService {
                 .ok_or_else(|| Rejection::TopicNotFound { name: request.topic.clone() })?;
             (topic.id, topic.config.partitions, topic.config.max_message_bytes)
         };
-        let bodies: Vec<MessageBody> = request.messages.into_iter().map(convert::message_body).collect();
-        validate::batch(&bodies, max_message_bytes)?;
-
-        let count = bodies.len();
-        let keyless_partition = (self.next_partition.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32;
+        let input = PublishInput::parse(request, partitions, max_message_bytes)?;
+        let count = input.bodies.len();
         let mut groups: BTreeMap<u32, (Vec<usize>, Vec<MessageBody>)> = BTreeMap::new();
-        for (index, body) in bodies.into_iter().enumerate() {
-            let partition = if body.ordering_key.is_empty() {
-                keyless_partition
-            } else {
-                // A stable hash: a key maps to the same partition on every node and version.
-                crc32fast::hash(body.ordering_key.as_bytes()) % partitions
-            };
-            let group = groups.entry(partition).or_default();
-            group.0.push(index);
-            group.1.push(body);
+        if let Some(partition) = input.partition {
+            groups.insert(partition, ((0..count).collect(), input.bodies));
+        } else {
+            let keyless_partition =
+                (self.next_partition.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32;
+            for (index, body) in input.bodies.into_iter().enumerate() {
+                let partition = if body.ordering_key.is_empty() {
+                    keyless_partition
+                } else {
+                    partition_of_key(&body.ordering_key, partitions)
+                };
+                let group = groups.entry(partition).or_default();
+                group.0.push(index);
+                group.1.push(body);
+            }
         }
 
         let publish_time_us = self.clock.wall_us();
+        let producer = input.producer;
         let (indexes, proposals): (Vec<_>, Vec<_>) = groups
             .into_iter()
             .map(|(partition, (indexes, messages))| {
-                let batch = PublishBatch { topic_id, partition, publish_time_us, messages };
+                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer };
                 (indexes, self.proposer.propose(Command::Publish(batch)))
             })
             .unzip();
         let mut positions = vec![api::Position::default(); count];
+        let mut any_duplicate = false;
         for (indexes, result) in indexes.into_iter().zip(join_all(proposals).await) {
-            let domain::Response::Published { partition, first_offset, .. } = result? else {
+            let domain::Response::Published { partition, first_offset, duplicate, .. } = result? else {
                 return Err(ApiError::Internal("publish answered with an unexpected response".into()));
             };
+            any_duplicate |= duplicate;
             for (offset, index) in (first_offset..).zip(indexes) {
                 positions[index] = api::Position { partition, offset };
             }
         }
-        Ok(api::PublishResponse { positions })
+        // An idempotent request is one group, so `duplicate` describes all of it.
+        Ok(api::PublishResponse { positions, duplicate: any_duplicate })
     }
 }
 

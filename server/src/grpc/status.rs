@@ -76,5 +76,7 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::TopicNotFound { .. } | Rejection::SubscriptionNotFound { .. } => Code::NotFound,
         Rejection::TopicExists { .. } | Rejection::SubscriptionExists { .. } => Code::AlreadyExists,
         Rejection::PartitionOutOfRange { .. } => Code::InvalidArgument,
+        Rejection::SequenceGap { .. } => Code::FailedPrecondition,
+        Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
     }
 }

@@ -13,6 +13,7 @@
 //! |           |               | `P` topic id u64, partition u32       | `PartitionRecord`|
 //! |           |               | `S` subscription id u64               | `SubscriptionRecord` |
 //! |           |               | `F` subscription id u64, partition u32| `AckFloorRecord` |
+//! |           |               | `R` topic id u64, partition u32, producer id u64 | `ProducerRecord` |
 //! |           |               | `C`                                   | `IdCounters`     |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, offset u64 | `MessageRecord` |
@@ -43,6 +44,7 @@ pub mod meta {
     pub const PARTITION: u8 = b'P';
     pub const SUBSCRIPTION: u8 = b'S';
     pub const ACK_FLOOR: u8 = b'F';
+    pub const PRODUCER: u8 = b'R';
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const APPLIED: &[u8] = b"A";
     pub const MEMBERSHIP: &[u8] = b"M";
@@ -62,6 +64,20 @@ pub mod meta {
 
     pub fn ack_floor(subscription_id: u64, partition: u32) -> [u8; 13] {
         tagged_id_partition(ACK_FLOOR, subscription_id, partition)
+    }
+
+    pub fn producer(topic_id: u64, partition: u32, producer_id: u64) -> [u8; 21] {
+        let mut key = [0u8; 21];
+        key[..13].copy_from_slice(&tagged_id_partition(PRODUCER, topic_id, partition));
+        key[13..].copy_from_slice(&producer_id.to_be_bytes());
+        key
+    }
+
+    /// Splits an `R` key into topic id, partition and producer id.
+    pub fn split_producer(key: &[u8]) -> Option<(u64, u32, u64)> {
+        let (topic_id, partition) = split_id_partition(key)?;
+        let producer_id = u64::from_be_bytes(key.get(13..21)?.try_into().ok()?);
+        Some((topic_id, partition, producer_id))
     }
 
     /// The range holding every key of one tag and id: `[tag id, tag id+1)`.
@@ -158,6 +174,16 @@ mod tests {
             prop_assert_eq!(meta::split_id_partition(&meta::partition(id, partition)), Some((id, partition)));
             let (start, end) = meta::id_range(meta::PARTITION, id);
             let key = meta::partition(id, partition);
+            prop_assert!(start.as_slice() <= key.as_slice() && key.as_slice() < end.as_slice());
+        }
+
+        #[test]
+        fn producer_keys_round_trip_and_fall_in_their_topic_range(
+            id in 0u64..u64::MAX, partition in any::<u32>(), producer in any::<u64>(),
+        ) {
+            let key = meta::producer(id, partition, producer);
+            prop_assert_eq!(meta::split_producer(&key), Some((id, partition, producer)));
+            let (start, end) = meta::id_range(meta::PRODUCER, id);
             prop_assert!(start.as_slice() <= key.as_slice() && key.as_slice() < end.as_slice());
         }
     }

@@ -4,7 +4,7 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, AckState, Command, DeadLetter, MessageBody, PartitionAcks, PartitionState, PublishBatch, Seek,
+    AckBatch, AckState, Command, DeadLetter, MessageBody, CommittedBatch, PartitionAcks, PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek,
     SubscriptionConfig, SubscriptionState, TopicConfig, TopicState, Trim,
 };
 
@@ -170,6 +170,8 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             publish_time_unix_micros: batch.publish_time_us,
             // `Bytes` clones share the buffer; only attribute strings are copied.
             messages: batch.messages.iter().cloned().map(body_to_record).collect(),
+            producer_id: batch.producer.map_or(0, |p| p.producer_id),
+            first_sequence: batch.producer.map_or(0, |p| p.first_sequence),
         }),
         Command::Acknowledge(batch) => Kind::Acknowledge(pb::Acknowledge {
             subscription_id: batch.subscription_id,
@@ -219,6 +221,8 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             partition: c.partition,
             publish_time_us: c.publish_time_unix_micros,
             messages: c.messages.into_iter().map(body_from_record).collect(),
+            producer: (c.producer_id != 0)
+                .then_some(ProducerSequence { producer_id: c.producer_id, first_sequence: c.first_sequence }),
         }),
         Kind::Acknowledge(c) => Command::Acknowledge(AckBatch {
             subscription_id: c.subscription_id,
@@ -242,6 +246,34 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             message: body_from_record(c.message.ok_or(CodecError::Missing("dead-lettered message"))?),
         }),
     })
+}
+
+pub fn producer_to_record(state: &ProducerState) -> pb::ProducerRecord {
+    let batches = state
+        .batches
+        .iter()
+        .map(|b| pb::CommittedBatch {
+            first_sequence: b.first_sequence,
+            count: b.count,
+            first_offset: b.first_offset,
+            publish_time_unix_micros: b.publish_time_us,
+        })
+        .collect();
+    pb::ProducerRecord { batches }
+}
+
+pub fn producer_from_record(record: pb::ProducerRecord) -> ProducerState {
+    let batches = record
+        .batches
+        .into_iter()
+        .map(|b| CommittedBatch {
+            first_sequence: b.first_sequence,
+            count: b.count,
+            first_offset: b.first_offset,
+            publish_time_us: b.publish_time_unix_micros,
+        })
+        .collect();
+    ProducerState { batches }
 }
 
 #[cfg(test)]
@@ -279,7 +311,20 @@ mod tests {
                 create_time_us: -1,
             },
             Command::DeleteSubscription { name: "s".into() },
-            Command::Publish(PublishBatch { topic_id: 4, partition: 2, publish_time_us: 77, messages: vec![body] }),
+            Command::Publish(PublishBatch {
+                topic_id: 4,
+                partition: 2,
+                publish_time_us: 77,
+                messages: vec![body.clone()],
+                producer: None,
+            }),
+            Command::Publish(PublishBatch {
+                topic_id: 4,
+                partition: 2,
+                publish_time_us: 77,
+                messages: vec![body],
+                producer: Some(ProducerSequence { producer_id: 9, first_sequence: 12 }),
+            }),
             Command::Acknowledge(AckBatch {
                 subscription_id: 9,
                 partitions: vec![PartitionAcks { partition: 1, offsets: vec![3, 1, 2] }],

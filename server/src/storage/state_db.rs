@@ -14,7 +14,7 @@ use super::db::{self, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
 use super::keys::{meta, offset};
 use super::records::*;
 use super::{codec, StorageError};
-use crate::domain::{Catalog, MessageExtent, StateRead, StoredMessage, Write};
+use crate::domain::{Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
 
 pub struct StateDb {
     db: DB,
@@ -85,6 +85,12 @@ impl StateDb {
             }
             catalog.insert_subscription(subscription);
         }
+        for (key, value) in self.scan_prefix(CF_META, &[meta::PRODUCER])? {
+            let (topic_id, partition, producer_id) = meta::split_producer(&key)
+                .ok_or_else(|| StorageError::Invalid(format!("a malformed producer key in {}", self.path.display())))?;
+            let record: pb::ProducerRecord = codec::decode("producer record", value).map_err(corrupt("producer"))?;
+            catalog.producers.insert(ProducerKey { topic_id, partition, producer_id }, producer_from_record(record));
+        }
         if let Some(value) = self.get(CF_META, meta::ID_COUNTERS)? {
             let counters: pb::IdCounters = codec::decode("id counters", value).map_err(corrupt("id counters"))?;
             catalog.last_topic_id = catalog.last_topic_id.max(counters.next_topic_id);
@@ -128,8 +134,10 @@ impl StateDb {
                 ),
                 Write::DeleteTopic { id, .. } => {
                     batch.delete_cf(meta_cf, meta::topic(id));
-                    let (start, end) = meta::id_range(meta::PARTITION, id);
-                    batch.delete_range_cf(meta_cf, start, end);
+                    for tag in [meta::PARTITION, meta::PRODUCER] {
+                        let (start, end) = meta::id_range(tag, id);
+                        batch.delete_range_cf(meta_cf, start, end);
+                    }
                     let (start, end) = offset::owner_range(id);
                     batch.delete_range_cf(messages_cf, start, end);
                 }
@@ -171,6 +179,14 @@ impl StateDb {
                     let from = offset::key(subscription_id, partition, from).max(start);
                     let to = if to == u64::MAX { end } else { offset::key(subscription_id, partition, to) };
                     batch.delete_range_cf(acks_cf, from, to)
+                }
+                Write::PutProducer { key, state } => batch.put_cf(
+                    meta_cf,
+                    meta::producer(key.topic_id, key.partition, key.producer_id),
+                    codec::encode(&producer_to_record(&state)),
+                ),
+                Write::DeleteProducer { key } => {
+                    batch.delete_cf(meta_cf, meta::producer(key.topic_id, key.partition, key.producer_id))
                 }
                 Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
                     meta_cf,

@@ -1,0 +1,203 @@
+//! Idempotent publishing (SPEC contract 5): what the replicated state remembers
+//! of each producer so that a retried batch is stored once.
+//!
+//! A producer names itself with a random 64-bit id and numbers its messages
+//! per partition: a batch carries the sequence number of its first message.
+//! Per (topic, partition, producer) the state keeps the last few batches, so
+//! a retry of any batch still in the client's in-flight window is recognised
+//! and answered with the offsets the first copy got.
+//!
+//! The table is bounded: a producer idle for [`PRODUCER_IDLE_US`] is forgotten,
+//! and past [`PRODUCER_STATES_MAX`] the least recently used one is. A forgotten
+//! producer starts afresh at whatever sequence it sends next. Both happen in
+//! `apply`, driven by the publish times in commands, so every replica forgets
+//! the same producers at the same entry.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_IDLE_US, PRODUCER_STATES_MAX};
+use super::outcome::{Rejection, Write};
+
+/// One producer's sequence space: a partition of a topic incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerKey {
+    pub topic_id: u64,
+    pub partition: u32,
+    pub producer_id: u64,
+}
+
+/// A committed batch of a producer: sequences `first_sequence..+count` got
+/// offsets `first_offset..+count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedBatch {
+    pub first_sequence: u64,
+    pub count: u32,
+    pub first_offset: u64,
+    pub publish_time_us: i64,
+}
+
+impl CommittedBatch {
+    fn next_sequence(&self) -> u64 {
+        self.first_sequence + u64::from(self.count)
+    }
+}
+
+/// What the state remembers of one producer, oldest batch first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducerState {
+    pub batches: VecDeque<CommittedBatch>,
+}
+
+impl ProducerState {
+    fn last_publish_time_us(&self) -> i64 {
+        self.batches.back().map_or(i64::MIN, |b| b.publish_time_us)
+    }
+}
+
+/// The verdict on a batch's sequence numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New messages: append them.
+    Fresh,
+    /// A retry of a committed batch: answer with its offsets, append nothing.
+    Duplicate(CommittedBatch),
+    Rejected(Rejection),
+}
+
+/// Every remembered producer, with an index by last use for expiry and eviction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Producers {
+    states: BTreeMap<ProducerKey, ProducerState>,
+    by_last_use: BTreeSet<(i64, ProducerKey)>,
+}
+
+impl Producers {
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    pub fn get(&self, key: &ProducerKey) -> Option<&ProducerState> {
+        self.states.get(key)
+    }
+
+    /// Decides what a batch of `count` messages starting at `first_sequence` is.
+    pub fn check(&self, key: &ProducerKey, first_sequence: u64, count: u32) -> SequenceCheck {
+        let Some(state) = self.states.get(key) else {
+            return SequenceCheck::Fresh;
+        };
+        let Some(last) = state.batches.back() else {
+            return SequenceCheck::Fresh;
+        };
+        let expected = last.next_sequence();
+        if first_sequence == expected {
+            return SequenceCheck::Fresh;
+        }
+        if first_sequence > expected {
+            return SequenceCheck::Rejected(Rejection::SequenceGap {
+                producer_id: key.producer_id,
+                partition: key.partition,
+                expected,
+                got: first_sequence,
+            });
+        }
+        match state.batches.iter().find(|b| b.first_sequence == first_sequence) {
+            Some(batch) if batch.count == count => SequenceCheck::Duplicate(*batch),
+            _ => SequenceCheck::Rejected(Rejection::SequenceCommitted {
+                producer_id: key.producer_id,
+                partition: key.partition,
+                sequence: first_sequence,
+                next: expected,
+            }),
+        }
+    }
+
+    /// Remembers a committed batch, then forgets what is too old or too many.
+    pub fn record(&mut self, key: ProducerKey, batch: CommittedBatch, writes: &mut Vec<Write>) {
+        let state = self.states.entry(key).or_default();
+        self.by_last_use.remove(&(state.last_publish_time_us(), key));
+        state.batches.push_back(batch);
+        while state.batches.len() > PRODUCER_BATCHES_REMEMBERED {
+            state.batches.pop_front();
+        }
+        self.by_last_use.insert((state.last_publish_time_us(), key));
+        writes.push(Write::PutProducer { key, state: state.clone() });
+        self.forget_stale(batch.publish_time_us, writes);
+    }
+
+    /// Forgets producers idle for longer than the expiry at `now_us`, and the
+    /// least recently used beyond the bound.
+    fn forget_stale(&mut self, now_us: i64, writes: &mut Vec<Write>) {
+        let idle_before = now_us.saturating_sub(PRODUCER_IDLE_US);
+        while let Some(&(last_use, key)) = self.by_last_use.first() {
+            if last_use >= idle_before && self.states.len() <= PRODUCER_STATES_MAX {
+                break;
+            }
+            self.by_last_use.pop_first();
+            self.states.remove(&key);
+            writes.push(Write::DeleteProducer { key });
+        }
+    }
+
+    /// Forgets every producer of a topic incarnation (the topic was deleted).
+    pub fn remove_topic(&mut self, topic_id: u64) {
+        let doomed: Vec<ProducerKey> = self.states.keys().filter(|k| k.topic_id == topic_id).copied().collect();
+        for key in doomed {
+            if let Some(state) = self.states.remove(&key) {
+                self.by_last_use.remove(&(state.last_publish_time_us(), key));
+            }
+        }
+    }
+
+    /// Restores one producer from storage.
+    pub fn insert(&mut self, key: ProducerKey, state: ProducerState) {
+        self.by_last_use.insert((state.last_publish_time_us(), key));
+        self.states.insert(key, state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(producer_id: u64) -> ProducerKey {
+        ProducerKey { topic_id: 1, partition: 0, producer_id }
+    }
+
+    fn batch(first_sequence: u64, publish_time_us: i64) -> CommittedBatch {
+        CommittedBatch { first_sequence, count: 1, first_offset: first_sequence, publish_time_us }
+    }
+
+    #[test]
+    fn past_the_bound_the_least_recently_used_producer_is_forgotten() {
+        let mut producers = Producers::default();
+        let mut writes = Vec::new();
+        for id in 0..PRODUCER_STATES_MAX as u64 {
+            producers.record(key(id), batch(0, id as i64), &mut writes);
+        }
+        // Producer 0 publishes again, so producer 1 is now the least recently used.
+        producers.record(key(0), batch(1, PRODUCER_STATES_MAX as i64), &mut writes);
+        writes.clear();
+        producers.record(key(u64::MAX), batch(0, PRODUCER_STATES_MAX as i64 + 1), &mut writes);
+        assert_eq!(producers.len(), PRODUCER_STATES_MAX);
+        assert!(producers.get(&key(1)).is_none());
+        assert!(producers.get(&key(0)).is_some());
+        assert_eq!(writes.last(), Some(&Write::DeleteProducer { key: key(1) }));
+    }
+
+    #[test]
+    fn only_the_last_batches_are_remembered() {
+        let mut producers = Producers::default();
+        let mut writes = Vec::new();
+        for sequence in 0..20 {
+            producers.record(key(1), batch(sequence, 0), &mut writes);
+        }
+        let oldest_kept = 20 - PRODUCER_BATCHES_REMEMBERED as u64;
+        assert!(matches!(producers.check(&key(1), oldest_kept, 1), SequenceCheck::Duplicate(_)));
+        assert!(matches!(producers.check(&key(1), oldest_kept - 1, 1), SequenceCheck::Rejected(_)));
+        assert_eq!(producers.check(&key(1), 20, 1), SequenceCheck::Fresh);
+    }
+}
