@@ -20,6 +20,9 @@ pub enum Error {
         message: String,
         /// On UNAVAILABLE: the leader to try, as `<id>=<addr>`, if the server knew it.
         leader_hint: Option<String>,
+        /// A machine-readable reason the server added (`ferry-reason`), e.g.
+        /// `sequence-gap` or `unknown-producer` for idempotent publishing.
+        reason: Option<String>,
     },
     #[error("the server sent an incomplete answer: {0}")]
     Protocol(String),
@@ -32,6 +35,14 @@ pub enum Error {
 
 impl Error {
     /// The gRPC code, for errors the server answered.
+    /// The server's `ferry-reason`, for errors it answered with one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Error::Status { reason, .. } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> Option<Code> {
         match self {
             Error::Status { code, .. } => Some(*code),
@@ -44,21 +55,27 @@ impl Error {
     /// A copy for each of the many handles one failure resolves.
     pub(crate) fn duplicate(&self) -> Error {
         match self {
-            Error::Status { code, message, leader_hint } => {
-                Error::Status { code: *code, message: message.clone(), leader_hint: leader_hint.clone() }
-            }
+            Error::Status { code, message, leader_hint, reason } => Error::Status {
+                code: *code,
+                message: message.clone(),
+                leader_hint: leader_hint.clone(),
+                reason: reason.clone(),
+            },
             Error::QueueFull { messages, bytes } => Error::QueueFull { messages: *messages, bytes: *bytes },
             Error::Closed => Error::Closed,
             Error::Protocol(message) => Error::Protocol(message.clone()),
-            other => Error::Status { code: Code::Unavailable, message: other.to_string(), leader_hint: None },
+            other => {
+                Error::Status { code: Code::Unavailable, message: other.to_string(), leader_hint: None, reason: None }
+            }
         }
     }
 }
 
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
-        let leader_hint = status.metadata().get("ferry-leader").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Error::Status { code: status.code(), message: status.message().to_owned(), leader_hint }
+        let metadata = |key: &str| status.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (leader_hint, reason) = (metadata("ferry-leader"), metadata("ferry-reason"));
+        Error::Status { code: status.code(), message: status.message().to_owned(), leader_hint, reason }
     }
 }
 

@@ -329,11 +329,11 @@ impl Lane {
                     }
                     None => open = false,
                 },
-                Some((batch, result)) = in_flight.next() => {
-                    if self.settle(batch, result).await.is_err() {
-                        self.recover(&mut in_flight).await;
-                    }
-                }
+                Some((batch, result)) = in_flight.next() => match self.settle(batch, result).await {
+                    Settled::Done => {}
+                    Settled::Failed => self.recover(None, &mut in_flight).await,
+                    Settled::ProducerForgotten(batch) => self.recover(Some(batch), &mut in_flight).await,
+                },
             }
         }
     }
@@ -420,48 +420,87 @@ impl Lane {
     }
 
     /// Resolves a batch's handles from its answer, resending it while the
-    /// failure is one a resend can cure. `Err` when it failed for good.
-    async fn settle(&self, batch: Batch, mut result: Result<api::PublishResponse>) -> Result<(), ()> {
+    /// failure is one a resend can cure.
+    async fn settle(&self, batch: Batch, mut result: Result<api::PublishResponse>) -> Settled {
         let deadline = batch.messages.iter().map(|q| q.deadline).min().unwrap_or_else(Instant::now);
         let mut backoff = RESEND_BACKOFF_MIN;
+        let mut unknown_before = false;
         loop {
             match result {
                 Ok(response) => {
                     resolve(batch, response);
-                    return Ok(());
+                    return Settled::Done;
+                }
+                // Every earlier batch is settled by now, so a producer still
+                // unknown after one resend was forgotten by the cluster.
+                Err(error) if error.reason() == Some("unknown-producer") && unknown_before => {
+                    return Settled::ProducerForgotten(batch)
                 }
                 Err(error) if is_transient(&error) && Instant::now() < deadline => {
                     tracing::debug!(partition = self.partition, %error, "resending a publish batch");
-                    sleep(backoff).await;
-                    backoff = (backoff * 2).min(RESEND_BACKOFF_MAX);
+                    if error.reason() == Some("unknown-producer") {
+                        unknown_before = true;
+                    } else {
+                        sleep(backoff).await;
+                        backoff = (backoff * 2).min(RESEND_BACKOFF_MAX);
+                    }
                     result = self.call(&batch).await;
                 }
                 Err(error) => {
                     tracing::warn!(partition = self.partition, %error, "a publish batch failed for good");
                     fail(batch, &error);
-                    return Err(());
+                    return Settled::Failed;
                 }
             }
         }
     }
 
-    /// After a batch failed for good its sequence numbers may never be
-    /// committed, and later batches would wait behind the hole forever. Start
-    /// a new producer id and resend the batches still in flight under it.
-    async fn recover(&mut self, in_flight: &mut FuturesOrdered<Sent>) {
+    /// Handles a batch that could not be settled under the lane's producer
+    /// id: its sequence numbers may never be committed, and later batches
+    /// would wait behind the hole forever. Starts a new producer id and sends
+    /// `head` (if it is still to be published) and every batch still in
+    /// flight under it, in order, before any new batch.
+    async fn recover(&mut self, mut head: Option<Batch>, in_flight: &mut FuturesOrdered<Sent>) {
         self.renew_producer();
-        while let Some((mut batch, result)) = in_flight.next().await {
-            let result = match result {
-                Err(error) if is_transient(&error) => {
-                    batch.producer_id = self.producer_id;
-                    batch.first_sequence = self.next_sequence;
-                    self.next_sequence += batch.messages.len() as u64;
-                    self.call(&batch).await
-                }
-                answered => answered,
+        loop {
+            let (batch, result) = match head.take() {
+                Some(batch) => (batch, None),
+                None => match in_flight.next().await {
+                    Some((batch, result)) => (batch, Some(result)),
+                    None => return,
+                },
             };
-            if self.settle(batch, result).await.is_err() {
+            let retry = match result {
+                Some(Ok(response)) => {
+                    resolve(batch, response);
+                    continue;
+                }
+                Some(Err(error)) if !is_transient(&error) => {
+                    fail(batch, &error);
+                    continue;
+                }
+                _ => batch,
+            };
+            head = self.renumber_and_send(retry).await;
+        }
+    }
+
+    /// Sends a batch under the current producer id; returns it if the
+    /// cluster forgot that producer too.
+    async fn renumber_and_send(&mut self, mut batch: Batch) -> Option<Batch> {
+        batch.producer_id = self.producer_id;
+        batch.first_sequence = self.next_sequence;
+        self.next_sequence += batch.messages.len() as u64;
+        let result = self.call(&batch).await;
+        match self.settle(batch, result).await {
+            Settled::Done => None,
+            Settled::Failed => {
                 self.renew_producer();
+                None
+            }
+            Settled::ProducerForgotten(batch) => {
+                self.renew_producer();
+                Some(batch)
             }
         }
     }
@@ -470,6 +509,16 @@ impl Lane {
         self.producer_id = new_producer_id();
         self.next_sequence = 0;
     }
+}
+
+/// How settling a batch ended.
+enum Settled {
+    Done,
+    /// Failed for good; its handles hold the error.
+    Failed,
+    /// The cluster does not know the producer (any more): the batch is not
+    /// stored and must go out under a new producer id.
+    ProducerForgotten(Batch),
 }
 
 /// Failures a resend may cure: the leader moved or is being elected, a
@@ -493,7 +542,8 @@ fn is_transient(error: &Error) -> bool {
 
 fn resolve(batch: Batch, response: api::PublishResponse) {
     if response.positions.len() != batch.messages.len() {
-        let error = Error::Protocol(format!("{} positions for {} messages", response.positions.len(), batch.messages.len()));
+        let error =
+            Error::Protocol(format!("{} positions for {} messages", response.positions.len(), batch.messages.len()));
         return fail(batch, &error);
     }
     for (queued, position) in batch.messages.into_iter().zip(response.positions) {

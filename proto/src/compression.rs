@@ -54,7 +54,8 @@ pub fn decompress(codec: Compression, compressed: &[u8], limit: usize) -> Result
                 .ok_or(CompressionError::UnknownSize)?;
             check_size(size, limit)?;
             let mut out = Vec::with_capacity(size as usize);
-            zstd_safe::decompress(&mut out, compressed).map_err(|code| corrupt("zstd", zstd_safe::get_error_name(code)))?;
+            zstd_safe::decompress(&mut out, compressed)
+                .map_err(|code| corrupt("zstd", zstd_safe::get_error_name(code)))?;
             Ok(out)
         }
     }
@@ -79,9 +80,9 @@ mod tests {
     fn round_trips_and_shrinks_repetitive_data() {
         let raw: Vec<u8> = b"{\"event\":\"play\",\"track\":12345}\n".repeat(200);
         for codec in [Compression::Zstd, Compression::Lz4] {
-            let packed = compress(codec, &raw).unwrap();
+            let packed = compress(codec, &raw).expect("compress");
             assert!(packed.len() * 4 < raw.len(), "{codec:?} packed {} into {}", raw.len(), packed.len());
-            assert_eq!(decompress(codec, &packed, raw.len()).unwrap(), raw);
+            assert_eq!(decompress(codec, &packed, raw.len()).expect("decompress"), raw);
         }
     }
 
@@ -89,8 +90,8 @@ mod tests {
     fn refuses_to_expand_past_the_limit() {
         let raw = vec![0u8; 1 << 20];
         for codec in [Compression::Zstd, Compression::Lz4] {
-            let packed = compress(codec, &raw).unwrap();
-            let error = decompress(codec, &packed, 1000).unwrap_err();
+            let packed = compress(codec, &raw).expect("compress");
+            let error = decompress(codec, &packed, 1000).expect_err("too large");
             assert_eq!(error, CompressionError::TooLarge { size: 1 << 20, limit: 1000 });
         }
     }

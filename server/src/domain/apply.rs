@@ -210,7 +210,8 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
         let committed = CommittedBatch { first_sequence, count, first_offset, publish_time_us };
         catalog.producers.record(key, committed, &mut writes);
     }
-    let response = Response::Published { partition: batch.partition, first_offset, count, publish_time_us, duplicate: false };
+    let response =
+        Response::Published { partition: batch.partition, first_offset, count, publish_time_us, duplicate: false };
     Applied { response, writes }
 }
 

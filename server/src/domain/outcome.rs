@@ -24,6 +24,10 @@ pub enum Rejection {
     /// producer has not been committed (the client resends from `expected`).
     #[error("producer {producer_id:#x} partition {partition}: expected sequence {expected}, got {got}; resend from {expected}")]
     SequenceGap { producer_id: u64, partition: u32, expected: u64, got: u64 },
+    /// An idempotent batch of a producer the state does not know (or no
+    /// longer remembers) that does not start at sequence 0.
+    #[error("producer {producer_id:#x} partition {partition}: unknown producer, and sequence {got} is not 0; resend after the producer's earlier batches, or as a new producer")]
+    UnknownProducer { producer_id: u64, partition: u32, got: u64 },
     /// An idempotent batch reuses sequence numbers that are committed, but not
     /// as this exact batch (or too long ago to report its offsets).
     #[error("producer {producer_id:#x} partition {partition}: sequence {sequence} was committed before (next is {next}) and is not a retry of a remembered batch")]

@@ -9,7 +9,8 @@
 //!
 //! The table is bounded: a producer idle for [`PRODUCER_IDLE_US`] is forgotten,
 //! and past [`PRODUCER_STATES_MAX`] the least recently used one is. A forgotten
-//! producer starts afresh at whatever sequence it sends next. Both happen in
+//! producer's next batch is refused as unknown, and the client starts a new
+//! producer id. Both happen in
 //! `apply`, driven by the publish times in commands, so every replica forgets
 //! the same producers at the same entry.
 
@@ -86,11 +87,19 @@ impl Producers {
 
     /// Decides what a batch of `count` messages starting at `first_sequence` is.
     pub fn check(&self, key: &ProducerKey, first_sequence: u64, count: u32) -> SequenceCheck {
-        let Some(state) = self.states.get(key) else {
-            return SequenceCheck::Fresh;
-        };
-        let Some(last) = state.batches.back() else {
-            return SequenceCheck::Fresh;
+        let Some(last) = self.states.get(key).and_then(|state| state.batches.back()) else {
+            // A new producer starts at 0. Anything else is a batch that
+            // overtook the producer's first one, or a producer forgotten
+            // since: the client resends it after its earlier batches, or
+            // under a new producer id.
+            if first_sequence == 0 {
+                return SequenceCheck::Fresh;
+            }
+            return SequenceCheck::Rejected(Rejection::UnknownProducer {
+                producer_id: key.producer_id,
+                partition: key.partition,
+                got: first_sequence,
+            });
         };
         let expected = last.next_sequence();
         if first_sequence == expected {
@@ -104,6 +113,7 @@ impl Producers {
                 got: first_sequence,
             });
         }
+        let state = &self.states[key];
         match state.batches.iter().find(|b| b.first_sequence == first_sequence) {
             Some(batch) if batch.count == count => SequenceCheck::Duplicate(*batch),
             _ => SequenceCheck::Rejected(Rejection::SequenceCommitted {

@@ -122,7 +122,14 @@ impl Model {
     }
 
     /// An idempotent publish of `count` messages by `producer_id` from `first_sequence`.
-    fn publish_as(&mut self, topic_id: u64, producer_id: u64, first_sequence: u64, time_us: i64, count: usize) -> Response {
+    fn publish_as(
+        &mut self,
+        topic_id: u64,
+        producer_id: u64,
+        first_sequence: u64,
+        time_us: i64,
+        count: usize,
+    ) -> Response {
         let messages = (0..count).map(|i| body(&format!("p{producer_id}-{}", first_sequence + i as u64))).collect();
         let producer = Some(ProducerSequence { producer_id, first_sequence });
         let batch = PublishBatch { topic_id, partition: 0, publish_time_us: time_us, messages, producer };
@@ -465,8 +472,13 @@ fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_first_offsets
     // Both batches are retried (their answers were lost): nothing new is stored.
     for (sequence, count, first_offset, time) in [(0, 3, 0, 1_000), (3, 2, 5, 1_200)] {
         let response = model.publish_as(topic, 7, sequence, 5_000, count);
-        let duplicate =
-            Response::Published { partition: 0, first_offset, count: count as u32, publish_time_us: time, duplicate: true };
+        let duplicate = Response::Published {
+            partition: 0,
+            first_offset,
+            count: count as u32,
+            publish_time_us: time,
+            duplicate: true,
+        };
         assert_eq!(response, duplicate);
     }
     assert_eq!(model.stored.messages.len(), messages_before);
@@ -485,6 +497,9 @@ fn idempotent_batches_out_of_sequence_are_rejected_without_effect() {
     let topic = model.create_topic("t", 1);
     model.publish_as(topic, 7, 0, 1_000, 3);
     let before = (model.catalog.clone(), model.stored.messages.len());
+    // A batch that overtook a new producer's first one is refused, not taken as a start.
+    let overtaking = Rejection::UnknownProducer { producer_id: 8, partition: 0, got: 3 };
+    assert_eq!(model.publish_as(topic, 8, 3, 2_000, 1), Response::Rejected(overtaking));
     let gap = Rejection::SequenceGap { producer_id: 7, partition: 0, expected: 3, got: 5 };
     assert_eq!(model.publish_as(topic, 7, 5, 2_000, 1), Response::Rejected(gap));
     // Sequence 1 was committed, but inside a batch that started at 0.
@@ -506,8 +521,11 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
     model.publish_as(topic, 8, 1, 1_001 + limits::PRODUCER_IDLE_US, 1);
     assert_eq!(model.catalog.producers.len(), 1);
     assert_eq!(model.producers.len(), 1, "the forgotten producer's record is deleted");
-    // A forgotten producer starts afresh: its old sequence is accepted as new.
-    assert!(matches!(model.publish_as(topic, 7, 0, 2_000 + limits::PRODUCER_IDLE_US, 1), Response::Published { duplicate: false, .. }));
+    // A forgotten producer is unknown: only a new one (starting at 0) is accepted.
+    let unknown = Rejection::UnknownProducer { producer_id: 7, partition: 0, got: 1 };
+    assert_eq!(model.publish_as(topic, 7, 1, 2_000 + limits::PRODUCER_IDLE_US, 1), Response::Rejected(unknown));
+    let fresh = model.publish_as(topic, 7, 0, 2_000 + limits::PRODUCER_IDLE_US, 1);
+    assert!(matches!(fresh, Response::Published { duplicate: false, .. }), "{fresh:?}");
 
     model.run(Command::DeleteTopic { name: "t".into() });
     assert!(model.catalog.producers.is_empty());

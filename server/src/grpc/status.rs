@@ -13,6 +13,9 @@ use crate::storage::StorageError;
 
 /// Metadata key of the leader hint on UNAVAILABLE answers.
 pub const LEADER_METADATA: &str = "ferry-leader";
+/// Metadata key of a machine-readable reason, where the code alone does not
+/// tell a client what to do (idempotent publishing's sequence checks).
+pub const REASON_METADATA: &str = "ferry-reason";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,7 +54,13 @@ impl From<ApiError> for Status {
         let message = e.to_string();
         match e {
             ApiError::Invalid(_) => Status::invalid_argument(message),
-            ApiError::Rejected(rejection) => Status::new(rejection_code(&rejection), message),
+            ApiError::Rejected(rejection) => {
+                let mut status = Status::new(rejection_code(&rejection), message);
+                if let Some(reason) = rejection_reason(&rejection) {
+                    status.metadata_mut().insert(REASON_METADATA, MetadataValue::from_static(reason));
+                }
+                status
+            }
             ApiError::NotLeader { leader, .. } => {
                 let mut status = Status::unavailable(message);
                 if let Some((id, addr)) = leader {
@@ -76,7 +85,16 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::TopicNotFound { .. } | Rejection::SubscriptionNotFound { .. } => Code::NotFound,
         Rejection::TopicExists { .. } | Rejection::SubscriptionExists { .. } => Code::AlreadyExists,
         Rejection::PartitionOutOfRange { .. } => Code::InvalidArgument,
-        Rejection::SequenceGap { .. } => Code::FailedPrecondition,
+        Rejection::SequenceGap { .. } | Rejection::UnknownProducer { .. } => Code::FailedPrecondition,
         Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
+    }
+}
+
+fn rejection_reason(rejection: &Rejection) -> Option<&'static str> {
+    match rejection {
+        Rejection::SequenceGap { .. } => Some("sequence-gap"),
+        Rejection::UnknownProducer { .. } => Some("unknown-producer"),
+        Rejection::SequenceCommitted { .. } => Some("sequence-committed"),
+        _ => None,
     }
 }

@@ -4,8 +4,9 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, AckState, Command, DeadLetter, MessageBody, CommittedBatch, PartitionAcks, PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek,
-    SubscriptionConfig, SubscriptionState, TopicConfig, TopicState, Trim,
+    AckBatch, AckState, Command, CommittedBatch, DeadLetter, MessageBody, PartitionAcks, PartitionState,
+    ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState, TopicConfig,
+    TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {

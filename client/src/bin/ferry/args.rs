@@ -25,10 +25,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SubCommand,
     },
-    /// Publish every line of stdin as one message; prints the count published.
+    /// Publish every line of stdin (or a file) as one message; prints the count published.
     Publish(PublishArgs),
     /// Pull messages and print each one's data on its own line.
     Pull(PullArgs),
+    /// Stream messages of a subscription as JSON lines, acking each once printed.
+    Consume(ConsumeArgs),
+    /// Follow log files like `tail -F` and publish every new line.
+    Tail(crate::tail::TailArgs),
     /// Measure publish, consume or end-to-end throughput and latency.
     Bench(crate::bench::BenchArgs),
     /// Cluster members, leader and log positions; membership changes.
@@ -128,9 +132,35 @@ pub enum SubCommand {
 #[derive(Debug, ClapArgs)]
 pub struct PublishArgs {
     pub topic: String,
-    /// Messages per publish call.
+    /// Read the lines from this file instead of stdin.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// An attribute for every message, KEY=VALUE; repeat for more.
+    #[arg(long, value_parser = crate::publish::attribute)]
+    pub attr: Vec<(String, String)>,
+    /// An ordering key for every message (they go to one partition, in order).
+    #[arg(long)]
+    pub ordering_key: Option<String>,
+    /// Most messages per publish call.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Wire compression of batches: none, zstd or lz4.
+    #[arg(long, default_value = "none")]
+    pub compression: ferry_client::Compression,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ConsumeArgs {
+    pub subscription: String,
+    /// Stop after this many messages (default: run until interrupted).
+    #[arg(long)]
+    pub max: Option<usize>,
+    /// Stop once no message arrived for this long, e.g. 5s.
+    #[arg(long)]
+    pub idle_exit: Option<humantime::Duration>,
+    /// Messages held unacked at once, at most (flow control).
+    #[arg(long, default_value_t = 1000)]
+    pub max_outstanding: u32,
 }
 
 #[derive(Debug, ClapArgs)]

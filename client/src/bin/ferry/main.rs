@@ -3,9 +3,11 @@
 mod args;
 mod bench;
 mod cluster;
+mod consume;
 mod output;
 mod publish;
 mod pull;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Sub { command } => sub(&client, command).await,
         Command::Publish(publish) => publish::run(&client, publish).await,
         Command::Pull(pull) => pull::run(&client, pull).await,
+        Command::Consume(consume) => consume::run(&client, consume).await,
+        Command::Tail(tail) => tail::run(&client, tail).await,
         Command::Cluster { command } => cluster::run(&client, command).await,
         Command::Bench(bench) => bench::run(&client, bench).await,
     }
