@@ -1,8 +1,11 @@
 //! `ferry bench`: throughput and latency of publish, consume and end to end.
 //!
-//! - `publish`: `--count` messages of `--size` bytes in batches of `--batch`,
-//!   from `--concurrency` publishers (each with one batch in flight), over
-//!   `--topics` topics; latency is publish-to-ack of each batch.
+//! - `publish`: `--count` messages (or as many as `--duration` allows) of
+//!   `--size` bytes in batches of `--batch`, from `--concurrency` publishers
+//!   (each with `--in-flight` batches in flight), over `--topics` topics;
+//!   latency is publish-to-ack of each batch. With `--publisher`, messages go
+//!   one by one through the batching [`Publisher`] (idempotent, optionally
+//!   `--compression`ed) and latency is per message.
 //! - `consume`: publishes `--count` messages first (not timed), then drains
 //!   them with `--concurrency` streaming consumers, acking each.
 //! - `end-to-end`: publishes at `--rate` while consumers read; latency is
@@ -19,11 +22,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args as ClapArgs, ValueEnum};
-use ferry_client::{Client, Code, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use ferry_client::{
+    Client, Code, Message, Publisher, PublisherSettings, SubscriberSettings, SubscriptionSettings, TopicSettings,
+};
+use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::time::Instant;
+
+/// Messages one task of `--publisher` waits on at once.
+const ANSWERS_PER_TASK_MAX: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Mode {
@@ -57,6 +66,18 @@ pub struct BenchArgs {
     /// Target publish rate in messages per second; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Publish mode: run this long instead of a fixed --count, e.g. 30s.
+    #[arg(long)]
+    pub duration: Option<humantime::Duration>,
+    /// Batches each publisher keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
+    /// Publish through the batching, idempotent Publisher (per-message handles).
+    #[arg(long)]
+    pub publisher: bool,
+    /// Wire compression with --publisher: none, zstd or lz4.
+    #[arg(long, default_value = "none")]
+    pub compression: ferry_client::Compression,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -110,8 +131,12 @@ fn histogram() -> Histogram<u64> {
 
 pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.batch > 0 && args.concurrency > 0 && args.topics > 0,
-        "--batch, --concurrency and --topics must be at least 1"
+        args.batch > 0 && args.concurrency > 0 && args.topics > 0 && args.in_flight > 0,
+        "--batch, --concurrency, --in-flight and --topics must be at least 1"
+    );
+    anyhow::ensure!(
+        args.duration.is_none() || matches!(args.mode, Mode::Publish),
+        "--duration is for the publish mode; the others drain a fixed --count"
     );
     anyhow::ensure!(args.size >= 8, "--size must be at least 8 (the send time travels in the payload)");
     let topics = topic_names(&args);
@@ -119,6 +144,7 @@ pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
         ensure_topic(client, topic).await?;
     }
     let figures = match args.mode {
+        Mode::Publish if args.publisher => publish_one_by_one(client, &args, &topics).await?,
         Mode::Publish => publish(client, &args, &topics, None).await?,
         Mode::Consume => consume(client, &args, &topics).await?,
         Mode::EndToEnd => end_to_end(client, &args, &topics).await?,
@@ -162,7 +188,8 @@ fn payload(size: usize, sent_us: u64) -> Bytes {
     Bytes::from(data)
 }
 
-/// Publishes `args.count` messages; `paced` spreads them at `args.rate`.
+/// Publishes `args.count` messages (or for `args.duration`); `paced`
+/// spreads them at `args.rate`.
 async fn publish(
     client: &Client,
     args: &BenchArgs,
@@ -170,17 +197,22 @@ async fn publish(
     paced: Option<Instant>,
 ) -> anyhow::Result<Figures> {
     let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(histogram()));
     let started = paced.unwrap_or_else(Instant::now);
+    let until = args.duration.map(|d| started + d.into());
+    let count = if until.is_some() { u64::MAX } else { args.count };
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
-        let (client, next, latencies) = (client.clone(), Arc::clone(&next), Arc::clone(&latencies));
-        let topic = topics[worker % topics.len()].clone();
-        let (count, batch, size, rate) = (args.count, args.batch as u64, args.size, args.rate);
+    // Each of the `in_flight` senders of a publisher has one batch in flight.
+    for worker in 0..args.concurrency * args.in_flight {
+        let (client, next, done, latencies) =
+            (client.clone(), Arc::clone(&next), Arc::clone(&done), Arc::clone(&latencies));
+        let topic = topics[(worker / args.in_flight) % topics.len()].clone();
+        let (batch, size, rate) = (args.batch as u64, args.size, args.rate);
         tasks.push(tokio::spawn(async move {
             loop {
                 let first = next.fetch_add(batch, Ordering::Relaxed);
-                if first >= count {
+                if first >= count || until.is_some_and(|t| Instant::now() >= t) {
                     return Ok::<_, anyhow::Error>(());
                 }
                 let n = batch.min(count - first);
@@ -195,6 +227,7 @@ async fn publish(
                 client.publish(&topic, messages).await.with_context(|| format!("publish to {topic}"))?;
                 let micros = begun.elapsed().as_micros() as u64;
                 latencies.lock().record(micros.max(1)).ok();
+                done.fetch_add(n, Ordering::Relaxed);
             }
         }));
     }
@@ -202,7 +235,58 @@ async fn publish(
         task.await??;
     }
     let latency_ms = latencies.lock().clone();
-    Ok(Figures { mode: "publish", messages: args.count, elapsed: started.elapsed(), size: args.size, latency_ms })
+    let messages = done.load(Ordering::Relaxed);
+    Ok(Figures { mode: "publish", messages, elapsed: started.elapsed(), size: args.size, latency_ms })
+}
+
+/// Publishes through one [`Publisher`] per topic, a message at a time, from
+/// `args.concurrency` tasks; latency is from `publish` to the handle resolving.
+async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
+    let settings = PublisherSettings {
+        batch_max_messages: args.batch,
+        max_in_flight_batches: args.in_flight,
+        compression: args.compression,
+        ..Default::default()
+    };
+    let mut publishers = Vec::new();
+    for topic in topics {
+        publishers.push(Arc::new(Publisher::new(client, topic, settings.clone()).await?));
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let started = Instant::now();
+    let until = args.duration.map(|d| started + d.into());
+    let count = if until.is_some() { u64::MAX } else { args.count };
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let publisher = Arc::clone(&publishers[worker % publishers.len()]);
+        let (next, latencies, size) = (Arc::clone(&next), Arc::clone(&latencies), args.size);
+        tasks.push(tokio::spawn(async move {
+            let mut answers = FuturesUnordered::new();
+            loop {
+                let stop = next.fetch_add(1, Ordering::Relaxed) >= count || until.is_some_and(|t| Instant::now() >= t);
+                if stop || answers.len() >= ANSWERS_PER_TASK_MAX {
+                    let Some(answer) = answers.next().await else { break };
+                    let (begun, result): (Instant, ferry_client::Result<_>) = answer;
+                    result?;
+                    latencies.lock().record((begun.elapsed().as_micros() as u64).max(1)).ok();
+                    if stop {
+                        continue;
+                    }
+                }
+                let begun = Instant::now();
+                let handle = publisher.publish(Message::new(payload(size, now_micros()))).await?;
+                answers.push(async move { (begun, handle.await) });
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let latency_ms = latencies.lock().clone();
+    let messages = latency_ms.len();
+    Ok(Figures { mode: "publish", messages, elapsed: started.elapsed(), size: args.size, latency_ms })
 }
 
 /// Drains `expected` messages from the subscriptions with `args.concurrency`
@@ -266,7 +350,7 @@ async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> any
     let latencies = Arc::new(Mutex::new(histogram()));
     let consumer = {
         let (client, latencies) = (client.clone(), Arc::clone(&latencies));
-        let args = BenchArgs { mode: args.mode, topic: args.topic.clone(), json: args.json, ..*args };
+        let args = BenchArgs { mode: args.mode, topic: args.topic.clone(), json: args.json, duration: None, ..*args };
         let subscriptions = subscriptions.clone();
         tokio::spawn(async move { drain(&client, &args, &subscriptions, args.count, latencies).await })
     };
