@@ -174,3 +174,25 @@ async fn a_tailer_follows_rotation_and_truncation() {
     expected.extend(batch("third", 100));
     assert_eq!(stored, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_prints_the_figures_scripts_compare() {
+    let f = fixture("unused").await;
+    let runs: [&[&str]; 4] = [
+        &["bench", "publish", "--topic", "b", "--size", "128", "--count", "2000", "--json"],
+        &["bench", "publish", "--topic", "b", "--count", "2000", "--publisher", "--compression", "lz4", "--json"],
+        &["bench", "consume", "--topic", "c", "--count", "2000", "--concurrency", "2", "--json"],
+        &["bench", "end-to-end", "--topic", "e", "--count", "2000", "--rate", "4000", "--json"],
+    ];
+    for args in runs {
+        let out = ferry_ok(&f.addr, args, b"");
+        let figures: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        for key in ["msgs_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms"] {
+            let value = figures[key].as_f64().unwrap_or_else(|| panic!("{args:?}: {key} missing in {out}"));
+            assert!(value > 0.0, "{args:?}: {key} = {value}");
+        }
+        assert_eq!(figures["messages"], 2000, "{args:?}");
+    }
+    // The benchmark created its topics.
+    assert!(f.client.get_topic("b").await.is_ok());
+}
