@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run check fmt lint build test deps
+.PHONY: run check fmt lint build test deps bench
 
 ## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
 run: deps
@@ -27,3 +27,9 @@ build:
 # uses --all-targets so all share one feature set, hence one RocksDB build.
 test: build
 	$(CARGO) test --workspace --locked
+
+## `ferry bench` figures on 1-node and 3-node clusters started for the run
+## (release build; COUNT messages per run).
+bench: deps
+	$(CARGO) build --release --bin ferryd --bin ferry
+	scripts/bench-clusters $(COUNT)

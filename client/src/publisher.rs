@@ -438,11 +438,15 @@ impl Lane {
                 }
                 Err(error) if is_transient(&error) && Instant::now() < deadline => {
                     tracing::debug!(partition = self.partition, %error, "resending a publish batch");
-                    if error.reason() == Some("unknown-producer") {
-                        unknown_before = true;
-                    } else {
-                        sleep(backoff).await;
-                        backoff = (backoff * 2).min(RESEND_BACKOFF_MAX);
+                    match error.reason() {
+                        // The batch overtook an earlier one on its way to
+                        // Raft; that one is settled now, so resend at once.
+                        Some("unknown-producer") => unknown_before = true,
+                        Some("sequence-gap") => {}
+                        _ => {
+                            sleep(backoff).await;
+                            backoff = (backoff * 2).min(RESEND_BACKOFF_MAX);
+                        }
                     }
                     result = self.call(&batch).await;
                 }

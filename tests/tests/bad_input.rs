@@ -178,3 +178,53 @@ async fn bad_pulls_and_ack_ids_are_refused_and_ack_nothing() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.data.as_ref(), b"one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_compressed_publishes_are_refused_and_store_nothing() {
+    use ferry_proto::compression;
+    use prost::Message as _;
+
+    let f = fixture().await;
+    let mut raw = api::publisher_client::PublisherClient::connect(format!("http://{}", f.addr)).await.expect("raw");
+    let compressed = |codec: api::Compression, bytes: Vec<u8>| api::PublishRequest {
+        topic: "small".into(),
+        compression: codec as i32,
+        compressed_messages: bytes.into(),
+        ..Default::default()
+    };
+    let refused = |result: Result<tonic::Response<api::PublishResponse>, tonic::Status>, mentions: &[&str]| {
+        let status = result.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        for word in mentions {
+            assert!(status.message().contains(word), "{:?} should mention {word:?}", status.message());
+        }
+    };
+    refused(
+        raw.publish(compressed(api::Compression::Zstd, b"garbage".to_vec())).await,
+        &["compressed_messages", "zstd"],
+    );
+    refused(raw.publish(compressed(api::Compression::Lz4, vec![9, 0, 0, 0, 1])).await, &["compressed_messages", "lz4"]);
+    // A small frame that would expand past every bound is refused before it is expanded.
+    let bomb = compression::compress(api::Compression::Zstd, &vec![0u8; 64 << 20]).expect("compress");
+    assert!(bomb.len() < 1 << 20);
+    refused(raw.publish(compressed(api::Compression::Zstd, bomb)).await, &["compressed_messages", "limit"]);
+    let mut both = compressed(api::Compression::Lz4, vec![1]);
+    both.messages = vec![api::Message { data: "x".into(), ..Default::default() }];
+    refused(raw.publish(both).await, &["messages", "compression"]);
+    refused(raw.publish(compressed(api::Compression::None, vec![1])).await, &["compressed_messages"]);
+    let mut unknown = compressed(api::Compression::Zstd, vec![1]);
+    unknown.compression = 7;
+    refused(raw.publish(unknown).await, &["compression", "7"]);
+    // A valid frame is still validated message by message.
+    let list =
+        api::MessageList { messages: vec![api::Message { data: vec![b'x'; 1001].into(), ..Default::default() }] };
+    let packed = compression::compress(api::Compression::Lz4, &list.encode_to_vec()).expect("compress");
+    refused(raw.publish(compressed(api::Compression::Lz4, packed)).await, &["messages[0]", "1000"]);
+
+    assert_eq!(f.client.get_topic("small").await.expect("get").partitions[0].end_offset, 0);
+    // And a good one is accepted.
+    let list = api::MessageList { messages: vec![api::Message { data: "fine".into(), ..Default::default() }] };
+    let packed = compression::compress(api::Compression::Zstd, &list.encode_to_vec()).expect("compress");
+    raw.publish(compressed(api::Compression::Zstd, packed)).await.expect("a good compressed batch");
+    assert_eq!(f.client.get_topic("small").await.expect("get").partitions[0].end_offset, 1);
+}

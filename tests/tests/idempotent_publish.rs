@@ -95,20 +95,34 @@ async fn out_of_sequence_and_malformed_idempotent_batches_are_refused() {
     assert_eq!(client.get_topic("t").await.expect("get").partitions[0].end_offset, 2, "nothing refused was stored");
 }
 
+/// Sends `request` to the node that leads, asking again while an election
+/// makes it answer UNAVAILABLE. Returns the node that answered, and the answer.
+async fn publish_to_leader(cluster: &Cluster, request: &api::PublishRequest) -> (u64, api::PublishResponse) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let leader = cluster.leader(Duration::from_secs(20)).await;
+        match stub(cluster.addr(leader)).await.publish(request.clone()).await {
+            Ok(response) => return (leader, response.into_inner()),
+            Err(status) if status.code() == Code::Unavailable && tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("publish to node {leader}: {status:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_committed_by_a_leader_that_died_is_not_stored_again_by_the_next() {
     let mut cluster = Cluster::start(3, &[]);
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     client.create_topic("t", TopicSettings::default()).await.expect("create topic");
-    let leader = cluster.leader(Duration::from_secs(10)).await;
     let request = batch("t", 99, 0, &["only", "once"]);
-    let committed = stub(cluster.addr(leader)).await.publish(request.clone()).await.expect("publish").into_inner();
+    let (leader, committed) = publish_to_leader(&cluster, &request).await;
     assert_eq!(offsets(&committed), vec![0, 1]);
 
     // The leader dies before the producer hears back; it retries elsewhere.
     cluster.kill9(leader);
-    let new_leader = cluster.leader(Duration::from_secs(20)).await;
-    let retry = stub(cluster.addr(new_leader)).await.publish(request).await.expect("retry").into_inner();
+    let (_, retry) = publish_to_leader(&cluster, &request).await;
     assert_eq!((offsets(&retry), retry.duplicate), (vec![0, 1], true));
 
     cluster.restart(leader);
