@@ -203,7 +203,10 @@ async fn bad_compressed_publishes_are_refused_and_store_nothing() {
         raw.publish(compressed(api::Compression::Zstd, b"garbage".to_vec())).await,
         &["compressed_messages", "zstd"],
     );
-    refused(raw.publish(compressed(api::Compression::Lz4, vec![9, 0, 0, 0, 1])).await, &["compressed_messages", "lz4"]);
+    refused(
+        raw.publish(compressed(api::Compression::Lz4, vec![0x40, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])).await,
+        &["compressed_messages", "lz4"],
+    );
     // A small frame that would expand past every bound is refused before it is expanded.
     let bomb = compression::compress(api::Compression::Zstd, &vec![0u8; 64 << 20]).expect("compress");
     assert!(bomb.len() < 1 << 20);
