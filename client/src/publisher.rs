@@ -249,7 +249,7 @@ impl Publisher {
     /// one partition's batch before moving to the next, so batches stay large.
     fn partition_for(&self, ordering_key: &str) -> u32 {
         if !ordering_key.is_empty() {
-            return crc32fast::hash(ordering_key.as_bytes()) % self.partitions;
+            return ferry_proto::partition_of_key(ordering_key, self.partitions);
         }
         let n = self.keyless.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ((n / self.settings.batch_max_messages as u64) % u64::from(self.partitions)) as u32

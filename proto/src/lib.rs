@@ -17,3 +17,9 @@ pub mod internal {
 }
 
 pub mod compression;
+
+/// The partition of an ordering key: a stable hash, so a key maps to the same
+/// partition on every node, every version and in every client.
+pub fn partition_of_key(ordering_key: &str, partitions: u32) -> u32 {
+    crc32fast::hash(ordering_key.as_bytes()) % partitions.max(1)
+}

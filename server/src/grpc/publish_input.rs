@@ -19,11 +19,7 @@ pub struct PublishInput {
     pub producer: Option<ProducerSequence>,
 }
 
-/// The partition of an ordering key: a stable hash, so a key maps to the same
-/// partition on every node and version (and in clients that pick partitions).
-pub fn partition_of_key(ordering_key: &str, partitions: u32) -> u32 {
-    crc32fast::hash(ordering_key.as_bytes()) % partitions
-}
+pub use ferry_proto::partition_of_key;
 
 impl PublishInput {
     pub fn parse(request: api::PublishRequest, partitions: u32, max_message_bytes: u32) -> Result<Self, ApiError> {
