@@ -160,6 +160,12 @@ impl Router {
 /// A request that died with its connection (the node was killed or
 /// restarted mid-call): its outcome is unknown, like UNAVAILABLE.
 fn is_connection_failure(status: &tonic::Status) -> bool {
+    // hyper reports a request whose connection was torn down under it as
+    // CANCELLED ("operation was canceled"); a caller that really gives up
+    // drops the future instead and never sees a status.
+    if status.code() == Code::Cancelled {
+        return true;
+    }
     if status.code() != Code::Unknown {
         return false;
     }

@@ -85,6 +85,12 @@ impl Producers {
         self.states.get(key)
     }
 
+    /// The sequence number a producer's next batch must start at, if the
+    /// producer is known.
+    pub fn next_sequence(&self, key: &ProducerKey) -> Option<u64> {
+        self.states.get(key)?.batches.back().map(CommittedBatch::next_sequence)
+    }
+
     /// Decides what a batch of `count` messages starting at `first_sequence` is.
     pub fn check(&self, key: &ProducerKey, first_sequence: u64, count: u32) -> SequenceCheck {
         let Some(last) = self.states.get(key).and_then(|state| state.batches.back()) else {

@@ -9,6 +9,7 @@ pub mod proposer;
 pub mod publish_input;
 pub mod publisher;
 pub mod raft_service;
+pub mod sequencer;
 pub mod status;
 pub mod streaming_pull;
 pub mod subscriber;

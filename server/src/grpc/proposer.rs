@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::ClientWriteError;
+use openraft::raft::responder::Responder;
+use openraft::RaftTypeConfig;
+use tokio::time::Instant;
 
 use super::status::ApiError;
 use crate::domain::{Command, Response};
-use crate::raft::{AppliedState, NodeId, Raft};
+use crate::raft::{AppliedState, NodeId, Raft, TypeConfig};
 
 #[derive(Clone)]
 pub struct Proposer {
@@ -36,32 +39,20 @@ impl Proposer {
     /// Proposes a command and waits until it is committed and applied here.
     /// A rejection computed by the state machine comes back as an error.
     pub async fn propose(&self, command: Command) -> Result<Response, ApiError> {
+        self.submit(command).await?.outcome().await
+    }
+
+    /// Hands a command to Raft without waiting for it to commit. Commands
+    /// submitted one after another enter the log in that order.
+    pub async fn submit(&self, command: Command) -> Result<Submitted, ApiError> {
         let kind = command.kind();
-        let written = tokio::time::timeout(self.commit_timeout, self.raft.client_write(command)).await;
-        let response = match written {
-            Err(_) => {
-                return Err(ApiError::Unavailable(format!(
-                    "{kind} was not committed within {:?} (no quorum reachable?); it may still commit",
-                    self.commit_timeout
-                )))
-            }
-            Ok(Ok(written)) => written.data,
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                let leader = forward.leader_id.zip(forward.leader_node.map(|n| n.addr));
-                let reason = format!("node {} is not the leader", self.node_id);
-                return Err(ApiError::NotLeader { reason, leader });
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                return Err(ApiError::Internal(format!("{kind}: {e}")))
-            }
-            Ok(Err(RaftError::Fatal(fatal))) => {
-                return Err(ApiError::Unavailable(format!("raft has stopped: {fatal}")))
-            }
-        };
-        match response {
-            Response::Rejected(rejection) => Err(rejection.into()),
-            other => Ok(other),
-        }
+        let give_up = Instant::now() + self.commit_timeout;
+        let receiver = self
+            .raft
+            .client_write_ff(command)
+            .await
+            .map_err(|fatal| ApiError::Unavailable(format!("raft has stopped: {fatal}")))?;
+        Ok(Submitted { receiver, kind, give_up, commit_timeout: self.commit_timeout, node_id: self.node_id })
     }
 
     pub fn raft(&self) -> &Raft {
@@ -98,5 +89,46 @@ impl Proposer {
             return Err(ApiError::Unavailable("the leader is still applying entries of earlier terms".into()));
         }
         Ok(term)
+    }
+}
+
+type ResponseReceiver = <<TypeConfig as RaftTypeConfig>::Responder as Responder<TypeConfig>>::Receiver;
+
+/// A command in Raft's hands, on its way to commit.
+pub struct Submitted {
+    receiver: ResponseReceiver,
+    kind: &'static str,
+    give_up: Instant,
+    commit_timeout: Duration,
+    node_id: NodeId,
+}
+
+impl Submitted {
+    /// Waits until the command is committed and applied here. A rejection
+    /// computed by the state machine comes back as an error.
+    pub async fn outcome(self) -> Result<Response, ApiError> {
+        let Self { receiver, kind, give_up, commit_timeout, node_id } = self;
+        let written = match tokio::time::timeout_at(give_up, receiver).await {
+            Err(_) => {
+                return Err(ApiError::Unavailable(format!(
+                    "{kind} was not committed within {commit_timeout:?} (no quorum reachable?); it may still commit"
+                )))
+            }
+            Ok(Err(_)) => return Err(ApiError::Unavailable("raft stopped before answering".into())),
+            Ok(Ok(written)) => written,
+        };
+        let response = match written {
+            Ok(written) => written.data,
+            Err(ClientWriteError::ForwardToLeader(forward)) => {
+                let leader = forward.leader_id.zip(forward.leader_node.map(|n| n.addr));
+                let reason = format!("node {node_id} is not the leader");
+                return Err(ApiError::NotLeader { reason, leader });
+            }
+            Err(ClientWriteError::ChangeMembershipError(e)) => return Err(ApiError::Internal(format!("{kind}: {e}"))),
+        };
+        match response {
+            Response::Rejected(rejection) => Err(rejection.into()),
+            other => Ok(other),
+        }
     }
 }

@@ -12,9 +12,10 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
+use super::sequencer::Sequencer;
 use super::status::ApiError;
 use crate::clock::Clock;
-use crate::domain::{self, validate, Command, MessageBody, PublishBatch, Rejection};
+use crate::domain::{self, validate, Command, MessageBody, ProducerKey, PublishBatch, Rejection};
 
 #[derive(Debug)]
 pub struct PublisherService {
@@ -22,16 +23,18 @@ pub struct PublisherService {
     clock: Arc<dyn Clock>,
     /// Picks the partition of messages without an ordering key, one request at a time.
     next_partition: AtomicU64,
+    /// Submits each idempotent producer's batches in sequence order.
+    sequencer: Sequencer,
 }
 
 impl PublisherService {
     pub fn new(proposer: Proposer, clock: Arc<dyn Clock>) -> Self {
-        Self { proposer, clock, next_partition: AtomicU64::new(0) }
+        Self { proposer, clock, next_partition: AtomicU64::new(0), sequencer: Sequencer::default() }
     }
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
         validate::name("topic", &request.topic)?;
-        self.proposer.ensure_leader()?;
+        let term = self.proposer.ensure_leader()?;
         let (topic_id, partitions, max_message_bytes) = {
             let catalog = self.proposer.state().catalog();
             let topic = catalog
@@ -40,6 +43,16 @@ impl PublisherService {
             (topic.id, topic.config.partitions, topic.config.max_message_bytes)
         };
         let input = PublishInput::parse(request, partitions, max_message_bytes)?;
+        let publish_time_us = self.clock.wall_us();
+        if let (Some(producer), Some(partition)) = (input.producer, input.partition) {
+            let batch =
+                PublishBatch { topic_id, partition, publish_time_us, messages: input.bodies, producer: Some(producer) };
+            let count = batch.messages.len();
+            let (first_offset, duplicate) = self.publish_idempotent(term, batch).await?;
+            let positions = (first_offset..).take(count).map(|offset| api::Position { partition, offset }).collect();
+            return Ok(api::PublishResponse { positions, duplicate });
+        }
+
         let count = input.bodies.len();
         let mut groups: BTreeMap<u32, (Vec<usize>, Vec<MessageBody>)> = BTreeMap::new();
         if let Some(partition) = input.partition {
@@ -58,29 +71,47 @@ impl PublisherService {
                 group.1.push(body);
             }
         }
-
-        let publish_time_us = self.clock.wall_us();
-        let producer = input.producer;
         let (indexes, proposals): (Vec<_>, Vec<_>) = groups
             .into_iter()
             .map(|(partition, (indexes, messages))| {
-                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer };
+                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer: None };
                 (indexes, self.proposer.propose(Command::Publish(batch)))
             })
             .unzip();
         let mut positions = vec![api::Position::default(); count];
-        let mut any_duplicate = false;
         for (indexes, result) in indexes.into_iter().zip(join_all(proposals).await) {
-            let domain::Response::Published { partition, first_offset, duplicate, .. } = result? else {
-                return Err(ApiError::Internal("publish answered with an unexpected response".into()));
-            };
-            any_duplicate |= duplicate;
+            let (partition, first_offset, _) = published(result?)?;
             for (offset, index) in (first_offset..).zip(indexes) {
                 positions[index] = api::Position { partition, offset };
             }
         }
-        // An idempotent request is one group, so `duplicate` describes all of it.
-        Ok(api::PublishResponse { positions, duplicate: any_duplicate })
+        Ok(api::PublishResponse { positions, duplicate: false })
+    }
+
+    /// Publishes one idempotent producer's batch, submitted to Raft after the
+    /// producer's earlier batches. Returns its first offset and whether it
+    /// was a retry of a committed batch.
+    async fn publish_idempotent(&self, term: u64, batch: PublishBatch) -> Result<(u64, bool), ApiError> {
+        let producer = batch.producer.expect("an idempotent batch names its producer");
+        let key =
+            ProducerKey { topic_id: batch.topic_id, partition: batch.partition, producer_id: producer.producer_id };
+        let first = producer.first_sequence;
+        let sequences = first..first.saturating_add(batch.messages.len() as u64);
+        let committed_next = self.proposer.state().catalog().producers.next_sequence(&key).unwrap_or(0);
+        let submit = self.proposer.submit(Command::Publish(batch));
+        let submitted = self.sequencer.in_order(term, key, sequences, committed_next, submit).await?;
+        let (_, first_offset, duplicate) = published(submitted.outcome().await?)?;
+        Ok((first_offset, duplicate))
+    }
+}
+
+/// The partition, first offset and duplicate flag of a publish's answer.
+fn published(response: domain::Response) -> Result<(u32, u64, bool), ApiError> {
+    match response {
+        domain::Response::Published { partition, first_offset, duplicate, .. } => {
+            Ok((partition, first_offset, duplicate))
+        }
+        other => Err(unexpected(other)),
     }
 }
 
