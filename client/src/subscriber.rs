@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::router::Router;
 use crate::types::{received_from_api, ReceivedMessage};
 
+/// How long closing waits for room to send the final acks and nacks.
+const CLOSE_SEND_MAX: Duration = Duration::from_secs(5);
+
 /// How a [`Subscriber`] consumes.
 #[derive(Debug, Clone)]
 pub struct SubscriberSettings {
@@ -232,12 +235,12 @@ impl Pump {
                         Verdict::Nack => self.nacks.push(ack_id),
                     }
                     if self.acks.len() >= self.settings.ack_batch_max {
-                        self.flush(&stream).await;
+                        self.flush(&stream);
                     }
                 }
                 _ = tick.tick() => {
-                    self.flush(&stream).await;
-                    self.extend_leases(&stream).await;
+                    self.flush(&stream);
+                    self.extend_leases(&stream);
                 }
                 _ = &mut closed => {
                     while let Ok((ack_id, verdict)) = verdicts_rx.try_recv() {
@@ -248,7 +251,11 @@ impl Pump {
                         }
                     }
                     self.nacks.extend(self.held.drain().map(|(id, _)| id));
-                    self.flush(&stream).await;
+                    if let Some(request) = self.take_settled() {
+                        // Last words: nothing is read any more, so wait
+                        // for room only so long.
+                        let _ = tokio::time::timeout(CLOSE_SEND_MAX, stream.requests.send(request)).await;
+                    }
                     break;
                 }
             }
@@ -279,13 +286,24 @@ impl Pump {
         Ok(())
     }
 
-    /// Sends pending acks and nacks on the stream.
-    async fn flush(&mut self, stream: &Stream) {
+    /// Sends pending acks and nacks on the stream, if it has room.
+    fn flush(&mut self, stream: &Stream) {
+        let Some(request) = self.take_settled() else { return };
+        if let Some(mut request) = send_or_return(stream, request) {
+            // Kept for the next flush. They are bounded: the server delivers
+            // no more while this consumer holds its maximum.
+            self.acks = std::mem::take(&mut request.ack_ids);
+            self.nacks = request.deadline_changes.pop().map(|change| change.ack_ids).unwrap_or_default();
+        }
+    }
+
+    /// The pending acks and nacks as one request.
+    fn take_settled(&mut self) -> Option<api::StreamingPullRequest> {
         if self.acks.is_empty() && self.nacks.is_empty() {
-            return;
+            return None;
         }
         let nacks = std::mem::take(&mut self.nacks);
-        let request = api::StreamingPullRequest {
+        Some(api::StreamingPullRequest {
             ack_ids: std::mem::take(&mut self.acks),
             deadline_changes: if nacks.is_empty() {
                 Vec::new()
@@ -293,14 +311,12 @@ impl Pump {
                 vec![api::DeadlineChange { ack_ids: nacks, seconds: 0 }]
             },
             ..Default::default()
-        };
-        // A broken stream loses these; unacked, the messages are redelivered.
-        let _ = stream.requests.send(request).await;
+        })
     }
 
     /// Extends the leases of held messages about to run out, until they have
     /// been held for `max_lease_extension`.
-    async fn extend_leases(&mut self, stream: &Stream) {
+    fn extend_leases(&mut self, stream: &Stream) {
         let now = Instant::now();
         let margin = self.ack_deadline / 3;
         let mut due = Vec::new();
@@ -319,7 +335,14 @@ impl Pump {
             deadline_changes: vec![api::DeadlineChange { ack_ids: due, seconds }],
             ..Default::default()
         };
-        let _ = stream.requests.send(request).await;
+        if let Some(mut unsent) = send_or_return(stream, request) {
+            // Try again at the next tick.
+            for ack_id in unsent.deadline_changes.pop().map(|change| change.ack_ids).unwrap_or_default() {
+                if let Some(held) = self.held.get_mut(&ack_id) {
+                    held.extended_until = now;
+                }
+            }
+        }
     }
 
     /// Opens a new stream after the old one ended, retrying within the
@@ -342,5 +365,17 @@ impl Pump {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+    }
+}
+
+/// Queues a request on the stream without waiting. A full queue hands the
+/// request back: waiting here would stop this task from reading responses,
+/// and a server blocked on sending them would never read the queue — each
+/// side waiting for the other. A broken stream drops it: unacked messages are
+/// redelivered, and the pump reconnects when it reads the break.
+fn send_or_return(stream: &Stream, request: api::StreamingPullRequest) -> Option<api::StreamingPullRequest> {
+    match stream.requests.try_send(request) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        Err(mpsc::error::TrySendError::Full(request)) => Some(request),
     }
 }

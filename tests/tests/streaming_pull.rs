@@ -99,3 +99,56 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
     let returned = client.pull("pool", 20, Duration::from_secs(2)).await.expect("pull");
     assert!(returned.len() >= 5, "the messages held at close came back ({})", returned.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_acking_one_message_per_request_drain_a_large_backlog_without_stalling() {
+    const BACKLOG: usize = 20_000;
+    const CONSUMERS: usize = 4;
+    let dir = TempDir::new().expect("temp dir");
+    let server = Ferryd::start(&dir.path().join("node"));
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
+    client.create_subscription("pool", "work", settings).await.expect("sub");
+    for chunk in 0..BACKLOG / 1000 {
+        let messages = (0..1000).map(|i| Message::new(format!("job-{}", chunk * 1000 + i))).collect();
+        client.publish("work", messages).await.expect("publish");
+    }
+
+    // Every ack is its own request, so the stream commits and confirms acks
+    // far more often than it delivers: confirmations must never wedge it.
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let (client, received) = (client.clone(), Arc::clone(&received));
+        consumers.push(tokio::spawn(async move {
+            let settings = SubscriberSettings {
+                max_outstanding_messages: 2000,
+                ack_batch_max: 1,
+                ack_linger: Duration::ZERO,
+                ..Default::default()
+            };
+            let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
+            while received.load(std::sync::atomic::Ordering::Relaxed) < BACKLOG {
+                let Ok(next) = tokio::time::timeout(Duration::from_millis(200), subscriber.next()).await else {
+                    continue;
+                };
+                next.expect("stream open").expect("no error").ack();
+                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            subscriber.close().await;
+        }));
+    }
+    let all_done = async {
+        for consumer in consumers {
+            consumer.await.expect("consumer");
+        }
+    };
+    let drained = tokio::time::timeout(Duration::from_secs(180), all_done).await;
+    let backlog = client.get_subscription("pool").await.expect("get").backlog.expect("backlog");
+    assert!(
+        drained.is_ok(),
+        "consumers stalled with {} received; backlog {backlog:?}",
+        received.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}

@@ -105,7 +105,7 @@ impl Stream {
         let mut pending = Some(first);
         loop {
             if let Some(request) = pending.take() {
-                if let Err(status) = self.handle(request, &confirmations).await {
+                if let Err(status) = self.handle(request, &confirmations, &mut confirmed).await {
                     let _ = self.responses.send(Err(status)).await;
                     break;
                 }
@@ -127,8 +127,7 @@ impl Stream {
                     Ok(None) | Err(_) => break,
                 },
                 Some(confirmation) = confirmed.recv() => {
-                    let response = api::StreamingPullResponse { messages: Vec::new(), ack_confirmation: Some(confirmation) };
-                    if self.responses.send(Ok(response)).await.is_err() {
+                    if self.confirm(confirmation).await.is_err() {
                         break;
                     }
                 }
@@ -168,11 +167,18 @@ impl Stream {
         Ok(true)
     }
 
+    /// Tells the consumer which acks were committed.
+    async fn confirm(&self, confirmation: api::AckConfirmation) -> Result<(), Status> {
+        let response = api::StreamingPullResponse { messages: Vec::new(), ack_confirmation: Some(confirmation) };
+        self.responses.send(Ok(response)).await.map_err(|_| Status::cancelled("the client went away"))
+    }
+
     /// Applies a request's deadline changes at once and starts committing its acks.
     async fn handle(
         &self,
         request: api::StreamingPullRequest,
         confirmations: &mpsc::Sender<api::AckConfirmation>,
+        confirmed: &mut mpsc::Receiver<api::AckConfirmation>,
     ) -> Result<(), Status> {
         if request.ack_ids.is_empty() && request.deadline_changes.is_empty() {
             return Ok(());
@@ -196,8 +202,19 @@ impl Stream {
                 Err(_) => rejected.push(text),
             }
         }
-        // Waiting for a slot bounds the commits in flight.
-        let Ok(slot) = confirmations.clone().reserve_owned().await else { return Ok(()) };
+        // Waiting for a slot bounds the commits in flight. Slots free up only
+        // as confirmations go out, so keep sending them while waiting: a
+        // stream that waited without doing so would wedge once
+        // `ACK_COMMITS_IN_FLIGHT` confirmations were queued.
+        let slot = loop {
+            tokio::select! {
+                slot = confirmations.clone().reserve_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => return Ok(()),
+                },
+                Some(confirmation) = confirmed.recv() => self.confirm(confirmation).await?,
+            }
+        };
         let (proposer, dispatcher, term) = (self.proposer.clone(), Arc::clone(&self.dispatcher), self.term);
         tokio::spawn(async move {
             let confirmation = match acks::commit(&proposer, &dispatcher, term, &subscription, ids.clone()).await {
