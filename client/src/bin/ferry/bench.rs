@@ -75,6 +75,11 @@ pub struct BenchArgs {
     /// Publish through the batching, idempotent Publisher (per-message handles).
     #[arg(long)]
     pub publisher: bool,
+    /// Consume modes: time each consumer spends on a message before acking it
+    /// (e.g. 1ms), standing in for the work real consumers do; with it, more
+    /// consumers drain faster as long as the server spreads the messages.
+    #[arg(long)]
+    pub work: Option<humantime::Duration>,
     /// Wire compression with --publisher: none, zstd or lz4.
     #[arg(long, default_value = "none")]
     pub compression: ferry_client::Compression,
@@ -307,8 +312,12 @@ async fn drain(
     for worker in 0..args.concurrency {
         let subscription = subscriptions[worker % subscriptions.len()].clone();
         let (client, received, latencies) = (client.clone(), Arc::clone(&received), Arc::clone(&latencies));
+        let work: Option<Duration> = args.work.map(Into::into);
         tasks.push(tokio::spawn(async move {
-            let settings = SubscriberSettings { max_outstanding_messages: 5000, ..Default::default() };
+            // A consumer that works on each message holds few at a time, so
+            // the rest go to the others.
+            let max_outstanding_messages = if work.is_some() { 10 } else { 5000 };
+            let settings = SubscriberSettings { max_outstanding_messages, ..Default::default() };
             let mut subscriber = client.subscribe(&subscription, settings).await?;
             while received.load(Ordering::Relaxed) < expected {
                 let Ok(next) = tokio::time::timeout(Duration::from_millis(200), subscriber.next()).await else {
@@ -319,6 +328,9 @@ async fn drain(
                 if let Some(sent) = delivered.message.message.data.get(..8) {
                     let sent = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
                     latencies.lock().record(now_micros().saturating_sub(sent).max(1)).ok();
+                }
+                if let Some(work) = work {
+                    tokio::time::sleep(work).await;
                 }
                 delivered.ack();
                 received.fetch_add(1, Ordering::Relaxed);
