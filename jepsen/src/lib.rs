@@ -2,7 +2,10 @@
 //!
 //! A run starts a real cluster, drives producers and consumers against it
 //! while a nemesis breaks it, records everything in a [`history`], and then
-//! the [`checker`] decides offline whether Ferry kept its promises.
+//! the [`checker`] decides offline whether Ferry kept its promises. The
+//! [`report`] folder holds what people read afterwards.
 
 pub mod checker;
 pub mod history;
+pub mod powerfs;
+pub mod report;

@@ -1,0 +1,1 @@
+//! A FUSE filesystem that loses every write not fsynced when the power goes.

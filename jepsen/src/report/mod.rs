@@ -1,0 +1,1 @@
+//! The report folder of a run: anomalies, a summary and plots.
