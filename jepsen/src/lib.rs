@@ -6,6 +6,11 @@
 //! [`report`] folder holds what people read afterwards.
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
 pub mod powerfs;
+pub mod recorder;
 pub mod report;
+pub mod run;
+pub mod workload;

@@ -43,6 +43,11 @@ struct Args {
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
     unsafe_skip_fsync: bool,
+    /// TESTING ONLY: answer publishes as soon as they are handed to Raft,
+    /// before a quorum has them. Loses acknowledged data when a leader dies;
+    /// exists to prove the fault harness sees it.
+    #[arg(long, hide = true)]
+    unsafe_ack_before_commit: bool,
     /// TESTING ONLY: run on a clock that moves only through the Testing
     /// service's AdvanceClock, so tests can skip days of retention in a second.
     #[arg(long, hide = true)]
@@ -96,6 +101,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.unsafe_skip_fsync {
         tracing::warn!("--unsafe-skip-fsync: acknowledged writes can be lost on power failure");
         builder = builder.sync_mode(SyncMode::Skip);
+    }
+    if args.unsafe_ack_before_commit {
+        tracing::warn!("--unsafe-ack-before-commit: acknowledged publishes can be lost when a leader dies");
+        builder = builder.ack_before_commit(true);
     }
     let node = builder.start().await?;
     // One machine-readable line, so scripts and tests can find a port-0 address.

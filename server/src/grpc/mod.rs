@@ -5,6 +5,7 @@ pub mod acks;
 pub mod cluster;
 pub mod convert;
 pub mod dead_letter;
+pub mod early_ack;
 pub mod proposer;
 pub mod publish_input;
 pub mod publisher;

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::early_ack::EarlyAck;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
 use super::sequencer::Sequencer;
@@ -25,11 +26,20 @@ pub struct PublisherService {
     next_partition: AtomicU64,
     /// Submits each idempotent producer's batches in sequence order.
     sequencer: Sequencer,
+    /// TESTING ONLY: set by `--unsafe-ack-before-commit`.
+    early_ack: Option<EarlyAck>,
 }
 
 impl PublisherService {
     pub fn new(proposer: Proposer, clock: Arc<dyn Clock>) -> Self {
-        Self { proposer, clock, next_partition: AtomicU64::new(0), sequencer: Sequencer::default() }
+        Self { proposer, clock, next_partition: AtomicU64::new(0), sequencer: Sequencer::default(), early_ack: None }
+    }
+
+    /// UNSAFE: answers plain publishes before they are committed (see
+    /// [`EarlyAck`]); for proving the fault harness catches it.
+    pub fn acking_before_commit(mut self) -> Self {
+        self.early_ack = Some(EarlyAck::default());
+        self
     }
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
@@ -70,6 +80,17 @@ impl PublisherService {
                 group.0.push(index);
                 group.1.push(body);
             }
+        }
+        if let Some(early_ack) = &self.early_ack {
+            let mut positions = vec![api::Position::default(); count];
+            for (partition, (indexes, messages)) in groups {
+                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer: None };
+                let first_offset = early_ack.publish(&self.proposer, batch).await?;
+                for (offset, index) in (first_offset..).zip(indexes) {
+                    positions[index] = api::Position { partition, offset };
+                }
+            }
+            return Ok(api::PublishResponse { positions, duplicate: false });
         }
         let (indexes, proposals): (Vec<_>, Vec<_>) = groups
             .into_iter()

@@ -77,6 +77,8 @@ pub struct NodeBuilder {
     /// Set with a manual clock: also serve the Testing service that moves it.
     manual_clock: Option<Arc<ManualClock>>,
     sync_mode: SyncMode,
+    /// TESTING ONLY: answer publishes before they commit.
+    ack_before_commit: bool,
     commit_timeout: Duration,
     outstanding_max: usize,
     snapshot_every_entries: u64,
@@ -95,6 +97,7 @@ impl NodeBuilder {
             clock: Arc::new(SystemClock),
             manual_clock: None,
             sync_mode: SyncMode::Fsync,
+            ack_before_commit: false,
             commit_timeout: Duration::from_secs(5),
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
@@ -148,6 +151,13 @@ impl NodeBuilder {
     /// UNSAFE unless `Fsync`: for proving that the fault harness detects lost writes.
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
+        self
+    }
+
+    /// UNSAFE: answers publishes once handed to Raft, before a quorum has
+    /// them; for proving that the fault harness detects lost writes.
+    pub fn ack_before_commit(mut self, yes: bool) -> Self {
+        self.ack_before_commit = yes;
         self
     }
 
@@ -246,7 +256,10 @@ impl NodeBuilder {
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
         let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
-        let publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
+        let mut publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
+        if self.ack_before_commit {
+            publisher = publisher.acking_before_commit();
+        }
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
         let cluster = ClusterService::new(proposer);
         let peers = RaftService::new(raft.clone(), Arc::clone(state));

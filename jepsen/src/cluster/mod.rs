@@ -1,0 +1,210 @@
+//! The cluster under test: `ferryd` processes, each in its own network
+//! namespace with its own data dir and log, started, killed, paused and
+//! resumed by the PIDs this harness got when it started them.
+
+pub mod net;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_client::Client;
+
+pub use net::Network;
+
+#[derive(Debug)]
+pub struct Node {
+    pub id: u32,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+}
+
+#[derive(Debug)]
+pub struct Cluster {
+    ferryd: PathBuf,
+    ferryd_args: Vec<String>,
+    net: Network,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Builds the network and starts `count` nodes with data and logs under `dir`.
+    pub fn start(ferryd: &Path, ferryd_args: &[String], dir: &Path, count: u32, tag: u8) -> anyhow::Result<Self> {
+        let net = Network::create(tag, count)?;
+        let nodes = (1..=count)
+            .map(|id| Node {
+                id,
+                addr: net.node_addr(id),
+                data_dir: dir.join(format!("n{id}")),
+                log: dir.join(format!("n{id}.log")),
+                child: None,
+                paused: false,
+            })
+            .collect();
+        let mut cluster = Self { ferryd: ferryd.to_owned(), ferryd_args: ferryd_args.to_vec(), net, nodes };
+        for id in 1..=count {
+            cluster.start_node(id)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn ids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Every node's client address, comma-separated, for `Client::connect`.
+    pub fn addrs(&self) -> String {
+        self.nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("a node of this cluster")
+    }
+
+    /// Starts (or restarts) a node on its data dir; its output is appended to its log.
+    pub fn start_node(&mut self, id: u32) -> anyhow::Result<()> {
+        let peers: Vec<String> = self.nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect();
+        let prefix = self.net.exec_prefix(id);
+        let (ferryd, extra) = (self.ferryd.clone(), self.ferryd_args.clone());
+        let node = self.node_mut(id);
+        if node.child.is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&node.data_dir)?;
+        let log = append(&node.log)?;
+        let child = Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .arg(&ferryd)
+            .args(["--node-id", &id.to_string(), "--listen", &node.addr, "--peers", &peers.join(",")])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(&extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {id}"))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILLs a node (resuming it first if paused, so it dies at once).
+    pub fn kill(&mut self, id: u32) -> anyhow::Result<()> {
+        let node = self.node_mut(id);
+        if let Some(mut child) = node.child.take() {
+            child.kill().with_context(|| format!("killing node {id}"))?;
+            child.wait()?;
+        }
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGSTOPs a running node.
+    pub fn pause(&mut self, id: u32) -> anyhow::Result<bool> {
+        let node = self.node_mut(id);
+        let Some(child) = &node.child else { return Ok(false) };
+        signal(child.id(), "STOP")?;
+        node.paused = true;
+        Ok(true)
+    }
+
+    pub fn resume(&mut self, id: u32) -> anyhow::Result<()> {
+        let node = self.node_mut(id);
+        if let (Some(child), true) = (&node.child, node.paused) {
+            signal(child.id(), "CONT")?;
+        }
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Undoes every fault: network healed, paused nodes resumed, stopped nodes started.
+    pub fn heal(&mut self) -> anyhow::Result<()> {
+        self.net.heal()?;
+        for id in self.ids() {
+            self.resume(id)?;
+            self.start_node(id)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node and removes the network.
+    pub fn stop(&mut self) {
+        for id in self.ids() {
+            let _ = self.kill(id);
+        }
+        self.net.destroy();
+    }
+
+    /// The leader as some node reports it, asking each in turn.
+    pub async fn leader(&self) -> Option<u32> {
+        for node in &self.nodes {
+            if !node.is_running() || node.is_paused() {
+                continue;
+            }
+            let Ok(Ok(client)) =
+                tokio::time::timeout(Duration::from_secs(1), Client::connect_with(&node.addr, Duration::ZERO)).await
+            else {
+                continue;
+            };
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status()).await {
+                if let Some(leader) = status.leader_id {
+                    return u32::try_from(leader).ok();
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until some node names a leader, up to `limit`.
+    pub async fn await_leader(&self, limit: Duration) -> Option<u32> {
+        let give_up = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < give_up {
+            if let Some(leader) = self.leader().await {
+                return Some(leader);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn append(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Sends a signal to a process this harness started, by its PID.
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
+    Ok(())
+}

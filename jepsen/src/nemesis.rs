@@ -1,0 +1,277 @@
+//! The nemesis: breaks the cluster on a schedule, one fault at a time, and
+//! records each fault with whether it really fired.
+//!
+//! Names are those of FAULTS.md. `partition` picks one of the partition
+//! topologies at random; the `partition-*` names ask for one.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::bail;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::cluster::Cluster;
+use crate::history::{Fault, FaultStatus, Op};
+use crate::recorder::Recorder;
+
+/// Every nemesis this harness knows.
+pub const NAMES: &[&str] = &[
+    "kill",
+    "pause",
+    "partition",
+    "partition-one",
+    "partition-leader",
+    "partition-leader-minority",
+    "partition-leader-majority",
+    "partition-halves",
+    "partition-bridge",
+    "partition-ring",
+    "loss",
+];
+
+const TOPOLOGIES: &[&str] = &[
+    "partition-one",
+    "partition-leader",
+    "partition-leader-minority",
+    "partition-leader-majority",
+    "partition-halves",
+    "partition-bridge",
+    "partition-ring",
+];
+
+/// Checks the requested names against [`NAMES`].
+pub fn parse(list: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    for name in &names {
+        if !NAMES.contains(&name.as_str()) {
+            bail!("unknown nemesis {name:?}; known: {}", NAMES.join(", "));
+        }
+    }
+    Ok(names)
+}
+
+/// A fault in place, to be undone.
+#[derive(Debug)]
+pub struct Active {
+    fault: Fault,
+    undo: Undo,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Restart(u32),
+    Resume(u32),
+    HealNetwork,
+    Nothing,
+}
+
+/// Puts one fault of kind `name` in place and records it.
+pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, name: &str) -> Active {
+    let ids = cluster.ids();
+    let leader = cluster.leader().await;
+    let kind = if name == "partition" { TOPOLOGIES.choose(rng).copied().unwrap_or("partition-one") } else { name };
+    let attempt = match kind {
+        "kill" => {
+            let node = leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids));
+            cluster.kill(node).map(|()| (vec![node], format!("SIGKILL node {node}"), Undo::Restart(node)))
+        }
+        "pause" => {
+            let node = leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids));
+            cluster.pause(node).map(|_| (vec![node], format!("SIGSTOP node {node}"), Undo::Resume(node)))
+        }
+        "loss" => {
+            let node = pick(rng, &ids);
+            let percent = rng.gen_range(10..=40);
+            cluster
+                .net()
+                .lossy(node, percent)
+                .map(|()| (vec![node], format!("{percent}% packet loss at node {node}"), Undo::HealNetwork))
+        }
+        topology => match partition(topology, &ids, leader, rng) {
+            Some(cuts) => {
+                let nodes: BTreeSet<u32> = cuts.iter().flat_map(|&(a, b)| [a, b]).collect();
+                let detail = format!("{kind}: cut {}", describe(&cuts));
+                cuts.iter()
+                    .try_for_each(|&(a, b)| cluster.net().cut(a, b))
+                    .map(|()| (nodes.into_iter().collect(), detail, Undo::HealNetwork))
+            }
+            None => {
+                let fault = fault(name, Vec::new(), FaultStatus::Skipped, format!("{kind}: no leader to place"));
+                recorder.note(Op::Fault(fault.clone()));
+                return Active { fault, undo: Undo::Nothing };
+            }
+        },
+    };
+    let (fault, undo) = match attempt {
+        Ok((nodes, detail, undo)) => (fault(name, nodes, FaultStatus::Installed, detail), undo),
+        Err(error) => (fault(name, Vec::new(), FaultStatus::Unknown, format!("{kind}: {error:#}")), Undo::HealNetwork),
+    };
+    recorder.note(Op::Fault(fault.clone()));
+    Active { fault, undo }
+}
+
+/// Undoes a fault and records that it was healed.
+pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
+    let result = match active.undo {
+        Undo::Restart(node) => cluster.start_node(node),
+        Undo::Resume(node) => cluster.resume(node),
+        Undo::HealNetwork => cluster.net().heal(),
+        Undo::Nothing => return,
+    };
+    let mut fault = active.fault;
+    fault.status = FaultStatus::Healed;
+    if let Err(error) = result {
+        fault.detail = format!("healing failed: {error:#}");
+        fault.status = FaultStatus::Unknown;
+    }
+    recorder.note(Op::Fault(fault));
+}
+
+fn fault(name: &str, nodes: Vec<u32>, status: FaultStatus, detail: String) -> Fault {
+    Fault { name: name.to_owned(), nodes: nodes.into_iter().map(u64::from).collect(), status, detail }
+}
+
+fn pick(rng: &mut StdRng, ids: &[u32]) -> u32 {
+    *ids.choose(rng).expect("a cluster has nodes")
+}
+
+/// The node pairs to cut for a topology; `None` if it needs a leader and
+/// none is known.
+fn partition(topology: &str, ids: &[u32], leader: Option<u32>, rng: &mut StdRng) -> Option<Vec<(u32, u32)>> {
+    let mut shuffled = ids.to_vec();
+    shuffled.shuffle(rng);
+    let majority = ids.len() / 2 + 1;
+    let groups: Vec<Vec<u32>> = match topology {
+        "partition-one" => {
+            let (one, rest) = shuffled.split_at(1);
+            vec![one.to_vec(), rest.to_vec()]
+        }
+        "partition-leader" => {
+            let leader = leader?;
+            vec![vec![leader], ids.iter().copied().filter(|&n| n != leader).collect()]
+        }
+        "partition-leader-minority" | "partition-leader-majority" => {
+            let leader = leader?;
+            let others: Vec<u32> = shuffled.into_iter().filter(|&n| n != leader).collect();
+            let with_leader = if topology.ends_with("minority") { (ids.len() - majority).max(1) } else { majority };
+            let (joined, rest) = others.split_at(with_leader - 1);
+            let mut side = vec![leader];
+            side.extend_from_slice(joined);
+            vec![side, rest.to_vec()]
+        }
+        "partition-halves" => {
+            let (a, b) = shuffled.split_at(ids.len() / 2);
+            vec![a.to_vec(), b.to_vec()]
+        }
+        // Two halves that only the middle node can talk across.
+        "partition-bridge" => {
+            let middle = shuffled[0];
+            let rest = &shuffled[1..];
+            let (a, b) = rest.split_at(rest.len() / 2);
+            return Some(
+                a.iter()
+                    .flat_map(|&x| b.iter().map(move |&y| (x, y)))
+                    .filter(|&(x, y)| x != middle && y != middle)
+                    .collect(),
+            );
+        }
+        // Each node sees its two ring neighbours only: every node is in a
+        // majority, and no two majorities are the same.
+        "partition-ring" => {
+            let n = shuffled.len();
+            let neighbours = |i: usize, j: usize| (i + 1) % n == j || (j + 1) % n == i;
+            let mut cuts = Vec::new();
+            for i in 0..n {
+                for j in i + 1..n {
+                    if !neighbours(i, j) {
+                        cuts.push((shuffled[i], shuffled[j]));
+                    }
+                }
+            }
+            return Some(cuts);
+        }
+        _ => return None,
+    };
+    let mut cuts = Vec::new();
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            cuts.extend(a.iter().flat_map(|&x| b.iter().map(move |&y| (x, y))));
+        }
+    }
+    Some(cuts)
+}
+
+fn describe(cuts: &[(u32, u32)]) -> String {
+    if cuts.is_empty() {
+        return "nothing (too few nodes)".into();
+    }
+    cuts.iter().map(|(a, b)| format!("{a}-{b}")).collect::<Vec<_>>().join(" ")
+}
+
+/// How long a fault stays and how long the cluster rests between faults.
+pub fn durations(rng: &mut StdRng) -> (Duration, Duration) {
+    (Duration::from_millis(rng.gen_range(3_000..10_000)), Duration::from_millis(rng.gen_range(2_000..6_000)))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn cuts(topology: &str, nodes: u32) -> Vec<(u32, u32)> {
+        let ids: Vec<u32> = (1..=nodes).collect();
+        partition(topology, &ids, Some(1), &mut StdRng::seed_from_u64(7)).expect("a topology")
+    }
+
+    fn reachable(cuts: &[(u32, u32)], a: u32, b: u32) -> bool {
+        !cuts.contains(&(a, b)) && !cuts.contains(&(b, a))
+    }
+
+    #[test]
+    fn isolating_the_leader_cuts_it_from_everyone_else() {
+        let cuts = cuts("partition-leader", 5);
+        assert!((2..=5).all(|n| !reachable(&cuts, 1, n)));
+        assert!((2..=5).all(|a| (2..=5).all(|b| reachable(&cuts, a, b))));
+    }
+
+    #[test]
+    fn the_leader_in_the_minority_has_fewer_than_half_with_it() {
+        let cuts = cuts("partition-leader-minority", 5);
+        let with_leader = (1..=5).filter(|&n| n == 1 || reachable(&cuts, 1, n)).count();
+        assert_eq!(with_leader, 2);
+        let cuts = super::tests::cuts("partition-leader-majority", 5);
+        let with_leader = (1..=5).filter(|&n| n == 1 || reachable(&cuts, 1, n)).count();
+        assert_eq!(with_leader, 3);
+    }
+
+    #[test]
+    fn in_a_ring_every_node_reaches_exactly_two_others() {
+        let cuts = cuts("partition-ring", 5);
+        for a in 1..=5 {
+            assert_eq!((1..=5).filter(|&b| b != a && reachable(&cuts, a, b)).count(), 2, "node {a}");
+        }
+    }
+
+    #[test]
+    fn a_bridge_node_reaches_everyone_and_the_halves_do_not_reach_each_other() {
+        let cuts = cuts("partition-bridge", 5);
+        let bridge = (1..=5).find(|&a| (1..=5).all(|b| reachable(&cuts, a, b))).expect("a bridge node");
+        let others: Vec<u32> = (1..=5).filter(|&n| n != bridge).collect();
+        let cut_pairs = others
+            .iter()
+            .flat_map(|&a| others.iter().map(move |&b| (a, b)))
+            .filter(|&(a, b)| a < b && !reachable(&cuts, a, b))
+            .count();
+        assert_eq!(cut_pairs, 4, "two pairs of two, fully cut across");
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_known_ones() {
+        let error = parse("kill,flood").expect_err("flood is not a nemesis");
+        assert!(error.to_string().contains("partition-ring"));
+        assert_eq!(parse("kill, partition").expect("known"), ["kill", "partition"]);
+    }
+}
