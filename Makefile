@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run check fmt lint build test deps bench
+.PHONY: run check fmt lint build test deps bench chaos
 
 ## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
 run: deps
@@ -33,3 +33,10 @@ test: build
 bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry
 	scripts/bench-clusters $(COUNT)
+
+## The fault harness's full matrix (release build): every nemesis profile ×
+## SEEDS seeds × 3 and 5 nodes, TIME of faults each; prints a summary table.
+## CI runs a short smoke of it as `jepsen/tests/runs.rs`.
+chaos: deps
+	$(CARGO) build --release --bin ferryd --bin ferry-jepsen
+	scripts/chaos

@@ -105,8 +105,9 @@ impl State {
     }
 
     fn write_out(&self, ino: u64, fh: u64, overlay: Option<&Overlay>, datasync: bool) -> io::Result<()> {
+        // Any handle can sync; only one open for writing can write the overlay.
         let mut file = match self.handles.get(&fh) {
-            Some(handle) if handle.ino == ino && handle.writable => handle.file.try_clone()?,
+            Some(handle) if handle.ino == ino && (handle.writable || overlay.is_none()) => handle.file.try_clone()?,
             _ => OpenOptions::new()
                 .write(true)
                 .open(self.full(&self.path(ino).map_err(|e| io::Error::from_raw_os_error(e.code()))?))?,

@@ -46,12 +46,15 @@ use serde::Serialize;
 use self::state::State;
 
 /// What a power loss threw away.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LossReport {
     /// Files that had unsynced changes (data or length).
     pub files: u64,
     /// Unsynced bytes written to them.
     pub bytes: u64,
+    /// Where those files are, relative to the mountpoint, sorted (an
+    /// unlinked file that was still open has no name and is not listed).
+    pub paths: Vec<PathBuf>,
 }
 
 /// What a power loss would throw away now, and what was refused.

@@ -200,9 +200,11 @@ impl State {
             if let Some(overlay) = node.overlay.take() {
                 report.files += 1;
                 report.bytes += overlay.dirty_bytes();
+                report.paths.extend(node.paths.first().cloned());
                 touched.push(ino);
             }
         }
+        report.paths.sort();
         self.unsynced_bytes = 0;
         self.inodes.settle_all();
         (report, touched)

@@ -106,7 +106,7 @@ fn messages_after_power_loss(extra: &[&str]) -> Option<usize> {
     node.kill();
 
     let lost = fx.mount.lose_unsynced();
-    eprintln!("power loss dropped {} unsynced bytes in {} files", lost.bytes, lost.files);
+    eprintln!("power loss dropped {} unsynced bytes in {} files: {:?}", lost.bytes, lost.files, lost.paths);
 
     let started = Instant::now();
     let node = Ferryd::start(&data_dir, &log, extra);

@@ -4,6 +4,7 @@
 mod durability;
 mod ferryd;
 mod log_file;
+mod mounting;
 mod namespace;
 mod overlay_model;
 
@@ -18,7 +19,7 @@ use super::{fuse_available, mount_with, Mounted, Options};
 struct Fixture {
     // Declared first so it is dropped (unmounted) before the temp dir goes.
     mount: Mounted,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Fixture {
@@ -37,7 +38,7 @@ impl Fixture {
         fs::create_dir(&backing).expect("create backing dir");
         fs::create_dir(&mountpoint).expect("create mountpoint");
         let mount = mount_with(&backing, &mountpoint, options).expect("mount powerfs");
-        Some(Self { mount, _dir: dir })
+        Some(Self { mount, dir })
     }
 
     /// `name` as programs see it, on the mount.
@@ -48,6 +49,11 @@ impl Fixture {
     /// `name` on the disk, under the mount.
     fn disk(&self, name: &str) -> PathBuf {
         self.mount.backing().join(name)
+    }
+
+    /// Unmounts, handing back the temp dir so the disk can be inspected.
+    fn unmount(self) -> (anyhow::Result<()>, TempDir) {
+        (self.mount.unmount(), self.dir)
     }
 
     fn read(&self, name: &str) -> Vec<u8> {
