@@ -29,7 +29,14 @@ pub const NAMES: &[&str] = &[
     "partition-bridge",
     "partition-ring",
     "loss",
+    "power-loss",
+    "power-loss-all",
 ];
+
+/// Whether a nemesis needs the nodes' data on power-loss filesystems.
+pub fn needs_power_loss_disks(names: &[String]) -> bool {
+    names.iter().any(|n| n.starts_with("power-loss"))
+}
 
 const TOPOLOGIES: &[&str] = &[
     "partition-one",
@@ -62,6 +69,7 @@ pub struct Active {
 #[derive(Debug)]
 enum Undo {
     Restart(u32),
+    RestartAll(Vec<u32>),
     Resume(u32),
     HealNetwork,
     Nothing,
@@ -80,6 +88,24 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
         "pause" => {
             let node = leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids));
             cluster.pause(node).map(|_| (vec![node], format!("SIGSTOP node {node}"), Undo::Resume(node)))
+        }
+        "power-loss" | "power-loss-all" => {
+            let nodes = if kind == "power-loss-all" {
+                ids.clone()
+            } else {
+                vec![leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids))]
+            };
+            match cluster.power_loss(&nodes) {
+                Ok(Some(lost)) => {
+                    let detail = format!(
+                        "power loss at nodes {nodes:?}: {} unsynced bytes in {} files dropped",
+                        lost.bytes, lost.files
+                    );
+                    Ok((nodes.clone(), detail, Undo::RestartAll(nodes)))
+                }
+                Ok(None) => Err(anyhow::anyhow!("the nodes are not on power-loss filesystems")),
+                Err(error) => Err(error),
+            }
         }
         "loss" => {
             let node = pick(rng, &ids);
@@ -116,6 +142,7 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
 pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
     let result = match active.undo {
         Undo::Restart(node) => cluster.start_node(node),
+        Undo::RestartAll(nodes) => nodes.into_iter().try_for_each(|node| cluster.start_node(node)),
         Undo::Resume(node) => cluster.resume(node),
         Undo::HealNetwork => cluster.net().heal(),
         Undo::Nothing => return,

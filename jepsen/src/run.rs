@@ -63,7 +63,14 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     }));
 
     let tag = (std::process::id() % 250) as u8;
-    let mut cluster = Cluster::start(&options.ferryd, &options.ferryd_args, &options.dir, options.nodes, tag)?;
+    let mut cluster = Cluster::start(
+        &options.ferryd,
+        &options.ferryd_args,
+        &options.dir,
+        options.nodes,
+        tag,
+        nemesis::needs_power_loss_disks(&options.nemeses),
+    )?;
     cluster.await_leader(Duration::from_secs(30)).await.context("the cluster elected no leader")?;
     let client = Client::connect(&cluster.addrs()).await?;
     prepare(&client).await?;
@@ -157,11 +164,13 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Whether every subscription under test has nothing unacked left.
+/// Whether every subscription under test has nothing unacked left — or is
+/// gone altogether (a cluster that lost it has nothing left to deliver).
 async fn backlogs_empty(client: &Client) -> bool {
     for subscription in SUBSCRIPTIONS {
         match client.get_subscription(subscription).await {
             Ok(found) if found.backlog.as_ref().is_some_and(|b| b.unacked_messages == 0) => {}
+            Err(Error::Status { code: Code::NotFound, .. }) => {}
             _ => return false,
         }
     }

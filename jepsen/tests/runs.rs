@@ -1,10 +1,10 @@
 //! Short runs of the real harness against real `ferryd` processes in network
 //! namespaces: a correct server must come out valid under faults, and a
-//! server that acknowledges before commit must come out invalid — a harness
-//! that has never said "invalid" proves nothing.
+//! server that acknowledges before commit, or skips fsync, must come out
+//! invalid — a harness that has never said "invalid" proves nothing.
 //!
-//! These need root (namespaces, iptables); `make check` runs as root and
-//! `scripts/ensure-build-deps` installs the tools.
+//! These need root (namespaces, iptables) and FUSE (power loss); `make
+//! check` runs as root and `scripts/ensure-build-deps` installs the tools.
 
 use std::path::Path;
 use std::process::Command;
@@ -64,6 +64,39 @@ fn a_server_that_acks_before_commit_is_caught() {
     );
     assert_eq!(code, 1, "expected invalid:\n{stderr}");
     assert!(stderr.contains("anomaly lost"), "the early acks were lost writes:\n{stderr}");
+}
+
+#[test]
+fn a_correct_cluster_keeps_everything_acknowledged_across_power_losses() {
+    require_namespaces();
+    let reports = tempfile::tempdir().expect("temp dir");
+    let (code, stderr) = run(
+        reports.path(),
+        &["--nodes", "3", "--nemesis", "power-loss,power-loss-all", "--time-limit", "25s", "--seed", "2"],
+    );
+    assert_eq!(code, 0, "expected valid:\n{stderr}");
+}
+
+#[test]
+fn a_server_that_skips_fsync_loses_acknowledged_messages_to_a_power_loss_and_is_caught() {
+    require_namespaces();
+    let reports = tempfile::tempdir().expect("temp dir");
+    let (code, stderr) = run(
+        reports.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "power-loss-all",
+            "--time-limit",
+            "20s",
+            "--seed",
+            "4",
+            "--ferryd-arg=--unsafe-skip-fsync",
+        ],
+    );
+    assert_eq!(code, 1, "expected invalid:\n{stderr}");
+    assert!(stderr.contains("anomaly lost"), "acknowledged messages were lost:\n{stderr}");
 }
 
 fn only_report(reports: &Path) -> std::path::PathBuf {

@@ -1,6 +1,8 @@
 //! The cluster under test: `ferryd` processes, each in its own network
 //! namespace with its own data dir and log, started, killed, paused and
-//! resumed by the PIDs this harness got when it started them.
+//! resumed by the PIDs this harness got when it started them. For power-loss
+//! runs each data dir is a [`powerfs`] mount, so a node can lose every write
+//! it did not fsync.
 
 pub mod net;
 
@@ -13,6 +15,8 @@ use anyhow::Context;
 use ferry_client::Client;
 
 pub use net::Network;
+
+use crate::powerfs::{self, LossReport, Mounted};
 
 #[derive(Debug)]
 pub struct Node {
@@ -40,11 +44,20 @@ pub struct Cluster {
     ferryd_args: Vec<String>,
     net: Network,
     nodes: Vec<Node>,
+    /// Per node (in id order), its power-loss filesystem, when the run has one.
+    disks: Vec<Mounted>,
 }
 
 impl Cluster {
     /// Builds the network and starts `count` nodes with data and logs under `dir`.
-    pub fn start(ferryd: &Path, ferryd_args: &[String], dir: &Path, count: u32, tag: u8) -> anyhow::Result<Self> {
+    pub fn start(
+        ferryd: &Path,
+        ferryd_args: &[String],
+        dir: &Path,
+        count: u32,
+        tag: u8,
+        power_loss: bool,
+    ) -> anyhow::Result<Self> {
         let net = Network::create(tag, count)?;
         let nodes = (1..=count)
             .map(|id| Node {
@@ -56,7 +69,17 @@ impl Cluster {
                 paused: false,
             })
             .collect();
-        let mut cluster = Self { ferryd: ferryd.to_owned(), ferryd_args: ferryd_args.to_vec(), net, nodes };
+        let mut cluster =
+            Self { ferryd: ferryd.to_owned(), ferryd_args: ferryd_args.to_vec(), net, nodes, disks: Vec::new() };
+        if power_loss {
+            powerfs::fuse_available().map_err(|reason| anyhow::anyhow!("power loss needs FUSE: {reason}"))?;
+            for node in &cluster.nodes {
+                let backing = dir.join(format!("n{}-disk", node.id));
+                std::fs::create_dir_all(&backing)?;
+                std::fs::create_dir_all(&node.data_dir)?;
+                cluster.disks.push(powerfs::mount(&backing, &node.data_dir)?);
+            }
+        }
         for id in 1..=count {
             cluster.start_node(id)?;
         }
@@ -141,6 +164,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Cuts the power of `ids`: each is SIGKILLed, then loses every write it
+    /// did not fsync. `None` if the run has no power-loss filesystems.
+    /// The nodes stay down until started again.
+    pub fn power_loss(&mut self, ids: &[u32]) -> anyhow::Result<Option<LossReport>> {
+        if self.disks.is_empty() {
+            return Ok(None);
+        }
+        for &id in ids {
+            self.kill(id)?;
+        }
+        let mut lost = LossReport::default();
+        for &id in ids {
+            let report = self.disks[(id - 1) as usize].lose_unsynced();
+            lost.files += report.files;
+            lost.bytes += report.bytes;
+            lost.paths.extend(report.paths);
+        }
+        Ok(Some(lost))
+    }
+
     /// Undoes every fault: network healed, paused nodes resumed, stopped nodes started.
     pub fn heal(&mut self) -> anyhow::Result<()> {
         self.net.heal()?;
@@ -151,10 +194,15 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops every node and removes the network.
+    /// Stops every node, unmounts their filesystems and removes the network.
     pub fn stop(&mut self) {
         for id in self.ids() {
             let _ = self.kill(id);
+        }
+        for disk in self.disks.drain(..) {
+            if let Err(error) = disk.unmount() {
+                eprintln!("ferry-jepsen: unmounting a node's filesystem: {error:#}");
+            }
         }
         self.net.destroy();
     }
