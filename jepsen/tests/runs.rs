@@ -8,11 +8,17 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use ferry_jepsen::cluster::net::namespaces_available;
 
-/// Runs `ferry-jepsen run` and returns its exit code and the report folder's summary.
+/// One run at a time: each is a whole cluster, and several at once on a
+/// small machine would time out operations rather than test anything.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `ferry-jepsen run` and returns its exit code and what it printed on stderr.
 fn run(reports: &Path, args: &[&str]) -> (i32, String) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let output = Command::new(env!("CARGO_BIN_EXE_ferry-jepsen"))
         .arg("run")
         .arg("--reports")
