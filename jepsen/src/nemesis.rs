@@ -31,6 +31,8 @@ pub const NAMES: &[&str] = &[
     "loss",
     "power-loss",
     "power-loss-all",
+    "skew",
+    "membership",
 ];
 
 /// Whether a nemesis needs the nodes' data on power-loss filesystems.
@@ -70,6 +72,13 @@ pub struct Active {
 enum Undo {
     Restart(u32),
     RestartAll(Vec<u32>),
+    /// Put these nodes' clocks right.
+    Unskew(Vec<u32>),
+    /// Start the removed node afresh, joining through `seed`.
+    Rejoin {
+        node: u32,
+        seed: String,
+    },
     Resume(u32),
     HealNetwork,
     Nothing,
@@ -107,6 +116,23 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
                 Err(error) => Err(error),
             }
         }
+        "skew" => {
+            // One node or a minority, each off by up to a minute either way.
+            let mut nodes = ids.clone();
+            nodes.shuffle(rng);
+            nodes.truncate(rng.gen_range(1..=ids.len().div_ceil(2)));
+            let mut detail = Vec::new();
+            let skewed = nodes.iter().try_for_each(|&node| {
+                let seconds = rng.gen_range(5..=60) * if rng.gen_bool(0.5) { 1 } else { -1 };
+                detail.push(format!("node {node} {seconds:+}s"));
+                cluster
+                    .skew_clock(node, seconds)?
+                    .then_some(())
+                    .ok_or_else(|| anyhow::anyhow!("clocks are not skewable"))
+            });
+            skewed.map(|()| (nodes.clone(), format!("wall clock {}", detail.join(", ")), Undo::Unskew(nodes)))
+        }
+        "membership" => remove_node(cluster, rng, &ids).await,
         "loss" => {
             let node = pick(rng, &ids);
             let percent = rng.gen_range(10..=40);
@@ -143,6 +169,8 @@ pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
     let result = match active.undo {
         Undo::Restart(node) => cluster.start_node(node),
         Undo::RestartAll(nodes) => nodes.into_iter().try_for_each(|node| cluster.start_node(node)),
+        Undo::Unskew(nodes) => nodes.into_iter().try_for_each(|node| cluster.skew_clock(node, 0).map(drop)),
+        Undo::Rejoin { node, seed } => cluster.start_joining(node, &seed),
         Undo::Resume(node) => cluster.resume(node),
         Undo::HealNetwork => cluster.net().heal(),
         Undo::Nothing => return,
@@ -154,6 +182,26 @@ pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
         fault.status = FaultStatus::Unknown;
     }
     recorder.note(Op::Fault(fault));
+}
+
+/// Removes a random node from the membership through the cluster, stops it
+/// and empties its data dir; healing adds it back as a new member.
+async fn remove_node(cluster: &mut Cluster, rng: &mut StdRng, ids: &[u32]) -> anyhow::Result<(Vec<u32>, String, Undo)> {
+    let node = pick(rng, ids);
+    let others: Vec<&str> = cluster.nodes().iter().filter(|n| n.id != node).map(|n| n.addr.as_str()).collect();
+    anyhow::ensure!(!others.is_empty(), "a one-node cluster has no one to remove a node");
+    let seed = others[0].to_owned();
+    let client = ferry_client::Client::connect_with(&others.join(","), Duration::from_secs(10)).await?;
+    tokio::time::timeout(Duration::from_secs(20), client.remove_node(u64::from(node)))
+        .await
+        .map_err(|_| anyhow::anyhow!("removing node {node} did not finish within 20 s"))??;
+    cluster.kill(node)?;
+    cluster.wipe(node)?;
+    Ok((
+        vec![node],
+        format!("removed node {node}, wiped its data; it rejoins through {seed}"),
+        Undo::Rejoin { node, seed },
+    ))
 }
 
 fn fault(name: &str, nodes: Vec<u32>, status: FaultStatus, detail: String) -> Fault {

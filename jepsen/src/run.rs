@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::checker::{self, CheckOptions, Report};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Setup};
 use crate::history::{self, Op, Phase, PhaseName, ReplicaLog, Run, SubscriptionInfo, TopicInfo};
 use crate::recorder::Recorder;
 use crate::workload::{reader, writer, ReaderConfig, ReaderControl, Tracker, WriterConfig};
@@ -63,14 +63,12 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     }));
 
     let tag = (std::process::id() % 250) as u8;
-    let mut cluster = Cluster::start(
-        &options.ferryd,
-        &options.ferryd_args,
-        &options.dir,
-        options.nodes,
-        tag,
-        nemesis::needs_power_loss_disks(&options.nemeses),
-    )?;
+    let setup = Setup {
+        ferryd_args: options.ferryd_args.clone(),
+        power_loss: nemesis::needs_power_loss_disks(&options.nemeses),
+        clock_skew: options.nemeses.iter().any(|n| n == "skew"),
+    };
+    let mut cluster = Cluster::start(&options.ferryd, &setup, &options.dir, options.nodes, tag)?;
     cluster.await_leader(Duration::from_secs(30)).await.context("the cluster elected no leader")?;
     let client = Client::connect(&cluster.addrs()).await?;
     prepare(&client).await?;
@@ -154,7 +152,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     }
     recorder.note(Op::Phase(Phase { name: PhaseName::Drained, complete: Some(complete) }));
 
-    read_replicas(&cluster, &recorder).await;
+    read_replicas(&cluster, &client, &recorder).await;
     cluster.stop();
     drop(recorder);
 
@@ -203,11 +201,18 @@ fn exists_ok(result: ferry_client::Result<()>) -> anyhow::Result<()> {
 
 /// Reads every node's committed log of every partition, once the nodes agree
 /// on where each partition ends (or after a while, as they are).
-async fn read_replicas(cluster: &Cluster, recorder: &Recorder) {
+async fn read_replicas(cluster: &Cluster, client: &Client, recorder: &Recorder) {
     let give_up = Instant::now() + Duration::from_secs(30);
+    // Only members must hold the log: a node whose removal's outcome was
+    // unknown may have been left outside the cluster.
+    let members: Vec<u32> = match client.cluster_status().await {
+        Ok(status) => status.members.iter().filter_map(|m| u32::try_from(m.node_id).ok()).collect(),
+        Err(_) => cluster.ids(),
+    };
+    let nodes: Vec<_> = cluster.nodes().iter().filter(|n| members.contains(&n.id)).collect();
     loop {
         let mut logs = Vec::new();
-        for node in cluster.nodes() {
+        for node in &nodes {
             for partition in 0..PARTITIONS {
                 match read_log(&node.addr, partition).await {
                     Ok((start_offset, entries)) => logs.push(ReplicaLog {

@@ -46,18 +46,27 @@ pub struct Cluster {
     nodes: Vec<Node>,
     /// Per node (in id order), its power-loss filesystem, when the run has one.
     disks: Vec<Mounted>,
+    /// Per node, the file its clock offset is read from, when the run skews clocks.
+    clocks: Vec<PathBuf>,
+}
+
+/// libfaketime, which shifts a process's wall clock by what a file says,
+/// leaving its monotonic clock alone (timeouts and elections keep working).
+const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// How a cluster is started.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub ferryd_args: Vec<String>,
+    /// Data dirs on power-loss filesystems.
+    pub power_loss: bool,
+    /// Wall clocks that can be skewed per node.
+    pub clock_skew: bool,
 }
 
 impl Cluster {
     /// Builds the network and starts `count` nodes with data and logs under `dir`.
-    pub fn start(
-        ferryd: &Path,
-        ferryd_args: &[String],
-        dir: &Path,
-        count: u32,
-        tag: u8,
-        power_loss: bool,
-    ) -> anyhow::Result<Self> {
+    pub fn start(ferryd: &Path, setup: &Setup, dir: &Path, count: u32, tag: u8) -> anyhow::Result<Self> {
         let net = Network::create(tag, count)?;
         let nodes = (1..=count)
             .map(|id| Node {
@@ -69,9 +78,26 @@ impl Cluster {
                 paused: false,
             })
             .collect();
-        let mut cluster =
-            Self { ferryd: ferryd.to_owned(), ferryd_args: ferryd_args.to_vec(), net, nodes, disks: Vec::new() };
-        if power_loss {
+        let mut cluster = Self {
+            ferryd: ferryd.to_owned(),
+            ferryd_args: setup.ferryd_args.clone(),
+            net,
+            nodes,
+            disks: Vec::new(),
+            clocks: Vec::new(),
+        };
+        if setup.clock_skew {
+            anyhow::ensure!(
+                Path::new(FAKETIME_LIBRARY).is_file(),
+                "clock skew needs libfaketime ({FAKETIME_LIBRARY}; apt-get install faketime)"
+            );
+            for node in &cluster.nodes {
+                let file = dir.join(format!("n{}.clock", node.id));
+                std::fs::write(&file, "+0")?;
+                cluster.clocks.push(file);
+            }
+        }
+        if setup.power_loss {
             powerfs::fuse_available().map_err(|reason| anyhow::anyhow!("power loss needs FUSE: {reason}"))?;
             for node in &cluster.nodes {
                 let backing = dir.join(format!("n{}-disk", node.id));
@@ -110,28 +136,75 @@ impl Cluster {
     /// Starts (or restarts) a node on its data dir; its output is appended to its log.
     pub fn start_node(&mut self, id: u32) -> anyhow::Result<()> {
         let peers: Vec<String> = self.nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect();
+        self.spawn(id, &["--peers".to_owned(), peers.join(",")])
+    }
+
+    /// Starts a node with an empty data dir that asks the node at `seed` to
+    /// add it to the cluster.
+    pub fn start_joining(&mut self, id: u32, seed: &str) -> anyhow::Result<()> {
+        self.spawn(id, &["--join".to_owned(), seed.to_owned()])
+    }
+
+    fn spawn(&mut self, id: u32, formation: &[String]) -> anyhow::Result<()> {
         let prefix = self.net.exec_prefix(id);
         let (ferryd, extra) = (self.ferryd.clone(), self.ferryd_args.clone());
+        let clock = self.clocks.get((id - 1) as usize).cloned();
         let node = self.node_mut(id);
         if node.child.is_some() {
             return Ok(());
         }
         std::fs::create_dir_all(&node.data_dir)?;
         let log = append(&node.log)?;
-        let child = Command::new(&prefix[0])
+        let mut command = Command::new(&prefix[0]);
+        command
             .args(&prefix[1..])
             .arg(&ferryd)
-            .args(["--node-id", &id.to_string(), "--listen", &node.addr, "--peers", &peers.join(",")])
+            .args(["--node-id", &id.to_string(), "--listen", &node.addr])
+            .args(formation)
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting node {id}"))?;
+            .stderr(log);
+        if let Some(clock) = clock {
+            command
+                .env("LD_PRELOAD", FAKETIME_LIBRARY)
+                .env("FAKETIME_TIMESTAMP_FILE", clock)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_CACHE_DURATION", "1");
+        }
+        let child = command.spawn().with_context(|| format!("starting node {id}"))?;
         node.child = Some(child);
         node.paused = false;
+        Ok(())
+    }
+
+    /// Shifts a node's wall clock by `seconds` (0 puts it right); `false` if
+    /// the run does not skew clocks.
+    pub fn skew_clock(&self, id: u32, seconds: i64) -> anyhow::Result<bool> {
+        let Some(file) = self.clocks.get((id - 1) as usize) else { return Ok(false) };
+        // Written whole and renamed, so libfaketime never reads half a value.
+        let partial = file.with_extension("clock.partial");
+        std::fs::write(&partial, format!("{seconds:+}"))?;
+        std::fs::rename(&partial, file)?;
+        Ok(true)
+    }
+
+    /// Empties a stopped node's data dir (it was removed from the cluster and
+    /// will join again as a new member).
+    pub fn wipe(&mut self, id: u32) -> anyhow::Result<()> {
+        let node = self.node_mut(id);
+        anyhow::ensure!(node.child.is_none(), "node {id} is running");
+        // The dir itself may be a mount point, so empty it rather than remove it.
+        for entry in std::fs::read_dir(&node.data_dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
         Ok(())
     }
 
@@ -184,10 +257,12 @@ impl Cluster {
         Ok(Some(lost))
     }
 
-    /// Undoes every fault: network healed, paused nodes resumed, stopped nodes started.
+    /// Undoes every fault: network healed, clocks put right, paused nodes
+    /// resumed, stopped nodes started.
     pub fn heal(&mut self) -> anyhow::Result<()> {
         self.net.heal()?;
         for id in self.ids() {
+            self.skew_clock(id, 0)?;
             self.resume(id)?;
             self.start_node(id)?;
         }
