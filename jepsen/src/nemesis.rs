@@ -33,6 +33,7 @@ pub const NAMES: &[&str] = &[
     "power-loss-all",
     "skew",
     "membership",
+    "corrupt",
 ];
 
 /// Whether a nemesis needs the nodes' data on power-loss filesystems.
@@ -133,6 +134,16 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
             skewed.map(|()| (nodes.clone(), format!("wall clock {}", detail.join(", ")), Undo::Unskew(nodes)))
         }
         "membership" => remove_node(cluster, rng, &ids).await,
+        "corrupt" => {
+            // A minority of one, never the leader: the fault is a bad disk
+            // under a follower, which the rest must outvote.
+            let followers: Vec<u32> = ids.iter().copied().filter(|&n| Some(n) != leader).collect();
+            let node = pick(rng, if followers.is_empty() { &ids } else { &followers });
+            cluster.kill(node).and_then(|()| {
+                let detail = cluster.corrupt(node, rng)?;
+                Ok((vec![node], format!("node {node} stopped; {detail}"), Undo::Restart(node)))
+            })
+        }
         "loss" => {
             let node = pick(rng, &ids);
             let percent = rng.gen_range(10..=40);

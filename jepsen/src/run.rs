@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::checker::{self, CheckOptions, Report};
 use crate::cluster::{Cluster, Setup};
-use crate::history::{self, Op, Phase, PhaseName, ReplicaLog, Run, SubscriptionInfo, TopicInfo};
+use crate::history::{self, Fault, FaultStatus, Op, Phase, PhaseName, ReplicaLog, Run, SubscriptionInfo, TopicInfo};
 use crate::recorder::Recorder;
 use crate::workload::{reader, writer, ReaderConfig, ReaderControl, Tracker, WriterConfig};
 use crate::{nemesis, report};
@@ -116,6 +116,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
         let name = round.pop().expect("a round holds every requested nemesis");
         let active = nemesis::install(&mut cluster, &recorder, &mut rng, &name).await;
         sleep_until_or(until, hold).await;
+        record_crashes(&mut cluster, &recorder);
         nemesis::heal(&mut cluster, &recorder, active);
     }
     tokio::time::sleep_until(until).await;
@@ -123,6 +124,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     // Heal, then drain: every acknowledged value must reach every subscription.
     writers_stop.store(true, Ordering::Relaxed);
     recorder.note(Op::Phase(Phase { name: PhaseName::Heal, complete: None }));
+    record_crashes(&mut cluster, &recorder);
     cluster.heal()?;
     let healed = cluster.await_leader(Duration::from_secs(30)).await.is_some();
     recorder.note(Op::Phase(Phase { name: PhaseName::Healed, complete: Some(healed) }));
@@ -160,6 +162,20 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     let report = checker::check(&events, &CheckOptions::default());
     report::write(&options.dir, &events, &report)?;
     Ok(report)
+}
+
+/// Records nodes that died on their own as `crashed` events (no nemesis of
+/// that name exists, so they inform the report without deciding the verdict).
+fn record_crashes(cluster: &mut Cluster, recorder: &Recorder) {
+    for (node, status) in cluster.reap() {
+        eprintln!("ferry-jepsen: node {node} ended by itself ({status}); see its log");
+        recorder.note(Op::Fault(Fault {
+            name: "crashed".into(),
+            nodes: vec![u64::from(node)],
+            status: FaultStatus::Unknown,
+            detail: format!("the process ended by itself: {status}"),
+        }));
+    }
 }
 
 /// Whether every subscription under test has nothing unacked left — or is

@@ -4,6 +4,7 @@
 //! runs each data dir is a [`powerfs`] mount, so a node can lose every write
 //! it did not fsync.
 
+pub mod corrupt;
 pub mod net;
 
 use std::fs::{File, OpenOptions};
@@ -191,6 +192,13 @@ impl Cluster {
         Ok(true)
     }
 
+    /// Flips bytes in one data file of a stopped node (see [`corrupt`]).
+    pub fn corrupt(&mut self, id: u32, rng: &mut rand::rngs::StdRng) -> anyhow::Result<String> {
+        let node = self.node_mut(id);
+        anyhow::ensure!(node.child.is_none(), "node {id} is running");
+        corrupt::flip_bytes(&node.data_dir, rng)
+    }
+
     /// Empties a stopped node's data dir (it was removed from the cluster and
     /// will join again as a new member).
     pub fn wipe(&mut self, id: u32) -> anyhow::Result<()> {
@@ -235,6 +243,21 @@ impl Cluster {
         }
         node.paused = false;
         Ok(())
+    }
+
+    /// Nodes whose process ended without the harness stopping it (a crash,
+    /// or a refusal to start), with how it ended; they count as stopped.
+    pub fn reap(&mut self) -> Vec<(u32, String)> {
+        let mut ended = Vec::new();
+        for node in &mut self.nodes {
+            let exited = node.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                node.child = None;
+                node.paused = false;
+                ended.push((node.id, status.to_string()));
+            }
+        }
+        ended
     }
 
     /// Cuts the power of `ids`: each is SIGKILLed, then loses every write it

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, DB};
 
 use super::keys::FORMAT_VERSION;
 use super::StorageError;
@@ -59,6 +59,14 @@ pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
     ];
     let mut options = db_options();
     options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
+    // Every append is fsynced before it is acknowledged, so damage anywhere
+    // but a torn last record is a broken disk. RocksDB's default recovery
+    // would keep the log up to the damage and drop the rest silently: the
+    // node would come back without entries it told the leader it stored
+    // (which openraft's leader refuses with a panic, and which could lose a
+    // commit it voted for). Refuse to open instead; the operator replaces
+    // the node (remove it, wipe it, let it join again).
+    options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     DB::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))
 }
