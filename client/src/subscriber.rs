@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::router::Router;
 use crate::types::{received_from_api, ReceivedMessage};
 
-/// How long closing waits for room to send the final acks and nacks.
+/// How long closing may take to hand over the final acks and nacks.
 const CLOSE_SEND_MAX: Duration = Duration::from_secs(5);
 
 /// How a [`Subscriber`] consumes.
@@ -251,15 +251,28 @@ impl Pump {
                         }
                     }
                     self.nacks.extend(self.held.drain().map(|(id, _)| id));
-                    if let Some(request) = self.take_settled() {
-                        // Last words: nothing is read any more, so wait
-                        // for room only so long.
-                        let _ = tokio::time::timeout(CLOSE_SEND_MAX, stream.requests.send(request)).await;
-                    }
-                    break;
+                    self.say_goodbye(stream).await;
+                    return;
                 }
             }
         }
+    }
+
+    /// Sends the last acks and nacks, then ends the stream cleanly: our side
+    /// closes first and we read until the server ends its side, so the last
+    /// request is not cut off with the connection. Bounded in time: a server
+    /// that does not answer gets the messages back at their deadlines.
+    async fn say_goodbye(&mut self, stream: Stream) {
+        let Stream { requests, mut responses } = stream;
+        let last_words = self.take_settled();
+        let goodbye = async move {
+            if let Some(request) = last_words {
+                let _ = requests.send(request).await;
+            }
+            drop(requests);
+            while let Ok(Some(_)) = responses.message().await {}
+        };
+        let _ = tokio::time::timeout(CLOSE_SEND_MAX, goodbye).await;
     }
 
     async fn deliver(

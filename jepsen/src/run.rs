@@ -2,7 +2,7 @@
 //! drain, read every replica's log, check, write the report.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,85 +73,10 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     let client = Client::connect(&cluster.addrs()).await?;
     prepare(&client).await?;
 
-    let subscriptions: Vec<String> = SUBSCRIPTIONS.iter().map(|s| (*s).to_owned()).collect();
-    let tracker = Arc::new(Tracker::new(&subscriptions));
-    let writers_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let readers = Arc::new(ReaderControl::default());
-    let mut tasks = Vec::new();
-    for w in 0..WRITERS {
-        let config = WriterConfig {
-            topic: TOPIC.into(),
-            batch: 1 + w % 3,
-            idempotent: w % 2 == 0,
-            ordering_key: (w % 4 == 3).then(|| format!("key-{w}")),
-            pause: Duration::from_millis(20),
-        };
-        let (client, recorder, tracker, stop) =
-            (client.clone(), recorder.clone(), tracker.clone(), writers_stop.clone());
-        tasks.push(tokio::spawn(writer::run(client, recorder, tracker, config, stop)));
-    }
-    for subscription in &subscriptions {
-        for _ in 0..READERS_PER_SUBSCRIPTION {
-            let config = ReaderConfig { subscription: subscription.clone(), seed: rng.gen() };
-            let (client, recorder, tracker, control) =
-                (client.clone(), recorder.clone(), tracker.clone(), readers.clone());
-            tasks.push(tokio::spawn(reader::run(client, recorder, tracker, config, control)));
-        }
-    }
-
-    // Faults until the time limit, every requested kind in turn (shuffled
-    // per round), so a short run still fires each of them.
-    let until = Instant::now() + options.time_limit;
-    let mut round: Vec<String> = Vec::new();
-    while !options.nemeses.is_empty() && Instant::now() < until {
-        let (hold, rest) = nemesis::durations(&mut rng);
-        sleep_until_or(until, rest).await;
-        if Instant::now() >= until {
-            break;
-        }
-        if round.is_empty() {
-            round = options.nemeses.clone();
-            round.shuffle(&mut rng);
-        }
-        let name = round.pop().expect("a round holds every requested nemesis");
-        let active = nemesis::install(&mut cluster, &recorder, &mut rng, &name).await;
-        sleep_until_or(until, hold).await;
-        record_crashes(&mut cluster, &recorder);
-        nemesis::heal(&mut cluster, &recorder, active);
-    }
-    tokio::time::sleep_until(until).await;
-
-    // Heal, then drain: every acknowledged value must reach every subscription.
-    writers_stop.store(true, Ordering::Relaxed);
-    recorder.note(Op::Phase(Phase { name: PhaseName::Heal, complete: None }));
-    record_crashes(&mut cluster, &recorder);
-    cluster.heal()?;
-    let healed = cluster.await_leader(Duration::from_secs(30)).await.is_some();
-    recorder.note(Op::Phase(Phase { name: PhaseName::Healed, complete: Some(healed) }));
-    readers.settle_all.store(true, Ordering::Relaxed);
-    let drain_until = Instant::now() + options.drain_limit;
-    // Writers finish their last operation first (at most one op timeout).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // Done when every acknowledged value was delivered everywhere, or when
-    // the cluster has nothing left to deliver (then what is missing is lost).
-    let mut empty_checks = 0;
-    let complete = loop {
-        if tracker.unseen() == 0 {
-            break true;
-        }
-        empty_checks = if backlogs_empty(&client).await { empty_checks + 1 } else { 0 };
-        if empty_checks >= 3 {
-            break true;
-        }
-        if Instant::now() >= drain_until {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    readers.stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
-    }
+    let workload = Workload::start(&client, &recorder, &mut rng);
+    faults(&mut cluster, &recorder, &mut rng, options).await;
+    let complete = heal_and_drain(&mut cluster, &client, &recorder, &workload, options.drain_limit).await?;
+    workload.stop().await;
     recorder.note(Op::Phase(Phase { name: PhaseName::Drained, complete: Some(complete) }));
 
     read_replicas(&cluster, &client, &recorder).await;
@@ -162,6 +87,114 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     let report = checker::check(&events, &CheckOptions::default());
     report::write(&options.dir, &events, &report)?;
     Ok(report)
+}
+
+/// The writers and readers, running.
+struct Workload {
+    tracker: Arc<Tracker>,
+    writers_stop: Arc<AtomicBool>,
+    readers: Arc<ReaderControl>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workload {
+    fn start(client: &Client, recorder: &Arc<Recorder>, rng: &mut StdRng) -> Self {
+        let subscriptions: Vec<String> = SUBSCRIPTIONS.iter().map(|s| (*s).to_owned()).collect();
+        let tracker = Arc::new(Tracker::new(&subscriptions));
+        let writers_stop = Arc::new(AtomicBool::new(false));
+        let readers = Arc::new(ReaderControl::default());
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let config = WriterConfig {
+                topic: TOPIC.into(),
+                batch: 1 + w % 3,
+                idempotent: w % 2 == 0,
+                ordering_key: (w % 4 == 3).then(|| format!("key-{w}")),
+                pause: Duration::from_millis(20),
+            };
+            let (client, recorder, tracker, stop) =
+                (client.clone(), recorder.clone(), tracker.clone(), writers_stop.clone());
+            tasks.push(tokio::spawn(writer::run(client, recorder, tracker, config, stop)));
+        }
+        for subscription in &subscriptions {
+            for _ in 0..READERS_PER_SUBSCRIPTION {
+                let config = ReaderConfig { subscription: subscription.clone(), seed: rng.gen() };
+                let (client, recorder, tracker, control) =
+                    (client.clone(), recorder.clone(), tracker.clone(), readers.clone());
+                tasks.push(tokio::spawn(reader::run(client, recorder, tracker, config, control)));
+            }
+        }
+        Self { tracker, writers_stop, readers, tasks }
+    }
+
+    /// Stops the readers and waits for every task (each within one operation).
+    async fn stop(self) {
+        self.writers_stop.store(true, Ordering::Relaxed);
+        self.readers.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+/// Faults until the time limit, every requested kind in turn (shuffled per
+/// round), so a short run still fires each of them.
+async fn faults(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, options: &RunOptions) {
+    let until = Instant::now() + options.time_limit;
+    let mut round: Vec<String> = Vec::new();
+    while !options.nemeses.is_empty() && Instant::now() < until {
+        let (hold, rest) = nemesis::durations(rng);
+        sleep_until_or(until, rest).await;
+        if Instant::now() >= until {
+            break;
+        }
+        if round.is_empty() {
+            round = options.nemeses.clone();
+            round.shuffle(rng);
+        }
+        let name = round.pop().expect("a round holds every requested nemesis");
+        let active = nemesis::install(cluster, recorder, rng, &name).await;
+        sleep_until_or(until, hold).await;
+        record_crashes(cluster, recorder);
+        nemesis::heal(cluster, recorder, active);
+    }
+    tokio::time::sleep_until(until).await;
+}
+
+/// Stops the writers, heals everything, and lets the readers (now acking
+/// all) drain. True when every acknowledged value was delivered everywhere,
+/// or the cluster has nothing left to deliver (then what is missing is lost).
+async fn heal_and_drain(
+    cluster: &mut Cluster,
+    client: &Client,
+    recorder: &Recorder,
+    workload: &Workload,
+    drain_limit: Duration,
+) -> anyhow::Result<bool> {
+    workload.writers_stop.store(true, Ordering::Relaxed);
+    recorder.note(Op::Phase(Phase { name: PhaseName::Heal, complete: None }));
+    record_crashes(cluster, recorder);
+    cluster.heal()?;
+    let healed = cluster.await_leader(Duration::from_secs(30)).await.is_some();
+    recorder.note(Op::Phase(Phase { name: PhaseName::Healed, complete: Some(healed) }));
+    workload.readers.settle_all.store(true, Ordering::Relaxed);
+    let drain_until = Instant::now() + drain_limit;
+    // Writers finish their last operation first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut empty_checks = 0;
+    loop {
+        if workload.tracker.unseen() == 0 {
+            return Ok(true);
+        }
+        empty_checks = if backlogs_empty(client).await { empty_checks + 1 } else { 0 };
+        if empty_checks >= 3 {
+            return Ok(true);
+        }
+        if Instant::now() >= drain_until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Records nodes that died on their own as `crashed` events (no nemesis of
