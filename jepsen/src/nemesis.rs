@@ -16,25 +16,9 @@ use crate::cluster::Cluster;
 use crate::history::{Fault, FaultStatus, Op};
 use crate::recorder::Recorder;
 
-/// Every nemesis this harness knows.
-pub const NAMES: &[&str] = &[
-    "kill",
-    "pause",
-    "partition",
-    "partition-one",
-    "partition-leader",
-    "partition-leader-minority",
-    "partition-leader-majority",
-    "partition-halves",
-    "partition-bridge",
-    "partition-ring",
-    "loss",
-    "power-loss",
-    "power-loss-all",
-    "skew",
-    "membership",
-    "corrupt",
-];
+/// Every nemesis this harness knows, besides the [`TOPOLOGIES`].
+pub const NAMES: &[&str] =
+    &["kill", "pause", "partition", "loss", "power-loss", "power-loss-all", "skew", "membership", "corrupt"];
 
 /// Whether a nemesis needs the nodes' data on power-loss filesystems.
 pub fn needs_power_loss_disks(names: &[String]) -> bool {
@@ -51,12 +35,12 @@ const TOPOLOGIES: &[&str] = &[
     "partition-ring",
 ];
 
-/// Checks the requested names against [`NAMES`].
+/// Checks the requested names against [`NAMES`] and [`TOPOLOGIES`].
 pub fn parse(list: &str) -> anyhow::Result<Vec<String>> {
     let names: Vec<String> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
     for name in &names {
-        if !NAMES.contains(&name.as_str()) {
-            bail!("unknown nemesis {name:?}; known: {}", NAMES.join(", "));
+        if !NAMES.contains(&name.as_str()) && !TOPOLOGIES.contains(&name.as_str()) {
+            bail!("unknown nemesis {name:?}; known: {}, {}", NAMES.join(", "), TOPOLOGIES.join(", "));
         }
     }
     Ok(names)

@@ -12,14 +12,21 @@ use tokio::sync::Barrier;
 const CONSUMERS: usize = 50;
 const MESSAGES: usize = 1000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_consumers_share_one_subscription_each_message_once() {
+/// A node with topic `work` and subscription `pool` (10-minute leases, so
+/// nothing is redelivered during a test).
+async fn pool() -> (TempDir, Ferryd, Client) {
     let dir = TempDir::new().expect("temp dir");
     let server = Ferryd::start(&dir.path().join("node"));
     let client = Client::connect(server.addr()).await.expect("connect");
     client.create_topic("work", TopicSettings::default()).await.expect("create topic");
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
     client.create_subscription("pool", "work", settings).await.expect("sub");
+    (dir, server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_consumers_share_one_subscription_each_message_once() {
+    let (_dir, _server, client) = pool().await;
     for chunk in 0..MESSAGES / 100 {
         let messages = (0..100).map(|i| Message::new(format!("job-{}", chunk * 100 + i))).collect();
         client.publish("work", messages).await.expect("publish");
@@ -87,12 +94,7 @@ async fn fifty_consumers_share_one_subscription_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_back_the_rest() {
-    let dir = TempDir::new().expect("temp dir");
-    let server = Ferryd::start(&dir.path().join("node"));
-    let client = Client::connect(server.addr()).await.expect("connect");
-    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
-    client.create_subscription("pool", "work", settings).await.expect("sub");
+    let (_dir, _server, client) = pool().await;
     client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
 
     let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
@@ -120,12 +122,7 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
 async fn consumers_acking_one_message_per_request_drain_a_large_backlog_without_stalling() {
     const BACKLOG: usize = 20_000;
     const CONSUMERS: usize = 4;
-    let dir = TempDir::new().expect("temp dir");
-    let server = Ferryd::start(&dir.path().join("node"));
-    let client = Client::connect(server.addr()).await.expect("connect");
-    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
-    client.create_subscription("pool", "work", settings).await.expect("sub");
+    let (_dir, _server, client) = pool().await;
     for chunk in 0..BACKLOG / 1000 {
         let messages = (0..1000).map(|i| Message::new(format!("job-{}", chunk * 1000 + i))).collect();
         client.publish("work", messages).await.expect("publish");

@@ -77,6 +77,19 @@ fn the_hole_rule_finds_a_lost_write_without_a_drain() {
 }
 
 #[test]
+fn a_keyed_message_waiting_behind_its_key_is_not_a_hole() {
+    let mut builder = HistoryBuilder::simple();
+    clean(&mut builder, 10);
+    // "1-10" waits for an unacked earlier message of key k; "1-11" (no key)
+    // at a later offset goes out meanwhile.
+    builder.publish_with(1, Kind::Ok, &[("1-10", 0, 5)], Some("k"), false);
+    builder.publish(1, Kind::Ok, &[("1-11", 0, 6)]);
+    builder.pull(10, SUB, &[("1-11", 0, 6)]);
+    let report = check_small(&builder.build());
+    assert!(report.anomalies.iter().all(|a| a.kind() != "lost-write"), "{report:#?}");
+}
+
+#[test]
 fn the_hole_rule_is_per_subscription() {
     let mut builder = HistoryBuilder::new(1, &[SUB, "other"], &[]);
     builder.publish(1, Kind::Ok, &[("1-0", 0, 0)]);
