@@ -67,6 +67,10 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     pub nodes: u32,
+    /// "namespaces" or "loopback" (see `cluster::net`); empty in histories
+    /// recorded before the harness had two.
+    #[serde(default)]
+    pub network: String,
     /// Nemesis names as given (FAULTS.md names).
     pub nemeses: Vec<String>,
     pub seed: u64,

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_jepsen::checker::{self, CheckOptions, Report, Verdict};
-use ferry_jepsen::cluster::net::namespaces_available;
+use ferry_jepsen::cluster::net::{namespaces_available, Mode};
 use ferry_jepsen::run::{report_dir, run, RunOptions};
 use ferry_jepsen::{history, nemesis, report};
 
@@ -26,6 +26,11 @@ enum Commands {
         /// Nodes in the cluster (3 or 5).
         #[arg(long, default_value_t = 3)]
         nodes: u32,
+        /// `namespaces` (root: a network namespace per node, iptables),
+        /// `loopback` (anyone: 127.231.x.y addresses, a fault-injecting proxy
+        /// per node), or `auto`: namespaces when root has `ip` and `iptables`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "namespaces", "loopback"])]
+        network: String,
         /// Comma-separated nemesis names (see FAULTS.md), e.g. kill,partition.
         #[arg(long, default_value = "kill,partition")]
         nemesis: String,
@@ -70,12 +75,20 @@ fn main() -> ExitCode {
 
 fn execute(cli: Cli) -> anyhow::Result<Report> {
     match cli.command {
-        Commands::Run { nodes, nemesis, time_limit, drain_limit, seed, reports, ferryd, ferryd_args } => {
-            anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
-            anyhow::ensure!(
-                namespaces_available(),
-                "network namespaces need root with `ip` and `iptables` (apt-get install iptables iproute2)"
-            );
+        Commands::Run { nodes, network, nemesis, time_limit, drain_limit, seed, reports, ferryd, ferryd_args } => {
+            anyhow::ensure!((1..=250).contains(&nodes), "--nodes must be 1 to 250, not {nodes}");
+            let network = match network.as_str() {
+                "namespaces" => {
+                    anyhow::ensure!(
+                        namespaces_available(),
+                        "network namespaces need root with `ip` and `iptables` (apt-get install iptables iproute2)"
+                    );
+                    Mode::Namespaces
+                }
+                "loopback" => Mode::Loopback,
+                _ if namespaces_available() => Mode::Namespaces,
+                _ => Mode::Loopback,
+            };
             let nemeses = nemesis::parse(&nemesis)?;
             let seed = seed.unwrap_or_else(rand::random);
             let ferryd = match ferryd {
@@ -83,6 +96,7 @@ fn execute(cli: Cli) -> anyhow::Result<Report> {
                 None => find_or_build_ferryd()?,
             };
             let options = RunOptions {
+                network,
                 ferryd,
                 ferryd_args,
                 nodes,

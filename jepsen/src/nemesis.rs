@@ -18,7 +18,7 @@ use crate::recorder::Recorder;
 
 /// Every nemesis this harness knows, besides the [`TOPOLOGIES`].
 pub const NAMES: &[&str] =
-    &["kill", "pause", "partition", "loss", "power-loss", "power-loss-all", "skew", "membership", "corrupt"];
+    &["kill", "pause", "partition", "loss", "delay", "power-loss", "power-loss-all", "skew", "membership", "corrupt"];
 
 /// Whether a nemesis needs the nodes' data on power-loss filesystems.
 pub fn needs_power_loss_disks(names: &[String]) -> bool {
@@ -135,6 +135,14 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
                 .net()
                 .lossy(node, percent)
                 .map(|()| (vec![node], format!("{percent}% packet loss at node {node}"), Undo::HealNetwork))
+        }
+        "delay" => {
+            // Up to well past half an election timeout each way, so some
+            // delays cost the leader its lease and some do not.
+            let node = leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids));
+            let delay = Duration::from_millis(rng.gen_range(50..=800));
+            cluster.net().delay(node, delay);
+            Ok((vec![node], format!("{} ms delay each way at node {node}", delay.as_millis()), Undo::HealNetwork))
         }
         topology => match partition(topology, &ids, leader, rng) {
             Some(cuts) => {

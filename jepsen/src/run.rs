@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::checker::{self, CheckOptions, Report};
-use crate::cluster::{Cluster, Setup};
+use crate::cluster::{Cluster, Mode, Setup};
 use crate::history::{self, Fault, FaultStatus, Op, Phase, PhaseName, ReplicaLog, Run, SubscriptionInfo, TopicInfo};
 use crate::recorder::Recorder;
 use crate::workload::{reader, writer, ReaderConfig, ReaderControl, Tracker, WriterConfig};
@@ -32,6 +32,7 @@ const READERS_PER_SUBSCRIPTION: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    pub network: Mode,
     pub ferryd: PathBuf,
     /// Extra `ferryd` arguments (the negative controls' unsafe flags).
     pub ferryd_args: Vec<String>,
@@ -53,6 +54,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     let mut rng = StdRng::seed_from_u64(options.seed);
     recorder.note(Op::Run(Run {
         nodes: options.nodes,
+        network: options.network.as_str().into(),
         nemeses: options.nemeses.clone(),
         seed: options.seed,
         topics: vec![TopicInfo { name: TOPIC.into(), partitions: PARTITIONS }],
@@ -64,6 +66,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
 
     let tag = (std::process::id() % 250) as u8;
     let setup = Setup {
+        network: options.network,
         ferryd_args: options.ferryd_args.clone(),
         power_loss: nemesis::needs_power_loss_disks(&options.nemeses),
         clock_skew: options.nemeses.iter().any(|n| n == "skew"),

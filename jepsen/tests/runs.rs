@@ -1,10 +1,11 @@
-//! Short runs of the real harness against real `ferryd` processes in network
-//! namespaces: a correct server must come out valid under faults, and a
-//! server that acknowledges before commit, or skips fsync, must come out
-//! invalid — a harness that has never said "invalid" proves nothing.
+//! Short runs of the real harness against real `ferryd` processes, in network
+//! namespaces and on loopback behind the fault-injecting proxies: a correct
+//! server must come out valid under faults, and a server that acknowledges
+//! before commit, or skips fsync, must come out invalid — a harness that has
+//! never said "invalid" proves nothing.
 //!
-//! These need root (namespaces, iptables) and FUSE (power loss); `make
-//! check` runs as root and `scripts/ensure-build-deps` installs the tools.
+//! The namespace runs need root (namespaces, iptables) and FUSE (power loss);
+//! `make check` runs as root and `scripts/ensure-build-deps` installs the tools.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,11 +39,13 @@ fn require_namespaces() {
 }
 
 #[test]
-fn a_correct_cluster_under_kills_and_partitions_is_valid() {
+fn a_correct_cluster_under_kills_partitions_and_delays_is_valid() {
     require_namespaces();
     let reports = tempfile::tempdir().expect("temp dir");
-    let (code, stderr) =
-        run(reports.path(), &["--nodes", "3", "--nemesis", "kill,partition", "--time-limit", "30s", "--seed", "11"]);
+    let (code, stderr) = run(
+        reports.path(),
+        &["--nodes", "3", "--nemesis", "kill,partition,delay", "--time-limit", "30s", "--seed", "11"],
+    );
     assert_eq!(code, 0, "expected valid:\n{stderr}");
     let report = only_report(reports.path());
     for file in ["history.jsonl", "anomalies.json", "summary.txt", "n1.log"] {
@@ -57,6 +60,53 @@ fn a_server_that_acks_before_commit_is_caught() {
     let (code, stderr) = run(
         reports.path(),
         &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "partition-leader",
+            "--time-limit",
+            "25s",
+            "--seed",
+            "5",
+            "--ferryd-arg=--unsafe-ack-before-commit",
+        ],
+    );
+    assert_eq!(code, 1, "expected invalid:\n{stderr}");
+    assert!(stderr.contains("anomaly lost"), "the early acks were lost writes:\n{stderr}");
+}
+
+#[test]
+fn on_loopback_a_correct_cluster_under_partitions_loss_and_delays_is_valid() {
+    let reports = tempfile::tempdir().expect("temp dir");
+    let (code, stderr) = run(
+        reports.path(),
+        &[
+            "--network",
+            "loopback",
+            "--nodes",
+            "3",
+            "--nemesis",
+            "partition,loss,delay",
+            "--time-limit",
+            "30s",
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(code, 0, "expected valid:\n{stderr}");
+    let summary = std::fs::read_to_string(only_report(reports.path()).join("summary.txt")).expect("summary");
+    assert!(summary.contains("on loopback"), "the run was not on loopback:\n{summary}");
+}
+
+/// The proxies' cuts are real: an isolated leader's early acks are lost.
+#[test]
+fn on_loopback_a_server_that_acks_before_commit_is_caught() {
+    let reports = tempfile::tempdir().expect("temp dir");
+    let (code, stderr) = run(
+        reports.path(),
+        &[
+            "--network",
+            "loopback",
             "--nodes",
             "3",
             "--nemesis",

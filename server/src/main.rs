@@ -25,6 +25,10 @@ struct Args {
     /// HOST:PORT others reach this node at, when it differs from --listen.
     #[arg(long, env = "FERRY_ADVERTISE")]
     advertise: Option<String>,
+    /// Local IP that connections to peers leave from, on a host with several
+    /// (default: the OS picks by route).
+    #[arg(long, env = "FERRY_SOURCE_IP")]
+    source_ip: Option<std::net::IpAddr>,
     /// This node's id in the cluster.
     #[arg(long, env = "FERRY_NODE_ID", default_value_t = 1)]
     node_id: u64,
@@ -93,6 +97,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .snapshot_every_entries(args.snapshot_every_entries);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
+    }
+    if let Some(ip) = args.source_ip {
+        builder = builder.source_ip(ip);
     }
     if args.unsafe_manual_clock {
         tracing::warn!("--unsafe-manual-clock: time moves only when a test says so");

@@ -1,5 +1,5 @@
-//! The cluster under test: `ferryd` processes, each in its own network
-//! namespace with its own data dir and log, started, killed, paused and
+//! The cluster under test: `ferryd` processes, each on its own address of
+//! the [`net`]work with its own data dir and log, started, killed, paused and
 //! resumed by the PIDs this harness got when it started them. For power-loss
 //! runs each data dir is a [`powerfs`] mount, so a node can lose every write
 //! it did not fsync.
@@ -7,6 +7,7 @@
 pub mod corrupt;
 pub mod net;
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ferry_client::Client;
 
-pub use net::Network;
+pub use net::{Mode, Network};
 
 use crate::powerfs::{self, LossReport, Mounted};
 
@@ -56,8 +57,9 @@ pub struct Cluster {
 const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// How a cluster is started.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Setup {
+    pub network: Mode,
     pub ferryd_args: Vec<String>,
     /// Data dirs on power-loss filesystems.
     pub power_loss: bool,
@@ -68,7 +70,7 @@ pub struct Setup {
 impl Cluster {
     /// Builds the network and starts `count` nodes with data and logs under `dir`.
     pub fn start(ferryd: &Path, setup: &Setup, dir: &Path, count: u32, tag: u8) -> anyhow::Result<Self> {
-        let net = Network::create(tag, count)?;
+        let net = Network::create(setup.network, tag, count)?;
         let nodes = (1..=count)
             .map(|id| Node {
                 id,
@@ -147,8 +149,10 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u32, formation: &[String]) -> anyhow::Result<()> {
-        let prefix = self.net.exec_prefix(id);
-        let (ferryd, extra) = (self.ferryd.clone(), self.ferryd_args.clone());
+        let mut program: Vec<OsString> = self.net.exec_prefix(id).into_iter().map(OsString::from).collect();
+        program.push(self.ferryd.clone().into_os_string());
+        let placement = self.net.ferryd_args(id);
+        let extra = self.ferryd_args.clone();
         let clock = self.clocks.get((id - 1) as usize).cloned();
         let node = self.node_mut(id);
         if node.child.is_some() {
@@ -156,11 +160,11 @@ impl Cluster {
         }
         std::fs::create_dir_all(&node.data_dir)?;
         let log = append(&node.log)?;
-        let mut command = Command::new(&prefix[0]);
+        let mut command = Command::new(&program[0]);
         command
-            .args(&prefix[1..])
-            .arg(&ferryd)
-            .args(["--node-id", &id.to_string(), "--listen", &node.addr])
+            .args(&program[1..])
+            .args(["--node-id", &id.to_string()])
+            .args(&placement)
             .args(formation)
             .arg("--data-dir")
             .arg(&node.data_dir)

@@ -31,7 +31,8 @@ fn run_line(events: &[Event], end_us: u64) -> String {
     match run {
         Some(run) => {
             let nemeses = if run.nemeses.is_empty() { "none".to_string() } else { run.nemeses.join(", ") };
-            format!("run: {} nodes, seed {}, nemeses: {nemeses}; {duration}\n", run.nodes, run.seed)
+            let network = if run.network.is_empty() { String::new() } else { format!(" on {}", run.network) };
+            format!("run: {} nodes{network}, seed {}, nemeses: {nemeses}; {duration}\n", run.nodes, run.seed)
         }
         None => format!("run: no run event; {duration}\n"),
     }

@@ -77,6 +77,7 @@ fn small_run() -> Vec<Event> {
     let mut history = History::default();
     let run = Run {
         nodes: 3,
+        network: "loopback".into(),
         nemeses: vec!["kill".into()],
         seed: 7,
         topics: vec![TopicInfo { name: "t".into(), partitions: 1 }],

@@ -4,7 +4,7 @@
 //! This is the embeddable server: `ferryd` is a thin `main` over it, and tests
 //! can run nodes in-process.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,7 @@ pub struct NodeBuilder {
     data_dir: PathBuf,
     listen: String,
     advertise: Option<String>,
+    source_ip: Option<IpAddr>,
     node_id: NodeId,
     formation: Formation,
     clock: Arc<dyn Clock>,
@@ -92,6 +93,7 @@ impl NodeBuilder {
             data_dir: data_dir.into(),
             listen: "127.0.0.1:7070".into(),
             advertise: None,
+            source_ip: None,
             node_id: 1,
             formation: Formation::Alone,
             clock: Arc::new(SystemClock),
@@ -114,6 +116,13 @@ impl NodeBuilder {
     /// listen address (for example when listening on `0.0.0.0`).
     pub fn advertise(mut self, addr: impl Into<String>) -> Self {
         self.advertise = Some(addr.into());
+        self
+    }
+
+    /// The local IP connections to peers leave from, on a host with several
+    /// (by default the OS picks by route).
+    pub fn source_ip(mut self, ip: IpAddr) -> Self {
+        self.source_ip = Some(ip);
         self
     }
 
@@ -191,7 +200,7 @@ impl NodeBuilder {
         let raft = Raft::new(
             self.node_id,
             self.raft_config()?,
-            Network::default(),
+            Network::new(self.source_ip),
             log_store,
             StateMachine::new(Arc::clone(&state)),
         )

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +42,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Default)]
 pub struct Network {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The local address connections to peers leave from; the OS picks when `None`.
+    source_ip: Option<IpAddr>,
 }
 
 impl Network {
+    /// Connections to peers leave from `source_ip` (a multi-homed host's
+    /// cluster interface), or from where the OS routes them when `None`.
+    pub fn new(source_ip: Option<IpAddr>) -> Self {
+        Self { channels: Arc::default(), source_ip }
+    }
+
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(addr) {
@@ -51,6 +60,7 @@ impl Network {
         }
         let channel = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(CONNECT_TIMEOUT)
+            .local_address(self.source_ip)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))

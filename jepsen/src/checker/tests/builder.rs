@@ -35,6 +35,7 @@ impl HistoryBuilder {
     pub fn new(partitions: u32, subscriptions: &[&str], nemeses: &[&str]) -> Self {
         let run = Run {
             nodes: 3,
+            network: "namespaces".into(),
             nemeses: nemeses.iter().map(|name| name.to_string()).collect(),
             seed: 7,
             topics: vec![TopicInfo { name: TOPIC.into(), partitions }],

@@ -1,5 +1,5 @@
-//! The cluster's network: one namespace per node on a bridge, so faults can
-//! be put between nodes with iptables inside each namespace.
+//! Namespace mode (root): one network namespace per node on a bridge, so
+//! faults can be put between nodes with iptables inside each namespace.
 //!
 //! ```text
 //!   harness (root namespace) ── bridge fj<T>br 10.231.T.254
@@ -11,21 +11,19 @@
 //! Faults only ever cut node-to-node traffic; the harness's clients reach
 //! every node through the bridge, as clients in other racks would.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
-/// The port every node listens on, each on its own address.
-pub const NODE_PORT: u16 = 7000;
-
 #[derive(Debug)]
-pub struct Network {
+pub struct Namespaces {
     /// Distinguishes this run's interfaces and namespaces from another's.
     tag: u8,
     nodes: u32,
 }
 
-impl Network {
+impl Namespaces {
     /// Builds the bridge and one namespace per node (ids 1..=nodes),
     /// replacing leftovers of an earlier run with the same tag.
     pub fn create(tag: u8, nodes: u32) -> anyhow::Result<Self> {
@@ -50,16 +48,12 @@ impl Network {
         Ok(net)
     }
 
-    pub fn node_ip(&self, node: u32) -> String {
-        format!("10.231.{}.{node}", self.tag)
+    pub fn node_ip(&self, node: u32) -> Ipv4Addr {
+        Ipv4Addr::new(10, 231, self.tag, node as u8)
     }
 
-    pub fn node_addr(&self, node: u32) -> String {
-        format!("{}:{NODE_PORT}", self.node_ip(node))
-    }
-
-    fn hub_ip(&self) -> String {
-        format!("10.231.{}.254", self.tag)
+    fn hub_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 231, self.tag, 254)
     }
 
     pub fn namespace(&self, node: u32) -> String {
@@ -84,7 +78,7 @@ impl Network {
     pub fn cut(&self, a: u32, b: u32) -> anyhow::Result<()> {
         for (here, there) in [(a, b), (b, a)] {
             let ns = self.namespace(here);
-            let peer = self.node_ip(there);
+            let peer = self.node_ip(there).to_string();
             iptables(&ns, &["-A", "INPUT", "-s", &peer, "-j", "DROP"])?;
             iptables(&ns, &["-A", "OUTPUT", "-d", &peer, "-j", "DROP"])?;
         }
@@ -97,7 +91,7 @@ impl Network {
         let ns = self.namespace(node);
         let probability = format!("{:.3}", f64::from(percent.min(100)) / 100.0);
         for peer in (1..=self.nodes).filter(|&p| p != node) {
-            let peer = self.node_ip(peer);
+            let peer = self.node_ip(peer).to_string();
             for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
                 let rule = ["-A", chain, dir, &peer, "-m", "statistic", "--mode", "random", "--probability"];
                 let mut args: Vec<&str> = rule.to_vec();
@@ -125,7 +119,7 @@ impl Network {
     }
 }
 
-impl Drop for Network {
+impl Drop for Namespaces {
     fn drop(&mut self) {
         self.destroy();
     }
