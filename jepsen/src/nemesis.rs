@@ -17,12 +17,23 @@ use crate::history::{Fault, FaultStatus, Op};
 use crate::recorder::Recorder;
 
 /// Every nemesis this harness knows, besides the [`TOPOLOGIES`].
-pub const NAMES: &[&str] =
-    &["kill", "pause", "partition", "loss", "delay", "power-loss", "power-loss-all", "skew", "membership", "corrupt"];
+pub const NAMES: &[&str] = &[
+    "kill",
+    "pause",
+    "partition",
+    "loss",
+    "delay",
+    "power-loss",
+    "power-loss-all",
+    "skew",
+    "membership",
+    "corrupt",
+    "disk-full",
+];
 
-/// Whether a nemesis needs the nodes' data on power-loss filesystems.
-pub fn needs_power_loss_disks(names: &[String]) -> bool {
-    names.iter().any(|n| n.starts_with("power-loss"))
+/// Whether a nemesis needs the nodes' data on [`crate::powerfs`] disks.
+pub fn needs_powerfs(names: &[String]) -> bool {
+    names.iter().any(|n| n.starts_with("power-loss") || n == "disk-full")
 }
 
 const TOPOLOGIES: &[&str] = &[
@@ -65,6 +76,8 @@ enum Undo {
         seed: String,
     },
     Resume(u32),
+    /// Free the node's disk, and start the node again if it stopped.
+    FreeDisk(u32),
     HealNetwork,
     Nothing,
 }
@@ -128,6 +141,16 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
                 Ok((vec![node], format!("node {node} stopped; {detail}"), Undo::Restart(node)))
             })
         }
+        "disk-full" => {
+            // One node, the leader half the time: the rest must carry on
+            // while it cannot write.
+            let node = leader.filter(|_| rng.gen_bool(0.5)).unwrap_or_else(|| pick(rng, &ids));
+            match cluster.fill_disk(node, true) {
+                Ok(true) => Ok((vec![node], format!("node {node}'s disk full"), Undo::FreeDisk(node))),
+                Ok(false) => Err(anyhow::anyhow!("the nodes are not on powerfs disks")),
+                Err(error) => Err(error),
+            }
+        }
         "loss" => {
             let node = pick(rng, &ids);
             let percent = rng.gen_range(10..=40);
@@ -175,6 +198,7 @@ pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
         Undo::Unskew(nodes) => nodes.into_iter().try_for_each(|node| cluster.skew_clock(node, 0).map(drop)),
         Undo::Rejoin { node, seed } => cluster.start_joining(node, &seed),
         Undo::Resume(node) => cluster.resume(node),
+        Undo::FreeDisk(node) => cluster.fill_disk(node, false).and_then(|_| cluster.start_node(node)),
         Undo::HealNetwork => cluster.net().heal(),
         Undo::Nothing => return,
     };

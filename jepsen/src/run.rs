@@ -68,7 +68,7 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<Report> {
     let setup = Setup {
         network: options.network,
         ferryd_args: options.ferryd_args.clone(),
-        power_loss: nemesis::needs_power_loss_disks(&options.nemeses),
+        powerfs: nemesis::needs_powerfs(&options.nemeses),
         clock_skew: options.nemeses.iter().any(|n| n == "skew"),
     };
     let mut cluster = Cluster::start(&options.ferryd, &setup, &options.dir, options.nodes, tag)?;

@@ -123,12 +123,12 @@ fn on_loopback_a_server_that_acks_before_commit_is_caught() {
 }
 
 #[test]
-fn a_correct_cluster_keeps_everything_acknowledged_across_power_losses() {
+fn a_correct_cluster_keeps_everything_acknowledged_across_power_losses_and_full_disks() {
     require_namespaces();
     let reports = tempfile::tempdir().expect("temp dir");
     let (code, stderr) = run(
         reports.path(),
-        &["--nodes", "3", "--nemesis", "power-loss,power-loss-all", "--time-limit", "25s", "--seed", "2"],
+        &["--nodes", "3", "--nemesis", "power-loss,power-loss-all,disk-full", "--time-limit", "30s", "--seed", "2"],
     );
     assert_eq!(code, 0, "expected valid:\n{stderr}");
 }

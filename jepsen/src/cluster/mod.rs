@@ -1,8 +1,8 @@
 //! The cluster under test: `ferryd` processes, each on its own address of
 //! the [`net`]work with its own data dir and log, started, killed, paused and
 //! resumed by the PIDs this harness got when it started them. For power-loss
-//! runs each data dir is a [`powerfs`] mount, so a node can lose every write
-//! it did not fsync.
+//! and disk-full runs each data dir is a [`powerfs`] mount, so a node can
+//! lose every write it did not fsync, or run out of space.
 
 pub mod corrupt;
 pub mod net;
@@ -46,7 +46,7 @@ pub struct Cluster {
     ferryd_args: Vec<String>,
     net: Network,
     nodes: Vec<Node>,
-    /// Per node (in id order), its power-loss filesystem, when the run has one.
+    /// Per node (in id order), its powerfs disk, when the run has them.
     disks: Vec<Mounted>,
     /// Per node, the file its clock offset is read from, when the run skews clocks.
     clocks: Vec<PathBuf>,
@@ -61,8 +61,8 @@ const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT
 pub struct Setup {
     pub network: Mode,
     pub ferryd_args: Vec<String>,
-    /// Data dirs on power-loss filesystems.
-    pub power_loss: bool,
+    /// Data dirs on [`powerfs`] mounts (power loss, full disks).
+    pub powerfs: bool,
     /// Wall clocks that can be skewed per node.
     pub clock_skew: bool,
 }
@@ -100,8 +100,9 @@ impl Cluster {
                 cluster.clocks.push(file);
             }
         }
-        if setup.power_loss {
-            powerfs::fuse_available().map_err(|reason| anyhow::anyhow!("power loss needs FUSE: {reason}"))?;
+        if setup.powerfs {
+            powerfs::fuse_available()
+                .map_err(|reason| anyhow::anyhow!("power-loss and disk-full need FUSE: {reason}"))?;
             for node in &cluster.nodes {
                 let backing = dir.join(format!("n{}-disk", node.id));
                 std::fs::create_dir_all(&backing)?;
@@ -284,12 +285,21 @@ impl Cluster {
         Ok(Some(lost))
     }
 
-    /// Undoes every fault: network healed, clocks put right, paused nodes
+    /// Fills a node's disk (`full`) or frees it; `false` if the run has no
+    /// powerfs disks.
+    pub fn fill_disk(&self, id: u32, full: bool) -> anyhow::Result<bool> {
+        let Some(disk) = self.disks.get((id - 1) as usize) else { return Ok(false) };
+        disk.set_disk_full(full);
+        Ok(true)
+    }
+
+    /// Undoes every fault: network healed, disks freed, clocks put right, paused nodes
     /// resumed, stopped nodes started.
     pub fn heal(&mut self) -> anyhow::Result<()> {
         self.net.heal()?;
         for id in self.ids() {
             self.skew_clock(id, 0)?;
+            self.fill_disk(id, false)?;
             self.resume(id)?;
             self.start_node(id)?;
         }

@@ -71,6 +71,7 @@ impl State {
     /// durable that the program never synced, and hide the very bugs we
     /// look for.
     pub(super) fn write(&mut self, ino: u64, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
+        self.take_space()?;
         if self.unsynced_bytes + data.len() as u64 > self.unsynced_bytes_max {
             self.refused_writes += 1;
             return Err(Errno::ENOSPC);

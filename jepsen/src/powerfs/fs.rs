@@ -221,14 +221,14 @@ impl Filesystem for PowerFs {
         empty(reply, self.state().fsyncdir(ino.0));
     }
 
-    /// Made-up but roomy numbers: std has no safe statvfs, and nothing on
-    /// this filesystem decides anything on free space (a full disk is a
-    /// separate fault).
+    /// Made-up but roomy numbers (std has no safe statvfs), or no free space
+    /// at all while the disk is full.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         const BLOCK_BYTES: u32 = 4096;
         const BLOCKS: u64 = 1 << 28; // 1 TiB
         const FILES: u64 = 1 << 24;
-        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, BLOCK_BYTES, 255, BLOCK_BYTES);
+        let free = if self.state().disk_full { 0 } else { BLOCKS };
+        reply.statfs(BLOCKS, free, free, FILES, FILES, BLOCK_BYTES, 255, BLOCK_BYTES);
     }
 
     fn create(

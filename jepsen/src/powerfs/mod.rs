@@ -18,6 +18,11 @@
 //! default); a write past the bound fails with ENOSPC rather than being made
 //! durable behind the program's back, and is counted in [`Stats::refused_writes`].
 //!
+//! The disk can also be made full ([`Mounted::set_disk_full`]): writes,
+//! creates, mkdirs and links then fail with ENOSPC, and statfs shows no free
+//! space; reads, fsyncs of what was already written, renames and unlinks
+//! still work, as on a real full disk.
+//!
 //! The FUSE session runs on a thread of the calling process: if that process
 //! dies, the mount breaks ("Transport endpoint is not connected"). Not
 //! supported: symlinks, device nodes, `fallocate` (EOPNOTSUPP), renameat2
@@ -62,7 +67,8 @@ pub struct LossReport {
 pub struct Stats {
     pub unsynced_files: u64,
     pub unsynced_bytes: u64,
-    /// Writes failed with ENOSPC because of [`Options::unsynced_bytes_max`].
+    /// Operations failed with ENOSPC: past [`Options::unsynced_bytes_max`],
+    /// or while the disk was full.
     pub refused_writes: u64,
 }
 
@@ -159,6 +165,11 @@ impl Mounted {
             let _forgotten = self.notifier.inval_inode(INodeNo(ino), 0, 0);
         }
         report
+    }
+
+    /// Fills the disk (`true`) or frees it again.
+    pub fn set_disk_full(&self, full: bool) {
+        fs::lock(&self.state).disk_full = full;
     }
 
     pub fn stats(&self) -> Stats {

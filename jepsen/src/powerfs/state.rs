@@ -39,6 +39,8 @@ pub(super) struct State {
     pub(super) unsynced_bytes: u64,
     pub(super) unsynced_bytes_max: u64,
     pub(super) refused_writes: u64,
+    /// The disk is full: everything that takes space fails with ENOSPC.
+    pub(super) disk_full: bool,
 }
 
 impl State {
@@ -51,7 +53,17 @@ impl State {
             unsynced_bytes: 0,
             unsynced_bytes_max,
             refused_writes: 0,
+            disk_full: false,
         }
+    }
+
+    /// ENOSPC (counted) while the disk is full.
+    pub(super) fn take_space(&mut self) -> Res<()> {
+        if self.disk_full {
+            self.refused_writes += 1;
+            return Err(Errno::ENOSPC);
+        }
+        Ok(())
     }
 
     /// The backing path of a relative path.
@@ -108,6 +120,7 @@ impl State {
     }
 
     pub(super) fn mkdir(&mut self, parent: u64, name: &OsStr, mode: u32, umask: u32) -> Res<FileAttr> {
+        self.take_space()?;
         let rel = self.child(parent, name)?;
         fs::DirBuilder::new().mode(mode & !umask & 0o7777).create(self.full(&rel))?;
         self.entry(&rel)
@@ -116,6 +129,7 @@ impl State {
     /// Creates and opens a file; returns its attributes and a handle.
     pub(super) fn create(&mut self, parent: u64, name: &OsStr, mode: u32, umask: u32) -> Res<(FileAttr, u64)> {
         use std::os::unix::fs::OpenOptionsExt;
+        self.take_space()?;
         let rel = self.child(parent, name)?;
         let file = fs::OpenOptions::new()
             .read(true)
@@ -156,6 +170,7 @@ impl State {
     }
 
     pub(super) fn link(&mut self, ino: u64, new_parent: u64, new_name: &OsStr) -> Res<FileAttr> {
+        self.take_space()?;
         let (from, to) = (self.path(ino)?, self.child(new_parent, new_name)?);
         fs::hard_link(self.full(&from), self.full(&to))?;
         self.inodes.link(ino, &to);

@@ -121,7 +121,8 @@ fn bind(listen: SocketAddr, namespace: Option<&str>) -> anyhow::Result<(tokio::r
             .with_context(|| format!("entering network namespace {namespace}"))?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let listener = runtime.block_on(TcpListener::bind(listen)).with_context(|| format!("proxy listening on {listen}"))?;
+    let listener =
+        runtime.block_on(TcpListener::bind(listen)).with_context(|| format!("proxy listening on {listen}"))?;
     Ok((runtime, listener))
 }
 

@@ -100,3 +100,23 @@ fn writes_past_the_unsynced_limit_fail_with_enospc_until_an_fsync() {
     file.write_all(&[2; 32 << 10]).expect("room again after the fsync");
     assert_eq!(fx.mount.stats().unsynced_bytes, 32 << 10);
 }
+
+#[test]
+fn a_full_disk_refuses_new_data_keeps_serving_reads_and_recovers_when_freed() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut file = File::create(fx.path("a")).expect("create");
+    file.write_all(b"before").expect("write");
+    file.sync_data().expect("fdatasync");
+
+    fx.mount.set_disk_full(true);
+    let refused = file.write_all(b"during").expect_err("a write to a full disk");
+    assert_eq!(refused.kind(), io::ErrorKind::StorageFull, "{refused}");
+    let refused = File::create(fx.path("b")).expect_err("a create on a full disk");
+    assert_eq!(refused.kind(), io::ErrorKind::StorageFull, "{refused}");
+    assert_eq!(fx.read("a"), b"before", "reads go on while the disk is full");
+    assert_eq!(fx.mount.stats().refused_writes, 2);
+
+    fx.mount.set_disk_full(false);
+    file.write_all(b" after").expect("a write once space returns");
+    assert_eq!(fx.read("a"), b"before after");
+}

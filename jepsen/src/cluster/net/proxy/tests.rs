@@ -70,7 +70,10 @@ async fn a_cut_source_gets_nothing_until_healed_and_other_sources_are_untouched(
 
     proxy.heal();
     let mut back = vec![0; 4];
-    timeout(Duration::from_secs(5), cut.read_exact(&mut back)).await.expect("held bytes flow after healing").expect("read the held bytes");
+    timeout(Duration::from_secs(5), cut.read_exact(&mut back))
+        .await
+        .expect("held bytes flow after healing")
+        .expect("read the held bytes");
     assert_eq!(back, b"held", "the bytes held during the cut arrive after it");
 }
 
