@@ -52,7 +52,7 @@ pub struct SubscriptionSettings {
 }
 
 /// What a subscription still has to work through.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backlog {
     /// Not yet acked, leased ones included.
     pub unacked_messages: u64,
@@ -62,6 +62,9 @@ pub struct Backlog {
     /// Age of the oldest unacked message by its publish time; zero when none.
     pub oldest_unacked_age: Duration,
     pub oldest_unacked_publish_time: Option<SystemTime>,
+    /// The server's wall clock when this was read (publish times are on
+    /// that clock): with nothing unacked, the subscription's watermark.
+    pub as_of: SystemTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +202,7 @@ pub(crate) fn subscription_from_api(subscription: api::Subscription) -> Subscrip
             oldest_unacked_age: Duration::from_millis(b.oldest_unacked_age_millis),
             oldest_unacked_publish_time: (b.unacked_messages > 0)
                 .then(|| time_from_micros(b.oldest_unacked_publish_time_unix_micros)),
+            as_of: time_from_micros(b.as_of_unix_micros),
         }),
     }
 }

@@ -172,6 +172,11 @@ async fn backlog_counts_unacked_bytes_leases_and_the_oldest_age() {
     assert_eq!(backlog.leased_messages, 1);
     assert!(backlog.oldest_unacked_age >= Duration::from_secs(90), "{:?}", backlog.oldest_unacked_age);
     assert!(backlog.oldest_unacked_age < Duration::from_secs(95));
+    // `as_of` is the server's clock (90 s ahead of this one), the one publish
+    // times are on: the ETL's watermark compares the two.
+    let oldest = backlog.oldest_unacked_publish_time.expect("an oldest unacked message");
+    let age = backlog.as_of.duration_since(oldest).expect("as_of is after the oldest publish");
+    assert_eq!(age.as_millis(), backlog.oldest_unacked_age.as_millis());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
