@@ -4,3 +4,5 @@
 
 pub mod envelope;
 pub mod hour;
+pub mod merge;
+pub mod naming;
