@@ -7,3 +7,4 @@ pub mod envelope;
 pub mod hour;
 pub mod merge;
 pub mod naming;
+pub mod store;
