@@ -40,6 +40,11 @@ impl Hour {
         Self(self.0 - 1)
     }
 
+    /// An hour halfway between two (for binary searches).
+    pub fn between(low: Self, high: Self) -> Self {
+        Self(low.0 + (high.0 - low.0) / 2)
+    }
+
     /// The bucket's directory under a topic: `dt=YYYY-MM-DD/hr=HH`.
     pub fn dir(self) -> String {
         let start = self.date_time();

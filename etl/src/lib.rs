@@ -3,8 +3,16 @@
 //! never changed after. See ARCHITECTURE.md, "Hourly-bucket ETL".
 
 pub mod avro;
+pub mod closer;
+pub mod config;
 pub mod envelope;
 pub mod hour;
+pub mod manifest;
 pub mod merge;
+pub mod metrics;
 pub mod naming;
+pub mod progress;
+pub mod stager;
 pub mod store;
+pub mod verify;
+pub mod worker;

@@ -1,0 +1,190 @@
+//! Closing hours: when the watermark has passed an hour (plus the grace)
+//! and its staging files have gone quiet, merge them into the hour's parts
+//! and write its `_SUCCESS`. Safe to run in every worker at once, and to
+//! crash at any step: the `_CLOSING` intent fixes what a close reads and how
+//! it splits, parts have deterministic bytes, and every write is create-only.
+
+use std::time::{Duration, SystemTime};
+
+use ferry_client::Client;
+use sha2::{Digest, Sha256};
+
+use crate::avro::{self, AvroError, Codec};
+use crate::config::Config;
+use crate::hour::{self, Hour};
+use crate::manifest::{FileEntry, Intent, Manifest};
+use crate::merge::{merge, split, TooManyEvents};
+use crate::metrics::Metrics;
+use crate::naming::{self, in_hour, SetDigest, CLOSING, STAGING_DIR, SUCCESS};
+use crate::progress::{Progress, ProgressError};
+use crate::store::{Created, Output, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Progress(#[from] ProgressError),
+    #[error("{path}: {source}")]
+    Avro { path: String, source: AvroError },
+    #[error("{path} is damaged: {reason}")]
+    Damaged { path: String, reason: String },
+    #[error("{path} is listed in the close intent but missing")]
+    Missing { path: String },
+    #[error("hour {hour}: {source}")]
+    TooBig { hour: Hour, source: TooManyEvents },
+    #[error("reading the watermark: {0}")]
+    Watermark(#[from] ferry_client::Error),
+}
+
+/// Closes every hour the watermark allows, oldest first; returns how many.
+pub async fn close_ready_hours(
+    client: &Client,
+    output: &Output,
+    config: &Config,
+    progress: &tokio::sync::Mutex<Progress>,
+    metrics: &Metrics,
+) -> Result<usize, CloseError> {
+    let watermark = watermark(client, &config.subscription).await?;
+    let mut progress = progress.lock().await;
+    progress.refresh(output).await?;
+    progress.ensure_start(output, Hour::of_micros(watermark)).await?;
+    let mut closed = 0;
+    while let Some(hour) = progress.oldest_open() {
+        let due = hour.end_micros().saturating_add(micros(config.grace));
+        metrics.set_watermark_lag(watermark.saturating_sub(hour.start_micros()));
+        if watermark < due || !quiet(output, config, hour).await? {
+            break;
+        }
+        let manifest = close_hour(output, config, hour).await?;
+        metrics.hour_closed(&manifest, watermark.saturating_sub(due));
+        progress.closed(hour);
+        closed += 1;
+    }
+    Ok(closed)
+}
+
+/// The subscription's watermark (µs on the server's clock): the oldest
+/// unacked publish time, or the server's clock when nothing is unacked.
+pub async fn watermark(client: &Client, subscription: &str) -> Result<i64, ferry_client::Error> {
+    let backlog = client
+        .get_subscription(subscription)
+        .await?
+        .backlog
+        .ok_or_else(|| ferry_client::Error::Protocol("GetSubscription returned no backlog".into()))?;
+    Ok(hour::micros(backlog.oldest_unacked_publish_time.unwrap_or(backlog.as_of)))
+}
+
+/// Whether the hour's newest staging file is at least `quiet` old.
+async fn quiet(output: &Output, config: &Config, hour: Hour) -> Result<bool, CloseError> {
+    if config.quiet.is_zero() {
+        return Ok(true);
+    }
+    let staged = output.list(&in_hour(&config.topic, hour, STAGING_DIR)).await?;
+    let newest = staged.iter().map(|file| file.last_modified).max();
+    let age = |time: SystemTime| SystemTime::now().duration_since(time).unwrap_or(Duration::ZERO);
+    Ok(newest.is_none_or(|newest| age(newest) >= config.quiet))
+}
+
+/// Closes one hour (or finds it closed) and returns its manifest.
+pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<Manifest, CloseError> {
+    let topic = &config.topic;
+    if let Some(manifest) = read_manifest(output, topic, hour).await? {
+        return Ok(manifest);
+    }
+    let intent = fix_intent(output, config, hour).await?;
+    let codec = Codec::from_name(&intent.codec).ok_or_else(|| CloseError::Damaged {
+        path: in_hour(topic, hour, CLOSING),
+        reason: format!("unknown codec {:?}", intent.codec),
+    })?;
+
+    let mut batches = Vec::with_capacity(intent.staging.len());
+    for name in &intent.staging {
+        let path = in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"));
+        let bytes = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
+        batches.push(avro::read_file(&bytes).map_err(|source| CloseError::Avro { path, source })?);
+    }
+    let merged = merge(batches, config.close_events_max).map_err(|source| CloseError::TooBig { hour, source })?;
+
+    let mut files = Vec::new();
+    for (index, part) in split(&merged.events, intent.part_events_max, intent.part_bytes_max).into_iter().enumerate() {
+        let name = naming::part_name(index);
+        let path = in_hour(topic, hour, &name);
+        let marker = SetDigest::of(hour, part.iter().map(|e| (e.partition, e.offset))).sync_marker();
+        let bytes = avro::write_file(part, codec, marker);
+        // A crashed close may have written this part already: describe what is stored.
+        let (stored, records) = match output.create(&path, bytes.clone().into()).await? {
+            Created::New => (bytes, part.len() as u64),
+            Created::AlreadyThere => {
+                let stored = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
+                let records = avro::read_file(&stored).map_err(|source| CloseError::Avro { path, source })?.len();
+                (stored.to_vec(), records as u64)
+            }
+        };
+        files.push(FileEntry { name, records, bytes: stored.len() as u64, sha256: sha256_hex(&stored) });
+    }
+    let manifest = Manifest {
+        topic: topic.clone(),
+        hour: hour.to_string(),
+        records: files.iter().map(|f| f.records).sum(),
+        files,
+        duplicates_dropped: merged.duplicates,
+        skewed: merged.skewed,
+        staging_files: intent.staging.len(),
+    };
+    let document = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+    let manifest = match output.create(&in_hour(topic, hour, SUCCESS), document.into()).await? {
+        Created::New => manifest,
+        Created::AlreadyThere => read_manifest(output, topic, hour).await?.unwrap_or(manifest),
+    };
+    // The parts hold everything now; the staged copies can go.
+    for name in &intent.staging {
+        output.delete(&in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"))).await?;
+    }
+    Ok(manifest)
+}
+
+/// The hour's close intent: the one already written, else one naming the
+/// staging files there now (create-only, so all closers end up with one).
+pub async fn fix_intent(output: &Output, config: &Config, hour: Hour) -> Result<Intent, CloseError> {
+    let path = in_hour(&config.topic, hour, CLOSING);
+    if let Some(intent) = read_intent(output, &config.topic, hour).await? {
+        return Ok(intent);
+    }
+    let staged = output.list(&in_hour(&config.topic, hour, STAGING_DIR)).await?;
+    let intent = Intent {
+        hour: hour.to_string(),
+        staging: staged.into_iter().map(|file| file.name).filter(|name| name.ends_with(".avro")).collect(),
+        codec: config.codec.name().to_owned(),
+        part_events_max: config.part_events_max,
+        part_bytes_max: config.part_bytes_max,
+    };
+    let document = serde_json::to_vec_pretty(&intent).expect("serialisable");
+    match output.create(&path, document.into()).await? {
+        Created::New => Ok(intent),
+        Created::AlreadyThere => read_intent(output, &config.topic, hour).await?.ok_or(CloseError::Missing { path }),
+    }
+}
+
+pub async fn read_intent(output: &Output, topic: &str, hour: Hour) -> Result<Option<Intent>, CloseError> {
+    read_json(output, &in_hour(topic, hour, CLOSING)).await
+}
+
+pub async fn read_manifest(output: &Output, topic: &str, hour: Hour) -> Result<Option<Manifest>, CloseError> {
+    read_json(output, &in_hour(topic, hour, SUCCESS)).await
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(output: &Output, path: &str) -> Result<Option<T>, CloseError> {
+    let Some(bytes) = output.get(path).await? else { return Ok(None) };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| CloseError::Damaged { path: path.to_owned(), reason: e.to_string() })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    naming::hex(&Sha256::digest(bytes))
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
