@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::avro::{self, AvroError, Codec};
 use crate::config::Config;
+use crate::crash;
 use crate::hour::{self, Hour};
 use crate::manifest::{FileEntry, Intent, Manifest};
 use crate::merge::{merge, split, TooManyEvents};
@@ -93,6 +94,7 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         return Ok(manifest);
     }
     let intent = fix_intent(output, config, hour).await?;
+    crash::point("intent-written");
     let codec = Codec::from_name(&intent.codec).ok_or_else(|| CloseError::Damaged {
         path: in_hour(topic, hour, CLOSING),
         reason: format!("unknown codec {:?}", intent.codec),
@@ -122,6 +124,7 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
             }
         };
         files.push(FileEntry { name, records, bytes: stored.len() as u64, sha256: sha256_hex(&stored) });
+        crash::point("part-written");
     }
     let manifest = Manifest {
         topic: topic.clone(),
@@ -137,6 +140,7 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         Created::New => manifest,
         Created::AlreadyThere => read_manifest(output, topic, hour).await?.unwrap_or(manifest),
     };
+    crash::point("success-written");
     // The parts hold everything now; the staged copies can go.
     for name in &intent.staging {
         output.delete(&in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"))).await?;

@@ -41,7 +41,7 @@ impl Config {
             subscription: subscription.to_owned(),
             codec: Codec::default(),
             file_age_max: Duration::from_secs(10),
-            file_events_max: 50_000,
+            file_events_max: 5_000,
             file_bytes_max: 64 << 20,
             grace: Duration::from_secs(5 * 60),
             quiet: Duration::from_secs(30),

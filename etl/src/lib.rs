@@ -5,6 +5,7 @@
 pub mod avro;
 pub mod closer;
 pub mod config;
+pub mod crash;
 pub mod envelope;
 pub mod hour;
 pub mod manifest;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::avro;
 use crate::closer::{read_intent, CloseError};
 use crate::config::Config;
+use crate::crash;
 use crate::envelope::Envelope;
 use crate::hour::{self, Hour};
 use crate::metrics::Metrics;
@@ -162,6 +163,7 @@ impl Stager {
         let bytes = avro::write_file(&events, self.config.codec, digest.sync_marker());
         let path = naming::staging_path(&self.config.topic, hour, &digest);
         self.create_with_retries(&path, bytes.len(), bytes.into()).await?;
+        crash::point("staged");
 
         // A close fixes its staging files when it starts: if this hour's
         // close started without this file, the events are not in the hour.

@@ -15,6 +15,9 @@ use crate::progress::Progress;
 use crate::stager::{StageError, Stager};
 use crate::store::Output;
 
+/// The most unacked messages the server lets one stream hold.
+const STREAM_OUTSTANDING_MAX: u32 = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("subscription {subscription}: {source}")]
@@ -41,7 +44,11 @@ pub async fn run(
     let progress = Arc::new(tokio::sync::Mutex::new(progress));
 
     let settings = SubscriberSettings {
-        max_outstanding_messages: u32::try_from(config.file_events_max.saturating_mul(2)).unwrap_or(u32::MAX),
+        // Buffered events are unacked, so this bounds what a worker can
+        // buffer: twice a file, within the server's per-stream limit.
+        max_outstanding_messages: u32::try_from(config.file_events_max.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .min(STREAM_OUTSTANDING_MAX),
         max_outstanding_bytes: (config.file_bytes_max as u64).saturating_mul(2),
         ..SubscriberSettings::default()
     };

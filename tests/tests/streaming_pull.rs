@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
-use ferry_tests::{Ferryd, TempDir};
+use ferry_tests::{eventually, Ferryd, TempDir};
 use tokio::sync::Barrier;
 
 const CONSUMERS: usize = 50;
@@ -164,4 +164,30 @@ async fn consumers_acking_one_message_per_request_drain_a_large_backlog_without_
         "consumers stalled with {} received; backlog {backlog:?}",
         received.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// Found by the ETL's replay test: a seek replays acked messages, and a
+/// stream waiting for new ones must get them without waiting for a publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_stream_gets_the_messages_a_seek_replays() {
+    let (_dir, _server, client) = pool().await;
+    // A second subscription keeps acked messages on disk for the replay.
+    client.create_subscription("keeper", "work", SubscriptionSettings::default()).await.expect("keeper");
+    client.publish("work", (0..5).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
+    let mut subscriber = client.subscribe("pool", SubscriberSettings::default()).await.expect("subscribe");
+    for _ in 0..5 {
+        subscriber.next().await.expect("message").expect("no error").ack();
+    }
+    eventually(Duration::from_secs(10), "the acks commit", || async {
+        let backlog = client.get_subscription("pool").await.expect("get").backlog.expect("backlog");
+        (backlog.unacked_messages == 0).then_some(())
+    })
+    .await;
+
+    client.seek("pool", SystemTime::UNIX_EPOCH).await.expect("seek to the start");
+    for _ in 0..5 {
+        let replayed = tokio::time::timeout(Duration::from_secs(5), subscriber.next()).await;
+        replayed.expect("the replay reaches the waiting stream").expect("message").expect("no error").ack();
+    }
+    subscriber.close().await;
 }

@@ -96,18 +96,18 @@ impl Dispatcher {
         Ok(leases.lease(&source, &subscription.floors(), now, lessee, &mut next_id)?)
     }
 
-    /// Changes whenever a publish is applied; take it before leasing, then
+    /// Changes whenever a publish or a seek is applied; take it before leasing, then
     /// [`wait`](Self::wait) on it if nothing was there.
-    pub fn watch_publishes(&self) -> watch::Receiver<u64> {
-        let mut publishes = self.state.watch_publishes();
-        publishes.borrow_and_update();
-        publishes
+    pub fn watch_arrivals(&self) -> watch::Receiver<u64> {
+        let mut arrivals = self.state.watch_arrivals();
+        arrivals.borrow_and_update();
+        arrivals
     }
 
-    /// Waits until new messages may be deliverable: a publish was applied, a
+    /// Waits until new messages may be deliverable: a publish or seek was applied, a
     /// lease or backoff of the subscription ran out, or `give_up` (real time)
     /// passed.
-    pub async fn wait(&self, term: u64, name: &str, publishes: &mut watch::Receiver<u64>, give_up: Instant) {
+    pub async fn wait(&self, term: u64, name: &str, arrivals: &mut watch::Receiver<u64>, give_up: Instant) {
         let next_deadline = self.subscription(name).ok().and_then(|s| self.leases(term, &s).lock().next_deadline());
         let deadline = async {
             match next_deadline {
@@ -116,7 +116,7 @@ impl Dispatcher {
             }
         };
         tokio::select! {
-            _ = publishes.changed() => {}
+            _ = arrivals.changed() => {}
             () = deadline => {}
             () = tokio::time::sleep_until(give_up) => {}
         }
@@ -126,12 +126,12 @@ impl Dispatcher {
     pub async fn pull(&self, term: u64, name: &str, lessee: Lessee, wait: Duration) -> Result<Leased, DeliveryError> {
         let give_up = Instant::now() + wait;
         loop {
-            let mut publishes = self.watch_publishes();
+            let mut arrivals = self.watch_arrivals();
             let leased = self.lease(term, name, lessee)?;
             if !leased.deliveries.is_empty() || !leased.exhausted.is_empty() || Instant::now() >= give_up {
                 return Ok(leased);
             }
-            self.wait(term, name, &mut publishes, give_up).await;
+            self.wait(term, name, &mut arrivals, give_up).await;
         }
     }
 

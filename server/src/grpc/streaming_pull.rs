@@ -110,7 +110,7 @@ impl Stream {
                     break;
                 }
             }
-            let mut publishes = self.dispatcher.watch_publishes();
+            let mut arrivals = self.dispatcher.watch_arrivals();
             match self.deliver().await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -131,7 +131,7 @@ impl Stream {
                         break;
                     }
                 }
-                () = self.dispatcher.wait(self.term, &self.name, &mut publishes, far) => {}
+                () = self.dispatcher.wait(self.term, &self.name, &mut arrivals, far) => {}
                 () = self.responses.closed() => break,
             }
         }

@@ -39,7 +39,7 @@ pub struct AppliedState {
     catalog: RwLock<Catalog>,
     progress: Mutex<Progress>,
     /// Counts applied publish batches; delivery waits on it for new messages.
-    publishes: watch::Sender<u64>,
+    arrivals: watch::Sender<u64>,
 }
 
 impl AppliedState {
@@ -60,7 +60,7 @@ impl AppliedState {
             db: RwLock::new(Arc::new(db)),
             catalog: RwLock::new(catalog),
             progress: Mutex::new(progress),
-            publishes: watch::channel(0).0,
+            arrivals: watch::channel(0).0,
         }))
     }
 
@@ -87,8 +87,8 @@ impl AppliedState {
     }
 
     /// Changes whenever a publish batch is applied.
-    pub fn watch_publishes(&self) -> watch::Receiver<u64> {
-        self.publishes.subscribe()
+    pub fn watch_arrivals(&self) -> watch::Receiver<u64> {
+        self.arrivals.subscribe()
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
@@ -124,8 +124,10 @@ impl AppliedState {
         }
         drop(progress);
         drop(catalog);
-        if matches!(response, Response::Published { .. }) {
-            self.publishes.send_modify(|n| *n += 1);
+        // A seek brings acked messages back: consumers waiting for new ones
+        // must look again.
+        if matches!(response, Response::Published { .. } | Response::Sought) {
+            self.arrivals.send_modify(|n| *n += 1);
         }
         Ok(response)
     }
@@ -162,7 +164,7 @@ impl AppliedState {
         if Arc::into_inner(old).is_some() {
             self.dirs.remove_stale()?;
         }
-        self.publishes.send_modify(|n| *n += 1);
+        self.arrivals.send_modify(|n| *n += 1);
         Ok(())
     }
 }
