@@ -48,6 +48,8 @@ pub enum SyncMode {
 pub struct LogStore {
     db: Arc<DB>,
     syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// Whether the vote has been read since the store was opened (see `read_vote`).
+    vote_read: bool,
 }
 
 impl Debug for LogStore {
@@ -66,7 +68,7 @@ impl LogStore {
             .name("ferry-log-sync".into())
             .spawn(move || run_log_sync(&sync_db, pending, sync_mode))
             .map_err(StorageError::io("start the log-sync thread"))?;
-        Ok(Self { db, syncs })
+        Ok(Self { db, syncs, vote_read: false })
     }
 
     fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -150,17 +152,19 @@ fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sy
 /// families lets RocksDB delete the WAL files that still hold the purged
 /// entries; SST files wholly inside the range are dropped without compaction,
 /// the rest compacted. Failures only delay reclaiming.
-fn reclaim_purged(db: &DB, from: [u8; 8], to: [u8; 8]) {
+fn reclaim_purged(db: &DB, from: [u8; 8], last_purged: [u8; 8]) {
     let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
     let mut options = rocksdb::FlushOptions::default();
     options.set_wait(true);
     if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
         tracing::warn!(error = %e, "flushing the raft log after a purge failed");
     }
-    if let Err(e) = db.delete_file_in_range_cf(log, from, to) {
+    // The range is inclusive: files holding only purged entries, never one
+    // that ends with the first entry kept.
+    if let Err(e) = db.delete_file_in_range_cf(log, from, last_purged) {
         tracing::warn!(error = %e, "dropping purged raft log files failed");
     }
-    db.compact_range_cf(log, Some(from), Some(to));
+    db.compact_range_cf(log, Some(from), Some(last_purged));
 }
 
 fn start_of(bound: Bound<&u64>) -> u64 {
@@ -211,9 +215,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.write_synced(batch, "save vote").map_err(errors::write_vote)
     }
 
+    /// The first read after opening — openraft's start-up — gives the vote
+    /// back as not committed. With a committed vote naming itself, openraft
+    /// would resume leading its old term at once, without an election or a
+    /// blank entry: serving reads from a state machine that has not yet
+    /// re-applied what it committed before the restart (found by the fault
+    /// harness: acked messages delivered again after a power loss), and
+    /// proposing at indexes whose entries the followers may hold while its
+    /// own disk lost them. Not committed, it only means "voted for this
+    /// leader in this term": the node waits for a leader or stands in the
+    /// next term, whose leader commits a blank entry first.
     async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
         let record = self.read_meta::<pb::Vote>(keys::VOTE, "vote").map_err(errors::read_vote)?;
-        Ok(record.as_ref().map(vote_from_record))
+        let at_start_up = !std::mem::replace(&mut self.vote_read, true);
+        Ok(record
+            .map(|record| pb::Vote { committed: record.committed && !at_start_up, ..record })
+            .as_ref()
+            .map(vote_from_record))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
@@ -265,7 +283,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(log_cf, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
         let db = Arc::clone(&self.db);
-        std::thread::spawn(move || reclaim_purged(&db, from, to));
+        let last_purged = keys::entry(log_id.index);
+        std::thread::spawn(move || reclaim_purged(&db, from, last_purged));
         Ok(())
     }
 }
