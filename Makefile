@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run check fmt lint build test deps bench chaos
+.PHONY: run check fmt lint build test deps bench bench-etl chaos
 
 ## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
 run: deps
@@ -33,6 +33,12 @@ test: build
 bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry
 	scripts/bench-clusters $(COUNT)
+
+## ferry-etl throughput: COUNT events drained by one worker into Avro on
+## local disk; events/s over wall time and per CPU second of the worker.
+bench-etl: deps
+	$(CARGO) build --release --bin ferryd --bin ferry --bin ferry-etl
+	scripts/bench-etl
 
 ## The fault harness's full matrix (release build): every nemesis profile ×
 ## SEEDS seeds × 3 and 5 nodes, TIME of faults each; prints a summary table.
