@@ -304,3 +304,36 @@ async fn replayed_events_of_a_closed_hour_go_skewed_into_the_open_hour_or_after_
     assert!(late.iter().all(|m| m.message.attributes.get("ferry-etl-topic").map(String::as_str) == Some(TOPIC)));
     assert!(etl.stop().success(), "{}", world.etl_log());
 }
+
+/// Two workers on one subscription: either gets any event, both close hours
+/// (the create-only intent and manifest settle who was first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_sharing_a_topic_write_each_event_once() {
+    let world = World::new().await;
+    let first = Hour::of(world.now().await);
+    let (one, two) = (world.etl(&[]), world.etl(&[]));
+    for batch in 0..10 {
+        world.publish(&format!("p{batch}"), 0..200, false).await;
+    }
+    world.wait_until_acked().await;
+    world.advance(HOUR).await;
+    world.publish("q", 0..300, true).await;
+    world.wait_until_acked().await;
+    world.advance(HOUR * 2).await;
+
+    let mut seen = Vec::new();
+    for hour in [first, first.next()] {
+        world.wait_closed(hour).await;
+        seen.extend(world.events(hour).await.into_iter().map(|(text, _, _)| text));
+        world.verify(hour);
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..10)
+        .flat_map(|b| (0..200).map(move |i| format!("p{b}-{i}")))
+        .chain((0..300).map(|i| format!("q-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(seen.len(), want.len(), "every event once across both hours");
+    assert_eq!(seen, want);
+    assert!(one.stop().success() && two.stop().success(), "{}", world.etl_log());
+}
