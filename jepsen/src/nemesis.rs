@@ -76,6 +76,9 @@ enum Undo {
         seed: String,
     },
     Resume(u32),
+    /// Start the node on its damaged data; if it refuses (as it should when
+    /// its Raft log is damaged), replace it the way the runbook says.
+    RestartOrReplace(u32),
     /// Free the node's disk, and start the node again if it stopped.
     FreeDisk(u32),
     HealNetwork,
@@ -138,7 +141,7 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
             let node = pick(rng, if followers.is_empty() { &ids } else { &followers });
             cluster.kill(node).and_then(|()| {
                 let detail = cluster.corrupt(node, rng)?;
-                Ok((vec![node], format!("node {node} stopped; {detail}"), Undo::Restart(node)))
+                Ok((vec![node], format!("node {node} stopped; {detail}"), Undo::RestartOrReplace(node)))
             })
         }
         "disk-full" => {
@@ -191,8 +194,17 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
 }
 
 /// Undoes a fault and records that it was healed.
-pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
+pub async fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
+    let mut fault = active.fault;
     let result = match active.undo {
+        Undo::RestartOrReplace(node) => match restart_or_replace(cluster, node).await {
+            Ok(Some(replaced)) => {
+                fault.detail = format!("{}; {replaced}", fault.detail);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        },
         Undo::Restart(node) => cluster.start_node(node),
         Undo::RestartAll(nodes) => nodes.into_iter().try_for_each(|node| cluster.start_node(node)),
         Undo::Unskew(nodes) => nodes.into_iter().try_for_each(|node| cluster.skew_clock(node, 0).map(drop)),
@@ -202,13 +214,31 @@ pub fn heal(cluster: &mut Cluster, recorder: &Recorder, active: Active) {
         Undo::HealNetwork => cluster.net().heal(),
         Undo::Nothing => return,
     };
-    let mut fault = active.fault;
     fault.status = FaultStatus::Healed;
     if let Err(error) = result {
         fault.detail = format!("healing failed: {error:#}");
         fault.status = FaultStatus::Unknown;
     }
     recorder.note(Op::Fault(fault));
+}
+
+/// Starts a node whose data was damaged. A node that refuses to start on it
+/// (a damaged Raft log stops the node, by design) is replaced as an operator
+/// would: removed from the membership, wiped, and joined again as new.
+/// Returns what was done beyond the restart.
+async fn restart_or_replace(cluster: &mut Cluster, node: u32) -> anyhow::Result<Option<String>> {
+    cluster.start_node(node)?;
+    // A refusal comes at start-up, before the node serves.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let Some(status) = cluster.reap_node(node) else { return Ok(None) };
+    let others: Vec<String> = cluster.nodes().iter().filter(|n| n.id != node).map(|n| n.addr.clone()).collect();
+    let client = ferry_client::Client::connect_with(&others.join(","), Duration::from_secs(10)).await?;
+    tokio::time::timeout(Duration::from_secs(20), client.remove_node(u64::from(node)))
+        .await
+        .map_err(|_| anyhow::anyhow!("removing node {node} did not finish within 20 s"))??;
+    cluster.wipe(node)?;
+    cluster.start_joining(node, &others[0])?;
+    Ok(Some(format!("it refused its damaged data ({status}); replaced: removed, wiped, joined again")))
 }
 
 /// Removes a random node from the membership through the cluster, stops it

@@ -159,7 +159,7 @@ async fn faults(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, op
         let active = nemesis::install(cluster, recorder, rng, &name).await;
         sleep_until_or(until, hold).await;
         record_crashes(cluster, recorder);
-        nemesis::heal(cluster, recorder, active);
+        nemesis::heal(cluster, recorder, active).await;
     }
     tokio::time::sleep_until(until).await;
 }

@@ -253,16 +253,16 @@ impl Cluster {
     /// Nodes whose process ended without the harness stopping it (a crash,
     /// or a refusal to start), with how it ended; they count as stopped.
     pub fn reap(&mut self) -> Vec<(u32, String)> {
-        let mut ended = Vec::new();
-        for node in &mut self.nodes {
-            let exited = node.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                node.child = None;
-                node.paused = false;
-                ended.push((node.id, status.to_string()));
-            }
-        }
-        ended
+        self.ids().into_iter().filter_map(|id| self.reap_node(id).map(|status| (id, status))).collect()
+    }
+
+    /// How the node's process ended, if it ended by itself (it then counts as stopped).
+    pub fn reap_node(&mut self, id: u32) -> Option<String> {
+        let node = self.node_mut(id);
+        let status = node.child.as_mut().and_then(|child| child.try_wait().ok().flatten())?;
+        node.child = None;
+        node.paused = false;
+        Some(status.to_string())
     }
 
     /// Cuts the power of `ids`: each is SIGKILLed, then loses every write it
