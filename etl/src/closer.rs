@@ -52,7 +52,7 @@ pub async fn close_ready_hours(
     progress.ensure_start(output, Hour::of_micros(watermark)).await?;
     let mut closed = 0;
     while let Some(hour) = progress.oldest_open() {
-        let due = hour.end_micros().saturating_add(micros(config.grace));
+        let due = hour.end_micros().saturating_add(hour::duration_micros(config.grace));
         metrics.set_watermark_lag(watermark.saturating_sub(hour.start_micros()));
         if watermark < due || !quiet(output, config, hour).await? {
             break;
@@ -187,8 +187,4 @@ async fn read_json<T: serde::de::DeserializeOwned>(output: &Output, path: &str) 
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     naming::hex(&Sha256::digest(bytes))
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }

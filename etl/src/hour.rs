@@ -94,6 +94,11 @@ pub fn micros(time: SystemTime) -> i64 {
     }
 }
 
+/// A duration in microseconds, saturating.
+pub fn duration_micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 pub fn time_of_micros(micros: i64) -> SystemTime {
     match u64::try_from(micros) {
         Ok(after) => UNIX_EPOCH + Duration::from_micros(after),

@@ -97,7 +97,7 @@ impl Progress {
     }
 
     async fn has_marker(&self, output: &Output, hour: Hour) -> Result<bool, ProgressError> {
-        Ok(output.get(&naming::in_hour(&self.topic, hour, naming::SUCCESS)).await?.is_some())
+        Ok(output.exists(&naming::in_hour(&self.topic, hour, naming::SUCCESS)).await?)
     }
 }
 

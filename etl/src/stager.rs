@@ -116,7 +116,9 @@ impl Stager {
             Some(open) if own_hour < open => (open, true),
             _ => (own_hour, false),
         };
-        if skewed && target.start_micros().saturating_sub(publish_micros) > micros(self.config.late_limit) {
+        if skewed
+            && target.start_micros().saturating_sub(publish_micros) > hour::duration_micros(self.config.late_limit)
+        {
             self.dead_letter(delivered).await?;
             return Ok(None);
         }
@@ -227,8 +229,4 @@ impl Stager {
         delivered.ack();
         Ok(())
     }
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }

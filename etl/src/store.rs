@@ -114,6 +114,15 @@ impl Output {
         }
     }
 
+    /// Whether something is stored under `relative` (without reading it).
+    pub async fn exists(&self, relative: &str) -> Result<bool, StoreError> {
+        match self.store.head(&self.path(relative)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Every object under the directory `relative` (recursively), by name.
     pub async fn list(&self, relative: &str) -> Result<Vec<Listed>, StoreError> {
         let dir = self.path(relative);
@@ -161,6 +170,8 @@ mod tests {
         assert_eq!(output.create("t/a/one", Bytes::from_static(b"second")).await.expect("put"), Created::AlreadyThere);
         assert_eq!(output.get("t/a/one").await.expect("get").as_deref(), Some(&b"first"[..]));
         assert_eq!(output.get("t/a/none").await.expect("get"), None);
+        assert!(output.exists("t/a/one").await.expect("head"));
+        assert!(!output.exists("t/a/none").await.expect("head"));
     }
 
     #[tokio::test]
