@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::avro::{self, AvroError, Codec};
 use crate::config::Config;
 use crate::crash;
+use crate::format::{read_part, FormatError};
 use crate::hour::{self, Hour};
 use crate::manifest::{FileEntry, Intent, Manifest};
 use crate::merge::{merge, split, TooManyEvents};
@@ -28,6 +29,8 @@ pub enum CloseError {
     Progress(#[from] ProgressError),
     #[error("{path}: {source}")]
     Avro { path: String, source: AvroError },
+    #[error("{path}: {source}")]
+    Part { path: String, source: FormatError },
     #[error("{path} is damaged: {reason}")]
     Damaged { path: String, reason: String },
     #[error("{path} is listed in the close intent but missing")]
@@ -110,16 +113,16 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
 
     let mut files = Vec::new();
     for (index, part) in split(&merged.events, intent.part_events_max, intent.part_bytes_max).into_iter().enumerate() {
-        let name = naming::part_name(index);
+        let name = naming::part_name(index, intent.format.extension(codec));
         let path = in_hour(topic, hour, &name);
         let marker = SetDigest::of(hour, part.iter().map(|e| (e.partition, e.offset))).sync_marker();
-        let bytes = avro::write_file(part, codec, marker);
+        let bytes = intent.format.write(part, codec, marker);
         // A crashed close may have written this part already: describe what is stored.
         let (stored, records) = match output.create(&path, bytes.clone().into()).await? {
             Created::New => (bytes, part.len() as u64),
             Created::AlreadyThere => {
                 let stored = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
-                let records = avro::read_file(&stored).map_err(|source| CloseError::Avro { path, source })?.len();
+                let records = read_part(&name, &stored).map_err(|source| CloseError::Part { path, source })?.len();
                 (stored.to_vec(), records as u64)
             }
         };
@@ -129,6 +132,7 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
     let manifest = Manifest {
         topic: topic.clone(),
         hour: hour.to_string(),
+        format: intent.format,
         records: files.iter().map(|f| f.records).sum(),
         files,
         duplicates_dropped: merged.duplicates,
@@ -160,6 +164,7 @@ pub async fn fix_intent(output: &Output, config: &Config, hour: Hour) -> Result<
         hour: hour.to_string(),
         staging: staged.into_iter().map(|file| file.name).filter(|name| name.ends_with(".avro")).collect(),
         codec: config.codec.name().to_owned(),
+        format: config.format,
         part_events_max: config.part_events_max,
         part_bytes_max: config.part_bytes_max,
     };

@@ -3,12 +3,15 @@
 use std::time::Duration;
 
 use crate::avro::Codec;
+use crate::format::Format;
 
 /// One topic's worker.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub topic: String,
     pub subscription: String,
+    /// What the closed hours' parts are written as (staging files are Avro).
+    pub format: Format,
     pub codec: Codec,
     /// A staging file is written once it has been open this long, so data
     /// reaches storage promptly at low rates too.
@@ -39,6 +42,7 @@ impl Config {
         Self {
             topic: topic.to_owned(),
             subscription: subscription.to_owned(),
+            format: Format::default(),
             codec: Codec::default(),
             file_age_max: Duration::from_secs(10),
             file_events_max: 5_000,

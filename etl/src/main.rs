@@ -3,16 +3,18 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_client::Client;
 use ferry_etl::avro::Codec;
 use ferry_etl::config::Config;
+use ferry_etl::format::Format;
 use ferry_etl::hour::Hour;
 use ferry_etl::metrics::Metrics;
 use ferry_etl::naming::{in_hour, STAGING_DIR};
 use ferry_etl::progress::Progress;
 use ferry_etl::store::Output;
-use ferry_etl::{closer, verify, worker};
+use ferry_etl::{closer, metrics_endpoint, verify, worker};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
@@ -36,7 +38,10 @@ enum Command {
         /// `file:///dir`, `s3://bucket/prefix` or `gs://bucket/prefix`.
         #[arg(long)]
         output: String,
-        /// null, deflate or zstandard.
+        /// What closed hours' parts are: avro, or jsonl (JSON Lines).
+        #[arg(long, default_value = "avro", value_parser = parse_format)]
+        format: Format,
+        /// null, deflate or zstandard (for jsonl: none, gzip or zstd over the whole file).
         #[arg(long, default_value = "zstandard", value_parser = parse_codec)]
         codec: Codec,
         /// Longest a staging file stays open.
@@ -57,6 +62,9 @@ enum Command {
         /// How often the closer checks the watermark.
         #[arg(long, default_value = "5s")]
         close_check: humantime::Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9471).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Where a topic's hours stand: start, last closed, open hours.
     Status {
@@ -77,6 +85,10 @@ enum Command {
         #[arg(long)]
         output: String,
     },
+}
+
+fn parse_format(name: &str) -> Result<Format, String> {
+    Format::from_name(name).ok_or_else(|| format!("{name:?} is not a format: avro or jsonl"))
 }
 
 fn parse_codec(name: &str) -> Result<Codec, String> {
@@ -114,6 +126,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             topic,
             subscription,
             output,
+            format,
             codec,
             file_age,
             grace,
@@ -121,8 +134,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             late_limit,
             dead_letter_topic,
             close_check,
+            metrics_listen,
         } => {
             let mut config = Config::new(&topic, &subscription);
+            config.format = format;
             config.codec = codec;
             config.file_age_max = file_age.into();
             config.grace = grace.into();
@@ -135,6 +150,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let output = Output::open(&output, &[])?;
             let client = Client::connect(&cli.server).await?;
             let metrics = Arc::new(Metrics::default());
+            if let Some(addr) = metrics_listen {
+                let bound = metrics_endpoint::serve(addr, metrics.clone(), topic.clone())
+                    .await
+                    .with_context(|| format!("--metrics-listen {addr}"))?;
+                tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");
+            }
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut terminate = signal(SignalKind::terminate())?;
             let mut interrupt = signal(SignalKind::interrupt())?;

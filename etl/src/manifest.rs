@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::format::Format;
+
 /// What a close of one hour will write, fixed before the first part is:
 /// a retried or concurrent close follows it exactly, so the parts come out
 /// the same.
@@ -12,6 +14,9 @@ pub struct Intent {
     /// Staging file names (under `_staging/`), sorted.
     pub staging: Vec<String>,
     pub codec: String,
+    /// Intents from before JSON Lines parts existed are Avro ones.
+    #[serde(default)]
+    pub format: Format,
     pub part_events_max: usize,
     pub part_bytes_max: usize,
 }
@@ -21,6 +26,9 @@ pub struct Intent {
 pub struct Manifest {
     pub topic: String,
     pub hour: String,
+    /// What the parts are; their names say it too.
+    #[serde(default)]
+    pub format: Format,
     pub files: Vec<FileEntry>,
     pub records: u64,
     /// Copies of events dropped (redeliveries, producer retries).

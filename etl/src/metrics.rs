@@ -19,6 +19,7 @@ pub struct Metrics {
     pub upload_retries: AtomicU64,
     pub hours_closed: AtomicU64,
     pub records_closed: AtomicU64,
+    pub part_files_written: AtomicU64,
     pub part_bytes_written: AtomicU64,
     pub duplicates_dropped: AtomicU64,
     /// How far the watermark is past the start of the oldest open hour, µs.
@@ -35,6 +36,7 @@ impl Metrics {
     pub fn hour_closed(&self, manifest: &Manifest, latency_micros: i64) {
         self.hours_closed.fetch_add(1, Ordering::Relaxed);
         self.records_closed.fetch_add(manifest.records, Ordering::Relaxed);
+        self.part_files_written.fetch_add(manifest.files.len() as u64, Ordering::Relaxed);
         self.part_bytes_written.fetch_add(manifest.files.iter().map(|f| f.bytes).sum(), Ordering::Relaxed);
         self.duplicates_dropped.fetch_add(manifest.duplicates_dropped, Ordering::Relaxed);
         self.last_close_latency_micros.store(latency_micros, Ordering::Relaxed);
@@ -51,6 +53,7 @@ impl Metrics {
             ("ferry_etl_upload_retries_total", "Staging writes retried after a storage error.", &self.upload_retries),
             ("ferry_etl_hours_closed_total", "Hours closed.", &self.hours_closed),
             ("ferry_etl_records_closed_total", "Events in closed hours.", &self.records_closed),
+            ("ferry_etl_part_files_written_total", "Files of closed hours' parts.", &self.part_files_written),
             ("ferry_etl_part_bytes_written_total", "Bytes of closed hours' parts.", &self.part_bytes_written),
             ("ferry_etl_duplicates_dropped_total", "Duplicate events dropped at close.", &self.duplicates_dropped),
         ];

@@ -4,7 +4,7 @@
 //! ```text
 //! <topic>/dt=YYYY-MM-DD/hr=HH/_staging/<digest>.avro   written as events arrive
 //! <topic>/dt=YYYY-MM-DD/hr=HH/_CLOSING                 the staging files a close uses
-//! <topic>/dt=YYYY-MM-DD/hr=HH/part-00000.avro          the hour, deduplicated
+//! <topic>/dt=YYYY-MM-DD/hr=HH/part-00000.avro          the hour, deduplicated (or .jsonl[.gz|.zst])
 //! <topic>/dt=YYYY-MM-DD/hr=HH/_SUCCESS                 the manifest: the hour is complete
 //! ```
 //!
@@ -50,9 +50,9 @@ impl SetDigest {
     }
 }
 
-/// The `index`th part of a closed hour.
-pub fn part_name(index: usize) -> String {
-    format!("part-{index:05}.avro")
+/// The `index`th part of a closed hour, with the format's `extension`.
+pub fn part_name(index: usize, extension: &str) -> String {
+    format!("part-{index:05}.{extension}")
 }
 
 /// Where `name` goes in `hour` of `topic`, relative to the output root.
@@ -99,6 +99,6 @@ mod tests {
         let digest = SetDigest::of(hour(), [(0, 1)]);
         let path = staging_path("clicks", hour(), &digest);
         assert!(path.starts_with("clicks/dt=2026-11-22/hr=13/_staging/"), "{path}");
-        assert_eq!(in_hour("clicks", hour(), &part_name(3)), "clicks/dt=2026-11-22/hr=13/part-00003.avro");
+        assert_eq!(in_hour("clicks", hour(), &part_name(3, "avro")), "clicks/dt=2026-11-22/hr=13/part-00003.avro");
     }
 }

@@ -1,7 +1,7 @@
 //! `ferry-etl verify`: recount a closed hour's files against its manifest.
 
-use crate::avro;
 use crate::closer::{read_manifest, sha256_hex, CloseError};
+use crate::format::read_part;
 use crate::hour::Hour;
 use crate::naming::in_hour;
 use crate::store::Output;
@@ -26,7 +26,7 @@ pub async fn verify_hour(output: &Output, topic: &str, hour: Hour) -> Result<Vec
         if sha256 != file.sha256 {
             problems.push(format!("{path}: SHA-256 {sha256}, the manifest says {}", file.sha256));
         }
-        match avro::read_file(&bytes) {
+        match read_part(&file.name, &bytes) {
             Ok(events) => {
                 total += events.len() as u64;
                 if events.len() as u64 != file.records {

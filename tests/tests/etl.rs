@@ -1,6 +1,6 @@
 //! `ferry-etl` end to end: a real `ferryd` on a manual clock (so hours pass
-//! in a moment), the real `ferry-etl` binary writing to a local directory,
-//! killed and restarted. What is checked is what downstream jobs rely on:
+//! in a moment), the real `ferry-etl` binary writing to a local directory
+//! (or a real S3 server), killed and restarted. What is checked is what downstream jobs rely on:
 //! every closed hour holds each of its events exactly once, closes exactly
 //! once, and never changes after.
 
@@ -10,13 +10,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
-use ferry_etl::avro::read_file;
 use ferry_etl::closer::read_manifest;
+use ferry_etl::format::read_part;
 use ferry_etl::hour::Hour;
 use ferry_etl::manifest::Manifest;
 use ferry_etl::naming::in_hour;
 use ferry_etl::store::Output;
-use ferry_tests::{advance_clock, binary, eventually, Ferryd, TempDir};
+use ferry_tests::s3::S3Server;
+use ferry_tests::{advance_clock, binary, eventually, free_addr, Ferryd, TempDir};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOPIC: &str = "clicks";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -26,28 +28,54 @@ struct World {
     server: Ferryd,
     client: Client,
     output: Output,
+    /// The output as `ferry-etl` is told it: URL, and environment.
+    output_url: String,
+    output_env: Vec<(String, String)>,
 }
 
 impl World {
+    /// A world whose ETL writes to a local directory.
     async fn new() -> Self {
         let dir = TempDir::new().expect("temp dir");
+        let output_url = url(&dir.path().join("out"));
+        Self::with_output(dir, output_url, Vec::new()).await
+    }
+
+    /// A world whose ETL writes to a bucket of a real S3 server.
+    async fn on_s3() -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let s3 = S3Server::start(&dir.path().join("s3"), "hours").await;
+        Self::with_output(dir, "s3://hours/etl".to_owned(), s3.env()).await
+    }
+
+    async fn with_output(dir: TempDir, output_url: String, output_env: Vec<(String, String)>) -> Self {
         let server = Ferryd::start_with(&dir.path().join("node"), &["--unsafe-manual-clock"]);
         let client = Client::connect(server.addr()).await.expect("connect");
         let settings = TopicSettings { partitions: 2, ..TopicSettings::default() };
         client.create_topic(TOPIC, settings).await.expect("topic");
         client.create_subscription("etl", TOPIC, SubscriptionSettings::default()).await.expect("subscription");
-        let output = Output::open(&url(&dir.path().join("out")), &[]).expect("output");
-        Self { dir, server, client, output }
+        let options: Vec<(String, String)> =
+            output_env.iter().map(|(key, value)| (key.to_lowercase(), value.clone())).collect();
+        let options: Vec<(&str, &str)> = options.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        let output = Output::open(&output_url, &options).expect("output");
+        Self { dir, server, client, output, output_url, output_env }
     }
 
     /// Starts `ferry-etl run` (with `env`, e.g. a crash point).
     fn etl(&self, env: &[(&str, &str)]) -> Etl {
+        self.etl_with(env, &[])
+    }
+
+    /// Starts `ferry-etl run` with `env` and more arguments.
+    fn etl_with(&self, env: &[(&str, &str)], args: &[&str]) -> Etl {
         let log = self.dir.path().join("etl.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("etl log");
         let child = Command::new(binary("ferry-etl"))
             .args(["--server", self.server.addr(), "run", "--topic", TOPIC, "--subscription", "etl"])
-            .args(["--output", &url(&self.dir.path().join("out"))])
+            .args(["--output", &self.output_url])
             .args(["--file-age", "100ms", "--grace", "1m", "--quiet", "0s", "--close-check", "100ms"])
+            .args(args)
+            .envs(self.output_env.iter().map(|(key, value)| (key, value)))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -121,7 +149,7 @@ impl World {
         let mut events = Vec::new();
         for file in &manifest.files {
             let bytes = self.output.get(&in_hour(TOPIC, hour, &file.name)).await.expect("get").expect("a part");
-            for event in read_file(&bytes).expect("a valid part") {
+            for event in read_part(&file.name, &bytes).expect("a valid part") {
                 assert_eq!(event.topic, TOPIC);
                 if !event.skewed {
                     assert_eq!(Hour::of_micros(event.publish_time_micros), hour, "an event in another hour's bucket");
@@ -135,7 +163,8 @@ impl World {
     /// `ferry-etl verify` says the hour matches its manifest.
     fn verify(&self, hour: Hour) -> String {
         let output = Command::new(binary("ferry-etl"))
-            .args(["verify", &hour.to_string(), "--topic", TOPIC, "--output", &url(&self.dir.path().join("out"))])
+            .args(["verify", &hour.to_string(), "--topic", TOPIC, "--output", &self.output_url])
+            .envs(self.output_env.iter().map(|(key, value)| (key, value)))
             .output()
             .expect("ferry-etl verify runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -336,4 +365,108 @@ async fn two_workers_sharing_a_topic_write_each_event_once() {
     assert_eq!(seen.len(), want.len(), "every event once across both hours");
     assert_eq!(seen, want);
     assert!(one.stop().success() && two.stop().success(), "{}", world.etl_log());
+}
+
+/// The same hours, with duplicates, through the binary into a bucket of a
+/// real S3 server (conditional puts, listings and deletes over HTTP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_hours_close_once_each_holding_their_events_exactly_once() {
+    let world = World::on_s3().await;
+    let first = Hour::of(world.now().await);
+    let etl = world.etl(&[]);
+    world.publish("s", 0..300, true).await;
+    world.publish("s", 0..50, true).await;
+    world.wait_until_acked().await;
+    world.advance(HOUR).await;
+    world.publish("t", 0..100, false).await;
+    world.wait_until_acked().await;
+    world.advance(HOUR * 2).await;
+
+    for (hour, prefix, count, duplicates) in [(first, "s", 300, 50), (first.next(), "t", 100, 0)] {
+        let manifest = world.wait_closed(hour).await;
+        let mut texts: Vec<String> = world.events(hour).await.into_iter().map(|(text, _, _)| text).collect();
+        texts.sort();
+        let mut want: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        want.sort();
+        assert_eq!(texts, want, "hour {hour}: each event exactly once");
+        assert_eq!(manifest.duplicates_dropped, duplicates, "hour {hour}");
+        assert!(world.verify(hour).contains("ok"));
+        let staged = world.output.list(&in_hour(TOPIC, hour, "_staging")).await.expect("list");
+        assert!(staged.is_empty(), "a closed hour's staging files are deleted: {staged:?}");
+    }
+    assert!(etl.stop().success(), "{}", world.etl_log());
+}
+
+/// `--format jsonl --codec deflate` writes gzip JSON Lines parts, and
+/// `--metrics-listen` serves what the worker did for Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_parts_and_metrics_over_http() {
+    let world = World::new().await;
+    let first = Hour::of(world.now().await);
+    let metrics_addr = free_addr();
+    let args = ["--format", "jsonl", "--codec", "deflate", "--metrics-listen", &metrics_addr];
+    let etl = world.etl_with(&[], &args);
+    world.publish("j", 0..120, true).await;
+    world.publish("j", 0..20, true).await;
+    world.wait_until_acked().await;
+    world.advance(HOUR * 2).await;
+
+    let manifest = world.wait_closed(first).await;
+    assert!(manifest.files.iter().all(|f| f.name.ends_with(".jsonl.gz")), "{manifest:?}");
+    assert_eq!((manifest.records, manifest.duplicates_dropped), (120, 20));
+    let mut texts: Vec<String> = world.events(first).await.into_iter().map(|(text, _, _)| text).collect();
+    texts.sort();
+    let mut want: Vec<String> = (0..120).map(|i| format!("j-{i}")).collect();
+    want.sort();
+    assert_eq!(texts, want);
+    assert!(world.verify(first).contains("ok"));
+
+    let scrape = http_get(&metrics_addr, "/metrics").await;
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    for line in [
+        "ferry_etl_records_staged_total{topic=\"clicks\"} 140",
+        "ferry_etl_records_closed_total{topic=\"clicks\"} 120",
+        "ferry_etl_duplicates_dropped_total{topic=\"clicks\"} 20",
+        "# TYPE ferry_etl_watermark_lag_seconds gauge",
+    ] {
+        assert!(scrape.contains(line), "no {line:?} in:\n{scrape}");
+    }
+    assert!(http_get(&metrics_addr, "/other").await.starts_with("HTTP/1.1 404"));
+    assert!(etl.stop().success(), "{}", world.etl_log());
+}
+
+/// A plain HTTP/1.1 GET, the whole response as text.
+async fn http_get(addr: &str, path: &str) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect to the metrics endpoint");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.expect("read");
+    response
+}
+
+/// The store itself on S3: create-only puts keep the first bytes, listings
+/// are relative to the URL's prefix, deletes delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_name_is_written_once_listed_under_the_prefix_and_deleted() {
+    use bytes::Bytes;
+    use ferry_etl::store::Created;
+
+    let world = World::on_s3().await;
+    let output = &world.output;
+    assert_eq!(output.create("t/h1/_staging/a", Bytes::from_static(b"first")).await.expect("put"), Created::New);
+    assert_eq!(
+        output.create("t/h1/_staging/a", Bytes::from_static(b"second")).await.expect("put"),
+        Created::AlreadyThere,
+        "S3 conditional puts (If-None-Match: *) keep the first"
+    );
+    assert_eq!(output.get("t/h1/_staging/a").await.expect("get").as_deref(), Some(&b"first"[..]));
+    output.create("t/h1/_SUCCESS", Bytes::from_static(b"{}")).await.expect("put");
+
+    let names: Vec<String> = output.list("t/h1").await.expect("list").into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["_SUCCESS", "_staging/a"]);
+    assert!(world.dir.path().join("s3/hours/etl/t/h1/_SUCCESS").is_file(), "under the URL's prefix in the bucket");
+
+    output.delete("t/h1/_staging/a").await.expect("delete");
+    assert_eq!(output.get("t/h1/_staging/a").await.expect("get"), None);
 }

@@ -96,7 +96,7 @@ impl Codec {
 
 /// Streaming, since other writers' frames need not say their size; stops
 /// once the output passes `limit`.
-fn zstd_decompress(block: &[u8], limit: usize) -> Result<Vec<u8>, AvroError> {
+pub(crate) fn zstd_decompress(block: &[u8], limit: usize) -> Result<Vec<u8>, AvroError> {
     let zstd_error = |code| AvroError::Corrupt(format!("zstd: {}", zstd_safe::get_error_name(code)));
     let mut context = zstd_safe::DCtx::create();
     let mut input = zstd_safe::InBuffer::around(block);

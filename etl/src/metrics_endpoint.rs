@@ -1,0 +1,58 @@
+//! `GET /metrics` over HTTP for Prometheus to scrape while a worker runs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+
+/// Binds `addr` now (so a bad address fails the start), then serves in the
+/// background until the process ends. Returns the bound address.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, topic: String) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics endpoint: accept failed");
+                    continue;
+                }
+            };
+            let (metrics, topic) = (metrics.clone(), topic.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    std::future::ready(Ok::<_, Infallible>(respond(&request, &metrics, &topic)))
+                });
+                let connection =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "metrics endpoint: connection ended");
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn respond<B>(request: &Request<B>, metrics: &Metrics, topic: &str) -> Response<Full<Bytes>> {
+    let (status, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, metrics.prometheus(topic)),
+        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "only GET\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "ferry-etl serves /metrics only\n".to_owned()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
