@@ -27,6 +27,7 @@ build:
 # uses --all-targets so all share one feature set, hence one RocksDB build.
 test: build
 	$(CARGO) test --workspace --locked
+	$(CARGO) test -p ferry-etl --bench close --locked
 
 ## `ferry bench` figures on 1-node and 3-node clusters started for the run
 ## (release build; COUNT messages per run).
@@ -36,9 +37,11 @@ bench: deps
 
 ## ferry-etl throughput: COUNT events drained by one worker into Avro on
 ## local disk; events/s over wall time and per CPU second of the worker.
+## Then the close of an hour (Criterion): staged files merged into parts.
 bench-etl: deps
 	$(CARGO) build --release --bin ferryd --bin ferry --bin ferry-etl
 	scripts/bench-etl
+	$(CARGO) bench -p ferry-etl --bench close
 
 ## The fault harness's full matrix (release build): every nemesis profile ×
 ## SEEDS seeds × 3 and 5 nodes, TIME of faults each; prints a summary table.
