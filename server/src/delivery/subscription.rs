@@ -226,6 +226,12 @@ impl SubscriptionDelivery {
                 self.remove((partition, offset), now);
                 continue;
             };
+            // An ack whose commit was reported failed (a timeout, say) may
+            // still have been stored: the acks are the truth, not the lease.
+            if !source.acked(partition, offset, offset + 1)?.is_empty() {
+                self.remove((partition, offset), now);
+                continue;
+            }
             let attempts = self.leases.get(&(partition, offset)).map_or(0, |l| l.attempt);
             if self.policy.exhausted(attempts) {
                 if let Some(lease) = self.leases.get_mut(&(partition, offset)) {

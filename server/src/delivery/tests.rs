@@ -167,6 +167,21 @@ fn an_expired_lease_is_redelivered_with_the_next_attempt_and_a_new_ack_id() {
 }
 
 #[test]
+fn an_ack_stored_though_its_commit_was_reported_failed_is_not_redelivered() {
+    let mut h = Harness::new(&[2], 100);
+    let first = h.pull(2);
+    let ids: Vec<AckId> = first.iter().map(|d| d.ack_id).collect();
+    // Offset 1, above the floor: only the stored ack says it is done.
+    let plan = h.leases.begin_ack(&ids[1..]);
+    // The commit timed out on its way back, but the entry was applied.
+    h.replicate_acks(&[(0, 1)]);
+    h.leases.finish_ack(&plan.commit, false, h.now);
+    h.now += DEADLINE;
+    assert_eq!(offsets(&h.pull(5)), vec![(0, 0)], "only the unacked message comes back");
+    assert_eq!(h.leases.leased(), 1, "the acked message's lease is gone");
+}
+
+#[test]
 fn an_ack_of_a_superseded_delivery_is_stale_and_changes_nothing() {
     let mut h = Harness::new(&[1], 100);
     let old = h.pull(1);
