@@ -15,7 +15,7 @@ use crate::crash;
 use crate::format::{read_part, FormatError};
 use crate::hour::{self, Hour};
 use crate::manifest::{FileEntry, Intent, Manifest};
-use crate::merge::{merge, split, TooManyEvents};
+use crate::merge::HourMerge;
 use crate::metrics::Metrics;
 use crate::naming::{self, in_hour, SetDigest, CLOSING, STAGING_DIR, SUCCESS};
 use crate::progress::{Progress, ProgressError};
@@ -35,8 +35,8 @@ pub enum CloseError {
     Damaged { path: String, reason: String },
     #[error("{path} is listed in the close intent but missing")]
     Missing { path: String },
-    #[error("hour {hour}: {source}")]
-    TooBig { hour: Hour, source: TooManyEvents },
+    #[error("closing hour {hour}, in the scratch space: {source}")]
+    Scratch { hour: Hour, source: std::io::Error },
     #[error("reading the watermark: {0}")]
     Watermark(#[from] ferry_client::Error),
 }
@@ -103,23 +103,45 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         reason: format!("unknown codec {:?}", intent.codec),
     })?;
 
-    let mut batches = Vec::with_capacity(intent.staging.len());
+    let scratch = |source| CloseError::Scratch { hour, source };
+    // The staging files are read one at a time; the merge holds what fits
+    // its memory budget and spills the rest to scratch files.
+    let mut merge = HourMerge::new(&config.scratch_dir, config.close_memory_max).map_err(scratch)?;
     for name in &intent.staging {
         let path = in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"));
         let bytes = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
-        batches.push(avro::read_file(&bytes).map_err(|source| CloseError::Avro { path, source })?);
+        let batch = avro::read_file(&bytes).map_err(|source| CloseError::Avro { path, source })?;
+        merge = blocking(move || merge.add(batch).map(|()| merge)).await.map_err(scratch)?;
     }
-    let merged = merge(batches, config.close_events_max).map_err(|source| CloseError::TooBig { hour, source })?;
+    if merge.spilled_runs() > 0 {
+        tracing::info!(%hour, runs = merge.spilled_runs(), "the hour is over the close's memory budget: sorting on disk");
+    }
 
+    // Parts are made on a blocking thread, one at a time, and stored here.
+    let (parts, mut made) = tokio::sync::mpsc::channel::<Part>(1);
+    let (format, limits) = (intent.format, (intent.part_events_max, intent.part_bytes_max));
+    let making = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
+        let mut events = merge.finish()?;
+        loop {
+            let part = events.next_part(limits.0, limits.1)?;
+            if part.is_empty() {
+                return Ok((events.duplicates, events.skewed));
+            }
+            let marker = SetDigest::of(hour, part.iter().map(|e| (e.partition, e.offset))).sync_marker();
+            let made = Part { bytes: format.write(&part, codec, marker), records: part.len() as u64 };
+            if parts.blocking_send(made).is_err() {
+                // The close failed on the other side; it reports why.
+                return Ok((events.duplicates, events.skewed));
+            }
+        }
+    });
     let mut files = Vec::new();
-    for (index, part) in split(&merged.events, intent.part_events_max, intent.part_bytes_max).into_iter().enumerate() {
-        let name = naming::part_name(index, intent.format.extension(codec));
+    while let Some(Part { bytes, records }) = made.recv().await {
+        let name = naming::part_name(files.len(), format.extension(codec));
         let path = in_hour(topic, hour, &name);
-        let marker = SetDigest::of(hour, part.iter().map(|e| (e.partition, e.offset))).sync_marker();
-        let bytes = intent.format.write(part, codec, marker);
         // A crashed close may have written this part already: describe what is stored.
         let (stored, records) = match output.create(&path, bytes.clone().into()).await? {
-            Created::New => (bytes, part.len() as u64),
+            Created::New => (bytes, records),
             Created::AlreadyThere => {
                 let stored = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
                 let records = read_part(&name, &stored).map_err(|source| CloseError::Part { path, source })?.len();
@@ -129,14 +151,15 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         files.push(FileEntry { name, records, bytes: stored.len() as u64, sha256: sha256_hex(&stored) });
         crash::point("part-written");
     }
+    let (duplicates_dropped, skewed) = making.await.map_err(|e| scratch(std::io::Error::other(e)))?.map_err(scratch)?;
     let manifest = Manifest {
         topic: topic.clone(),
         hour: hour.to_string(),
         format: intent.format,
         records: files.iter().map(|f| f.records).sum(),
         files,
-        duplicates_dropped: merged.duplicates,
-        skewed: merged.skewed,
+        duplicates_dropped,
+        skewed,
         staging_files: intent.staging.len(),
     };
     let document = serde_json::to_vec_pretty(&manifest).expect("serialisable");
@@ -150,6 +173,17 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         output.delete(&in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"))).await?;
     }
     Ok(manifest)
+}
+
+/// One part's bytes, made on the blocking side of a close.
+struct Part {
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+/// Runs CPU- and disk-bound work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)?
 }
 
 /// The hour's close intent: the one already written, else one naming the

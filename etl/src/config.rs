@@ -1,5 +1,6 @@
 //! What one ETL worker does, and its bounds.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::avro::Codec;
@@ -28,8 +29,9 @@ pub struct Config {
     pub late_limit: Duration,
     /// Where too-late events go (created if missing): `<topic>.etl-late` by default.
     pub dead_letter_topic: String,
-    /// Events one hour may hold at close, at most (they are deduplicated in memory).
-    pub close_events_max: usize,
+    /// Memory a close sorts in; beyond it, the sorts spill to `scratch_dir`.
+    pub close_memory_max: usize,
+    pub scratch_dir: PathBuf,
     /// A closed hour's parts hold at most this many events or payload bytes.
     pub part_events_max: usize,
     pub part_bytes_max: usize,
@@ -51,7 +53,8 @@ impl Config {
             quiet: Duration::from_secs(30),
             late_limit: Duration::from_secs(24 * 3600),
             dead_letter_topic: format!("{topic}.etl-late"),
-            close_events_max: 20_000_000,
+            close_memory_max: 256 << 20,
+            scratch_dir: std::env::temp_dir(),
             part_events_max: 1_000_000,
             part_bytes_max: 256 << 20,
             close_check_every: Duration::from_secs(5),

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod metrics_endpoint;
 pub mod naming;
 pub mod progress;
+pub mod spill;
 pub mod stager;
 pub mod store;
 pub mod verify;

@@ -62,6 +62,12 @@ enum Command {
         /// How often the closer checks the watermark.
         #[arg(long, default_value = "5s")]
         close_check: humantime::Duration,
+        /// Memory (MiB) a close sorts an hour in; the rest spills to --scratch-dir.
+        #[arg(long, default_value_t = 256)]
+        close_memory_mib: usize,
+        /// Where a close spills what its memory does not hold (default: the temp dir).
+        #[arg(long)]
+        scratch_dir: Option<std::path::PathBuf>,
         /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9471).
         #[arg(long)]
         metrics_listen: Option<std::net::SocketAddr>,
@@ -134,6 +140,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             late_limit,
             dead_letter_topic,
             close_check,
+            close_memory_mib,
+            scratch_dir,
             metrics_listen,
         } => {
             let mut config = Config::new(&topic, &subscription);
@@ -144,6 +152,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             config.quiet = quiet.into();
             config.late_limit = late_limit.into();
             config.close_check_every = close_check.into();
+            config.close_memory_max = close_memory_mib.saturating_mul(1 << 20);
+            if let Some(scratch_dir) = scratch_dir {
+                config.scratch_dir = scratch_dir;
+            }
             if let Some(dead_letter_topic) = dead_letter_topic {
                 config.dead_letter_topic = dead_letter_topic;
             }

@@ -335,12 +335,15 @@ async fn replayed_events_of_a_closed_hour_go_skewed_into_the_open_hour_or_after_
 }
 
 /// Two workers on one subscription: either gets any event, both close hours
-/// (the create-only intent and manifest settle who was first).
+/// (the create-only intent and manifest settle who was first). No memory
+/// for the close, so its sorts go through scratch files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_sharing_a_topic_write_each_event_once() {
     let world = World::new().await;
     let first = Hour::of(world.now().await);
-    let (one, two) = (world.etl(&[]), world.etl(&[]));
+    let scratch = world.dir.path().join("scratch");
+    let args = ["--close-memory-mib", "0", "--scratch-dir", scratch.to_str().expect("UTF-8")];
+    let (one, two) = (world.etl_with(&[], &args), world.etl_with(&[], &args));
     for batch in 0..10 {
         world.publish(&format!("p{batch}"), 0..200, false).await;
     }
@@ -364,6 +367,9 @@ async fn two_workers_sharing_a_topic_write_each_event_once() {
     want.sort();
     assert_eq!(seen.len(), want.len(), "every event once across both hours");
     assert_eq!(seen, want);
+    assert!(world.etl_log().contains("sorting on disk"), "{}", world.etl_log());
+    let left: Vec<_> = std::fs::read_dir(&scratch).expect("scratch dir").collect();
+    assert!(left.is_empty(), "the close's scratch files are gone: {left:?}");
     assert!(one.stop().success() && two.stop().success(), "{}", world.etl_log());
 }
 

@@ -45,6 +45,14 @@ pub fn read_file(file: &[u8]) -> Result<Vec<Envelope>, AvroError> {
     Ok(events)
 }
 
+/// One bare event at the start of `input`, which moves past it.
+pub(super) fn event(input: &mut &[u8]) -> Result<Envelope, AvroError> {
+    let mut reader = Input { rest: input };
+    let event = reader.event()?;
+    *input = reader.rest;
+    Ok(event)
+}
+
 struct Input<'a> {
     rest: &'a [u8],
 }

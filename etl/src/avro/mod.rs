@@ -128,6 +128,17 @@ pub enum AvroError {
     UnknownCodec(String),
 }
 
+/// One event in Avro binary encoding, outside any container (the close's
+/// spill files hold events this way).
+pub fn encode_event(event: &Envelope, out: &mut Vec<u8>) {
+    encode::event(event, out);
+}
+
+/// The event [`encode_event`] wrote at the start of `input`; `input` moves past it.
+pub fn decode_event(input: &mut &[u8]) -> Result<Envelope, AvroError> {
+    decode::event(input)
+}
+
 /// One container file holding `events`, in order.
 pub fn write_file(events: &[Envelope], codec: Codec, marker: [u8; 16]) -> Vec<u8> {
     let mut file = header(codec, marker);
