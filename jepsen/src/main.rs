@@ -37,7 +37,7 @@ enum Commands {
         /// How long faults go on, e.g. 120s.
         #[arg(long, default_value = "60s")]
         time_limit: humantime::Duration,
-        /// How long the final drain may take.
+        /// How long the final drain may go without progress (at most ten times this in all).
         #[arg(long, default_value = "60s")]
         drain_limit: humantime::Duration,
         /// Seed of every random choice (default: random).
