@@ -27,13 +27,17 @@ build:
 # uses --all-targets so all share one feature set, hence one RocksDB build.
 test: build
 	$(CARGO) test --workspace --locked
+	# Each Criterion benchmark once, as a smoke (figures come from `make bench`).
+	$(CARGO) test -p ferry-server --bench hot_paths --locked
 	$(CARGO) test -p ferry-etl --bench close --locked
 
 ## `ferry bench` figures on 1-node and 3-node clusters started for the run
-## (release build; COUNT messages per run).
+## (release build; COUNT messages per run), then the Criterion benchmarks of
+## the server's hot paths (encoding, apply, key codecs).
 bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry
 	scripts/bench-clusters $(COUNT)
+	$(CARGO) bench -p ferry-server --bench hot_paths
 
 ## ferry-etl throughput: COUNT events drained by one worker into Avro on
 ## local disk; events/s over wall time and per CPU second of the worker.

@@ -1,0 +1,104 @@
+//! The server's hot paths, one 1,000-message batch of 128 B at a time (what
+//! `ferry bench publish --batch 1000` sends): encoding a publish into a Raft
+//! log entry and back, applying it to the replicated state, and the message
+//! key codec every stored message goes through.
+//!
+//!     cargo bench -p ferry-server --bench hot_paths
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ferry_server::domain::{
+    apply, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, TopicConfig,
+};
+use ferry_server::raft::codec::{entry_from_record, entry_to_record};
+use ferry_server::raft::TypeConfig;
+use ferry_server::storage::{codec, keys};
+use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+const MESSAGES: usize = 1_000;
+const SIZE: usize = 128;
+
+type Entry = openraft::Entry<TypeConfig>;
+
+fn batch(topic_id: u64) -> PublishBatch {
+    let messages = (0..MESSAGES)
+        .map(|i| MessageBody { data: Bytes::from(vec![(i % 251) as u8; SIZE]), ..Default::default() })
+        .collect();
+    PublishBatch { topic_id, partition: 0, publish_time_us: 1_795_000_000_000_000, messages, producer: None }
+}
+
+fn entry() -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 42),
+        payload: EntryPayload::Normal(Command::Publish(batch(1))),
+    }
+}
+
+/// Nothing stored: a publish reads no acks or extents.
+struct Empty;
+
+impl StateRead for Empty {
+    type Error = Infallible;
+    fn stored_ack(&self, _: u64, _: u32, _: u64) -> Result<Option<u64>, Infallible> {
+        Ok(None)
+    }
+    fn stored_acks_in(&self, _: u64, _: u32, _: u64, _: u64) -> Result<(u64, u64), Infallible> {
+        Ok((0, 0))
+    }
+    fn message_extent(&self, _: u64, _: u32, _: u64) -> Result<Option<MessageExtent>, Infallible> {
+        Ok(None)
+    }
+}
+
+fn encoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("log_entry");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    let entry = entry();
+    group.bench_function("encode_publish_1000x128B", |b| b.iter(|| codec::encode(&entry_to_record(&entry))));
+    let stored = Bytes::from(codec::encode(&entry_to_record(&entry)));
+    group.bench_function("decode_publish_1000x128B", |b| {
+        b.iter(|| {
+            let record = codec::decode("log entry", stored.clone()).expect("decodes");
+            entry_from_record(record).expect("an entry")
+        })
+    });
+    group.finish();
+}
+
+fn state_machine(c: &mut Criterion) {
+    let mut catalog = Catalog::default();
+    let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
+    let Ok(created) = apply(&mut catalog, Command::CreateTopic { name: "t".into(), config, create_time_us: 1 }, &Empty);
+    let Response::TopicCreated(topic) = created.response else { panic!("topic not created") };
+    let mut group = c.benchmark_group("apply");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("publish_1000x128B", |b| {
+        b.iter_batched(
+            || Command::Publish(batch(topic.id)),
+            |command| {
+                let Ok(applied) = apply(&mut catalog, command, &Empty);
+                applied.writes.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn key_codecs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keys");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("message_key_encode_split_1000", |b| {
+        b.iter(|| {
+            (0..MESSAGES as u64)
+                .map(|offset| keys::offset::split(&keys::offset::key(7, 3, offset)).map_or(0, |(_, _, o)| o))
+                .sum::<u64>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, state_machine, key_codecs);
+criterion_main!(benches);
