@@ -32,10 +32,11 @@ test: build
 	$(CARGO) test -p ferry-etl --bench close --locked
 
 ## `ferry bench` figures on 1-node and 3-node clusters started for the run
-## (release build; COUNT messages per run), then the Criterion benchmarks of
+## (release build; COUNT messages per run), the same against NATS JetStream
+## R1 and R3 when nats-server is installed, then the Criterion benchmarks of
 ## the server's hot paths (encoding, apply, key codecs).
 bench: deps
-	$(CARGO) build --release --bin ferryd --bin ferry
+	$(CARGO) build --release --bin ferryd --bin ferry --bin nats-bench
 	scripts/bench-clusters $(COUNT)
 	$(CARGO) bench -p ferry-server --bench hot_paths
 
