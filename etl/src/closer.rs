@@ -103,12 +103,38 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         reason: format!("unknown codec {:?}", intent.codec),
     })?;
 
+    let merge = merge_staged(output, config, hour, &intent).await?;
+    let (files, duplicates_dropped, skewed) = write_parts(output, topic, hour, &intent, codec, merge).await?;
+    let manifest = Manifest {
+        topic: topic.clone(),
+        hour: hour.to_string(),
+        format: intent.format,
+        records: files.iter().map(|f| f.records).sum(),
+        files,
+        duplicates_dropped,
+        skewed,
+        staging_files: intent.staging.len(),
+    };
+    let document = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+    let manifest = match output.create(&in_hour(topic, hour, SUCCESS), document.into()).await? {
+        Created::New => manifest,
+        Created::AlreadyThere => read_manifest(output, topic, hour).await?.unwrap_or(manifest),
+    };
+    crash::point("success-written");
+    // The parts hold everything now; the staged copies can go.
+    for name in &intent.staging {
+        output.delete(&in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"))).await?;
+    }
+    Ok(manifest)
+}
+
+/// Reads the intent's staging files, one at a time, into a merge that holds
+/// what fits its memory budget and spills the rest to scratch files.
+async fn merge_staged(output: &Output, config: &Config, hour: Hour, intent: &Intent) -> Result<HourMerge, CloseError> {
     let scratch = |source| CloseError::Scratch { hour, source };
-    // The staging files are read one at a time; the merge holds what fits
-    // its memory budget and spills the rest to scratch files.
     let mut merge = HourMerge::new(&config.scratch_dir, config.close_memory_max).map_err(scratch)?;
     for name in &intent.staging {
-        let path = in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"));
+        let path = in_hour(&config.topic, hour, &format!("{STAGING_DIR}/{name}"));
         let bytes = output.get(&path).await?.ok_or_else(|| CloseError::Missing { path: path.clone() })?;
         let batch = avro::read_file(&bytes).map_err(|source| CloseError::Avro { path, source })?;
         merge = blocking(move || merge.add(batch).map(|()| merge)).await.map_err(scratch)?;
@@ -116,8 +142,21 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
     if merge.spilled_runs() > 0 {
         tracing::info!(%hour, runs = merge.spilled_runs(), "the hour is over the close's memory budget: sorting on disk");
     }
+    Ok(merge)
+}
 
-    // Parts are made on a blocking thread, one at a time, and stored here.
+/// Cuts the merged hour into parts on a blocking thread, one at a time, and
+/// stores each create-only as it comes; returns the parts, the duplicates
+/// dropped and the skewed events.
+async fn write_parts(
+    output: &Output,
+    topic: &str,
+    hour: Hour,
+    intent: &Intent,
+    codec: Codec,
+    merge: HourMerge,
+) -> Result<(Vec<FileEntry>, u64, u64), CloseError> {
+    let scratch = |source| CloseError::Scratch { hour, source };
     let (parts, mut made) = tokio::sync::mpsc::channel::<Part>(1);
     let (format, limits) = (intent.format, (intent.part_events_max, intent.part_bytes_max));
     let making = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
@@ -151,28 +190,8 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         files.push(FileEntry { name, records, bytes: stored.len() as u64, sha256: sha256_hex(&stored) });
         crash::point("part-written");
     }
-    let (duplicates_dropped, skewed) = making.await.map_err(|e| scratch(std::io::Error::other(e)))?.map_err(scratch)?;
-    let manifest = Manifest {
-        topic: topic.clone(),
-        hour: hour.to_string(),
-        format: intent.format,
-        records: files.iter().map(|f| f.records).sum(),
-        files,
-        duplicates_dropped,
-        skewed,
-        staging_files: intent.staging.len(),
-    };
-    let document = serde_json::to_vec_pretty(&manifest).expect("serialisable");
-    let manifest = match output.create(&in_hour(topic, hour, SUCCESS), document.into()).await? {
-        Created::New => manifest,
-        Created::AlreadyThere => read_manifest(output, topic, hour).await?.unwrap_or(manifest),
-    };
-    crash::point("success-written");
-    // The parts hold everything now; the staged copies can go.
-    for name in &intent.staging {
-        output.delete(&in_hour(topic, hour, &format!("{STAGING_DIR}/{name}"))).await?;
-    }
-    Ok(manifest)
+    let (duplicates, skewed) = making.await.map_err(|e| scratch(std::io::Error::other(e)))?.map_err(scratch)?;
+    Ok((files, duplicates, skewed))
 }
 
 /// One part's bytes, made on the blocking side of a close.
