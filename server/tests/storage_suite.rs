@@ -23,3 +23,21 @@ fn rocksdb_stores_pass_the_openraft_storage_suite() {
         panic!("storage suite failed: {e}");
     }
 }
+
+/// The log's background threads (fsync, reclaiming purged space) hold the
+/// database; dropping the store joins them, so the database is closed at
+/// once — reopened straight away, and never left open at process exit,
+/// where RocksDB aborts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_log_store_closes_its_database_at_once() {
+    use openraft::storage::RaftLogStorage;
+    use openraft::{CommittedLeaderId, LogId};
+
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("raft-log");
+    for round in 1..=20u64 {
+        let mut log = LogStore::open(&path, SyncMode::Fsync).expect("the previous store let go of the database");
+        log.purge(LogId::new(CommittedLeaderId::new(1, 1), round * 1_000)).await.expect("purge");
+        drop(log);
+    }
+}

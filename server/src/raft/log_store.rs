@@ -14,7 +14,6 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
@@ -27,6 +26,7 @@ use super::codec::{
     entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record,
 };
 use super::errors;
+use super::log_workers::LogWorkers;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
 use crate::storage::keys::log as keys;
@@ -50,6 +50,9 @@ pub struct LogStore {
     syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
     /// Whether the vote has been read since the store was opened (see `read_vote`).
     vote_read: bool,
+    /// Declared last: dropped after `syncs`, it joins the threads (which
+    /// hold the database) when the last clone goes.
+    workers: Arc<LogWorkers>,
 }
 
 impl Debug for LogStore {
@@ -63,12 +66,8 @@ impl LogStore {
         let db = Arc::new(db::open_log_db(path)?);
         db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log")?;
         let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
-        let sync_db = Arc::clone(&db);
-        thread::Builder::new()
-            .name("ferry-log-sync".into())
-            .spawn(move || run_log_sync(&sync_db, pending, sync_mode))
-            .map_err(StorageError::io("start the log-sync thread"))?;
-        Ok(Self { db, syncs, vote_read: false })
+        let workers = LogWorkers::start(&db, pending, sync_mode).map_err(StorageError::io("start the log threads"))?;
+        Ok(Self { db, syncs, vote_read: false, workers: Arc::new(workers) })
     }
 
     fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -132,41 +131,6 @@ impl LogStore {
 }
 
 /// Fsyncs the WAL for every batch of queued callbacks, then completes them.
-fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sync_mode: SyncMode) {
-    let mut batch = Vec::new();
-    while pending.blocking_recv().map(|first| batch.push(first)).is_some() {
-        while let Ok(next) = pending.try_recv() {
-            batch.push(next);
-        }
-        let result = match sync_mode {
-            SyncMode::Fsync => db.flush_wal(true).map_err(|e| format!("fsync raft log: {e}")),
-            SyncMode::Skip => Ok(()),
-        };
-        for callback in batch.drain(..) {
-            callback.log_io_completed(result.clone().map_err(std::io::Error::other));
-        }
-    }
-}
-
-/// Gives the disk space of a purged range back: flushing both column
-/// families lets RocksDB delete the WAL files that still hold the purged
-/// entries; SST files wholly inside the range are dropped without compaction,
-/// the rest compacted. Failures only delay reclaiming.
-fn reclaim_purged(db: &DB, from: [u8; 8], last_purged: [u8; 8]) {
-    let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
-    let mut options = rocksdb::FlushOptions::default();
-    options.set_wait(true);
-    if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
-        tracing::warn!(error = %e, "flushing the raft log after a purge failed");
-    }
-    // The range is inclusive: files holding only purged entries, never one
-    // that ends with the first entry kept.
-    if let Err(e) = db.delete_file_in_range_cf(log, from, last_purged) {
-        tracing::warn!(error = %e, "dropping purged raft log files failed");
-    }
-    db.compact_range_cf(log, Some(from), Some(last_purged));
-}
-
 fn start_of(bound: Bound<&u64>) -> u64 {
     match bound {
         Bound::Included(i) => *i,
@@ -282,9 +246,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let (from, to) = (keys::entry(0), keys::entry(log_id.index + 1));
         batch.delete_range_cf(log_cf, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
-        let db = Arc::clone(&self.db);
-        let last_purged = keys::entry(log_id.index);
-        std::thread::spawn(move || reclaim_purged(&db, from, last_purged));
+        self.workers.reclaim(keys::entry(log_id.index));
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod errors;
 pub mod log_store;
+mod log_workers;
 pub mod network;
 pub mod rpc_codec;
 pub mod snapshot_dir;
