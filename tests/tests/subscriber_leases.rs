@@ -31,12 +31,18 @@ async fn a_held_message_is_extended_past_its_deadline_until_the_maximum_then_red
     assert!(meanwhile.is_empty(), "redelivered while its holder was extending the lease: {meanwhile:?}");
 
     // Extension stops at 12 s of holding, so the lease runs out within one
-    // more deadline and another consumer gets the message.
+    // more deadline and the message goes out again — to whichever consumer
+    // asks first: the pulling one, or the subscriber's own stream (which
+    // holds no lease on it any more).
     let give_up = held_since + Duration::from_secs(40);
     let redelivered = loop {
-        let got = client.pull("pool", 10, Duration::from_secs(1)).await.expect("pull");
-        if let Some(message) = got.into_iter().next() {
-            break message;
+        tokio::select! {
+            streamed = subscriber.next() => break streamed.expect("a message").expect("no error").message.clone(),
+            pulled = client.pull("pool", 10, Duration::from_secs(1)) => {
+                if let Some(message) = pulled.expect("pull").into_iter().next() {
+                    break message;
+                }
+            }
         }
         assert!(Instant::now() < give_up, "the lease was extended past its maximum");
     };
