@@ -160,6 +160,13 @@ impl World {
         events
     }
 
+    /// The payload texts of a closed hour, sorted.
+    async fn texts(&self, hour: Hour) -> Vec<String> {
+        let mut texts: Vec<String> = self.events(hour).await.into_iter().map(|(text, _, _)| text).collect();
+        texts.sort();
+        texts
+    }
+
     /// `ferry-etl verify` says the hour matches its manifest.
     fn verify(&self, hour: Hour) -> String {
         let output = Command::new(binary("ferry-etl"))
@@ -215,6 +222,13 @@ impl Drop for Etl {
     }
 }
 
+/// `<prefix>-<i>` for each i, sorted: what `World::publish` sent.
+fn texts(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    let mut texts: Vec<String> = range.map(|i| format!("{prefix}-{i}")).collect();
+    texts.sort();
+    texts
+}
+
 fn url(dir: &Path) -> String {
     std::fs::create_dir_all(dir).expect("output dir");
     format!("file://{}", dir.display())
@@ -241,11 +255,7 @@ async fn hours_close_once_each_holding_its_events_exactly_once() {
     let mut hour = first;
     for (prefix, count, duplicates) in expected {
         let manifest = world.wait_closed(hour).await;
-        let mut texts: Vec<String> = world.events(hour).await.into_iter().map(|(text, _, _)| text).collect();
-        texts.sort();
-        let mut want: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
-        want.sort();
-        assert_eq!(texts, want, "hour {hour}: each event exactly once");
+        assert_eq!(world.texts(hour).await, texts(prefix, 0..count), "hour {hour}: each event exactly once");
         assert_eq!(manifest.records, count as u64);
         assert_eq!(manifest.duplicates_dropped, duplicates, "hour {hour}");
         assert!(world.verify(hour).contains("ok"));
@@ -274,12 +284,7 @@ async fn a_worker_killed_at_any_step_of_a_write_loses_and_doubles_nothing() {
         world.advance(HOUR * 2).await;
         let etl = world.etl(&[]);
         world.wait_closed(first).await;
-        let events = world.events(first).await;
-        let mut texts: Vec<String> = events.into_iter().map(|(text, _, _)| text).collect();
-        texts.sort();
-        let mut want: Vec<String> = (0..40).map(|i| format!("x-{i}")).collect();
-        want.sort();
-        assert_eq!(texts, want, "crash at {point}: every event exactly once");
+        assert_eq!(world.texts(first).await, texts("x", 0..40), "crash at {point}: every event exactly once");
         world.verify(first);
         let closed = world.snapshot(first);
 
@@ -368,9 +373,11 @@ async fn two_workers_sharing_a_topic_write_each_event_once() {
     assert_eq!(seen.len(), want.len(), "every event once across both hours");
     assert_eq!(seen, want);
     assert!(world.etl_log().contains("sorting on disk"), "{}", world.etl_log());
+    // A worker may still be in a close (of a later hour, or a second close
+    // of one the other finished): the scratch is checked once both stopped.
+    assert!(one.stop().success() && two.stop().success(), "{}", world.etl_log());
     let left: Vec<_> = std::fs::read_dir(&scratch).expect("scratch dir").collect();
     assert!(left.is_empty(), "the close's scratch files are gone: {left:?}");
-    assert!(one.stop().success() && two.stop().success(), "{}", world.etl_log());
 }
 
 /// The same hours, with duplicates, through the binary into a bucket of a
@@ -390,11 +397,7 @@ async fn on_s3_hours_close_once_each_holding_their_events_exactly_once() {
 
     for (hour, prefix, count, duplicates) in [(first, "s", 300, 50), (first.next(), "t", 100, 0)] {
         let manifest = world.wait_closed(hour).await;
-        let mut texts: Vec<String> = world.events(hour).await.into_iter().map(|(text, _, _)| text).collect();
-        texts.sort();
-        let mut want: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
-        want.sort();
-        assert_eq!(texts, want, "hour {hour}: each event exactly once");
+        assert_eq!(world.texts(hour).await, texts(prefix, 0..count), "hour {hour}: each event exactly once");
         assert_eq!(manifest.duplicates_dropped, duplicates, "hour {hour}");
         assert!(world.verify(hour).contains("ok"));
         let staged = world.output.list(&in_hour(TOPIC, hour, "_staging")).await.expect("list");
@@ -420,11 +423,7 @@ async fn json_lines_parts_and_metrics_over_http() {
     let manifest = world.wait_closed(first).await;
     assert!(manifest.files.iter().all(|f| f.name.ends_with(".jsonl.gz")), "{manifest:?}");
     assert_eq!((manifest.records, manifest.duplicates_dropped), (120, 20));
-    let mut texts: Vec<String> = world.events(first).await.into_iter().map(|(text, _, _)| text).collect();
-    texts.sort();
-    let mut want: Vec<String> = (0..120).map(|i| format!("j-{i}")).collect();
-    want.sort();
-    assert_eq!(texts, want);
+    assert_eq!(world.texts(first).await, texts("j", 0..120));
     assert!(world.verify(first).contains("ok"));
 
     let scrape = http_get(&metrics_addr, "/metrics").await;

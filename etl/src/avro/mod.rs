@@ -67,11 +67,7 @@ impl Codec {
                 encoder.write_all(&raw).expect("writing to a Vec cannot fail");
                 encoder.finish().expect("writing to a Vec cannot fail")
             }
-            Self::Zstandard => {
-                let mut out = Vec::with_capacity(zstd_safe::compress_bound(raw.len()));
-                zstd_safe::compress(&mut out, &raw, ZSTD_LEVEL).expect("a large enough buffer");
-                out
-            }
+            Self::Zstandard => zstd_compress(&raw),
         }
     }
 
@@ -92,6 +88,13 @@ impl Codec {
         }
         Ok(out)
     }
+}
+
+/// One zstd frame at the ETL's fixed level (Avro blocks and JSON Lines files).
+pub(crate) fn zstd_compress(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(zstd_safe::compress_bound(raw.len()));
+    zstd_safe::compress(&mut out, raw, ZSTD_LEVEL).expect("a large enough buffer");
+    out
 }
 
 /// Streaming, since other writers' frames need not say their size; stops
