@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ferry_client::{Client, LogRecord, Position};
@@ -19,11 +20,34 @@ pub struct Cluster {
     extra_args: Vec<String>,
 }
 
-/// A free loopback port: bind to port 0 and let go. Another process could take
-/// it in between; on a test machine that is rare enough.
+/// A free loopback address for a node whose port must be known before it
+/// starts (its peers are configured with it).
+///
+/// The port comes from below the kernel's ephemeral range (32768–60999 on
+/// Linux): a port bound to 0 and let go can be handed straight back to any
+/// outgoing connection on the machine — another node's client socket took one
+/// between the check and `ferryd`'s bind, and the node failed with "address in
+/// use". Below the range only an explicit bind takes a port, so a port checked
+/// free stays free; a process-wide counter, started at an offset from the PID,
+/// keeps concurrent tests and test binaries from choosing the same one.
 pub fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").to_string()
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(613) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        let addr = format!("127.0.0.1:{port}");
+        if TcpListener::bind(&addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 impl Cluster {

@@ -1,4 +1,4 @@
-//! Support for black-box tests: start real `ferryd` processes on port 0 in
+//! Support for black-box tests: start real `ferryd` processes on free ports in
 //! temporary directories, run the real `ferry` CLI, and stop them by PID.
 
 use std::fs::File;
@@ -46,14 +46,14 @@ pub struct Ferryd {
 }
 
 impl Ferryd {
-    /// Starts `ferryd` on `127.0.0.1:0` with its data in `data_dir` and waits
-    /// until it serves.
+    /// Starts `ferryd` on a free loopback port (see [`free_addr`]; a restart
+    /// reuses it) with its data in `data_dir` and waits until it serves.
     pub fn start(data_dir: &Path) -> Ferryd {
         Self::start_with(data_dir, &[])
     }
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Ferryd {
-        Self::start_at(data_dir, "127.0.0.1:0", extra_args)
+        Self::start_at(data_dir, &free_addr(), extra_args)
     }
 
     /// Starts `ferryd` listening on `listen` with extra flags.
