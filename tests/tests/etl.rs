@@ -117,9 +117,10 @@ impl World {
     }
 
     async fn wait_until_acked(&self) {
-        let backlog = self.client.get_subscription("etl").await.expect("subscription").backlog;
-        let what = format!("the ETL acks everything ({backlog:?}); its log so far:\n{}", self.etl_log());
-        eventually(Duration::from_secs(30), &what, || async { (self.unacked().await == 0).then_some(()) }).await;
+        self.eventually_logged(Duration::from_secs(30), "the ETL acks everything", || async {
+            (self.unacked().await == 0).then_some(())
+        })
+        .await;
     }
 
     async fn manifest(&self, hour: Hour) -> Option<Manifest> {
@@ -127,8 +128,23 @@ impl World {
     }
 
     async fn wait_closed(&self, hour: Hour) -> Manifest {
-        let what = format!("hour {hour} closes; ETL log:\n{}", self.etl_log());
-        eventually(Duration::from_secs(60), &what, || self.manifest(hour)).await
+        self.eventually_logged(Duration::from_secs(60), &format!("hour {hour} closes"), || self.manifest(hour)).await
+    }
+
+    /// [`eventually`], failing with the subscription's backlog and the ETL's
+    /// log as they are at the deadline (not as they were when the wait began).
+    async fn eventually_logged<T, F, Fut>(&self, within: Duration, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        match tokio::time::timeout(within, eventually(within * 2, what, check)).await {
+            Ok(value) => value,
+            Err(_) => {
+                let backlog = self.client.get_subscription("etl").await.map(|s| s.backlog);
+                panic!("{what}: not within {within:?}; backlog {backlog:?}; ETL log:\n{}", self.etl_log())
+            }
+        }
     }
 
     /// Waits until every hour from `from` whose end and grace have passed
