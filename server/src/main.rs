@@ -43,6 +43,11 @@ struct Args {
     /// Raft entries between snapshots; each snapshot lets the log before it be purged.
     #[arg(long, env = "FERRY_SNAPSHOT_EVERY_ENTRIES", default_value_t = ferry_server::node::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     snapshot_every_entries: u64,
+    /// Messages leased (delivered and not yet acked) per subscription on the
+    /// leader, at most; the rest of the backlog waits on disk.
+    #[arg(long, env = "FERRY_OUTSTANDING_MAX", default_value_t = ferry_server::delivery::OUTSTANDING_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    outstanding_max: u64,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
@@ -94,7 +99,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .listen(&args.listen)
         .node_id(args.node_id)
         .formation(formation)
-        .snapshot_every_entries(args.snapshot_every_entries);
+        .snapshot_every_entries(args.snapshot_every_entries)
+        .outstanding_max(args.outstanding_max as usize);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
     }

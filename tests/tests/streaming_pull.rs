@@ -191,3 +191,38 @@ async fn a_waiting_stream_gets_the_messages_a_seek_replays() {
     }
     subscriber.close().await;
 }
+
+/// With the subscription's leases at the server's bound, a consumer that got
+/// nothing waits; the acks of another consumer make room, and it must be told
+/// (not wait for a publish or a deadline ten minutes away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_starved_by_the_lease_bound_is_woken_when_another_consumers_acks_commit() {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Ferryd::start_with(&dir.path().join("node"), &["--outstanding-max", "10"]);
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("work", TopicSettings::default()).await.expect("create topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
+    client.create_subscription("pool", "work", settings).await.expect("sub");
+    client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
+
+    let mut first = client.subscribe("pool", SubscriberSettings::default()).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(first.next().await.expect("message").expect("no error"));
+    }
+    let mut second = client.subscribe("pool", SubscriberSettings::default()).await.expect("subscribe");
+    let nothing = tokio::time::timeout(Duration::from_millis(500), second.next()).await;
+    assert!(nothing.is_err(), "a lease beyond the bound of 10 went out");
+
+    for delivered in held {
+        delivered.ack();
+    }
+    // The first consumer goes away with its acks sent: only the second can
+    // take the rest.
+    first.close().await;
+    for _ in 0..10 {
+        let next = tokio::time::timeout(Duration::from_secs(10), second.next()).await;
+        next.expect("the waiting consumer is woken by the commits").expect("message").expect("no error").ack();
+    }
+    second.close().await;
+}

@@ -36,7 +36,27 @@ pub enum DeliveryError {
     Storage(#[from] StorageError),
 }
 
-type Shared = Arc<Mutex<SubscriptionDelivery>>;
+/// One subscription's leases in this term, and who waits on them.
+#[derive(Debug)]
+struct Slot {
+    leases: Mutex<SubscriptionDelivery>,
+    /// Bumped whenever leases go away or become deliverable again (acks
+    /// committed, a move finished, a nack): room under `outstanding_max` for
+    /// every consumer of the subscription, not only the one that acked.
+    released: watch::Sender<u64>,
+}
+
+impl Slot {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, SubscriptionDelivery> {
+        self.leases.lock()
+    }
+
+    fn wake(&self) {
+        self.released.send_modify(|count| *count = count.wrapping_add(1));
+    }
+}
+
+type Shared = Arc<Slot>;
 
 /// Every subscription's leases, all of one leadership term.
 #[derive(Debug, Default)]
@@ -55,6 +75,13 @@ pub struct Dispatcher {
     /// leaders do not collide.
     next_delivery_id: AtomicU64,
     next_consumer_id: AtomicU64,
+}
+
+/// What a consumer with nothing to take waits on: see [`Dispatcher::watch`].
+#[derive(Debug)]
+pub struct Wakeups {
+    arrivals: watch::Receiver<u64>,
+    released: watch::Receiver<u64>,
 }
 
 impl Dispatcher {
@@ -96,18 +123,21 @@ impl Dispatcher {
         Ok(leases.lease(&source, &subscription.floors(), now, lessee, &mut next_id)?)
     }
 
-    /// Changes whenever a publish or a seek is applied; take it before leasing, then
+    /// Fires when a publish or a seek is applied or leases of the
+    /// subscription are released; take it before leasing, then
     /// [`wait`](Self::wait) on it if nothing was there.
-    pub fn watch_arrivals(&self) -> watch::Receiver<u64> {
+    pub fn watch(&self, term: u64, subscription: &SubscriptionState) -> Wakeups {
         let mut arrivals = self.state.watch_arrivals();
         arrivals.borrow_and_update();
-        arrivals
+        let mut released = self.leases(term, subscription).released.subscribe();
+        released.borrow_and_update();
+        Wakeups { arrivals, released }
     }
 
-    /// Waits until new messages may be deliverable: a publish or seek was applied, a
-    /// lease or backoff of the subscription ran out, or `give_up` (real time)
-    /// passed.
-    pub async fn wait(&self, term: u64, name: &str, arrivals: &mut watch::Receiver<u64>, give_up: Instant) {
+    /// Waits until new messages may be deliverable: a publish or seek was
+    /// applied, leases were released, a lease or backoff of the subscription
+    /// ran out, or `give_up` (real time) passed.
+    pub async fn wait(&self, term: u64, name: &str, wakeups: &mut Wakeups, give_up: Instant) {
         let next_deadline = self.subscription(name).ok().and_then(|s| self.leases(term, &s).lock().next_deadline());
         let deadline = async {
             match next_deadline {
@@ -116,7 +146,8 @@ impl Dispatcher {
             }
         };
         tokio::select! {
-            _ = arrivals.changed() => {}
+            _ = wakeups.arrivals.changed() => {}
+            _ = wakeups.released.changed() => {}
             () = deadline => {}
             () = tokio::time::sleep_until(give_up) => {}
         }
@@ -126,12 +157,12 @@ impl Dispatcher {
     pub async fn pull(&self, term: u64, name: &str, lessee: Lessee, wait: Duration) -> Result<Leased, DeliveryError> {
         let give_up = Instant::now() + wait;
         loop {
-            let mut arrivals = self.watch_arrivals();
+            let mut wakeups = self.watch(term, &self.subscription(name)?);
             let leased = self.lease(term, name, lessee)?;
             if !leased.deliveries.is_empty() || !leased.exhausted.is_empty() || Instant::now() >= give_up {
                 return Ok(leased);
             }
-            self.wait(term, name, &mut arrivals, give_up).await;
+            self.wait(term, name, &mut wakeups, give_up).await;
         }
     }
 
@@ -157,12 +188,16 @@ impl Dispatcher {
 
     pub fn finish_ack(&self, term: u64, subscription: &SubscriptionState, keys: &[(u32, u64)], committed: bool) {
         let now = self.clock.monotonic();
-        self.leases(term, subscription).lock().finish_ack(keys, committed, now);
+        let slot = self.leases(term, subscription);
+        slot.lock().finish_ack(keys, committed, now);
+        slot.wake();
     }
 
     pub fn finish_dead_letter(&self, term: u64, subscription: &SubscriptionState, position: (u32, u64), moved: bool) {
         let now = self.clock.monotonic();
-        self.leases(term, subscription).lock().finish_dead_letter(position, moved, now);
+        let slot = self.leases(term, subscription);
+        slot.lock().finish_dead_letter(position, moved, now);
+        slot.wake();
     }
 
     /// Returns the ids that held no current lease.
@@ -174,7 +209,12 @@ impl Dispatcher {
         seconds: u32,
     ) -> Vec<AckId> {
         let now = self.clock.monotonic();
-        self.leases(term, subscription).lock().modify_deadline(ids, now, seconds)
+        let slot = self.leases(term, subscription);
+        let stale = slot.lock().modify_deadline(ids, now, seconds);
+        if seconds == 0 {
+            slot.wake();
+        }
+        stale
     }
 
     /// Drops the leases of a deleted subscription.
@@ -199,13 +239,16 @@ impl Dispatcher {
             all.remove(&subscription.id);
         }
         let entry = all.entry(subscription.id).or_insert_with(|| {
-            Arc::new(Mutex::new(SubscriptionDelivery::new(
-                subscription.id,
-                subscription.seek_epoch,
-                subscription.acks.len(),
-                DeliveryPolicy::of(&subscription.config),
-                self.outstanding_max,
-            )))
+            Arc::new(Slot {
+                leases: Mutex::new(SubscriptionDelivery::new(
+                    subscription.id,
+                    subscription.seek_epoch,
+                    subscription.acks.len(),
+                    DeliveryPolicy::of(&subscription.config),
+                    self.outstanding_max,
+                )),
+                released: watch::Sender::new(0),
+            })
         });
         Arc::clone(entry)
     }

@@ -6,6 +6,7 @@
 pub mod ack_id;
 pub mod backlog;
 pub mod dispatcher;
+mod leases;
 pub mod policy;
 pub mod subscription;
 
@@ -14,7 +15,7 @@ mod tests;
 
 pub use ack_id::{AckId, MalformedAckId};
 pub use backlog::{backlog, Backlog};
-pub use dispatcher::{DeliveryError, Dispatcher, OUTSTANDING_MAX_DEFAULT};
+pub use dispatcher::{DeliveryError, Dispatcher, Wakeups, OUTSTANDING_MAX_DEFAULT};
 pub use policy::DeliveryPolicy;
 pub use subscription::{
     AckPlan, ConsumerId, Delivery, Exhausted, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery,

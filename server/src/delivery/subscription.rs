@@ -13,11 +13,12 @@
 //! `WAITING_MAX` waiting offsets per subscription; the backlog itself stays on
 //! disk and is read in order through per-partition cursors.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use tokio::time::Instant;
 
 use super::ack_id::AckId;
+use super::leases::{Lease, LeaseState, Leases, Position};
 use super::policy::DeliveryPolicy;
 use crate::domain::StoredMessage;
 
@@ -78,38 +79,6 @@ pub struct Lessee {
     pub bytes_max: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LeaseState {
-    /// Held by a consumer until the deadline.
-    Leased,
-    /// An ack is being committed; not redelivered meanwhile.
-    Acking,
-    /// Expired, nacked or promoted behind its key: delivered again once the
-    /// deadline (the retry backoff) has passed.
-    Ready,
-    /// Being moved to the dead-letter topic.
-    DeadLettering,
-}
-
-#[derive(Debug, Clone)]
-struct Lease {
-    delivery_id: u64,
-    /// Deliveries so far.
-    attempt: u32,
-    state: LeaseState,
-    /// `Leased`: when the lease ends. `Ready`: not before.
-    deadline: Instant,
-    consumer: ConsumerId,
-    size: u64,
-    key: Option<String>,
-}
-
-impl Lease {
-    fn held(&self) -> bool {
-        matches!(self.state, LeaseState::Leased | LeaseState::Acking)
-    }
-}
-
 /// What one consumer holds: flow control counts against it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Holding {
@@ -121,7 +90,7 @@ pub struct Holding {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct AckPlan {
     /// (partition, offset) to commit as acked.
-    pub commit: Vec<(u32, u64)>,
+    pub commit: Vec<Position>,
     /// Acks of a delivery superseded by a redelivery: ignored.
     pub stale: Vec<AckId>,
 }
@@ -136,9 +105,9 @@ pub struct SubscriptionDelivery {
     outstanding_max: usize,
     /// Per partition: the next offset not yet read in this term.
     cursors: Vec<u64>,
-    leases: BTreeMap<(u32, u64), Lease>,
+    leases: Leases,
     /// Per ordering key with a message in flight: the offsets waiting behind it.
-    keys: HashMap<String, VecDeque<(u32, u64)>>,
+    keys: HashMap<String, VecDeque<Position>>,
     waiting: usize,
     consumers: HashMap<ConsumerId, Holding>,
     next_partition: usize,
@@ -158,7 +127,7 @@ impl SubscriptionDelivery {
             policy,
             outstanding_max,
             cursors: vec![0; partitions],
-            leases: BTreeMap::new(),
+            leases: Leases::default(),
             keys: HashMap::new(),
             waiting: 0,
             consumers: HashMap::new(),
@@ -168,7 +137,7 @@ impl SubscriptionDelivery {
 
     /// Messages leased now (not expired, not waiting for redelivery).
     pub fn leased(&self) -> usize {
-        self.leases.values().filter(|l| l.held()).count()
+        self.leases.held()
     }
 
     /// What `consumer` holds now.
@@ -184,11 +153,7 @@ impl SubscriptionDelivery {
     /// When something next becomes deliverable by time alone (a lease
     /// expires, a backoff ends), to wake a waiting consumer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.leases
-            .values()
-            .filter(|l| matches!(l.state, LeaseState::Leased | LeaseState::Ready))
-            .map(|l| l.deadline)
-            .min()
+        self.leases.next_deadline()
     }
 
     /// Leases messages to `lessee`: first redeliveries whose backoff has
@@ -211,12 +176,8 @@ impl SubscriptionDelivery {
             out.deliveries.len() >= lessee.count_max || (bytes >= lessee.bytes_max && !out.deliveries.is_empty())
         };
 
-        let ready: Vec<(u32, u64)> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| l.state == LeaseState::Ready && l.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
+        // Expired leases are `Ready` now, so whatever is due is a redelivery.
+        let ready = self.leases.due(now);
         for (partition, offset) in ready {
             if full(&out, bytes) {
                 break;
@@ -234,9 +195,7 @@ impl SubscriptionDelivery {
             }
             let attempts = self.leases.get(&(partition, offset)).map_or(0, |l| l.attempt);
             if self.policy.exhausted(attempts) {
-                if let Some(lease) = self.leases.get_mut(&(partition, offset)) {
-                    lease.state = LeaseState::DeadLettering;
-                }
+                self.leases.modify(&(partition, offset), |lease| lease.state = LeaseState::DeadLettering);
                 out.exhausted.push(Exhausted { message, attempts });
                 continue;
             }
@@ -269,7 +228,7 @@ impl SubscriptionDelivery {
                 }
                 let position = (message.partition, message.offset);
                 self.cursors[partition] = message.offset + 1;
-                if acked.contains(&message.offset) || self.leases.contains_key(&position) {
+                if acked.contains(&message.offset) || self.leases.contains(&position) {
                     continue;
                 }
                 let key = &message.body.ordering_key;
@@ -302,7 +261,7 @@ impl SubscriptionDelivery {
             size,
             key,
         };
-        self.hold(&lease);
+        Self::hold(&mut self.consumers, &lease);
         self.leases.insert(position, lease);
         let ack_id = AckId {
             subscription_id: self.subscription_id,
@@ -313,8 +272,8 @@ impl SubscriptionDelivery {
         Delivery { ack_id, attempt, message }
     }
 
-    fn hold(&mut self, lease: &Lease) {
-        let holding = self.consumers.entry(lease.consumer).or_default();
+    fn hold(consumers: &mut HashMap<ConsumerId, Holding>, lease: &Lease) {
+        let holding = consumers.entry(lease.consumer).or_default();
         holding.messages += 1;
         holding.bytes += lease.size as usize;
     }
@@ -328,21 +287,23 @@ impl SubscriptionDelivery {
 
     /// Leases past their deadline wait out the retry backoff, then go again.
     fn expire(&mut self, now: Instant) {
-        for lease in self.leases.values_mut() {
-            if lease.state == LeaseState::Leased && lease.deadline <= now {
-                Self::release(&mut self.consumers, lease);
-                lease.state = LeaseState::Ready;
-                // The backoff runs from when the lease ran out, not from when we noticed.
-                lease.deadline += self.policy.backoff(lease.attempt);
-            }
+        for position in self.leases.due(now) {
+            self.leases.modify(&position, |lease| {
+                if lease.state == LeaseState::Leased {
+                    Self::release(&mut self.consumers, lease);
+                    lease.state = LeaseState::Ready;
+                    // The backoff runs from when the lease ran out, not from when we noticed.
+                    lease.deadline += self.policy.backoff(lease.attempt);
+                }
+            });
         }
     }
 
     /// Drops a lease for good (acked, dead-lettered or deleted) and lets the
     /// next message of its ordering key go.
-    fn remove(&mut self, position: (u32, u64), now: Instant) {
+    fn remove(&mut self, position: Position, now: Instant) {
         let Some(lease) = self.leases.remove(&position) else { return };
-        if lease.held() {
+        if lease.counts_for_consumer() {
             Self::release(&mut self.consumers, &lease);
         }
         let Some(key) = lease.key else { return };
@@ -371,14 +332,10 @@ impl SubscriptionDelivery {
     /// Drops leases the replicated floors already cover (acked elsewhere, or
     /// trimmed by retention).
     fn forget_below(&mut self, floors: &[u64], now: Instant) {
-        let covered: Vec<(u32, u64)> = self
-            .leases
-            .keys()
-            .filter(|(partition, offset)| floors.get(*partition as usize).is_some_and(|floor| offset < floor))
-            .copied()
-            .collect();
-        for position in covered {
-            self.remove(position, now);
+        for (partition, floor) in floors.iter().enumerate() {
+            for position in self.leases.below(partition as u32, *floor) {
+                self.remove(position, now);
+            }
         }
     }
 
@@ -388,20 +345,23 @@ impl SubscriptionDelivery {
         let mut plan = AckPlan::default();
         for id in ids {
             let key = (id.partition, id.offset);
-            match self.leases.get_mut(&key) {
-                Some(lease) if lease.delivery_id != id.delivery_id && lease.state != LeaseState::Ready => {
-                    plan.stale.push(*id);
+            let current = self.leases.modify(&key, |lease| {
+                if lease.delivery_id != id.delivery_id && lease.state != LeaseState::Ready {
+                    return false;
                 }
-                Some(lease) => {
-                    if lease.state == LeaseState::Ready {
-                        lease.consumer = UNARY_CONSUMER;
-                    }
-                    lease.state = LeaseState::Acking;
-                    plan.commit.push(key);
+                match lease.state {
+                    LeaseState::Ready => lease.consumer = UNARY_CONSUMER,
+                    LeaseState::Leased => Self::release(&mut self.consumers, lease),
+                    LeaseState::Acking | LeaseState::DeadLettering => {}
                 }
-                // Delivered by an earlier leader, or already acked: committing
-                // again is harmless.
-                None => plan.commit.push(key),
+                lease.state = LeaseState::Acking;
+                true
+            });
+            match current {
+                Some(false) => plan.stale.push(*id),
+                // Without a lease it was delivered by an earlier leader, or
+                // already acked: committing again is harmless.
+                Some(true) | None => plan.commit.push(key),
             }
         }
         plan
@@ -409,26 +369,31 @@ impl SubscriptionDelivery {
 
     /// Completes [`begin_ack`](Self::begin_ack): committed acks drop their
     /// leases; failed ones are leased again until their old deadline.
-    pub fn finish_ack(&mut self, keys: &[(u32, u64)], committed: bool, now: Instant) {
+    pub fn finish_ack(&mut self, keys: &[Position], committed: bool, now: Instant) {
         for key in keys {
             if committed {
                 self.remove(*key, now);
-            } else if let Some(lease) = self.leases.get_mut(key) {
-                if lease.state == LeaseState::Acking {
-                    lease.state = LeaseState::Leased;
-                }
+            } else {
+                self.leases.modify(key, |lease| {
+                    if lease.state == LeaseState::Acking {
+                        lease.state = LeaseState::Leased;
+                        Self::hold(&mut self.consumers, lease);
+                    }
+                });
             }
         }
     }
 
     /// Completes a dead-lettering: moved messages are gone from here; a failed
     /// move is retried after the backoff.
-    pub fn finish_dead_letter(&mut self, position: (u32, u64), moved: bool, now: Instant) {
+    pub fn finish_dead_letter(&mut self, position: Position, moved: bool, now: Instant) {
         if moved {
             self.remove(position, now);
-        } else if let Some(lease) = self.leases.get_mut(&position) {
-            lease.state = LeaseState::Ready;
-            lease.deadline = now + self.policy.backoff(lease.attempt);
+        } else {
+            self.leases.modify(&position, |lease| {
+                lease.state = LeaseState::Ready;
+                lease.deadline = now + self.policy.backoff(lease.attempt);
+            });
         }
     }
 
@@ -437,17 +402,21 @@ impl SubscriptionDelivery {
     pub fn modify_deadline(&mut self, ids: &[AckId], now: Instant, seconds: u32) -> Vec<AckId> {
         let mut stale = Vec::new();
         for id in ids {
-            match self.leases.get_mut(&(id.partition, id.offset)) {
-                Some(lease) if lease.delivery_id == id.delivery_id && lease.state == LeaseState::Leased => {
-                    if seconds == 0 {
-                        Self::release(&mut self.consumers, lease);
-                        lease.state = LeaseState::Ready;
-                        lease.deadline = now + self.policy.backoff(lease.attempt);
-                    } else {
-                        lease.deadline = now + std::time::Duration::from_secs(u64::from(seconds));
-                    }
+            let changed = self.leases.modify(&(id.partition, id.offset), |lease| {
+                if lease.delivery_id != id.delivery_id || lease.state != LeaseState::Leased {
+                    return false;
                 }
-                _ => stale.push(*id),
+                if seconds == 0 {
+                    Self::release(&mut self.consumers, lease);
+                    lease.state = LeaseState::Ready;
+                    lease.deadline = now + self.policy.backoff(lease.attempt);
+                } else {
+                    lease.deadline = now + std::time::Duration::from_secs(u64::from(seconds));
+                }
+                true
+            });
+            if changed != Some(true) {
+                stale.push(*id);
             }
         }
         stale

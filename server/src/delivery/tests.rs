@@ -328,6 +328,24 @@ fn flow_control_counts_what_each_consumer_holds() {
     assert_eq!(h.leases.holding(2).messages, 1);
 }
 
+#[test]
+fn an_ack_frees_the_consumers_room_before_its_commit_and_a_failed_commit_takes_it_back() {
+    let mut h = Harness::new(&[10], 100);
+    let a = Lessee { consumer: 1, count_max: 3, bytes_max: usize::MAX };
+    let got = h.lease(a).deliveries;
+    let ids: Vec<AckId> = got.iter().map(|d| d.ack_id).collect();
+    let plan = h.leases.begin_ack(&ids[..2]);
+    assert_eq!(h.leases.holding(1), Holding { messages: 1, bytes: 3 }, "acked, though not committed yet");
+    assert_eq!(h.leases.leased(), 3, "the acking leases stay until the commit");
+    let room = Lessee { count_max: 3 - h.leases.holding(1).messages, ..a };
+    assert_eq!(offsets(&h.lease(room).deliveries), vec![(0, 3), (0, 4)], "the freed room takes new messages");
+    h.leases.finish_ack(&plan.commit, false, h.now);
+    assert_eq!(h.leases.holding(1).messages, 5, "a failed commit: held again until the old deadline");
+    h.now += DEADLINE;
+    h.pull(0);
+    assert_eq!(h.leases.holding(1).messages, 0, "and released when that deadline passes");
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Pull(usize),

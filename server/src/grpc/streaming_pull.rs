@@ -110,7 +110,13 @@ impl Stream {
                     break;
                 }
             }
-            let mut arrivals = self.dispatcher.watch_arrivals();
+            let mut wakeups = match self.dispatcher.subscription(&self.name) {
+                Ok(subscription) => self.dispatcher.watch(self.term, &subscription),
+                Err(e) => {
+                    let _ = self.responses.send(Err(ApiError::from(e).into())).await;
+                    break;
+                }
+            };
             match self.deliver().await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -131,7 +137,7 @@ impl Stream {
                         break;
                     }
                 }
-                () = self.dispatcher.wait(self.term, &self.name, &mut arrivals, far) => {}
+                () = self.dispatcher.wait(self.term, &self.name, &mut wakeups, far) => {}
                 () = self.responses.closed() => break,
             }
         }
