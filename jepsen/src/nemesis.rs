@@ -337,9 +337,20 @@ fn describe(cuts: &[(u32, u32)]) -> String {
     cuts.iter().map(|(a, b)| format!("{a}-{b}")).collect::<Vec<_>>().join(" ")
 }
 
-/// How long a fault stays and how long the cluster rests between faults.
-pub fn durations(rng: &mut StdRng) -> (Duration, Duration) {
-    (Duration::from_millis(rng.gen_range(3_000..10_000)), Duration::from_millis(rng.gen_range(2_000..6_000)))
+/// A run's time per requested nemesis at which faults hold and rest for
+/// their full ranges.
+const FULL_BUDGET: Duration = Duration::from_secs(20);
+
+/// How long a fault stays (3–10 s) and how long the cluster rests before it
+/// (2–6 s). Both shrink in proportion when the run's time per requested
+/// nemesis (`budget`) is under 20 s, so a short run still fires every one
+/// (a 30 s run of three, on a slow disk, once never got to its third).
+/// The random draws are the same either way, so a seed keeps its sequence.
+pub fn durations(rng: &mut StdRng, budget: Duration) -> (Duration, Duration) {
+    let scale = (budget.as_secs_f64() / FULL_BUDGET.as_secs_f64()).min(1.0);
+    let hold = rng.gen_range(3_000..10_000) as f64 * scale;
+    let rest = rng.gen_range(2_000..6_000) as f64 * scale;
+    (Duration::from_millis(hold.max(500.0) as u64), Duration::from_millis(rest.max(250.0) as u64))
 }
 
 #[cfg(test)]
@@ -351,6 +362,18 @@ mod tests {
     fn cuts(topology: &str, nodes: u32) -> Vec<(u32, u32)> {
         let ids: Vec<u32> = (1..=nodes).collect();
         partition(topology, &ids, Some(1), &mut StdRng::seed_from_u64(7)).expect("a topology")
+    }
+
+    #[test]
+    fn a_short_run_shortens_holds_and_rests_so_one_round_of_its_nemeses_fits() {
+        for seed in 0..50 {
+            let (hold, rest) = durations(&mut StdRng::seed_from_u64(seed), Duration::from_secs(10));
+            assert!(hold + rest <= Duration::from_secs(8), "seed {seed}: {hold:?} + {rest:?} in a 10 s budget");
+            let long = durations(&mut StdRng::seed_from_u64(seed), Duration::from_secs(60));
+            let full = (Duration::from_millis(3_000)..Duration::from_millis(10_000)).contains(&long.0)
+                && (Duration::from_millis(2_000)..Duration::from_millis(6_000)).contains(&long.1);
+            assert!(full, "seed {seed}: a long run keeps the full ranges, got {long:?}");
+        }
     }
 
     fn reachable(cuts: &[(u32, u32)], a: u32, b: u32) -> bool {

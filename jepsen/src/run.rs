@@ -146,8 +146,9 @@ impl Workload {
 async fn faults(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, options: &RunOptions) {
     let until = Instant::now() + options.time_limit;
     let mut round: Vec<String> = Vec::new();
+    let budget = options.time_limit / options.nemeses.len().max(1) as u32;
     while !options.nemeses.is_empty() && Instant::now() < until {
-        let (hold, rest) = nemesis::durations(rng);
+        let (hold, rest) = nemesis::durations(rng, budget);
         sleep_until_or(until, rest).await;
         if Instant::now() >= until {
             break;

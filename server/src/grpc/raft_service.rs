@@ -1,5 +1,6 @@
 //! The internal `ferry.internal.v1.Raft` service: peers' Raft RPCs, handed to
-//! openraft, and snapshots streamed in file by file.
+//! the openraft instance of the group they name, and snapshots streamed in
+//! file by file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,12 +14,11 @@ use crate::raft::codec::{log_id_from_record, stored_membership_from_record, vote
 use crate::raft::rpc_codec::*;
 use crate::raft::snapshot_dir::{sync_dir, SnapshotDir};
 use crate::raft::type_config::{Snapshot, SnapshotMeta};
-use crate::raft::{AppliedState, Raft};
+use crate::raft::{GroupId, Groups, HostedGroup};
 
 #[derive(Clone)]
 pub struct RaftService {
-    raft: Raft,
-    state: Arc<AppliedState>,
+    groups: Arc<Groups>,
 }
 
 impl std::fmt::Debug for RaftService {
@@ -28,8 +28,12 @@ impl std::fmt::Debug for RaftService {
 }
 
 impl RaftService {
-    pub fn new(raft: Raft, state: Arc<AppliedState>) -> Self {
-        Self { raft, state }
+    pub fn new(groups: Arc<Groups>) -> Self {
+        Self { groups }
+    }
+
+    fn group(&self, id: GroupId) -> Result<HostedGroup, Status> {
+        self.groups.get(id).ok_or_else(|| Status::not_found(format!("raft group {id} is not hosted on this node")))
     }
 }
 
@@ -109,14 +113,18 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
-        let request = append_request_from_record(request.into_inner()).map_err(malformed)?;
-        let response = self.raft.append_entries(request).await.map_err(stopped)?;
+        let request = request.into_inner();
+        let group = self.group(request.group_id)?;
+        let request = append_request_from_record(request).map_err(malformed)?;
+        let response = group.raft.append_entries(request).await.map_err(stopped)?;
         Ok(Response::new(append_response_to_record(&response)))
     }
 
     async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
-        let request = vote_request_from_record(request.into_inner()).map_err(malformed)?;
-        let response = self.raft.vote(request).await.map_err(stopped)?;
+        let request = request.into_inner();
+        let group = self.group(request.group_id)?;
+        let request = vote_request_from_record(request).map_err(malformed)?;
+        let response = group.raft.vote(request).await.map_err(stopped)?;
         Ok(Response::new(vote_response_to_record(&response)))
     }
 
@@ -129,6 +137,7 @@ impl RaftRpc for RaftService {
         else {
             return Err(Status::invalid_argument("a snapshot stream must start with its header"));
         };
+        let group = self.group(header.group_id)?;
         let vote = header.vote.as_ref().map(vote_from_record).ok_or_else(|| malformed("snapshot without a vote"))?;
         let meta = header.meta.ok_or_else(|| malformed("snapshot without meta"))?;
         let meta = SnapshotMeta {
@@ -136,11 +145,28 @@ impl RaftRpc for RaftService {
             last_membership: stored_membership_from_record(meta.last_membership.unwrap_or_default()),
             snapshot_id: meta.snapshot_id,
         };
-        let dir = self.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
+        let dir = group.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
         receive_files(&dir, &mut stream).await?;
-        tracing::info!(snapshot = %meta.snapshot_id, "received a snapshot; installing");
+        tracing::info!(group = header.group_id, snapshot = %meta.snapshot_id, "received a snapshot; installing");
         let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir }) };
-        let response = self.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
+        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
         Ok(Response::new(pb::SnapshotReply { vote: Some(vote_to_record(&response.vote)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_group_this_node_does_not_host_is_not_found_and_named() {
+        let service = RaftService::new(Arc::new(Groups::default()));
+        let voted = service.vote(Request::new(pb::VoteRequest { group_id: 7, ..Default::default() })).await;
+        let status = voted.expect_err("no group 7 here");
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(status.message().contains("raft group 7"), "{}", status.message());
+        let request = pb::AppendEntriesRequest { group_id: 7, ..Default::default() };
+        let appended = service.append_entries(Request::new(request)).await;
+        assert_eq!(appended.expect_err("no group 7 here").code(), tonic::Code::NotFound);
     }
 }

@@ -27,7 +27,7 @@ use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::testing::TestingService;
 use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
-use crate::raft::{AppliedState, LogStore, NodeId, Raft, StateMachine, SyncMode};
+use crate::raft::{AppliedState, Groups, HostedGroup, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP};
 use crate::storage::StorageError;
 
 mod formation;
@@ -271,7 +271,9 @@ impl NodeBuilder {
         }
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
         let cluster = ClusterService::new(proposer);
-        let peers = RaftService::new(raft.clone(), Arc::clone(state));
+        let groups = Arc::new(Groups::default());
+        groups.host(META_GROUP, HostedGroup { raft: raft.clone(), state: Arc::clone(state) });
+        let peers = RaftService::new(groups);
 
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = TcpListenerStream::new(listener).map(|stream| {

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod errors;
+pub mod groups;
 pub mod log_store;
 mod log_workers;
 pub mod network;
@@ -12,6 +13,7 @@ pub mod state_dirs;
 pub mod state_machine;
 pub mod type_config;
 
+pub use groups::{GroupId, Groups, HostedGroup, META_GROUP};
 pub use log_store::{LogStore, SyncMode};
 pub use state_machine::{AppliedState, StateMachine};
 pub use type_config::{NodeId, Raft, TypeConfig};

@@ -5,6 +5,9 @@
 //! (tonic reconnects it after failures). Every RPC carries openraft's deadline;
 //! an unreachable peer is retried after an exponential backoff. Snapshots are
 //! streamed file by file in bounded chunks, never held in memory whole.
+//!
+//! Every group a process hosts shares the channels; each group's factory
+//! ([`Network::for_group`]) stamps its group id into every request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use super::codec::{stored_membership_to_record, vote_from_record, vote_to_record};
+use super::groups::{GroupId, META_GROUP};
 use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
@@ -44,13 +48,20 @@ pub struct Network {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// The local address connections to peers leave from; the OS picks when `None`.
     source_ip: Option<IpAddr>,
+    /// The group whose RPCs this factory's clients send.
+    group: GroupId,
 }
 
 impl Network {
     /// Connections to peers leave from `source_ip` (a multi-homed host's
     /// cluster interface), or from where the OS routes them when `None`.
     pub fn new(source_ip: Option<IpAddr>) -> Self {
-        Self { channels: Arc::default(), source_ip }
+        Self { channels: Arc::default(), source_ip, group: META_GROUP }
+    }
+
+    /// The factory for `group`'s Raft, on the same channels.
+    pub fn for_group(&self, group: GroupId) -> Network {
+        Network { group, ..self.clone() }
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -79,7 +90,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         });
-        PeerClient { target, addr: node.addr.clone(), client: client.map_err(|e| e.to_string()) }
+        PeerClient { target, addr: node.addr.clone(), group: self.group, client: client.map_err(|e| e.to_string()) }
     }
 }
 
@@ -88,6 +99,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
+    group: GroupId,
     client: Result<RaftClient<Channel>, String>,
 }
 
@@ -121,6 +133,9 @@ impl PeerClient {
             Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout,
             // Connection refused or reset, or the peer is shutting down.
             Code::Unavailable | Code::Unknown => Failure::Unreachable(Unreachable::new(&error)),
+            // The peer does not host the group (yet: a node that joined is
+            // still creating it). Only `Unreachable` makes openraft back off.
+            Code::NotFound => Failure::Unreachable(Unreachable::new(&error)),
             _ => Failure::Network(NetworkError::new(&error)),
         }
     }
@@ -152,7 +167,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let ttl = option.hard_ttl();
-        let record = append_request_to_record(&rpc);
+        let record = append_request_to_record(self.group, &rpc);
         if prost::Message::encoded_len(&record) > GRPC_MESSAGE_BYTES_MAX && rpc.entries.len() > 1 {
             // Let openraft send fewer entries per request.
             let hint = (rpc.entries.len() / 2) as u64;
@@ -175,7 +190,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         let ttl = option.hard_ttl();
         let mut client = self.client().map_err(|f| self.rpc_error(f, RPCTypes::Vote, ttl))?;
         let response = client
-            .vote(Self::request(vote_request_to_record(&rpc), ttl))
+            .vote(Self::request(vote_request_to_record(self.group, &rpc), ttl))
             .await
             .map_err(|status| self.rpc_error(self.classify(&status), RPCTypes::Vote, ttl))?;
         vote_response_from_record(response.into_inner())
@@ -199,6 +214,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                     last_membership: Some(stored_membership_to_record(&snapshot.meta.last_membership)),
                     snapshot_id: snapshot.meta.snapshot_id.clone(),
                 }),
+                group_id: self.group,
             })),
         };
         let dir = *snapshot.snapshot;
@@ -282,4 +298,74 @@ async fn stream_files(dir: &SnapshotDir, chunks: &mpsc::Sender<pb::SnapshotChunk
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::internal::raft_server::{Raft as RaftRpc, RaftServer};
+    use openraft::{CommittedLeaderId, LogId};
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::*;
+
+    /// A peer that hosts no group: it records the group each request names
+    /// and answers as a node without it does.
+    #[derive(Default)]
+    struct HostsNothing {
+        asked: Arc<Mutex<Vec<GroupId>>>,
+    }
+
+    #[tonic::async_trait]
+    impl RaftRpc for HostsNothing {
+        async fn append_entries(
+            &self,
+            request: Request<pb::AppendEntriesRequest>,
+        ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+            self.asked.lock().push(request.into_inner().group_id);
+            Err(Status::not_found("raft group is not hosted on this node"))
+        }
+
+        async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+            self.asked.lock().push(request.into_inner().group_id);
+            Err(Status::not_found("raft group is not hosted on this node"))
+        }
+
+        async fn install_snapshot(
+            &self,
+            _: Request<Streaming<pb::SnapshotChunk>>,
+        ) -> Result<Response<pb::SnapshotReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_name_their_group_and_a_peer_without_it_is_unreachable_so_openraft_backs_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let peer = HostsNothing::default();
+        let asked = Arc::clone(&peer.asked);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder().add_service(RaftServer::new(peer)).serve_with_incoming(incoming),
+        );
+
+        let node = BasicNode { addr };
+        let option = RPCOption::new(Duration::from_secs(5));
+        let mut group_5 = Network::new(None).for_group(5).new_client(2, &node).await;
+        let vote = Vote::new(1, 1);
+        let voted = group_5.vote(VoteRequest { vote, last_log_id: None }, option.clone()).await;
+        assert!(matches!(voted, Err(RPCError::Unreachable(_))), "{voted:?}");
+        let append = AppendEntriesRequest {
+            vote,
+            prev_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), 3)),
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        let appended = group_5.append_entries(append, option).await;
+        assert!(matches!(appended, Err(RPCError::Unreachable(_))), "{appended:?}");
+
+        let mut meta = Network::new(None).new_client(2, &node).await;
+        let _ = meta.vote(VoteRequest { vote, last_log_id: None }, RPCOption::new(Duration::from_secs(5))).await;
+        assert_eq!(*asked.lock(), vec![5, 5, META_GROUP]);
+    }
 }

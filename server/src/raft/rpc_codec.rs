@@ -7,6 +7,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, V
 use super::codec::{
     entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record,
 };
+use super::groups::GroupId;
 use super::type_config::{NodeId, TypeConfig, Vote};
 use crate::storage::CodecError;
 
@@ -14,8 +15,13 @@ fn vote_of(record: Option<&pb::Vote>, what: &'static str) -> Result<Vote, CodecE
     record.map(vote_from_record).ok_or(CodecError::Missing(what))
 }
 
-pub fn append_request_to_record(request: &AppendEntriesRequest<TypeConfig>) -> pb::AppendEntriesRequest {
+/// `request` to `group`, on the wire.
+pub fn append_request_to_record(
+    group: GroupId,
+    request: &AppendEntriesRequest<TypeConfig>,
+) -> pb::AppendEntriesRequest {
     pb::AppendEntriesRequest {
+        group_id: group,
         vote: Some(vote_to_record(&request.vote)),
         prev_log_id: request.prev_log_id.as_ref().map(log_id_to_record),
         entries: request.entries.iter().map(entry_to_record).collect(),
@@ -59,8 +65,10 @@ pub fn append_response_from_record(
     })
 }
 
-pub fn vote_request_to_record(request: &VoteRequest<NodeId>) -> pb::VoteRequest {
+/// `request` to `group`, on the wire.
+pub fn vote_request_to_record(group: GroupId, request: &VoteRequest<NodeId>) -> pb::VoteRequest {
     pb::VoteRequest {
+        group_id: group,
         vote: Some(vote_to_record(&request.vote)),
         last_log_id: request.last_log_id.as_ref().map(log_id_to_record),
     }

@@ -1,0 +1,49 @@
+//! The Raft groups one process hosts.
+//!
+//! Every group is a whole openraft instance with its own log, state and
+//! leader; peers address a group by its id on the shared Raft service. Today
+//! a node hosts the metadata group only; data groups, each holding some
+//! topics' partitions, follow the plan in `docs/design/multi-raft.md`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::{AppliedState, Raft};
+
+/// A Raft group's id, unique in the cluster.
+pub type GroupId = u32;
+
+/// The group holding the catalog (and, until data groups exist, everything).
+pub const META_GROUP: GroupId = 0;
+
+/// What serving a hosted group's peers needs.
+#[derive(Clone)]
+pub struct HostedGroup {
+    pub raft: Raft,
+    pub state: Arc<AppliedState>,
+}
+
+/// The groups this process hosts, by id.
+#[derive(Default)]
+pub struct Groups {
+    hosted: RwLock<BTreeMap<GroupId, HostedGroup>>,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups").field("hosted", &self.hosted.read().keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Groups {
+    /// Starts serving `group`'s peers (replacing what served it before).
+    pub fn host(&self, id: GroupId, group: HostedGroup) {
+        self.hosted.write().insert(id, group);
+    }
+
+    pub fn get(&self, id: GroupId) -> Option<HostedGroup> {
+        self.hosted.read().get(&id).cloned()
+    }
+}
