@@ -89,11 +89,15 @@ impl Leases {
     }
 
     pub fn insert(&mut self, position: Position, lease: Lease) {
-        self.remove(&position);
-        if lease.timed() {
-            self.deadlines.insert((lease.deadline, position));
+        let deadline = lease.timed().then_some(lease.deadline);
+        if let Some(old) = self.by_position.insert(position, lease) {
+            if old.timed() {
+                self.deadlines.remove(&(old.deadline, position));
+            }
         }
-        self.by_position.insert(position, lease);
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, position));
+        }
     }
 
     pub fn remove(&mut self, position: &Position) -> Option<Lease> {
