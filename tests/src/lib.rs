@@ -143,6 +143,13 @@ impl Ferryd {
         }
         self.spawn(&addr);
     }
+
+    /// Starts the process again on the same data directory, listening on
+    /// `listen` (`127.0.0.1:0` for any free port; [`Ferryd::addr`] tells which).
+    pub fn restart_at(&mut self, listen: &str) {
+        assert!(self.child.is_none(), "restart a running ferryd");
+        self.spawn(listen);
+    }
 }
 
 impl Drop for Ferryd {

@@ -11,7 +11,9 @@ const BATCH: usize = 500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_are_each_delivered_once_in_order_and_none_remain() {
     let dir = TempDir::new().expect("temp dir");
-    let mut server = Ferryd::start(&dir.path().join("node"));
+    // Port 0: the kernel picks the port and ferryd reports the one it got.
+    let mut server = Ferryd::start_at(&dir.path().join("node"), "127.0.0.1:0", &[]);
+    assert_ne!(server.addr(), "127.0.0.1:0", "ferryd reports the port it was given");
     let client = Client::connect(server.addr()).await.expect("connect");
     client.create_topic("events", TopicSettings::default()).await.expect("create topic");
     client.create_subscription("all", "events", SubscriptionSettings::default()).await.expect("create subscription");
@@ -45,7 +47,7 @@ async fn ten_thousand_messages_are_each_delivered_once_in_order_and_none_remain(
     // Leases die with the process, so after a restart only unacked messages
     // could come back: none may.
     server.stop();
-    server.restart();
+    server.restart_at("127.0.0.1:0");
     let client = Client::connect(server.addr()).await.expect("reconnect");
     let left = client.pull("all", 1000, Duration::from_millis(500)).await.expect("pull after restart");
     assert!(left.is_empty(), "{} messages were delivered again after being acked", left.len());
