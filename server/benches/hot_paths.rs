@@ -41,14 +41,17 @@ struct Empty;
 
 impl StateRead for Empty {
     type Error = Infallible;
-    fn stored_ack(&self, _: u64, _: u32, _: u64) -> Result<Option<u64>, Infallible> {
-        Ok(None)
+    fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64) -> Result<Vec<(u64, u64)>, Infallible> {
+        Ok(Vec::new())
     }
     fn stored_acks_in(&self, _: u64, _: u32, _: u64, _: u64) -> Result<(u64, u64), Infallible> {
         Ok((0, 0))
     }
     fn message_extent(&self, _: u64, _: u32, _: u64) -> Result<Option<MessageExtent>, Infallible> {
         Ok(None)
+    }
+    fn message_sizes(&self, _: u64, _: u32, offsets: &[u64]) -> Result<Vec<u64>, Infallible> {
+        Ok(vec![0; offsets.len()])
     }
 }
 

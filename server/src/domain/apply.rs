@@ -21,10 +21,21 @@ pub struct MessageExtent {
 }
 
 /// Reads of replicated state that live on disk rather than in the catalog.
+///
+/// Acks arrive in batches of nearby offsets, so the reads are ranges and
+/// batches: a point read per acked message cost more than the rest of
+/// applying an ack together.
 pub trait StateRead {
     type Error;
-    /// The size of the message whose ack is stored individually at `offset`, if any.
-    fn stored_ack(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<Option<u64>, Self::Error>;
+    /// The acks stored individually in `from..to`: (offset, size of the acked
+    /// message), in offset order.
+    fn stored_acks(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, u64)>, Self::Error>;
     /// How many individual acks are stored in `from..to`, and their bytes.
     fn stored_acks_in(
         &self,
@@ -34,7 +45,16 @@ pub trait StateRead {
         to: u64,
     ) -> Result<(u64, u64), Self::Error>;
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Self::Error>;
+    /// The sizes of the messages at `offsets` (ascending), in that order;
+    /// 0 for one not stored.
+    fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, Self::Error>;
 }
+
+/// Offsets further apart than this are looked up in separate ranges, so a
+/// batch acking two distant offsets does not scan everything between them.
+const RANGE_GAP_MAX: u64 = 64;
+/// Stored acks read at a time while the floor climbs over them.
+const FLOOR_CHUNK: u64 = 1024;
 
 /// Applies one command to the catalog and returns what to persist.
 ///
@@ -229,10 +249,13 @@ fn ack_partition<R: StateRead>(
     let (id, topic_id) = (subscription.id, subscription.topic_id);
     // Offsets below the floor are acked already; at or past the end they were
     // never published. Neither changes anything.
-    let mut fresh = BTreeSet::new();
-    for offset in offsets {
-        if (ack.floor..end).contains(&offset) && reads.stored_ack(id, partition, offset)?.is_none() {
-            fresh.insert(offset);
+    let mut fresh: BTreeSet<u64> = offsets.into_iter().filter(|offset| (ack.floor..end).contains(offset)).collect();
+    if ack.acked_above > 0 {
+        let wanted: Vec<u64> = fresh.iter().copied().collect();
+        for (from, to) in runs(&wanted) {
+            for (offset, _) in reads.stored_acks(id, partition, from, to)? {
+                fresh.remove(&offset);
+            }
         }
     }
     let count = fresh.len() as u64;
@@ -240,8 +263,9 @@ fn ack_partition<R: StateRead>(
     advance_floor(id, partition, ack, end, &mut fresh, reads)?;
     // What the floor did not reach is stored individually, with its size so
     // the backlog's bytes stay exact. In-order acks rarely get here.
-    for offset in fresh {
-        let size = reads.message_extent(topic_id, partition, offset)?.map_or(0, |e| e.size);
+    let above: Vec<u64> = fresh.into_iter().collect();
+    let sizes = if above.is_empty() { Vec::new() } else { reads.message_sizes(topic_id, partition, &above)? };
+    for (offset, size) in above.into_iter().zip(sizes) {
         writes.push(Write::PutAck { subscription_id: id, partition, offset, size });
         ack.acked_above += 1;
         ack.acked_above_bytes += size;
@@ -255,6 +279,19 @@ fn ack_partition<R: StateRead>(
     Ok(count)
 }
 
+/// Splits ascending offsets into half-open ranges, starting a new one where
+/// the gap exceeds [`RANGE_GAP_MAX`].
+fn runs(offsets: &[u64]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &offset in offsets {
+        match runs.last_mut() {
+            Some((_, to)) if offset < *to + RANGE_GAP_MAX => *to = offset + 1,
+            _ => runs.push((offset, offset + 1)),
+        }
+    }
+    runs
+}
+
 /// Moves the floor up over offsets acked now (`fresh`, consumed) or before
 /// (stored individually, uncounted from `acked_above`).
 fn advance_floor<R: StateRead>(
@@ -265,13 +302,33 @@ fn advance_floor<R: StateRead>(
     fresh: &mut BTreeSet<u64>,
     reads: &R,
 ) -> Result<(), R::Error> {
+    // Stored acks from `ack.floor` on, read a chunk at a time up to `read_to`.
+    let mut stored = std::collections::VecDeque::new();
+    let mut read_to = ack.floor;
     while ack.floor < end {
-        if !fresh.remove(&ack.floor) {
-            let Some(size) = reads.stored_ack(subscription_id, partition, ack.floor)? else { break };
-            ack.acked_above -= 1;
-            ack.acked_above_bytes -= size;
+        if fresh.remove(&ack.floor) {
+            ack.floor += 1;
+            continue;
         }
-        ack.floor += 1;
+        if ack.acked_above == 0 {
+            break;
+        }
+        if ack.floor >= read_to {
+            read_to = (ack.floor + FLOOR_CHUNK).min(end);
+            stored = reads.stored_acks(subscription_id, partition, ack.floor, read_to)?.into();
+        }
+        while stored.front().is_some_and(|&(offset, _)| offset < ack.floor) {
+            stored.pop_front();
+        }
+        match stored.front() {
+            Some(&(offset, size)) if offset == ack.floor => {
+                stored.pop_front();
+                ack.acked_above -= 1;
+                ack.acked_above_bytes -= size;
+                ack.floor += 1;
+            }
+            _ => break,
+        }
     }
     Ok(())
 }
@@ -398,7 +455,8 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
         None => return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() })),
     };
     let mut ack = subscription.acks[p].clone();
-    let acked = dead.offset < ack.floor || reads.stored_ack(subscription.id, dead.partition, dead.offset)?.is_some();
+    let acked = dead.offset < ack.floor
+        || !reads.stored_acks(subscription.id, dead.partition, dead.offset, dead.offset + 1)?.is_empty();
     if acked {
         // Acked meanwhile: nothing to move.
         return Ok(Applied { response: Response::DeadLettered { position: None }, writes: Vec::new() });

@@ -29,8 +29,8 @@ struct Stored {
 impl StateRead for Stored {
     type Error = Infallible;
 
-    fn stored_ack(&self, subscription_id: u64, partition: u32, offset: u64) -> Result<Option<u64>, Infallible> {
-        Ok(self.acks.get(&(subscription_id, partition, offset)).copied())
+    fn stored_acks(&self, s: u64, p: u32, from: u64, to: u64) -> Result<Vec<(u64, u64)>, Infallible> {
+        Ok(self.acks.range((s, p, from)..(s, p, to)).map(|(&(_, _, offset), &size)| (offset, size)).collect())
     }
 
     fn stored_acks_in(&self, s: u64, p: u32, from: u64, to: u64) -> Result<(u64, u64), Infallible> {
@@ -44,6 +44,11 @@ impl StateRead for Stored {
             size: body.size_bytes() as u64,
             publish_time_us: *time,
         }))
+    }
+
+    fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, Infallible> {
+        let size = |offset| self.messages.get(&(topic_id, partition, offset)).map_or(0, |m| m.2.size_bytes() as u64);
+        Ok(offsets.iter().map(|&offset| size(offset)).collect())
     }
 }
 

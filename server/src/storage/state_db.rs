@@ -342,10 +342,25 @@ impl StateDb {
 impl StateRead for StateDb {
     type Error = StorageError;
 
-    fn stored_ack(&self, subscription_id: u64, partition: u32, at: u64) -> Result<Option<u64>, StorageError> {
-        let key = offset::key(subscription_id, partition, at);
-        let value = self.db.get_pinned_cf(self.cf(CF_ACKS)?, key).map_err(StorageError::rocksdb("read ack"))?;
-        Ok(value.map(|v| ack_size(&v)))
+    fn stored_acks(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, u64)>, StorageError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
+        let start = offset::key(subscription_id, partition, from);
+        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
+        let mut acks = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(StorageError::rocksdb("read acks"))?;
+            if let Some((_, _, at)) = offset::split(&key) {
+                acks.push((at, ack_size(&value)));
+            }
+        }
+        Ok(acks)
     }
 
     fn stored_acks_in(
@@ -370,16 +385,51 @@ impl StateRead for StateDb {
 
     fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {
         let key = offset::key(topic_id, partition, at);
-        let Some(value) = self.db.get_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))?
+        let Some(value) =
+            self.db.get_pinned_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))?
         else {
             return Ok(None);
         };
-        let record: pb::MessageRecord =
-            codec::decode("message record", Bytes::from(value)).map_err(StorageError::corrupt("message record"))?;
-        let size = record.body.map_or(0, |b| body_from_record(b).size_bytes() as u64);
-        let publish_time_us = record.publish_time_unix_micros;
-        Ok(Some(MessageExtent { bytes_before: record.bytes_before, size, publish_time_us }))
+        decode_extent(&value).map(Some)
     }
+
+    /// One iterator for the whole batch: it steps to offsets just ahead and
+    /// seeks only past gaps.
+    fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, StorageError> {
+        const STEPS_MAX: u64 = 16;
+        let (_, end) = offset::partition_range(topic_id, partition);
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_MESSAGES)?, options);
+        let offset_here = |iter: &rocksdb::DBRawIterator<'_>| iter.key().and_then(offset::split).map(|(_, _, at)| at);
+        let mut here: Option<u64> = None;
+        let mut sizes = Vec::with_capacity(offsets.len());
+        for &wanted in offsets {
+            if here.is_some_and(|at| at <= wanted && wanted - at <= STEPS_MAX) {
+                while here.is_some_and(|at| at < wanted) {
+                    iter.next();
+                    here = offset_here(&iter);
+                }
+            } else {
+                iter.seek(offset::key(topic_id, partition, wanted));
+                here = offset_here(&iter);
+            }
+            let size = match iter.value() {
+                Some(value) if here == Some(wanted) => decode_extent(value)?.size,
+                _ => 0,
+            };
+            sizes.push(size);
+        }
+        iter.status().map_err(StorageError::rocksdb("read message sizes"))?;
+        Ok(sizes)
+    }
+}
+
+fn decode_extent(value: &[u8]) -> Result<MessageExtent, StorageError> {
+    let record: pb::MessageRecord = codec::decode("message record", Bytes::copy_from_slice(value))
+        .map_err(StorageError::corrupt("message record"))?;
+    let size = record.body.map_or(0, |b| body_from_record(b).size_bytes() as u64);
+    Ok(MessageExtent { bytes_before: record.bytes_before, size, publish_time_us: record.publish_time_unix_micros })
 }
 
 /// The acked message's size, as stored in an ack's value.
@@ -403,3 +453,7 @@ fn decode_message(key: &[u8], value: Box<[u8]>) -> Result<StoredMessage, Storage
         body: body_from_record(body),
     })
 }
+
+#[cfg(test)]
+#[path = "state_db_tests.rs"]
+mod tests;
