@@ -282,7 +282,7 @@ impl Pump {
     ) -> std::result::Result<(), ()> {
         if let Some(confirmation) = response.ack_confirmation {
             let mut stats = self.stats.lock();
-            stats.acks_confirmed += confirmation.ack_ids.len() as u64;
+            stats.acks_confirmed += u64::from(confirmation.acked_count);
             stats.acks_rejected += confirmation.rejected_ack_ids.len() as u64;
         }
         for received in response.messages {

@@ -226,3 +226,60 @@ async fn a_consumer_starved_by_the_lease_bound_is_woken_when_another_consumers_a
     }
     second.close().await;
 }
+
+/// On the wire: a stream that asks for `confirm_ack_ids` gets each committed
+/// ack id back; one that does not gets only their count. Either way an id
+/// that is not this subscription's is rejected by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_list_committed_ack_ids_only_when_asked_and_always_count_them() {
+    use ferry_proto::v1 as api;
+    use ferry_proto::v1::subscriber_client::SubscriberClient;
+
+    let (_dir, server, client) = pool().await;
+    let mut raw = SubscriberClient::connect(format!("http://{}", server.addr())).await.expect("connect");
+    for confirm_ack_ids in [true, false] {
+        let messages = (0..10).map(|i| Message::new(format!("job-{i}"))).collect();
+        client.publish("work", messages).await.expect("publish");
+        let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+        let first = api::StreamingPullRequest {
+            subscription: "pool".into(),
+            max_outstanding_messages: 10,
+            confirm_ack_ids,
+            ..Default::default()
+        };
+        requests.send(first).await.expect("first request");
+        let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+        let mut responses = stream.await.expect("stream").into_inner();
+
+        let mut delivered = Vec::new();
+        while delivered.len() < 10 {
+            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+            let response = next.expect("messages within 20 s").expect("response").expect("stream open");
+            delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
+        }
+        let mut ack_ids = delivered.clone();
+        ack_ids.push("not-an-ack-id".into());
+        requests.send(api::StreamingPullRequest { ack_ids, ..Default::default() }).await.expect("ack");
+
+        let (mut listed, mut rejected, mut counted) = (Vec::new(), Vec::new(), 0);
+        while counted < 10 {
+            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+            let response = next.expect("confirmations within 20 s").expect("response").expect("stream open");
+            let Some(confirmation) = response.ack_confirmation else { continue };
+            listed.extend(confirmation.ack_ids);
+            rejected.extend(confirmation.rejected_ack_ids);
+            counted += confirmation.acked_count;
+        }
+        assert_eq!(counted, 10, "every ack counted (confirm_ack_ids: {confirm_ack_ids})");
+        assert_eq!(rejected, vec!["not-an-ack-id".to_owned()]);
+        if confirm_ack_ids {
+            listed.sort();
+            delivered.sort();
+            assert_eq!(listed, delivered, "each committed ack id listed");
+        } else {
+            assert!(listed.is_empty(), "ids listed without being asked for: {listed:?}");
+        }
+    }
+    let backlog = client.get_subscription("pool").await.expect("get").backlog.expect("backlog");
+    assert_eq!(backlog.unacked_messages, 0, "all acked: {backlog:?}");
+}

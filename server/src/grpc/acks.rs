@@ -23,15 +23,15 @@ pub fn decode(
     ids.iter()
         .enumerate()
         .map(|(i, text)| {
-            let field = format!("ack_ids[{i}]");
-            let id = AckId::decode(text).map_err(|e| InvalidArgument::new(&field, e.to_string()))?;
+            // The field's name is built only for an error: this runs for every ack.
+            let invalid = |problem: String| InvalidArgument::new(&format!("ack_ids[{i}]"), problem);
+            let id = AckId::decode(text).map_err(|e| invalid(e.to_string()))?;
             if id.subscription_id != subscription.id {
-                let problem = format!("belongs to another subscription than {:?}", subscription.name);
-                return Err(InvalidArgument::new(&field, problem));
+                return Err(invalid(format!("belongs to another subscription than {:?}", subscription.name)));
             }
             match ends.get(id.partition as usize) {
                 Some(end) if id.offset < *end => Ok(id),
-                _ => Err(InvalidArgument::new(&field, "names a message that was never delivered")),
+                _ => Err(invalid("names a message that was never delivered".to_owned())),
             }
         })
         .collect()

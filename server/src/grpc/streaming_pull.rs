@@ -74,6 +74,7 @@ pub async fn start(
         term,
         max_messages: max_messages as usize,
         max_bytes: max_bytes as usize,
+        confirm_ack_ids: first.confirm_ack_ids,
         responses,
     };
     tokio::spawn(stream.run(first, requests));
@@ -96,6 +97,8 @@ struct Stream {
     term: u64,
     max_messages: usize,
     max_bytes: usize,
+    /// List committed ack ids in confirmations, not only count them.
+    confirm_ack_ids: bool,
     responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
 }
 
@@ -222,20 +225,24 @@ impl Stream {
             }
         };
         let (proposer, dispatcher, term) = (self.proposer.clone(), Arc::clone(&self.dispatcher), self.term);
+        let list_acked = self.confirm_ack_ids;
         tokio::spawn(async move {
             let confirmation = match acks::commit(&proposer, &dispatcher, term, &subscription, ids.clone()).await {
                 Ok(committed) => {
                     rejected.extend(committed.stale.iter().map(|id| id.encode()));
+                    let listed =
+                        if list_acked { committed.acked.iter().map(|id| id.encode()).collect() } else { Vec::new() };
                     api::AckConfirmation {
-                        ack_ids: committed.acked.iter().map(|id| id.encode()).collect(),
+                        ack_ids: listed,
                         rejected_ack_ids: rejected,
+                        acked_count: committed.acked.len() as u32,
                     }
                 }
                 // Not committed: the consumer may ack again; unacked, they are redelivered.
                 Err(e) => {
                     tracing::warn!(error = %e, "committing streamed acks failed");
                     rejected.extend(ids.iter().map(|id| id.encode()));
-                    api::AckConfirmation { ack_ids: Vec::new(), rejected_ack_ids: rejected }
+                    api::AckConfirmation { ack_ids: Vec::new(), rejected_ack_ids: rejected, acked_count: 0 }
                 }
             };
             slot.send(confirmation);
