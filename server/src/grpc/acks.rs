@@ -24,7 +24,7 @@ pub fn decode(
         .enumerate()
         .map(|(i, text)| {
             // The field's name is built only for an error: this runs for every ack.
-            let invalid = |problem: String| InvalidArgument::new(&format!("ack_ids[{i}]"), problem);
+            let invalid = |problem: String| InvalidArgument::new(format!("ack_ids[{i}]"), problem);
             let id = AckId::decode(text).map_err(|e| invalid(e.to_string()))?;
             if id.subscription_id != subscription.id {
                 return Err(invalid(format!("belongs to another subscription than {:?}", subscription.name)));
