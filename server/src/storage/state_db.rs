@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferry_proto::internal as pb;
 use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
@@ -220,27 +220,34 @@ impl StateDb {
         let (_, end) = offset::partition_range(topic_id, partition);
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(end.to_vec());
-        let start = offset::key(topic_id, partition, from);
-        let iter =
-            self.db.iterator_cf_opt(self.cf(CF_MESSAGES)?, options, IteratorMode::From(&start, Direction::Forward));
-        let mut messages = Vec::new();
-        let mut bytes = 0usize;
-        for item in iter {
-            if messages.len() >= count_max || (bytes >= bytes_max && !messages.is_empty()) {
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_MESSAGES)?, options);
+        iter.seek(offset::key(topic_id, partition, from));
+        // The records go into one buffer, so the batch costs one allocation
+        // and each message's data is a slice of it rather than a copy. A
+        // record is a little longer than the size it counts, so this may
+        // stop a little short of `bytes_max`; callers read on from there.
+        let mut buffer = BytesMut::new();
+        let mut records = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if records.len() >= count_max || (buffer.len() >= bytes_max && !records.is_empty()) {
                 break;
             }
-            let (key, value) = item.map_err(StorageError::rocksdb("read messages"))?;
-            let message = decode_message(&key, value)?;
-            bytes += message.body.size_bytes();
-            messages.push(message);
+            let Some((_, _, at)) = offset::split(key) else {
+                return Err(StorageError::Invalid(format!("message key of {} bytes", key.len())));
+            };
+            records.push((at, buffer.len()..buffer.len() + value.len()));
+            buffer.extend_from_slice(value);
+            iter.next();
         }
-        Ok(messages)
+        iter.status().map_err(StorageError::rocksdb("read messages"))?;
+        let buffer = buffer.freeze();
+        records.into_iter().map(|(at, range)| decode_message(partition, at, buffer.slice(range))).collect()
     }
 
     pub fn read_message(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<StoredMessage>, StorageError> {
         let key = offset::key(topic_id, partition, at);
         match self.db.get_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))? {
-            Some(value) => Ok(Some(decode_message(&key, value.into_boxed_slice())?)),
+            Some(value) => Ok(Some(decode_message(partition, at, Bytes::from(value))?)),
             None => Ok(None),
         }
     }
@@ -437,13 +444,10 @@ fn ack_size(value: &[u8]) -> u64 {
     value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
-fn decode_message(key: &[u8], value: Box<[u8]>) -> Result<StoredMessage, StorageError> {
-    let Some((_, partition, at)) = offset::split(key) else {
-        return Err(StorageError::Invalid(format!("message key of {} bytes", key.len())));
-    };
+fn decode_message(partition: u32, at: u64, record: Bytes) -> Result<StoredMessage, StorageError> {
     let context = || format!("message at partition {partition} offset {at}");
     let record: pb::MessageRecord =
-        codec::decode("message record", Bytes::from(value)).map_err(|e| StorageError::corrupt(context())(e))?;
+        codec::decode("message record", record).map_err(|e| StorageError::corrupt(context())(e))?;
     let body =
         record.body.ok_or(codec::CodecError::Missing("message body")).map_err(StorageError::corrupt(context()))?;
     Ok(StoredMessage {

@@ -71,3 +71,24 @@ fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
     assert!(db.stored_acks(5, 0, 10, 70).expect("acks").is_empty());
     assert!(db.stored_acks(6, 0, 0, 100).expect("acks").is_empty(), "another subscription's");
 }
+
+#[test]
+fn read_messages_reads_in_order_from_an_offset_within_the_count_and_about_the_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = stored(dir.path(), 0..100u64, |offset| offset as usize + 10);
+    let offsets = |messages: Vec<crate::domain::StoredMessage>| -> Vec<u64> {
+        messages.iter().map(|m| m.offset).collect()
+    };
+
+    let all = db.read_messages(TOPIC, 0, 95, 1000, usize::MAX).expect("read");
+    assert_eq!(offsets(all.clone()), vec![95, 96, 97, 98, 99], "up to the partition's end, not into the next");
+    assert!(all.iter().all(|m| m.partition == 0 && m.body.data.len() == m.offset as usize + 10));
+    assert_eq!(offsets(db.read_messages(TOPIC, 1, 0, 3, usize::MAX).expect("read")), vec![0, 1, 2]);
+    let one = db.read_messages(TOPIC, 1, 7, 1000, 1).expect("read");
+    assert_eq!(offsets(one.clone()), vec![7], "at least one message, however small the byte bound");
+    assert_eq!(one[0].body.data.len(), 1017);
+    let some = db.read_messages(TOPIC, 0, 0, 1000, 200).expect("read");
+    let bytes: usize = some.iter().map(|m| m.body.size_bytes()).sum();
+    assert!(!some.is_empty() && bytes <= 200 + 30, "about 200 bytes: {bytes} in {}", some.len());
+    assert!(db.read_messages(TOPIC, 0, 100, 1000, usize::MAX).expect("read").is_empty());
+}
