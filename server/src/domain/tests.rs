@@ -433,6 +433,9 @@ fn dead_lettering_moves_a_message_and_acks_it_in_one_step() {
     assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: None }, "acked already: nothing moves");
 }
 
+/// Messages in the partition of the long-run property.
+const PUBLISHED: u64 = 3000;
+
 proptest! {
     /// Whatever order and repetition acks arrive in, the floor is the first
     /// offset never acked, every acked offset stays acked, and each offset is
@@ -461,6 +464,56 @@ proptest! {
             prop_assert_eq!(model.ack_state(sub, 0).acked_above, expected.len() as u64);
             prop_assert_eq!(stored, expected);
         }
+        prop_assert_eq!(counted, acked.len() as u64);
+    }
+
+    /// The same over long runs and far-apart offsets, where applying an ack
+    /// reads stored acks in separate ranges and the floor climbs over more
+    /// than one chunk of them: 0..3,000 cut into runs, acked in a shuffled
+    /// order two runs per batch, until all are acked.
+    #[test]
+    fn acks_in_long_runs_and_far_apart_keep_the_floor_exact(
+        runs in prop::collection::vec(1u64..1500, 1..12)
+            .prop_map(|lengths| {
+                let mut runs = Vec::new();
+                let mut start = 0;
+                for length in lengths.into_iter().chain([PUBLISHED]) {
+                    let end = (start + length).min(PUBLISHED);
+                    if start < end {
+                        runs.push(start..end);
+                    }
+                    start = end;
+                }
+                runs
+            })
+            .prop_shuffle(),
+    ) {
+        let mut model = Model::default();
+        let topic = model.create_topic("t", 1);
+        let sub = model.create_subscription("s", "t");
+        model.publish(topic, 0, 1, PUBLISHED as usize);
+
+        let mut acked = BTreeSet::new();
+        let mut counted = 0;
+        for batch in runs.chunks(2) {
+            let offsets: Vec<u64> = batch.iter().flat_map(|run| run.clone()).collect();
+            let Response::Acknowledged { count } = model.ack(sub, 0, &offsets) else { panic!("ack rejected") };
+            counted += count;
+            // Acked again (a redelivery's ack): nothing changes.
+            let state = model.ack_state(sub, 0).clone();
+            prop_assert_eq!(model.ack(sub, 0, &offsets), Response::Acknowledged { count: 0 });
+            prop_assert_eq!(model.ack_state(sub, 0), &state);
+            acked.extend(offsets);
+            let floor = model.floor(sub, 0);
+            prop_assert_eq!(floor, (0..PUBLISHED).find(|o| !acked.contains(o)).unwrap_or(PUBLISHED));
+            let stored: BTreeSet<u64> = model.stored.acks.keys().map(|k| k.2).collect();
+            let expected: BTreeSet<u64> = acked.iter().copied().filter(|&o| o > floor).collect();
+            prop_assert_eq!(model.ack_state(sub, 0).acked_above, expected.len() as u64);
+            let bytes: usize = expected.iter().map(|o| format!("m{o}").len()).sum();
+            prop_assert_eq!(model.ack_state(sub, 0).acked_above_bytes, bytes as u64);
+            prop_assert_eq!(stored, expected);
+        }
+        prop_assert_eq!(model.floor(sub, 0), PUBLISHED, "everything acked");
         prop_assert_eq!(counted, acked.len() as u64);
     }
 }

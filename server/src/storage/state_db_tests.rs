@@ -76,9 +76,8 @@ fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
 fn read_messages_reads_in_order_from_an_offset_within_the_count_and_about_the_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = stored(dir.path(), 0..100u64, |offset| offset as usize + 10);
-    let offsets = |messages: Vec<crate::domain::StoredMessage>| -> Vec<u64> {
-        messages.iter().map(|m| m.offset).collect()
-    };
+    let offsets =
+        |messages: Vec<crate::domain::StoredMessage>| -> Vec<u64> { messages.iter().map(|m| m.offset).collect() };
 
     let all = db.read_messages(TOPIC, 0, 95, 1000, usize::MAX).expect("read");
     assert_eq!(offsets(all.clone()), vec![95, 96, 97, 98, 99], "up to the partition's end, not into the next");
