@@ -21,7 +21,7 @@ use super::policy::DeliveryPolicy;
 use super::subscription::{AckPlan, ConsumerId, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery};
 use crate::clock::Clock;
 use crate::domain::{StoredMessage, SubscriptionState};
-use crate::raft::AppliedState;
+use crate::raft::{AppliedState, ArrivalWatch};
 use crate::storage::state_db::StateDb;
 use crate::storage::StorageError;
 
@@ -80,7 +80,7 @@ pub struct Dispatcher {
 /// What a consumer with nothing to take waits on: see [`Dispatcher::watch`].
 #[derive(Debug)]
 pub struct Wakeups {
-    arrivals: watch::Receiver<u64>,
+    arrivals: ArrivalWatch,
     released: watch::Receiver<u64>,
 }
 
@@ -123,12 +123,12 @@ impl Dispatcher {
         Ok(leases.lease(&source, &subscription.floors(), now, lessee, &mut next_id)?)
     }
 
-    /// Fires when a publish or a seek is applied or leases of the
-    /// subscription are released; take it before leasing, then
-    /// [`wait`](Self::wait) on it if nothing was there.
+    /// Fires when messages are appended to the subscription's topic, a seek
+    /// or snapshot is applied, or leases of the subscription are released;
+    /// take it before leasing, then [`wait`](Self::wait) on it if nothing was
+    /// there.
     pub fn watch(&self, term: u64, subscription: &SubscriptionState) -> Wakeups {
-        let mut arrivals = self.state.watch_arrivals();
-        arrivals.borrow_and_update();
+        let arrivals = self.state.watch_arrivals(subscription.topic_id);
         let mut released = self.leases(term, subscription).released.subscribe();
         released.borrow_and_update();
         Wakeups { arrivals, released }
@@ -146,7 +146,7 @@ impl Dispatcher {
             }
         };
         tokio::select! {
-            _ = wakeups.arrivals.changed() => {}
+            () = wakeups.arrivals.changed() => {}
             _ = wakeups.released.changed() => {}
             () = deadline => {}
             () = tokio::time::sleep_until(give_up) => {}

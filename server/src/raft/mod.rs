@@ -1,6 +1,7 @@
 //! Raft: openraft's type configuration, the RocksDB log store and state
 //! machine, snapshots as checkpoint directories, and the network.
 
+pub mod arrivals;
 pub mod codec;
 pub mod errors;
 pub mod groups;
@@ -13,6 +14,7 @@ pub mod state_dirs;
 pub mod state_machine;
 pub mod type_config;
 
+pub use arrivals::{ArrivalWatch, Arrivals};
 pub use groups::{GroupId, Groups, HostedGroup, META_GROUP};
 pub use log_store::{LogStore, SyncMode};
 pub use state_machine::{AppliedState, StateMachine};

@@ -12,14 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
-use tokio::sync::watch;
 
+use super::arrivals::{ArrivalWatch, Arrivals};
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
 use super::errors;
 use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::domain::{self, Catalog, Response, Write};
+use crate::domain::{self, Catalog, Command, Response, Write};
 use crate::storage::state_db::StateDb;
 use crate::storage::StorageError;
 
@@ -38,8 +38,8 @@ pub struct AppliedState {
     db: RwLock<Arc<StateDb>>,
     catalog: RwLock<Catalog>,
     progress: Mutex<Progress>,
-    /// Counts applied publish batches; delivery waits on it for new messages.
-    arrivals: watch::Sender<u64>,
+    /// What delivery waits on for new messages.
+    arrivals: Arrivals,
 }
 
 impl AppliedState {
@@ -60,7 +60,7 @@ impl AppliedState {
             db: RwLock::new(Arc::new(db)),
             catalog: RwLock::new(catalog),
             progress: Mutex::new(progress),
-            arrivals: watch::channel(0).0,
+            arrivals: Arrivals::default(),
         }))
     }
 
@@ -86,13 +86,19 @@ impl AppliedState {
         Ok(dir)
     }
 
-    /// Changes whenever a publish batch is applied.
-    pub fn watch_arrivals(&self) -> watch::Receiver<u64> {
-        self.arrivals.subscribe()
+    /// Changes whenever messages are appended to `topic_id` (a publish or a
+    /// dead-letter move), or a seek or snapshot may bring any back.
+    pub fn watch_arrivals(&self, topic_id: u64) -> ArrivalWatch {
+        self.arrivals.watch(topic_id)
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let log_id = entry.log_id;
+        let appended_to = match &entry.payload {
+            EntryPayload::Normal(Command::Publish(batch)) => Some(batch.topic_id),
+            EntryPayload::Normal(Command::DeadLetter(dead)) => Some(dead.dead_letter_topic_id),
+            _ => None,
+        };
         let mut catalog = self.catalog.write();
         let db = self.db();
         let (response, writes, membership) = match entry.payload {
@@ -124,10 +130,14 @@ impl AppliedState {
         }
         drop(progress);
         drop(catalog);
-        // A seek brings acked messages back: consumers waiting for new ones
-        // must look again.
-        if matches!(response, Response::Published { .. } | Response::Sought) {
-            self.arrivals.send_modify(|n| *n += 1);
+        match (&response, appended_to) {
+            (Response::Published { .. } | Response::DeadLettered { position: Some(_) }, Some(topic_id)) => {
+                self.arrivals.published(topic_id)
+            }
+            // A seek brings acked messages back: consumers waiting for new
+            // ones must look again.
+            (Response::Sought, _) => self.arrivals.everywhere(),
+            _ => {}
         }
         Ok(response)
     }
@@ -164,7 +174,7 @@ impl AppliedState {
         if Arc::into_inner(old).is_some() {
             self.dirs.remove_stale()?;
         }
-        self.arrivals.send_modify(|n| *n += 1);
+        self.arrivals.everywhere();
         Ok(())
     }
 }
