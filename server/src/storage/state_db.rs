@@ -260,18 +260,32 @@ impl StateDb {
         from: u64,
         to: u64,
     ) -> Result<Vec<u64>, StorageError> {
+        let mut offsets = Vec::new();
+        self.for_each_ack(subscription_id, partition, from, to, |at, _| offsets.push(at))?;
+        Ok(offsets)
+    }
+
+    /// Calls `each(offset, size)` for every ack stored individually in
+    /// `from..to`, in offset order.
+    fn for_each_ack(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        from: u64,
+        to: u64,
+        mut each: impl FnMut(u64, u64),
+    ) -> Result<(), StorageError> {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
         let start = offset::key(subscription_id, partition, from);
         let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
-        let mut offsets = Vec::new();
         for item in iter {
-            let (key, _) = item.map_err(StorageError::rocksdb("read acks"))?;
+            let (key, value) = item.map_err(StorageError::rocksdb("read acks"))?;
             if let Some((_, _, at)) = offset::split(&key) {
-                offsets.push(at);
+                each(at, ack_size(&value));
             }
         }
-        Ok(offsets)
+        Ok(())
     }
 
     /// The first offset in `start..end` whose message satisfies `reached`, or
@@ -356,17 +370,8 @@ impl StateRead for StateDb {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, u64)>, StorageError> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
-        let start = offset::key(subscription_id, partition, from);
-        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
         let mut acks = Vec::new();
-        for item in iter {
-            let (key, value) = item.map_err(StorageError::rocksdb("read acks"))?;
-            if let Some((_, _, at)) = offset::split(&key) {
-                acks.push((at, ack_size(&value)));
-            }
-        }
+        self.for_each_ack(subscription_id, partition, from, to, |at, size| acks.push((at, size)))?;
         Ok(acks)
     }
 
@@ -377,16 +382,11 @@ impl StateRead for StateDb {
         from: u64,
         to: u64,
     ) -> Result<(u64, u64), StorageError> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
-        let start = offset::key(subscription_id, partition, from);
-        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
         let (mut count, mut bytes) = (0, 0);
-        for item in iter {
-            let (_, value) = item.map_err(StorageError::rocksdb("read acks"))?;
+        self.for_each_ack(subscription_id, partition, from, to, |_, size| {
             count += 1;
-            bytes += ack_size(&value);
-        }
+            bytes += size;
+        })?;
         Ok((count, bytes))
     }
 
