@@ -134,9 +134,9 @@ impl Dispatcher {
         Wakeups { arrivals, released }
     }
 
-    /// Waits until new messages may be deliverable: a publish or seek was
-    /// applied, leases were released, a lease or backoff of the subscription
-    /// ran out, or `give_up` (real time) passed.
+    /// Waits until new messages may be deliverable: what [`watch`](Self::watch)
+    /// fires on, a lease or backoff of the subscription ran out, or `give_up`
+    /// (real time) passed.
     pub async fn wait(&self, term: u64, name: &str, wakeups: &mut Wakeups, give_up: Instant) {
         let next_deadline = self.subscription(name).ok().and_then(|s| self.leases(term, &s).lock().next_deadline());
         let deadline = async {
