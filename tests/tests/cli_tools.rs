@@ -196,3 +196,23 @@ async fn bench_prints_the_figures_scripts_compare() {
     // The benchmark created its topics.
     assert!(f.client.get_topic("b").await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_over_several_topics_spreads_messages_over_all_of_them() {
+    let f = fixture("unused").await;
+    // Two publishers over three topics: each topic gets a third, batch by batch.
+    let publish = ["bench", "publish", "--topic", "p", "--topics", "3", "--count", "3000", "--batch", "100"];
+    let rest = ["--concurrency", "2", "--json"];
+    ferry_ok(&f.addr, &[&publish[..], &rest].concat(), b"");
+    ferry_ok(&f.addr, &[&publish[..], &["--publisher"], &rest].concat(), b"");
+    for i in 0..3 {
+        let topic = f.client.get_topic(&format!("p-{i}")).await.unwrap();
+        assert_eq!(topic.partitions[0].end_offset, 2000, "p-{i} holds a third of both runs");
+    }
+    // Two consumers for three topics would leave one undrained: every topic
+    // gets a consumer, and the run ends with all 3,000 received.
+    let args = ["bench", "consume", "--topic", "c", "--topics", "3", "--count", "3000", "--batch", "100"];
+    let out = ferry_ok(&f.addr, &[&args[..], &rest].concat(), b"");
+    let figures: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(figures["messages"], 3000, "{out}");
+}

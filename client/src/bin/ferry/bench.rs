@@ -57,10 +57,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
     /// Publishers (publish mode) or consumers (consume modes) running at once;
-    /// each publisher has one batch in flight.
+    /// each publisher has one batch in flight. Consume modes run at least one
+    /// consumer per topic.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Spread messages over this many topics.
+    /// Spread messages over this many topics: batch k goes to topic k mod N,
+    /// and consume modes run at least one consumer per topic.
     #[arg(long, default_value_t = 1)]
     pub topics: usize,
     /// Target publish rate in messages per second; 0 = as fast as possible.
@@ -209,10 +211,10 @@ async fn publish(
     let count = if until.is_some() { u64::MAX } else { args.count };
     let mut tasks = Vec::new();
     // Each of the `in_flight` senders of a publisher has one batch in flight.
-    for worker in 0..args.concurrency * args.in_flight {
+    for _ in 0..args.concurrency * args.in_flight {
         let (client, next, done, latencies) =
             (client.clone(), Arc::clone(&next), Arc::clone(&done), Arc::clone(&latencies));
-        let topic = topics[(worker / args.in_flight) % topics.len()].clone();
+        let topics = topics.to_vec();
         let (batch, size, rate) = (args.batch as u64, args.size, args.rate);
         tasks.push(tokio::spawn(async move {
             loop {
@@ -221,6 +223,9 @@ async fn publish(
                     return Ok::<_, anyhow::Error>(());
                 }
                 let n = batch.min(count - first);
+                // Batch k goes to topic k mod T, so every topic gets its share
+                // whatever the number of publishers.
+                let topic = &topics[(first / batch) as usize % topics.len()];
                 if rate > 0 {
                     // Batch `first` is due when the rate says so.
                     let due = started + Duration::from_secs_f64(first as f64 / rate as f64);
@@ -244,8 +249,8 @@ async fn publish(
     Ok(Figures { mode: "publish", messages, elapsed: started.elapsed(), size: args.size, latency_ms })
 }
 
-/// Publishes through one [`Publisher`] per topic, a message at a time, from
-/// `args.concurrency` tasks; latency is from `publish` to the handle resolving.
+/// Publishes through one [`Publisher`] per topic, a message at a time (message
+/// n to topic n mod T), from `args.concurrency` tasks; latency is from `publish` to the handle resolving.
 async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
     let settings = PublisherSettings {
         batch_max_messages: args.batch,
@@ -255,24 +260,26 @@ async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]
     };
     let mut publishers = Vec::new();
     for topic in topics {
-        publishers.push(Arc::new(Publisher::new(client, topic, settings.clone()).await?));
+        publishers.push(Publisher::new(client, topic, settings.clone()).await?);
     }
+    let publishers = Arc::new(publishers);
     let next = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(histogram()));
     let started = Instant::now();
     let until = args.duration.map(|d| started + d.into());
     let count = if until.is_some() { u64::MAX } else { args.count };
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
-        let publisher = Arc::clone(&publishers[worker % publishers.len()]);
-        let (next, latencies, size) = (Arc::clone(&next), Arc::clone(&latencies), args.size);
+    for _ in 0..args.concurrency {
+        let (publishers, next, latencies, size) =
+            (Arc::clone(&publishers), Arc::clone(&next), Arc::clone(&latencies), args.size);
         tasks.push(tokio::spawn(async move {
             // Handles in publish order: a Publisher resolves them in order per
             // partition, so waiting on the oldest first costs little accuracy
             // and, unlike a set of futures, nothing per wake-up.
             let mut answers: VecDeque<(Instant, ferry_client::PublishHandle)> = VecDeque::new();
             loop {
-                let stop = next.fetch_add(1, Ordering::Relaxed) >= count || until.is_some_and(|t| Instant::now() >= t);
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let stop = n >= count || until.is_some_and(|t| Instant::now() >= t);
                 if stop || answers.len() >= ANSWERS_PER_TASK_MAX {
                     let Some((begun, handle)) = answers.pop_front() else { break };
                     let result: ferry_client::Result<_> = handle.await;
@@ -283,6 +290,8 @@ async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]
                     }
                 }
                 let begun = Instant::now();
+                // Message n goes to topic n mod T.
+                let publisher = &publishers[(n % publishers.len() as u64) as usize];
                 let handle = publisher.publish(Message::new(payload(size, now_micros()))).await?;
                 answers.push_back((begun, handle));
             }
@@ -309,7 +318,8 @@ async fn drain(
     let received = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
+    // At least one consumer per subscription, or some would never be drained.
+    for worker in 0..args.concurrency.max(subscriptions.len()) {
         let subscription = subscriptions[worker % subscriptions.len()].clone();
         let (client, received, latencies) = (client.clone(), Arc::clone(&received), Arc::clone(&latencies));
         let work: Option<Duration> = args.work.map(Into::into);
