@@ -206,7 +206,7 @@ async fn bench_over_several_topics_spreads_messages_over_all_of_them() {
     ferry_ok(&f.addr, &[&publish[..], &rest].concat(), b"");
     ferry_ok(&f.addr, &[&publish[..], &["--publisher"], &rest].concat(), b"");
     for i in 0..3 {
-        let topic = f.client.get_topic(&format!("p-{i}")).await.unwrap();
+        let topic = f.client.get_topic(&format!("p-{i}")).await.expect("the bench created it");
         assert_eq!(topic.partitions[0].end_offset, 2000, "p-{i} holds a third of both runs");
     }
     // Two consumers for three topics would leave one undrained: every topic
