@@ -234,7 +234,7 @@ async fn publish(
                 let sent = now_micros();
                 let messages = (0..n).map(|_| Message::new(payload(size, sent))).collect();
                 let begun = Instant::now();
-                client.publish(&topic, messages).await.with_context(|| format!("publish to {topic}"))?;
+                client.publish(topic, messages).await.with_context(|| format!("publish to {topic}"))?;
                 let micros = begun.elapsed().as_micros() as u64;
                 latencies.lock().record(micros.max(1)).ok();
                 done.fetch_add(n, Ordering::Relaxed);
