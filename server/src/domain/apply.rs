@@ -12,12 +12,15 @@ use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
 use super::producers::{CommittedBatch, ProducerKey, SequenceCheck};
 
-/// Where a stored message sits in its partition's byte count.
+/// Where a stored message sits in its partition's byte count, and in the
+/// stored batch that holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageExtent {
     pub bytes_before: u64,
     pub size: u64,
     pub publish_time_us: i64,
+    /// Offset of the first message of the publish batch stored with it.
+    pub batch_first: u64,
 }
 
 /// Reads of replicated state that live on disk rather than in the catalog.
@@ -173,19 +176,11 @@ fn append(
     // Publish times never go backwards within a partition, even if the new
     // leader's clock is behind the old one's.
     let publish_time_us = publish_time_us.max(state.last_publish_time_us);
-    let first_offset = state.next_offset;
-    for body in bodies {
-        let size = body.size_bytes() as u64;
-        writes.push(Write::PutMessage {
-            topic_id,
-            partition,
-            offset: state.next_offset,
-            publish_time_us,
-            bytes_before: state.total_bytes,
-            body,
-        });
-        state.next_offset += 1;
-        state.total_bytes += size;
+    let (first_offset, bytes_before) = (state.next_offset, state.total_bytes);
+    state.next_offset += bodies.len() as u64;
+    state.total_bytes += bodies.iter().map(|body| body.size_bytes() as u64).sum::<u64>();
+    if !bodies.is_empty() {
+        writes.push(Write::PutMessages { topic_id, partition, first_offset, publish_time_us, bytes_before, bodies });
     }
     state.last_publish_time_us = publish_time_us;
     writes.push(Write::PutPartition { topic_id, partition, state: state.clone() });
@@ -223,7 +218,7 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let Some(state) = topic.partitions.get_mut(batch.partition as usize) else {
         return Applied::rejected(Rejection::PartitionOutOfRange { partition: batch.partition, partitions });
     };
-    let mut writes = Vec::with_capacity(batch.messages.len() + 2);
+    let mut writes = Vec::with_capacity(3);
     let (first_offset, publish_time_us) =
         append(batch.topic_id, batch.partition, state, batch.publish_time_us, batch.messages, &mut writes);
     if let Some((key, first_sequence)) = producer {
@@ -373,12 +368,14 @@ fn trim<R: StateRead>(catalog: &mut Catalog, trim_at: Trim, reads: &R) -> Result
     if start <= old_start {
         return Ok(Applied { response: Response::Trimmed { deleted: 0 }, writes: Vec::new() });
     }
-    let start_bytes = match reads.message_extent(trim_at.topic_id, trim_at.partition, start)? {
-        Some(extent) => extent.bytes_before,
-        None => state.total_bytes,
+    // Messages are stored a publish batch at a time, so the batch holding the
+    // new start stays whole; readers skip what lies below the start.
+    let (start_bytes, kept_batch) = match reads.message_extent(trim_at.topic_id, trim_at.partition, start)? {
+        Some(extent) => (extent.bytes_before, extent.batch_first),
+        None => (state.total_bytes, end),
     };
     let (topic_id, partition) = (trim_at.topic_id, trim_at.partition);
-    let mut writes = vec![Write::DeleteMessages { topic_id, partition, from: old_start, to: start }];
+    let mut writes = vec![Write::DeleteMessages { topic_id, partition, below: kept_batch }];
 
     // Trimmed messages are gone for every subscription: floors move past them.
     let subscribers: Vec<u64> =

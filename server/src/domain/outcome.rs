@@ -97,21 +97,22 @@ pub enum Write {
         name: String,
         partitions: u32,
     },
-    PutMessage {
+    /// The messages of one publish, stored together from `first_offset` on.
+    PutMessages {
         topic_id: u64,
         partition: u32,
-        offset: u64,
+        first_offset: u64,
         publish_time_us: i64,
-        /// Bytes published to the partition before this message.
+        /// Bytes published to the partition before the first of them.
         bytes_before: u64,
-        body: MessageBody,
+        bodies: Vec<MessageBody>,
     },
-    /// Retention: removes a partition's messages in `from..to`.
+    /// Retention: removes a partition's stored batches that start below
+    /// `below` (the first offset of the batch holding the new start).
     DeleteMessages {
         topic_id: u64,
         partition: u32,
-        from: u64,
-        to: u64,
+        below: u64,
     },
     /// An ack above the floor, with the size of the acked message.
     PutAck {

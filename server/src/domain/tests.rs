@@ -20,10 +20,31 @@ struct Model {
 
 #[derive(Default)]
 struct Stored {
-    /// (topic, partition, offset) → (publish time, bytes before, body)
-    messages: BTreeMap<(u64, u32, u64), (i64, u64, MessageBody)>,
+    /// (topic, partition, first offset) → batch
+    messages: BTreeMap<(u64, u32, u64), StoredBatch>,
     /// (subscription, partition, offset) → size
     acks: BTreeMap<(u64, u32, u64), u64>,
+}
+
+struct StoredBatch {
+    publish_time_us: i64,
+    bytes_before: u64,
+    bodies: Vec<MessageBody>,
+}
+
+impl Stored {
+    /// (offset, publish time, bytes before) of every stored message.
+    fn each_message(&self) -> Vec<(u64, i64, u64)> {
+        let mut each = Vec::new();
+        for (&(_, _, first), batch) in &self.messages {
+            let mut bytes_before = batch.bytes_before;
+            for (body, offset) in batch.bodies.iter().zip(first..) {
+                each.push((offset, batch.publish_time_us, bytes_before));
+                bytes_before += body.size_bytes() as u64;
+            }
+        }
+        each
+    }
 }
 
 impl StateRead for Stored {
@@ -39,16 +60,25 @@ impl StateRead for Stored {
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Infallible> {
-        Ok(self.messages.get(&(topic_id, partition, offset)).map(|(time, before, body)| MessageExtent {
-            bytes_before: *before,
+        let Some((&(_, _, first), batch)) =
+            self.messages.range((topic_id, partition, 0)..=(topic_id, partition, offset)).next_back()
+        else {
+            return Ok(None);
+        };
+        let index = (offset - first) as usize;
+        let Some(body) = batch.bodies.get(index) else { return Ok(None) };
+        let earlier: u64 = batch.bodies[..index].iter().map(|b| b.size_bytes() as u64).sum();
+        Ok(Some(MessageExtent {
+            bytes_before: batch.bytes_before + earlier,
             size: body.size_bytes() as u64,
-            publish_time_us: *time,
+            publish_time_us: batch.publish_time_us,
+            batch_first: first,
         }))
     }
 
     fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, Infallible> {
-        let size = |offset| self.messages.get(&(topic_id, partition, offset)).map_or(0, |m| m.2.size_bytes() as u64);
-        Ok(offsets.iter().map(|&offset| size(offset)).collect())
+        let size = |offset| self.message_extent(topic_id, partition, offset).map(|e| e.map_or(0, |e| e.size));
+        offsets.iter().map(|&offset| size(offset)).collect()
     }
 }
 
@@ -65,11 +95,12 @@ impl Model {
     fn persist(&mut self, write: Write) {
         let stored = &mut self.stored;
         match write {
-            Write::PutMessage { topic_id, partition, offset, publish_time_us, bytes_before, body } => {
-                stored.messages.insert((topic_id, partition, offset), (publish_time_us, bytes_before, body));
+            Write::PutMessages { topic_id, partition, first_offset, publish_time_us, bytes_before, bodies } => {
+                let batch = StoredBatch { publish_time_us, bytes_before, bodies };
+                stored.messages.insert((topic_id, partition, first_offset), batch);
             }
-            Write::DeleteMessages { topic_id, partition, from, to } => {
-                stored.messages.retain(|&(t, p, o), _| !(t == topic_id && p == partition && (from..to).contains(&o)));
+            Write::DeleteMessages { topic_id, partition, below } => {
+                stored.messages.retain(|&(t, p, o), _| !(t == topic_id && p == partition && o < below));
             }
             Write::PutAck { subscription_id, partition, offset, size } => {
                 stored.acks.insert((subscription_id, partition, offset), size);
@@ -242,7 +273,7 @@ fn publish_assigns_consecutive_offsets_and_never_moves_time_backwards() {
     assert_eq!(second, published(0, 3, 2, 1_000));
     let third = model.publish(topic, 0, 2_000, 1);
     assert_eq!(third, published(0, 5, 1, 2_000));
-    let stored: Vec<(u64, i64)> = model.stored.messages.iter().map(|(k, v)| (k.2, v.0)).collect();
+    let stored: Vec<(u64, i64)> = model.stored.each_message().iter().map(|m| (m.0, m.1)).collect();
     assert_eq!(stored, vec![(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000), (5, 2000)]);
 }
 
@@ -345,7 +376,7 @@ fn publishes_count_bytes_so_any_range_is_a_subtraction() {
     model.publish(topic, 0, 1, 12); // m0..m9 are 2 bytes, m10 and m11 are 3
     let state = &model.catalog.topic_by_id(topic).expect("topic").partitions[0];
     assert_eq!(state.total_bytes, 10 * 2 + 2 * 3);
-    let befores: Vec<u64> = model.stored.messages.values().map(|m| m.1).collect();
+    let befores: Vec<u64> = model.stored.each_message().iter().map(|m| m.2).collect();
     assert_eq!(befores[..3], [0, 2, 4]);
     assert_eq!(befores[11], 20 + 3);
 }
@@ -356,13 +387,16 @@ fn trimming_deletes_messages_and_moves_lagging_floors_past_them() {
     let topic = model.create_topic("t", 1);
     let lagging = model.create_subscription("lagging", "t");
     let ahead = model.create_subscription("ahead", "t");
-    model.publish(topic, 0, 1, 10);
+    for count in [4, 3, 3] {
+        model.publish(topic, 0, 1, count); // batches 0..4, 4..7 and 7..10, each message 2 bytes
+    }
     model.ack(lagging, 0, &[2, 7]);
     model.ack(ahead, 0, &[0, 1, 2, 3, 4, 5, 6]);
 
     let (response, _) = model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 5 }));
     assert_eq!(response, Response::Trimmed { deleted: 5 });
-    assert_eq!(model.stored.messages.keys().map(|k| k.2).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+    // Batches are stored whole: the one holding the new start stays.
+    assert_eq!(model.stored.messages.keys().map(|k| k.2).collect::<Vec<_>>(), vec![4, 7]);
     let state = model.catalog.topic_by_id(topic).expect("topic").partitions[0].clone();
     assert_eq!((state.start_offset, state.start_bytes, state.stored_bytes()), (5, 10, 10));
     // The lagging subscription lost 0..5 (its ack of 2 with them); 7 stays acked.
@@ -371,6 +405,10 @@ fn trimming_deletes_messages_and_moves_lagging_floors_past_them() {
 
     let (again, writes) = model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 3 }));
     assert_eq!((again, writes), (Response::Trimmed { deleted: 0 }, 0), "trims never move back");
+
+    let (response, _) = model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 10 }));
+    assert_eq!(response, Response::Trimmed { deleted: 5 });
+    assert!(model.stored.messages.is_empty(), "a trim to the end leaves no batch");
 }
 
 #[test]
@@ -426,7 +464,7 @@ fn dead_lettering_moves_a_message_and_acks_it_in_one_step() {
         })
     };
     assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: Some((0, 0)) });
-    assert_eq!(model.stored.messages[&(dlq, 0, 0)].2, message);
+    assert_eq!(model.stored.messages[&(dlq, 0, 0)].bodies, vec![message.clone()]);
     assert_eq!(model.ack_state(sub, 0).acked_above, 1);
     model.ack(sub, 0, &[0]);
     assert_eq!(model.floor(sub, 0), 2, "the dead-lettered message counts as acked");

@@ -204,7 +204,7 @@ impl Cluster for ClusterService {
             return Err(ApiError::invalid("max_messages", problem).into());
         }
         let state = self.proposer.state();
-        let (topic_id, end_offset) = {
+        let (topic_id, start_offset, end_offset) = {
             let catalog = state.catalog();
             let topic = catalog
                 .topic(&request.topic)
@@ -215,11 +215,14 @@ impl Cluster for ClusterService {
                     partitions: topic.config.partitions,
                 })
             })?;
-            (topic.id, partition.next_offset)
+            (topic.id, partition.start_offset, partition.next_offset)
         };
+        // The batch holding the start offset is stored whole; what lies below
+        // the start is trimmed all the same.
+        let from = request.from_offset.max(start_offset);
         let messages = state
             .db()
-            .read_messages(topic_id, request.partition, request.from_offset, request.max_messages as usize, usize::MAX)
+            .read_messages(topic_id, request.partition, from, request.max_messages as usize, usize::MAX)
             .map_err(ApiError::from)?;
         let records = messages
             .into_iter()

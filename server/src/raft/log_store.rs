@@ -30,6 +30,7 @@ use super::log_workers::LogWorkers;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
 use crate::storage::keys::log as keys;
+use crate::storage::keys::LOG_FORMAT;
 use crate::storage::{codec, StorageError};
 
 /// Appends whose fsync is pending, at most. `append` waits when it is full.
@@ -64,7 +65,7 @@ impl Debug for LogStore {
 impl LogStore {
     pub fn open(path: &Path, sync_mode: SyncMode) -> Result<Self, StorageError> {
         let db = Arc::new(db::open_log_db(path)?);
-        db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log")?;
+        db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log", LOG_FORMAT)?;
         let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
         let workers = LogWorkers::start(&db, pending, sync_mode).map_err(StorageError::io("start the log threads"))?;
         Ok(Self { db, syncs, vote_read: false, workers: Arc::new(workers) })

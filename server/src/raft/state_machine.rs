@@ -112,10 +112,10 @@ impl AppliedState {
             }
         };
         let membership_record = membership.as_ref().map(stored_membership_to_record);
-        let trimmed: Vec<(u64, u32, u64, u64)> = writes
+        let trimmed: Vec<(u64, u32, u64)> = writes
             .iter()
             .filter_map(|w| match w {
-                Write::DeleteMessages { topic_id, partition, from, to } => Some((*topic_id, *partition, *from, *to)),
+                Write::DeleteMessages { topic_id, partition, below } => Some((*topic_id, *partition, *below)),
                 _ => None,
             })
             .collect();
@@ -181,10 +181,10 @@ impl AppliedState {
 
 /// Compacts trimmed ranges in the background, so retention frees disk space
 /// promptly; a failure only delays that.
-fn reclaim(db: Arc<StateDb>, ranges: Vec<(u64, u32, u64, u64)>) {
+fn reclaim(db: Arc<StateDb>, ranges: Vec<(u64, u32, u64)>) {
     let compact = move || {
-        for (topic_id, partition, from, to) in ranges {
-            if let Err(e) = db.compact_messages(topic_id, partition, from, to) {
+        for (topic_id, partition, below) in ranges {
+            if let Err(e) = db.compact_messages(topic_id, partition, below) {
                 tracing::warn!(error = %e, topic_id, partition, "compacting trimmed messages failed");
             }
         }

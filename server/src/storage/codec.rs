@@ -32,18 +32,23 @@ pub fn encode<M: Message>(message: &M) -> Vec<u8> {
 
 /// Decodes a framed value. `bytes` fields of the result share `value`'s buffer.
 pub fn decode<M: Message + Default>(what: &'static str, value: Bytes) -> Result<M, CodecError> {
-    let Some(&version) = value.first() else {
-        return Err(CodecError::Empty(what));
-    };
-    if version != VALUE_VERSION {
-        return Err(CodecError::Version { what, version });
-    }
+    unframe(what, &value)?;
     M::decode(value.slice(1..)).map_err(|source| CodecError::Decode { what, source })
 }
 
-/// Decodes a framed value held in a borrowed slice (copies `bytes` fields).
+/// Decodes a framed value held in a borrowed slice, copying only its `bytes`
+/// fields (a message without any is decoded with no copy at all).
 pub fn decode_slice<M: Message + Default>(what: &'static str, value: &[u8]) -> Result<M, CodecError> {
-    decode(what, Bytes::copy_from_slice(value))
+    M::decode(unframe(what, value)?).map_err(|source| CodecError::Decode { what, source })
+}
+
+/// The protobuf message of a framed value, once its version is checked.
+fn unframe<'a>(what: &'static str, value: &'a [u8]) -> Result<&'a [u8], CodecError> {
+    match value.split_first() {
+        None => Err(CodecError::Empty(what)),
+        Some((&VALUE_VERSION, message)) => Ok(message),
+        Some((&version, _)) => Err(CodecError::Version { what, version }),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, DB};
 
-use super::keys::FORMAT_VERSION;
+use super::keys::Format;
 use super::StorageError;
 
 pub const CF_LOG: &str = "log";
@@ -86,20 +86,32 @@ pub fn open_state_db(path: &Path) -> Result<DB, StorageError> {
         .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))
 }
 
-/// Checks (or, on a new database, writes) the layout version.
-pub fn check_format(db: &DB, family: &str, key: &[u8], what: &str) -> Result<(), StorageError> {
+/// Checks (or, on a new database, writes) the layout version. A version the
+/// format reads as it is gets replaced by the current one.
+pub fn check_format(db: &DB, family: &str, key: &[u8], what: &str, format: Format) -> Result<(), StorageError> {
     let cf = handle(db, family)?;
-    match db.get_cf(cf, key).map_err(StorageError::rocksdb(format!("read {what} format")))? {
-        None => {
+    let stored = db.get_cf(cf, key).map_err(StorageError::rocksdb(format!("read {what} format")))?;
+    let stored = match stored {
+        None => None,
+        Some(bytes) => match <[u8; 4]>::try_from(bytes.as_slice()) {
+            Ok(bytes) => Some(u32::from_be_bytes(bytes)),
+            Err(_) => {
+                return Err(StorageError::Invalid(format!("{what} has a storage format of {} bytes", bytes.len())))
+            }
+        },
+    };
+    match stored {
+        Some(version) if version == format.version => Ok(()),
+        Some(version) if !format.reads_older.contains(&version) => Err(StorageError::Invalid(format!(
+            "{what} has storage format {version}; this build of ferryd reads format {} (and {:?})",
+            format.version, format.reads_older
+        ))),
+        None | Some(_) => {
             let mut options = rocksdb::WriteOptions::default();
             options.set_sync(true);
-            db.put_cf_opt(cf, key, FORMAT_VERSION.to_be_bytes(), &options)
+            db.put_cf_opt(cf, key, format.version.to_be_bytes(), &options)
                 .map_err(StorageError::rocksdb(format!("write {what} format")))
         }
-        Some(bytes) if bytes.as_slice() == FORMAT_VERSION.to_be_bytes() => Ok(()),
-        Some(bytes) => Err(StorageError::Invalid(format!(
-            "{what} has storage format {bytes:?}; this build of ferryd reads format {FORMAT_VERSION}"
-        ))),
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Keys are a persistent API: big-endian integers (so byte order is numeric
 //! order and range scans work), fixed widths, one-byte type tags in the mixed
-//! column families. The layout as a whole is versioned by [`FORMAT_VERSION`],
-//! stored in each database and checked when it is opened.
+//! column families. The layout of each database is versioned ([`LOG_FORMAT`],
+//! [`STATE_FORMAT`]), stored in it and checked when it is opened.
 //!
 //! | database  | column family | key                                   | value            |
 //! |-----------|---------------|---------------------------------------|------------------|
@@ -16,12 +16,24 @@
 //! |           |               | `R` topic id u64, partition u32, producer id u64 | `ProducerRecord` |
 //! |           |               | `C`                                   | `IdCounters`     |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
-//! | state     | `messages`    | topic id u64, partition u32, offset u64 | `MessageRecord` |
+//! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
 
-/// Version of the key layout and value framing. Bump it, and write a
-/// migration, when either changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// A database's layout version: its keys and value framing. Bump it, and
+/// read or migrate the older one, when either changes incompatibly.
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    pub version: u32,
+    /// Older versions this build reads as they are, marking the database
+    /// with `version` when it opens it (so an older ferryd then refuses it).
+    pub reads_older: &'static [u32],
+}
+
+pub const LOG_FORMAT: Format = Format { version: 1, reads_older: &[] };
+
+/// Version 2 stores a publish batch per `messages` record. A version-1
+/// record (one message, its body as field 2) reads as a batch of one.
+pub const STATE_FORMAT: Format = Format { version: 2, reads_older: &[1] };
 
 pub mod log {
     /// Key of the log entry at `index`.

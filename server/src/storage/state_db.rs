@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_proto::internal as pb;
 use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
+use super::batches::{self, BatchExtent, Batches};
 use super::db::{self, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
-use super::keys::{meta, offset};
+use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
 use super::{codec, StorageError};
 use crate::domain::{Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
@@ -37,7 +38,7 @@ pub struct AppliedRecord {
 impl StateDb {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = db::open_state_db(path)?;
-        db::check_format(&db, CF_META, meta::FORMAT, "state database")?;
+        db::check_format(&db, CF_META, meta::FORMAT, "state database", STATE_FORMAT)?;
         Ok(Self { db, path: path.to_owned() })
     }
 
@@ -158,18 +159,14 @@ impl StateDb {
                     let (start, end) = offset::owner_range(id);
                     batch.delete_range_cf(acks_cf, start, end);
                 }
-                Write::PutMessage { topic_id, partition, offset: at, publish_time_us, bytes_before, body } => {
-                    let record = pb::MessageRecord {
-                        publish_time_unix_micros: publish_time_us,
-                        body: Some(body_to_record(body)),
-                        bytes_before,
-                    };
-                    batch.put_cf(messages_cf, offset::key(topic_id, partition, at), codec::encode(&record));
+                Write::PutMessages { topic_id, partition, first_offset, publish_time_us, bytes_before, bodies } => {
+                    let record = batches::encode(publish_time_us, bytes_before, bodies);
+                    batch.put_cf(messages_cf, offset::key(topic_id, partition, first_offset), record);
                 }
-                Write::DeleteMessages { topic_id, partition, from, to } => batch.delete_range_cf(
+                Write::DeleteMessages { topic_id, partition, below } => batch.delete_range_cf(
                     messages_cf,
-                    offset::key(topic_id, partition, from),
-                    offset::key(topic_id, partition, to),
+                    offset::key(topic_id, partition, 0),
+                    offset::key(topic_id, partition, below),
                 ),
                 Write::PutAck { subscription_id, partition, offset: at, size } => {
                     batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), size.to_be_bytes())
@@ -217,39 +214,37 @@ impl StateDb {
         count_max: usize,
         bytes_max: usize,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        let (_, end) = offset::partition_range(topic_id, partition);
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_MESSAGES)?, options);
-        iter.seek(offset::key(topic_id, partition, from));
-        // The records go into one buffer, so the batch costs one allocation
-        // and each message's data is a slice of it rather than a copy. A
-        // record is a little longer than the size it counts, so this may
-        // stop a little short of `bytes_max`; callers read on from there.
-        let mut buffer = BytesMut::new();
-        let mut records = Vec::new();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if records.len() >= count_max || (buffer.len() >= bytes_max && !records.is_empty()) {
-                break;
+        let mut batches = self.batches(topic_id, partition)?;
+        batches.seek(from);
+        let (mut messages, mut bytes) = (Vec::new(), 0);
+        while let Some((first, record)) = batches.current()? {
+            // One copy per batch: each message's data is a slice of it.
+            for message in batches::decode(partition, first, Bytes::copy_from_slice(record))? {
+                if message.offset < from {
+                    continue;
+                }
+                if messages.len() >= count_max || (bytes >= bytes_max && !messages.is_empty()) {
+                    return Ok(messages);
+                }
+                bytes += message.body.size_bytes();
+                messages.push(message);
             }
-            let Some((_, _, at)) = offset::split(key) else {
-                return Err(StorageError::Invalid(format!("message key of {} bytes", key.len())));
-            };
-            records.push((at, buffer.len()..buffer.len() + value.len()));
-            buffer.extend_from_slice(value);
-            iter.next();
+            batches.next();
         }
-        iter.status().map_err(StorageError::rocksdb("read messages"))?;
-        let buffer = buffer.freeze();
-        records.into_iter().map(|(at, range)| decode_message(partition, at, buffer.slice(range))).collect()
+        Ok(messages)
     }
 
     pub fn read_message(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<StoredMessage>, StorageError> {
-        let key = offset::key(topic_id, partition, at);
-        match self.db.get_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))? {
-            Some(value) => Ok(Some(decode_message(partition, at, Bytes::from(value))?)),
-            None => Ok(None),
-        }
+        let mut batches = self.batches(topic_id, partition)?;
+        batches.seek(at);
+        let Some((first, record)) = batches.current()? else { return Ok(None) };
+        let Some(index) = at.checked_sub(first) else { return Ok(None) };
+        let mut messages = batches::decode(partition, first, Bytes::copy_from_slice(record))?;
+        Ok((index < messages.len() as u64).then(|| messages.swap_remove(index as usize)))
+    }
+
+    fn batches(&self, topic_id: u64, partition: u32) -> Result<Batches<'_>, StorageError> {
+        Ok(Batches::new(&self.db, self.cf(CF_MESSAGES)?, topic_id, partition))
     }
 
     /// Offsets in `from..to` acked individually (above the floor).
@@ -316,10 +311,10 @@ impl StateDb {
         Ok(low)
     }
 
-    /// Reclaims the disk space of deleted messages now rather than whenever
-    /// RocksDB compacts that range on its own.
-    pub fn compact_messages(&self, topic_id: u64, partition: u32, from: u64, to: u64) -> Result<(), StorageError> {
-        let (start, end) = (offset::key(topic_id, partition, from), offset::key(topic_id, partition, to));
+    /// Reclaims the disk space of a partition's batches deleted below `below`
+    /// now rather than whenever RocksDB compacts that range on its own.
+    pub fn compact_messages(&self, topic_id: u64, partition: u32, below: u64) -> Result<(), StorageError> {
+        let (start, end) = (offset::key(topic_id, partition, 0), offset::key(topic_id, partition, below));
         self.db.compact_range_cf(self.cf(CF_MESSAGES)?, Some(start), Some(end));
         Ok(())
     }
@@ -391,71 +386,31 @@ impl StateRead for StateDb {
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {
-        let key = offset::key(topic_id, partition, at);
-        let Some(value) =
-            self.db.get_pinned_cf(self.cf(CF_MESSAGES)?, key).map_err(StorageError::rocksdb("read message"))?
-        else {
-            return Ok(None);
-        };
-        decode_extent(&value).map(Some)
+        let mut batches = self.batches(topic_id, partition)?;
+        batches.seek(at);
+        Ok(batches.current_extent()?.and_then(|batch| batch.message(at)))
     }
 
-    /// One iterator for the whole batch: it steps to offsets just ahead and
-    /// seeks only past gaps.
+    /// One cursor for the whole batch of offsets, which decodes each stored
+    /// batch it lands on once.
     fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, StorageError> {
-        const STEPS_MAX: u64 = 16;
-        let (_, end) = offset::partition_range(topic_id, partition);
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_MESSAGES)?, options);
-        let offset_here = |iter: &rocksdb::DBRawIterator<'_>| iter.key().and_then(offset::split).map(|(_, _, at)| at);
-        let mut here: Option<u64> = None;
+        let mut batches = self.batches(topic_id, partition)?;
+        let mut here: Option<BatchExtent> = None;
         let mut sizes = Vec::with_capacity(offsets.len());
         for &wanted in offsets {
-            if here.is_some_and(|at| at <= wanted && wanted - at <= STEPS_MAX) {
-                while here.is_some_and(|at| at < wanted) {
-                    iter.next();
-                    here = offset_here(&iter);
-                }
-            } else {
-                iter.seek(offset::key(topic_id, partition, wanted));
-                here = offset_here(&iter);
+            if !here.as_ref().is_some_and(|batch| batch.holds(wanted)) {
+                batches.seek(wanted);
+                here = batches.current_extent()?;
             }
-            let size = match iter.value() {
-                Some(value) if here == Some(wanted) => decode_extent(value)?.size,
-                _ => 0,
-            };
-            sizes.push(size);
+            sizes.push(here.as_ref().and_then(|batch| batch.size(wanted)).unwrap_or(0));
         }
-        iter.status().map_err(StorageError::rocksdb("read message sizes"))?;
         Ok(sizes)
     }
-}
-
-fn decode_extent(value: &[u8]) -> Result<MessageExtent, StorageError> {
-    let record: pb::MessageRecord = codec::decode("message record", Bytes::copy_from_slice(value))
-        .map_err(StorageError::corrupt("message record"))?;
-    let size = record.body.map_or(0, |b| body_from_record(b).size_bytes() as u64);
-    Ok(MessageExtent { bytes_before: record.bytes_before, size, publish_time_us: record.publish_time_unix_micros })
 }
 
 /// The acked message's size, as stored in an ack's value.
 fn ack_size(value: &[u8]) -> u64 {
     value.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-fn decode_message(partition: u32, at: u64, record: Bytes) -> Result<StoredMessage, StorageError> {
-    let context = || format!("message at partition {partition} offset {at}");
-    let record: pb::MessageRecord =
-        codec::decode("message record", record).map_err(|e| StorageError::corrupt(context())(e))?;
-    let body =
-        record.body.ok_or(codec::CodecError::Missing("message body")).map_err(StorageError::corrupt(context()))?;
-    Ok(StoredMessage {
-        partition,
-        offset: at,
-        publish_time_us: record.publish_time_unix_micros,
-        body: body_from_record(body),
-    })
 }
 
 #[cfg(test)]

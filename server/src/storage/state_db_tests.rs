@@ -4,7 +4,10 @@ use bytes::Bytes;
 use ferry_proto::internal as pb;
 
 use super::StateDb;
-use crate::domain::{MessageBody, StateRead, Write};
+use crate::domain::{MessageBody, MessageExtent, StateRead, StoredMessage, Write};
+use crate::storage::codec;
+use crate::storage::db::CF_MESSAGES;
+use crate::storage::keys::{meta, offset};
 
 const TOPIC: u64 = 7;
 
@@ -12,26 +15,51 @@ fn body(len: usize) -> MessageBody {
     MessageBody { data: Bytes::from(vec![b'x'; len]), ..MessageBody::default() }
 }
 
+/// Messages stored as batches of `BATCH` at most, each batch a run of
+/// consecutive offsets.
+const BATCH: usize = 7;
+
 /// A database holding messages of `len(offset)` bytes at `offsets` of
-/// partitions 0 and 1 (partition 1's are 1,000 bytes longer).
+/// partitions 0 and 1 (partition 1's are 1,000 bytes longer), in batches of
+/// consecutive offsets (`BATCH` at most), each published at its first offset
+/// in microseconds.
 fn stored(dir: &std::path::Path, offsets: impl Iterator<Item = u64> + Clone, len: fn(u64) -> usize) -> StateDb {
     let db = StateDb::open(dir).expect("open");
     let mut writes = Vec::new();
     for partition in 0..2u32 {
+        let size = |offset| len(offset) + 1000 * partition as usize;
+        let mut batches: Vec<Vec<u64>> = Vec::new();
         for offset in offsets.clone() {
-            let size = len(offset) + 1000 * partition as usize;
-            writes.push(Write::PutMessage {
+            match batches.last_mut() {
+                Some(batch) if batch.len() < BATCH && batch.last() == Some(&(offset - 1)) => batch.push(offset),
+                _ => batches.push(vec![offset]),
+            }
+        }
+        let mut bytes_before = 0;
+        for batch in batches {
+            let bodies: Vec<MessageBody> = batch.iter().map(|&offset| body(size(offset))).collect();
+            let bytes: u64 = bodies.iter().map(|b| b.size_bytes() as u64).sum();
+            writes.push(Write::PutMessages {
                 topic_id: TOPIC,
                 partition,
-                offset,
-                publish_time_us: 0,
-                bytes_before: 0,
-                body: body(size),
+                first_offset: batch[0],
+                publish_time_us: batch[0] as i64,
+                bytes_before,
+                bodies,
             });
+            bytes_before += bytes;
         }
     }
-    db.write(writes, &pb::LogId { term: 1, leader_node_id: 1, index: 1 }, None).expect("write");
+    db.write(writes, &log_id(), None).expect("write");
     db
+}
+
+fn log_id() -> pb::LogId {
+    pb::LogId { term: 1, leader_node_id: 1, index: 1 }
+}
+
+fn offsets(messages: Vec<StoredMessage>) -> Vec<u64> {
+    messages.iter().map(|m| m.offset).collect()
 }
 
 #[test]
@@ -64,7 +92,7 @@ fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
             [0, 1].map(|partition| Write::PutAck { subscription_id: 5, partition, offset, size: offset * 10 })
         })
         .collect();
-    db.write(writes, &pb::LogId { term: 1, leader_node_id: 1, index: 1 }, None).expect("write");
+    db.write(writes, &log_id(), None).expect("write");
 
     assert_eq!(db.stored_acks(5, 0, 4, 71).expect("acks"), vec![(4, 40), (9, 90), (70, 700)]);
     assert_eq!(db.stored_acks(5, 1, 0, 5).expect("acks"), vec![(3, 30), (4, 40)]);
@@ -76,9 +104,6 @@ fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
 fn read_messages_reads_in_order_from_an_offset_within_the_count_and_about_the_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = stored(dir.path(), 0..100u64, |offset| offset as usize + 10);
-    let offsets =
-        |messages: Vec<crate::domain::StoredMessage>| -> Vec<u64> { messages.iter().map(|m| m.offset).collect() };
-
     let all = db.read_messages(TOPIC, 0, 95, 1000, usize::MAX).expect("read");
     assert_eq!(offsets(all.clone()), vec![95, 96, 97, 98, 99], "up to the partition's end, not into the next");
     assert!(all.iter().all(|m| m.partition == 0 && m.body.data.len() == m.offset as usize + 10));
@@ -90,4 +115,93 @@ fn read_messages_reads_in_order_from_an_offset_within_the_count_and_about_the_by
     let bytes: usize = some.iter().map(|m| m.body.size_bytes()).sum();
     assert!(!some.is_empty() && bytes <= 200 + 30, "about 200 bytes: {bytes} in {}", some.len());
     assert!(db.read_messages(TOPIC, 0, 100, 1000, usize::MAX).expect("read").is_empty());
+}
+
+#[test]
+fn a_message_inside_a_batch_has_its_own_extent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Batches 0..7, 7..10, then 20..27 after a gap; message o is o + 1 bytes.
+    let db = stored(dir.path(), (0..10u64).chain(20..27), |offset| offset as usize + 1);
+    let before =
+        |o: u64| -> u64 { (0..o.min(10)).map(|o| o + 1).sum::<u64>() + (20..o.max(20)).map(|o| o + 1).sum::<u64>() };
+    for (at, batch_first) in [(0, 0), (3, 0), (6, 0), (7, 7), (9, 7), (20, 20), (26, 20)] {
+        let extent = db.message_extent(TOPIC, 0, at).expect("read").expect("stored");
+        let expected =
+            MessageExtent { bytes_before: before(at), size: at + 1, publish_time_us: batch_first as i64, batch_first };
+        assert_eq!(extent, expected, "offset {at}");
+    }
+    for missing in [10, 15, 19, 27, 1_000] {
+        assert_eq!(db.message_extent(TOPIC, 0, missing).expect("read"), None, "offset {missing}");
+    }
+    assert_eq!(db.read_message(TOPIC, 0, 8).expect("read").map(|m| m.body.data.len()), Some(9));
+    assert_eq!(db.read_message(TOPIC, 0, 12).expect("read"), None);
+    assert_eq!(offsets(db.read_messages(TOPIC, 0, 12, 3, usize::MAX).expect("read")), vec![20, 21, 22], "past the gap");
+}
+
+#[test]
+fn a_trim_keeps_the_batch_holding_the_new_start_and_reads_start_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = stored(dir.path(), 0..20u64, |_| 4); // batches 0..7, 7..14, 14..20
+    let start = 10;
+    let kept = db.message_extent(TOPIC, 0, start).expect("read").expect("stored").batch_first;
+    assert_eq!(kept, 7);
+    db.write(vec![Write::DeleteMessages { topic_id: TOPIC, partition: 0, below: kept }], &log_id(), None)
+        .expect("trim");
+    assert_eq!(db.message_extent(TOPIC, 0, 6).expect("read"), None, "the batch wholly below is gone");
+    assert_eq!(
+        offsets(db.read_messages(TOPIC, 0, start, 100, usize::MAX).expect("read")),
+        (10..20).collect::<Vec<_>>()
+    );
+    assert_eq!(offsets(db.read_messages(TOPIC, 0, 0, 2, usize::MAX).expect("read")), vec![7, 8]);
+    assert_eq!(db.read_messages(TOPIC, 1, 0, 100, usize::MAX).expect("read").len(), 20, "other partitions keep theirs");
+    db.compact_messages(TOPIC, 0, kept).expect("compact");
+    db.write(vec![Write::DeleteMessages { topic_id: TOPIC, partition: 0, below: 20 }], &log_id(), None)
+        .expect("trim to the end");
+    assert!(db.read_messages(TOPIC, 0, 0, 100, usize::MAX).expect("read").is_empty());
+}
+
+#[test]
+fn a_record_of_storage_format_1_reads_as_a_batch_of_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = StateDb::open(dir.path()).expect("open");
+    // Format 1 stored each message alone: `MessageRecord { publish_time = 1,
+    // body = 2, bytes_before = 3 }`, which is this record byte for byte.
+    let cf = db.cf(CF_MESSAGES).expect("family");
+    for at in 0..3u64 {
+        let record = pb::BatchRecord {
+            publish_time_unix_micros: 50 + at as i64,
+            bodies: vec![crate::storage::records::body_to_record(body(10 + at as usize))],
+            bytes_before: (0..at).map(|o| 10 + o).sum(),
+            sizes: Vec::new(),
+        };
+        db.db.put_cf(cf, offset::key(TOPIC, 0, at), codec::encode(&record)).expect("put");
+    }
+    let read = db.read_messages(TOPIC, 0, 1, 10, usize::MAX).expect("read");
+    assert_eq!(
+        read.iter().map(|m| (m.offset, m.publish_time_us, m.body.data.len())).collect::<Vec<_>>(),
+        vec![(1, 51, 11), (2, 52, 12)]
+    );
+    let extent = db.message_extent(TOPIC, 0, 2).expect("read").expect("stored");
+    assert_eq!(extent, MessageExtent { bytes_before: 21, size: 12, publish_time_us: 52, batch_first: 2 });
+    assert_eq!(db.message_sizes(TOPIC, 0, &[0, 1, 2, 3]).expect("sizes"), vec![10, 11, 12, 0]);
+}
+
+#[test]
+fn a_database_of_format_1_opens_as_format_2_and_a_newer_one_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let format = |db: &StateDb| db.get(crate::storage::db::CF_META, meta::FORMAT).expect("read").expect("stored");
+    let db = StateDb::open(dir.path()).expect("open");
+    assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes());
+    let cf = db.cf(crate::storage::db::CF_META).expect("family");
+    db.db.put_cf(cf, meta::FORMAT, 1u32.to_be_bytes()).expect("put");
+    db.flush().expect("flush");
+    drop(db);
+    let db = StateDb::open(dir.path()).expect("a format-1 database opens");
+    assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes(), "and is marked format 2, which an older ferryd refuses");
+    let cf = db.cf(crate::storage::db::CF_META).expect("family");
+    db.db.put_cf(cf, meta::FORMAT, 3u32.to_be_bytes()).expect("put");
+    db.flush().expect("flush");
+    drop(db);
+    let refused = StateDb::open(dir.path()).expect_err("format 3 is from a newer ferryd");
+    assert!(refused.to_string().contains("format 3"), "{refused}");
 }
