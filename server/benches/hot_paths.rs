@@ -1,7 +1,8 @@
 //! The server's hot paths, one 1,000-message batch of 128 B at a time (what
 //! `ferry bench publish --batch 1000` sends): encoding a publish into a Raft
-//! log entry and back, applying it to the replicated state, and the message
-//! key codec every stored message goes through.
+//! log entry and back, applying it to the replicated state, the message key
+//! codec, and writing and reading stored batches in a real RocksDB (a temp
+//! directory) the way applying and delivering do.
 //!
 //!     cargo bench -p ferry-server --bench hot_paths
 
@@ -14,6 +15,7 @@ use ferry_server::domain::{
 };
 use ferry_server::raft::codec::{entry_from_record, entry_to_record};
 use ferry_server::raft::TypeConfig;
+use ferry_server::storage::state_db::StateDb;
 use ferry_server::storage::{codec, keys};
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
 
@@ -103,5 +105,32 @@ fn key_codecs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encoding, state_machine, key_codecs);
+fn stored_batches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = StateDb::open(dir.path()).expect("open the state database");
+    let mut catalog = Catalog::default();
+    let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
+    let Ok(created) = apply(&mut catalog, Command::CreateTopic { name: "t".into(), config, create_time_us: 1 }, &Empty);
+    let Response::TopicCreated(topic) = created.response else { panic!("topic not created") };
+    let mut index = 0;
+    let mut publish = |db: &StateDb| {
+        let Ok(applied) = apply(&mut catalog, Command::Publish(batch(topic.id)), &Empty);
+        index += 1;
+        let applied_id = ferry_proto::internal::LogId { term: 1, leader_node_id: 1, index };
+        db.write(applied.writes, &applied_id, None).expect("write");
+    };
+    for _ in 0..100 {
+        publish(&db);
+    }
+    let mut group = c.benchmark_group("stored_batches");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("write_publish_1000x128B", |b| b.iter(|| publish(&db)));
+    // Half-way into a batch, as a consumer resuming from its floor reads.
+    group.bench_function("read_1000x128B", |b| {
+        b.iter(|| db.read_messages(topic.id, 0, 50_500, MESSAGES, usize::MAX).expect("read").len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, state_machine, key_codecs, stored_batches);
 criterion_main!(benches);
