@@ -285,14 +285,16 @@ impl Pump {
             stats.acks_confirmed += u64::from(confirmation.acked_count);
             stats.acks_rejected += confirmation.rejected_ack_ids.len() as u64;
         }
+        // One clock read and one stats update per response, not per message:
+        // a response carries up to a thousand.
+        let now = Instant::now();
+        self.stats.lock().received += response.messages.len() as u64;
         for received in response.messages {
             let message = match received_from_api(received) {
                 Ok(message) => message,
                 Err(e) => return self.messages.send(Err(e)).await.map_err(|_| ()),
             };
-            let now = Instant::now();
             self.held.insert(message.ack_id.clone(), Held { since: now, extended_until: now + self.ack_deadline });
-            self.stats.lock().received += 1;
             let delivered = Delivered { message, verdicts: verdicts.clone(), settled: false };
             self.messages.send(Ok(delivered)).await.map_err(|_| ())?;
         }

@@ -45,6 +45,11 @@ fn family_options(cache: &Cache, compression: DBCompressionType) -> Options {
     options.set_compression_type(compression);
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
+    // Index and filter blocks count against the capped cache too, so memory
+    // does not grow with the data on disk (a week of backlog). Level 0's stay
+    // pinned: they are read on every lookup.
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_bloom_filter(10.0, false);
     options.set_block_based_table_factory(&table);
     options

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferry_proto::internal as pb;
 use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
@@ -217,21 +217,20 @@ impl StateDb {
         let mut batches = self.batches(topic_id, partition)?;
         batches.seek(from);
         let (mut messages, mut bytes) = (Vec::new(), 0);
-        while let Some((first, record)) = batches.current()? {
-            // One copy per batch: each message's data is a slice of it.
+        'batches: while let Some((first, record)) = batches.current()? {
             for message in batches::decode(partition, first, Bytes::copy_from_slice(record))? {
                 if message.offset < from {
                     continue;
                 }
                 if messages.len() >= count_max || (bytes >= bytes_max && !messages.is_empty()) {
-                    return Ok(messages);
+                    break 'batches;
                 }
                 bytes += message.body.size_bytes();
                 messages.push(message);
             }
             batches.next();
         }
-        Ok(messages)
+        Ok(own_data(messages))
     }
 
     pub fn read_message(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<StoredMessage>, StorageError> {
@@ -240,7 +239,10 @@ impl StateDb {
         let Some((first, record)) = batches.current()? else { return Ok(None) };
         let Some(index) = at.checked_sub(first) else { return Ok(None) };
         let mut messages = batches::decode(partition, first, Bytes::copy_from_slice(record))?;
-        Ok((index < messages.len() as u64).then(|| messages.swap_remove(index as usize)))
+        if index >= messages.len() as u64 {
+            return Ok(None);
+        }
+        Ok(own_data(vec![messages.swap_remove(index as usize)]).pop())
     }
 
     fn batches(&self, topic_id: u64, partition: u32) -> Result<Batches<'_>, StorageError> {
@@ -406,6 +408,22 @@ impl StateRead for StateDb {
         }
         Ok(sizes)
     }
+}
+
+/// Moves the messages' data into one buffer of their own. Decoded, each is a
+/// slice of its whole batch's copy (up to 10 MB), which a message would keep
+/// alive for as long as it is in flight: a consumer refilled a message at a
+/// time held a batch per message (gigabytes, measured).
+fn own_data(mut messages: Vec<StoredMessage>) -> Vec<StoredMessage> {
+    let mut buffer = BytesMut::with_capacity(messages.iter().map(|m| m.body.data.len()).sum());
+    for message in &messages {
+        buffer.extend_from_slice(&message.body.data);
+    }
+    let mut buffer = buffer.freeze();
+    for message in &mut messages {
+        message.body.data = buffer.split_to(message.body.data.len());
+    }
+    messages
 }
 
 /// The acked message's size, as stored in an ack's value.
