@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -28,6 +28,7 @@ use ferry_client::{
 };
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+use rand::RngCore;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -189,9 +190,27 @@ fn now_micros() -> u64 {
 }
 
 /// A payload of `size` bytes whose first eight hold the send time.
+/// A message: the send time, then bytes that do not compress. A payload
+/// that compresses would flatter the disk figures (RocksDB compresses what it
+/// flushes) against real events and against NATS, which does not compress.
 fn payload(size: usize, sent_us: u64) -> Bytes {
-    let mut data = vec![b'x'; size];
-    data[..8].copy_from_slice(&sent_us.to_be_bytes());
+    const POOL_BYTES: usize = 1 << 20;
+    static POOL: OnceLock<Vec<u8>> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let pool = POOL.get_or_init(|| {
+        let mut pool = vec![0u8; POOL_BYTES];
+        rand::thread_rng().fill_bytes(&mut pool);
+        pool
+    });
+    let mut data = Vec::with_capacity(size);
+    data.extend_from_slice(&sent_us.to_be_bytes());
+    // Each message starts somewhere else in the pool, so neighbours differ.
+    let mut at = (NEXT.fetch_add(1, Ordering::Relaxed) as usize).wrapping_mul(7_919) % POOL_BYTES;
+    while data.len() < size {
+        let take = (size - data.len()).min(POOL_BYTES - at);
+        data.extend_from_slice(&pool[at..at + take]);
+        at = 0;
+    }
     Bytes::from(data)
 }
 
