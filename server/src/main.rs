@@ -40,7 +40,7 @@ struct Args {
     /// (as a learner that catches up, then as a voter).
     #[arg(long, env = "FERRY_JOIN")]
     join: Option<String>,
-    /// Raft entries between snapshots; each snapshot lets the log before it be purged.
+    /// Raft entries between snapshots; each snapshot lets the log before it be purged. A snapshot is also taken every 16 MiB of log, whatever the count.
     #[arg(long, env = "FERRY_SNAPSHOT_EVERY_ENTRIES", default_value_t = ferry_server::node::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     snapshot_every_entries: u64,
     /// Messages leased (delivered and not yet acked) per subscription on the

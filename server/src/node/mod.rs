@@ -31,6 +31,7 @@ use crate::raft::{AppliedState, Groups, HostedGroup, LogStore, NodeId, Raft, Sta
 use crate::storage::StorageError;
 
 mod formation;
+pub mod log_purge;
 pub mod retention;
 
 pub use formation::Formation;
@@ -188,6 +189,7 @@ impl NodeBuilder {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let log_store = LogStore::open(&data_dir.join("raft-log"), self.sync_mode)?;
+        let log_sizes = log_store.sizes();
         let state = AppliedState::open(&data_dir)?;
 
         let listener = TcpListener::bind(&self.listen)
@@ -212,6 +214,7 @@ impl NodeBuilder {
         let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
         let (stop, server) = self.serve(listener, &raft, &state, &proposer);
         let retention = tokio::spawn(retention::run(proposer, Arc::clone(&self.clock)));
+        let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
@@ -224,7 +227,7 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        let background = joining.into_iter().chain([retention]).collect();
+        let background = joining.into_iter().chain([retention, log_purge]).collect();
         Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server, background })
     }
 
@@ -316,8 +319,8 @@ pub struct Node {
     state: Arc<AppliedState>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
-    /// Tasks that run as long as the node: retention, and joining the cluster
-    /// when started with `Formation::Join`.
+    /// Tasks that run as long as the node: retention, purging the log, and
+    /// joining the cluster when started with `Formation::Join`.
     background: Vec<JoinHandle<()>>,
 }
 

@@ -26,6 +26,7 @@ use super::codec::{
     entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record,
 };
 use super::errors;
+use super::log_sizes::LogSizes;
 use super::log_workers::LogWorkers;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
@@ -51,6 +52,8 @@ pub struct LogStore {
     syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
     /// Whether the vote has been read since the store was opened (see `read_vote`).
     vote_read: bool,
+    /// Bytes appended, for purging by size (`node::log_purge`).
+    sizes: Arc<LogSizes>,
     /// Declared last: dropped after `syncs`, it joins the threads (which
     /// hold the database) when the last clone goes.
     workers: Arc<LogWorkers>,
@@ -68,7 +71,14 @@ impl LogStore {
         db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log", LOG_FORMAT)?;
         let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
         let workers = LogWorkers::start(&db, pending, sync_mode).map_err(StorageError::io("start the log threads"))?;
-        Ok(Self { db, syncs, vote_read: false, workers: Arc::new(workers) })
+        let sizes = Arc::new(LogSizes::default());
+        Ok(Self { db, syncs, vote_read: false, sizes, workers: Arc::new(workers) })
+    }
+
+    /// The log's size, as appends, truncations and purges leave it. Entries
+    /// already on disk when the store opened are not counted.
+    pub fn sizes(&self) -> Arc<LogSizes> {
+        Arc::clone(&self.sizes)
     }
 
     fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -221,10 +231,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
         let mut batch = WriteBatch::default();
+        let (mut last_index, mut bytes) = (None, 0);
         for entry in entries {
-            batch.put_cf(cf, keys::entry(entry.log_id.index), codec::encode(&entry_to_record(&entry)));
+            let record = codec::encode(&entry_to_record(&entry));
+            bytes += record.len() as u64;
+            last_index = Some(entry.log_id.index);
+            batch.put_cf(cf, keys::entry(entry.log_id.index), record);
         }
         self.db.write(batch).map_err(StorageError::rocksdb("append log entries")).map_err(errors::write_logs)?;
+        if let Some(last_index) = last_index {
+            self.sizes.appended(last_index, bytes);
+        }
         // The sync thread reports durability; if it is gone the node is stopping.
         self.syncs
             .send(callback)
@@ -236,7 +253,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, keys::entry(log_id.index), keys::entry(u64::MAX));
-        self.write_synced(batch, "truncate log").map_err(errors::write_logs)
+        self.write_synced(batch, "truncate log").map_err(errors::write_logs)?;
+        self.sizes.truncated(log_id.index);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -247,6 +266,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let (from, to) = (keys::entry(0), keys::entry(log_id.index + 1));
         batch.delete_range_cf(log_cf, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
+        self.sizes.purged(log_id.index);
         self.workers.reclaim(keys::entry(log_id.index));
         Ok(())
     }

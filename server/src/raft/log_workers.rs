@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::type_config::TypeConfig;
 use super::SyncMode;
-use crate::storage::db::{CF_LOG, CF_RAFT_META};
+use crate::storage::db::CF_LOG;
 use crate::storage::keys::log as keys;
 
 /// Purges waiting for the reclaimer, at most; one more is dropped (the next
@@ -94,21 +94,19 @@ fn run_reclaimer(db: &DB, requests: Receiver<[u8; 8]>) {
     }
 }
 
-/// Gives the disk space of a purged range back: flushing both column
-/// families lets RocksDB delete the WAL files that still hold the purged
-/// entries; SST files wholly inside the range are dropped without compaction,
-/// the rest compacted. Failures only delay reclaiming.
+/// Gives the disk space of purged tables back: those wholly inside the range
+/// are dropped without compaction. Nothing is flushed or compacted: purged
+/// entries still in the memtable are dropped when it flushes (and the WAL
+/// files holding them go with it; `storage::db` bounds them), and a table
+/// straddling the purge point is wholly purged by a later purge, as every
+/// purge moves the point forward. Compacting it instead would first flush the
+/// memtable, writing to a table the very entries the next purge drops.
+/// Failures only delay reclaiming.
 fn reclaim_purged(db: &DB, from: [u8; 8], last_purged: [u8; 8]) {
-    let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
-    let mut options = rocksdb::FlushOptions::default();
-    options.set_wait(true);
-    if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
-        tracing::warn!(error = %e, "flushing the raft log after a purge failed");
-    }
+    let Some(log) = db.cf_handle(CF_LOG) else { return };
     // The range is inclusive: files holding only purged entries, never one
     // that ends with the first entry kept.
     if let Err(e) = db.delete_file_in_range_cf(log, from, last_purged) {
         tracing::warn!(error = %e, "dropping purged raft log files failed");
     }
-    db.compact_range_cf(log, Some(from), Some(last_purged));
 }

@@ -5,6 +5,7 @@ pub mod arrivals;
 pub mod codec;
 pub mod errors;
 pub mod groups;
+pub mod log_sizes;
 pub mod log_store;
 mod log_workers;
 pub mod network;

@@ -18,6 +18,8 @@ use crate::storage::{codec, StorageError};
 
 const META_FILE: &str = "meta";
 const PARTIAL_PREFIX: &str = "partial-";
+/// The partial directory a snapshot is built in, before its id is known.
+const BUILDING: &str = "building";
 
 /// A snapshot's files on disk: what openraft passes around as snapshot data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +70,17 @@ impl SnapshotStore {
         Ok(newest)
     }
 
-    /// Checkpoints the state database as a new snapshot with `meta`.
-    pub fn build(&self, state: &StateDb, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
-        let partial = self.partial_dir(&meta.snapshot_id)?;
+    /// Checkpoints the state database into a partial snapshot;
+    /// [`finish`](Self::finish) makes it the current one.
+    pub fn checkpoint(&self, state: &StateDb) -> Result<PathBuf, StorageError> {
+        let partial = self.partial_dir(BUILDING)?;
         state.checkpoint(&partial)?;
+        Ok(partial)
+    }
+
+    /// Completes a [`checkpoint`](Self::checkpoint) as the current snapshot,
+    /// described by `meta`.
+    pub fn finish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
         write_meta(&partial, meta)?;
         self.publish(partial, meta)
     }

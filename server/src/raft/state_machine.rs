@@ -143,16 +143,19 @@ impl AppliedState {
     }
 
     fn build_snapshot(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // Holding the catalog lock stops applying, so the checkpoint and the
-        // progress recorded in the meta describe the same state.
-        let _catalog = self.catalog.read();
-        let progress = self.progress.lock().clone();
+        // Applying goes on meanwhile. The checkpoint flushes every column
+        // family at one point between two applied entries (atomic flush), so
+        // it holds some applied entry's state whole, and names that entry
+        // itself: its applied id and membership are read from it.
+        let partial = self.snapshots.checkpoint(&self.db())?;
+        let applied = StateDb::load_applied_read_only(&partial)?;
+        let last_log_id = applied.last_applied.as_ref().map(log_id_from_record);
         let meta = SnapshotMeta {
-            snapshot_id: snapshot_id(progress.last_applied),
-            last_log_id: progress.last_applied,
-            last_membership: progress.membership,
+            snapshot_id: snapshot_id(last_log_id),
+            last_log_id,
+            last_membership: applied.membership.map(stored_membership_from_record).unwrap_or_default(),
         };
-        let dir = self.snapshots.build(&self.db(), &meta)?;
+        let dir = self.snapshots.finish(partial, &meta)?;
         Ok(Snapshot { meta, snapshot: Box::new(dir) })
     }
 

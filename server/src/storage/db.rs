@@ -21,10 +21,15 @@ pub const CF_ACKS: &str = "acks";
 pub const STATE_FAMILIES: [&str; 3] = [CF_META, CF_MESSAGES, CF_ACKS];
 
 const WRITE_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// The raft log's memtable: large enough to outlast several size-driven
+/// snapshots (`node::log_purge`), so most entries are purged while still in
+/// it and never written to a table.
+const LOG_WRITE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// WAL kept at most by the raft log. Past it RocksDB flushes the column
 /// families that pin old WAL files (the small `raft_meta` would otherwise keep
-/// every WAL file alive, and with them the purged log).
-const LOG_WAL_BYTES_MAX: u64 = 128 * 1024 * 1024;
+/// every WAL file alive, and with them the purged log). Above the log's
+/// memtables, so they are flushed when full rather than early.
+const LOG_WAL_BYTES_MAX: u64 = 3 * LOG_WRITE_BUFFER_BYTES as u64;
 const WRITE_BUFFERS_MAX: i32 = 3;
 const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -38,9 +43,9 @@ fn db_options() -> Options {
     options
 }
 
-fn family_options(cache: &Cache, compression: DBCompressionType) -> Options {
+fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_bytes: usize) -> Options {
     let mut options = Options::default();
-    options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    options.set_write_buffer_size(write_buffer_bytes);
     options.set_max_write_buffer_number(WRITE_BUFFERS_MAX);
     options.set_compression_type(compression);
     let mut table = BlockBasedOptions::default();
@@ -59,8 +64,8 @@ fn family_options(cache: &Cache, compression: DBCompressionType) -> Options {
 pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES / 4);
     let families = [
-        ColumnFamilyDescriptor::new(CF_LOG, family_options(&cache, DBCompressionType::Lz4)),
-        ColumnFamilyDescriptor::new(CF_RAFT_META, family_options(&cache, DBCompressionType::None)),
+        ColumnFamilyDescriptor::new(CF_LOG, family_options(&cache, DBCompressionType::Lz4, LOG_WRITE_BUFFER_BYTES)),
+        ColumnFamilyDescriptor::new(CF_RAFT_META, family_options(&cache, DBCompressionType::None, WRITE_BUFFER_BYTES)),
     ];
     let mut options = db_options();
     options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
@@ -85,10 +90,20 @@ pub fn open_state_db(path: &Path) -> Result<DB, StorageError> {
     options.set_atomic_flush(true);
     let families = STATE_FAMILIES.map(|name| {
         let compression = if name == CF_MESSAGES { DBCompressionType::Lz4 } else { DBCompressionType::None };
-        ColumnFamilyDescriptor::new(name, family_options(&cache, compression))
+        ColumnFamilyDescriptor::new(name, family_options(&cache, compression, WRITE_BUFFER_BYTES))
     });
     DB::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))
+}
+
+/// Opens a state database to read only, such as a checkpoint: nothing in
+/// its directory is written, and its tables open as they are read.
+pub fn open_state_db_read_only(path: &Path) -> Result<DB, StorageError> {
+    let mut options = Options::default();
+    // Not every table at open (the default for read-only): only the few read.
+    options.set_max_open_files(64);
+    DB::open_cf_for_read_only(&options, path, STATE_FAMILIES, false)
+        .map_err(StorageError::rocksdb(format!("open state at {} to read", path.display())))
 }
 
 /// Checks (or, on a new database, writes) the layout version. A version the

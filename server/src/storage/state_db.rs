@@ -101,16 +101,13 @@ impl StateDb {
     }
 
     pub fn load_applied(&self) -> Result<AppliedRecord, StorageError> {
-        let corrupt = |what: &str| StorageError::corrupt(format!("{what} in {}", self.path.display()));
-        let last_applied = match self.get(CF_META, meta::APPLIED)? {
-            Some(value) => Some(codec::decode("applied log id", value).map_err(corrupt("applied log id"))?),
-            None => None,
-        };
-        let membership = match self.get(CF_META, meta::MEMBERSHIP)? {
-            Some(value) => Some(codec::decode("membership", value).map_err(corrupt("membership"))?),
-            None => None,
-        };
-        Ok(AppliedRecord { last_applied, membership })
+        load_applied(&self.db, &self.path)
+    }
+
+    /// What the database at `path` (a checkpoint nothing else opens) last
+    /// applied, read without writing to it.
+    pub fn load_applied_read_only(path: &Path) -> Result<AppliedRecord, StorageError> {
+        load_applied(&db::open_state_db_read_only(path)?, path)
     }
 
     /// Persists one applied entry: its writes, the applied id and, for a
@@ -339,8 +336,7 @@ impl StateDb {
     }
 
     fn get(&self, family: &str, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        let value = self.db.get_cf(self.cf(family)?, key).map_err(StorageError::rocksdb("read state"))?;
-        Ok(value.map(Bytes::from))
+        get(&self.db, family, key)
     }
 
     fn scan_prefix(&self, family: &str, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
@@ -355,6 +351,24 @@ impl StateDb {
         }
         Ok(items)
     }
+}
+
+fn get(db: &DB, family: &str, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+    let value = db.get_cf(db::handle(db, family)?, key).map_err(StorageError::rocksdb("read state"))?;
+    Ok(value.map(Bytes::from))
+}
+
+fn load_applied(db: &DB, path: &Path) -> Result<AppliedRecord, StorageError> {
+    let corrupt = |what: &str| StorageError::corrupt(format!("{what} in {}", path.display()));
+    let last_applied = match get(db, CF_META, meta::APPLIED)? {
+        Some(value) => Some(codec::decode("applied log id", value).map_err(corrupt("applied log id"))?),
+        None => None,
+    };
+    let membership = match get(db, CF_META, meta::MEMBERSHIP)? {
+        Some(value) => Some(codec::decode("membership", value).map_err(corrupt("membership"))?),
+        None => None,
+    };
+    Ok(AppliedRecord { last_applied, membership })
 }
 
 impl StateRead for StateDb {
