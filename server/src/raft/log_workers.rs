@@ -4,9 +4,10 @@
 //! joins them when dropped: a process never exits with RocksDB work still
 //! running against a database nobody closed (RocksDB aborts on that).
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use openraft::storage::LogFlushed;
 use rocksdb::DB;
@@ -14,8 +15,13 @@ use tokio::sync::mpsc;
 
 use super::type_config::TypeConfig;
 use super::SyncMode;
-use crate::storage::db::CF_LOG;
+use crate::storage::db::{CF_LOG, CF_RAFT_META};
 use crate::storage::keys::log as keys;
+
+/// Quiet after the last purge that makes the reclaimer flush the log: under
+/// load the memtable fills and flushes by itself, and the purged entries in
+/// it are dropped; once the load stops, this gives their WAL files back.
+const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(5);
 
 /// Purges waiting for the reclaimer, at most; one more is dropped (the next
 /// purge's range covers it, as every range starts at the log's beginning).
@@ -84,20 +90,46 @@ fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sy
     }
 }
 
-/// Reclaims one purge at a time, the latest of those queued meanwhile.
+/// Reclaims one purge at a time, the latest of those queued meanwhile; once
+/// purges stop for [`IDLE_FLUSH_AFTER`], flushes the log so the WAL files
+/// holding the purged entries go too.
 fn run_reclaimer(db: &DB, requests: Receiver<[u8; 8]>) {
-    while let Ok(mut last_purged) = requests.recv() {
-        while let Ok(later) = requests.try_recv() {
-            last_purged = last_purged.max(later);
+    let mut purged_since_flush = false;
+    loop {
+        match requests.recv_timeout(IDLE_FLUSH_AFTER) {
+            Ok(mut last_purged) => {
+                while let Ok(later) = requests.try_recv() {
+                    last_purged = last_purged.max(later);
+                }
+                reclaim_purged(db, keys::entry(0), last_purged);
+                purged_since_flush = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if std::mem::take(&mut purged_since_flush) {
+                    flush_log(db);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         }
-        reclaim_purged(db, keys::entry(0), last_purged);
+    }
+}
+
+/// Flushes both column families: the WAL files then hold nothing unflushed
+/// and RocksDB deletes them. Writes the entries kept after the last purge (a
+/// few MiB) to a table, which a later purge drops.
+fn flush_log(db: &DB) {
+    let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
+    let mut options = rocksdb::FlushOptions::default();
+    options.set_wait(true);
+    if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
+        tracing::warn!(error = %e, "flushing the raft log after purges failed");
     }
 }
 
 /// Gives the disk space of purged tables back: those wholly inside the range
 /// are dropped without compaction. Nothing is flushed or compacted: purged
-/// entries still in the memtable are dropped when it flushes (and the WAL
-/// files holding them go with it; `storage::db` bounds them), and a table
+/// entries still in the memtable are dropped when it flushes (full, or once
+/// purges stop), and the WAL files holding them go with it; a table
 /// straddling the purge point is wholly purged by a later purge, as every
 /// purge moves the point forward. Compacting it instead would first flush the
 /// memtable, writing to a table the very entries the next purge drops.
