@@ -60,9 +60,9 @@ pub struct LogPosition {
 
 /// Decides whether to snapshot and how far to purge.
 pub fn plan(sizes: &LogSizes, at: LogPosition) -> Plan {
-    let since_snapshot = sizes.bytes_after(at.snapshot.unwrap_or(0));
+    let snapshot_due = sizes.bytes_after(at.snapshot.unwrap_or(0)) >= SNAPSHOT_EVERY_BYTES;
     let Some(snapshot) = at.snapshot else {
-        return Plan { snapshot: since_snapshot >= SNAPSHOT_EVERY_BYTES, purge_upto: None };
+        return Plan { snapshot: snapshot_due, purge_upto: None };
     };
     let mut upto = sizes.purge_point(snapshot, KEPT_BYTES);
     if let (Some(point), Some(follower)) = (upto, at.slowest_follower) {
@@ -72,7 +72,7 @@ pub fn plan(sizes: &LogSizes, at: LogPosition) -> Plan {
         }
     }
     let purge_upto = upto.filter(|&point| at.purged.is_none_or(|purged| point > purged));
-    Plan { snapshot: since_snapshot >= SNAPSHOT_EVERY_BYTES, purge_upto }
+    Plan { snapshot: snapshot_due, purge_upto }
 }
 
 /// Runs until Raft stops.
