@@ -27,7 +27,9 @@ use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::testing::TestingService;
 use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
-use crate::raft::{AppliedState, Groups, HostedGroup, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP};
+use crate::raft::{
+    AppliedState, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP,
+};
 use crate::storage::StorageError;
 
 mod formation;
@@ -188,7 +190,8 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, NodeError> {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
-        let log_store = LogStore::open(&data_dir.join("raft-log"), self.sync_mode)?;
+        let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode)?;
+        let log_store = LogStore::open(&log_db, META_GROUP)?;
         let log_sizes = log_store.sizes();
         let state = AppliedState::open(&data_dir)?;
 

@@ -1,10 +1,12 @@
-//! `LogStore`: openraft's log storage on the `raft-log` RocksDB.
+//! `LogStore`: openraft's log storage for one Raft group, on the `raft-log`
+//! RocksDB all groups share ([`LogDb`]).
 //!
 //! Appends are written to RocksDB at once (readable at once) without a sync;
 //! their completion callbacks go to the log-sync thread, which fsyncs the WAL
-//! once for every callback that has queued up meanwhile and only then reports
-//! the entries durable. That is group commit: one fsync covers many appends,
-//! and openraft never counts an entry that could still be lost.
+//! once for every callback that has queued up meanwhile, of any group, and
+//! only then reports the entries durable. That is group commit: one fsync
+//! covers many appends, and openraft never counts an entry that could still
+//! be lost.
 //!
 //! Architecture invariant: openraft is told an append is durable only after
 //! `flush_wal(sync = true)` returned for a write that came after it. Votes,
@@ -12,30 +14,24 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
-use tokio::sync::mpsc;
+use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::codec::{
     entry_from_record, entry_to_record, log_id_from_record, log_id_to_record, vote_from_record, vote_to_record,
 };
 use super::errors;
+use super::groups::GroupId;
+use super::log_db::{GroupFamilies, LogDb};
 use super::log_sizes::LogSizes;
-use super::log_workers::LogWorkers;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
-use crate::storage::db::{self, CF_LOG, CF_RAFT_META};
 use crate::storage::keys::log as keys;
-use crate::storage::keys::LOG_FORMAT;
 use crate::storage::{codec, StorageError};
-
-/// Appends whose fsync is pending, at most. `append` waits when it is full.
-const PENDING_SYNCS_MAX: usize = 4096;
 
 /// Whether appends are fsynced before they are reported durable. `Skip` exists
 /// only so the fault harness can prove it detects the loss it causes.
@@ -48,31 +44,28 @@ pub enum SyncMode {
 
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<DB>,
-    syncs: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// Shared with the other groups' stores; the last one to go closes it.
+    db: Arc<LogDb>,
+    group: GroupId,
+    families: Arc<GroupFamilies>,
     /// Whether the vote has been read since the store was opened (see `read_vote`).
     vote_read: bool,
     /// Bytes appended, for purging by size (`node::log_purge`).
     sizes: Arc<LogSizes>,
-    /// Declared last: dropped after `syncs`, it joins the threads (which
-    /// hold the database) when the last clone goes.
-    workers: Arc<LogWorkers>,
 }
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore").field("path", &self.db.path()).finish()
+        f.debug_struct("LogStore").field("db", &self.db).field("group", &self.group).finish()
     }
 }
 
 impl LogStore {
-    pub fn open(path: &Path, sync_mode: SyncMode) -> Result<Self, StorageError> {
-        let db = Arc::new(db::open_log_db(path)?);
-        db::check_format(&db, CF_RAFT_META, keys::FORMAT, "raft log", LOG_FORMAT)?;
-        let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
-        let workers = LogWorkers::start(&db, pending, sync_mode).map_err(StorageError::io("start the log threads"))?;
+    /// Opens `group`'s log in the shared database, creating it on first use.
+    pub fn open(db: &Arc<LogDb>, group: GroupId) -> Result<Self, StorageError> {
+        let families = Arc::new(db.open_group(group)?);
         let sizes = Arc::new(LogSizes::default());
-        Ok(Self { db, syncs, vote_read: false, sizes, workers: Arc::new(workers) })
+        Ok(Self { db: Arc::clone(db), group, families, vote_read: false, sizes })
     }
 
     /// The log's size, as appends, truncations and purges leave it. Entries
@@ -81,16 +74,21 @@ impl LogStore {
         Arc::clone(&self.sizes)
     }
 
-    fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        db::handle(&self.db, family)
+    fn log_cf(&self) -> Result<Arc<BoundColumnFamily<'_>>, StorageError> {
+        self.db.family(&self.families.log)
+    }
+
+    fn meta_cf(&self) -> Result<Arc<BoundColumnFamily<'_>>, StorageError> {
+        self.db.family(self.families.meta)
     }
 
     fn read_meta<M: prost::Message + Default>(
         &self,
-        key: &[u8],
+        name: &[u8],
         what: &'static str,
     ) -> Result<Option<M>, StorageError> {
-        let Some(value) = self.db.get_cf(self.cf(CF_RAFT_META)?, key).map_err(StorageError::rocksdb(what))? else {
+        let key = self.families.meta_key(name);
+        let Some(value) = self.db.rocks().get_cf(&self.meta_cf()?, key).map_err(StorageError::rocksdb(what))? else {
             return Ok(None);
         };
         codec::decode(what, Bytes::from(value)).map(Some).map_err(StorageError::corrupt(what))
@@ -99,7 +97,7 @@ impl LogStore {
     fn write_synced(&self, batch: WriteBatch, what: &str) -> Result<(), StorageError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.write_opt(batch, &options).map_err(StorageError::rocksdb(what))
+        self.db.rocks().write_opt(batch, &options).map_err(StorageError::rocksdb(what))
     }
 
     fn last_purged(&self) -> Result<Option<LogId>, StorageError> {
@@ -107,7 +105,7 @@ impl LogStore {
     }
 
     fn last_entry(&self) -> Result<Option<LogId>, StorageError> {
-        let mut iter = self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::End);
+        let mut iter = self.db.rocks().iterator_cf(&self.log_cf()?, IteratorMode::End);
         match iter.next() {
             None => Ok(None),
             Some(item) => {
@@ -123,13 +121,32 @@ impl LogStore {
         }
     }
 
+    /// Writes entries to the log without a sync, and counts their bytes.
+    fn write_entries(&self, entries: impl IntoIterator<Item = Entry>) -> Result<(), StorageError> {
+        let cf = self.log_cf()?;
+        let mut batch = WriteBatch::default();
+        let (mut last_index, mut bytes) = (None, 0);
+        for entry in entries {
+            let record = codec::encode(&entry_to_record(&entry));
+            bytes += record.len() as u64;
+            last_index = Some(entry.log_id.index);
+            batch.put_cf(&cf, keys::entry(entry.log_id.index), record);
+        }
+        self.db.rocks().write(batch).map_err(StorageError::rocksdb("append log entries"))?;
+        if let Some(last_index) = last_index {
+            self.sizes.appended(last_index, bytes);
+        }
+        Ok(())
+    }
+
     fn read_range(&self, start: u64, end_exclusive: Option<u64>) -> Result<Vec<Entry>, StorageError> {
         let mut options = ReadOptions::default();
         if let Some(end) = end_exclusive {
             options.set_iterate_upper_bound(keys::entry(end).to_vec());
         }
         let from = keys::entry(start);
-        let iter = self.db.iterator_cf_opt(self.cf(CF_LOG)?, options, IteratorMode::From(&from, Direction::Forward));
+        let iter =
+            self.db.rocks().iterator_cf_opt(&self.log_cf()?, options, IteratorMode::From(&from, Direction::Forward));
         let mut entries = Vec::new();
         for item in iter {
             let (_, value) = item.map_err(StorageError::rocksdb("read log entries"))?;
@@ -141,7 +158,6 @@ impl LogStore {
     }
 }
 
-/// Fsyncs the WAL for every batch of queued callbacks, then completes them.
 fn start_of(bound: Bound<&u64>) -> u64 {
     match bound {
         Bound::Included(i) => *i,
@@ -183,8 +199,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         let mut batch = WriteBatch::default();
         batch.put_cf(
-            self.cf(CF_RAFT_META).map_err(errors::write_vote)?,
-            keys::VOTE,
+            &self.meta_cf().map_err(errors::write_vote)?,
+            self.families.meta_key(keys::VOTE),
             codec::encode(&vote_to_record(vote)),
         );
         self.write_synced(batch, "save vote").map_err(errors::write_vote)
@@ -211,10 +227,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
         // Not synced: a stale committed id only means re-applying less at start-up.
-        let cf = self.cf(CF_RAFT_META).map_err(errors::write_logs)?;
+        let (cf, key) = (self.meta_cf().map_err(errors::write_logs)?, self.families.meta_key(keys::COMMITTED));
         let result = match committed {
-            Some(log_id) => self.db.put_cf(cf, keys::COMMITTED, codec::encode(&log_id_to_record(&log_id))),
-            None => self.db.delete_cf(cf, keys::COMMITTED),
+            Some(log_id) => self.db.rocks().put_cf(&cf, key, codec::encode(&log_id_to_record(&log_id))),
+            None => self.db.rocks().delete_cf(&cf, key),
         };
         result.map_err(StorageError::rocksdb("save committed")).map_err(errors::write_logs)
     }
@@ -229,45 +245,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
-        let mut batch = WriteBatch::default();
-        let (mut last_index, mut bytes) = (None, 0);
-        for entry in entries {
-            let record = codec::encode(&entry_to_record(&entry));
-            bytes += record.len() as u64;
-            last_index = Some(entry.log_id.index);
-            batch.put_cf(cf, keys::entry(entry.log_id.index), record);
-        }
-        self.db.write(batch).map_err(StorageError::rocksdb("append log entries")).map_err(errors::write_logs)?;
-        if let Some(last_index) = last_index {
-            self.sizes.appended(last_index, bytes);
-        }
+        self.write_entries(entries).map_err(errors::write_logs)?;
         // The sync thread reports durability; if it is gone the node is stopping.
-        self.syncs
-            .send(callback)
-            .await
-            .map_err(|_| errors::write_logs(StorageError::Invalid("the log-sync thread has stopped".into())))
+        self.db.after_sync(Box::new(move |synced| callback.log_io_completed(synced))).await.map_err(errors::write_logs)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
-        let cf = self.cf(CF_LOG).map_err(errors::write_logs)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, keys::entry(log_id.index), keys::entry(u64::MAX));
+        batch.delete_range_cf(
+            &self.log_cf().map_err(errors::write_logs)?,
+            keys::entry(log_id.index),
+            keys::entry(u64::MAX),
+        );
         self.write_synced(batch, "truncate log").map_err(errors::write_logs)?;
         self.sizes.truncated(log_id.index);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
-        let (log_cf, meta_cf) =
-            (self.cf(CF_LOG).map_err(errors::write_logs)?, self.cf(CF_RAFT_META).map_err(errors::write_logs)?);
         let mut batch = WriteBatch::default();
-        batch.put_cf(meta_cf, keys::PURGED, codec::encode(&log_id_to_record(&log_id)));
+        batch.put_cf(
+            &self.meta_cf().map_err(errors::write_logs)?,
+            self.families.meta_key(keys::PURGED),
+            codec::encode(&log_id_to_record(&log_id)),
+        );
         let (from, to) = (keys::entry(0), keys::entry(log_id.index + 1));
-        batch.delete_range_cf(log_cf, from, to);
+        batch.delete_range_cf(&self.log_cf().map_err(errors::write_logs)?, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
         self.sizes.purged(log_id.index);
-        self.workers.reclaim(keys::entry(log_id.index));
+        self.db.reclaim(self.group, log_id.index);
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

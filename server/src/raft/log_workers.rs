@@ -1,49 +1,61 @@
-//! The raft log's two threads: the log-sync thread (group commit: one WAL
-//! fsync for every append queued meanwhile) and the reclaimer (gives the
-//! space of purged entries back). Both hold the database, so [`LogWorkers`]
-//! joins them when dropped: a process never exits with RocksDB work still
-//! running against a database nobody closed (RocksDB aborts on that).
+//! The raft log's two threads, shared by every group: the log-sync thread
+//! (group commit: one WAL fsync for every append queued meanwhile, whatever
+//! its group) and the reclaimer (gives the space of purged entries back).
+//! Both hold the database, so [`LogWorkers`] joins them when dropped: a
+//! process never exits with RocksDB work still running against a database
+//! nobody closed (RocksDB aborts on that).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use openraft::storage::LogFlushed;
-use rocksdb::DB;
 use tokio::sync::mpsc;
 
-use super::type_config::TypeConfig;
+use super::groups::GroupId;
+use super::log_db::GroupFamilies;
 use super::SyncMode;
-use crate::storage::db::{CF_LOG, CF_RAFT_META};
+use crate::storage::db::LogRocksDb;
 use crate::storage::keys::log as keys;
+
+/// Called once the WAL holding the writes made before it was queued is
+/// fsynced (or the fsync failed).
+pub type SyncWaiter = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
 /// Quiet after the last purge that makes the reclaimer flush the log: under
 /// load the memtable fills and flushes by itself, and the purged entries in
 /// it are dropped; once the load stops, this gives their WAL files back.
 const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(5);
 
-/// Purges waiting for the reclaimer, at most; one more is dropped (the next
-/// purge's range covers it, as every range starts at the log's beginning).
-const RECLAIMS_PENDING_MAX: usize = 4;
+/// Purges waiting for the reclaimer, at most; one more is dropped (that
+/// group's next purge covers it, as every range starts at the log's
+/// beginning).
+const RECLAIMS_PENDING_MAX: usize = 1024;
+
+/// A purge to reclaim: the group and the last index it purged.
+type Reclaim = (GroupId, u64);
 
 pub struct LogWorkers {
-    reclaims: Option<SyncSender<[u8; 8]>>,
+    reclaims: Option<SyncSender<Reclaim>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl LogWorkers {
     /// Starts both threads; the sync thread ends when every sender of
-    /// `pending` is gone, the reclaimer when this is dropped.
+    /// `pending` is gone, the reclaimer when this is dropped. Each fsync
+    /// adds one to `fsyncs`.
     pub fn start(
-        db: &Arc<DB>,
-        pending: mpsc::Receiver<LogFlushed<TypeConfig>>,
+        db: &Arc<LogRocksDb>,
+        pending: mpsc::Receiver<SyncWaiter>,
         sync_mode: SyncMode,
+        fsyncs: Arc<AtomicU64>,
     ) -> std::io::Result<Self> {
         let sync_db = Arc::clone(db);
         let sync = thread::Builder::new()
             .name("ferry-log-sync".into())
-            .spawn(move || run_log_sync(&sync_db, pending, sync_mode))?;
+            .spawn(move || run_log_sync(&sync_db, pending, sync_mode, &fsyncs))?;
         let (reclaims, requests) = sync_channel(RECLAIMS_PENDING_MAX);
         let reclaim_db = Arc::clone(db);
         let reclaimer = thread::Builder::new()
@@ -52,10 +64,10 @@ impl LogWorkers {
         Ok(Self { reclaims: Some(reclaims), threads: vec![sync, reclaimer] })
     }
 
-    /// Asks for the space of the entries up to `last_purged` (a log key) back.
-    pub fn reclaim(&self, last_purged: [u8; 8]) {
+    /// Asks for the space of `group`'s entries up to `last_purged` back.
+    pub fn reclaim(&self, group: GroupId, last_purged: u64) {
         if let Some(reclaims) = &self.reclaims {
-            match reclaims.try_send(last_purged) {
+            match reclaims.try_send((group, last_purged)) {
                 Ok(()) | Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => tracing::warn!("the log reclaimer has stopped"),
             }
@@ -74,39 +86,47 @@ impl Drop for LogWorkers {
     }
 }
 
-fn run_log_sync(db: &DB, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>, sync_mode: SyncMode) {
+fn run_log_sync(db: &LogRocksDb, mut pending: mpsc::Receiver<SyncWaiter>, sync_mode: SyncMode, fsyncs: &AtomicU64) {
     let mut batch = Vec::new();
     while pending.blocking_recv().map(|first| batch.push(first)).is_some() {
         while let Ok(next) = pending.try_recv() {
             batch.push(next);
         }
         let result = match sync_mode {
-            SyncMode::Fsync => db.flush_wal(true).map_err(|e| format!("fsync raft log: {e}")),
+            SyncMode::Fsync => {
+                let synced = db.flush_wal(true).map_err(|e| format!("fsync raft log: {e}"));
+                fsyncs.fetch_add(1, Ordering::Relaxed);
+                synced
+            }
             SyncMode::Skip => Ok(()),
         };
-        for callback in batch.drain(..) {
-            callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+        for waiter in batch.drain(..) {
+            waiter(result.clone().map_err(std::io::Error::other));
         }
     }
 }
 
-/// Reclaims one purge at a time, the latest of those queued meanwhile; once
-/// purges stop for [`IDLE_FLUSH_AFTER`], flushes the log so the WAL files
-/// holding the purged entries go too.
-fn run_reclaimer(db: &DB, requests: Receiver<[u8; 8]>) {
-    let mut purged_since_flush = false;
+/// Reclaims each group's latest purge of those queued meanwhile; once purges
+/// stop for [`IDLE_FLUSH_AFTER`], flushes the logs purged since the last
+/// flush, so the WAL files holding their purged entries go too.
+fn run_reclaimer(db: &LogRocksDb, requests: Receiver<Reclaim>) {
+    let mut purged_since_flush = BTreeSet::new();
     loop {
         match requests.recv_timeout(IDLE_FLUSH_AFTER) {
-            Ok(mut last_purged) => {
-                while let Ok(later) = requests.try_recv() {
-                    last_purged = last_purged.max(later);
+            Ok(first) => {
+                let mut latest = BTreeMap::from([first]);
+                while let Ok((group, last_purged)) = requests.try_recv() {
+                    let entry = latest.entry(group).or_insert(last_purged);
+                    *entry = (*entry).max(last_purged);
                 }
-                reclaim_purged(db, keys::entry(0), last_purged);
-                purged_since_flush = true;
+                for (group, last_purged) in latest {
+                    reclaim_purged(db, &GroupFamilies::of(group), last_purged);
+                    purged_since_flush.insert(group);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if std::mem::take(&mut purged_since_flush) {
-                    flush_log(db);
+                for group in std::mem::take(&mut purged_since_flush) {
+                    flush_log(db, &GroupFamilies::of(group));
                 }
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -114,15 +134,16 @@ fn run_reclaimer(db: &DB, requests: Receiver<[u8; 8]>) {
     }
 }
 
-/// Flushes both column families: the WAL files then hold nothing unflushed
-/// and RocksDB deletes them. Writes the entries kept after the last purge (a
-/// few MiB) to a table, which a later purge drops.
-fn flush_log(db: &DB) {
-    let (Some(log), Some(meta)) = (db.cf_handle(CF_LOG), db.cf_handle(CF_RAFT_META)) else { return };
+/// Flushes a group's column families: the WAL files then hold nothing of
+/// it unflushed, and RocksDB deletes those no other group needs. Writes the
+/// entries kept after the last purge (a few MiB) to a table, which a later
+/// purge drops.
+fn flush_log(db: &LogRocksDb, families: &GroupFamilies) {
+    let (Some(log), Some(meta)) = (db.cf_handle(&families.log), db.cf_handle(families.meta)) else { return };
     let mut options = rocksdb::FlushOptions::default();
     options.set_wait(true);
-    if let Err(e) = db.flush_cfs_opt(&[log, meta], &options) {
-        tracing::warn!(error = %e, "flushing the raft log after purges failed");
+    if let Err(e) = db.flush_cfs_opt(&[&log, &meta], &options) {
+        tracing::warn!(error = %e, log = families.log, "flushing the raft log after purges failed");
     }
 }
 
@@ -134,11 +155,42 @@ fn flush_log(db: &DB) {
 /// purge moves the point forward. Compacting it instead would first flush the
 /// memtable, writing to a table the very entries the next purge drops.
 /// Failures only delay reclaiming.
-fn reclaim_purged(db: &DB, from: [u8; 8], last_purged: [u8; 8]) {
-    let Some(log) = db.cf_handle(CF_LOG) else { return };
+fn reclaim_purged(db: &LogRocksDb, families: &GroupFamilies, last_purged: u64) {
+    let Some(log) = db.cf_handle(&families.log) else { return };
     // The range is inclusive: files holding only purged entries, never one
     // that ends with the first entry kept.
-    if let Err(e) = db.delete_file_in_range_cf(log, from, last_purged) {
-        tracing::warn!(error = %e, "dropping purged raft log files failed");
+    if let Err(e) = db.delete_file_in_range_cf(&log, keys::entry(0), keys::entry(last_purged)) {
+        tracing::warn!(error = %e, log = families.log, "dropping purged raft log files failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::channel;
+
+    use super::*;
+    use crate::storage::db;
+
+    /// Appends of any groups queued while the sync thread was busy are made
+    /// durable by one fsync, so the fsync rate does not grow with the groups.
+    #[test]
+    fn waiters_queued_meanwhile_are_completed_by_one_fsync() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let db = Arc::new(db::open_log_db(dir.path(), &db::log_db_cache()).expect("open log db"));
+        let (syncs, pending) = mpsc::channel::<SyncWaiter>(16);
+        let (done, completed) = channel();
+        for group in [0, 3, 7] {
+            let done = done.clone();
+            let waiter: SyncWaiter = Box::new(move |synced| done.send((group, synced.is_ok())).expect("test waits"));
+            assert!(syncs.try_send(waiter).is_ok(), "the channel has room");
+        }
+        let fsyncs = Arc::new(AtomicU64::new(0));
+        let workers = LogWorkers::start(&db, pending, SyncMode::Fsync, Arc::clone(&fsyncs)).expect("start");
+        let mut groups: Vec<_> = (0..3).map(|_| completed.recv().expect("completed")).collect();
+        groups.sort();
+        assert_eq!(groups, vec![(0, true), (3, true), (7, true)]);
+        assert_eq!(fsyncs.load(Ordering::Relaxed), 1);
+        drop(syncs);
+        drop(workers);
     }
 }

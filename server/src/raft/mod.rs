@@ -5,6 +5,7 @@ pub mod arrivals;
 pub mod codec;
 pub mod errors;
 pub mod groups;
+pub mod log_db;
 pub mod log_sizes;
 pub mod log_store;
 mod log_workers;
@@ -17,6 +18,7 @@ pub mod type_config;
 
 pub use arrivals::{ArrivalWatch, Arrivals};
 pub use groups::{GroupId, Groups, HostedGroup, META_GROUP};
+pub use log_db::LogDb;
 pub use log_store::{LogStore, SyncMode};
 pub use state_machine::{AppliedState, StateMachine};
 pub use type_config::{NodeId, Raft, TypeConfig};

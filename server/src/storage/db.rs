@@ -5,13 +5,21 @@
 
 use std::path::Path;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, DB};
+use rocksdb::{
+    AsColumnFamilyRef, BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    DBRecoveryMode, DBWithThreadMode, MultiThreaded, Options, ThreadMode, DB,
+};
 
 use super::keys::Format;
 use super::StorageError;
 
 pub const CF_LOG: &str = "log";
 pub const CF_RAFT_META: &str = "raft_meta";
+/// Data groups' votes, commits and purge points, keyed by group (group 0's
+/// stay in `raft_meta`).
+pub const CF_GROUP_META: &str = "group_meta";
+/// Data group `g`'s log is the column family `log-<g>`.
+const CF_GROUP_LOG_PREFIX: &str = "log-";
 pub const CF_META: &str = "meta";
 pub const CF_MESSAGES: &str = "messages";
 pub const CF_ACKS: &str = "acks";
@@ -60,14 +68,51 @@ fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_by
     options
 }
 
-/// Opens (or creates) the Raft log database.
-pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES / 4);
-    let families = [
-        ColumnFamilyDescriptor::new(CF_LOG, family_options(&cache, DBCompressionType::Lz4, LOG_WRITE_BUFFER_BYTES)),
-        ColumnFamilyDescriptor::new(CF_RAFT_META, family_options(&cache, DBCompressionType::None, WRITE_BUFFER_BYTES)),
-    ];
+/// The raft-log database, shared by every group this process hosts. Column
+/// families are added while it is open (a data group's on first use), hence
+/// the multi-threaded mode.
+pub type LogRocksDb = DBWithThreadMode<MultiThreaded>;
+
+/// The raft-log database's block cache (a quarter of a state database's:
+/// recent entries are read from the memtable).
+pub fn log_db_cache() -> Cache {
+    Cache::new_lru_cache(BLOCK_CACHE_BYTES / 4)
+}
+
+/// The column family holding group `group`'s log (group 0 keeps `log`).
+pub fn group_log_family(group: u32) -> String {
+    if group == 0 {
+        CF_LOG.to_owned()
+    } else {
+        format!("{CF_GROUP_LOG_PREFIX}{group}")
+    }
+}
+
+/// Tuning of a raft-log column family by its name.
+fn log_db_family_options(cache: &Cache, name: &str) -> Options {
+    if name == CF_LOG || name.starts_with(CF_GROUP_LOG_PREFIX) {
+        family_options(cache, DBCompressionType::Lz4, LOG_WRITE_BUFFER_BYTES)
+    } else {
+        family_options(cache, DBCompressionType::None, WRITE_BUFFER_BYTES)
+    }
+}
+
+/// Opens (or creates) the Raft log database with every column family it
+/// holds: group 0's always, and those of the data groups created so far.
+pub fn open_log_db(path: &Path, cache: &Cache) -> Result<LogRocksDb, StorageError> {
     let mut options = db_options();
+    let mut names = vec![CF_LOG.to_owned(), CF_RAFT_META.to_owned()];
+    if path.join("CURRENT").exists() {
+        let stored = LogRocksDb::list_cf(&options, path)
+            .map_err(StorageError::rocksdb(format!("list the raft log's families at {}", path.display())))?;
+        // RocksDB opens `default` by itself.
+        let added: Vec<String> = stored.into_iter().filter(|name| !names.contains(name) && name != "default").collect();
+        names.extend(added);
+    }
+    let families = names
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, log_db_family_options(cache, name)))
+        .collect::<Vec<_>>();
     options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
     // Every append is fsynced before it is acknowledged, so damage anywhere
     // but a torn last record is a broken disk. RocksDB's default recovery
@@ -77,8 +122,18 @@ pub fn open_log_db(path: &Path) -> Result<DB, StorageError> {
     // commit it voted for). Refuse to open instead; the operator replaces
     // the node (remove it, wipe it, let it join again).
     options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
-    DB::open_cf_descriptors(&options, path, families)
+    LogRocksDb::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))
+}
+
+/// Creates `family` in the raft-log database unless it exists. The new
+/// family is recorded in the database's manifest, which RocksDB syncs.
+pub fn ensure_log_family(db: &LogRocksDb, cache: &Cache, name: &str) -> Result<(), StorageError> {
+    if db.cf_handle(name).is_some() {
+        return Ok(());
+    }
+    db.create_cf(name, &log_db_family_options(cache, name))
+        .map_err(StorageError::rocksdb(format!("create the raft log's column family {name}")))
 }
 
 /// Opens (or creates) a state-machine database.
@@ -108,8 +163,13 @@ pub fn open_state_db_read_only(path: &Path) -> Result<DB, StorageError> {
 
 /// Checks (or, on a new database, writes) the layout version. A version the
 /// format reads as it is gets replaced by the current one.
-pub fn check_format(db: &DB, family: &str, key: &[u8], what: &str, format: Format) -> Result<(), StorageError> {
-    let cf = handle(db, family)?;
+pub fn check_format<T: ThreadMode>(
+    db: &DBWithThreadMode<T>,
+    cf: &impl AsColumnFamilyRef,
+    key: &[u8],
+    what: &str,
+    format: Format,
+) -> Result<(), StorageError> {
     let stored = db.get_cf(cf, key).map_err(StorageError::rocksdb(format!("read {what} format")))?;
     let stored = match stored {
         None => None,
@@ -133,6 +193,11 @@ pub fn check_format(db: &DB, family: &str, key: &[u8], what: &str, format: Forma
                 .map_err(StorageError::rocksdb(format!("write {what} format")))
         }
     }
+}
+
+/// A raft-log column family by name.
+pub fn log_family<'a>(db: &'a LogRocksDb, family: &str) -> Result<std::sync::Arc<BoundColumnFamily<'a>>, StorageError> {
+    db.cf_handle(family).ok_or_else(|| StorageError::Invalid(format!("column family {family} is missing")))
 }
 
 pub fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StorageError> {

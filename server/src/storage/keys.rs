@@ -9,6 +9,8 @@
 //! |-----------|---------------|---------------------------------------|------------------|
 //! | raft-log  | `log`         | index u64                             | `LogEntry`       |
 //! | raft-log  | `raft_meta`   | `vote` / `committed` / `purged` / `format` | `Vote` / `LogId` / u32 |
+//! | raft-log  | `log-<g>`     | index u64 (data group g's log)        | `LogEntry`       |
+//! | raft-log  | `group_meta`  | group u32 ‖ `vote` / `committed` / `purged` | `Vote` / `LogId` |
 //! | state     | `meta`        | `T` topic id u64                      | `TopicRecord`    |
 //! |           |               | `P` topic id u64, partition u32       | `PartitionRecord`|
 //! |           |               | `S` subscription id u64               | `SubscriptionRecord` |
@@ -43,6 +45,15 @@ pub mod log {
 
     pub fn entry_index(key: &[u8]) -> Option<u64> {
         Some(u64::from_be_bytes(key.try_into().ok()?))
+    }
+
+    /// Key of a data group's `name` (one of the keys below) in `group_meta`;
+    /// group 0 keeps them in `raft_meta` under `name` alone.
+    pub fn group_meta(group: u32, name: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(4 + name.len());
+        key.extend_from_slice(&group.to_be_bytes());
+        key.extend_from_slice(name);
+        key
     }
 
     pub const VOTE: &[u8] = b"vote";

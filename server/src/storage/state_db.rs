@@ -38,7 +38,7 @@ pub struct AppliedRecord {
 impl StateDb {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = db::open_state_db(path)?;
-        db::check_format(&db, CF_META, meta::FORMAT, "state database", STATE_FORMAT)?;
+        db::check_format(&db, db::handle(&db, CF_META)?, meta::FORMAT, "state database", STATE_FORMAT)?;
         Ok(Self { db, path: path.to_owned() })
     }
 
