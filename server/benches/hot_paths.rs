@@ -15,6 +15,7 @@ use ferry_server::domain::{
 };
 use ferry_server::raft::codec::{entry_from_record, entry_to_record};
 use ferry_server::raft::TypeConfig;
+use ferry_server::storage::db::DbResources;
 use ferry_server::storage::state_db::StateDb;
 use ferry_server::storage::{codec, keys};
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
@@ -107,7 +108,7 @@ fn key_codecs(c: &mut Criterion) {
 
 fn stored_batches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = StateDb::open(dir.path()).expect("open the state database");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open the state database");
     let mut catalog = Catalog::default();
     let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
     let Ok(created) = apply(&mut catalog, Command::CreateTopic { name: "t".into(), config, create_time_us: 1 }, &Empty);

@@ -1,7 +1,10 @@
 //! openraft's storage conformance suite against Ferry's RocksDB log store and
 //! state machine, each built on a fresh temporary data directory.
 
-use ferry_server::raft::{AppliedState, GroupId, LogDb, LogStore, StateMachine, SyncMode, TypeConfig, META_GROUP};
+use ferry_server::raft::{
+    group_root, AppliedState, GroupId, LogDb, LogStore, StateMachine, SyncMode, TypeConfig, META_GROUP,
+};
+use ferry_server::storage::db::DbResources;
 use openraft::storage::RaftLogStorage;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{StorageError, Vote};
@@ -20,7 +23,8 @@ type Guard = (TempDir, Option<LogStore>);
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, Guard> for RocksDbStores {
     async fn build(&self) -> Result<(Guard, LogStore, StateMachine), StorageError<u64>> {
         let dir = TempDir::new().expect("temp dir");
-        let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync).expect("open log db");
+        let resources = DbResources::default();
+        let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync, &resources).expect("open log db");
         let mut neighbour = None;
         if self.group != META_GROUP {
             let mut meta = LogStore::open(&db, META_GROUP).expect("open group 0");
@@ -29,7 +33,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, Guard> for RocksDbStores {
             neighbour = Some(meta);
         }
         let log = LogStore::open(&db, self.group).expect("open log store");
-        let state = AppliedState::open(dir.path()).expect("open state");
+        let state = AppliedState::open(&group_root(dir.path(), self.group), &resources).expect("open state");
         Ok(((dir, neighbour), log, StateMachine::new(state)))
     }
 }
@@ -59,7 +63,8 @@ async fn a_dropped_log_store_closes_its_database_at_once() {
     let dir = TempDir::new().expect("temp dir");
     let path = dir.path().join("raft-log");
     for round in 1..=20u64 {
-        let db = LogDb::open(&path, SyncMode::Fsync).expect("the previous store let go of the database");
+        let db = LogDb::open(&path, SyncMode::Fsync, &DbResources::default())
+            .expect("the previous store let go of the database");
         let mut log = LogStore::open(&db, (round % 2) as GroupId).expect("open log store");
         drop(db);
         log.purge(LogId::new(CommittedLeaderId::new(1, 1), round * 1_000)).await.expect("purge");

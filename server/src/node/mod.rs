@@ -28,8 +28,9 @@ use crate::grpc::testing::TestingService;
 use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
 use crate::raft::{
-    AppliedState, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP,
+    group_root, AppliedState, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP,
 };
+use crate::storage::db::DbResources;
 use crate::storage::StorageError;
 
 mod formation;
@@ -190,10 +191,11 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, NodeError> {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
-        let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode)?;
+        let resources = DbResources::default();
+        let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode, &resources)?;
         let log_store = LogStore::open(&log_db, META_GROUP)?;
         let log_sizes = log_store.sizes();
-        let state = AppliedState::open(&data_dir)?;
+        let state = AppliedState::open(&group_root(&data_dir, META_GROUP), &resources)?;
 
         let listener = TcpListener::bind(&self.listen)
             .await

@@ -6,6 +6,7 @@
 //! topics' partitions, follow the plan in `docs/design/multi-raft.md`.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -17,6 +18,17 @@ pub type GroupId = u32;
 
 /// The group holding the catalog (and, until data groups exist, everything).
 pub const META_GROUP: GroupId = 0;
+
+/// Where a group keeps its state databases, `STATE` pointer and snapshots:
+/// the data directory itself for group 0 (as before data groups existed),
+/// `<data>/groups/<g>/` for data group g.
+pub fn group_root(data_dir: &Path, group: GroupId) -> PathBuf {
+    if group == META_GROUP {
+        data_dir.to_owned()
+    } else {
+        data_dir.join("groups").join(group.to_string())
+    }
+}
 
 /// What serving a hosted group's peers needs.
 #[derive(Clone)]

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rocksdb::{BoundColumnFamily, Cache};
+use rocksdb::BoundColumnFamily;
 use tokio::sync::mpsc;
 
 use super::groups::{GroupId, META_GROUP};
 use super::log_workers::{LogWorkers, SyncWaiter};
 use super::SyncMode;
-use crate::storage::db::{self, LogRocksDb, CF_GROUP_META, CF_RAFT_META};
+use crate::storage::db::{self, DbResources, LogRocksDb, CF_GROUP_META, CF_RAFT_META};
 use crate::storage::keys::log as keys;
 use crate::storage::keys::LOG_FORMAT;
 use crate::storage::StorageError;
@@ -29,7 +29,7 @@ const PENDING_SYNCS_MAX: usize = 4096;
 
 pub struct LogDb {
     db: Arc<LogRocksDb>,
-    cache: Cache,
+    resources: DbResources,
     /// Held while column families are created, so two groups opening at once
     /// do not both create `group_meta`.
     creating: Mutex<()>,
@@ -50,9 +50,8 @@ impl LogDb {
     /// Opens (or creates) the database at `path` with every group's column
     /// families, and starts its threads. They are joined when the last
     /// `Arc` (held by each group's `LogStore`) goes.
-    pub fn open(path: &Path, sync_mode: SyncMode) -> Result<Arc<Self>, StorageError> {
-        let cache = db::log_db_cache();
-        let db = Arc::new(db::open_log_db(path, &cache)?);
+    pub fn open(path: &Path, sync_mode: SyncMode, resources: &DbResources) -> Result<Arc<Self>, StorageError> {
+        let db = Arc::new(db::open_log_db(path, resources)?);
         let meta = db::log_family(&db, CF_RAFT_META)?;
         db::check_format(&db, &meta, keys::FORMAT, "raft log", LOG_FORMAT)?;
         drop(meta);
@@ -60,7 +59,7 @@ impl LogDb {
         let fsyncs = Arc::new(AtomicU64::new(0));
         let workers = LogWorkers::start(&db, pending, sync_mode, Arc::clone(&fsyncs))
             .map_err(StorageError::io("start the log threads"))?;
-        Ok(Arc::new(Self { db, cache, creating: Mutex::new(()), fsyncs, syncs, workers }))
+        Ok(Arc::new(Self { db, resources: resources.clone(), creating: Mutex::new(()), fsyncs, syncs, workers }))
     }
 
     /// Where `group`'s log and metadata live, creating its column families
@@ -69,8 +68,8 @@ impl LogDb {
         let families = GroupFamilies::of(group);
         if group != META_GROUP {
             let _creating = self.creating.lock();
-            db::ensure_log_family(&self.db, &self.cache, &families.log)?;
-            db::ensure_log_family(&self.db, &self.cache, families.meta)?;
+            db::ensure_log_family(&self.db, &self.resources, &families.log)?;
+            db::ensure_log_family(&self.db, &self.resources, families.meta)?;
         }
         Ok(families)
     }

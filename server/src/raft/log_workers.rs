@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn waiters_queued_meanwhile_are_completed_by_one_fsync() {
         let dir = tempfile::TempDir::new().expect("temp dir");
-        let db = Arc::new(db::open_log_db(dir.path(), &db::log_db_cache()).expect("open log db"));
+        let db = Arc::new(db::open_log_db(dir.path(), &db::DbResources::default()).expect("open log db"));
         let (syncs, pending) = mpsc::channel::<SyncWaiter>(16);
         let (done, completed) = channel();
         for group in [0, 3, 7] {

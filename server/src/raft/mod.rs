@@ -17,7 +17,7 @@ pub mod state_machine;
 pub mod type_config;
 
 pub use arrivals::{ArrivalWatch, Arrivals};
-pub use groups::{GroupId, Groups, HostedGroup, META_GROUP};
+pub use groups::{group_root, GroupId, Groups, HostedGroup, META_GROUP};
 pub use log_db::LogDb;
 pub use log_store::{LogStore, SyncMode};
 pub use state_machine::{AppliedState, StateMachine};

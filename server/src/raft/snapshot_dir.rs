@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
+use parking_lot::Mutex;
 
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
 use super::type_config::SnapshotMeta;
@@ -27,10 +28,13 @@ pub struct SnapshotDir {
     pub path: PathBuf,
 }
 
-/// The `snapshots/` directory of a node.
+/// The `snapshots/` directory of a group on this node.
 #[derive(Debug)]
 pub struct SnapshotStore {
     root: PathBuf,
+    /// Held while a snapshot becomes the current one: a build and an install
+    /// may finish at once.
+    publishing: Mutex<()>,
 }
 
 impl SnapshotStore {
@@ -42,7 +46,7 @@ impl SnapshotStore {
                 remove_dir(&entry.path())?;
             }
         }
-        Ok(Self { root })
+        Ok(Self { root, publishing: Mutex::new(()) })
     }
 
     /// A fresh directory to receive a snapshot into.
@@ -79,10 +83,20 @@ impl SnapshotStore {
     }
 
     /// Completes a [`checkpoint`](Self::checkpoint) as the current snapshot,
-    /// described by `meta`.
-    pub fn finish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
+    /// described by `meta`, and returns it; unless a newer snapshot was
+    /// installed while it was built, which stays current and is returned
+    /// instead (replacing it would leave the node's snapshot behind a log
+    /// already purged past it).
+    pub fn finish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<(SnapshotMeta, SnapshotDir), StorageError> {
+        let _publishing = self.publishing.lock();
+        if let Some((current_meta, current)) = self.current()? {
+            if current_meta.last_log_id > meta.last_log_id {
+                remove_dir(&partial)?;
+                return Ok((current_meta, current));
+            }
+        }
         write_meta(&partial, meta)?;
-        self.publish(partial, meta)
+        Ok((meta.clone(), self.publish(partial, meta)?))
     }
 
     /// Makes `source` (a received or foreign snapshot) this node's current
@@ -95,10 +109,12 @@ impl SnapshotStore {
             link_or_copy_dir(&source.path, &partial, |_| true)?;
         }
         write_meta(&partial, meta)?;
+        let _publishing = self.publishing.lock();
         self.publish(partial, meta)
     }
 
-    /// Renames a finished partial snapshot into place and removes older ones.
+    /// Renames a finished partial snapshot into place and removes the others.
+    /// The caller holds `publishing`.
     fn publish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
         let done = self.root.join(sanitize(&meta.snapshot_id));
         if done.exists() {

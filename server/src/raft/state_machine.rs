@@ -20,6 +20,7 @@ use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::domain::{self, Catalog, Command, Response, Write};
+use crate::storage::db::DbResources;
 use crate::storage::state_db::StateDb;
 use crate::storage::StorageError;
 
@@ -35,6 +36,9 @@ struct Progress {
 pub struct AppliedState {
     dirs: StateDirs,
     snapshots: SnapshotStore,
+    /// Shared with every database of the process; an installed snapshot's
+    /// database draws from it too.
+    resources: DbResources,
     db: RwLock<Arc<StateDb>>,
     catalog: RwLock<Catalog>,
     progress: Mutex<Progress>,
@@ -43,11 +47,14 @@ pub struct AppliedState {
 }
 
 impl AppliedState {
-    /// Opens the live state database of `data_dir`, as it was last flushed.
-    pub fn open(data_dir: &Path) -> Result<Arc<Self>, StorageError> {
-        let dirs = StateDirs::new(data_dir);
+    /// Opens the live state database under `root` (the data directory for
+    /// group 0, [`group_root`](super::groups::group_root) for a data group),
+    /// as it was last flushed.
+    pub fn open(root: &Path, resources: &DbResources) -> Result<Arc<Self>, StorageError> {
+        std::fs::create_dir_all(root).map_err(StorageError::io(format!("create {}", root.display())))?;
+        let dirs = StateDirs::new(root);
         dirs.remove_stale()?;
-        let db = StateDb::open(&dirs.live()?)?;
+        let db = StateDb::open(&dirs.live()?, resources)?;
         let catalog = db.load_catalog()?;
         let applied = db.load_applied()?;
         let progress = Progress {
@@ -55,7 +62,8 @@ impl AppliedState {
             membership: applied.membership.map(stored_membership_from_record).unwrap_or_default(),
         };
         Ok(Arc::new(Self {
-            snapshots: SnapshotStore::open(data_dir.join("snapshots"))?,
+            snapshots: SnapshotStore::open(root.join("snapshots"))?,
+            resources: resources.clone(),
             dirs,
             db: RwLock::new(Arc::new(db)),
             catalog: RwLock::new(catalog),
@@ -155,7 +163,7 @@ impl AppliedState {
             last_log_id,
             last_membership: applied.membership.map(stored_membership_from_record).unwrap_or_default(),
         };
-        let dir = self.snapshots.finish(partial, &meta)?;
+        let (meta, dir) = self.snapshots.finish(partial, &meta)?;
         Ok(Snapshot { meta, snapshot: Box::new(dir) })
     }
 
@@ -163,7 +171,7 @@ impl AppliedState {
         let adopted = self.snapshots.adopt(snapshot, meta)?;
         let target = self.dirs.next()?;
         materialize(&adopted, &target)?;
-        let db = StateDb::open(&target)?;
+        let db = StateDb::open(&target, &self.resources)?;
         let catalog = db.load_catalog()?;
 
         let mut live_catalog = self.catalog.write();
@@ -280,3 +288,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(current.map(|(meta, dir)| Snapshot { meta, snapshot: Box::new(dir) }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,15 @@
-//! Opening the two RocksDB databases with their column families and tuning.
+//! Opening the RocksDB databases with their column families and tuning.
 //!
-//! Memory is bounded per database: a fixed number of write buffers per column
-//! family and one shared, capped block cache.
+//! Memory is bounded per process, however many Raft groups it hosts (each
+//! has a state database; all share the raft-log database): every database
+//! draws from one [`DbResources`], a capped block cache and a capped
+//! write-buffer budget for the state databases and the same for the raft log.
 
 use std::path::Path;
 
 use rocksdb::{
     AsColumnFamilyRef, BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType,
-    DBRecoveryMode, DBWithThreadMode, MultiThreaded, Options, ThreadMode, DB,
+    DBRecoveryMode, DBWithThreadMode, MultiThreaded, Options, ThreadMode, WriteBufferManager, DB,
 };
 
 use super::keys::Format;
@@ -39,7 +41,48 @@ const LOG_WRITE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// memtables, so they are flushed when full rather than early.
 const LOG_WAL_BYTES_MAX: u64 = 3 * LOG_WRITE_BUFFER_BYTES as u64;
 const WRITE_BUFFERS_MAX: i32 = 3;
-const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The state databases' block cache.
+const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The raft log's block cache: recent entries are read from the memtable.
+const LOG_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Memtables of all state databases together: one database's three
+/// families at their most (3 × 3 × 32 MiB), shared by every group's.
+const STATE_BUFFERS_BYTES: usize = 9 * WRITE_BUFFER_BYTES;
+/// Memtables of the raft log: group 0's two families at their most
+/// (3 × 128 MiB + 3 × 32 MiB), shared by every group's.
+const LOG_BUFFERS_BYTES: usize = 3 * (LOG_WRITE_BUFFER_BYTES + WRITE_BUFFER_BYTES);
+
+/// What every database of a process draws memory from, so memory does not
+/// grow with the number of groups hosted: one block cache for the state
+/// databases and one for the raft log, and a memtable budget for each. Past
+/// a budget, a database being written flushes its oldest memtable early.
+/// Writes never stall on the budget: with databases sharing it, a writer
+/// could wait on memory only an idle database's flush would free. The hard
+/// bound stays each family's memtable count and size.
+#[derive(Clone)]
+pub struct DbResources {
+    state_cache: Cache,
+    state_buffers: WriteBufferManager,
+    log_cache: Cache,
+    log_buffers: WriteBufferManager,
+}
+
+impl Default for DbResources {
+    fn default() -> Self {
+        Self {
+            state_cache: Cache::new_lru_cache(STATE_CACHE_BYTES),
+            state_buffers: WriteBufferManager::new_write_buffer_manager(STATE_BUFFERS_BYTES, false),
+            log_cache: Cache::new_lru_cache(LOG_CACHE_BYTES),
+            log_buffers: WriteBufferManager::new_write_buffer_manager(LOG_BUFFERS_BYTES, false),
+        }
+    }
+}
+
+impl std::fmt::Debug for DbResources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbResources").finish_non_exhaustive()
+    }
+}
 
 fn db_options() -> Options {
     let mut options = Options::default();
@@ -73,12 +116,6 @@ fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_by
 /// the multi-threaded mode.
 pub type LogRocksDb = DBWithThreadMode<MultiThreaded>;
 
-/// The raft-log database's block cache (a quarter of a state database's:
-/// recent entries are read from the memtable).
-pub fn log_db_cache() -> Cache {
-    Cache::new_lru_cache(BLOCK_CACHE_BYTES / 4)
-}
-
 /// The column family holding group `group`'s log (group 0 keeps `log`).
 pub fn group_log_family(group: u32) -> String {
     if group == 0 {
@@ -99,8 +136,9 @@ fn log_db_family_options(cache: &Cache, name: &str) -> Options {
 
 /// Opens (or creates) the Raft log database with every column family it
 /// holds: group 0's always, and those of the data groups created so far.
-pub fn open_log_db(path: &Path, cache: &Cache) -> Result<LogRocksDb, StorageError> {
+pub fn open_log_db(path: &Path, resources: &DbResources) -> Result<LogRocksDb, StorageError> {
     let mut options = db_options();
+    options.set_write_buffer_manager(&resources.log_buffers);
     let mut names = vec![CF_LOG.to_owned(), CF_RAFT_META.to_owned()];
     if path.join("CURRENT").exists() {
         let stored = LogRocksDb::list_cf(&options, path)
@@ -111,7 +149,7 @@ pub fn open_log_db(path: &Path, cache: &Cache) -> Result<LogRocksDb, StorageErro
     }
     let families = names
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, log_db_family_options(cache, name)))
+        .map(|name| ColumnFamilyDescriptor::new(name, log_db_family_options(&resources.log_cache, name)))
         .collect::<Vec<_>>();
     options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
     // Every append is fsynced before it is acknowledged, so damage anywhere
@@ -128,24 +166,24 @@ pub fn open_log_db(path: &Path, cache: &Cache) -> Result<LogRocksDb, StorageErro
 
 /// Creates `family` in the raft-log database unless it exists. The new
 /// family is recorded in the database's manifest, which RocksDB syncs.
-pub fn ensure_log_family(db: &LogRocksDb, cache: &Cache, name: &str) -> Result<(), StorageError> {
+pub fn ensure_log_family(db: &LogRocksDb, resources: &DbResources, name: &str) -> Result<(), StorageError> {
     if db.cf_handle(name).is_some() {
         return Ok(());
     }
-    db.create_cf(name, &log_db_family_options(cache, name))
+    db.create_cf(name, &log_db_family_options(&resources.log_cache, name))
         .map_err(StorageError::rocksdb(format!("create the raft log's column family {name}")))
 }
 
 /// Opens (or creates) a state-machine database.
-pub fn open_state_db(path: &Path) -> Result<DB, StorageError> {
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+pub fn open_state_db(path: &Path, resources: &DbResources) -> Result<DB, StorageError> {
     let mut options = db_options();
+    options.set_write_buffer_manager(&resources.state_buffers);
     // The state is written without a WAL; flushing all families together keeps
     // what is on disk a state that existed at one applied log id.
     options.set_atomic_flush(true);
     let families = STATE_FAMILIES.map(|name| {
         let compression = if name == CF_MESSAGES { DBCompressionType::Lz4 } else { DBCompressionType::None };
-        ColumnFamilyDescriptor::new(name, family_options(&cache, compression, WRITE_BUFFER_BYTES))
+        ColumnFamilyDescriptor::new(name, family_options(&resources.state_cache, compression, WRITE_BUFFER_BYTES))
     });
     DB::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))

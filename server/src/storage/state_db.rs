@@ -11,7 +11,7 @@ use ferry_proto::internal as pb;
 use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::batches::{self, BatchExtent, Batches};
-use super::db::{self, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
+use super::db::{self, DbResources, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
 use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
 use super::{codec, StorageError};
@@ -36,8 +36,8 @@ pub struct AppliedRecord {
 }
 
 impl StateDb {
-    pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = db::open_state_db(path)?;
+    pub fn open(path: &Path, resources: &DbResources) -> Result<Self, StorageError> {
+        let db = db::open_state_db(path, resources)?;
         db::check_format(&db, db::handle(&db, CF_META)?, meta::FORMAT, "state database", STATE_FORMAT)?;
         Ok(Self { db, path: path.to_owned() })
     }

@@ -6,7 +6,7 @@ use ferry_proto::internal as pb;
 use super::StateDb;
 use crate::domain::{MessageBody, MessageExtent, StateRead, StoredMessage, Write};
 use crate::storage::codec;
-use crate::storage::db::CF_MESSAGES;
+use crate::storage::db::{DbResources, CF_MESSAGES};
 use crate::storage::keys::{meta, offset};
 
 const TOPIC: u64 = 7;
@@ -24,7 +24,7 @@ const BATCH: usize = 7;
 /// consecutive offsets (`BATCH` at most), each published at its first offset
 /// in microseconds.
 fn stored(dir: &std::path::Path, offsets: impl Iterator<Item = u64> + Clone, len: fn(u64) -> usize) -> StateDb {
-    let db = StateDb::open(dir).expect("open");
+    let db = StateDb::open(dir, &DbResources::default()).expect("open");
     let mut writes = Vec::new();
     for partition in 0..2u32 {
         let size = |offset| len(offset) + 1000 * partition as usize;
@@ -85,7 +85,7 @@ fn message_sizes_finds_each_offset_near_or_far_and_zero_for_missing_ones() {
 #[test]
 fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = StateDb::open(dir.path()).expect("open");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
     let writes = [3u64, 4, 9, 70, 71]
         .into_iter()
         .flat_map(|offset| {
@@ -163,7 +163,7 @@ fn a_trim_keeps_the_batch_holding_the_new_start_and_reads_start_there() {
 #[test]
 fn a_record_of_storage_format_1_reads_as_a_batch_of_one() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = StateDb::open(dir.path()).expect("open");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
     // Format 1 stored each message alone: `MessageRecord { publish_time = 1,
     // body = 2, bytes_before = 3 }`, which is this record byte for byte.
     let cf = db.cf(CF_MESSAGES).expect("family");
@@ -190,19 +190,19 @@ fn a_record_of_storage_format_1_reads_as_a_batch_of_one() {
 fn a_database_of_format_1_opens_as_format_2_and_a_newer_one_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let format = |db: &StateDb| db.get(crate::storage::db::CF_META, meta::FORMAT).expect("read").expect("stored");
-    let db = StateDb::open(dir.path()).expect("open");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
     assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes());
     let cf = db.cf(crate::storage::db::CF_META).expect("family");
     db.db.put_cf(cf, meta::FORMAT, 1u32.to_be_bytes()).expect("put");
     db.flush().expect("flush");
     drop(db);
-    let db = StateDb::open(dir.path()).expect("a format-1 database opens");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("a format-1 database opens");
     assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes(), "and is marked format 2, which an older ferryd refuses");
     let cf = db.cf(crate::storage::db::CF_META).expect("family");
     db.db.put_cf(cf, meta::FORMAT, 3u32.to_be_bytes()).expect("put");
     db.flush().expect("flush");
     drop(db);
-    let refused = StateDb::open(dir.path()).expect_err("format 3 is from a newer ferryd");
+    let refused = StateDb::open(dir.path(), &DbResources::default()).expect_err("format 3 is from a newer ferryd");
     assert!(refused.to_string().contains("format 3"), "{refused}");
 }
 

@@ -7,6 +7,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::raft::META_GROUP;
+use crate::storage::db::DbResources;
 
 const DATA_GROUP: GroupId = 3;
 
@@ -24,7 +25,7 @@ async fn indexes_and_terms(store: &mut LogStore) -> Vec<(u64, u64)> {
 }
 
 fn open_both(dir: &TempDir) -> (LogStore, LogStore) {
-    let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync).expect("open log db");
+    let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync, &DbResources::default()).expect("open log db");
     let meta = LogStore::open(&db, META_GROUP).expect("open group 0");
     let data = LogStore::open(&db, DATA_GROUP).expect("open data group");
     (meta, data)
@@ -61,7 +62,7 @@ async fn groups_sharing_the_database_keep_their_own_entries_votes_and_purge_poin
 #[tokio::test]
 async fn a_data_group_opened_for_the_first_time_starts_empty_beside_group_0() {
     let dir = TempDir::new().expect("temp dir");
-    let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync).expect("open log db");
+    let db = LogDb::open(&dir.path().join("raft-log"), SyncMode::Fsync, &DbResources::default()).expect("open log db");
     let mut meta = LogStore::open(&db, META_GROUP).expect("open group 0");
     meta.write_entries(entries(1, 1..=3)).expect("append to group 0");
     meta.save_vote(&Vote::new(1, 1)).await.expect("vote in group 0");
