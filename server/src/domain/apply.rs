@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
-use super::command::{AckBatch, Command, DeadLetter, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim};
+use super::command::{
+    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim,
+};
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
 use super::producers::{CommittedBatch, ProducerKey, SequenceCheck};
@@ -76,7 +78,25 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
         Command::Trim(trim_at) => return trim(catalog, trim_at, reads),
         Command::Seek(seek_to) => seek(catalog, seek_to),
         Command::DeadLetter(dead) => return dead_letter(catalog, dead, reads),
+        Command::SetLayout(layout) => set_layout(catalog, layout),
     })
+}
+
+/// Keeps the first layout. A cluster that holds topics already was formed
+/// with everything in group 0, and keeps it that way: its layout gets no
+/// data groups, whatever was asked.
+fn set_layout(catalog: &mut Catalog, mut layout: Layout) -> Applied {
+    if let Some(existing) = &catalog.layout {
+        if existing.data_groups != layout.data_groups {
+            return Applied::rejected(Rejection::LayoutFixed { data_groups: existing.data_groups });
+        }
+        return Applied { response: Response::LayoutSet(existing.clone()), writes: Vec::new() };
+    }
+    if catalog.topic_count() > 0 {
+        layout.data_groups = 0;
+    }
+    catalog.layout = Some(layout.clone());
+    Applied { response: Response::LayoutSet(layout.clone()), writes: vec![Write::PutLayout(layout)] }
 }
 
 fn create_topic(catalog: &mut Catalog, name: String, config: TopicConfig, create_time_us: i64) -> Applied {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::command::{SubscriptionConfig, TopicConfig};
+use super::command::{Layout, SubscriptionConfig, TopicConfig};
 use super::producers::Producers;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -85,6 +85,8 @@ pub struct Catalog {
     pub last_subscription_id: u64,
     /// Idempotent producers' recent batches, for deduplication.
     pub producers: Producers,
+    /// How the cluster is split into Raft groups, once set.
+    pub layout: Option<Layout>,
 }
 
 impl Catalog {

@@ -3,6 +3,8 @@
 //! A command carries everything its effect depends on (the leader stamps the
 //! time into it), so applying it is deterministic on every replica.
 
+use std::collections::BTreeMap;
+
 use super::message::MessageBody;
 
 /// Settings fixed when a topic is created.
@@ -93,17 +95,43 @@ pub struct DeadLetter {
     pub message: MessageBody,
 }
 
+/// How the cluster is split into Raft groups; set once, when it forms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// Data groups 1..=data_groups; 0 = group 0 holds everything.
+    pub data_groups: u32,
+    /// The members every data group starts with: group 0's voters (id and
+    /// address) when the layout was set.
+    pub voters: BTreeMap<u64, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    CreateTopic { name: String, config: TopicConfig, create_time_us: i64 },
-    DeleteTopic { name: String },
-    CreateSubscription { name: String, topic: String, config: SubscriptionConfig, create_time_us: i64 },
-    DeleteSubscription { name: String },
+    CreateTopic {
+        name: String,
+        config: TopicConfig,
+        create_time_us: i64,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreateSubscription {
+        name: String,
+        topic: String,
+        config: SubscriptionConfig,
+        create_time_us: i64,
+    },
+    DeleteSubscription {
+        name: String,
+    },
     Publish(PublishBatch),
     Acknowledge(AckBatch),
     Trim(Trim),
     Seek(Seek),
     DeadLetter(DeadLetter),
+    /// The first one sets the layout; a later one with another number of
+    /// data groups is turned down (`Rejection::LayoutFixed`).
+    SetLayout(Layout),
 }
 
 impl Command {
@@ -119,6 +147,7 @@ impl Command {
             Command::Trim(_) => "trim",
             Command::Seek(_) => "seek",
             Command::DeadLetter(_) => "dead_letter",
+            Command::SetLayout(_) => "set_layout",
         }
     }
 }

@@ -21,7 +21,7 @@ mod tests;
 pub use apply::{apply, MessageExtent, StateRead};
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{
-    AckBatch, Command, DeadLetter, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig,
+    AckBatch, Command, DeadLetter, Layout, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig,
     TopicConfig, Trim,
 };
 pub use invalid::InvalidArgument;

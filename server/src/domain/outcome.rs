@@ -2,6 +2,7 @@
 //! `Write`s that make the change durable.
 
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
+use super::command::Layout;
 use super::message::MessageBody;
 use super::producers::{ProducerKey, ProducerState};
 
@@ -32,6 +33,8 @@ pub enum Rejection {
     /// as this exact batch (or too long ago to report its offsets).
     #[error("producer {producer_id:#x} partition {partition}: sequence {sequence} was committed before (next is {next}) and is not a retry of a remembered batch")]
     SequenceCommitted { producer_id: u64, partition: u32, sequence: u64, next: u64 },
+    #[error("the cluster was formed with {data_groups} data groups; that cannot change")]
+    LayoutFixed { data_groups: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,8 @@ pub enum Response {
     DeadLettered {
         position: Option<(u32, u64)>,
     },
+    /// The layout in force.
+    LayoutSet(Layout),
     Rejected(Rejection),
 }
 
@@ -140,6 +145,7 @@ pub enum Write {
         last_topic_id: u64,
         last_subscription_id: u64,
     },
+    PutLayout(Layout),
 }
 
 /// The result of applying one command.

@@ -130,7 +130,8 @@ impl Model {
             Write::PutTopic(_)
             | Write::PutPartition { .. }
             | Write::PutSubscription(_)
-            | Write::PutIdCounters { .. } => {}
+            | Write::PutIdCounters { .. }
+            | Write::PutLayout(_) => {}
         }
     }
 
@@ -626,4 +627,31 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
     model.run(Command::DeleteTopic { name: "t".into() });
     assert!(model.catalog.producers.is_empty());
     assert!(model.producers.is_empty());
+}
+
+fn layout(data_groups: u32) -> Layout {
+    Layout { data_groups, voters: BTreeMap::from([(1, "a:1".into()), (2, "b:1".into()), (3, "c:1".into())]) }
+}
+
+#[test]
+fn the_first_layout_stays_and_another_number_of_groups_is_turned_down() {
+    let mut model = Model::default();
+    let (response, writes) = model.run(Command::SetLayout(layout(4)));
+    assert_eq!((response, writes), (Response::LayoutSet(layout(4)), 1));
+
+    let (response, writes) = model.run(Command::SetLayout(layout(4)));
+    assert_eq!((response, writes), (Response::LayoutSet(layout(4)), 0), "the same layout again changes nothing");
+
+    let (response, writes) = model.run(Command::SetLayout(layout(9)));
+    assert_eq!((response, writes), (Response::Rejected(Rejection::LayoutFixed { data_groups: 4 }), 0));
+    assert_eq!(model.catalog.layout, Some(layout(4)));
+}
+
+#[test]
+fn a_cluster_holding_topics_already_keeps_everything_in_group_0() {
+    let mut model = Model::default();
+    model.create_topic("formed-before-data-groups", 2);
+    let (response, _) = model.run(Command::SetLayout(layout(4)));
+    assert_eq!(response, Response::LayoutSet(layout(0)));
+    assert_eq!(model.catalog.layout.map(|l| l.data_groups), Some(0));
 }

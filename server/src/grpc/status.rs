@@ -87,6 +87,7 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::PartitionOutOfRange { .. } => Code::InvalidArgument,
         Rejection::SequenceGap { .. } | Rejection::UnknownProducer { .. } => Code::FailedPrecondition,
         Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
+        Rejection::LayoutFixed { .. } => Code::FailedPrecondition,
     }
 }
 

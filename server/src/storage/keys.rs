@@ -17,6 +17,7 @@
 //! |           |               | `F` subscription id u64, partition u32| `AckFloorRecord` |
 //! |           |               | `R` topic id u64, partition u32, producer id u64 | `ProducerRecord` |
 //! |           |               | `C`                                   | `IdCounters`     |
+//! |           |               | `L`                                   | `SetLayout`      |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
@@ -69,6 +70,7 @@ pub mod meta {
     pub const ACK_FLOOR: u8 = b'F';
     pub const PRODUCER: u8 = b'R';
     pub const ID_COUNTERS: &[u8] = b"C";
+    pub const LAYOUT: &[u8] = b"L";
     pub const APPLIED: &[u8] = b"A";
     pub const MEMBERSHIP: &[u8] = b"M";
     pub const FORMAT: &[u8] = b"V";

@@ -4,7 +4,7 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, AckState, Command, CommittedBatch, DeadLetter, MessageBody, PartitionAcks, PartitionState,
+    AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, MessageBody, PartitionAcks, PartitionState,
     ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState, TopicConfig,
     TopicState, Trim,
 };
@@ -197,6 +197,7 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             publish_time_unix_micros: dead.publish_time_us,
             message: Some(body_to_record(dead.message.clone())),
         }),
+        Command::SetLayout(layout) => Kind::SetLayout(layout_to_record(layout)),
     };
     pb::Command { kind: Some(kind) }
 }
@@ -246,7 +247,16 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             publish_time_us: c.publish_time_unix_micros,
             message: body_from_record(c.message.ok_or(CodecError::Missing("dead-lettered message"))?),
         }),
+        Kind::SetLayout(c) => Command::SetLayout(layout_from_record(c)),
     })
+}
+
+pub fn layout_to_record(layout: &Layout) -> pb::SetLayout {
+    pb::SetLayout { data_groups: layout.data_groups, voters: layout.voters.clone().into_iter().collect() }
+}
+
+pub fn layout_from_record(record: pb::SetLayout) -> Layout {
+    Layout { data_groups: record.data_groups, voters: record.voters.into_iter().collect() }
 }
 
 pub fn producer_to_record(state: &ProducerState) -> pb::ProducerRecord {
@@ -299,6 +309,10 @@ mod tests {
                 create_time_us: 5,
             },
             Command::DeleteTopic { name: "t".into() },
+            Command::SetLayout(Layout {
+                data_groups: 4,
+                voters: [(1, "a:1".to_owned()), (3, "c:1".to_owned())].into(),
+            }),
             Command::CreateSubscription {
                 name: "s".into(),
                 topic: "t".into(),

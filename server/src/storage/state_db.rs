@@ -92,6 +92,10 @@ impl StateDb {
             let record: pb::ProducerRecord = codec::decode("producer record", value).map_err(corrupt("producer"))?;
             catalog.producers.insert(ProducerKey { topic_id, partition, producer_id }, producer_from_record(record));
         }
+        if let Some(value) = self.get(CF_META, meta::LAYOUT)? {
+            let record: pb::SetLayout = codec::decode("layout", value).map_err(corrupt("layout"))?;
+            catalog.layout = Some(layout_from_record(record));
+        }
         if let Some(value) = self.get(CF_META, meta::ID_COUNTERS)? {
             let counters: pb::IdCounters = codec::decode("id counters", value).map_err(corrupt("id counters"))?;
             catalog.last_topic_id = catalog.last_topic_id.max(counters.next_topic_id);
@@ -181,6 +185,9 @@ impl StateDb {
                 ),
                 Write::DeleteProducer { key } => {
                     batch.delete_cf(meta_cf, meta::producer(key.topic_id, key.partition, key.producer_id))
+                }
+                Write::PutLayout(layout) => {
+                    batch.put_cf(meta_cf, meta::LAYOUT, codec::encode(&layout_to_record(&layout)))
                 }
                 Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
                     meta_cf,

@@ -222,3 +222,18 @@ fn messages_read_hold_their_own_data_not_their_whole_batch() {
     let one = db.read_message(TOPIC, 0, 5).expect("read").expect("stored");
     assert_eq!(one.body.data.len(), 1024);
 }
+
+#[test]
+fn the_layout_is_read_back_with_the_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layout =
+        crate::domain::Layout { data_groups: 4, voters: [(1, "a:1".to_owned()), (2, "b:1".to_owned())].into() };
+    {
+        let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+        assert_eq!(db.load_catalog().expect("catalog").layout, None);
+        db.write(vec![Write::PutLayout(layout.clone())], &log_id(), None).expect("write");
+        db.flush().expect("flush");
+    }
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("reopen");
+    assert_eq!(db.load_catalog().expect("catalog").layout, Some(layout));
+}
