@@ -48,6 +48,13 @@ struct Args {
     #[arg(long, env = "FERRY_OUTSTANDING_MAX", default_value_t = ferry_server::delivery::OUTSTANDING_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     outstanding_max: u64,
+    /// Raft groups, besides group 0, of a cluster this node forms; fixed
+    /// when the cluster forms (later values are ignored). Each group is a Raft
+    /// instance on every node. Partitions are not placed in them yet, so 0
+    /// (group 0 holds everything) is the default.
+    #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=256))]
+    data_groups: u32,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
@@ -100,7 +107,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .node_id(args.node_id)
         .formation(formation)
         .snapshot_every_entries(args.snapshot_every_entries)
-        .outstanding_max(args.outstanding_max as usize);
+        .outstanding_max(args.outstanding_max as usize)
+        .data_groups(args.data_groups);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
     }

@@ -144,6 +144,12 @@ impl Ferryd {
         self.spawn(&addr);
     }
 
+    /// Sets the value following `flag` in the arguments of later restarts.
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
+        let at = self.extra_args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("no {flag} argument"));
+        self.extra_args[at + 1] = value.to_owned();
+    }
+
     /// Starts the process again on the same data directory, listening on
     /// `listen` (`127.0.0.1:0` for any free port; [`Ferryd::addr`] tells which).
     pub fn restart_at(&mut self, listen: &str) {

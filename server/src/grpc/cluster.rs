@@ -2,6 +2,7 @@
 //! debug read of a replica's log.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::v1 as api;
@@ -9,13 +10,13 @@ use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_proto::v1::cluster_server::Cluster;
 use futures::future::join_all;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
 use tonic::{Request, Response, Status};
 
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::domain::{validate, Rejection};
-use crate::raft::NodeId;
+use crate::raft::{Groups, NodeId};
 
 /// How long a member may take to answer a status request.
 const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,11 +29,28 @@ const READ_LOG_MESSAGES_MAX: u32 = 10_000;
 #[derive(Debug)]
 pub struct ClusterService {
     proposer: Proposer,
+    groups: Arc<Groups>,
 }
 
 impl ClusterService {
-    pub fn new(proposer: Proposer) -> Self {
-        Self { proposer }
+    pub fn new(proposer: Proposer, groups: Arc<Groups>) -> Self {
+        Self { proposer, groups }
+    }
+
+    fn group_statuses(&self) -> Vec<api::GroupStatus> {
+        let id = self.proposer.node_id();
+        let groups = self.groups.all().into_iter().map(|(group, hosted)| {
+            let metrics = hosted.raft.metrics().borrow().clone();
+            api::GroupStatus {
+                group,
+                role: role(&metrics, id).into(),
+                term: metrics.current_term,
+                leader_id: metrics.current_leader.unwrap_or(0),
+                voters: metrics.membership_config.membership().voter_ids().collect(),
+                applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            }
+        });
+        groups.collect()
     }
 
     async fn node_status(&self) -> api::NodeStatus {
@@ -41,18 +59,10 @@ impl ClusterService {
         let committed = raft.with_raft_state(|state| state.committed).await.ok().flatten();
         let id = self.proposer.node_id();
         let addr = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
-        let voter = metrics.membership_config.membership().voter_ids().any(|v| v == id);
-        let role = match metrics.state {
-            ServerState::Leader => "leader",
-            ServerState::Candidate => "candidate",
-            ServerState::Follower if voter => "follower",
-            ServerState::Follower | ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
         api::NodeStatus {
             node_id: id,
             addr,
-            role: role.into(),
+            role: role(&metrics, id).into(),
             term: metrics.current_term,
             leader_id: metrics.current_leader.unwrap_or(0),
             last_log_index: metrics.last_log_index.unwrap_or(0),
@@ -61,6 +71,7 @@ impl ClusterService {
             snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
             purged_index: metrics.purged.map_or(0, |l| l.index),
             version: env!("CARGO_PKG_VERSION").into(),
+            groups: self.group_statuses(),
         }
     }
 
@@ -238,5 +249,17 @@ impl Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(api::ReadLogResponse { records, end_offset }))
+    }
+}
+
+/// A node's role in one group, as `NodeStatus.role` names it.
+fn role(metrics: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> &'static str {
+    let voter = metrics.membership_config.membership().voter_ids().any(|v| v == id);
+    match metrics.state {
+        ServerState::Leader => "leader",
+        ServerState::Candidate => "candidate",
+        ServerState::Follower if voter => "follower",
+        ServerState::Follower | ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
     }
 }

@@ -33,10 +33,12 @@ use crate::raft::{
 use crate::storage::db::DbResources;
 use crate::storage::StorageError;
 
+mod data_groups;
 mod formation;
 pub mod log_purge;
 pub mod retention;
 
+use data_groups::DataGroups;
 pub use formation::Formation;
 
 /// Raft entries between snapshots; a snapshot lets the log before it be purged.
@@ -86,6 +88,7 @@ pub struct NodeBuilder {
     ack_before_commit: bool,
     commit_timeout: Duration,
     outstanding_max: usize,
+    data_groups: u32,
     snapshot_every_entries: u64,
 }
 
@@ -106,6 +109,7 @@ impl NodeBuilder {
             ack_before_commit: false,
             commit_timeout: Duration::from_secs(5),
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
+            data_groups: 0,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
         }
     }
@@ -186,6 +190,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Data groups of a cluster this node forms (0: group 0 holds
+    /// everything). Fixed when the cluster forms; later starts with another
+    /// number change nothing.
+    pub fn data_groups(mut self, data_groups: u32) -> Self {
+        self.data_groups = data_groups;
+        self
+    }
+
     /// Opens storage, starts Raft, serves gRPC, and joins or forms the cluster
     /// (a one-node cluster on a new data directory waits until it leads).
     pub async fn start(self) -> Result<Node, NodeError> {
@@ -204,10 +216,11 @@ impl NodeBuilder {
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise_addr(local_addr)?;
 
+        let (config, network) = (self.raft_config()?, Network::new(self.source_ip));
         let raft = Raft::new(
             self.node_id,
-            self.raft_config()?,
-            Network::new(self.source_ip),
+            Arc::clone(&config),
+            network.clone(),
             log_store,
             StateMachine::new(Arc::clone(&state)),
         )
@@ -217,7 +230,21 @@ impl NodeBuilder {
 
         // Serve before forming the cluster: peers must reach this node to elect.
         let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
-        let (stop, server) = self.serve(listener, &raft, &state, &proposer);
+        let groups = Arc::new(Groups::default());
+        groups.host(META_GROUP, HostedGroup { raft: raft.clone(), state: Arc::clone(&state) });
+        let (stop, server) = self.serve(listener, &proposer, &state, &groups);
+        let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
+        let data_groups = DataGroups {
+            node_id: self.node_id,
+            formation: self.formation.clone(),
+            data_dir: data_dir.clone(),
+            config,
+            network,
+            log_db,
+            resources,
+            groups: Arc::clone(&groups),
+        };
+        let data_groups = tokio::spawn(data_groups.run(Arc::clone(&state)));
         let retention = tokio::spawn(retention::run(proposer, Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
@@ -232,8 +259,8 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        let background = joining.into_iter().chain([retention, log_purge]).collect();
-        Ok(Node { id: self.node_id, local_addr, raft, state, stop: Some(stop), server, background })
+        let background = joining.into_iter().chain([retention, log_purge, layout, data_groups]).collect();
+        Ok(Node { id: self.node_id, local_addr, raft, state, groups, stop: Some(stop), server, background })
     }
 
     /// The address peers and clients reach this node at: `--advertise`, else
@@ -267,9 +294,9 @@ impl NodeBuilder {
     fn serve(
         &self,
         listener: TcpListener,
-        raft: &Raft,
-        state: &Arc<AppliedState>,
         proposer: &Proposer,
+        state: &Arc<AppliedState>,
+        groups: &Arc<Groups>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
         let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
@@ -278,10 +305,8 @@ impl NodeBuilder {
             publisher = publisher.acking_before_commit();
         }
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
-        let cluster = ClusterService::new(proposer);
-        let groups = Arc::new(Groups::default());
-        groups.host(META_GROUP, HostedGroup { raft: raft.clone(), state: Arc::clone(state) });
-        let peers = RaftService::new(groups);
+        let cluster = ClusterService::new(proposer, Arc::clone(groups));
+        let peers = RaftService::new(Arc::clone(groups));
 
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = TcpListenerStream::new(listener).map(|stream| {
@@ -322,6 +347,8 @@ pub struct Node {
     local_addr: SocketAddr,
     raft: Raft,
     state: Arc<AppliedState>,
+    /// Every group this node hosts, group 0 (`raft`, `state`) among them.
+    groups: Arc<Groups>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Tasks that run as long as the node: retention, purging the log, and
@@ -381,6 +408,15 @@ impl Node {
             let _ = stop.send(());
         }
         let served = (&mut self.server).await;
+        for (group, hosted) in self.groups.all() {
+            if group == META_GROUP {
+                continue;
+            }
+            if let Err(e) = hosted.raft.shutdown().await {
+                tracing::warn!(group, error = %e, "a data group's raft did not stop cleanly");
+            }
+            hosted.state.db().flush()?;
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not stop cleanly");
         }

@@ -58,4 +58,9 @@ impl Groups {
     pub fn get(&self, id: GroupId) -> Option<HostedGroup> {
         self.hosted.read().get(&id).cloned()
     }
+
+    /// Every hosted group, by id.
+    pub fn all(&self) -> Vec<(GroupId, HostedGroup)> {
+        self.hosted.read().iter().map(|(id, group)| (*id, group.clone())).collect()
+    }
 }

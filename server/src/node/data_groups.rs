@@ -1,0 +1,134 @@
+//! Data groups: group 0's leader sets the cluster's layout once, and every
+//! node then starts the layout's data groups, each a whole openraft instance
+//! with its log in the shared raft-log database and its state under
+//! `<data>/groups/<g>/`. Partitions are not placed in them yet (step S5 of
+//! `docs/design/multi-raft.md`): today they hold only their membership.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, Config};
+use tokio::task::JoinHandle;
+
+use super::{formation, log_purge, Formation, NodeError};
+use crate::domain::{Command, Layout, Response};
+use crate::grpc::Proposer;
+use crate::raft::network::Network;
+use crate::raft::{
+    group_root, AppliedState, GroupId, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine,
+};
+use crate::storage::db::DbResources;
+
+/// How often group 0's layout is looked at until it is set.
+const LAYOUT_POLL: Duration = Duration::from_millis(200);
+
+/// Proposes the layout whenever this node leads group 0, until one is
+/// applied: `data_groups` data groups over group 0's voters.
+pub async fn set_layout(proposer: Proposer, data_groups: u32) {
+    while proposer.state().catalog().layout.is_none() {
+        if proposer.ensure_leader().is_ok() {
+            let voters = proposer
+                .raft()
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect();
+            match proposer.propose(Command::SetLayout(Layout { data_groups, voters })).await {
+                Ok(Response::LayoutSet(layout)) => tracing::info!(data_groups = layout.data_groups, "layout set"),
+                Ok(other) => tracing::warn!(?other, "setting the layout was answered unexpectedly"),
+                Err(e) => tracing::debug!(error = %e, "setting the layout failed; retrying"),
+            }
+        }
+        tokio::time::sleep(LAYOUT_POLL).await;
+    }
+}
+
+/// What starting this node's data groups needs.
+pub struct DataGroups {
+    pub node_id: NodeId,
+    pub formation: Formation,
+    pub data_dir: PathBuf,
+    pub config: Arc<Config>,
+    pub network: Network,
+    pub log_db: Arc<LogDb>,
+    pub resources: DbResources,
+    pub groups: Arc<Groups>,
+}
+
+impl DataGroups {
+    /// Waits for group 0's layout, then starts every data group, and keeps
+    /// their log purges running as long as this task runs.
+    pub async fn run(self, meta: Arc<AppliedState>) {
+        let layout = loop {
+            if let Some(layout) = meta.catalog().layout.clone() {
+                break layout;
+            }
+            tokio::time::sleep(LAYOUT_POLL).await;
+        };
+        if layout.data_groups > 0 {
+            let mismatch = "the cluster's layout differs from this node's --data-groups, which is ignored";
+            tracing::info!(data_groups = layout.data_groups, "starting data groups; {mismatch} if they differ");
+        }
+        let mut purges = AbortOnDrop(Vec::new());
+        for group in 1..=layout.data_groups {
+            match self.start(group, &layout).await {
+                Ok(purge) => purges.0.push(purge),
+                Err(e) => tracing::error!(group, error = %e, "starting a data group failed"),
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+
+    async fn start(&self, group: GroupId, layout: &Layout) -> Result<JoinHandle<()>, NodeError> {
+        let log = LogStore::open(&self.log_db, group)?;
+        let sizes = log.sizes();
+        let state = AppliedState::open(&group_root(&self.data_dir, group), &self.resources)?;
+        let raft = Raft::new(
+            self.node_id,
+            Arc::clone(&self.config),
+            self.network.for_group(group),
+            log,
+            StateMachine::new(Arc::clone(&state)),
+        )
+        .await
+        .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
+        let fresh = !raft.is_initialized().await.map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
+        self.groups.host(group, HostedGroup { raft: raft.clone(), state });
+        // Every node formed with the cluster writes the same first membership,
+        // as with `Formation::Peers`; a node that joined later only receives.
+        let voters: BTreeMap<NodeId, BasicNode> =
+            layout.voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+        let formed_here = !matches!(self.formation, Formation::Join(_)) && voters.contains_key(&self.node_id);
+        if fresh && formed_here {
+            let members = Formation::Peers(layout.voters.clone());
+            formation::initialise(&raft, &members, self.node_id, "").await?;
+            if preferred_leader(group, &voters) == Some(self.node_id) {
+                // Campaign first, so the groups' leaders start spread over the nodes.
+                let _ = raft.trigger().elect().await;
+            }
+        }
+        Ok(tokio::spawn(log_purge::run(raft, sizes)))
+    }
+}
+
+/// The voter that campaigns first for `group`: the voters take turns.
+fn preferred_leader(group: GroupId, voters: &BTreeMap<NodeId, BasicNode>) -> Option<NodeId> {
+    let ids: Vec<NodeId> = voters.keys().copied().collect();
+    ids.get(group as usize % ids.len().max(1)).copied()
+}
+
+/// Aborts the tasks when dropped: when the task holding it is aborted.
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Data groups: a cluster formed with `--data-groups 4` runs five Raft groups
+//! on every node (group 0 and four data groups), each with every node as a
+//! voter and a leader, spread over the nodes; a killed node's groups elect
+//! new leaders; the layout stays as the cluster was formed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use ferry_tests::{eventually, Cluster};
+
+/// Group → (leader, voters) as node `addr` sees its groups; `None` if it
+/// does not answer.
+async fn groups_seen_by(addr: &str) -> Option<BTreeMap<u32, (u64, Vec<u64>)>> {
+    let mut client = ClusterClient::connect(format!("http://{addr}")).await.ok()?;
+    let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+    Some(status.groups.into_iter().map(|g| (g.group, (g.leader_id, g.voters))).collect())
+}
+
+/// The leader of every group, once all of `nodes` host `groups` groups with
+/// `voters` and agree on a leader among `nodes` for each.
+async fn agreed_leaders(cluster: &Cluster, nodes: &[u64], groups: u32, voters: &[u64]) -> Option<Vec<u64>> {
+    let mut views = Vec::new();
+    for id in nodes {
+        views.push(groups_seen_by(cluster.addr(*id)).await?);
+    }
+    let first = &views[0];
+    let all: BTreeSet<u32> = (0..groups).collect();
+    let agreed = views.iter().all(|view| view.keys().copied().collect::<BTreeSet<_>>() == all && view == first);
+    let led = first.values().all(|(leader, group_voters)| nodes.contains(leader) && group_voters == voters);
+    (agreed && led).then(|| first.values().map(|(leader, _)| *leader).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_group_runs_on_every_node_with_a_leader_and_survives_a_kill() {
+    let mut cluster = Cluster::start(3, &["--data-groups", "4"]);
+    let all = [1, 2, 3];
+    let leaders = eventually(Duration::from_secs(30), "5 groups with 3 voters and a leader", || {
+        agreed_leaders(&cluster, &all, 5, &all)
+    })
+    .await;
+    let leading: BTreeSet<u64> = leaders[1..].iter().copied().collect();
+    assert!(leading.len() >= 2, "data group leaders are spread over the nodes: {leaders:?}");
+
+    let killed = leaders[1];
+    cluster.kill9(killed);
+    let alive: Vec<u64> = all.into_iter().filter(|id| *id != killed).collect();
+    eventually(Duration::from_secs(10), "every group leads again without the killed node", || {
+        agreed_leaders(&cluster, &alive, 5, &all)
+    })
+    .await;
+
+    // Restarted with another number of data groups, the node still runs the
+    // cluster's four.
+    cluster.nodes.get_mut(&killed).expect("node").set_arg("--data-groups", "2");
+    cluster.restart(killed);
+    eventually(Duration::from_secs(30), "the restarted node hosts the cluster's 5 groups", || {
+        agreed_leaders(&cluster, &all, 5, &all)
+    })
+    .await;
+    let restarted = groups_seen_by(cluster.addr(killed)).await.expect("status");
+    assert_eq!(restarted.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+}
