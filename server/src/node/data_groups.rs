@@ -71,8 +71,8 @@ impl DataGroups {
             tokio::time::sleep(LAYOUT_POLL).await;
         };
         if layout.data_groups > 0 {
-            let mismatch = "the cluster's layout differs from this node's --data-groups, which is ignored";
-            tracing::info!(data_groups = layout.data_groups, "starting data groups; {mismatch} if they differ");
+            // The layout the cluster formed with decides, not this start's flag.
+            tracing::info!(data_groups = layout.data_groups, "starting the cluster's data groups");
         }
         let mut purges = AbortOnDrop(Vec::new());
         for group in 1..=layout.data_groups {
