@@ -16,6 +16,6 @@ pub use error::{Code, Error, Result};
 pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{
-    AckOutcome, Backlog, ClusterStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position,
+    AckOutcome, Backlog, ClusterStatus, GroupStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position,
     ReceivedMessage, Subscription, SubscriptionSettings, Topic, TopicSettings,
 };

@@ -280,6 +280,21 @@ pub struct ClusterStatus {
     pub leader_id: Option<u64>,
     pub term: u64,
     pub members: Vec<Member>,
+    /// Every Raft group as the answering node sees it, group 0 first.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One Raft group on one node: group 0 holds the catalog, data groups hold
+/// partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub group: u32,
+    /// The node's role in the group, as in [`NodeStatus::role`].
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub voters: Vec<u64>,
+    pub applied_index: u64,
 }
 
 /// A message as one replica stored it (see `Client::read_log`).
@@ -332,6 +347,18 @@ pub(crate) fn cluster_status_from_api(status: api::ClusterStatus) -> ClusterStat
                 voter: m.voter,
                 status: m.status.map(node_status_from_api).ok_or(m.error),
                 lag_entries: m.lag_entries,
+            })
+            .collect(),
+        groups: status
+            .groups
+            .into_iter()
+            .map(|g| GroupStatus {
+                group: g.group,
+                role: g.role,
+                term: g.term,
+                leader_id: nonzero(g.leader_id),
+                voters: g.voters,
+                applied_index: g.applied_index,
             })
             .collect(),
     }

@@ -1,11 +1,13 @@
 //! Data groups: a cluster formed with `--data-groups 4` runs five Raft groups
 //! on every node (group 0 and four data groups), each with every node as a
 //! voter and a leader, spread over the nodes; a killed node's groups elect
-//! new leaders; the layout stays as the cluster was formed.
+//! new leaders; the layout stays as the cluster was formed; a removed node
+//! leaves every group and a joining one enters every group.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use ferry_client::Client;
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_tests::{eventually, Cluster};
@@ -33,7 +35,7 @@ async fn agreed_leaders(cluster: &Cluster, nodes: &[u64], groups: u32, voters: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_data_group_runs_on_every_node_with_a_leader_and_survives_a_kill() {
+async fn every_data_group_runs_on_every_node_with_a_leader_and_follows_membership() {
     let mut cluster = Cluster::start(3, &["--data-groups", "4"]);
     let all = [1, 2, 3];
     let leaders = eventually(Duration::from_secs(30), "5 groups with 3 voters and a leader", || {
@@ -61,4 +63,17 @@ async fn every_data_group_runs_on_every_node_with_a_leader_and_survives_a_kill()
     .await;
     let restarted = groups_seen_by(cluster.addr(killed)).await.expect("status");
     assert_eq!(restarted.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+
+    // Removing a node takes it out of every group before the call returns;
+    // a fresh node that joins becomes a voter of every group.
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    let status = client.remove_node(3).await.expect("remove node 3");
+    let voters: Vec<(u32, Vec<u64>)> = status.groups.iter().map(|g| (g.group, g.voters.clone())).collect();
+    assert_eq!(voters, (0..5).map(|g| (g, vec![1, 2])).collect::<Vec<_>>(), "{status:?}");
+    cluster.forget(3);
+    cluster.join(4);
+    eventually(Duration::from_secs(90), "node 4 is a voter of all 5 groups", || {
+        agreed_leaders(&cluster, &[1, 2, 4], 5, &[1, 2, 4])
+    })
+    .await;
 }

@@ -79,6 +79,7 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
         Command::Seek(seek_to) => seek(catalog, seek_to),
         Command::DeadLetter(dead) => return dead_letter(catalog, dead, reads),
         Command::SetLayout(layout) => set_layout(catalog, layout),
+        Command::SetLeaving { node_id, leaving } => set_leaving(catalog, node_id, leaving),
     })
 }
 
@@ -97,6 +98,12 @@ fn set_layout(catalog: &mut Catalog, mut layout: Layout) -> Applied {
     }
     catalog.layout = Some(layout.clone());
     Applied { response: Response::LayoutSet(layout.clone()), writes: vec![Write::PutLayout(layout)] }
+}
+
+fn set_leaving(catalog: &mut Catalog, node_id: u64, leaving: bool) -> Applied {
+    let changed = if leaving { catalog.leaving.insert(node_id) } else { catalog.leaving.remove(&node_id) };
+    let writes = if changed { vec![Write::PutLeaving(catalog.leaving.clone())] } else { Vec::new() };
+    Applied { response: Response::Leaving(catalog.leaving.clone()), writes }
 }
 
 fn create_topic(catalog: &mut Catalog, name: String, config: TopicConfig, create_time_us: i64) -> Applied {

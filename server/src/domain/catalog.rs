@@ -5,7 +5,7 @@
 //! topics, partitions and subscriptions, never with the backlog) and lives in
 //! memory on every replica; messages and individual acks live on disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Layout, SubscriptionConfig, TopicConfig};
 use super::producers::Producers;
@@ -87,6 +87,8 @@ pub struct Catalog {
     pub producers: Producers,
     /// How the cluster is split into Raft groups, once set.
     pub layout: Option<Layout>,
+    /// Nodes being removed: data groups drop them first, then group 0.
+    pub leaving: BTreeSet<u64>,
 }
 
 impl Catalog {

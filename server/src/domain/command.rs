@@ -132,6 +132,12 @@ pub enum Command {
     /// The first one sets the layout; a later one with another number of
     /// data groups is turned down (`Rejection::LayoutFixed`).
     SetLayout(Layout),
+    /// Marks a node as leaving (data groups drop it before group 0 does) or
+    /// clears the mark (a node added again).
+    SetLeaving {
+        node_id: u64,
+        leaving: bool,
+    },
 }
 
 impl Command {
@@ -148,6 +154,7 @@ impl Command {
             Command::Seek(_) => "seek",
             Command::DeadLetter(_) => "dead_letter",
             Command::SetLayout(_) => "set_layout",
+            Command::SetLeaving { .. } => "set_leaving",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! What applying a command produces: a `Response` for the proposer and the
 //! `Write`s that make the change durable.
 
+use std::collections::BTreeSet;
+
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::command::Layout;
 use super::message::MessageBody;
@@ -72,6 +74,8 @@ pub enum Response {
     },
     /// The layout in force.
     LayoutSet(Layout),
+    /// The nodes marked leaving.
+    Leaving(BTreeSet<u64>),
     Rejected(Rejection),
 }
 
@@ -146,6 +150,8 @@ pub enum Write {
         last_subscription_id: u64,
     },
     PutLayout(Layout),
+    /// The nodes marked leaving, all of them.
+    PutLeaving(BTreeSet<u64>),
 }
 
 /// The result of applying one command.

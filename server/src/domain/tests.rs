@@ -131,7 +131,8 @@ impl Model {
             | Write::PutPartition { .. }
             | Write::PutSubscription(_)
             | Write::PutIdCounters { .. }
-            | Write::PutLayout(_) => {}
+            | Write::PutLayout(_)
+            | Write::PutLeaving(_) => {}
         }
     }
 
@@ -654,4 +655,16 @@ fn a_cluster_holding_topics_already_keeps_everything_in_group_0() {
     let (response, _) = model.run(Command::SetLayout(layout(4)));
     assert_eq!(response, Response::LayoutSet(layout(0)));
     assert_eq!(model.catalog.layout.map(|l| l.data_groups), Some(0));
+}
+
+#[test]
+fn a_leaving_mark_is_set_once_and_cleared_once() {
+    let mut model = Model::default();
+    let leaving = |ids: &[u64]| Response::Leaving(ids.iter().copied().collect());
+    assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: true }), (leaving(&[3]), 1));
+    assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: true }), (leaving(&[3]), 0), "marked already");
+    assert_eq!(model.run(Command::SetLeaving { node_id: 2, leaving: true }), (leaving(&[2, 3]), 1));
+    assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: false }), (leaving(&[2]), 1));
+    assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: false }), (leaving(&[2]), 0), "cleared already");
+    assert_eq!(model.catalog.leaving, [2].into());
 }

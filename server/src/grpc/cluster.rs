@@ -9,10 +9,10 @@ use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_proto::v1::cluster_server::Cluster;
 use futures::future::join_all;
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
+use openraft::{BasicNode, RaftMetrics, ServerState};
 use tonic::{Request, Response, Status};
 
+use super::membership;
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::domain::{validate, Rejection};
@@ -20,9 +20,6 @@ use crate::raft::{Groups, NodeId};
 
 /// How long a member may take to answer a status request.
 const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a new node may take to catch up as a learner before it is
-/// promoted to voter.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most messages one ReadLog returns.
 const READ_LOG_MESSAGES_MAX: u32 = 10_000;
 
@@ -106,50 +103,12 @@ impl ClusterService {
                 api::Member { node_id, addr, voter: voters.contains(&node_id), status, error, lag_entries }
             })
             .collect();
-        api::ClusterStatus { leader_id: metrics.current_leader.unwrap_or(0), term: metrics.current_term, members }
-    }
-
-    async fn add_node(&self, node_id: NodeId, addr: String) -> Result<(), ApiError> {
-        self.proposer.ensure_leader()?;
-        let metrics = self.proposer.raft().metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        if membership.voter_ids().any(|v| v == node_id) {
-            return match membership.get_node(&node_id) {
-                Some(node) if node.addr == addr => Ok(()),
-                _ => {
-                    Err(ApiError::invalid("node_id", format!("node {node_id} is already a member at another address")))
-                }
-            };
+        api::ClusterStatus {
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+            members,
+            groups: self.group_statuses(),
         }
-        let raft = self.proposer.raft();
-        let learner = tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(node_id, BasicNode::new(&addr), true));
-        learner
-            .await
-            .map_err(|_| ApiError::Unavailable(format!("node {node_id} did not catch up within {CATCH_UP_TIMEOUT:?}")))?
-            .map_err(membership_error)?;
-        tracing::info!(node_id, %addr, "learner caught up; promoting to voter");
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-            .await
-            .map_err(membership_error)?;
-        Ok(())
-    }
-
-    async fn remove_node(&self, node_id: NodeId) -> Result<(), ApiError> {
-        self.proposer.ensure_leader()?;
-        let metrics = self.proposer.raft().metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        if membership.get_node(&node_id).is_none() {
-            return Err(ApiError::invalid("node_id", format!("node {node_id} is not a member")));
-        }
-        if membership.voter_ids().any(|v| v == node_id) {
-            let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
-            self.proposer.raft().change_membership(change, false).await.map_err(membership_error)?;
-        } else {
-            let change = ChangeMembers::RemoveNodes(BTreeSet::from([node_id]));
-            self.proposer.raft().change_membership(change, false).await.map_err(membership_error)?;
-        }
-        tracing::info!(node_id, "removed from the cluster");
-        Ok(())
     }
 }
 
@@ -160,19 +119,6 @@ async fn remote_node_status(addr: &str) -> Result<api::NodeStatus, String> {
         Ok(status.into_inner())
     };
     tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await.unwrap_or_else(|_| Err("no answer within 1s".into()))
-}
-
-fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ApiError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => ApiError::NotLeader {
-            reason: "leadership moved during the membership change".into(),
-            leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
-        },
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ApiError::Unavailable(format!("membership change refused: {e}"))
-        }
-        RaftError::Fatal(fatal) => ApiError::Unavailable(format!("raft has stopped: {fatal}")),
-    }
 }
 
 #[tonic::async_trait]
@@ -194,7 +140,7 @@ impl Cluster for ClusterService {
         if request.addr.parse::<std::net::SocketAddr>().is_err() && !request.addr.contains(':') {
             return Err(ApiError::invalid("addr", format!("{:?} is not HOST:PORT", request.addr)).into());
         }
-        ClusterService::add_node(self, request.node_id, request.addr).await?;
+        membership::add_node(&self.proposer, &self.groups, request.node_id, request.addr).await?;
         Ok(Response::new(self.cluster_status().await))
     }
 
@@ -203,7 +149,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<api::RemoveNodeRequest>,
     ) -> Result<Response<api::ClusterStatus>, Status> {
-        ClusterService::remove_node(self, request.into_inner().node_id).await?;
+        membership::remove_node(&self.proposer, &self.groups, request.into_inner().node_id).await?;
         Ok(Response::new(self.cluster_status().await))
     }
 

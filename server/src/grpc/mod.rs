@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod convert;
 pub mod dead_letter;
 pub mod early_ack;
+pub mod membership;
 pub mod proposer;
 pub mod publish_input;
 pub mod publisher;

@@ -1,7 +1,8 @@
 //! Data groups: group 0's leader sets the cluster's layout once, and every
 //! node then starts the layout's data groups, each a whole openraft instance
 //! with its log in the shared raft-log database and its state under
-//! `<data>/groups/<g>/`. Partitions are not placed in them yet (step S5 of
+//! `<data>/groups/<g>/`, whose voters follow group 0's (`membership.rs`).
+//! Partitions are not placed in them yet (step S5 of
 //! `docs/design/multi-raft.md`): today they hold only their membership.
 
 use std::collections::BTreeMap;
@@ -12,9 +13,10 @@ use std::time::Duration;
 use openraft::{BasicNode, Config};
 use tokio::task::JoinHandle;
 
-use super::{formation, log_purge, Formation, NodeError};
+use super::{formation, log_purge, membership, Formation, NodeError};
 use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
+use crate::raft::log_sizes::LogSizes;
 use crate::raft::network::Network;
 use crate::raft::{
     group_root, AppliedState, GroupId, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine,
@@ -48,24 +50,45 @@ pub async fn set_layout(proposer: Proposer, data_groups: u32) {
     }
 }
 
-/// What starting this node's data groups needs.
-pub struct DataGroups {
+/// What opening any of this node's groups needs: each is a whole openraft
+/// instance with its log in the shared raft-log database and its state under
+/// its own root.
+pub struct GroupOpener {
     pub node_id: NodeId,
-    pub formation: Formation,
     pub data_dir: PathBuf,
     pub config: Arc<Config>,
     pub network: Network,
     pub log_db: Arc<LogDb>,
     pub resources: DbResources,
+}
+
+impl GroupOpener {
+    /// Opens `group`'s log and state and starts its Raft (not yet hosted).
+    pub async fn open(&self, group: GroupId) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
+        let log = LogStore::open(&self.log_db, group)?;
+        let sizes = log.sizes();
+        let state = AppliedState::open(&group_root(&self.data_dir, group), &self.resources)?;
+        let state_machine = StateMachine::new(Arc::clone(&state));
+        let raft = Raft::new(self.node_id, Arc::clone(&self.config), self.network.for_group(group), log, state_machine)
+            .await
+            .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
+        Ok((HostedGroup { raft, state }, sizes))
+    }
+}
+
+/// What starting this node's data groups needs.
+pub struct DataGroups {
+    pub formation: Formation,
+    pub opener: GroupOpener,
     pub groups: Arc<Groups>,
 }
 
 impl DataGroups {
     /// Waits for group 0's layout, then starts every data group, and keeps
-    /// their log purges running as long as this task runs.
-    pub async fn run(self, meta: Arc<AppliedState>) {
+    /// their log purges and membership running as long as this task runs.
+    pub async fn run(self, meta: HostedGroup) {
         let layout = loop {
-            if let Some(layout) = meta.catalog().layout.clone() {
+            if let Some(layout) = meta.state.catalog().layout.clone() {
                 break layout;
             }
             tokio::time::sleep(LAYOUT_POLL).await;
@@ -74,45 +97,40 @@ impl DataGroups {
             // The layout the cluster formed with decides, not this start's flag.
             tracing::info!(data_groups = layout.data_groups, "starting the cluster's data groups");
         }
-        let mut purges = AbortOnDrop(Vec::new());
+        let mut tasks = AbortOnDrop(Vec::new());
         for group in 1..=layout.data_groups {
             match self.start(group, &layout).await {
-                Ok(purge) => purges.0.push(purge),
+                Ok((hosted, sizes)) => {
+                    let node_id = self.opener.node_id;
+                    tasks.0.push(tokio::spawn(log_purge::run(hosted.raft.clone(), sizes)));
+                    tasks.0.push(tokio::spawn(membership::follow(group, meta.clone(), hosted, node_id)));
+                }
                 Err(e) => tracing::error!(group, error = %e, "starting a data group failed"),
             }
         }
         std::future::pending::<()>().await;
     }
 
-    async fn start(&self, group: GroupId, layout: &Layout) -> Result<JoinHandle<()>, NodeError> {
-        let log = LogStore::open(&self.log_db, group)?;
-        let sizes = log.sizes();
-        let state = AppliedState::open(&group_root(&self.data_dir, group), &self.resources)?;
-        let raft = Raft::new(
-            self.node_id,
-            Arc::clone(&self.config),
-            self.network.for_group(group),
-            log,
-            StateMachine::new(Arc::clone(&state)),
-        )
-        .await
-        .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
+    async fn start(&self, group: GroupId, layout: &Layout) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
+        let (hosted, sizes) = self.opener.open(group).await?;
+        let raft = hosted.raft.clone();
         let fresh = !raft.is_initialized().await.map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
-        self.groups.host(group, HostedGroup { raft: raft.clone(), state });
+        self.groups.host(group, hosted.clone());
         // Every node formed with the cluster writes the same first membership,
         // as with `Formation::Peers`; a node that joined later only receives.
+        let node_id = self.opener.node_id;
         let voters: BTreeMap<NodeId, BasicNode> =
             layout.voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
-        let formed_here = !matches!(self.formation, Formation::Join(_)) && voters.contains_key(&self.node_id);
+        let formed_here = !matches!(self.formation, Formation::Join(_)) && voters.contains_key(&node_id);
         if fresh && formed_here {
             let members = Formation::Peers(layout.voters.clone());
-            formation::initialise(&raft, &members, self.node_id, "").await?;
-            if preferred_leader(group, &voters) == Some(self.node_id) {
+            formation::initialise(&raft, &members, node_id, "").await?;
+            if preferred_leader(group, &voters) == Some(node_id) {
                 // Campaign first, so the groups' leaders start spread over the nodes.
                 let _ = raft.trigger().elect().await;
             }
         }
-        Ok(tokio::spawn(log_purge::run(raft, sizes)))
+        Ok((hosted, sizes))
     }
 }
 

@@ -27,18 +27,17 @@ use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::testing::TestingService;
 use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
 use crate::raft::network::Network;
-use crate::raft::{
-    group_root, AppliedState, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine, SyncMode, META_GROUP,
-};
+use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
 use crate::storage::db::DbResources;
 use crate::storage::StorageError;
 
 mod data_groups;
 mod formation;
 pub mod log_purge;
+mod membership;
 pub mod retention;
 
-use data_groups::DataGroups;
+use data_groups::{DataGroups, GroupOpener};
 pub use formation::Formation;
 
 /// Raft entries between snapshots; a snapshot lets the log before it be purged.
@@ -205,9 +204,6 @@ impl NodeBuilder {
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let resources = DbResources::default();
         let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode, &resources)?;
-        let log_store = LogStore::open(&log_db, META_GROUP)?;
-        let log_sizes = log_store.sizes();
-        let state = AppliedState::open(&group_root(&data_dir, META_GROUP), &resources)?;
 
         let listener = TcpListener::bind(&self.listen)
             .await
@@ -216,35 +212,26 @@ impl NodeBuilder {
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise_addr(local_addr)?;
 
-        let (config, network) = (self.raft_config()?, Network::new(self.source_ip));
-        let raft = Raft::new(
-            self.node_id,
-            Arc::clone(&config),
-            network.clone(),
-            log_store,
-            StateMachine::new(Arc::clone(&state)),
-        )
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let opener = GroupOpener {
+            node_id: self.node_id,
+            data_dir: data_dir.clone(),
+            config: self.raft_config()?,
+            network: Network::new(self.source_ip),
+            log_db,
+            resources,
+        };
+        let (meta, log_sizes) = opener.open(META_GROUP).await?;
+        let (raft, state) = (meta.raft.clone(), Arc::clone(&meta.state));
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
 
         // Serve before forming the cluster: peers must reach this node to elect.
         let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
         let groups = Arc::new(Groups::default());
-        groups.host(META_GROUP, HostedGroup { raft: raft.clone(), state: Arc::clone(&state) });
+        groups.host(META_GROUP, meta.clone());
         let (stop, server) = self.serve(listener, &proposer, &state, &groups);
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
-        let data_groups = DataGroups {
-            node_id: self.node_id,
-            formation: self.formation.clone(),
-            data_dir: data_dir.clone(),
-            config,
-            network,
-            log_db,
-            resources,
-            groups: Arc::clone(&groups),
-        };
-        let data_groups = tokio::spawn(data_groups.run(Arc::clone(&state)));
+        let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
+        let data_groups = tokio::spawn(data_groups.run(meta));
         let retention = tokio::spawn(retention::run(proposer, Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");

@@ -1,17 +1,17 @@
 //! The Raft groups one process hosts.
 //!
 //! Every group is a whole openraft instance with its own log, state and
-//! leader; peers address a group by its id on the shared Raft service. Today
-//! a node hosts the metadata group only; data groups, each holding some
-//! topics' partitions, follow the plan in `docs/design/multi-raft.md`.
+//! leader; peers address a group by its id on the shared Raft service. Group
+//! 0 holds the catalog and the membership of record; data groups follow the
+//! plan in `docs/design/multi-raft.md`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::{AppliedState, Raft};
+use super::{AppliedState, NodeId, Raft};
 
 /// A Raft group's id, unique in the cluster.
 pub type GroupId = u32;
@@ -37,6 +37,36 @@ pub struct HostedGroup {
     pub state: Arc<AppliedState>,
 }
 
+impl HostedGroup {
+    /// The voters (id → address) of the group's membership in effect; `None`
+    /// while a change is under way (a joint membership).
+    pub fn voters(&self) -> Option<BTreeMap<NodeId, String>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        if membership.get_joint_config().len() != 1 {
+            return None;
+        }
+        let voters = membership.voter_ids().filter_map(|id| Some((id, membership.get_node(&id)?.addr.clone())));
+        Some(voters.collect())
+    }
+
+    /// The members that are not voters.
+    pub fn learners(&self) -> BTreeSet<NodeId> {
+        self.raft.metrics().borrow().membership_config.membership().learner_ids().collect()
+    }
+
+    /// What every data group's voters should be, read from group 0 (`self`):
+    /// its voters, less the nodes marked leaving. `None` while group 0's
+    /// membership is changing.
+    pub fn data_group_voters(&self) -> Option<BTreeMap<NodeId, String>> {
+        let mut voters = self.voters()?;
+        let leaving = self.state.catalog().leaving.clone();
+        voters.retain(|id, _| !leaving.contains(id));
+        Some(voters)
+    }
+}
+
 /// The groups this process hosts, by id.
 #[derive(Default)]
 pub struct Groups {
@@ -57,6 +87,11 @@ impl Groups {
 
     pub fn get(&self, id: GroupId) -> Option<HostedGroup> {
         self.hosted.read().get(&id).cloned()
+    }
+
+    /// Every hosted data group (all but group 0), by id.
+    pub fn data(&self) -> Vec<(GroupId, HostedGroup)> {
+        self.hosted.read().range(META_GROUP + 1..).map(|(id, group)| (*id, group.clone())).collect()
     }
 
     /// Every hosted group, by id.

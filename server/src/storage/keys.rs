@@ -18,6 +18,7 @@
 //! |           |               | `R` topic id u64, partition u32, producer id u64 | `ProducerRecord` |
 //! |           |               | `C`                                   | `IdCounters`     |
 //! |           |               | `L`                                   | `SetLayout`      |
+//! |           |               | `N` (nodes marked leaving)            | `LeavingNodes`   |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
@@ -71,6 +72,7 @@ pub mod meta {
     pub const PRODUCER: u8 = b'R';
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const LAYOUT: &[u8] = b"L";
+    pub const LEAVING: &[u8] = b"N";
     pub const APPLIED: &[u8] = b"A";
     pub const MEMBERSHIP: &[u8] = b"M";
     pub const FORMAT: &[u8] = b"V";

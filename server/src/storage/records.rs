@@ -198,6 +198,9 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             message: Some(body_to_record(dead.message.clone())),
         }),
         Command::SetLayout(layout) => Kind::SetLayout(layout_to_record(layout)),
+        Command::SetLeaving { node_id, leaving } => {
+            Kind::SetLeaving(pb::SetLeaving { node_id: *node_id, leaving: *leaving })
+        }
     };
     pb::Command { kind: Some(kind) }
 }
@@ -248,6 +251,7 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             message: body_from_record(c.message.ok_or(CodecError::Missing("dead-lettered message"))?),
         }),
         Kind::SetLayout(c) => Command::SetLayout(layout_from_record(c)),
+        Kind::SetLeaving(c) => Command::SetLeaving { node_id: c.node_id, leaving: c.leaving },
     })
 }
 
@@ -309,6 +313,7 @@ mod tests {
                 create_time_us: 5,
             },
             Command::DeleteTopic { name: "t".into() },
+            Command::SetLeaving { node_id: 3, leaving: true },
             Command::SetLayout(Layout {
                 data_groups: 4,
                 voters: [(1, "a:1".to_owned()), (3, "c:1".to_owned())].into(),

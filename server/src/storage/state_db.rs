@@ -96,6 +96,10 @@ impl StateDb {
             let record: pb::SetLayout = codec::decode("layout", value).map_err(corrupt("layout"))?;
             catalog.layout = Some(layout_from_record(record));
         }
+        if let Some(value) = self.get(CF_META, meta::LEAVING)? {
+            let record: pb::LeavingNodes = codec::decode("leaving nodes", value).map_err(corrupt("leaving nodes"))?;
+            catalog.leaving = record.node_ids.into_iter().collect();
+        }
         if let Some(value) = self.get(CF_META, meta::ID_COUNTERS)? {
             let counters: pb::IdCounters = codec::decode("id counters", value).map_err(corrupt("id counters"))?;
             catalog.last_topic_id = catalog.last_topic_id.max(counters.next_topic_id);
@@ -189,6 +193,11 @@ impl StateDb {
                 Write::PutLayout(layout) => {
                     batch.put_cf(meta_cf, meta::LAYOUT, codec::encode(&layout_to_record(&layout)))
                 }
+                Write::PutLeaving(nodes) => batch.put_cf(
+                    meta_cf,
+                    meta::LEAVING,
+                    codec::encode(&pb::LeavingNodes { node_ids: nodes.into_iter().collect() }),
+                ),
                 Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
                     meta_cf,
                     meta::ID_COUNTERS,

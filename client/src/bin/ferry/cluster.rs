@@ -57,6 +57,15 @@ fn print_table(status: &ClusterStatus) {
             Err(e) => println!("{:>5}  {:<22} {:<9} {:<5} unreachable: {e}", member.node_id, member.addr, "?", voter),
         }
     }
+    if status.groups.len() > 1 {
+        println!();
+        println!("{:>5}  {:>6} {:>5} {:<16} {:>10}", "GROUP", "LEADER", "TERM", "VOTERS", "APPLIED");
+        for group in &status.groups {
+            let leader = group.leader_id.map_or("none".to_owned(), |id| id.to_string());
+            let voters = group.voters.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            println!("{:>5}  {:>6} {:>5} {:<16} {:>10}", group.group, leader, group.term, voters, group.applied_index);
+        }
+    }
 }
 
 fn status_json(status: &ClusterStatus) -> serde_json::Value {
@@ -86,5 +95,13 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
             }
             member
         }).collect::<Vec<_>>(),
+        "groups": status.groups.iter().map(|g| json!({
+            "group": g.group,
+            "role": g.role,
+            "term": g.term,
+            "leader_id": g.leader_id,
+            "voters": g.voters,
+            "applied_index": g.applied_index,
+        })).collect::<Vec<_>>(),
     })
 }

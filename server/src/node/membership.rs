@@ -1,0 +1,132 @@
+//! Data groups follow group 0's membership. Group 0's voters are the
+//! membership of record; every data group should have them as voters, less
+//! the nodes marked leaving (`Command::SetLeaving`). Each data group's leader
+//! drives its group there: it adds a missing voter as a learner first, so the
+//! voter has the log before it counts towards a quorum, then replaces the
+//! voters in one change. Adding and removing a node (`ClusterService`) only
+//! change group 0 and wait for the data groups to follow, so a crash at any
+//! point is finished by whichever node leads each group next.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use openraft::{BasicNode, ChangeMembers};
+
+use crate::raft::{GroupId, HostedGroup, NodeId};
+
+/// How often a data group's leader compares its voters with group 0's.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// How long a new voter may take to catch up as a learner.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a read of group 0's commit index from its leader may take.
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs as long as this node hosts `group`: whenever it leads the group,
+/// keeps the group's voters equal to what group 0 (`meta`) says.
+pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId) {
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        if data.raft.metrics().borrow().current_leader != Some(node_id) || !differs(&meta, &data) {
+            continue;
+        }
+        // This node's copy of group 0 may lag behind (a node that has just
+        // joined, say): act only on a copy as new as group 0's commit, or a
+        // lagging leader would undo a change made by a leader before it.
+        if let Err(e) = catch_up_with_group_0(&meta, node_id).await {
+            tracing::debug!(group, error = %e, "group 0 is not readable; the membership waits");
+            continue;
+        }
+        let (Some(desired), Some(current)) = (meta.data_group_voters(), data.voters()) else { continue };
+        if desired.is_empty() || !differs(&meta, &data) {
+            continue;
+        }
+        tracing::info!(group, ?current, ?desired, "changing a data group's voters to follow group 0");
+        if let Err(e) = change(&data, &current, &desired).await {
+            tracing::warn!(group, error = %e, "changing a data group's voters failed; retrying");
+        }
+    }
+}
+
+/// Whether the data group's members differ from what group 0 says (and
+/// neither is in the middle of a change).
+fn differs(meta: &HostedGroup, data: &HostedGroup) -> bool {
+    match (meta.data_group_voters(), data.voters()) {
+        (Some(desired), Some(current)) => desired != current || !data.learners().is_empty(),
+        _ => false,
+    }
+}
+
+/// Adds the missing voters as learners (waiting until they caught up), then
+/// replaces the voters, then drops learners that are not wanted.
+async fn change(
+    data: &HostedGroup,
+    current: &BTreeMap<NodeId, String>,
+    desired: &BTreeMap<NodeId, String>,
+) -> Result<(), String> {
+    for (id, addr) in desired.iter().filter(|(id, _)| !current.contains_key(id)) {
+        let learner = data.raft.add_learner(*id, BasicNode::new(addr), true);
+        tokio::time::timeout(CATCH_UP_TIMEOUT, learner)
+            .await
+            .map_err(|_| format!("node {id} did not catch up within {CATCH_UP_TIMEOUT:?}"))?
+            .map_err(|e| format!("adding node {id} as a learner: {e}"))?;
+    }
+    if current.keys().ne(desired.keys()) {
+        let voters: BTreeSet<NodeId> = desired.keys().copied().collect();
+        data.raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
+            .await
+            .map_err(|e| format!("replacing the voters: {e}"))?;
+    }
+    let unwanted: BTreeSet<NodeId> = data.learners().into_iter().filter(|id| !desired.contains_key(id)).collect();
+    if !unwanted.is_empty() {
+        data.raft
+            .change_membership(ChangeMembers::RemoveNodes(unwanted), false)
+            .await
+            .map_err(|e| format!("removing learners: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Waits until this node has applied everything group 0 had committed when
+/// asked (a read index: from this node's own Raft when it leads group 0,
+/// else from the leader's status).
+async fn catch_up_with_group_0(meta: &HostedGroup, node_id: NodeId) -> Result<(), String> {
+    let leader = meta.raft.metrics().borrow().current_leader;
+    let committed = match leader {
+        None => return Err("group 0 has no leader".into()),
+        Some(leader) if leader == node_id => {
+            let read = tokio::time::timeout(READ_INDEX_TIMEOUT, meta.raft.ensure_linearizable());
+            return read
+                .await
+                .map_err(|_| "no read index within 2s".to_owned())?
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
+        Some(leader) => {
+            let addr = meta.voters().and_then(|voters| voters.get(&leader).cloned()).ok_or("leader address unknown")?;
+            leader_committed_index(&addr).await?
+        }
+    };
+    meta.raft
+        .wait(Some(READ_INDEX_TIMEOUT))
+        .applied_index_at_least(Some(committed), "group 0 caught up")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Group 0's commit index as its leader at `addr` reports it.
+async fn leader_committed_index(addr: &str) -> Result<u64, String> {
+    let ask = async {
+        let mut client = ClusterClient::connect(format!("http://{addr}")).await.map_err(|e| e.to_string())?;
+        let status = client.node_status(api::NodeStatusRequest {}).await.map_err(|e| e.message().to_owned())?;
+        let status = status.into_inner();
+        if status.role != "leader" {
+            return Err(format!("node {} no longer leads group 0", status.node_id));
+        }
+        Ok(status.committed_index)
+    };
+    tokio::time::timeout(READ_INDEX_TIMEOUT, ask).await.map_err(|_| "no answer within 2s".to_owned())?
+}
