@@ -12,6 +12,7 @@ pub mod invalid;
 pub mod limits;
 pub mod message;
 pub mod outcome;
+pub mod placement;
 pub mod producers;
 pub mod validate;
 
