@@ -76,7 +76,11 @@ fn encoding(c: &mut Criterion) {
 fn state_machine(c: &mut Criterion) {
     let mut catalog = Catalog::default();
     let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
-    let Ok(created) = apply(&mut catalog, Command::CreateTopic { name: "t".into(), config, create_time_us: 1 }, &Empty);
+    let Ok(created) = apply(
+        &mut catalog,
+        Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: Vec::new() },
+        &Empty,
+    );
     let Response::TopicCreated(topic) = created.response else { panic!("topic not created") };
     let mut group = c.benchmark_group("apply");
     group.throughput(Throughput::Elements(MESSAGES as u64));
@@ -111,7 +115,11 @@ fn stored_batches(c: &mut Criterion) {
     let db = StateDb::open(dir.path(), &DbResources::default()).expect("open the state database");
     let mut catalog = Catalog::default();
     let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
-    let Ok(created) = apply(&mut catalog, Command::CreateTopic { name: "t".into(), config, create_time_us: 1 }, &Empty);
+    let Ok(created) = apply(
+        &mut catalog,
+        Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: Vec::new() },
+        &Empty,
+    );
     let Response::TopicCreated(topic) = created.response else { panic!("topic not created") };
     let mut index = 0;
     let mut publish = |db: &StateDb| {

@@ -1,9 +1,7 @@
 //! openraft's storage conformance suite against Ferry's RocksDB log store and
 //! state machine, each built on a fresh temporary data directory.
 
-use ferry_server::raft::{
-    group_root, AppliedState, GroupId, LogDb, LogStore, StateMachine, SyncMode, TypeConfig, META_GROUP,
-};
+use ferry_server::raft::{AppliedState, GroupId, LogDb, LogStore, StateMachine, SyncMode, TypeConfig, META_GROUP};
 use ferry_server::storage::db::DbResources;
 use openraft::storage::RaftLogStorage;
 use openraft::testing::{StoreBuilder, Suite};
@@ -33,7 +31,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, Guard> for RocksDbStores {
             neighbour = Some(meta);
         }
         let log = LogStore::open(&db, self.group).expect("open log store");
-        let state = AppliedState::open(&group_root(dir.path(), self.group), &resources).expect("open state");
+        let state = AppliedState::open(dir.path(), self.group, &resources).expect("open state");
         Ok(((dir, neighbour), log, StateMachine::new(state)))
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
-    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, TopicConfig, Trim,
+    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SyncGroup, TopicConfig, Trim,
 };
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
@@ -67,7 +67,9 @@ const FLOOR_CHUNK: u64 = 1024;
 /// it applies the next command or answers the proposer.
 pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -> Result<Applied, R::Error> {
     Ok(match command {
-        Command::CreateTopic { name, config, create_time_us } => create_topic(catalog, name, config, create_time_us),
+        Command::CreateTopic { name, config, create_time_us, groups } => {
+            create_topic(catalog, name, config, create_time_us, groups)
+        }
         Command::DeleteTopic { name } => delete_topic(catalog, &name),
         Command::CreateSubscription { name, topic, config, create_time_us } => {
             create_subscription(catalog, name, &topic, config, create_time_us)
@@ -80,6 +82,7 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
         Command::DeadLetter(dead) => return dead_letter(catalog, dead, reads),
         Command::SetLayout(layout) => set_layout(catalog, layout),
         Command::SetLeaving { node_id, leaving } => set_leaving(catalog, node_id, leaving),
+        Command::SyncGroup(sync) => sync_group(catalog, sync),
     })
 }
 
@@ -106,7 +109,13 @@ fn set_leaving(catalog: &mut Catalog, node_id: u64, leaving: bool) -> Applied {
     Applied { response: Response::Leaving(catalog.leaving.clone()), writes }
 }
 
-fn create_topic(catalog: &mut Catalog, name: String, config: TopicConfig, create_time_us: i64) -> Applied {
+fn create_topic(
+    catalog: &mut Catalog,
+    name: String,
+    config: TopicConfig,
+    create_time_us: i64,
+    groups: Vec<u32>,
+) -> Applied {
     if catalog.topic(&name).is_some() {
         return Applied::rejected(Rejection::TopicExists { name });
     }
@@ -116,16 +125,60 @@ fn create_topic(catalog: &mut Catalog, name: String, config: TopicConfig, create
         name,
         config,
         create_time_us,
+        groups,
     };
+    let mut writes = install_topic(catalog, topic.clone());
+    writes.push(id_counters(catalog));
+    Applied { response: Response::TopicCreated(topic), writes }
+}
+
+/// Adds a topic with empty partitions to the catalog.
+fn install_topic(catalog: &mut Catalog, topic: TopicState) -> Vec<Write> {
     let mut writes = vec![Write::PutTopic(topic.clone())];
     writes.extend(topic.partitions.iter().enumerate().map(|(partition, state)| Write::PutPartition {
         topic_id: topic.id,
         partition: partition as u32,
         state: state.clone(),
     }));
-    catalog.insert_topic(topic.clone());
-    writes.push(id_counters(catalog));
-    Applied { response: Response::TopicCreated(topic), writes }
+    catalog.insert_topic(topic);
+    writes
+}
+
+/// Applies a data group's sync: removals first (cascading as deletes do),
+/// then installs of what the group does not hold yet. Ids are never reused,
+/// so a name removed and created again in one sync is two topics.
+fn sync_group(catalog: &mut Catalog, sync: SyncGroup) -> Applied {
+    if catalog.meta_index != sync.expect_meta_index {
+        return Applied::rejected(Rejection::StaleSync { meta_index: catalog.meta_index });
+    }
+    let mut writes = Vec::new();
+    for id in sync.remove_subscriptions {
+        if let Some(subscription) = catalog.remove_subscription(id) {
+            writes.push(delete_subscription_write(&subscription));
+        }
+    }
+    for id in sync.remove_topics {
+        if let Some(name) = catalog.topic_by_id(id).map(|t| t.name.clone()) {
+            writes.extend(delete_topic(catalog, &name).writes);
+        }
+    }
+    for mut topic in sync.install_topics {
+        if catalog.topic_by_id(topic.id).is_none() {
+            topic.partitions = vec![PartitionState::default(); topic.config.partitions as usize];
+            writes.extend(install_topic(catalog, topic));
+        }
+    }
+    for subscription in sync.install_subscriptions {
+        if catalog.subscription_by_id(subscription.id).is_some() {
+            continue;
+        }
+        let Some(topic) = catalog.topic_by_id(subscription.topic_id) else { continue };
+        let subscription = SubscriptionState { seek_epoch: 0, acks: floors_at_end(topic), ..subscription };
+        writes.extend(install_subscription(catalog, subscription));
+    }
+    catalog.meta_index = sync.meta_index;
+    writes.push(Write::PutMetaIndex(sync.meta_index));
+    Applied { response: Response::Synced { meta_index: sync.meta_index }, writes }
 }
 
 fn delete_topic(catalog: &mut Catalog, name: &str) -> Applied {
@@ -159,8 +212,6 @@ fn create_subscription(
     let Some(topic) = catalog.topic(topic) else {
         return Applied::rejected(Rejection::TopicNotFound { name: topic.to_owned() });
     };
-    // A subscription receives what is published after it exists: its floors
-    // start at the end of each partition.
     let subscription = SubscriptionState {
         id: catalog.last_subscription_id + 1,
         name,
@@ -169,17 +220,28 @@ fn create_subscription(
         config,
         create_time_us,
         seek_epoch: 0,
-        acks: topic.partitions.iter().map(|p| AckState { floor: p.next_offset, ..AckState::default() }).collect(),
+        acks: floors_at_end(topic),
     };
+    let mut writes = install_subscription(catalog, subscription.clone());
+    writes.push(id_counters(catalog));
+    Applied { response: Response::SubscriptionCreated(subscription), writes }
+}
+
+/// A subscription receives what is published after it exists: its floors
+/// start at the end of each partition.
+fn floors_at_end(topic: &TopicState) -> Vec<AckState> {
+    topic.partitions.iter().map(|p| AckState { floor: p.next_offset, ..AckState::default() }).collect()
+}
+
+fn install_subscription(catalog: &mut Catalog, subscription: SubscriptionState) -> Vec<Write> {
     let mut writes = vec![Write::PutSubscription(subscription.clone())];
     writes.extend(subscription.acks.iter().enumerate().map(|(partition, state)| Write::PutAckState {
         subscription_id: subscription.id,
         partition: partition as u32,
         state: state.clone(),
     }));
-    catalog.insert_subscription(subscription.clone());
-    writes.push(id_counters(catalog));
-    Applied { response: Response::SubscriptionCreated(subscription), writes }
+    catalog.insert_subscription(subscription);
+    writes
 }
 
 fn delete_subscription(catalog: &mut Catalog, name: &str) -> Applied {
@@ -237,6 +299,12 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
             }
             SequenceCheck::Rejected(rejection) => return Applied::rejected(rejection),
         }
+    }
+    let Some(topic) = catalog.topic_by_id(batch.topic_id) else {
+        return Applied::rejected(Rejection::TopicNotFound { name: format!("#{}", batch.topic_id) });
+    };
+    if let Err(rejection) = held_here(catalog, topic, batch.partition) {
+        return Applied::rejected(rejection);
     }
     let Some(topic) = catalog.topic_by_id_mut(batch.topic_id) else {
         return Applied::rejected(Rejection::TopicNotFound { name: format!("#{}", batch.topic_id) });
@@ -360,13 +428,16 @@ fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) 
         let name = format!("#{}", batch.subscription_id);
         return Ok(Applied::rejected(Rejection::SubscriptionNotFound { name }));
     };
-    let ends: Vec<u64> = match catalog.topic_by_id(subscription.topic_id) {
-        Some(topic) => topic.partitions.iter().map(|p| p.next_offset).collect(),
-        None => return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() })),
+    let Some(topic) = catalog.topic_by_id(subscription.topic_id) else {
+        return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() }));
     };
+    let ends: Vec<u64> = topic.partitions.iter().map(|p| p.next_offset).collect();
     if let Some(bad) = batch.partitions.iter().find(|p| p.partition as usize >= ends.len()) {
         let partitions = ends.len() as u32;
         return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition: bad.partition, partitions }));
+    }
+    if let Some(rejection) = batch.partitions.iter().find_map(|p| held_here(catalog, topic, p.partition).err()) {
+        return Ok(Applied::rejected(rejection));
     }
     let mut acks = subscription.acks.clone();
     let mut writes = Vec::new();
@@ -390,6 +461,9 @@ fn trim<R: StateRead>(catalog: &mut Catalog, trim_at: Trim, reads: &R) -> Result
     let Some(state) = topic.partitions.get(trim_at.partition as usize) else {
         return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition: trim_at.partition, partitions }));
     };
+    if let Err(rejection) = held_here(catalog, topic, trim_at.partition) {
+        return Ok(Applied::rejected(rejection));
+    }
     let (old_start, end) = (state.start_offset, state.next_offset);
     let start = trim_at.start_offset.min(end);
     if start <= old_start {
@@ -447,18 +521,17 @@ fn seek(catalog: &mut Catalog, seek_to: Seek) -> Applied {
             partitions,
         });
     }
-    let acks: Vec<AckState> = seek_to
-        .floors
-        .iter()
-        .zip(&topic.partitions)
-        .map(|(floor, p)| AckState { floor: (*floor).clamp(p.start_offset, p.next_offset), ..AckState::default() })
-        .collect();
+    // Only the partitions this group holds move; the others' floors are
+    // another group's to set.
+    let mut acks = subscription.acks.clone();
     let id = subscription.id;
     let mut writes = Vec::new();
-    for (partition, state) in acks.iter().enumerate() {
-        let partition = partition as u32;
+    for partition in catalog.owned(topic) {
+        let (p, floor) = (&topic.partitions[partition as usize], seek_to.floors[partition as usize]);
+        let state = AckState { floor: floor.clamp(p.start_offset, p.next_offset), ..AckState::default() };
         writes.push(Write::DeleteAcks { subscription_id: id, partition, from: 0, to: u64::MAX });
         writes.push(Write::PutAckState { subscription_id: id, partition, state: state.clone() });
+        acks[partition as usize] = state;
     }
     if let Some(subscription) = catalog.subscription_by_id_mut(id) {
         subscription.acks = acks;
@@ -474,10 +547,15 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
         return Ok(Applied::rejected(Rejection::SubscriptionNotFound { name }));
     };
     let p = dead.partition as usize;
-    let end = match catalog.topic_by_id(subscription.topic_id).and_then(|t| t.partitions.get(p)) {
-        Some(state) => state.next_offset,
-        None => return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() })),
+    let Some(topic) = catalog.topic_by_id(subscription.topic_id) else {
+        return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() }));
     };
+    let Some(end) = topic.partitions.get(p).map(|state| state.next_offset) else {
+        return Ok(Applied::rejected(Rejection::TopicNotFound { name: subscription.topic.clone() }));
+    };
+    if let Err(rejection) = held_here(catalog, topic, dead.partition) {
+        return Ok(Applied::rejected(rejection));
+    }
     let mut ack = subscription.acks[p].clone();
     let acked = dead.offset < ack.floor
         || !reads.stored_acks(subscription.id, dead.partition, dead.offset, dead.offset + 1)?.is_empty();
@@ -492,6 +570,9 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
     if dead.dead_letter_partition >= target.config.partitions {
         let (partition, partitions) = (dead.dead_letter_partition, target.config.partitions);
         return Ok(Applied::rejected(Rejection::PartitionOutOfRange { partition, partitions }));
+    }
+    if let Err(rejection) = held_here(catalog, target, dead.dead_letter_partition) {
+        return Ok(Applied::rejected(rejection));
     }
     let mut writes = Vec::new();
     let subscription = subscription.clone();
@@ -509,6 +590,17 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
     }
     let position = Some((dead.dead_letter_partition, first_offset));
     Ok(Applied { response: Response::DeadLettered { position }, writes })
+}
+
+/// Turns down a command for a partition another group holds (a partition
+/// out of range is left to the caller's own check).
+fn held_here(catalog: &Catalog, topic: &TopicState, partition: u32) -> Result<(), Rejection> {
+    match topic.group_of(partition) {
+        Some(holder) if holder != catalog.group => {
+            Err(Rejection::PartitionNotInGroup { topic_id: topic.id, partition, group: catalog.group, holder })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn delete_subscription_write(subscription: &SubscriptionState) -> Write {

@@ -50,6 +50,22 @@ pub struct TopicState {
     pub config: TopicConfig,
     pub create_time_us: i64,
     pub partitions: Vec<PartitionState>,
+    /// The data group holding each partition; empty: all are in group 0 (a
+    /// cluster without data groups, or a topic created before them).
+    pub groups: Vec<u32>,
+}
+
+impl TopicState {
+    /// The group holding `partition`, if it exists.
+    pub fn group_of(&self, partition: u32) -> Option<u32> {
+        if partition >= self.config.partitions {
+            return None;
+        }
+        if self.groups.is_empty() {
+            return Some(0);
+        }
+        self.groups.get(partition as usize).copied()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +105,30 @@ pub struct Catalog {
     pub layout: Option<Layout>,
     /// Nodes being removed: data groups drop them first, then group 0.
     pub leaving: BTreeSet<u64>,
+    /// The Raft group this catalog belongs to: set when it is opened, never
+    /// replicated. A group stores and serves only the partitions it owns.
+    pub group: u32,
+    /// In a data group: group 0's applied index its topics and
+    /// subscriptions were last synced to (`Command::SyncGroup`).
+    pub meta_index: u64,
 }
 
 impl Catalog {
+    /// An empty catalog of `group`.
+    pub fn for_group(group: u32) -> Self {
+        Self { group, ..Self::default() }
+    }
+
+    /// Whether this catalog's group holds `partition` of `topic`.
+    pub fn owns(&self, topic: &TopicState, partition: u32) -> bool {
+        topic.group_of(partition) == Some(self.group)
+    }
+
+    /// The partitions of `topic` this catalog's group holds.
+    pub fn owned<'a>(&'a self, topic: &'a TopicState) -> impl Iterator<Item = u32> + 'a {
+        (0..topic.config.partitions).filter(move |p| self.owns(topic, *p))
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicState> {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
     }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::catalog::{SubscriptionState, TopicState};
 use super::message::MessageBody;
 
 /// Settings fixed when a topic is created.
@@ -105,12 +106,32 @@ pub struct Layout {
     pub voters: BTreeMap<u64, String>,
 }
 
+/// What a data group must change to hold the topics and subscriptions of
+/// group 0's catalog at `meta_index` that concern it. A compare-and-set:
+/// applied only if the group last synced to `expect_meta_index`, so a
+/// repeated or stale sync changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncGroup {
+    pub expect_meta_index: u64,
+    pub meta_index: u64,
+    /// Topics as group 0 defined them (their `partitions` are not read).
+    pub install_topics: Vec<TopicState>,
+    pub remove_topics: Vec<u64>,
+    /// Subscriptions as group 0 defined them (their `acks` and `seek_epoch`
+    /// are not read: floors start at each owned partition's end).
+    pub install_subscriptions: Vec<SubscriptionState>,
+    pub remove_subscriptions: Vec<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateTopic {
         name: String,
         config: TopicConfig,
         create_time_us: i64,
+        /// The data group of each partition, chosen by group 0's leader
+        /// (`placement::assign`); empty: every partition in group 0.
+        groups: Vec<u32>,
     },
     DeleteTopic {
         name: String,
@@ -138,6 +159,8 @@ pub enum Command {
         node_id: u64,
         leaving: bool,
     },
+    /// Brings a data group's copy of the catalog up to group 0's.
+    SyncGroup(SyncGroup),
 }
 
 impl Command {
@@ -155,6 +178,7 @@ impl Command {
             Command::DeadLetter(_) => "dead_letter",
             Command::SetLayout(_) => "set_layout",
             Command::SetLeaving { .. } => "set_leaving",
+            Command::SyncGroup(_) => "sync_group",
         }
     }
 }

@@ -23,7 +23,7 @@ pub use apply::{apply, MessageExtent, StateRead};
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{
     AckBatch, Command, DeadLetter, Layout, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig,
-    TopicConfig, Trim,
+    SyncGroup, TopicConfig, Trim,
 };
 pub use invalid::InvalidArgument;
 pub use message::{MessageBody, StoredMessage};

@@ -37,6 +37,13 @@ pub enum Rejection {
     SequenceCommitted { producer_id: u64, partition: u32, sequence: u64, next: u64 },
     #[error("the cluster was formed with {data_groups} data groups; that cannot change")]
     LayoutFixed { data_groups: u32 },
+    /// A command for a partition another group holds: the sender's routing
+    /// was stale.
+    #[error("topic #{topic_id} partition {partition} is held by group {holder}, not group {group}")]
+    PartitionNotInGroup { topic_id: u64, partition: u32, group: u32, holder: u32 },
+    /// A sync computed from an older state of the group: recompute it.
+    #[error("the group has synced to group 0's index {meta_index} since this sync was computed")]
+    StaleSync { meta_index: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +83,10 @@ pub enum Response {
     LayoutSet(Layout),
     /// The nodes marked leaving.
     Leaving(BTreeSet<u64>),
+    /// A data group synced to group 0's index `meta_index`.
+    Synced {
+        meta_index: u64,
+    },
     Rejected(Rejection),
 }
 
@@ -152,6 +163,7 @@ pub enum Write {
     PutLayout(Layout),
     /// The nodes marked leaving, all of them.
     PutLeaving(BTreeSet<u64>),
+    PutMetaIndex(u64),
 }
 
 /// The result of applying one command.

@@ -132,13 +132,14 @@ impl Model {
             | Write::PutSubscription(_)
             | Write::PutIdCounters { .. }
             | Write::PutLayout(_)
-            | Write::PutLeaving(_) => {}
+            | Write::PutLeaving(_)
+            | Write::PutMetaIndex(_) => {}
         }
     }
 
     fn create_topic(&mut self, name: &str, partitions: u32) -> u64 {
         let config = TopicConfig { partitions, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
-        match self.run(Command::CreateTopic { name: name.into(), config, create_time_us: 1 }).0 {
+        match self.run(Command::CreateTopic { name: name.into(), config, create_time_us: 1, groups: Vec::new() }).0 {
             Response::TopicCreated(topic) => topic.id,
             other => panic!("create topic {name}: {other:?}"),
         }
@@ -198,7 +199,8 @@ fn a_second_create_of_a_topic_is_rejected_and_writes_nothing() {
     model.create_topic("t", 1);
     let before = model.catalog.clone();
     let config = TopicConfig { partitions: 4, max_message_bytes: 1, retention_seconds: 1, retention_bytes: 0 };
-    let (response, writes) = model.run(Command::CreateTopic { name: "t".into(), config, create_time_us: 9 });
+    let (response, writes) =
+        model.run(Command::CreateTopic { name: "t".into(), config, create_time_us: 9, groups: Vec::new() });
     assert_eq!(response, Response::Rejected(Rejection::TopicExists { name: "t".into() }));
     assert_eq!(writes, 0);
     assert_eq!(model.catalog, before);
@@ -667,4 +669,110 @@ fn a_leaving_mark_is_set_once_and_cleared_once() {
     assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: false }), (leaving(&[2]), 1));
     assert_eq!(model.run(Command::SetLeaving { node_id: 3, leaving: false }), (leaving(&[2]), 0), "cleared already");
     assert_eq!(model.catalog.leaving, [2].into());
+}
+
+/// Group 0's catalog holding topic "t" (id 1, partitions in groups 3, 5, 3)
+/// with subscription "s" (id 1), and a sync that installs both in a group
+/// that last synced to `expect`.
+fn placed_topic_sync(expect: u64, meta_index: u64) -> SyncGroup {
+    let mut meta = Model::default();
+    let config = TopicConfig { partitions: 3, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
+    let command = Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: vec![3, 5, 3] };
+    assert!(matches!(meta.run(command).0, Response::TopicCreated(_)));
+    meta.create_subscription("s", "t");
+    let topic = meta.catalog.topic("t").expect("topic").clone();
+    let subscription = meta.catalog.subscription("s").expect("subscription").clone();
+    SyncGroup {
+        expect_meta_index: expect,
+        meta_index,
+        install_topics: vec![topic],
+        install_subscriptions: vec![subscription],
+        ..SyncGroup::default()
+    }
+}
+
+fn data_group(group: u32) -> Model {
+    Model { catalog: Catalog::for_group(group), ..Model::default() }
+}
+
+#[test]
+fn a_sync_installs_topics_and_subscriptions_once_and_a_stale_one_changes_nothing() {
+    let mut model = data_group(3);
+    let (response, writes) = model.run(Command::SyncGroup(placed_topic_sync(0, 10)));
+    assert_eq!(response, Response::Synced { meta_index: 10 });
+    assert!(writes > 0);
+    let topic = model.catalog.topic("t").expect("installed").clone();
+    assert_eq!(model.catalog.owned(&topic).collect::<Vec<_>>(), vec![0, 2]);
+    assert_eq!(model.catalog.meta_index, 10);
+
+    // The same sync again, or one computed before it: nothing changes.
+    let before = model.catalog.clone();
+    let stale = Response::Rejected(Rejection::StaleSync { meta_index: 10 });
+    assert_eq!(model.run(Command::SyncGroup(placed_topic_sync(0, 10))), (stale.clone(), 0));
+    assert_eq!(model.run(Command::SyncGroup(placed_topic_sync(4, 11))), (stale, 0));
+    assert_eq!(model.catalog, before);
+
+    // A sync from the current index that installs what is there already
+    // only moves the index.
+    let (response, writes) = model.run(Command::SyncGroup(placed_topic_sync(10, 12)));
+    assert_eq!((response, writes), (Response::Synced { meta_index: 12 }, 1));
+}
+
+#[test]
+fn a_subscription_synced_later_starts_at_the_end_of_each_owned_partition() {
+    let mut model = data_group(3);
+    let mut sync = placed_topic_sync(0, 10);
+    let subscription = sync.install_subscriptions.remove(0);
+    model.run(Command::SyncGroup(sync));
+    assert!(matches!(model.publish(1, 2, 5, 4), Response::Published { first_offset: 0, .. }));
+    let later = SyncGroup {
+        expect_meta_index: 10,
+        meta_index: 11,
+        install_subscriptions: vec![subscription],
+        ..SyncGroup::default()
+    };
+    model.run(Command::SyncGroup(later));
+    assert_eq!((model.floor(1, 0), model.floor(1, 2)), (0, 4), "floors at each owned partition's end");
+}
+
+#[test]
+fn a_sync_removes_a_topic_with_its_subscriptions_and_messages() {
+    let mut model = data_group(3);
+    model.run(Command::SyncGroup(placed_topic_sync(0, 10)));
+    model.publish(1, 0, 5, 3);
+    let remove = SyncGroup { expect_meta_index: 10, meta_index: 20, remove_topics: vec![1], ..SyncGroup::default() };
+    assert_eq!(model.run(Command::SyncGroup(remove)).0, Response::Synced { meta_index: 20 });
+    assert_eq!((model.catalog.topic_count(), model.catalog.subscription_count()), (0, 0));
+    assert!(model.stored.messages.is_empty());
+}
+
+#[test]
+fn a_command_for_a_partition_held_by_another_group_is_turned_down() {
+    let mut model = data_group(3);
+    model.run(Command::SyncGroup(placed_topic_sync(0, 10)));
+    let elsewhere = Rejection::PartitionNotInGroup { topic_id: 1, partition: 1, group: 3, holder: 5 };
+    assert_eq!(model.publish(1, 1, 5, 2), Response::Rejected(elsewhere.clone()));
+    assert_eq!(model.ack(1, 1, &[0]), Response::Rejected(elsewhere.clone()));
+    let trim = Command::Trim(Trim { topic_id: 1, partition: 1, start_offset: 0 });
+    assert_eq!(model.run(trim).0, Response::Rejected(elsewhere));
+    assert!(matches!(model.publish(1, 2, 5, 2), Response::Published { .. }), "partition 2 is held here");
+
+    // Group 0 keeps the catalog of record but holds none of these partitions.
+    let mut meta = Model::default();
+    let sync = placed_topic_sync(0, 10);
+    meta.catalog
+        .insert_topic(TopicState { partitions: vec![PartitionState::default(); 3], ..sync.install_topics[0].clone() });
+    let in_group_3 = Rejection::PartitionNotInGroup { topic_id: 1, partition: 0, group: 0, holder: 3 };
+    assert_eq!(meta.publish(1, 0, 5, 1), Response::Rejected(in_group_3));
+}
+
+#[test]
+fn a_seek_moves_only_the_partitions_the_group_holds() {
+    let mut model = data_group(3);
+    model.run(Command::SyncGroup(placed_topic_sync(0, 10)));
+    model.publish(1, 0, 5, 6);
+    model.publish(1, 2, 5, 6);
+    let seek = Seek { subscription_id: 1, floors: vec![4, 4, 2] };
+    assert_eq!(model.run(Command::Seek(seek)).0, Response::Sought);
+    assert_eq!((model.floor(1, 0), model.floor(1, 1), model.floor(1, 2)), (4, 0, 2));
 }

@@ -158,7 +158,12 @@ impl Publisher for PublisherService {
         if self.proposer.state().catalog().topic(&request.name).is_some() {
             return Err(ApiError::from(Rejection::TopicExists { name: request.name }).into());
         }
-        let command = Command::CreateTopic { name: request.name, config, create_time_us: self.clock.wall_us() };
+        let command = Command::CreateTopic {
+            name: request.name,
+            config,
+            create_time_us: self.clock.wall_us(),
+            groups: Vec::new(),
+        };
         match self.proposer.propose(command).await? {
             domain::Response::TopicCreated(topic) => Ok(Response::new(convert::topic(&topic))),
             other => Err(unexpected(other).into()),

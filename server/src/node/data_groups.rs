@@ -18,9 +18,7 @@ use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
 use crate::raft::log_sizes::LogSizes;
 use crate::raft::network::Network;
-use crate::raft::{
-    group_root, AppliedState, GroupId, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine,
-};
+use crate::raft::{AppliedState, GroupId, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine};
 use crate::storage::db::DbResources;
 
 /// How often group 0's layout is looked at until it is set.
@@ -67,7 +65,7 @@ impl GroupOpener {
     pub async fn open(&self, group: GroupId) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
         let log = LogStore::open(&self.log_db, group)?;
         let sizes = log.sizes();
-        let state = AppliedState::open(&group_root(&self.data_dir, group), &self.resources)?;
+        let state = AppliedState::open(&self.data_dir, group, &self.resources)?;
         let state_machine = StateMachine::new(Arc::clone(&state));
         let raft = Raft::new(self.node_id, Arc::clone(&self.config), self.network.for_group(group), log, state_machine)
             .await

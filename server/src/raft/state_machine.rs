@@ -16,6 +16,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use super::arrivals::{ArrivalWatch, Arrivals};
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
 use super::errors;
+use super::groups::{group_root, GroupId};
 use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
@@ -34,6 +35,7 @@ struct Progress {
 /// the gRPC services and the delivery layer.
 #[derive(Debug)]
 pub struct AppliedState {
+    group: GroupId,
     dirs: StateDirs,
     snapshots: SnapshotStore,
     /// Shared with every database of the process; an installed snapshot's
@@ -47,21 +49,22 @@ pub struct AppliedState {
 }
 
 impl AppliedState {
-    /// Opens the live state database under `root` (the data directory for
-    /// group 0, [`group_root`](super::groups::group_root) for a data group),
-    /// as it was last flushed.
-    pub fn open(root: &Path, resources: &DbResources) -> Result<Arc<Self>, StorageError> {
-        std::fs::create_dir_all(root).map_err(StorageError::io(format!("create {}", root.display())))?;
-        let dirs = StateDirs::new(root);
+    /// Opens `group`'s live state database under the data directory (at
+    /// [`group_root`]), as it was last flushed.
+    pub fn open(data_dir: &Path, group: GroupId, resources: &DbResources) -> Result<Arc<Self>, StorageError> {
+        let root = group_root(data_dir, group);
+        std::fs::create_dir_all(&root).map_err(StorageError::io(format!("create {}", root.display())))?;
+        let dirs = StateDirs::new(&root);
         dirs.remove_stale()?;
         let db = StateDb::open(&dirs.live()?, resources)?;
-        let catalog = db.load_catalog()?;
+        let catalog = db.load_catalog(group)?;
         let applied = db.load_applied()?;
         let progress = Progress {
             last_applied: applied.last_applied.as_ref().map(log_id_from_record),
             membership: applied.membership.map(stored_membership_from_record).unwrap_or_default(),
         };
         Ok(Arc::new(Self {
+            group,
             snapshots: SnapshotStore::open(root.join("snapshots"))?,
             resources: resources.clone(),
             dirs,
@@ -172,7 +175,7 @@ impl AppliedState {
         let target = self.dirs.next()?;
         materialize(&adopted, &target)?;
         let db = StateDb::open(&target, &self.resources)?;
-        let catalog = db.load_catalog()?;
+        let catalog = db.load_catalog(self.group)?;
 
         let mut live_catalog = self.catalog.write();
         self.dirs.switch_to(&target)?;

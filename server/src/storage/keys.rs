@@ -19,6 +19,7 @@
 //! |           |               | `C`                                   | `IdCounters`     |
 //! |           |               | `L`                                   | `SetLayout`      |
 //! |           |               | `N` (nodes marked leaving)            | `LeavingNodes`   |
+//! |           |               | `I` (group 0's index synced to)       | `MetaIndex`      |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
@@ -73,6 +74,7 @@ pub mod meta {
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const LAYOUT: &[u8] = b"L";
     pub const LEAVING: &[u8] = b"N";
+    pub const META_INDEX: &[u8] = b"I";
     pub const APPLIED: &[u8] = b"A";
     pub const MEMBERSHIP: &[u8] = b"M";
     pub const FORMAT: &[u8] = b"V";

@@ -5,7 +5,7 @@ use ferry_proto::internal as pb;
 use super::codec::CodecError;
 use crate::domain::{
     AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, MessageBody, PartitionAcks, PartitionState,
-    ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState, TopicConfig,
+    ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState, SyncGroup, TopicConfig,
     TopicState, Trim,
 };
 
@@ -75,6 +75,7 @@ pub fn topic_to_record(topic: &TopicState) -> pb::TopicRecord {
         name: topic.name.clone(),
         config: Some(topic_config_to_record(&topic.config)),
         create_time_unix_micros: topic.create_time_us,
+        groups: topic.groups.clone(),
     }
 }
 
@@ -86,6 +87,7 @@ pub fn topic_from_record(record: pb::TopicRecord) -> Result<TopicState, CodecErr
         config: topic_config_from_record(record.config)?,
         create_time_us: record.create_time_unix_micros,
         partitions: Vec::new(),
+        groups: record.groups,
     })
 }
 
@@ -150,10 +152,11 @@ pub fn subscription_from_record(record: pb::SubscriptionRecord) -> Result<Subscr
 pub fn command_to_record(command: &Command) -> pb::Command {
     use pb::command::Kind;
     let kind = match command {
-        Command::CreateTopic { name, config, create_time_us } => Kind::CreateTopic(pb::CreateTopic {
+        Command::CreateTopic { name, config, create_time_us, groups } => Kind::CreateTopic(pb::CreateTopic {
             name: name.clone(),
             config: Some(topic_config_to_record(config)),
             create_time_unix_micros: *create_time_us,
+            groups: groups.clone(),
         }),
         Command::DeleteTopic { name } => Kind::DeleteTopic(pb::DeleteTopic { name: name.clone() }),
         Command::CreateSubscription { name, topic, config, create_time_us } => {
@@ -201,6 +204,14 @@ pub fn command_to_record(command: &Command) -> pb::Command {
         Command::SetLeaving { node_id, leaving } => {
             Kind::SetLeaving(pb::SetLeaving { node_id: *node_id, leaving: *leaving })
         }
+        Command::SyncGroup(sync) => Kind::SyncGroup(pb::SyncGroup {
+            expect_meta_index: sync.expect_meta_index,
+            meta_index: sync.meta_index,
+            install_topics: sync.install_topics.iter().map(topic_to_record).collect(),
+            remove_topics: sync.remove_topics.clone(),
+            install_subscriptions: sync.install_subscriptions.iter().map(subscription_to_record).collect(),
+            remove_subscriptions: sync.remove_subscriptions.clone(),
+        }),
     };
     pb::Command { kind: Some(kind) }
 }
@@ -212,6 +223,7 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             name: c.name,
             config: topic_config_from_record(c.config)?,
             create_time_us: c.create_time_unix_micros,
+            groups: c.groups,
         },
         Kind::DeleteTopic(c) => Command::DeleteTopic { name: c.name },
         Kind::CreateSubscription(c) => Command::CreateSubscription {
@@ -252,6 +264,18 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
         }),
         Kind::SetLayout(c) => Command::SetLayout(layout_from_record(c)),
         Kind::SetLeaving(c) => Command::SetLeaving { node_id: c.node_id, leaving: c.leaving },
+        Kind::SyncGroup(c) => Command::SyncGroup(SyncGroup {
+            expect_meta_index: c.expect_meta_index,
+            meta_index: c.meta_index,
+            install_topics: c.install_topics.into_iter().map(topic_from_record).collect::<Result<_, _>>()?,
+            remove_topics: c.remove_topics,
+            install_subscriptions: c
+                .install_subscriptions
+                .into_iter()
+                .map(subscription_from_record)
+                .collect::<Result<_, _>>()?,
+            remove_subscriptions: c.remove_subscriptions,
+        }),
     })
 }
 
@@ -311,9 +335,45 @@ mod tests {
                 name: "t".into(),
                 config: TopicConfig { partitions: 3, max_message_bytes: 99, retention_seconds: 60, retention_bytes: 7 },
                 create_time_us: 5,
+                groups: vec![2, 4, 1],
             },
             Command::DeleteTopic { name: "t".into() },
             Command::SetLeaving { node_id: 3, leaving: true },
+            Command::SyncGroup(SyncGroup {
+                expect_meta_index: 7,
+                meta_index: 12,
+                install_topics: vec![TopicState {
+                    id: 4,
+                    name: "t".into(),
+                    config: TopicConfig {
+                        partitions: 2,
+                        max_message_bytes: 9,
+                        retention_seconds: 6,
+                        retention_bytes: 0,
+                    },
+                    create_time_us: 5,
+                    partitions: Vec::new(),
+                    groups: vec![3, 1],
+                }],
+                remove_topics: vec![2],
+                install_subscriptions: vec![SubscriptionState {
+                    id: 8,
+                    name: "s".into(),
+                    topic: "t".into(),
+                    topic_id: 4,
+                    config: SubscriptionConfig {
+                        ack_deadline_seconds: 10,
+                        retry_min_backoff_seconds: 0,
+                        retry_max_backoff_seconds: 0,
+                        dead_letter_topic: String::new(),
+                        max_delivery_attempts: 0,
+                    },
+                    create_time_us: 6,
+                    seek_epoch: 0,
+                    acks: Vec::new(),
+                }],
+                remove_subscriptions: vec![5, 6],
+            }),
             Command::SetLayout(Layout {
                 data_groups: 4,
                 voters: [(1, "a:1".to_owned()), (3, "c:1".to_owned())].into(),

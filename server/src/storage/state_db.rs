@@ -50,9 +50,9 @@ impl StateDb {
         db::handle(&self.db, family)
     }
 
-    /// Rebuilds the catalog from its records.
-    pub fn load_catalog(&self) -> Result<Catalog, StorageError> {
-        let mut catalog = Catalog::default();
+    /// Rebuilds group `group`'s catalog from its records.
+    pub fn load_catalog(&self, group: u32) -> Result<Catalog, StorageError> {
+        let mut catalog = Catalog::for_group(group);
         let corrupt = |what: &str| StorageError::corrupt(format!("{what} in {}", self.path.display()));
         let mut topics = Vec::new();
         let mut subscriptions = Vec::new();
@@ -95,6 +95,10 @@ impl StateDb {
         if let Some(value) = self.get(CF_META, meta::LAYOUT)? {
             let record: pb::SetLayout = codec::decode("layout", value).map_err(corrupt("layout"))?;
             catalog.layout = Some(layout_from_record(record));
+        }
+        if let Some(value) = self.get(CF_META, meta::META_INDEX)? {
+            let record: pb::MetaIndex = codec::decode("meta index", value).map_err(corrupt("meta index"))?;
+            catalog.meta_index = record.index;
         }
         if let Some(value) = self.get(CF_META, meta::LEAVING)? {
             let record: pb::LeavingNodes = codec::decode("leaving nodes", value).map_err(corrupt("leaving nodes"))?;
@@ -192,6 +196,9 @@ impl StateDb {
                 }
                 Write::PutLayout(layout) => {
                     batch.put_cf(meta_cf, meta::LAYOUT, codec::encode(&layout_to_record(&layout)))
+                }
+                Write::PutMetaIndex(index) => {
+                    batch.put_cf(meta_cf, meta::META_INDEX, codec::encode(&pb::MetaIndex { index }))
                 }
                 Write::PutLeaving(nodes) => batch.put_cf(
                     meta_cf,

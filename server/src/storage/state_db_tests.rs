@@ -224,18 +224,19 @@ fn messages_read_hold_their_own_data_not_their_whole_batch() {
 }
 
 #[test]
-fn the_layout_and_the_nodes_leaving_are_read_back_with_the_catalog() {
+fn the_layout_the_nodes_leaving_and_the_meta_index_are_read_back_with_the_catalog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let layout =
         crate::domain::Layout { data_groups: 4, voters: [(1, "a:1".to_owned()), (2, "b:1".to_owned())].into() };
     {
         let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
-        assert_eq!(db.load_catalog().expect("catalog").layout, None);
-        let writes = vec![Write::PutLayout(layout.clone()), Write::PutLeaving([2, 5].into())];
+        assert_eq!(db.load_catalog(0).expect("catalog").layout, None);
+        let writes = vec![Write::PutLayout(layout.clone()), Write::PutLeaving([2, 5].into()), Write::PutMetaIndex(42)];
         db.write(writes, &log_id(), None).expect("write");
         db.flush().expect("flush");
     }
     let db = StateDb::open(dir.path(), &DbResources::default()).expect("reopen");
-    let catalog = db.load_catalog().expect("catalog");
+    let catalog = db.load_catalog(7).expect("catalog");
     assert_eq!((catalog.layout, catalog.leaving), (Some(layout), [2, 5].into()));
+    assert_eq!((catalog.meta_index, catalog.group), (42, 7), "the group is the opener's, not stored");
 }

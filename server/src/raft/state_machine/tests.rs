@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::domain::TopicConfig;
-use crate::raft::{group_root, GroupId};
+use crate::raft::{GroupId, META_GROUP};
 
 const DATA_GROUP: GroupId = 3;
 
@@ -17,7 +17,7 @@ fn log_id(index: u64) -> LogId {
 
 fn create_topic(index: u64, name: &str) -> Entry {
     let config = TopicConfig { partitions: 2, max_message_bytes: 1024, retention_seconds: 3600, retention_bytes: 0 };
-    let command = Command::CreateTopic { name: name.into(), config, create_time_us: 1 };
+    let command = Command::CreateTopic { name: name.into(), config, create_time_us: 1, groups: Vec::new() };
     Entry { log_id: log_id(index), payload: EntryPayload::Normal(command) }
 }
 
@@ -29,8 +29,8 @@ fn topics(state: &AppliedState) -> Vec<String> {
 fn a_data_groups_snapshot_is_built_and_installed_under_its_own_directory() {
     let (sender, receiver) = (TempDir::new().expect("temp dir"), TempDir::new().expect("temp dir"));
     let resources = DbResources::default();
-    let meta_group = AppliedState::open(sender.path(), &resources).expect("open group 0");
-    let data_group = AppliedState::open(&group_root(sender.path(), DATA_GROUP), &resources).expect("open group 3");
+    let meta_group = AppliedState::open(sender.path(), META_GROUP, &resources).expect("open group 0");
+    let data_group = AppliedState::open(sender.path(), DATA_GROUP, &resources).expect("open group 3");
     data_group.apply_entry(create_topic(1, "clicks")).expect("apply");
     data_group.apply_entry(create_topic(2, "views")).expect("apply");
     assert!(topics(&meta_group).is_empty(), "group 0 shares nothing with group 3");
@@ -39,7 +39,7 @@ fn a_data_groups_snapshot_is_built_and_installed_under_its_own_directory() {
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(2)));
     assert!(snapshot.snapshot.path.starts_with(sender.path().join("groups/3/snapshots")));
 
-    let installing = AppliedState::open(&group_root(receiver.path(), DATA_GROUP), &resources).expect("open");
+    let installing = AppliedState::open(receiver.path(), DATA_GROUP, &resources).expect("open");
     installing.install_snapshot(&snapshot.meta, &snapshot.snapshot).expect("install");
     assert_eq!(topics(&installing), vec!["clicks", "views"]);
     assert_eq!(installing.last_applied(), Some(log_id(2)));
@@ -47,7 +47,7 @@ fn a_data_groups_snapshot_is_built_and_installed_under_its_own_directory() {
     drop(installing);
 
     // Reopened, the installed state is the live one.
-    let reopened = AppliedState::open(&group_root(receiver.path(), DATA_GROUP), &resources).expect("reopen");
+    let reopened = AppliedState::open(receiver.path(), DATA_GROUP, &resources).expect("reopen");
     assert_eq!(topics(&reopened), vec!["clicks", "views"]);
     assert!(!receiver.path().join("STATE").exists(), "group 0's pointer is untouched");
 }
@@ -56,12 +56,12 @@ fn a_data_groups_snapshot_is_built_and_installed_under_its_own_directory() {
 fn a_snapshot_built_while_a_newer_one_was_installed_leaves_the_newer_current() {
     let (leader, follower) = (TempDir::new().expect("temp dir"), TempDir::new().expect("temp dir"));
     let resources = DbResources::default();
-    let ahead = AppliedState::open(leader.path(), &resources).expect("open");
+    let ahead = AppliedState::open(leader.path(), META_GROUP, &resources).expect("open");
     ahead.apply_entry(create_topic(1, "clicks")).expect("apply");
     ahead.apply_entry(create_topic(2, "views")).expect("apply");
     let newer = ahead.build_snapshot().expect("build at 2");
 
-    let behind = AppliedState::open(follower.path(), &resources).expect("open");
+    let behind = AppliedState::open(follower.path(), META_GROUP, &resources).expect("open");
     behind.apply_entry(create_topic(1, "clicks")).expect("apply");
     // The follower's build checkpoints at 1; the newer snapshot is
     // installed before the build finishes.
