@@ -14,6 +14,7 @@ pub mod message;
 pub mod outcome;
 pub mod placement;
 pub mod producers;
+pub mod sync;
 pub mod validate;
 
 #[cfg(test)]

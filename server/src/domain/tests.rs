@@ -776,3 +776,40 @@ fn a_seek_moves_only_the_partitions_the_group_holds() {
     assert_eq!(model.run(Command::Seek(seek)).0, Response::Sought);
     assert_eq!((model.floor(1, 0), model.floor(1, 1), model.floor(1, 2)), (4, 0, 2));
 }
+
+#[test]
+fn a_data_group_syncs_to_the_topics_it_holds_partitions_of_and_their_subscriptions() {
+    let mut meta = Model::default();
+    let config = TopicConfig { partitions: 2, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
+    for (name, groups) in [("placed", vec![3, 5]), ("elsewhere", vec![5, 5]), ("legacy", Vec::new())] {
+        let command = Command::CreateTopic { name: name.into(), config: config.clone(), create_time_us: 1, groups };
+        assert!(matches!(meta.run(command).0, Response::TopicCreated(_)));
+    }
+    for (subscription, topic) in [("on-placed", "placed"), ("on-elsewhere", "elsewhere"), ("on-legacy", "legacy")] {
+        meta.create_subscription(subscription, topic);
+    }
+    let mut group = data_group(3);
+    let sync = sync::sync_for(&meta.catalog, 10, &group.catalog).expect("something to install");
+    let names = |sync: &SyncGroup| -> (Vec<String>, Vec<String>) {
+        let topics = sync.install_topics.iter().map(|t| t.name.clone()).collect();
+        (topics, sync.install_subscriptions.iter().map(|s| s.name.clone()).collect())
+    };
+    assert_eq!(names(&sync), (vec!["placed".to_owned()], vec!["on-placed".to_owned()]));
+    assert_eq!(group.run(Command::SyncGroup(sync)).0, Response::Synced { meta_index: 10 });
+    assert_eq!(sync::sync_for(&meta.catalog, 11, &group.catalog), None, "in sync");
+
+    // Deleted in group 0 and created again under the same name: a new topic.
+    meta.run(Command::DeleteTopic { name: "placed".into() });
+    let command = Command::CreateTopic { name: "placed".into(), config, create_time_us: 2, groups: vec![5, 3] };
+    meta.run(command);
+    let sync = sync::sync_for(&meta.catalog, 12, &group.catalog).expect("a change");
+    assert_eq!(
+        (sync.expect_meta_index, sync.remove_topics.clone(), sync.remove_subscriptions.clone()),
+        (10, vec![1], vec![1])
+    );
+    assert_eq!(names(&sync), (vec!["placed".to_owned()], Vec::new()));
+    group.run(Command::SyncGroup(sync));
+    let topic = group.catalog.topic("placed").expect("re-created");
+    assert_eq!((topic.id, group.catalog.subscription_count()), (4, 0));
+    assert_eq!(sync::sync_for(&meta.catalog, 13, &group.catalog), None);
+}

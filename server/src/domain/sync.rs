@@ -1,0 +1,49 @@
+//! What a data group must change to match group 0: the topics with a
+//! partition in the group, and the subscriptions on them. Pure, so the
+//! leader of each data group computes it from its own copies of both
+//! catalogs and proposes the result as a `SyncGroup`.
+
+use std::collections::BTreeSet;
+
+use super::catalog::Catalog;
+use super::command::SyncGroup;
+
+/// The sync that brings `group`'s catalog to `meta`'s (group 0's catalog at
+/// applied index `meta_index`); `None` when they already agree.
+pub fn sync_for(meta: &Catalog, meta_index: u64, group: &Catalog) -> Option<SyncGroup> {
+    let wanted_topics: BTreeSet<u64> =
+        meta.topics_after("").filter(|t| t.groups.contains(&group.group)).map(|t| t.id).collect();
+    let wanted_subscriptions: BTreeSet<u64> =
+        meta.subscriptions_after("").filter(|s| wanted_topics.contains(&s.topic_id)).map(|s| s.id).collect();
+    let held_topics: BTreeSet<u64> = group.topics_after("").map(|t| t.id).collect();
+    let held_subscriptions: BTreeSet<u64> = group.subscriptions_after("").map(|s| s.id).collect();
+    let sync = SyncGroup {
+        expect_meta_index: group.meta_index,
+        meta_index,
+        install_topics: wanted_topics
+            .difference(&held_topics)
+            .filter_map(|id| meta.topic_by_id(*id))
+            .map(|topic| {
+                let mut definition = topic.clone();
+                definition.partitions.clear();
+                definition
+            })
+            .collect(),
+        remove_topics: held_topics.difference(&wanted_topics).copied().collect(),
+        install_subscriptions: wanted_subscriptions
+            .difference(&held_subscriptions)
+            .filter_map(|id| meta.subscription_by_id(*id))
+            .map(|subscription| {
+                let mut definition = subscription.clone();
+                definition.acks.clear();
+                definition
+            })
+            .collect(),
+        remove_subscriptions: held_subscriptions.difference(&wanted_subscriptions).copied().collect(),
+    };
+    let unchanged = sync.install_topics.is_empty()
+        && sync.remove_topics.is_empty()
+        && sync.install_subscriptions.is_empty()
+        && sync.remove_subscriptions.is_empty();
+    (!unchanged).then_some(sync)
+}
