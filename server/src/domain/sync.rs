@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, SubscriptionState, TopicState};
 use super::command::SyncGroup;
 
 /// The sync that brings `group`'s catalog to `meta`'s (group 0's catalog at
@@ -23,21 +23,13 @@ pub fn sync_for(meta: &Catalog, meta_index: u64, group: &Catalog) -> Option<Sync
         install_topics: wanted_topics
             .difference(&held_topics)
             .filter_map(|id| meta.topic_by_id(*id))
-            .map(|topic| {
-                let mut definition = topic.clone();
-                definition.partitions.clear();
-                definition
-            })
+            .map(|topic| TopicState { partitions: Vec::new(), ..topic.clone() })
             .collect(),
         remove_topics: held_topics.difference(&wanted_topics).copied().collect(),
         install_subscriptions: wanted_subscriptions
             .difference(&held_subscriptions)
             .filter_map(|id| meta.subscription_by_id(*id))
-            .map(|subscription| {
-                let mut definition = subscription.clone();
-                definition.acks.clear();
-                definition
-            })
+            .map(|subscription| SubscriptionState { acks: Vec::new(), ..subscription.clone() })
             .collect(),
         remove_subscriptions: held_subscriptions.difference(&wanted_subscriptions).copied().collect(),
     };
