@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "ferry/v1/ferry.proto",
     "ferry/internal/v1/storage.proto",
     "ferry/internal/v1/raft.proto",
+    "ferry/internal/v1/groups.proto",
     "ferry/internal/v1/testing.proto",
 ];
 

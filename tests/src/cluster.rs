@@ -185,33 +185,51 @@ impl Cluster {
     /// `topic`, and that each confirmed publish sits at the position the
     /// server confirmed. Returns the common log.
     pub async fn assert_replicas_hold(&self, topic: &str, confirmed: &[(String, Position)]) -> Vec<LogRecord> {
+        self.assert_partition_holds(topic, 0, confirmed).await
+    }
+
+    /// Checks that every running node holds the same log for `partition` of
+    /// `topic`, with contiguous offsets, and that each publish confirmed in
+    /// that partition sits at the position the server confirmed (confirmed
+    /// publishes of other partitions are skipped). Returns the common log.
+    pub async fn assert_partition_holds(
+        &self,
+        topic: &str,
+        partition: u32,
+        confirmed: &[(String, Position)],
+    ) -> Vec<LogRecord> {
+        let confirmed: Vec<&(String, Position)> = confirmed.iter().filter(|(_, p)| p.partition == partition).collect();
         let end = confirmed.iter().map(|(_, p)| p.offset + 1).max().unwrap_or(0);
-        self.wait_replicated(topic, 0, end, Duration::from_secs(60)).await;
+        self.wait_replicated(topic, partition, end, Duration::from_secs(60)).await;
         let mut logs = Vec::new();
         for (id, node) in &self.nodes {
             if node.is_running() {
-                logs.push((*id, self.read_log(*id, topic, 0).await));
+                logs.push((*id, self.read_log(*id, topic, partition).await));
             }
         }
         let (first_id, first) = &logs[0];
         for (id, log) in &logs[1..] {
-            assert_eq!(log.len(), first.len(), "node {id} and node {first_id} hold logs of different lengths");
+            assert_eq!(
+                log.len(),
+                first.len(),
+                "partition {partition}: node {id} and node {first_id} hold logs of different lengths"
+            );
             if let Some(i) = (0..log.len()).find(|&i| log[i] != first[i]) {
                 panic!(
-                    "node {id} and node {first_id} differ at offset {}: {:?} vs {:?}",
+                    "partition {partition}: node {id} and node {first_id} differ at offset {}: {:?} vs {:?}",
                     log[i].offset, log[i], first[i]
                 );
             }
         }
         for (i, record) in first.iter().enumerate() {
-            assert_eq!(record.offset, i as u64, "offsets are contiguous");
+            assert_eq!(record.offset, i as u64, "partition {partition}: offsets are contiguous");
         }
         for (value, position) in confirmed {
             let stored = first.get(position.offset as usize).map(|r| String::from_utf8_lossy(&r.message.data));
             assert_eq!(
                 stored.as_deref(),
                 Some(value.as_str()),
-                "confirmed publish missing at offset {}",
+                "partition {partition}: confirmed publish missing at offset {}",
                 position.offset
             );
         }

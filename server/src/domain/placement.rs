@@ -2,6 +2,8 @@
 //! decided once, by group 0's leader when the topic is created, recorded in
 //! the topic and never changed; only group leaders move.
 
+use super::catalog::Catalog;
+
 /// Groups for a new topic's `partitions` partitions, given how many
 /// partitions each data group holds (`held[g - 1]` for group g): the least
 /// loaded groups first (the lowest id on ties), so one topic's partitions
@@ -24,6 +26,20 @@ pub fn assign(partitions: u32, held: &[u32]) -> Vec<u32> {
         }
     }
     groups
+}
+
+/// How many partitions each of `data_groups` data groups holds in
+/// `catalog` (group 0's): `held[g - 1]` for group g, as [`assign`] takes it.
+pub fn held(catalog: &Catalog, data_groups: u32) -> Vec<u32> {
+    let mut held = vec![0; data_groups as usize];
+    for topic in catalog.topics_after("") {
+        for group in &topic.groups {
+            if let Some(count) = (*group as usize).checked_sub(1).and_then(|i| held.get_mut(i)) {
+                *count += 1;
+            }
+        }
+    }
+    held
 }
 
 #[cfg(test)]
@@ -59,6 +75,29 @@ mod tests {
             }
         }
         held
+    }
+
+    #[test]
+    fn held_counts_the_partitions_each_group_holds() {
+        let mut catalog = Catalog::default();
+        let topic = |id: u64, groups: Vec<u32>| crate::domain::TopicState {
+            id,
+            name: format!("t{id}"),
+            config: crate::domain::TopicConfig {
+                partitions: groups.len().max(1) as u32,
+                max_message_bytes: 0,
+                retention_seconds: 0,
+                retention_bytes: 0,
+            },
+            create_time_us: 0,
+            partitions: Vec::new(),
+            groups,
+        };
+        catalog.insert_topic(topic(1, vec![1, 2, 3]));
+        catalog.insert_topic(topic(2, vec![3]));
+        catalog.insert_topic(topic(3, Vec::new()));
+        assert_eq!(held(&catalog, 4), vec![1, 1, 2, 0]);
+        assert_eq!(assign(2, &held(&catalog, 4)), vec![4, 1], "the next topic goes to the emptiest groups");
     }
 
     #[test]

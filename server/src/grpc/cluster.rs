@@ -160,19 +160,29 @@ impl Cluster for ClusterService {
             let problem = format!("{} is outside 1..={READ_LOG_MESSAGES_MAX}", request.max_messages);
             return Err(ApiError::invalid("max_messages", problem).into());
         }
-        let state = self.proposer.state();
-        let (topic_id, start_offset, end_offset) = {
-            let catalog = state.catalog();
+        let (topic_id, group) = {
+            let catalog = self.proposer.state().catalog();
             let topic = catalog
                 .topic(&request.topic)
                 .ok_or_else(|| ApiError::from(Rejection::TopicNotFound { name: request.topic.clone() }))?;
-            let partition = topic.partitions.get(request.partition as usize).ok_or_else(|| {
+            let group = topic.group_of(request.partition).ok_or_else(|| {
                 ApiError::from(Rejection::PartitionOutOfRange {
                     partition: request.partition,
                     partitions: topic.config.partitions,
                 })
             })?;
-            (topic.id, partition.start_offset, partition.next_offset)
+            (topic.id, group)
+        };
+        // This replica's copy of the group holding the partition.
+        let state = self
+            .groups
+            .get(group)
+            .ok_or_else(|| ApiError::Unavailable(format!("group {group} is not started on this node yet")))?
+            .state;
+        let (start_offset, end_offset) = {
+            let catalog = state.catalog();
+            let partition = catalog.topic_by_id(topic_id).and_then(|t| t.partitions.get(request.partition as usize));
+            partition.map_or((0, 0), |p| (p.start_offset, p.next_offset))
         };
         // The batch holding the start offset is stored whole; what lies below
         // the start is trimmed all the same.

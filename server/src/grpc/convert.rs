@@ -3,9 +3,11 @@
 use ferry_proto::v1 as api;
 
 use crate::delivery::{Backlog, Delivery};
-use crate::domain::{MessageBody, SubscriptionState, TopicState};
+use crate::domain::{MessageBody, PartitionState, SubscriptionState, TopicState};
 
-pub fn topic(topic: &TopicState) -> api::Topic {
+/// A topic with its partitions' states (`topic.partitions` unless the
+/// partitions are held by data groups).
+pub fn topic(topic: &TopicState, partitions: &[PartitionState]) -> api::Topic {
     api::Topic {
         name: topic.name.clone(),
         settings: Some(api::TopicSettings {
@@ -15,8 +17,7 @@ pub fn topic(topic: &TopicState) -> api::Topic {
             retention_bytes: topic.config.retention_bytes,
         }),
         create_time_unix_micros: topic.create_time_us,
-        partitions: topic
-            .partitions
+        partitions: partitions
             .iter()
             .enumerate()
             .map(|(i, p)| api::PartitionInfo {

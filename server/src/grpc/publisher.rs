@@ -1,6 +1,6 @@
 //! The `ferry.v1.Publisher` service: topic admin and Publish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,129 +10,141 @@ use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::early_ack::EarlyAck;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
-use super::sequencer::Sequencer;
+use super::routing::GroupRoutes;
 use super::status::ApiError;
 use crate::clock::Clock;
-use crate::domain::{self, validate, Command, MessageBody, ProducerKey, PublishBatch, Rejection};
+use crate::domain::{self, placement, validate, Command, MessageBody, PublishBatch, Rejection, TopicState};
+use crate::raft::{GroupId, META_GROUP};
 
 #[derive(Debug)]
 pub struct PublisherService {
+    /// Group 0's: topics are created and deleted there.
     proposer: Proposer,
+    /// Where each partition's publishes run.
+    routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
     /// Picks the partition of messages without an ordering key, one request at a time.
     next_partition: AtomicU64,
-    /// Submits each idempotent producer's batches in sequence order.
-    sequencer: Sequencer,
-    /// TESTING ONLY: set by `--unsafe-ack-before-commit`.
-    early_ack: Option<EarlyAck>,
+}
+
+/// What a publish needs of its topic.
+struct Target {
+    topic_id: u64,
+    partitions: u32,
+    max_message_bytes: u32,
+    /// Each partition's group; empty: all in group 0.
+    groups: Vec<GroupId>,
+}
+
+impl Target {
+    fn group_of(&self, partition: u32) -> GroupId {
+        self.groups.get(partition as usize).copied().unwrap_or(META_GROUP)
+    }
 }
 
 impl PublisherService {
-    pub fn new(proposer: Proposer, clock: Arc<dyn Clock>) -> Self {
-        Self { proposer, clock, next_partition: AtomicU64::new(0), sequencer: Sequencer::default(), early_ack: None }
+    pub fn new(proposer: Proposer, routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) -> Self {
+        Self { proposer, routes, clock, next_partition: AtomicU64::new(0) }
     }
 
-    /// UNSAFE: answers plain publishes before they are committed (see
-    /// [`EarlyAck`]); for proving the fault harness catches it.
-    pub fn acking_before_commit(mut self) -> Self {
-        self.early_ack = Some(EarlyAck::default());
-        self
+    /// The topic a publish goes to, from this node's replica of group 0. Any
+    /// node takes a publish to a topic placed in data groups; group 0's
+    /// leader takes the rest, and names it does not know.
+    fn target(&self, name: &str) -> Result<Target, ApiError> {
+        let catalog = self.proposer.state().catalog();
+        let topic = catalog.topic(name);
+        if topic.is_none_or(|t| t.groups.is_empty()) {
+            self.proposer.ensure_leader()?;
+        }
+        let topic = topic.ok_or_else(|| Rejection::TopicNotFound { name: name.to_owned() })?;
+        Ok(Target {
+            topic_id: topic.id,
+            partitions: topic.config.partitions,
+            max_message_bytes: topic.config.max_message_bytes,
+            groups: topic.groups.clone(),
+        })
+    }
+
+    /// The partition of one request's messages without an ordering key, in
+    /// turn: of a placed topic, among the partitions whose group this node
+    /// leads (no hop to another node), when it leads any.
+    fn keyless_partition(&self, target: &Target) -> u32 {
+        let turn = self.next_partition.fetch_add(1, Ordering::Relaxed);
+        let led: Vec<u32> = if target.groups.is_empty() {
+            Vec::new()
+        } else {
+            (0..target.partitions).filter(|p| self.routes.leads(target.group_of(*p))).collect()
+        };
+        if led.is_empty() {
+            (turn % u64::from(target.partitions)) as u32
+        } else {
+            led[(turn % led.len() as u64) as usize]
+        }
     }
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
         validate::name("topic", &request.topic)?;
-        let term = self.proposer.ensure_leader()?;
-        let (topic_id, partitions, max_message_bytes) = {
-            let catalog = self.proposer.state().catalog();
-            let topic = catalog
-                .topic(&request.topic)
-                .ok_or_else(|| Rejection::TopicNotFound { name: request.topic.clone() })?;
-            (topic.id, topic.config.partitions, topic.config.max_message_bytes)
-        };
-        let input = PublishInput::parse(request, partitions, max_message_bytes)?;
-        let publish_time_us = self.clock.wall_us();
+        let target = self.target(&request.topic)?;
+        let input = PublishInput::parse(request, target.partitions, target.max_message_bytes)?;
+        let topic_id = target.topic_id;
         if let (Some(producer), Some(partition)) = (input.producer, input.partition) {
-            let batch =
-                PublishBatch { topic_id, partition, publish_time_us, messages: input.bodies, producer: Some(producer) };
-            let count = batch.messages.len();
-            let (first_offset, duplicate) = self.publish_idempotent(term, batch).await?;
-            let positions = (first_offset..).take(count).map(|offset| api::Position { partition, offset }).collect();
-            return Ok(api::PublishResponse { positions, duplicate });
+            let count = input.bodies.len();
+            // The partition's leader stamps the publish time.
+            let batch = PublishBatch {
+                topic_id,
+                partition,
+                publish_time_us: 0,
+                messages: input.bodies,
+                producer: Some(producer),
+            };
+            let published = self.routes.publish(target.group_of(partition), batch).await?;
+            let positions =
+                (published.first_offset..).take(count).map(|offset| api::Position { partition, offset }).collect();
+            return Ok(api::PublishResponse { positions, duplicate: published.duplicate });
         }
 
         let count = input.bodies.len();
-        let mut groups: BTreeMap<u32, (Vec<usize>, Vec<MessageBody>)> = BTreeMap::new();
+        let mut by_partition: BTreeMap<u32, (Vec<usize>, Vec<MessageBody>)> = BTreeMap::new();
         if let Some(partition) = input.partition {
-            groups.insert(partition, ((0..count).collect(), input.bodies));
+            by_partition.insert(partition, ((0..count).collect(), input.bodies));
         } else {
-            let keyless_partition =
-                (self.next_partition.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32;
+            let keyless_partition = self.keyless_partition(&target);
             for (index, body) in input.bodies.into_iter().enumerate() {
                 let partition = if body.ordering_key.is_empty() {
                     keyless_partition
                 } else {
-                    partition_of_key(&body.ordering_key, partitions)
+                    partition_of_key(&body.ordering_key, target.partitions)
                 };
-                let group = groups.entry(partition).or_default();
-                group.0.push(index);
-                group.1.push(body);
+                let entry = by_partition.entry(partition).or_default();
+                entry.0.push(index);
+                entry.1.push(body);
             }
         }
-        if let Some(early_ack) = &self.early_ack {
-            let mut positions = vec![api::Position::default(); count];
-            for (partition, (indexes, messages)) in groups {
-                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer: None };
-                let first_offset = early_ack.publish(&self.proposer, batch).await?;
-                for (offset, index) in (first_offset..).zip(indexes) {
-                    positions[index] = api::Position { partition, offset };
-                }
-            }
-            return Ok(api::PublishResponse { positions, duplicate: false });
-        }
-        let (indexes, proposals): (Vec<_>, Vec<_>) = groups
+        let (indexes, publishes): (Vec<_>, Vec<_>) = by_partition
             .into_iter()
             .map(|(partition, (indexes, messages))| {
-                let batch = PublishBatch { topic_id, partition, publish_time_us, messages, producer: None };
-                (indexes, self.proposer.propose(Command::Publish(batch)))
+                let batch = PublishBatch { topic_id, partition, publish_time_us: 0, messages, producer: None };
+                ((partition, indexes), self.routes.publish(target.group_of(partition), batch))
             })
             .unzip();
         let mut positions = vec![api::Position::default(); count];
-        for (indexes, result) in indexes.into_iter().zip(join_all(proposals).await) {
-            let (partition, first_offset, _) = published(result?)?;
-            for (offset, index) in (first_offset..).zip(indexes) {
+        for ((partition, indexes), result) in indexes.into_iter().zip(join_all(publishes).await) {
+            for (offset, index) in (result?.first_offset..).zip(indexes) {
                 positions[index] = api::Position { partition, offset };
             }
         }
         Ok(api::PublishResponse { positions, duplicate: false })
     }
 
-    /// Publishes one idempotent producer's batch, submitted to Raft after the
-    /// producer's earlier batches. Returns its first offset and whether it
-    /// was a retry of a committed batch.
-    async fn publish_idempotent(&self, term: u64, batch: PublishBatch) -> Result<(u64, bool), ApiError> {
-        let producer = batch.producer.expect("an idempotent batch names its producer");
-        let key =
-            ProducerKey { topic_id: batch.topic_id, partition: batch.partition, producer_id: producer.producer_id };
-        let first = producer.first_sequence;
-        let sequences = first..first.saturating_add(batch.messages.len() as u64);
-        let committed_next = self.proposer.state().catalog().producers.next_sequence(&key).unwrap_or(0);
-        let submit = self.proposer.submit(Command::Publish(batch));
-        let submitted = self.sequencer.in_order(term, key, sequences, committed_next, submit).await?;
-        let (_, first_offset, duplicate) = published(submitted.outcome().await?)?;
-        Ok((first_offset, duplicate))
-    }
-}
-
-/// The partition, first offset and duplicate flag of a publish's answer.
-fn published(response: domain::Response) -> Result<(u32, u64, bool), ApiError> {
-    match response {
-        domain::Response::Published { partition, first_offset, duplicate, .. } => {
-            Ok((partition, first_offset, duplicate))
+    /// A topic as the API shows it, with each partition's offsets from the
+    /// group holding it.
+    fn topic_reply(&self, topic: &TopicState) -> api::Topic {
+        if topic.groups.is_empty() {
+            return convert::topic(topic, &topic.partitions);
         }
-        other => Err(unexpected(other)),
+        convert::topic(topic, &self.routes.partition_states(topic))
     }
 }
 
@@ -155,19 +167,26 @@ impl Publisher for PublisherService {
         })
         .map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
-        if self.proposer.state().catalog().topic(&request.name).is_some() {
-            return Err(ApiError::from(Rejection::TopicExists { name: request.name }).into());
-        }
-        let command = Command::CreateTopic {
-            name: request.name,
-            config,
-            create_time_us: self.clock.wall_us(),
-            groups: Vec::new(),
+        let groups = {
+            let catalog = self.proposer.state().catalog();
+            if catalog.topic(&request.name).is_some() {
+                return Err(ApiError::from(Rejection::TopicExists { name: request.name }).into());
+            }
+            // Until the layout is set, a topic would fix the cluster at no
+            // data groups (`SetLayout` keeps a cluster with topics in group 0).
+            let layout = catalog.layout.as_ref().ok_or_else(|| {
+                ApiError::Unavailable("the cluster is still forming (its layout is not set yet)".into())
+            })?;
+            placement::assign(config.partitions, &placement::held(&catalog, layout.data_groups))
         };
-        match self.proposer.propose(command).await? {
-            domain::Response::TopicCreated(topic) => Ok(Response::new(convert::topic(&topic))),
-            other => Err(unexpected(other).into()),
-        }
+        let command = Command::CreateTopic { name: request.name, config, create_time_us: self.clock.wall_us(), groups };
+        let topic = match self.proposer.propose(command).await? {
+            domain::Response::TopicCreated(topic) => topic,
+            other => return Err(unexpected(other).into()),
+        };
+        let placed: BTreeSet<GroupId> = topic.groups.iter().copied().collect();
+        self.routes.wait_for_groups(&placed, "the topic was created", |c| c.topic_by_id(topic.id).is_some()).await?;
+        Ok(Response::new(self.topic_reply(&topic)))
     }
 
     async fn get_topic(&self, request: Request<api::GetTopicRequest>) -> Result<Response<api::Topic>, Status> {
@@ -176,7 +195,7 @@ impl Publisher for PublisherService {
         self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         match catalog.topic(&name) {
-            Some(topic) => Ok(Response::new(convert::topic(topic))),
+            Some(topic) => Ok(Response::new(self.topic_reply(topic))),
             None => Err(ApiError::from(Rejection::TopicNotFound { name }).into()),
         }
     }
@@ -190,7 +209,9 @@ impl Publisher for PublisherService {
         self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
         let (topics, next_page_token) =
-            convert::page(catalog.topics_after(&request.page_token).map(convert::topic), page_size, |t| &t.name);
+            convert::page(catalog.topics_after(&request.page_token).map(|t| self.topic_reply(t)), page_size, |t| {
+                &t.name
+            });
         Ok(Response::new(api::ListTopicsResponse { topics, next_page_token }))
     }
 
@@ -202,10 +223,16 @@ impl Publisher for PublisherService {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
+        let placed = self.proposer.state().catalog().topic(&name).map(|t| (t.id, t.groups.clone()));
         match self.proposer.propose(Command::DeleteTopic { name }).await? {
-            domain::Response::TopicDeleted { .. } => Ok(Response::new(api::DeleteTopicResponse {})),
-            other => Err(unexpected(other).into()),
+            domain::Response::TopicDeleted { .. } => {}
+            other => return Err(unexpected(other).into()),
         }
+        if let Some((id, groups)) = placed {
+            let groups: BTreeSet<GroupId> = groups.into_iter().collect();
+            self.routes.wait_for_groups(&groups, "the topic was deleted", |c| c.topic_by_id(id).is_none()).await?;
+        }
+        Ok(Response::new(api::DeleteTopicResponse {}))
     }
 
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, messages = request.get_ref().messages.len()))]

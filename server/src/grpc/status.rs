@@ -32,6 +32,9 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Internal(String),
+    /// What the node a call was forwarded to answered.
+    #[error("{}", .0.message())]
+    Remote(Status),
 }
 
 impl ApiError {
@@ -76,6 +79,16 @@ impl From<ApiError> for Status {
                 Status::internal(message)
             }
             ApiError::Internal(_) => Status::internal(message),
+            ApiError::Remote(remote) => {
+                // Keep the code and the reason a client acts on; a leader
+                // hint names a data group's leader, which is no better a
+                // node to send the whole request to than this one.
+                let mut status = Status::new(remote.code(), message);
+                if let Some(reason) = remote.metadata().get(REASON_METADATA) {
+                    status.metadata_mut().insert(REASON_METADATA, reason.clone());
+                }
+                status
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `ferry.v1.Subscriber` service: subscription admin and delivery.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,23 +10,38 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::proposer::Proposer;
+use super::routing::GroupRoutes;
 use super::status::ApiError;
 use super::{acks, convert, dead_letter, streaming_pull};
 use crate::clock::Clock;
 use crate::delivery::{self, AckId, Dispatcher, Lessee, UNARY_CONSUMER};
 use crate::domain::limits::PULL_BYTES_MAX;
 use crate::domain::{self, validate, Command, Rejection, Seek, SubscriptionConfig, SubscriptionState};
+use crate::raft::GroupId;
 
 #[derive(Debug)]
 pub struct SubscriberService {
     proposer: Proposer,
+    /// What admin calls wait on for data groups to take up a change.
+    routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl SubscriberService {
-    pub fn new(proposer: Proposer, clock: Arc<dyn Clock>, dispatcher: Arc<Dispatcher>) -> Self {
-        Self { proposer, clock, dispatcher }
+    pub fn new(
+        proposer: Proposer,
+        routes: Arc<GroupRoutes>,
+        clock: Arc<dyn Clock>,
+        dispatcher: Arc<Dispatcher>,
+    ) -> Self {
+        Self { proposer, routes, clock, dispatcher }
+    }
+
+    /// The data groups holding partitions of topic `topic_id`.
+    fn groups_of(&self, topic_id: u64) -> BTreeSet<GroupId> {
+        let catalog = self.proposer.state().catalog();
+        catalog.topic_by_id(topic_id).map(|t| t.groups.iter().copied().collect()).unwrap_or_default()
     }
 
     fn subscription(&self, name: &str) -> Result<SubscriptionState, ApiError> {
@@ -83,10 +99,18 @@ impl SubscriberService {
             config,
             create_time_us: self.clock.wall_us(),
         };
-        match self.proposer.propose(command).await? {
-            domain::Response::SubscriptionCreated(s) => Ok(convert::subscription(&s)),
-            other => Err(ApiError::Internal(format!("create subscription answered {other:?}"))),
-        }
+        let created = match self.proposer.propose(command).await? {
+            domain::Response::SubscriptionCreated(s) => s,
+            other => return Err(ApiError::Internal(format!("create subscription answered {other:?}"))),
+        };
+        // Every publish acknowledged from here on reaches the subscription:
+        // answer once each group holding a partition has set its floors.
+        let groups = self.groups_of(created.topic_id);
+        let id = created.id;
+        self.routes
+            .wait_for_groups(&groups, "the subscription was created", |c| c.subscription_by_id(id).is_some())
+            .await?;
+        Ok(convert::subscription(&created))
     }
 
     /// Seeks by publish time: in each partition, the first message published
@@ -175,16 +199,19 @@ impl Subscriber for SubscriberService {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
-        let id = self.proposer.state().catalog().subscription(&name).map(|s| s.id);
+        let doomed = self.proposer.state().catalog().subscription(&name).map(|s| (s.id, s.topic_id));
         match self.proposer.propose(Command::DeleteSubscription { name }).await? {
-            domain::Response::SubscriptionDeleted => {
-                if let Some(id) = id {
-                    self.dispatcher.forget(id);
-                }
-                Ok(Response::new(api::DeleteSubscriptionResponse {}))
-            }
-            other => Err(ApiError::Internal(format!("delete subscription answered {other:?}")).into()),
+            domain::Response::SubscriptionDeleted => {}
+            other => return Err(ApiError::Internal(format!("delete subscription answered {other:?}")).into()),
         }
+        if let Some((id, topic_id)) = doomed {
+            self.dispatcher.forget(id);
+            let groups = self.groups_of(topic_id);
+            self.routes
+                .wait_for_groups(&groups, "the subscription was deleted", |c| c.subscription_by_id(id).is_none())
+                .await?;
+        }
+        Ok(Response::new(api::DeleteSubscriptionResponse {}))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]

@@ -1,9 +1,9 @@
 //! Data groups: group 0's leader sets the cluster's layout once, and every
 //! node then starts the layout's data groups, each a whole openraft instance
 //! with its log in the shared raft-log database and its state under
-//! `<data>/groups/<g>/`, whose voters follow group 0's (`membership.rs`).
-//! Partitions are not placed in them yet (step S5 of
-//! `docs/design/multi-raft.md`): today they hold only their membership.
+//! `<data>/groups/<g>/`, whose voters follow group 0's (`membership.rs`) and
+//! whose topics and subscriptions follow group 0's catalog
+//! (`catalog_sync.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use openraft::{BasicNode, Config};
 use tokio::task::JoinHandle;
 
-use super::{formation, log_purge, membership, Formation, NodeError};
+use super::{catalog_sync, formation, log_purge, membership, Formation, NodeError};
 use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
 use crate::raft::log_sizes::LogSizes;
@@ -101,7 +101,8 @@ impl DataGroups {
                 Ok((hosted, sizes)) => {
                     let node_id = self.opener.node_id;
                     tasks.0.push(tokio::spawn(log_purge::run(hosted.raft.clone(), sizes)));
-                    tasks.0.push(tokio::spawn(membership::follow(group, meta.clone(), hosted, node_id)));
+                    tasks.0.push(tokio::spawn(membership::follow(group, meta.clone(), hosted.clone(), node_id)));
+                    tasks.0.push(tokio::spawn(catalog_sync::follow(group, meta.clone(), hosted, node_id)));
                 }
                 Err(e) => tracing::error!(group, error = %e, "starting a data group failed"),
             }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::internal::groups_server::GroupsServer;
 use ferry_proto::internal::raft_server::RaftServer;
 use ferry_proto::internal::testing_server::TestingServer;
 use ferry_proto::v1::cluster_server::ClusterServer;
@@ -25,12 +26,15 @@ use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::testing::TestingService;
-use crate::grpc::{ClusterService, Proposer, PublisherService, RaftService, SubscriberService};
+use crate::grpc::{
+    ClusterService, GroupRoutes, GroupsService, Proposer, PublisherService, RaftService, SubscriberService,
+};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
 use crate::storage::db::DbResources;
 use crate::storage::StorageError;
 
+mod catalog_sync;
 mod data_groups;
 mod formation;
 pub mod log_purge;
@@ -212,11 +216,12 @@ impl NodeBuilder {
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise_addr(local_addr)?;
 
+        let network = Network::new(self.source_ip);
         let opener = GroupOpener {
             node_id: self.node_id,
             data_dir: data_dir.clone(),
             config: self.raft_config()?,
-            network: Network::new(self.source_ip),
+            network: network.clone(),
             log_db,
             resources,
         };
@@ -228,7 +233,12 @@ impl NodeBuilder {
         let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
         let groups = Arc::new(Groups::default());
         groups.host(META_GROUP, meta.clone());
-        let (stop, server) = self.serve(listener, &proposer, &state, &groups);
+        let mut routes =
+            GroupRoutes::new(Arc::clone(&groups), network, self.node_id, self.commit_timeout, Arc::clone(&self.clock));
+        if self.ack_before_commit {
+            routes = routes.acking_before_commit();
+        }
+        let (stop, server) = self.serve(listener, &proposer, &state, &groups, Arc::new(routes));
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
@@ -284,16 +294,16 @@ impl NodeBuilder {
         proposer: &Proposer,
         state: &Arc<AppliedState>,
         groups: &Arc<Groups>,
+        routes: Arc<GroupRoutes>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
         let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
-        let mut publisher = PublisherService::new(proposer.clone(), Arc::clone(&self.clock));
-        if self.ack_before_commit {
-            publisher = publisher.acking_before_commit();
-        }
-        let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&self.clock), dispatcher);
+        let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
+        let subscriber =
+            SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock), dispatcher);
         let cluster = ClusterService::new(proposer, Arc::clone(groups));
         let peers = RaftService::new(Arc::clone(groups));
+        let forwarded = GroupsService::new(routes);
 
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = TcpListenerStream::new(listener).map(|stream| {
@@ -316,6 +326,11 @@ impl NodeBuilder {
             .add_service(ClusterServer::new(cluster).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
             .add_service(
                 RaftServer::new(peers)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                GroupsServer::new(forwarded)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
             )

@@ -64,7 +64,9 @@ impl Network {
         Network { group, ..self.clone() }
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    /// The channel to the node at `addr`, shared by every group's Raft and
+    /// by calls forwarded to a group's leader.
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
 
 use super::arrivals::{ArrivalWatch, Arrivals};
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
@@ -46,6 +47,9 @@ pub struct AppliedState {
     progress: Mutex<Progress>,
     /// What delivery waits on for new messages.
     arrivals: Arrivals,
+    /// Counts changes of the catalog's topics and subscriptions (and
+    /// installed snapshots): what the catalog's followers wait on.
+    catalog_changes: watch::Sender<u64>,
 }
 
 impl AppliedState {
@@ -72,6 +76,7 @@ impl AppliedState {
             catalog: RwLock::new(catalog),
             progress: Mutex::new(progress),
             arrivals: Arrivals::default(),
+            catalog_changes: watch::Sender::new(0),
         }))
     }
 
@@ -101,6 +106,12 @@ impl AppliedState {
     /// dead-letter move), or a seek or snapshot may bring any back.
     pub fn watch_arrivals(&self, topic_id: u64) -> ArrivalWatch {
         self.arrivals.watch(topic_id)
+    }
+
+    /// Changes whenever a topic or subscription is created or deleted here
+    /// (in a data group: synced), or a snapshot replaced the catalog.
+    pub fn watch_catalog(&self) -> watch::Receiver<u64> {
+        self.catalog_changes.subscribe()
     }
 
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
@@ -150,6 +161,9 @@ impl AppliedState {
             (Response::Sought, _) => self.arrivals.everywhere(),
             _ => {}
         }
+        if changes_catalog(&response) {
+            self.catalog_changes.send_modify(|changes| *changes += 1);
+        }
         Ok(response)
     }
 
@@ -189,8 +203,21 @@ impl AppliedState {
             self.dirs.remove_stale()?;
         }
         self.arrivals.everywhere();
+        self.catalog_changes.send_modify(|changes| *changes += 1);
         Ok(())
     }
+}
+
+/// Whether an applied command created or removed a topic or subscription.
+fn changes_catalog(response: &Response) -> bool {
+    matches!(
+        response,
+        Response::TopicCreated(_)
+            | Response::TopicDeleted { .. }
+            | Response::SubscriptionCreated(_)
+            | Response::SubscriptionDeleted
+            | Response::Synced { .. }
+    )
 }
 
 /// Compacts trimmed ranges in the background, so retention frees disk space

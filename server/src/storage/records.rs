@@ -69,6 +69,30 @@ pub fn body_from_record(record: pb::MessageBody) -> MessageBody {
     }
 }
 
+/// A publish batch as the log stores it (and as a forwarded publish carries it).
+pub fn publish_to_record(batch: &PublishBatch) -> pb::Publish {
+    pb::Publish {
+        topic_id: batch.topic_id,
+        partition: batch.partition,
+        publish_time_unix_micros: batch.publish_time_us,
+        // `Bytes` clones share the buffer; only attribute strings are copied.
+        messages: batch.messages.iter().cloned().map(body_to_record).collect(),
+        producer_id: batch.producer.map_or(0, |p| p.producer_id),
+        first_sequence: batch.producer.map_or(0, |p| p.first_sequence),
+    }
+}
+
+pub fn publish_from_record(record: pb::Publish) -> PublishBatch {
+    PublishBatch {
+        topic_id: record.topic_id,
+        partition: record.partition,
+        publish_time_us: record.publish_time_unix_micros,
+        messages: record.messages.into_iter().map(body_from_record).collect(),
+        producer: (record.producer_id != 0)
+            .then_some(ProducerSequence { producer_id: record.producer_id, first_sequence: record.first_sequence }),
+    }
+}
+
 pub fn topic_to_record(topic: &TopicState) -> pb::TopicRecord {
     pb::TopicRecord {
         id: topic.id,
@@ -168,15 +192,7 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             })
         }
         Command::DeleteSubscription { name } => Kind::DeleteSubscription(pb::DeleteSubscription { name: name.clone() }),
-        Command::Publish(batch) => Kind::Publish(pb::Publish {
-            topic_id: batch.topic_id,
-            partition: batch.partition,
-            publish_time_unix_micros: batch.publish_time_us,
-            // `Bytes` clones share the buffer; only attribute strings are copied.
-            messages: batch.messages.iter().cloned().map(body_to_record).collect(),
-            producer_id: batch.producer.map_or(0, |p| p.producer_id),
-            first_sequence: batch.producer.map_or(0, |p| p.first_sequence),
-        }),
+        Command::Publish(batch) => Kind::Publish(publish_to_record(batch)),
         Command::Acknowledge(batch) => Kind::Acknowledge(pb::Acknowledge {
             subscription_id: batch.subscription_id,
             partitions: batch
@@ -233,14 +249,7 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             create_time_us: c.create_time_unix_micros,
         },
         Kind::DeleteSubscription(c) => Command::DeleteSubscription { name: c.name },
-        Kind::Publish(c) => Command::Publish(PublishBatch {
-            topic_id: c.topic_id,
-            partition: c.partition,
-            publish_time_us: c.publish_time_unix_micros,
-            messages: c.messages.into_iter().map(body_from_record).collect(),
-            producer: (c.producer_id != 0)
-                .then_some(ProducerSequence { producer_id: c.producer_id, first_sequence: c.first_sequence }),
-        }),
+        Kind::Publish(c) => Command::Publish(publish_from_record(c)),
         Kind::Acknowledge(c) => Command::Acknowledge(AckBatch {
             subscription_id: c.subscription_id,
             partitions: c

@@ -1,0 +1,216 @@
+//! Publishing to topics placed in data groups (a cluster formed with
+//! `--data-groups 4`): any node takes a publish and forwards each partition's
+//! batch to the leader of the group holding it; every replica of every group
+//! holds the same log, each confirmed message once at its confirmed
+//! position; idempotent producers stay exactly-once across a data group's
+//! leader being killed; a topic created just before group 0's leader dies
+//! takes publishes in every partition; a topic deleted and created again
+//! under its name starts empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ferry_client::{Client, Message, Position, Publisher, PublisherSettings, TopicSettings};
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use ferry_tests::{eventually, Cluster};
+
+const DATA_GROUPS: &str = "4";
+
+/// A cluster of three nodes with four data groups, whose layout is set (a
+/// topic can be created).
+async fn cluster_with_groups() -> Cluster {
+    let cluster = Cluster::start(3, &["--data-groups", DATA_GROUPS]);
+    eventually(Duration::from_secs(30), "every node hosts 5 groups with a leader", || async {
+        for id in 1..=3 {
+            let groups = group_leaders(&cluster, id).await?;
+            if groups.len() != 5 || groups.values().any(|leader| *leader == 0) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    cluster
+}
+
+/// Group → leader as node `id` sees it; `None` if it does not answer.
+async fn group_leaders(cluster: &Cluster, id: u64) -> Option<BTreeMap<u32, u64>> {
+    let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
+    let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+    Some(status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect())
+}
+
+/// An ordering key for each partition of `partitions`.
+fn key_per_partition(partitions: u32) -> Vec<String> {
+    let mut keys = BTreeMap::new();
+    for i in 0.. {
+        let key = format!("key-{i}");
+        keys.entry(ferry_proto::partition_of_key(&key, partitions)).or_insert(key);
+        if keys.len() == partitions as usize {
+            break;
+        }
+    }
+    keys.into_values().collect()
+}
+
+/// What a topic may hold besides each confirmed message at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Nothing else: no retry happened, or the producer was idempotent.
+    ExactlyOnce,
+    /// Copies of published messages too: a plain publish retried after a
+    /// failure may have been stored by the failed try as well.
+    AtLeastOnce,
+}
+
+/// Checks every partition on every running node (see
+/// `Cluster::assert_partition_holds`) and that the topic holds the
+/// confirmed messages and nothing else, each once if `stored` says so.
+/// Returns each partition's log as values.
+async fn assert_topic_holds(
+    cluster: &Cluster,
+    topic: &str,
+    partitions: u32,
+    confirmed: &[(String, Position)],
+    stored: Stored,
+) -> Vec<Vec<String>> {
+    let mut logs = Vec::new();
+    for partition in 0..partitions {
+        let log = cluster.assert_partition_holds(topic, partition, confirmed).await;
+        logs.push(log.iter().map(|r| String::from_utf8_lossy(&r.message.data).into_owned()).collect::<Vec<_>>());
+    }
+    let all: Vec<&String> = logs.iter().flatten().collect();
+    let distinct: BTreeSet<&String> = all.iter().copied().collect();
+    if stored == Stored::ExactlyOnce {
+        assert_eq!(all.len(), distinct.len(), "no message is stored twice");
+    }
+    let expected: BTreeSet<&String> = confirmed.iter().map(|(v, _)| v).collect();
+    assert_eq!(distinct, expected, "the topic holds the confirmed messages and nothing else");
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_through_every_node_reach_every_partition_once_on_every_replica() {
+    let cluster = cluster_with_groups().await;
+    let admin = Client::connect(&cluster.addrs()).await.expect("connect");
+    let partitions = 8;
+    admin.create_topic("events", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");
+
+    // 10,200 messages: from each node's own client, half keyed, half not.
+    let keys = key_per_partition(partitions);
+    let mut publishers = Vec::new();
+    for node in 1..=3u64 {
+        let client = Client::connect(cluster.addr(node)).await.expect("connect to one node");
+        let keys = keys.clone();
+        publishers.push(tokio::spawn(async move {
+            let mut confirmed = Vec::new();
+            for request in 0..34 {
+                let values: Vec<String> = (0..100).map(|i| format!("n{node}-r{request}-m{i}")).collect();
+                let messages = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let message = Message::new(v.clone());
+                        if i % 2 == 0 {
+                            message.ordering_key(keys[(request + i) % keys.len()].clone())
+                        } else {
+                            message
+                        }
+                    })
+                    .collect();
+                let positions = client.publish("events", messages).await.expect("publish");
+                confirmed.extend(values.into_iter().zip(positions));
+            }
+            confirmed
+        }));
+    }
+    let mut confirmed = Vec::new();
+    for publisher in publishers {
+        confirmed.extend(publisher.await.expect("publisher"));
+    }
+    assert_eq!(confirmed.len(), 10_200);
+
+    let logs = assert_topic_holds(&cluster, "events", partitions, &confirmed, Stored::ExactlyOnce).await;
+    assert!(logs.iter().all(|log| !log.is_empty()), "every partition holds messages");
+    // A key's messages sit in its partition, in the order they were published.
+    for (request, i) in (0..34).flat_map(|r| (0..100).step_by(2).map(move |i| (r, i))) {
+        let key = &keys[(request + i) % keys.len()];
+        let partition = ferry_proto::partition_of_key(key, partitions);
+        let (_, position) = &confirmed[request * 100 + i];
+        assert_eq!(position.partition, partition, "keyed message {request}/{i} is in its key's partition");
+    }
+    for node in 1..=3 {
+        let of_node: Vec<&Position> =
+            confirmed.iter().filter(|(v, _)| v.starts_with(&format!("n{node}-"))).map(|(_, p)| p).collect();
+        for partition in 0..partitions {
+            let offsets: Vec<u64> = of_node.iter().filter(|p| p.partition == partition).map(|p| p.offset).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "node {node}'s publishes keep their order");
+        }
+    }
+    // Every node's view of the topic counts them all (each partition's
+    // offsets from the group that holds it).
+    for node in 1..=3 {
+        let client = Client::connect(cluster.addr(node)).await.expect("connect");
+        eventually(Duration::from_secs(10), "the topic's offsets add up on every node", || async {
+            let topic = client.get_topic("events").await.ok()?;
+            let ends: u64 = topic.partitions.iter().map(|p| p.end_offset).sum();
+            (ends == 10_200).then_some(())
+        })
+        .await;
+    }
+
+    // Deleted and created again, the name is a new, empty topic.
+    admin.delete_topic("events").await.expect("delete topic");
+    admin.create_topic("events", TopicSettings { partitions: 2, ..Default::default() }).await.expect("re-create");
+    let values: Vec<String> = (0..10).map(|i| format!("again-{i}")).collect();
+    let positions =
+        admin.publish("events", values.iter().cloned().map(Message::new).collect()).await.expect("publish again");
+    let confirmed: Vec<(String, Position)> = values.into_iter().zip(positions).collect();
+    assert_topic_holds(&cluster, "events", 2, &confirmed, Stored::ExactlyOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_its_meta_leader_kill() {
+    let mut cluster = cluster_with_groups().await;
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    let partitions = 4;
+    client.create_topic("orders", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");
+
+    // An idempotent Publisher through any node; the leader of group 1 (which
+    // holds a partition of the topic) is killed midway.
+    let settings = PublisherSettings { batch_max_messages: 50, ..Default::default() };
+    let publisher = Publisher::new(&client, "orders", settings).await.expect("publisher");
+    let mut handles = Vec::new();
+    for i in 0..4_000 {
+        let value = format!("order-{i}");
+        handles.push((value.clone(), publisher.publish(Message::new(value)).await.expect("enqueue")));
+        if i == 1_500 {
+            let group_1_leader = group_leaders(&cluster, 1).await.expect("status")[&1];
+            cluster.kill9(group_1_leader);
+            cluster.restart(group_1_leader);
+        }
+    }
+    let mut confirmed = Vec::new();
+    for (value, handle) in handles {
+        confirmed.push((value, handle.await.expect("every message is confirmed")));
+    }
+    publisher.close().await;
+    assert_topic_holds(&cluster, "orders", partitions, &confirmed, Stored::ExactlyOnce).await;
+
+    // Group 0's leader dies right after a topic is created: publishes still
+    // reach every partition through the nodes left.
+    let meta_leader = cluster.leader(Duration::from_secs(10)).await;
+    client.create_topic("fresh", TopicSettings { partitions: 8, ..Default::default() }).await.expect("create topic");
+    cluster.kill9(meta_leader);
+    let survivor = cluster.nodes.keys().copied().find(|id| *id != meta_leader).expect("a survivor");
+    let client = Client::connect(cluster.addr(survivor)).await.expect("connect to a survivor");
+    let keys = key_per_partition(8);
+    let values: Vec<String> = (0..80).map(|i| format!("fresh-{i}")).collect();
+    let messages = values.iter().enumerate().map(|(i, v)| Message::new(v.clone()).ordering_key(keys[i % 8].clone()));
+    let positions = client.publish("fresh", messages.collect()).await.expect("publish without group 0's leader");
+    let confirmed: Vec<(String, Position)> = values.into_iter().zip(positions).collect();
+    // A plain publish: retried if a partition's group was still electing.
+    let logs = assert_topic_holds(&cluster, "fresh", 8, &confirmed, Stored::AtLeastOnce).await;
+    assert!(logs.iter().all(|log| log.len() >= 10), "every partition took its key's messages");
+}
