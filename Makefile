@@ -28,8 +28,9 @@ build:
 test: build
 	$(CARGO) test --workspace --locked
 	# Each Criterion benchmark once, as a smoke (figures come from `make bench`).
-	$(CARGO) test -p ferry-server --bench hot_paths --locked
-	$(CARGO) test -p ferry-etl --bench close --locked
+	# --workspace keeps the feature set of the steps above: selecting one
+	# package changes its build dependencies' features and rebuilds RocksDB.
+	$(CARGO) test --workspace --locked --bench hot_paths --bench close
 
 ## `ferry bench` figures on 1-node and 3-node clusters started for the run
 ## (release build; COUNT messages per run), the same against NATS JetStream

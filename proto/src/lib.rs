@@ -4,17 +4,27 @@
 //! - [`internal`]: the persistent formats of the server (Raft log entries,
 //!   commands, state-machine records). Not part of the client API.
 
-/// The public `ferry.v1` API.
-pub mod v1 {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("ferry.v1");
+/// The generated code, in modules named after the packages, so the
+/// internal package's references to public messages resolve.
+mod ferry {
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("ferry.v1");
+    }
+
+    pub mod internal {
+        pub mod v1 {
+            #![allow(clippy::all, missing_docs)]
+            tonic::include_proto!("ferry.internal.v1");
+        }
+    }
 }
 
-/// Persistent formats of the server (`ferry.internal.v1`).
-pub mod internal {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("ferry.internal.v1");
-}
+/// The public `ferry.v1` API.
+pub use ferry::v1;
+
+/// Persistent formats of the server and calls between nodes (`ferry.internal.v1`).
+pub use ferry::internal::v1 as internal;
 
 pub mod compression;
 

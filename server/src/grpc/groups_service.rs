@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_server::Groups;
+use ferry_proto::v1 as api;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
+use super::group_delivery::GroupDelivery;
 use super::routing::{GroupRoutes, NOT_LEADER_REASON};
 use super::status::{ApiError, REASON_METADATA};
+use crate::raft::GroupId;
 
 #[derive(Debug)]
 pub struct GroupsService {
@@ -41,10 +44,74 @@ impl Groups for GroupsService {
         &self,
         request: Request<pb::ForwardedPublish>,
     ) -> Result<Response<pb::ForwardedPublishReply>, Status> {
-        let published = self.routes.publish_forwarded(request.into_inner()).await.map_err(status)?;
-        Ok(Response::new(pb::ForwardedPublishReply {
-            first_offset: published.first_offset,
-            duplicate: published.duplicate,
-        }))
+        Ok(Response::new(self.routes.publish_forwarded(request.into_inner()).await.map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn pull(&self, request: Request<pb::GroupPull>) -> Result<Response<api::PullResponse>, Status> {
+        let (delivery, request) = self.delivery(request.into_inner().into())?;
+        Ok(Response::new(delivery.pull(request).await.map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn acknowledge(
+        &self,
+        request: Request<pb::GroupAcknowledge>,
+    ) -> Result<Response<api::AcknowledgeResponse>, Status> {
+        let (delivery, request) = self.delivery(request.into_inner().into())?;
+        Ok(Response::new(delivery.acknowledge(request).await.map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn modify_ack_deadline(
+        &self,
+        request: Request<pb::GroupModifyAckDeadline>,
+    ) -> Result<Response<api::ModifyAckDeadlineResponse>, Status> {
+        let (delivery, request) = self.delivery(request.into_inner().into())?;
+        Ok(Response::new(delivery.modify_ack_deadline(request).map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn seek(&self, request: Request<pb::GroupSeek>) -> Result<Response<api::SeekResponse>, Status> {
+        let (delivery, request) = self.delivery(request.into_inner().into())?;
+        Ok(Response::new(delivery.seek(request).await.map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn backlog(&self, request: Request<pb::GroupBacklog>) -> Result<Response<api::Backlog>, Status> {
+        let pb::GroupBacklog { group_id, subscription } = request.into_inner();
+        let delivery = self.routes.local(group_id).map_err(status)?.delivery();
+        Ok(Response::new(delivery.backlog(&subscription).map_err(status)?))
+    }
+}
+
+/// A forwarded delivery call: the group it is for and the public request.
+struct Addressed<T> {
+    group: GroupId,
+    request: Option<T>,
+}
+
+macro_rules! addressed {
+    ($($message:ty => $request:ty),* $(,)?) => {$(
+        impl From<$message> for Addressed<$request> {
+            fn from(message: $message) -> Self {
+                Addressed { group: message.group_id, request: message.request }
+            }
+        }
+    )*};
+}
+
+addressed! {
+    pb::GroupPull => api::PullRequest,
+    pb::GroupAcknowledge => api::AcknowledgeRequest,
+    pb::GroupModifyAckDeadline => api::ModifyAckDeadlineRequest,
+    pb::GroupSeek => api::SeekRequest,
+}
+
+impl GroupsService {
+    /// The group's delivery on this node, and the request it is to serve.
+    fn delivery<T>(&self, addressed: Addressed<T>) -> Result<(GroupDelivery, T), Status> {
+        let request = addressed.request.ok_or_else(|| status(ApiError::invalid("request", "is required")))?;
+        Ok((self.routes.local(addressed.group).map_err(status)?.delivery(), request))
     }
 }

@@ -6,6 +6,8 @@ pub mod cluster;
 pub mod convert;
 pub mod dead_letter;
 pub mod early_ack;
+pub mod fan_in;
+pub mod group_delivery;
 pub mod groups_service;
 pub mod membership;
 pub mod proposer;

@@ -1,28 +1,34 @@
-//! `GroupRoutes`: where a group's work runs. A partition's publish runs on
-//! the leader of the group holding the partition: here when this node leads
-//! it, otherwise forwarded to that leader (one hop) over the internal
-//! `ferry.internal.v1.Groups` service. Admin calls wait here for the data
-//! groups to take up a change of group 0's catalog.
+//! `GroupRoutes`: where a group's work runs. A partition's publish, and a
+//! subscription's delivery calls for the partitions of one group, run on the
+//! leader of that group: here when this node leads it, otherwise forwarded
+//! to that leader (one hop) over the internal `ferry.internal.v1.Groups`
+//! service. Admin calls wait here for the data groups to take up a change of
+//! group 0's catalog.
 //!
 //! Group 0 is never forwarded to: its requests are answered by its leader
 //! and a client on another node is sent there with a leader hint, as before
 //! data groups existed.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_client::GroupsClient;
+use ferry_proto::v1 as api;
 use parking_lot::Mutex;
 use tokio::time::Instant;
+use tonic::transport::Channel;
 use tonic::Code;
 
 use super::early_ack::EarlyAck;
+use super::group_delivery::GroupDelivery;
 use super::proposer::Proposer;
 use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
 use crate::clock::Clock;
+use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::domain::{self, Catalog, Command, PartitionState, ProducerKey, PublishBatch, TopicState};
 use crate::raft::network::Network;
@@ -64,18 +70,35 @@ pub struct GroupRoutes {
     node_id: NodeId,
     commit_timeout: Duration,
     clock: Arc<dyn Clock>,
+    /// Leased messages per subscription and group, at most.
+    outstanding_max: usize,
     /// TESTING ONLY: answer plain publishes before they commit.
     acking_before_commit: bool,
-    /// Per group this node has led: what orders its idempotent producers'
-    /// batches (and, testing only, numbers early acks). Each keeps to its
-    /// group's terms, so a group's leader change forgets only its own.
+    /// Per group this node has served: its leases, what orders its
+    /// idempotent producers' batches (and, testing only, numbers early
+    /// acks). Each keeps to its group's terms, so a group's leader change
+    /// forgets only its own.
     lanes: Mutex<HashMap<GroupId, Arc<Lanes>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Lanes {
+    dispatcher: Arc<Dispatcher>,
     sequencer: Sequencer,
     early_ack: EarlyAck,
+}
+
+/// A group this node hosts, with what working as its leader needs.
+pub struct Local {
+    pub proposer: Proposer,
+    lanes: Arc<Lanes>,
+}
+
+impl Local {
+    /// The group's leases and delivery calls.
+    pub fn delivery(&self) -> GroupDelivery {
+        GroupDelivery::new(self.proposer.clone(), Arc::clone(&self.lanes.dispatcher))
+    }
 }
 
 impl std::fmt::Debug for GroupRoutes {
@@ -92,7 +115,22 @@ impl GroupRoutes {
         commit_timeout: Duration,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { groups, network, node_id, commit_timeout, clock, acking_before_commit: false, lanes: Mutex::default() }
+        Self {
+            groups,
+            network,
+            node_id,
+            commit_timeout,
+            clock,
+            outstanding_max: OUTSTANDING_MAX_DEFAULT,
+            acking_before_commit: false,
+            lanes: Mutex::default(),
+        }
+    }
+
+    /// Leased messages per subscription and group, at most.
+    pub fn outstanding_max(mut self, max: usize) -> Self {
+        self.outstanding_max = max;
+        self
     }
 
     /// UNSAFE: answers plain publishes before they are committed (see
@@ -102,13 +140,21 @@ impl GroupRoutes {
         self
     }
 
-    /// The proposer of a group this node hosts.
-    pub fn proposer(&self, group: GroupId) -> Result<Proposer, ApiError> {
+    /// A group this node hosts (whether it leads it or not).
+    pub fn local(&self, group: GroupId) -> Result<Local, ApiError> {
         let hosted = self
             .groups
             .get(group)
             .ok_or_else(|| ApiError::Unavailable(format!("group {group} is not started on this node yet")))?;
-        Ok(Proposer::new(hosted.raft, self.node_id, hosted.state, self.commit_timeout))
+        let lanes = Arc::clone(self.lanes.lock().entry(group).or_insert_with(|| {
+            let dispatcher = Dispatcher::new(Arc::clone(&hosted.state), Arc::clone(&self.clock), self.outstanding_max);
+            Arc::new(Lanes {
+                dispatcher: Arc::new(dispatcher),
+                sequencer: Sequencer::default(),
+                early_ack: EarlyAck::default(),
+            })
+        }));
+        Ok(Local { proposer: Proposer::new(hosted.raft, self.node_id, hosted.state, self.commit_timeout), lanes })
     }
 
     /// Whether this node leads `group`.
@@ -131,15 +177,134 @@ impl GroupRoutes {
     }
 
     /// Publishes one partition's batch through the leader of `group`: here,
-    /// or forwarded to it. Group 0's batches are published only here.
+    /// or forwarded to it.
     pub async fn publish(&self, group: GroupId, batch: PublishBatch) -> Result<Published, ApiError> {
+        let reply = self
+            .on_leader(
+                group,
+                batch,
+                |local, batch| self.publish_here(local, batch),
+                |batch| pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) },
+                |mut client, request| async move { client.publish(request).await },
+            )
+            .await?;
+        Ok(Published { first_offset: reply.first_offset, duplicate: reply.duplicate })
+    }
+
+    /// Publishes a forwarded batch, if this node leads its group.
+    pub async fn publish_forwarded(
+        &self,
+        request: pb::ForwardedPublish,
+    ) -> Result<pb::ForwardedPublishReply, ApiError> {
+        let record = request.batch.ok_or_else(|| ApiError::invalid("batch", "is required"))?;
+        self.publish_here(self.local(request.group_id)?, publish_from_record(record)).await
+    }
+
+    /// Proposes a partition's batch in the group, which this node must lead,
+    /// stamped with this leader's clock.
+    async fn publish_here(&self, local: Local, mut batch: PublishBatch) -> Result<pb::ForwardedPublishReply, ApiError> {
+        let Local { proposer, lanes } = local;
+        let term = proposer.ensure_leader()?;
+        batch.publish_time_us = self.clock.wall_us();
+        let published = if batch.producer.is_some() {
+            publish_idempotent(&proposer, &lanes.sequencer, term, batch).await?
+        } else if self.acking_before_commit {
+            Published { first_offset: lanes.early_ack.publish(&proposer, batch).await?, duplicate: false }
+        } else {
+            published(proposer.propose(Command::Publish(batch)).await?)?
+        };
+        Ok(pb::ForwardedPublishReply { first_offset: published.first_offset, duplicate: published.duplicate })
+    }
+
+    /// A subscription's pull from the partitions `group` holds.
+    pub async fn pull(&self, group: GroupId, request: api::PullRequest) -> Result<api::PullResponse, ApiError> {
+        self.on_leader(
+            group,
+            request,
+            |local, request| async move { local.delivery().pull(request).await },
+            |request| pb::GroupPull { group_id: group, request: Some(request.clone()) },
+            |mut client, request| async move { client.pull(request).await },
+        )
+        .await
+    }
+
+    pub async fn acknowledge(
+        &self,
+        group: GroupId,
+        request: api::AcknowledgeRequest,
+    ) -> Result<api::AcknowledgeResponse, ApiError> {
+        self.on_leader(
+            group,
+            request,
+            |local, request| async move { local.delivery().acknowledge(request).await },
+            |request| pb::GroupAcknowledge { group_id: group, request: Some(request.clone()) },
+            |mut client, request| async move { client.acknowledge(request).await },
+        )
+        .await
+    }
+
+    pub async fn modify_ack_deadline(
+        &self,
+        group: GroupId,
+        request: api::ModifyAckDeadlineRequest,
+    ) -> Result<api::ModifyAckDeadlineResponse, ApiError> {
+        self.on_leader(
+            group,
+            request,
+            |local, request| async move { local.delivery().modify_ack_deadline(request) },
+            |request| pb::GroupModifyAckDeadline { group_id: group, request: Some(request.clone()) },
+            |mut client, request| async move { client.modify_ack_deadline(request).await },
+        )
+        .await
+    }
+
+    pub async fn seek(&self, group: GroupId, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
+        self.on_leader(
+            group,
+            request,
+            |local, request| async move { local.delivery().seek(request).await },
+            |request| pb::GroupSeek { group_id: group, request: Some(request.clone()) },
+            |mut client, request| async move { client.seek(request).await },
+        )
+        .await
+    }
+
+    /// A subscription's backlog in the partitions `group` holds.
+    pub async fn backlog(&self, group: GroupId, subscription: String) -> Result<api::Backlog, ApiError> {
+        self.on_leader(
+            group,
+            subscription,
+            |local, subscription| async move { local.delivery().backlog(&subscription) },
+            |subscription| pb::GroupBacklog { group_id: group, subscription: subscription.clone() },
+            |mut client, request| async move { client.backlog(request).await },
+        )
+        .await
+    }
+
+    /// Runs a group's work on its leader: `here` when this node leads the
+    /// group, and always for group 0 (whose other nodes send clients to its
+    /// leader with a hint); otherwise the call `send` makes with
+    /// `encode(request)` on the leader, found again while it moves, within
+    /// the commit timeout.
+    async fn on_leader<Q, A, HereF, P, SendF>(
+        &self,
+        group: GroupId,
+        request: Q,
+        here: impl FnOnce(Local, Q) -> HereF,
+        encode: impl Fn(&Q) -> P,
+        send: impl Fn(GroupsClient<Channel>, P) -> SendF,
+    ) -> Result<A, ApiError>
+    where
+        HereF: Future<Output = Result<A, ApiError>>,
+        SendF: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
+    {
         if group == META_GROUP {
-            return self.publish_here(group, batch).await;
+            return here(self.local(group)?, request).await;
         }
         let give_up = Instant::now() + self.commit_timeout;
         loop {
             let addr = match self.leader(group) {
-                Leader::Here => return self.publish_here(group, batch).await,
+                Leader::Here => return here(self.local(group)?, request).await,
                 Leader::At(addr) => addr,
                 Leader::Unknown => {
                     let reason = format!("group {group} knows no leader (an election may be under way)");
@@ -150,18 +315,21 @@ impl GroupRoutes {
                     continue;
                 }
             };
-            let forwarded = tokio::time::timeout(self.forward_timeout(), self.forward_publish(group, &addr, &batch));
-            match forwarded.await {
-                // Not proposed there: look for the leader again (this node
+            let forwarded = async {
+                let client = self.client(&addr)?;
+                send(client, encode(&request)).await
+            };
+            match tokio::time::timeout(self.forward_timeout(), forwarded).await {
+                // Not acted on there: look for the leader again (this node
                 // learns of a new one from the group's heartbeats).
                 Ok(Err(status)) if (is_not_leader(&status) || never_sent(&status)) && Instant::now() < give_up => {
                     tokio::time::sleep(RELOOK).await;
                 }
                 Ok(Err(status)) => return Err(forward_failed(group, &addr, status)),
-                Ok(Ok(reply)) => return Ok(Published { first_offset: reply.first_offset, duplicate: reply.duplicate }),
+                Ok(Ok(reply)) => return Ok(reply.into_inner()),
                 Err(_) => {
                     return Err(ApiError::Unavailable(format!(
-                        "group {group}'s leader at {addr} did not answer within {:?}; the publish may still commit",
+                        "group {group}'s leader at {addr} did not answer within {:?}; it may still act on the call",
                         self.forward_timeout()
                     )))
                 }
@@ -175,45 +343,11 @@ impl GroupRoutes {
         self.commit_timeout + FORWARD_MARGIN
     }
 
-    async fn forward_publish(
-        &self,
-        group: GroupId,
-        addr: &str,
-        batch: &PublishBatch,
-    ) -> Result<pb::ForwardedPublishReply, tonic::Status> {
+    fn client(&self, addr: &str) -> Result<GroupsClient<Channel>, tonic::Status> {
         let channel = self.network.channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut client = GroupsClient::new(channel)
+        Ok(GroupsClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-        let request = pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) };
-        Ok(client.publish(request).await?.into_inner())
-    }
-
-    /// Publishes a forwarded batch, if this node leads its group.
-    pub async fn publish_forwarded(&self, request: pb::ForwardedPublish) -> Result<Published, ApiError> {
-        let record = request.batch.ok_or_else(|| ApiError::invalid("batch", "is required"))?;
-        self.publish_here(request.group_id, publish_from_record(record)).await
-    }
-
-    /// Proposes a partition's batch in `group`, which this node must lead,
-    /// stamped with this leader's clock.
-    async fn publish_here(&self, group: GroupId, mut batch: PublishBatch) -> Result<Published, ApiError> {
-        let proposer = self.proposer(group)?;
-        let term = proposer.ensure_leader()?;
-        batch.publish_time_us = self.clock.wall_us();
-        let lanes = self.lanes(group);
-        if batch.producer.is_some() {
-            return publish_idempotent(&proposer, &lanes.sequencer, term, batch).await;
-        }
-        if self.acking_before_commit {
-            let first_offset = lanes.early_ack.publish(&proposer, batch).await?;
-            return Ok(Published { first_offset, duplicate: false });
-        }
-        published(proposer.propose(Command::Publish(batch)).await?)
-    }
-
-    fn lanes(&self, group: GroupId) -> Arc<Lanes> {
-        Arc::clone(self.lanes.lock().entry(group).or_default())
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
     }
 
     /// Each partition's state as this node's replica of its group holds it:
@@ -303,7 +437,7 @@ fn published(response: domain::Response) -> Result<Published, ApiError> {
 fn forward_failed(group: GroupId, addr: &str, status: tonic::Status) -> ApiError {
     match status.code() {
         Code::Unknown | Code::Cancelled => ApiError::Unavailable(format!(
-            "forwarding to group {group}'s leader at {addr} failed ({}); the publish may still commit",
+            "forwarding to group {group}'s leader at {addr} failed ({}); it may still act on the call",
             status.message()
         )),
         _ => ApiError::Remote(status),

@@ -22,6 +22,7 @@ use tonic::{Status, Streaming};
 use super::acks;
 use super::convert;
 use super::dead_letter;
+use super::fan_in::Placed;
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::delivery::{ConsumerId, Dispatcher, Lessee};
@@ -62,6 +63,12 @@ pub async fn start(
     if max_bytes > OUTSTANDING_BYTES_MAX {
         let problem = format!("{max_bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
         return Err(InvalidArgument::new("max_outstanding_bytes", problem).into());
+    }
+    if Placed::find(&proposer.state().catalog(), &first.subscription).is_some() {
+        return Err(ApiError::Unsupported(format!(
+            "subscription {:?} is on a topic placed in data groups, which StreamingPull does not serve yet; use Pull",
+            first.subscription
+        )));
     }
     let term = proposer.leader_term()?;
     dispatcher.subscription(&first.subscription)?;

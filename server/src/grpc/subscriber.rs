@@ -1,68 +1,57 @@
 //! The `ferry.v1.Subscriber` service: subscription admin and delivery.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use ferry_proto::v1::subscriber_server::Subscriber;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::fan_in::{self, Placed};
+use super::group_delivery::GroupDelivery;
 use super::proposer::Proposer;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
-use super::{acks, convert, dead_letter, streaming_pull};
+use super::{convert, streaming_pull};
 use crate::clock::Clock;
-use crate::delivery::{self, AckId, Dispatcher, Lessee, UNARY_CONSUMER};
-use crate::domain::limits::PULL_BYTES_MAX;
-use crate::domain::{self, validate, Command, Rejection, Seek, SubscriptionConfig, SubscriptionState};
-use crate::raft::GroupId;
+use crate::domain::{self, validate, Command, Rejection, SubscriptionConfig};
+use crate::raft::{GroupId, META_GROUP};
 
 #[derive(Debug)]
 pub struct SubscriberService {
+    /// Group 0's: subscriptions are created and deleted there.
     proposer: Proposer,
-    /// What admin calls wait on for data groups to take up a change.
+    /// Where each group's delivery runs, and what admin calls wait on for
+    /// data groups to take up a change.
     routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
-    dispatcher: Arc<Dispatcher>,
+    /// Turns the group a placed subscription's pull asks first.
+    next_group: AtomicUsize,
 }
 
 impl SubscriberService {
-    pub fn new(
-        proposer: Proposer,
-        routes: Arc<GroupRoutes>,
-        clock: Arc<dyn Clock>,
-        dispatcher: Arc<Dispatcher>,
-    ) -> Self {
-        Self { proposer, routes, clock, dispatcher }
+    pub fn new(proposer: Proposer, routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) -> Self {
+        Self { proposer, routes, clock, next_group: AtomicUsize::new(0) }
+    }
+
+    /// The subscription `name` if its topic is placed in data groups (any
+    /// node serves it); `None` for the rest, which group 0's leader serves.
+    fn placed(&self, name: &str) -> Result<Option<Placed>, ApiError> {
+        validate::name("subscription", name)?;
+        Ok(Placed::find(&self.proposer.state().catalog(), name))
+    }
+
+    /// Group 0's delivery, on this node.
+    fn group_0(&self) -> Result<GroupDelivery, ApiError> {
+        Ok(self.routes.local(META_GROUP)?.delivery())
     }
 
     /// The data groups holding partitions of topic `topic_id`.
     fn groups_of(&self, topic_id: u64) -> BTreeSet<GroupId> {
         let catalog = self.proposer.state().catalog();
         catalog.topic_by_id(topic_id).map(|t| t.groups.iter().copied().collect()).unwrap_or_default()
-    }
-
-    fn subscription(&self, name: &str) -> Result<SubscriptionState, ApiError> {
-        validate::name("subscription", name)?;
-        self.proposer.ensure_leader()?;
-        let catalog = self.proposer.state().catalog();
-        catalog.subscription(name).cloned().ok_or_else(|| Rejection::SubscriptionNotFound { name: name.into() }.into())
-    }
-
-    /// Decodes ack ids for a unary call: one bad id rejects the whole call.
-    fn ack_ids(&self, subscription: &SubscriptionState, ids: &[String]) -> Result<Vec<AckId>, ApiError> {
-        validate::ack_id_count(ids.len())?;
-        acks::decode(&self.proposer, subscription, ids).into_iter().map(|id| id.map_err(ApiError::from)).collect()
-    }
-
-    async fn acknowledge_ids(&self, request: api::AcknowledgeRequest) -> Result<api::AcknowledgeResponse, ApiError> {
-        let subscription = self.subscription(&request.subscription)?;
-        let ids = self.ack_ids(&subscription, &request.ack_ids)?;
-        let term = self.proposer.leader_term()?;
-        let committed = acks::commit(&self.proposer, &self.dispatcher, term, &subscription, ids).await?;
-        Ok(api::AcknowledgeResponse { acknowledged: committed.acked.len() as u32, stale: committed.stale.len() as u32 })
     }
 
     async fn create(&self, request: api::CreateSubscriptionRequest) -> Result<api::Subscription, ApiError> {
@@ -113,40 +102,16 @@ impl SubscriberService {
         Ok(convert::subscription(&created))
     }
 
-    /// Seeks by publish time: in each partition, the first message published
-    /// at or after `time` becomes the floor.
-    async fn seek_to_time(&self, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
-        let subscription = self.subscription(&request.subscription)?;
-        let partitions = {
-            let catalog = self.proposer.state().catalog();
-            let topic = catalog
-                .topic_by_id(subscription.topic_id)
-                .ok_or_else(|| Rejection::TopicNotFound { name: subscription.topic.clone() })?;
-            topic.partitions.clone()
-        };
-        let db = self.proposer.state().db();
-        let mut floors = Vec::with_capacity(partitions.len());
-        for (p, partition) in partitions.iter().enumerate() {
-            let (start, end) = (partition.start_offset, partition.next_offset);
-            let floor = db.first_offset_where(subscription.topic_id, p as u32, start, end, |m| {
-                m.publish_time_us >= request.time_unix_micros
-            })?;
-            floors.push(floor);
+    async fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
+        let now = self.clock.wall_us();
+        if let Some(placed) = self.placed(name)? {
+            let mut reply = convert::subscription(&placed.subscription);
+            reply.backlog = Some(fan_in::backlog(&self.routes, &placed, now).await?);
+            return Ok(reply);
         }
-        let command = Command::Seek(Seek { subscription_id: subscription.id, floors });
-        match self.proposer.propose(command).await? {
-            domain::Response::Sought => Ok(api::SeekResponse {}),
-            other => Err(ApiError::Internal(format!("seek answered {other:?}"))),
-        }
-    }
-
-    fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
-        let subscription = self.subscription(name)?;
-        let term = self.proposer.leader_term()?;
-        let leased = self.dispatcher.leased(term, &subscription);
-        let backlog = delivery::backlog(self.proposer.state(), &subscription, leased)?;
-        let mut reply = convert::subscription(&subscription);
-        reply.backlog = Some(convert::backlog(&backlog, self.clock.wall_us()));
+        let group_0 = self.group_0()?;
+        let mut reply = convert::subscription(&group_0.subscription(name)?);
+        reply.backlog = Some(group_0.backlog(name)?);
         Ok(reply)
     }
 }
@@ -169,7 +134,7 @@ impl Subscriber for SubscriberService {
     ) -> Result<Response<api::Subscription>, Status> {
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
-        Ok(Response::new(self.get(&name)?))
+        Ok(Response::new(self.get(&name).await?))
     }
 
     async fn list_subscriptions(
@@ -205,7 +170,7 @@ impl Subscriber for SubscriberService {
             other => return Err(ApiError::Internal(format!("delete subscription answered {other:?}")).into()),
         }
         if let Some((id, topic_id)) = doomed {
-            self.dispatcher.forget(id);
+            self.group_0()?.dispatcher().forget(id);
             let groups = self.groups_of(topic_id);
             self.routes
                 .wait_for_groups(&groups, "the subscription was deleted", |c| c.subscription_by_id(id).is_none())
@@ -217,27 +182,24 @@ impl Subscriber for SubscriberService {
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
     async fn pull(&self, request: Request<api::PullRequest>) -> Result<Response<api::PullResponse>, Status> {
         let request = request.into_inner();
-        validate::name("subscription", &request.subscription).map_err(ApiError::from)?;
-        validate::pull(request.max_messages, request.wait_millis).map_err(ApiError::from)?;
-        let term = self.proposer.leader_term()?;
-        let wait = Duration::from_millis(u64::from(request.wait_millis));
-        let lessee =
-            Lessee { consumer: UNARY_CONSUMER, count_max: request.max_messages as usize, bytes_max: PULL_BYTES_MAX };
-        let leased = self.dispatcher.pull(term, &request.subscription, lessee, wait).await.map_err(ApiError::from)?;
-        if !leased.exhausted.is_empty() {
-            let subscription = self.dispatcher.subscription(&request.subscription).map_err(ApiError::from)?;
-            dead_letter::spawn(&self.proposer, &self.dispatcher, term, &subscription, leased.exhausted);
-        }
-        let messages = leased.deliveries.into_iter().map(convert::received).collect();
-        Ok(Response::new(api::PullResponse { messages }))
+        let pulled = match self.placed(&request.subscription)? {
+            Some(placed) => {
+                let turn = self.next_group.fetch_add(1, Ordering::Relaxed);
+                fan_in::pull(&self.routes, &placed, request, turn).await?
+            }
+            None => self.group_0()?.pull(request).await?,
+        };
+        Ok(Response::new(pulled))
     }
 
     async fn streaming_pull(
         &self,
         request: Request<Streaming<api::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        let group_0 = self.group_0()?;
         let responses =
-            streaming_pull::start(self.proposer.clone(), Arc::clone(&self.dispatcher), request.into_inner()).await?;
+            streaming_pull::start(group_0.proposer().clone(), Arc::clone(group_0.dispatcher()), request.into_inner())
+                .await?;
         Ok(Response::new(ReceiverStream::new(responses)))
     }
 
@@ -246,7 +208,12 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::AcknowledgeRequest>,
     ) -> Result<Response<api::AcknowledgeResponse>, Status> {
-        Ok(Response::new(self.acknowledge_ids(request.into_inner()).await?))
+        let request = request.into_inner();
+        let acked = match self.placed(&request.subscription)? {
+            Some(placed) => fan_in::acknowledge(&self.routes, &placed, request.ack_ids).await?,
+            None => self.group_0()?.acknowledge(request).await?,
+        };
+        Ok(Response::new(acked))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
@@ -255,17 +222,20 @@ impl Subscriber for SubscriberService {
         request: Request<api::ModifyAckDeadlineRequest>,
     ) -> Result<Response<api::ModifyAckDeadlineResponse>, Status> {
         let request = request.into_inner();
-        let subscription = self.subscription(&request.subscription)?;
-        validate::ack_deadline_change(request.ack_deadline_seconds).map_err(ApiError::from)?;
-        let ids = self.ack_ids(&subscription, &request.ack_ids)?;
-        let term = self.proposer.leader_term()?;
-        let stale = self.dispatcher.modify_deadline(term, &subscription, &ids, request.ack_deadline_seconds);
-        let stale = stale.len() as u32;
-        Ok(Response::new(api::ModifyAckDeadlineResponse { modified: ids.len() as u32 - stale, stale }))
+        let modified = match self.placed(&request.subscription)? {
+            Some(placed) => fan_in::modify_ack_deadline(&self.routes, &placed, request).await?,
+            None => self.group_0()?.modify_ack_deadline(request)?,
+        };
+        Ok(Response::new(modified))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
     async fn seek(&self, request: Request<api::SeekRequest>) -> Result<Response<api::SeekResponse>, Status> {
-        Ok(Response::new(self.seek_to_time(request.into_inner()).await?))
+        let request = request.into_inner();
+        match self.placed(&request.subscription)? {
+            Some(placed) => fan_in::seek(&self.routes, &placed, request.time_unix_micros).await?,
+            None => self.group_0()?.seek(request).await.map(drop)?,
+        }
+        Ok(Response::new(api::SeekResponse {}))
     }
 }

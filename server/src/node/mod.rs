@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
-use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
+use crate::delivery::OUTSTANDING_MAX_DEFAULT;
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
@@ -234,11 +234,12 @@ impl NodeBuilder {
         let groups = Arc::new(Groups::default());
         groups.host(META_GROUP, meta.clone());
         let mut routes =
-            GroupRoutes::new(Arc::clone(&groups), network, self.node_id, self.commit_timeout, Arc::clone(&self.clock));
+            GroupRoutes::new(Arc::clone(&groups), network, self.node_id, self.commit_timeout, Arc::clone(&self.clock))
+                .outstanding_max(self.outstanding_max);
         if self.ack_before_commit {
             routes = routes.acking_before_commit();
         }
-        let (stop, server) = self.serve(listener, &proposer, &state, &groups, Arc::new(routes));
+        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::new(routes));
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
@@ -292,15 +293,12 @@ impl NodeBuilder {
         &self,
         listener: TcpListener,
         proposer: &Proposer,
-        state: &Arc<AppliedState>,
         groups: &Arc<Groups>,
         routes: Arc<GroupRoutes>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
-        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(state), Arc::clone(&self.clock), self.outstanding_max));
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
-        let subscriber =
-            SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock), dispatcher);
+        let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let cluster = ClusterService::new(proposer, Arc::clone(groups));
         let peers = RaftService::new(Arc::clone(groups));
         let forwarded = GroupsService::new(routes);

@@ -1,0 +1,211 @@
+//! A subscription whose topic is placed in data groups is served by any
+//! node: each call goes to the leader of every group holding the topic's
+//! partitions (through `GroupRoutes`), and the answers are merged here. Acks
+//! and deadline changes go to the group of the partition their ack id names.
+//! Nothing here is atomic across groups, and nothing needs to be: every part
+//! is idempotent, and a client retries a call that failed in any group.
+
+use std::collections::BTreeMap;
+
+use ferry_proto::v1 as api;
+use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::routing::GroupRoutes;
+use super::status::ApiError;
+use crate::delivery::AckId;
+use crate::domain::{validate, Catalog, InvalidArgument, SubscriptionState};
+use crate::raft::GroupId;
+
+/// A subscription on a placed topic, as this node's replica of group 0
+/// holds it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// Group 0's copy: its settings, not its floors (those are each group's).
+    pub subscription: SubscriptionState,
+    /// The group holding each partition of the topic.
+    partition_groups: Vec<GroupId>,
+}
+
+impl Placed {
+    /// The subscription `name`, if its topic is placed in data groups.
+    pub fn find(catalog: &Catalog, name: &str) -> Option<Placed> {
+        let subscription = catalog.subscription(name)?;
+        let topic = catalog.topic_by_id(subscription.topic_id)?;
+        if topic.groups.is_empty() {
+            return None;
+        }
+        Some(Placed { subscription: subscription.clone(), partition_groups: topic.groups.clone() })
+    }
+
+    /// Every group holding a partition, each once, lowest first.
+    fn groups(&self) -> Vec<GroupId> {
+        let mut groups = self.partition_groups.clone();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
+    fn name(&self) -> &str {
+        &self.subscription.name
+    }
+
+    /// Ack ids by the group of the partition each names; a malformed one, or
+    /// one of another subscription, rejects the whole call.
+    fn split(&self, ids: Vec<String>) -> Result<BTreeMap<GroupId, Vec<String>>, ApiError> {
+        validate::ack_id_count(ids.len())?;
+        let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
+        for (i, text) in ids.into_iter().enumerate() {
+            let invalid = |problem: String| InvalidArgument::new(format!("ack_ids[{i}]"), problem);
+            let id = AckId::decode(&text).map_err(|e| invalid(e.to_string()))?;
+            if id.subscription_id != self.subscription.id {
+                return Err(invalid(format!("belongs to another subscription than {:?}", self.name())).into());
+            }
+            let group = self
+                .partition_groups
+                .get(id.partition as usize)
+                .ok_or_else(|| invalid("names a message that was never delivered".to_owned()))?;
+            by_group.entry(*group).or_default().push(text);
+        }
+        Ok(by_group)
+    }
+}
+
+/// Up to `max_messages` from the groups, asked in turn from the one `turn`
+/// names, so no group starves the others; when none has any and the
+/// request waits, every group is asked at once and the first to lease
+/// anything answers. The other waits are cancelled: a group that leased just
+/// as it was cancelled redelivers those messages at their deadline.
+pub async fn pull(
+    routes: &GroupRoutes,
+    placed: &Placed,
+    request: api::PullRequest,
+    turn: usize,
+) -> Result<api::PullResponse, ApiError> {
+    validate::pull(request.max_messages, request.wait_millis)?;
+    let mut groups = placed.groups();
+    let first = turn % groups.len().max(1);
+    groups.rotate_left(first);
+    let max = request.max_messages as usize;
+    let mut messages = Vec::new();
+    let mut failures = Vec::new();
+    for group in &groups {
+        if messages.len() >= max {
+            break;
+        }
+        let ask = api::PullRequest {
+            subscription: request.subscription.clone(),
+            max_messages: (max - messages.len()) as u32,
+            wait_millis: 0,
+        };
+        match routes.pull(*group, ask).await {
+            Ok(response) => messages.extend(response.messages),
+            // The other groups may still deliver.
+            Err(e) => failures.push(e),
+        }
+    }
+    if !messages.is_empty() || request.wait_millis == 0 {
+        return answered(messages, failures, groups.len());
+    }
+    let mut waits: FuturesUnordered<_> = groups.iter().map(|group| routes.pull(*group, request.clone())).collect();
+    let mut failures = Vec::new();
+    while let Some(result) = waits.next().await {
+        match result {
+            Ok(response) if !response.messages.is_empty() => return Ok(response),
+            Ok(_) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    answered(Vec::new(), failures, groups.len())
+}
+
+/// What a pull answers: the messages, unless every group failed.
+fn answered(
+    messages: Vec<api::ReceivedMessage>,
+    mut failures: Vec<ApiError>,
+    groups: usize,
+) -> Result<api::PullResponse, ApiError> {
+    if messages.is_empty() && groups > 0 && failures.len() == groups {
+        return Err(failures.remove(0));
+    }
+    Ok(api::PullResponse { messages })
+}
+
+pub async fn acknowledge(
+    routes: &GroupRoutes,
+    placed: &Placed,
+    ack_ids: Vec<String>,
+) -> Result<api::AcknowledgeResponse, ApiError> {
+    let calls = placed.split(ack_ids)?.into_iter().map(|(group, ack_ids)| {
+        routes.acknowledge(group, api::AcknowledgeRequest { subscription: placed.name().to_owned(), ack_ids })
+    });
+    let mut total = api::AcknowledgeResponse::default();
+    for answer in join_all(calls).await {
+        let answer = answer?;
+        total.acknowledged += answer.acknowledged;
+        total.stale += answer.stale;
+    }
+    Ok(total)
+}
+
+pub async fn modify_ack_deadline(
+    routes: &GroupRoutes,
+    placed: &Placed,
+    request: api::ModifyAckDeadlineRequest,
+) -> Result<api::ModifyAckDeadlineResponse, ApiError> {
+    validate::ack_deadline_change(request.ack_deadline_seconds)?;
+    let seconds = request.ack_deadline_seconds;
+    let calls = placed.split(request.ack_ids)?.into_iter().map(|(group, ack_ids)| {
+        let change = api::ModifyAckDeadlineRequest {
+            subscription: placed.name().to_owned(),
+            ack_ids,
+            ack_deadline_seconds: seconds,
+        };
+        routes.modify_ack_deadline(group, change)
+    });
+    let mut total = api::ModifyAckDeadlineResponse::default();
+    for answer in join_all(calls).await {
+        let answer = answer?;
+        total.modified += answer.modified;
+        total.stale += answer.stale;
+    }
+    Ok(total)
+}
+
+/// Seeks in every group; a seek to a time is idempotent, so a call that
+/// failed in one group is simply made again.
+pub async fn seek(routes: &GroupRoutes, placed: &Placed, time_unix_micros: i64) -> Result<(), ApiError> {
+    let calls = placed
+        .groups()
+        .into_iter()
+        .map(|group| routes.seek(group, api::SeekRequest { subscription: placed.name().to_owned(), time_unix_micros }));
+    for answer in join_all(calls).await {
+        answer?;
+    }
+    Ok(())
+}
+
+/// The backlog summed over the groups; the oldest unacked message is the
+/// oldest of any group, and `as_of` the earliest group's, so a watermark
+/// read from it never runs ahead of a group.
+pub async fn backlog(routes: &GroupRoutes, placed: &Placed, now_us: i64) -> Result<api::Backlog, ApiError> {
+    let calls = placed.groups().into_iter().map(|group| routes.backlog(group, placed.name().to_owned()));
+    let mut total = api::Backlog { as_of_unix_micros: now_us, ..Default::default() };
+    let mut oldest: Option<i64> = None;
+    for answer in join_all(calls).await {
+        let answer = answer?;
+        total.unacked_messages += answer.unacked_messages;
+        total.unacked_bytes += answer.unacked_bytes;
+        total.leased_messages += answer.leased_messages;
+        if answer.unacked_messages > 0 {
+            let time = answer.oldest_unacked_publish_time_unix_micros;
+            oldest = Some(oldest.map_or(time, |o| o.min(time)));
+        }
+        total.as_of_unix_micros = total.as_of_unix_micros.min(answer.as_of_unix_micros);
+    }
+    if let Some(oldest) = oldest {
+        total.oldest_unacked_publish_time_unix_micros = oldest;
+        total.oldest_unacked_age_millis = (now_us.saturating_sub(oldest) / 1000).max(0) as u64;
+    }
+    Ok(total)
+}

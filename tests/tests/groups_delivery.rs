@@ -1,0 +1,155 @@
+//! Delivering from a topic placed in data groups (a cluster formed with
+//! `--data-groups 4`): any node serves Pull, Acknowledge, ModifyAckDeadline,
+//! Seek and GetSubscription of such a subscription, asking the leader of
+//! every group that holds a partition and merging the answers; each message
+//! is delivered once per lease, a nack redelivers it, a seek replays every
+//! group, and the backlog adds up the groups.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use ferry_client::{Client, Code, Message, ReceivedMessage, SubscriptionSettings, TopicSettings};
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use ferry_proto::v1::subscriber_client::SubscriberClient;
+use ferry_tests::{eventually, Cluster};
+
+const PARTITIONS: u32 = 4;
+
+/// A cluster of three nodes with four data groups whose every group leads.
+async fn cluster_with_groups() -> Cluster {
+    let cluster = Cluster::start(3, &["--data-groups", "4"]);
+    eventually(Duration::from_secs(30), "every node hosts 5 groups with a leader", || async {
+        for id in 1..=3 {
+            let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
+            let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+            if status.groups.len() != 5 || status.groups.iter().any(|g| g.leader_id == 0) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    cluster
+}
+
+/// One client per node, each talking to that node only.
+async fn clients(cluster: &Cluster) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for id in 1..=3 {
+        clients.push(Client::connect(cluster.addr(id)).await.expect("connect to a node"));
+    }
+    clients
+}
+
+/// Pulls through the nodes in turn until `count` messages came, or fails.
+async fn pull_all(clients: &[Client], count: usize) -> Vec<ReceivedMessage> {
+    let mut received = Vec::new();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    for turn in 0.. {
+        if received.len() >= count {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "only {} of {count} delivered", received.len());
+        let client = &clients[turn % clients.len()];
+        received.extend(client.pull("s", 100, Duration::from_millis(500)).await.expect("pull"));
+    }
+    received
+}
+
+fn values(received: &[ReceivedMessage]) -> BTreeSet<String> {
+    received.iter().map(|m| String::from_utf8_lossy(&m.message.data).into_owned()).collect()
+}
+
+fn ack_ids(received: &[ReceivedMessage]) -> Vec<String> {
+    received.iter().map(|m| m.ack_id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_groups() {
+    let cluster = cluster_with_groups().await;
+    let clients = clients(&cluster).await;
+    let admin = Client::connect(&cluster.addrs()).await.expect("connect");
+    admin.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    let settings = SubscriptionSettings {
+        ack_deadline: Duration::from_secs(60),
+        retry_min_backoff: Duration::ZERO,
+        retry_max_backoff: Duration::ZERO,
+        ..Default::default()
+    };
+    admin.create_subscription("s", "t", settings).await.expect("subscription");
+    let before_publishing = SystemTime::now();
+
+    // 400 messages without ordering keys (which would be delivered one at a
+    // time per key), 10 per request through each node in turn: each node
+    // puts a request in a partition whose group it leads, so together they
+    // fill every partition (every data group).
+    let mut published = BTreeSet::new();
+    let mut partitions = BTreeSet::new();
+    for request in 0..40 {
+        let values: Vec<String> = (0..10).map(|i| format!("m{request}-{i}")).collect();
+        let messages = values.iter().cloned().map(Message::new).collect();
+        let positions = clients[request % 3].publish("t", messages).await.expect("publish");
+        partitions.extend(positions.iter().map(|p| p.partition));
+        published.extend(values);
+    }
+    assert_eq!(partitions.len(), PARTITIONS as usize, "every partition holds messages");
+
+    // Every message once, through whichever node pulls.
+    let received = pull_all(&clients, 400).await;
+    assert_eq!(received.len(), 400, "nothing is delivered twice while leased");
+    assert_eq!(values(&received), published);
+    assert!(received.iter().all(|m| m.delivery_attempt == 1));
+    let backlog = clients[1].get_subscription("s").await.expect("get").backlog.expect("backlog");
+    assert_eq!((backlog.unacked_messages, backlog.leased_messages), (400, 400), "{backlog:?}");
+    assert!(backlog.oldest_unacked_publish_time.is_some());
+
+    // Ack all but 40 (through different nodes), nack those: they come back.
+    let (nacked, acked) = received.split_at(40);
+    for (i, chunk) in acked.chunks(90).enumerate() {
+        let outcome = clients[i % 3].acknowledge("s", &ack_ids(chunk)).await.expect("ack");
+        assert_eq!(outcome.acknowledged as usize, chunk.len());
+    }
+    let modified = clients[2].modify_ack_deadline("s", &ack_ids(nacked), 0).await.expect("nack");
+    assert_eq!(modified, 40);
+    let again = pull_all(&clients, 40).await;
+    assert_eq!(values(&again), values(nacked), "only the nacked messages come back");
+    assert!(again.iter().all(|m| m.delivery_attempt == 2), "counted as a second delivery");
+    clients[0].acknowledge("s", &ack_ids(&again)).await.expect("ack the rest");
+    eventually(Duration::from_secs(10), "nothing is left unacked", || async {
+        let backlog = clients[2].get_subscription("s").await.ok()?.backlog?;
+        (backlog.unacked_messages == 0 && backlog.leased_messages == 0).then_some(())
+    })
+    .await;
+    assert!(clients[0].pull("s", 100, Duration::ZERO).await.expect("pull").is_empty());
+
+    // A seek to before the publish replays every group.
+    clients[1].seek("s", before_publishing).await.expect("seek");
+    let replayed = pull_all(&clients, 400).await;
+    assert_eq!(values(&replayed), published, "every partition replays");
+
+    // A pull that waits gets a message published while it waits.
+    admin.acknowledge("s", &ack_ids(&replayed)).await.expect("ack the replay");
+    let waiting = {
+        let client = clients[2].clone();
+        tokio::spawn(async move { client.pull("s", 10, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin.publish("t", vec![Message::new("late")]).await.expect("publish while waiting");
+    let late = waiting.await.expect("task").expect("pull");
+    assert_eq!(values(&late), BTreeSet::from(["late".to_owned()]));
+
+    // Bad ack ids are refused whole, naming the id.
+    let refused = clients[0].acknowledge("s", &["not-an-ack-id".to_owned()]).await.expect_err("a bad ack id");
+    assert_eq!(refused.code(), Some(Code::InvalidArgument), "{refused:?}");
+    assert!(refused.to_string().contains("ack_ids[0]"), "{refused}");
+
+    // StreamingPull does not serve placed subscriptions yet, and says so.
+    let mut stub = SubscriberClient::connect(format!("http://{}", cluster.addr(1))).await.expect("stub");
+    let first = api::StreamingPullRequest { subscription: "s".into(), ..Default::default() };
+    let refused = match stub.streaming_pull(futures::stream::iter([first])).await {
+        Err(status) => status,
+        Ok(response) => response.into_inner().message().await.expect_err("an error on the stream"),
+    };
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+}
