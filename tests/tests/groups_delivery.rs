@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use ferry_client::{Client, Code, Message, ReceivedMessage, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_proto::v1::subscriber_client::SubscriberClient;
 use ferry_tests::{eventually, Cluster};
 
 const PARTITIONS: u32 = 4;
@@ -143,13 +142,4 @@ async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_gr
     let refused = clients[0].acknowledge("s", &["not-an-ack-id".to_owned()]).await.expect_err("a bad ack id");
     assert_eq!(refused.code(), Some(Code::InvalidArgument), "{refused:?}");
     assert!(refused.to_string().contains("ack_ids[0]"), "{refused}");
-
-    // StreamingPull does not serve placed subscriptions yet, and says so.
-    let mut stub = SubscriberClient::connect(format!("http://{}", cluster.addr(1))).await.expect("stub");
-    let first = api::StreamingPullRequest { subscription: "s".into(), ..Default::default() };
-    let refused = match stub.streaming_pull(futures::stream::iter([first])).await {
-        Err(status) => status,
-        Ok(response) => response.into_inner().message().await.expect_err("an error on the stream"),
-    };
-    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
 }

@@ -39,7 +39,7 @@ impl Placed {
     }
 
     /// Every group holding a partition, each once, lowest first.
-    fn groups(&self) -> Vec<GroupId> {
+    pub fn groups(&self) -> Vec<GroupId> {
         let mut groups = self.partition_groups.clone();
         groups.sort_unstable();
         groups.dedup();
@@ -50,22 +50,26 @@ impl Placed {
         &self.subscription.name
     }
 
+    /// The group of the partition an ack id names; why not, for an id
+    /// that is malformed or of another subscription.
+    pub fn group_of(&self, ack_id: &str) -> Result<GroupId, String> {
+        let id = AckId::decode(ack_id).map_err(|e| e.to_string())?;
+        if id.subscription_id != self.subscription.id {
+            return Err(format!("belongs to another subscription than {:?}", self.name()));
+        }
+        let group = self.partition_groups.get(id.partition as usize);
+        group.copied().ok_or_else(|| "names a message that was never delivered".to_owned())
+    }
+
     /// Ack ids by the group of the partition each names; a malformed one, or
     /// one of another subscription, rejects the whole call.
     fn split(&self, ids: Vec<String>) -> Result<BTreeMap<GroupId, Vec<String>>, ApiError> {
         validate::ack_id_count(ids.len())?;
         let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
         for (i, text) in ids.into_iter().enumerate() {
-            let invalid = |problem: String| InvalidArgument::new(format!("ack_ids[{i}]"), problem);
-            let id = AckId::decode(&text).map_err(|e| invalid(e.to_string()))?;
-            if id.subscription_id != self.subscription.id {
-                return Err(invalid(format!("belongs to another subscription than {:?}", self.name())).into());
-            }
-            let group = self
-                .partition_groups
-                .get(id.partition as usize)
-                .ok_or_else(|| invalid("names a message that was never delivered".to_owned()))?;
-            by_group.entry(*group).or_default().push(text);
+            let group =
+                self.group_of(&text).map_err(|problem| InvalidArgument::new(format!("ack_ids[{i}]"), problem))?;
+            by_group.entry(group).or_default().push(text);
         }
         Ok(by_group)
     }

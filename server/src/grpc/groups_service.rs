@@ -6,12 +6,15 @@ use std::sync::Arc;
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_server::Groups;
 use ferry_proto::v1 as api;
+use futures::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::group_delivery::GroupDelivery;
 use super::routing::{GroupRoutes, NOT_LEADER_REASON};
 use super::status::{ApiError, REASON_METADATA};
+use super::streaming_pull::{self, Requests};
 use crate::raft::GroupId;
 
 #[derive(Debug)]
@@ -39,6 +42,8 @@ fn status(error: ApiError) -> Status {
 
 #[tonic::async_trait]
 impl Groups for GroupsService {
+    type StreamingPullStream = ReceiverStream<Result<api::StreamingPullResponse, Status>>;
+
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn publish(
         &self,
@@ -75,6 +80,19 @@ impl Groups for GroupsService {
     async fn seek(&self, request: Request<pb::GroupSeek>) -> Result<Response<api::SeekResponse>, Status> {
         let (delivery, request) = self.delivery(request.into_inner().into())?;
         Ok(Response::new(delivery.seek(request).await.map_err(status)?))
+    }
+
+    async fn streaming_pull(
+        &self,
+        request: Request<Streaming<pb::GroupStreamingPull>>,
+    ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        let mut requests = request.into_inner();
+        let first = requests.message().await?.ok_or_else(|| status(ApiError::invalid("stream", "has no request")))?;
+        let (delivery, opening) = self.delivery(Addressed { group: first.group_id, request: first.request })?;
+        let rest: Requests = Box::pin(requests.map(|request| request.map(|r| r.request.unwrap_or_default())));
+        let (proposer, dispatcher) = (delivery.proposer().clone(), Arc::clone(delivery.dispatcher()));
+        let responses = streaming_pull::start(proposer, dispatcher, opening, rest).await.map_err(status)?;
+        Ok(Response::new(ReceiverStream::new(responses)))
     }
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]

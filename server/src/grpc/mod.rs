@@ -17,6 +17,7 @@ pub mod raft_service;
 pub mod routing;
 pub mod sequencer;
 pub mod status;
+pub mod stream_fan_in;
 pub mod streaming_pull;
 pub mod subscriber;
 pub mod testing;

@@ -11,14 +11,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_client::GroupsClient;
 use ferry_proto::v1 as api;
+use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -27,6 +30,7 @@ use super::group_delivery::GroupDelivery;
 use super::proposer::Proposer;
 use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
+use super::streaming_pull::{self, Requests};
 use crate::clock::Clock;
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
@@ -55,6 +59,10 @@ enum Leader {
     At(String),
     Unknown,
 }
+
+/// A group's share of a consumer's stream: its messages and ack
+/// confirmations.
+pub type SubStream = Pin<Box<dyn Stream<Item = Result<api::StreamingPullResponse, tonic::Status>> + Send>>;
 
 /// A partition's publish, as committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +289,31 @@ impl GroupRoutes {
         .await
     }
 
+    /// Opens a group's share of a consumer's stream on the group's leader:
+    /// here, or `Groups.StreamingPull` to it. Fails at once when the leader
+    /// is unknown or elsewhere than thought; the caller opens it again.
+    pub async fn streaming_pull(
+        &self,
+        group: GroupId,
+        first: api::StreamingPullRequest,
+        requests: Requests,
+    ) -> Result<SubStream, tonic::Status> {
+        match self.leader(group) {
+            Leader::Here => {
+                let delivery = self.local(group)?.delivery();
+                let (proposer, dispatcher) = (delivery.proposer().clone(), Arc::clone(delivery.dispatcher()));
+                let responses = streaming_pull::start(proposer, dispatcher, first, requests).await?;
+                Ok(Box::pin(ReceiverStream::new(responses)))
+            }
+            Leader::At(addr) => {
+                let mut client = self.client(&addr)?;
+                let responses = client.streaming_pull(addressed(group, first, requests)).await?;
+                Ok(Box::pin(responses.into_inner()))
+            }
+            Leader::Unknown => Err(tonic::Status::unavailable(format!("group {group} knows no leader"))),
+        }
+    }
+
     /// Runs a group's work on its leader: `here` when this node leads the
     /// group, and always for group 0 (whose other nodes send clients to its
     /// leader with a hint); otherwise the call `send` makes with
@@ -429,6 +462,28 @@ fn published(response: domain::Response) -> Result<Published, ApiError> {
         domain::Response::Published { first_offset, duplicate, .. } => Ok(Published { first_offset, duplicate }),
         other => Err(ApiError::Internal(format!("unexpected state machine response {other:?}"))),
     }
+}
+
+/// A stream's requests as `Groups.StreamingPull` sends them, each naming the
+/// group, relayed by a task of their own (a request stream of combinators
+/// makes tonic's call future not provably `Send`); they stop at the first
+/// error of `requests`.
+fn addressed(
+    group: GroupId,
+    first: api::StreamingPullRequest,
+    mut requests: Requests,
+) -> ReceiverStream<pb::GroupStreamingPull> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        while let Some(request) = next {
+            if sender.send(pb::GroupStreamingPull { group_id: group, request: Some(request) }).await.is_err() {
+                return;
+            }
+            next = requests.next().await.and_then(Result::ok);
+        }
+    });
+    ReceiverStream::new(receiver)
 }
 
 /// What a failed forwarded call answers the client: the leader's own answer

@@ -7,14 +7,18 @@
 //! confirmed on the stream once committed. Streams of one subscription take
 //! turns at its leases, which spreads messages over consumers.
 //!
-//! The stream ends with UNAVAILABLE when this node stops leading (its leases
-//! are gone; the client reconnects to the new leader) and NOT_FOUND when the
-//! subscription is deleted.
+//! A stream runs on the leader of one group: group 0 for a topic not placed
+//! in data groups, a data group for its share of a placed one (whose client
+//! stream `stream_fan_in.rs` keeps). It ends with UNAVAILABLE when this node
+//! stops leading the group (its leases are gone; the client reconnects to
+//! the new leader) and NOT_FOUND when the subscription is deleted.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::v1 as api;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
@@ -22,7 +26,6 @@ use tonic::{Status, Streaming};
 use super::acks;
 use super::convert;
 use super::dead_letter;
-use super::fan_in::Placed;
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::delivery::{ConsumerId, Dispatcher, Lessee};
@@ -35,24 +38,31 @@ pub const OUTSTANDING_MESSAGES_MAX: u32 = 10_000;
 pub const OUTSTANDING_BYTES_DEFAULT: u64 = 100 * 1024 * 1024;
 pub const OUTSTANDING_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Responses queued for the client, at most.
-const RESPONSES_QUEUED_MAX: usize = 16;
+pub const RESPONSES_QUEUED_MAX: usize = 16;
 /// Ack commits of one stream running at once, at most.
 const ACK_COMMITS_IN_FLIGHT: usize = 8;
 
 pub type Responses = mpsc::Receiver<Result<api::StreamingPullResponse, Status>>;
 
-/// Checks the first request and starts the stream's task.
-pub async fn start(
-    proposer: Proposer,
-    dispatcher: Arc<Dispatcher>,
-    mut requests: Streaming<api::StreamingPullRequest>,
-) -> Result<Responses, ApiError> {
+/// A stream's requests after the first.
+pub type Requests = Pin<Box<dyn futures::Stream<Item = Result<api::StreamingPullRequest, Status>> + Send>>;
+
+/// The first request of a stream, which names its subscription.
+pub async fn first_request(
+    requests: &mut Streaming<api::StreamingPullRequest>,
+) -> Result<api::StreamingPullRequest, ApiError> {
     let first = requests
         .message()
         .await
         .map_err(|e| ApiError::invalid("stream", e.message().to_owned()))?
         .ok_or_else(|| ApiError::invalid("stream", "ended before its first request"))?;
     validate::name("subscription", &first.subscription)?;
+    Ok(first)
+}
+
+/// The flow-control limits the first request asks for (messages, bytes),
+/// defaulted and checked.
+pub fn limits(first: &api::StreamingPullRequest) -> Result<(u32, u64), ApiError> {
     let max_messages = or_default(first.max_outstanding_messages, OUTSTANDING_MESSAGES_DEFAULT);
     if max_messages > OUTSTANDING_MESSAGES_MAX {
         let problem = format!("{max_messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
@@ -64,12 +74,19 @@ pub async fn start(
         let problem = format!("{max_bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
         return Err(InvalidArgument::new("max_outstanding_bytes", problem).into());
     }
-    if Placed::find(&proposer.state().catalog(), &first.subscription).is_some() {
-        return Err(ApiError::Unsupported(format!(
-            "subscription {:?} is on a topic placed in data groups, which StreamingPull does not serve yet; use Pull",
-            first.subscription
-        )));
-    }
+    Ok((max_messages, max_bytes))
+}
+
+/// Checks the first request and starts the stream's task, on the leader of
+/// the group `proposer` and `dispatcher` belong to.
+pub async fn start(
+    proposer: Proposer,
+    dispatcher: Arc<Dispatcher>,
+    first: api::StreamingPullRequest,
+    requests: Requests,
+) -> Result<Responses, ApiError> {
+    validate::name("subscription", &first.subscription)?;
+    let (max_messages, max_bytes) = limits(&first)?;
     let term = proposer.leader_term()?;
     dispatcher.subscription(&first.subscription)?;
     let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
@@ -110,7 +127,7 @@ struct Stream {
 }
 
 impl Stream {
-    async fn run(self, first: api::StreamingPullRequest, mut requests: Streaming<api::StreamingPullRequest>) {
+    async fn run(self, first: api::StreamingPullRequest, mut requests: Requests) {
         let (confirmations, mut confirmed) = mpsc::channel::<api::AckConfirmation>(ACK_COMMITS_IN_FLIGHT);
         let mut pending = Some(first);
         loop {
@@ -137,10 +154,10 @@ impl Stream {
             }
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
-                request = requests.message() => match request {
-                    Ok(Some(request)) => pending = Some(request),
+                request = requests.next() => match request {
+                    Some(Ok(request)) => pending = Some(request),
                     // The client closed its side, or the connection broke.
-                    Ok(None) | Err(_) => break,
+                    None | Some(Err(_)) => break,
                 },
                 Some(confirmation) = confirmed.recv() => {
                     if self.confirm(confirmation).await.is_err() {

@@ -14,7 +14,7 @@ use super::group_delivery::GroupDelivery;
 use super::proposer::Proposer;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
-use super::{convert, streaming_pull};
+use super::{convert, stream_fan_in, streaming_pull};
 use crate::clock::Clock;
 use crate::domain::{self, validate, Command, Rejection, SubscriptionConfig};
 use crate::raft::{GroupId, META_GROUP};
@@ -196,10 +196,17 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<Streaming<api::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
-        let group_0 = self.group_0()?;
-        let responses =
-            streaming_pull::start(group_0.proposer().clone(), Arc::clone(group_0.dispatcher()), request.into_inner())
-                .await?;
+        let mut requests = request.into_inner();
+        let first = streaming_pull::first_request(&mut requests).await?;
+        let rest: streaming_pull::Requests = Box::pin(requests);
+        let responses = match self.placed(&first.subscription)? {
+            Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
+            None => {
+                let group_0 = self.group_0()?;
+                let (proposer, dispatcher) = (group_0.proposer().clone(), Arc::clone(group_0.dispatcher()));
+                streaming_pull::start(proposer, dispatcher, first, rest).await?
+            }
+        };
         Ok(Response::new(ReceiverStream::new(responses)))
     }
 

@@ -1,0 +1,207 @@
+//! StreamingPull of a subscription on a placed topic. The node the client
+//! called keeps the client's stream and runs one sub-stream per group holding
+//! a partition, on that group's leader: a plain StreamingPull of the group's
+//! share (`streaming_pull.rs`), local when this node leads the group, else
+//! `Groups.StreamingPull`. Messages and ack confirmations of every
+//! sub-stream go straight to the client; acks and deadline changes go to the
+//! sub-stream of the group their ack id's partition is in.
+//!
+//! Flow control: each sub-stream may hold the client's limits divided by the
+//! number of groups (rounded up), so the client never holds more than its
+//! limits plus one message per group.
+//!
+//! When a group's leader changes, its sub-stream ends (its leases are gone,
+//! those messages are redelivered) and is opened again on the new leader;
+//! the client's stream stays open. It ends only when the client goes, the
+//! subscription is deleted, or a sub-stream fails for another reason.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_proto::v1 as api;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status};
+
+use super::fan_in::Placed;
+use super::routing::{GroupRoutes, SubStream};
+use super::status::ApiError;
+use super::streaming_pull::{self, Requests, Responses, RESPONSES_QUEUED_MAX};
+use crate::raft::GroupId;
+
+/// Requests queued for one sub-stream, at most.
+const SUB_REQUESTS_QUEUED_MAX: usize = 16;
+/// How long a group's sub-stream waits before it opens again on the group's
+/// (new) leader.
+const REOPEN_AFTER: Duration = Duration::from_millis(200);
+
+/// Starts the fan-in of `placed`'s stream, whose first request is `first`.
+pub fn start(
+    routes: Arc<GroupRoutes>,
+    placed: Placed,
+    first: api::StreamingPullRequest,
+    requests: Requests,
+) -> Result<Responses, ApiError> {
+    let (max_messages, max_bytes) = streaming_pull::limits(&first)?;
+    let groups = placed.groups();
+    let shares = groups.len().max(1);
+    let opening = api::StreamingPullRequest {
+        subscription: first.subscription.clone(),
+        max_outstanding_messages: max_messages.div_ceil(shares as u32),
+        max_outstanding_bytes: max_bytes.div_ceil(shares as u64),
+        confirm_ack_ids: first.confirm_ack_ids,
+        ..Default::default()
+    };
+    let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
+    let mut subs = BTreeMap::new();
+    for group in groups {
+        let (sender, sub_requests) = mpsc::channel(SUB_REQUESTS_QUEUED_MAX);
+        let sub = Sub { routes: Arc::clone(&routes), group, opening: opening.clone(), responses: responses.clone() };
+        tokio::spawn(sub.run(sub_requests));
+        subs.insert(group, sender);
+    }
+    let fan_in = FanIn { placed, subs, responses };
+    tokio::spawn(fan_in.run(first, requests));
+    Ok(receiver)
+}
+
+/// The client's side: splits its requests over the groups.
+struct FanIn {
+    placed: Placed,
+    /// Each group's sub-stream; dropping a sender ends the sub-stream.
+    subs: BTreeMap<GroupId, mpsc::Sender<api::StreamingPullRequest>>,
+    responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
+}
+
+impl FanIn {
+    async fn run(self, first: api::StreamingPullRequest, mut requests: Requests) {
+        let mut pending = Some(first);
+        loop {
+            if let Some(request) = pending.take() {
+                if self.route(request).await.is_err() {
+                    break;
+                }
+            }
+            tokio::select! {
+                request = requests.next() => match request {
+                    Some(Ok(request)) => pending = Some(request),
+                    // The client closed its side, or the connection broke.
+                    None | Some(Err(_)) => break,
+                },
+                () = self.responses.closed() => break,
+            }
+        }
+    }
+
+    /// Sends each ack and deadline change to its group's sub-stream; an ack
+    /// id that names no group is confirmed as rejected at once.
+    async fn route(&self, request: api::StreamingPullRequest) -> Result<(), ()> {
+        let mut by_group: BTreeMap<GroupId, api::StreamingPullRequest> = BTreeMap::new();
+        let mut rejected = Vec::new();
+        for text in request.ack_ids {
+            match self.placed.group_of(&text) {
+                Ok(group) => by_group.entry(group).or_default().ack_ids.push(text),
+                Err(_) => rejected.push(text),
+            }
+        }
+        for change in request.deadline_changes {
+            let mut changes: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
+            for text in change.ack_ids {
+                if let Ok(group) = self.placed.group_of(&text) {
+                    changes.entry(group).or_default().push(text);
+                }
+            }
+            for (group, ack_ids) in changes {
+                let change = api::DeadlineChange { ack_ids, seconds: change.seconds };
+                by_group.entry(group).or_default().deadline_changes.push(change);
+            }
+        }
+        if !rejected.is_empty() {
+            let confirmation = api::AckConfirmation { rejected_ack_ids: rejected, ..Default::default() };
+            let response = api::StreamingPullResponse { ack_confirmation: Some(confirmation), ..Default::default() };
+            self.responses.send(Ok(response)).await.map_err(drop)?;
+        }
+        for (group, request) in by_group {
+            if let Some(sub) = self.subs.get(&group) {
+                // A sub-stream that has ended takes nothing more; its acks
+                // were not confirmed, so the client acks again or gets the
+                // messages again.
+                let _ = sub.send(request).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One group's sub-stream, opened again on the group's leader whenever it
+/// ends while the client is there.
+struct Sub {
+    routes: Arc<GroupRoutes>,
+    group: GroupId,
+    /// The first request of every (re)opened sub-stream.
+    opening: api::StreamingPullRequest,
+    responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
+}
+
+impl Sub {
+    async fn run(self, mut requests: mpsc::Receiver<api::StreamingPullRequest>) {
+        loop {
+            let (sender, receiver) = mpsc::channel(SUB_REQUESTS_QUEUED_MAX);
+            let inner: Requests = Box::pin(ReceiverStream::new(receiver).map(Ok));
+            match self.routes.streaming_pull(self.group, self.opening.clone(), inner).await {
+                Ok(stream) => {
+                    if self.pump(stream, &mut requests, sender).await.is_err() {
+                        return;
+                    }
+                }
+                Err(status) if status.code() == Code::NotFound || status.code() == Code::InvalidArgument => {
+                    let _ = self.responses.send(Err(status)).await;
+                    return;
+                }
+                Err(status) => tracing::debug!(group = self.group, %status, "a group's sub-stream did not open"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(REOPEN_AFTER) => {}
+                () = self.responses.closed() => return,
+            }
+        }
+    }
+
+    /// Relays until the sub-stream ends (`Ok`: open it again) or the client
+    /// went away or must be told of an error that ends its stream (`Err`).
+    async fn pump(
+        &self,
+        mut stream: SubStream,
+        requests: &mut mpsc::Receiver<api::StreamingPullRequest>,
+        sender: mpsc::Sender<api::StreamingPullRequest>,
+    ) -> Result<(), ()> {
+        loop {
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(request) => {
+                        if sender.send(request).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // The client's side ended.
+                    None => return Err(()),
+                },
+                response = stream.next() => match response {
+                    Some(Ok(response)) => self.responses.send(Ok(response)).await.map_err(drop)?,
+                    Some(Err(status)) if status.code() == Code::NotFound => {
+                        let _ = self.responses.send(Err(status)).await;
+                        return Err(());
+                    }
+                    Some(Err(status)) => {
+                        tracing::debug!(group = self.group, %status, "a group's sub-stream ended; opening it again");
+                        return Ok(());
+                    }
+                    None => return Ok(()),
+                },
+                () = self.responses.closed() => return Err(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! StreamingPull of a topic placed in data groups (a cluster formed with
+//! `--data-groups 4`): the node the client streams from keeps one sub-stream
+//! per group, on each group's leader, and merges them; acks reach the group
+//! of their partition; a data group's leader killed mid-stream costs only
+//! redeliveries of that group's leased messages, and nothing is lost.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
+use ferry_tests::{eventually, Cluster};
+
+const PARTITIONS: u32 = 4;
+const MESSAGES: usize = 2_000;
+
+/// Group → leader as node `id` sees it; `None` until every group leads.
+async fn group_leaders(cluster: &Cluster, id: u64) -> Option<Vec<(u32, u64)>> {
+    let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
+    let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+    let leaders: Vec<(u32, u64)> = status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect();
+    (leaders.len() == 5 && leaders.iter().all(|(_, leader)| *leader != 0)).then_some(leaders)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leader_kill() {
+    let mut cluster = Cluster::start(3, &["--data-groups", "4"]);
+    for id in 1..=3 {
+        eventually(Duration::from_secs(30), "every group leads", || group_leaders(&cluster, id)).await;
+    }
+    let admin = Client::connect(&cluster.addrs()).await.expect("connect");
+    admin.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10), ..Default::default() };
+    admin.create_subscription("s", "t", settings).await.expect("subscription");
+
+    // Keyless requests through each node in turn fill every partition.
+    let mut published = BTreeSet::new();
+    let mut partitions = BTreeSet::new();
+    for request in 0..MESSAGES / 50 {
+        let node = Client::connect(cluster.addr(request as u64 % 3 + 1)).await.expect("connect");
+        let values: Vec<String> = (0..50).map(|i| format!("m{request}-{i}")).collect();
+        let positions = node.publish("t", values.iter().cloned().map(Message::new).collect()).await.expect("publish");
+        partitions.extend(positions.iter().map(|p| p.partition));
+        published.extend(values);
+    }
+    assert_eq!(partitions.len(), PARTITIONS as usize);
+
+    // Stream from the node that leads group 0 (it stays up), and kill the
+    // leader of a data group on another node once a quarter has been acked.
+    let streamed_from = cluster.leader(Duration::from_secs(10)).await;
+    let leaders = group_leaders(&cluster, streamed_from).await.expect("leaders");
+    let victim = leaders.iter().find(|(group, leader)| *group > 0 && *leader != streamed_from).map(|(_, l)| *l);
+    let victim = victim.expect("leaders start spread: another node leads a data group");
+    let client = Client::connect(cluster.addr(streamed_from)).await.expect("connect");
+    let settings = SubscriberSettings { max_outstanding_messages: 200, ..Default::default() };
+    let mut subscriber = client.subscribe("s", settings).await.expect("subscribe");
+    let mut received = BTreeSet::new();
+    let mut killed = false;
+    while received.len() < published.len() {
+        let next = tokio::time::timeout(Duration::from_secs(30), subscriber.next()).await;
+        let delivered = next.expect("a message within 30 s").expect("the stream stays up").expect("no error");
+        received.insert(String::from_utf8_lossy(&delivered.message.message.data).into_owned());
+        delivered.ack();
+        if !killed && received.len() >= MESSAGES / 4 {
+            cluster.kill9(victim);
+            cluster.restart(victim);
+            killed = true;
+        }
+    }
+    assert_eq!(received, published, "every message arrives, from every group");
+
+    // Acks in flight when the group's leader died, or made of a lease the new
+    // leader has since redelivered, did not count: those messages come again
+    // (at least once), and acking them empties the backlog.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = admin.get_subscription("s").await.expect("get").backlog.expect("backlog");
+        if backlog.unacked_messages == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "acks never committed: {backlog:?}");
+        if let Ok(Some(Ok(delivered))) = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await {
+            let value = String::from_utf8_lossy(&delivered.message.message.data).into_owned();
+            assert!(published.contains(&value), "only published messages arrive: {value}");
+            delivered.ack();
+        }
+    }
+    subscriber.close().await;
+}
