@@ -143,3 +143,65 @@ async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_gr
     assert_eq!(refused.code(), Some(Code::InvalidArgument), "{refused:?}");
     assert!(refused.to_string().contains("ack_ids[0]"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_messages_move_to_a_dead_letter_partition_in_another_group() {
+    // One node leading 4 data groups: "work" takes groups 1-4 (a partition
+    // each), "dead" (one partition) then the least loaded, group 1. So the
+    // messages of partitions 1-3 move to another group's partition.
+    let dir = ferry_tests::TempDir::new().expect("temp dir");
+    let server = ferry_tests::Ferryd::start_with(&dir.path().join("node"), &["--data-groups", "4"]);
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("work", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    client.create_topic("dead", TopicSettings::default()).await.expect("dead-letter topic");
+    client.create_subscription("dead-reader", "dead", SubscriptionSettings::default()).await.expect("sub");
+    let settings = SubscriptionSettings {
+        dead_letter_topic: "dead".into(),
+        max_delivery_attempts: 5,
+        retry_min_backoff: Duration::ZERO,
+        retry_max_backoff: Duration::ZERO,
+        ..Default::default()
+    };
+    client.create_subscription("workers", "work", settings).await.expect("sub");
+    let mut published = BTreeSet::new();
+    for request in 0..PARTITIONS {
+        let values: Vec<String> = (0..5).map(|i| format!("poison-{request}-{i}")).collect();
+        let positions = client.publish("work", values.iter().cloned().map(Message::new).collect()).await.expect("pub");
+        assert!(positions.iter().all(|p| p.partition == request), "one request per partition");
+        published.extend(values);
+    }
+
+    // Nacked five times each; the pulls after that move them instead.
+    let mut deliveries = 0;
+    for _ in 0..8 {
+        let got = client.pull("workers", 100, Duration::from_millis(300)).await.expect("pull");
+        deliveries += got.len();
+        if !got.is_empty() {
+            client.modify_ack_deadline("workers", &ack_ids(&got), 0).await.expect("nack");
+        }
+    }
+    assert_eq!(deliveries, 5 * published.len(), "each delivered five times, then no more");
+    let mut dead = Vec::new();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dead.len() < published.len() && tokio::time::Instant::now() < give_up {
+        let got = client.pull("dead-reader", 100, Duration::from_millis(500)).await.expect("pull dead letters");
+        client.acknowledge("dead-reader", &ack_ids(&got)).await.expect("ack");
+        dead.extend(got);
+    }
+    assert_eq!(dead.len(), published.len(), "each moved once");
+    assert_eq!(values(&dead), published);
+    for moved in &dead {
+        let attributes = &moved.message.attributes;
+        assert_eq!(attributes["ferry.dead_letter.subscription"], "workers");
+        assert_eq!(attributes["ferry.dead_letter.delivery_attempts"], "5");
+        // "poison-<partition>-<i>" came from its own partition.
+        let value = String::from_utf8_lossy(&moved.message.data).into_owned();
+        let partition = value.split('-').nth(1).expect("a partition in the value");
+        assert!(attributes["ferry.dead_letter.source_position"].starts_with(&format!("{partition}:")), "{value}");
+    }
+    eventually(Duration::from_secs(10), "the moved messages leave the source's backlog", || async {
+        let backlog = client.get_subscription("workers").await.ok()?.backlog?;
+        (backlog.unacked_messages == 0).then_some(())
+    })
+    .await;
+}

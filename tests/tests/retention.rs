@@ -125,3 +125,31 @@ async fn messages_acked_by_every_subscription_go_before_retention_ends() {
     let (records, _) = client.read_log("events", 0, 0, 100).await.expect("read log");
     assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), (12..20).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_data_group_deletes_the_expired_messages_of_its_partitions() {
+    let dir = TempDir::new().expect("temp dir");
+    let args = ["--unsafe-manual-clock", "--data-groups", "4"];
+    let server = Ferryd::start_with(&dir.path().join("node"), &args);
+    let client = Client::connect(server.addr()).await.expect("connect");
+    let settings = TopicSettings { partitions: 4, retention: Duration::from_secs(3600), ..Default::default() };
+    client.create_topic("placed", settings).await.expect("create topic");
+    client.create_subscription("never-reads", "placed", SubscriptionSettings::default()).await.expect("sub");
+    // One request per partition (keyless requests take the partitions in
+    // turn), each partition in a data group of its own.
+    for i in 0..4 {
+        client.publish("placed", vec![Message::new(format!("m{i}")); 10]).await.expect("publish");
+    }
+    let ends = |topic: ferry_client::Topic| topic.partitions.iter().map(|p| (p.start_offset, p.end_offset)).collect();
+    let before: Vec<(u64, u64)> = ends(client.get_topic("placed").await.expect("get topic"));
+    assert_eq!(before, vec![(0, 10); 4], "ten messages in every partition");
+
+    advance_clock(server.addr(), Duration::from_secs(3600) + RETENTION_PASS).await;
+    eventually(Duration::from_secs(30), "every partition's messages expired", || async {
+        let after: Vec<(u64, u64)> = ends(client.get_topic("placed").await.ok()?);
+        (after == vec![(10, 10); 4]).then_some(())
+    })
+    .await;
+    let backlog = client.get_subscription("never-reads").await.expect("get").backlog.expect("backlog");
+    assert_eq!(backlog.unacked_messages, 0, "expired messages leave the backlog of every group");
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use ferry_proto::v1 as api;
 
 use super::proposer::Proposer;
+use super::routing::GroupRoutes;
 use super::status::ApiError;
 use super::{acks, convert, dead_letter};
 use crate::clock::Clock;
@@ -18,14 +19,21 @@ use crate::delivery::{self, AckId, Dispatcher, Lessee, UNARY_CONSUMER};
 use crate::domain::limits::PULL_BYTES_MAX;
 use crate::domain::{self, validate, Command, Rejection, Seek, SubscriptionState};
 
+#[derive(Clone)]
 pub struct GroupDelivery {
     proposer: Proposer,
     dispatcher: Arc<Dispatcher>,
+    /// Where messages dead-lettered into another group's partition go.
+    routes: Arc<GroupRoutes>,
 }
 
 impl GroupDelivery {
-    pub fn new(proposer: Proposer, dispatcher: Arc<Dispatcher>) -> Self {
-        Self { proposer, dispatcher }
+    pub fn new(proposer: Proposer, dispatcher: Arc<Dispatcher>, routes: Arc<GroupRoutes>) -> Self {
+        Self { proposer, dispatcher, routes }
+    }
+
+    pub fn routes(&self) -> &Arc<GroupRoutes> {
+        &self.routes
     }
 
     pub fn proposer(&self) -> &Proposer {
@@ -64,7 +72,7 @@ impl GroupDelivery {
         let leased = self.dispatcher.pull(term, &request.subscription, lessee, wait).await?;
         if !leased.exhausted.is_empty() {
             let subscription = self.dispatcher.subscription(&request.subscription)?;
-            dead_letter::spawn(&self.proposer, &self.dispatcher, term, &subscription, leased.exhausted);
+            dead_letter::spawn(self, term, &subscription, leased.exhausted);
         }
         let messages = leased.deliveries.into_iter().map(convert::received).collect();
         Ok(api::PullResponse { messages })

@@ -90,8 +90,7 @@ impl Groups for GroupsService {
         let first = requests.message().await?.ok_or_else(|| status(ApiError::invalid("stream", "has no request")))?;
         let (delivery, opening) = self.delivery(Addressed { group: first.group_id, request: first.request })?;
         let rest: Requests = Box::pin(requests.map(|request| request.map(|r| r.request.unwrap_or_default())));
-        let (proposer, dispatcher) = (delivery.proposer().clone(), Arc::clone(delivery.dispatcher()));
-        let responses = streaming_pull::start(proposer, dispatcher, opening, rest).await.map_err(status)?;
+        let responses = streaming_pull::start(delivery, opening, rest).await.map_err(status)?;
         Ok(Response::new(ReceiverStream::new(responses)))
     }
 

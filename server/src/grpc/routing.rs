@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ferry_proto::internal as pb;
@@ -82,6 +82,8 @@ pub struct GroupRoutes {
     outstanding_max: usize,
     /// TESTING ONLY: answer plain publishes before they commit.
     acking_before_commit: bool,
+    /// This, for what it hands out (a group's delivery dead-letters through it).
+    me: Weak<GroupRoutes>,
     /// Per group this node has served: its leases, what orders its
     /// idempotent producers' batches (and, testing only, numbers early
     /// acks). Each keeps to its group's terms, so a group's leader change
@@ -100,12 +102,13 @@ struct Lanes {
 pub struct Local {
     pub proposer: Proposer,
     lanes: Arc<Lanes>,
+    routes: Arc<GroupRoutes>,
 }
 
 impl Local {
     /// The group's leases and delivery calls.
     pub fn delivery(&self) -> GroupDelivery {
-        GroupDelivery::new(self.proposer.clone(), Arc::clone(&self.lanes.dispatcher))
+        GroupDelivery::new(self.proposer.clone(), Arc::clone(&self.lanes.dispatcher), Arc::clone(&self.routes))
     }
 }
 
@@ -131,8 +134,14 @@ impl GroupRoutes {
             clock,
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
             acking_before_commit: false,
+            me: Weak::new(),
             lanes: Mutex::default(),
         }
+    }
+
+    /// Ready to serve, shared.
+    pub fn shared(self) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self { me: me.clone(), ..self })
     }
 
     /// Leased messages per subscription and group, at most.
@@ -162,7 +171,22 @@ impl GroupRoutes {
                 early_ack: EarlyAck::default(),
             })
         }));
-        Ok(Local { proposer: Proposer::new(hosted.raft, self.node_id, hosted.state, self.commit_timeout), lanes })
+        let routes = self.me.upgrade().ok_or_else(|| ApiError::Unavailable("the node is stopping".into()))?;
+        let proposer = Proposer::new(hosted.raft, self.node_id, hosted.state, self.commit_timeout);
+        Ok(Local { proposer, lanes, routes })
+    }
+
+    /// A topic as this node's replica of group 0 holds it: its id, number
+    /// of partitions and each partition's group (empty: all in group 0).
+    pub fn topic_placement(&self, name: &str) -> Option<(u64, u32, Vec<GroupId>)> {
+        let meta = self.groups.get(META_GROUP)?;
+        let catalog = meta.state.catalog();
+        catalog.topic(name).map(|t| (t.id, t.config.partitions, t.groups.clone()))
+    }
+
+    /// Every group this node hosts.
+    pub fn hosted(&self) -> Vec<GroupId> {
+        self.groups.all().into_iter().map(|(group, _)| group).collect()
     }
 
     /// Whether this node leads `group`.
@@ -211,7 +235,7 @@ impl GroupRoutes {
     /// Proposes a partition's batch in the group, which this node must lead,
     /// stamped with this leader's clock.
     async fn publish_here(&self, local: Local, mut batch: PublishBatch) -> Result<pb::ForwardedPublishReply, ApiError> {
-        let Local { proposer, lanes } = local;
+        let Local { proposer, lanes, .. } = local;
         let term = proposer.ensure_leader()?;
         batch.publish_time_us = self.clock.wall_us();
         let published = if batch.producer.is_some() {
@@ -300,9 +324,7 @@ impl GroupRoutes {
     ) -> Result<SubStream, tonic::Status> {
         match self.leader(group) {
             Leader::Here => {
-                let delivery = self.local(group)?.delivery();
-                let (proposer, dispatcher) = (delivery.proposer().clone(), Arc::clone(delivery.dispatcher()));
-                let responses = streaming_pull::start(proposer, dispatcher, first, requests).await?;
+                let responses = streaming_pull::start(self.local(group)?.delivery(), first, requests).await?;
                 Ok(Box::pin(ReceiverStream::new(responses)))
             }
             Leader::At(addr) => {

@@ -26,9 +26,9 @@ use tonic::{Status, Streaming};
 use super::acks;
 use super::convert;
 use super::dead_letter;
-use super::proposer::Proposer;
+use super::group_delivery::GroupDelivery;
 use super::status::ApiError;
-use crate::delivery::{ConsumerId, Dispatcher, Lessee};
+use crate::delivery::{ConsumerId, Lessee};
 use crate::domain::limits::{PULL_BYTES_MAX, PULL_MESSAGES_MAX};
 use crate::domain::{validate, InvalidArgument};
 
@@ -78,22 +78,20 @@ pub fn limits(first: &api::StreamingPullRequest) -> Result<(u32, u64), ApiError>
 }
 
 /// Checks the first request and starts the stream's task, on the leader of
-/// the group `proposer` and `dispatcher` belong to.
+/// the group `delivery` belongs to.
 pub async fn start(
-    proposer: Proposer,
-    dispatcher: Arc<Dispatcher>,
+    delivery: GroupDelivery,
     first: api::StreamingPullRequest,
     requests: Requests,
 ) -> Result<Responses, ApiError> {
     validate::name("subscription", &first.subscription)?;
     let (max_messages, max_bytes) = limits(&first)?;
-    let term = proposer.leader_term()?;
-    dispatcher.subscription(&first.subscription)?;
+    let term = delivery.proposer().leader_term()?;
+    delivery.dispatcher().subscription(&first.subscription)?;
     let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
     let stream = Stream {
-        proposer,
-        consumer: dispatcher.new_consumer(),
-        dispatcher,
+        consumer: delivery.dispatcher().new_consumer(),
+        delivery,
         name: first.subscription.clone(),
         term,
         max_messages: max_messages as usize,
@@ -114,8 +112,8 @@ fn or_default(value: u32, default: u32) -> u32 {
 }
 
 struct Stream {
-    proposer: Proposer,
-    dispatcher: Arc<Dispatcher>,
+    /// The group's leases and proposals.
+    delivery: GroupDelivery,
     consumer: ConsumerId,
     name: String,
     term: u64,
@@ -137,8 +135,8 @@ impl Stream {
                     break;
                 }
             }
-            let mut wakeups = match self.dispatcher.subscription(&self.name) {
-                Ok(subscription) => self.dispatcher.watch(self.term, &subscription),
+            let mut wakeups = match self.delivery.dispatcher().subscription(&self.name) {
+                Ok(subscription) => self.delivery.dispatcher().watch(self.term, &subscription),
                 Err(e) => {
                     let _ = self.responses.send(Err(ApiError::from(e).into())).await;
                     break;
@@ -164,23 +162,23 @@ impl Stream {
                         break;
                     }
                 }
-                () = self.dispatcher.wait(self.term, &self.name, &mut wakeups, far) => {}
+                () = self.delivery.dispatcher().wait(self.term, &self.name, &mut wakeups, far) => {}
                 () = self.responses.closed() => break,
             }
         }
-        if let Ok(subscription) = self.dispatcher.subscription(&self.name) {
-            self.dispatcher.drop_consumer(self.term, &subscription, self.consumer);
+        if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
+            self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
         }
     }
 
     /// Sends what the consumer has room for; `Ok(true)` if it sent anything.
     async fn deliver(&self) -> Result<bool, Status> {
-        let term = self.proposer.leader_term()?;
+        let term = self.delivery.proposer().leader_term()?;
         if term != self.term {
             return Err(Status::unavailable("leadership changed; the leases of this stream are gone, reconnect"));
         }
-        let subscription = self.dispatcher.subscription(&self.name).map_err(ApiError::from)?;
-        let holding = self.dispatcher.holding(term, &subscription, self.consumer);
+        let subscription = self.delivery.dispatcher().subscription(&self.name).map_err(ApiError::from)?;
+        let holding = self.delivery.dispatcher().holding(term, &subscription, self.consumer);
         if holding.messages >= self.max_messages || (holding.bytes >= self.max_bytes && holding.messages > 0) {
             return Ok(false);
         }
@@ -189,8 +187,8 @@ impl Stream {
             count_max: (self.max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
             bytes_max: self.max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
         };
-        let leased = self.dispatcher.lease(term, &self.name, lessee).map_err(ApiError::from)?;
-        dead_letter::spawn(&self.proposer, &self.dispatcher, term, &subscription, leased.exhausted);
+        let leased = self.delivery.dispatcher().lease(term, &self.name, lessee).map_err(ApiError::from)?;
+        dead_letter::spawn(&self.delivery, term, &subscription, leased.exhausted);
         if leased.deliveries.is_empty() {
             return Ok(false);
         }
@@ -216,17 +214,17 @@ impl Stream {
         if request.ack_ids.is_empty() && request.deadline_changes.is_empty() {
             return Ok(());
         }
-        let subscription = self.dispatcher.subscription(&self.name).map_err(ApiError::from)?;
+        let subscription = self.delivery.dispatcher().subscription(&self.name).map_err(ApiError::from)?;
         for change in &request.deadline_changes {
             validate::ack_deadline_change(change.seconds).map_err(ApiError::from)?;
             let ids: Vec<_> =
-                acks::decode(&self.proposer, &subscription, &change.ack_ids).into_iter().flatten().collect();
-            self.dispatcher.modify_deadline(self.term, &subscription, &ids, change.seconds);
+                acks::decode(self.delivery.proposer(), &subscription, &change.ack_ids).into_iter().flatten().collect();
+            self.delivery.dispatcher().modify_deadline(self.term, &subscription, &ids, change.seconds);
         }
         if request.ack_ids.is_empty() {
             return Ok(());
         }
-        let decoded = acks::decode(&self.proposer, &subscription, &request.ack_ids);
+        let decoded = acks::decode(self.delivery.proposer(), &subscription, &request.ack_ids);
         let mut rejected = Vec::new();
         let mut ids = Vec::new();
         for (text, id) in request.ack_ids.into_iter().zip(decoded) {
@@ -248,7 +246,8 @@ impl Stream {
                 Some(confirmation) = confirmed.recv() => self.confirm(confirmation).await?,
             }
         };
-        let (proposer, dispatcher, term) = (self.proposer.clone(), Arc::clone(&self.dispatcher), self.term);
+        let (proposer, dispatcher, term) =
+            (self.delivery.proposer().clone(), Arc::clone(self.delivery.dispatcher()), self.term);
         let list_acked = self.confirm_ack_ids;
         tokio::spawn(async move {
             let confirmation = match acks::commit(&proposer, &dispatcher, term, &subscription, ids.clone()).await {

@@ -201,11 +201,7 @@ impl Subscriber for SubscriberService {
         let rest: streaming_pull::Requests = Box::pin(requests);
         let responses = match self.placed(&first.subscription)? {
             Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
-            None => {
-                let group_0 = self.group_0()?;
-                let (proposer, dispatcher) = (group_0.proposer().clone(), Arc::clone(group_0.dispatcher()));
-                streaming_pull::start(proposer, dispatcher, first, rest).await?
-            }
+            None => streaming_pull::start(self.group_0()?, first, rest).await?,
         };
         Ok(Response::new(ReceiverStream::new(responses)))
     }

@@ -239,11 +239,12 @@ impl NodeBuilder {
         if self.ack_before_commit {
             routes = routes.acking_before_commit();
         }
-        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::new(routes));
+        let routes = routes.shared();
+        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes));
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
-        let retention = tokio::spawn(retention::run(proposer, Arc::clone(&self.clock)));
+        let retention = tokio::spawn(retention::run(routes, Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;

@@ -1,26 +1,30 @@
-//! Retention: the leader periodically deletes what topics no longer keep —
-//! messages older than the retention period, the oldest bytes over the size
-//! limit, and messages every subscription has acked — by proposing `Trim`s.
+//! Retention: the leader of each group periodically deletes what the topics'
+//! partitions in the group no longer keep — messages older than the
+//! retention period, the oldest bytes over the size limit, and messages
+//! every subscription has acked — by proposing `Trim`s in that group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::domain::{self, Command, Trim};
-use crate::grpc::{ApiError, Proposer};
+use crate::grpc::{ApiError, GroupRoutes, Proposer};
 
 /// How often the leader looks for messages to delete (on its clock).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Runs until the node stops.
-pub async fn run(proposer: Proposer, clock: Arc<dyn Clock>) {
+/// Runs until the node stops, over every group this node leads.
+pub async fn run(routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) {
     loop {
         clock.sleep_until(clock.monotonic() + CHECK_INTERVAL).await;
-        if proposer.ensure_leader().is_err() {
-            continue;
-        }
-        if let Err(e) = trim_once(&proposer, clock.wall_us()).await {
-            tracing::warn!(error = %e, "retention pass failed; retrying later");
+        for group in routes.hosted() {
+            let Ok(local) = routes.local(group) else { continue };
+            if local.proposer.ensure_leader().is_err() {
+                continue;
+            }
+            if let Err(e) = trim_once(&local.proposer, clock.wall_us()).await {
+                tracing::warn!(group, error = %e, "retention pass failed; retrying later");
+            }
         }
     }
 }
@@ -39,8 +43,9 @@ struct PartitionPlan {
     lowest_floor: Option<u64>,
 }
 
-/// Proposes a trim for every partition holding messages it should no longer
-/// keep; returns how many trims were committed.
+/// Proposes a trim for every partition of the proposer's group holding
+/// messages it should no longer keep (a partition held elsewhere is empty
+/// here); returns how many trims were committed.
 pub async fn trim_once(proposer: &Proposer, now_wall_us: i64) -> Result<u64, ApiError> {
     let plans: Vec<PartitionPlan> = {
         let catalog = proposer.state().catalog();
