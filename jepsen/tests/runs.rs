@@ -1,6 +1,6 @@
 //! Short runs of the real harness against real `ferryd` processes, in network
 //! namespaces and on loopback behind the fault-injecting proxies: a correct
-//! server must come out valid under faults, and a server that acknowledges
+//! server must come out valid under faults (with and without data groups), and a server that acknowledges
 //! before commit, or skips fsync, must come out invalid — a harness that has
 //! never said "invalid" proves nothing.
 //!
@@ -51,6 +51,32 @@ fn a_correct_cluster_under_kills_partitions_and_delays_is_valid() {
     for file in ["history.jsonl", "anomalies.json", "summary.txt", "n1.log"] {
         assert!(report.join(file).is_file(), "{file} missing from the report folder");
     }
+}
+
+#[test]
+fn a_cluster_with_data_groups_under_kills_and_partitions_is_valid() {
+    require_namespaces();
+    let reports = tempfile::tempdir().expect("temp dir");
+    // The topic's partitions in data groups: publishes forwarded to each
+    // partition's leader, pulls merged from the groups.
+    let (code, stderr) = run(
+        reports.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "kill,partition",
+            "--time-limit",
+            "30s",
+            "--seed",
+            "7",
+            "--ferryd-arg",
+            "--data-groups",
+            "--ferryd-arg",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0, "expected valid:\n{stderr}");
 }
 
 #[test]

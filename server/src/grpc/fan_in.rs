@@ -6,10 +6,12 @@
 //! is idempotent, and a client retries a call that failed in any group.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::time::Instant;
 
 use super::routing::GroupRoutes;
 use super::status::ApiError;
@@ -76,10 +78,12 @@ impl Placed {
 }
 
 /// Up to `max_messages` from the groups, asked in turn from the one `turn`
-/// names, so no group starves the others; when none has any and the
-/// request waits, every group is asked at once and the first to lease
-/// anything answers. The other waits are cancelled: a group that leased just
-/// as it was cancelled redelivers those messages at their deadline.
+/// names, so no group starves the others. When none has any and the request
+/// waits, every group waits at once for something to deliver, leasing
+/// nothing (a lease taken by a wait that lost the race would be dropped with
+/// it, and its delivery counted), and the groups are asked again once one
+/// wakes; at least every `REASK` too, for what arrived between the asking
+/// and the waiting.
 pub async fn pull(
     routes: &GroupRoutes,
     placed: &Placed,
@@ -90,10 +94,37 @@ pub async fn pull(
     let mut groups = placed.groups();
     let first = turn % groups.len().max(1);
     groups.rotate_left(first);
+    let give_up = Instant::now() + Duration::from_millis(u64::from(request.wait_millis));
+    loop {
+        let (messages, failures) = pull_once(routes, &groups, &request).await;
+        let left = give_up.saturating_duration_since(Instant::now());
+        if !messages.is_empty() || left.is_zero() || failures.len() == groups.len() {
+            return answered(messages, failures, groups.len());
+        }
+        let wait = api::PullRequest { wait_millis: left.min(REASK).as_millis() as u32, ..request.clone() };
+        let mut waits: FuturesUnordered<_> = groups.iter().map(|group| routes.wait(*group, wait.clone())).collect();
+        // The first group to wake ends the wait; the others lease nothing.
+        while let Some(woke) = waits.next().await {
+            if woke.is_ok() {
+                break;
+            }
+        }
+    }
+}
+
+/// How long a waiting pull waits before it asks the groups again anyway.
+const REASK: Duration = Duration::from_secs(1);
+
+/// One pass over the groups without waiting: what they leased, and which failed.
+async fn pull_once(
+    routes: &GroupRoutes,
+    groups: &[GroupId],
+    request: &api::PullRequest,
+) -> (Vec<api::ReceivedMessage>, Vec<ApiError>) {
     let max = request.max_messages as usize;
     let mut messages = Vec::new();
     let mut failures = Vec::new();
-    for group in &groups {
+    for group in groups {
         if messages.len() >= max {
             break;
         }
@@ -108,19 +139,7 @@ pub async fn pull(
             Err(e) => failures.push(e),
         }
     }
-    if !messages.is_empty() || request.wait_millis == 0 {
-        return answered(messages, failures, groups.len());
-    }
-    let mut waits: FuturesUnordered<_> = groups.iter().map(|group| routes.pull(*group, request.clone())).collect();
-    let mut failures = Vec::new();
-    while let Some(result) = waits.next().await {
-        match result {
-            Ok(response) if !response.messages.is_empty() => return Ok(response),
-            Ok(_) => {}
-            Err(e) => failures.push(e),
-        }
-    }
-    answered(Vec::new(), failures, groups.len())
+    (messages, failures)
 }
 
 /// What a pull answers: the messages, unless every group failed.

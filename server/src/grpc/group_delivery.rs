@@ -78,6 +78,18 @@ impl GroupDelivery {
         Ok(api::PullResponse { messages })
     }
 
+    /// Waits up to the request's `wait_millis` until the subscription may
+    /// have something to deliver in this group (messages arrived, leases
+    /// were released or ran out), leasing nothing.
+    pub async fn wait(&self, request: api::PullRequest) -> Result<(), ApiError> {
+        let subscription = self.subscription(&request.subscription)?;
+        let term = self.proposer.leader_term()?;
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(u64::from(request.wait_millis));
+        let mut wakeups = self.dispatcher.watch(term, &subscription);
+        self.dispatcher.wait(term, &subscription.name, &mut wakeups, give_up).await;
+        Ok(())
+    }
+
     pub async fn acknowledge(&self, request: api::AcknowledgeRequest) -> Result<api::AcknowledgeResponse, ApiError> {
         let subscription = self.subscription(&request.subscription)?;
         let ids = self.ack_ids(&subscription, &request.ack_ids)?;

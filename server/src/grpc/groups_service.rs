@@ -59,6 +59,13 @@ impl Groups for GroupsService {
     }
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn wait(&self, request: Request<pb::GroupPull>) -> Result<Response<pb::GroupWoke>, Status> {
+        let (delivery, request) = self.delivery(request.into_inner().into())?;
+        delivery.wait(request).await.map_err(status)?;
+        Ok(Response::new(pb::GroupWoke {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn acknowledge(
         &self,
         request: Request<pb::GroupAcknowledge>,

@@ -260,6 +260,20 @@ impl GroupRoutes {
         .await
     }
 
+    /// Waits until the subscription may have something to deliver in the
+    /// partitions `group` holds, leasing nothing.
+    pub async fn wait(&self, group: GroupId, request: api::PullRequest) -> Result<(), ApiError> {
+        self.on_leader(
+            group,
+            request,
+            |local, request| async move { local.delivery().wait(request).await.map(|()| pb::GroupWoke {}) },
+            |request| pb::GroupPull { group_id: group, request: Some(request.clone()) },
+            |mut client, request| async move { client.wait(request).await },
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn acknowledge(
         &self,
         group: GroupId,
