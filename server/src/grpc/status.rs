@@ -32,9 +32,6 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Internal(String),
-    /// A call this build does not serve (yet).
-    #[error("{0}")]
-    Unsupported(String),
     /// What the node a call was forwarded to answered.
     #[error("{}", .0.message())]
     Remote(Status),
@@ -82,7 +79,6 @@ impl From<ApiError> for Status {
                 Status::internal(message)
             }
             ApiError::Internal(_) => Status::internal(message),
-            ApiError::Unsupported(_) => Status::unimplemented(message),
             ApiError::Remote(remote) => {
                 // Keep the code and the reason a client acts on; a leader
                 // hint names a data group's leader, which is no better a
