@@ -244,6 +244,13 @@ impl Client {
         Ok(cluster_status_from_api(self.router.call(rpc!(cluster, remove_node, request)).await?))
     }
 
+    /// Hands data group `group`'s leadership to node `node_id`; returns who
+    /// leads it afterwards. The group takes no writes for about two seconds.
+    pub async fn transfer_leader(&self, group: u32, node_id: u64) -> Result<u64> {
+        let request = api::TransferLeaderRequest { group, node_id };
+        Ok(self.router.call(rpc!(cluster, transfer_leader, request)).await?.leader_id)
+    }
+
     /// Debug: up to `max_messages` of a partition as the node this client is
     /// connected to has applied them (no leader redirect), with the
     /// partition's end offset there.

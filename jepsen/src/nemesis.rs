@@ -29,6 +29,7 @@ pub const NAMES: &[&str] = &[
     "membership",
     "corrupt",
     "disk-full",
+    "transfer-leader",
 ];
 
 /// Whether a nemesis needs the nodes' data on [`crate::powerfs`] disks.
@@ -134,6 +135,7 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
             skewed.map(|()| (nodes.clone(), format!("wall clock {}", detail.join(", ")), Undo::Unskew(nodes)))
         }
         "membership" => remove_node(cluster, rng, &ids).await,
+        "transfer-leader" => transfer_leader(cluster, rng).await,
         "corrupt" => {
             // A minority of one, never the leader: the fault is a bad disk
             // under a follower, which the rest must outvote.
@@ -239,6 +241,31 @@ async fn restart_or_replace(cluster: &mut Cluster, node: u32) -> anyhow::Result<
     cluster.wipe(node)?;
     cluster.start_joining(node, &others[0])?;
     Ok(Some(format!("it refused its damaged data ({status}); replaced: removed, wiped, joined again")))
+}
+
+/// Hands a random data group's leadership to another of its voters, as the
+/// balancer does (the balancer may move it back later: nothing to undo).
+async fn transfer_leader(cluster: &Cluster, rng: &mut StdRng) -> anyhow::Result<(Vec<u32>, String, Undo)> {
+    let client = ferry_client::Client::connect_with(&cluster.addrs(), Duration::from_secs(10)).await?;
+    let status = tokio::time::timeout(Duration::from_secs(5), client.cluster_status())
+        .await
+        .map_err(|_| anyhow::anyhow!("no cluster status within 5 s"))??;
+    let led: Vec<(u32, u64, Vec<u64>)> = status
+        .groups
+        .into_iter()
+        .filter(|g| g.group != 0)
+        .filter_map(|g| Some((g.group, g.leader_id?, g.voters)))
+        .collect();
+    let (group, from, voters) = led
+        .choose(rng)
+        .ok_or_else(|| anyhow::anyhow!("no data group with a known leader (formed with --data-groups?)"))?;
+    let others: Vec<u64> = voters.iter().copied().filter(|v| v != from).collect();
+    let to = *others.choose(rng).ok_or_else(|| anyhow::anyhow!("group {group} has no other voter"))?;
+    let moved = tokio::time::timeout(Duration::from_secs(10), client.transfer_leader(*group, to))
+        .await
+        .map_err(|_| anyhow::anyhow!("moving group {group} to node {to} did not finish within 10 s"))??;
+    let nodes = [*from, to].iter().filter_map(|n| u32::try_from(*n).ok()).collect();
+    Ok((nodes, format!("group {group}: leader node {from} handed it to node {to}; node {moved} leads"), Undo::Nothing))
 }
 
 /// Removes a random node from the membership through the cluster, stops it

@@ -54,7 +54,7 @@ fn a_correct_cluster_under_kills_partitions_and_delays_is_valid() {
 }
 
 #[test]
-fn a_cluster_with_data_groups_under_kills_and_partitions_is_valid() {
+fn a_cluster_with_data_groups_under_kills_partitions_and_leader_moves_is_valid() {
     require_namespaces();
     let reports = tempfile::tempdir().expect("temp dir");
     // The topic's partitions in data groups: publishes forwarded to each
@@ -65,7 +65,7 @@ fn a_cluster_with_data_groups_under_kills_and_partitions_is_valid() {
             "--nodes",
             "3",
             "--nemesis",
-            "kill,partition",
+            "kill,partition,transfer-leader",
             "--time-limit",
             "30s",
             "--seed",

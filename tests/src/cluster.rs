@@ -1,13 +1,15 @@
 //! A cluster of real `ferryd` processes on loopback, formed from a static
 //! peer list, for tests that kill, restart and replace nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ferry_client::{Client, LogRecord, Position};
+use ferry_proto::v1 as api;
+use ferry_proto::v1::cluster_client::ClusterClient;
 use tempfile::TempDir;
 
 use crate::Ferryd;
@@ -235,4 +237,48 @@ impl Cluster {
         }
         first.clone()
     }
+
+    /// Group → leader as node `id` sees its groups (0: none known); `None`
+    /// if it does not answer.
+    pub async fn group_leaders(&self, id: u64) -> Option<BTreeMap<u32, u64>> {
+        let mut client = ClusterClient::connect(format!("http://{}", self.addr(id))).await.ok()?;
+        let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+        Some(status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect())
+    }
+
+    /// Checks every partition on every running node (see
+    /// [`Cluster::assert_partition_holds`]) and that the topic holds the
+    /// confirmed messages and nothing else, each once if `stored` says so.
+    /// Returns each partition's log as values.
+    pub async fn assert_topic_holds(
+        &self,
+        topic: &str,
+        partitions: u32,
+        confirmed: &[(String, Position)],
+        stored: Stored,
+    ) -> Vec<Vec<String>> {
+        let mut logs = Vec::new();
+        for partition in 0..partitions {
+            let log = self.assert_partition_holds(topic, partition, confirmed).await;
+            logs.push(log.iter().map(|r| String::from_utf8_lossy(&r.message.data).into_owned()).collect::<Vec<_>>());
+        }
+        let all: Vec<&String> = logs.iter().flatten().collect();
+        let distinct: BTreeSet<&String> = all.iter().copied().collect();
+        if stored == Stored::ExactlyOnce {
+            assert_eq!(all.len(), distinct.len(), "no message is stored twice");
+        }
+        let expected: BTreeSet<&String> = confirmed.iter().map(|(v, _)| v).collect();
+        assert_eq!(distinct, expected, "the topic holds the confirmed messages and nothing else");
+        logs
+    }
+}
+
+/// What a topic may hold besides each confirmed message at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Nothing else: no retry happened, or the producer was idempotent.
+    ExactlyOnce,
+    /// Copies of published messages too: a plain publish retried after a
+    /// failure may have been stored by the failed try as well.
+    AtLeastOnce,
 }

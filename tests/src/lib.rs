@@ -12,7 +12,7 @@ pub use tempfile::TempDir;
 mod cluster;
 pub mod s3;
 mod workload;
-pub use cluster::{free_addr, Cluster};
+pub use cluster::{free_addr, Cluster, Stored};
 pub use workload::{Published, Publisher};
 
 /// The directory holding the workspace's binaries (`ferryd`, `ferry`): next to

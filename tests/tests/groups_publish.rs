@@ -7,13 +7,11 @@
 //! takes publishes in every partition; a topic deleted and created again
 //! under its name starts empty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_client::{Client, Message, Position, Publisher, PublisherSettings, TopicSettings};
-use ferry_proto::v1 as api;
-use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{eventually, Cluster};
+use ferry_tests::{eventually, Cluster, Stored};
 
 const DATA_GROUPS: &str = "4";
 
@@ -23,7 +21,7 @@ async fn cluster_with_groups() -> Cluster {
     let cluster = Cluster::start(3, &["--data-groups", DATA_GROUPS]);
     eventually(Duration::from_secs(30), "every node hosts 5 groups with a leader", || async {
         for id in 1..=3 {
-            let groups = group_leaders(&cluster, id).await?;
+            let groups = cluster.group_leaders(id).await?;
             if groups.len() != 5 || groups.values().any(|leader| *leader == 0) {
                 return None;
             }
@@ -32,13 +30,6 @@ async fn cluster_with_groups() -> Cluster {
     })
     .await;
     cluster
-}
-
-/// Group → leader as node `id` sees it; `None` if it does not answer.
-async fn group_leaders(cluster: &Cluster, id: u64) -> Option<BTreeMap<u32, u64>> {
-    let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
-    let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
-    Some(status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect())
 }
 
 /// An ordering key for each partition of `partitions`.
@@ -52,42 +43,6 @@ fn key_per_partition(partitions: u32) -> Vec<String> {
         }
     }
     keys.into_values().collect()
-}
-
-/// What a topic may hold besides each confirmed message at its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stored {
-    /// Nothing else: no retry happened, or the producer was idempotent.
-    ExactlyOnce,
-    /// Copies of published messages too: a plain publish retried after a
-    /// failure may have been stored by the failed try as well.
-    AtLeastOnce,
-}
-
-/// Checks every partition on every running node (see
-/// `Cluster::assert_partition_holds`) and that the topic holds the
-/// confirmed messages and nothing else, each once if `stored` says so.
-/// Returns each partition's log as values.
-async fn assert_topic_holds(
-    cluster: &Cluster,
-    topic: &str,
-    partitions: u32,
-    confirmed: &[(String, Position)],
-    stored: Stored,
-) -> Vec<Vec<String>> {
-    let mut logs = Vec::new();
-    for partition in 0..partitions {
-        let log = cluster.assert_partition_holds(topic, partition, confirmed).await;
-        logs.push(log.iter().map(|r| String::from_utf8_lossy(&r.message.data).into_owned()).collect::<Vec<_>>());
-    }
-    let all: Vec<&String> = logs.iter().flatten().collect();
-    let distinct: BTreeSet<&String> = all.iter().copied().collect();
-    if stored == Stored::ExactlyOnce {
-        assert_eq!(all.len(), distinct.len(), "no message is stored twice");
-    }
-    let expected: BTreeSet<&String> = confirmed.iter().map(|(v, _)| v).collect();
-    assert_eq!(distinct, expected, "the topic holds the confirmed messages and nothing else");
-    logs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +86,7 @@ async fn publishes_through_every_node_reach_every_partition_once_on_every_replic
     }
     assert_eq!(confirmed.len(), 10_200);
 
-    let logs = assert_topic_holds(&cluster, "events", partitions, &confirmed, Stored::ExactlyOnce).await;
+    let logs = cluster.assert_topic_holds("events", partitions, &confirmed, Stored::ExactlyOnce).await;
     assert!(logs.iter().all(|log| !log.is_empty()), "every partition holds messages");
     // A key's messages sit in its partition, in the order they were published.
     for (request, i) in (0..34).flat_map(|r| (0..100).step_by(2).map(move |i| (r, i))) {
@@ -167,7 +122,7 @@ async fn publishes_through_every_node_reach_every_partition_once_on_every_replic
     let positions =
         admin.publish("events", values.iter().cloned().map(Message::new).collect()).await.expect("publish again");
     let confirmed: Vec<(String, Position)> = values.into_iter().zip(positions).collect();
-    assert_topic_holds(&cluster, "events", 2, &confirmed, Stored::ExactlyOnce).await;
+    cluster.assert_topic_holds("events", 2, &confirmed, Stored::ExactlyOnce).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +141,7 @@ async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_i
         let value = format!("order-{i}");
         handles.push((value.clone(), publisher.publish(Message::new(value)).await.expect("enqueue")));
         if i == 1_500 {
-            let group_1_leader = group_leaders(&cluster, 1).await.expect("status")[&1];
+            let group_1_leader = cluster.group_leaders(1).await.expect("status")[&1];
             cluster.kill9(group_1_leader);
             cluster.restart(group_1_leader);
         }
@@ -196,7 +151,7 @@ async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_i
         confirmed.push((value, handle.await.expect("every message is confirmed")));
     }
     publisher.close().await;
-    assert_topic_holds(&cluster, "orders", partitions, &confirmed, Stored::ExactlyOnce).await;
+    cluster.assert_topic_holds("orders", partitions, &confirmed, Stored::ExactlyOnce).await;
 
     // Group 0's leader dies right after a topic is created: publishes still
     // reach every partition through the nodes left.
@@ -211,6 +166,6 @@ async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_i
     let positions = client.publish("fresh", messages.collect()).await.expect("publish without group 0's leader");
     let confirmed: Vec<(String, Position)> = values.into_iter().zip(positions).collect();
     // A plain publish: retried if a partition's group was still electing.
-    let logs = assert_topic_holds(&cluster, "fresh", 8, &confirmed, Stored::AtLeastOnce).await;
+    let logs = cluster.assert_topic_holds("fresh", 8, &confirmed, Stored::AtLeastOnce).await;
     assert!(logs.iter().all(|log| log.len() >= 10), "every partition took its key's messages");
 }

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::membership;
 use super::proposer::Proposer;
+use super::routing::GroupRoutes;
 use super::status::ApiError;
 use crate::domain::{validate, Rejection};
 use crate::raft::{Groups, NodeId};
@@ -27,11 +28,12 @@ const READ_LOG_MESSAGES_MAX: u32 = 10_000;
 pub struct ClusterService {
     proposer: Proposer,
     groups: Arc<Groups>,
+    routes: Arc<GroupRoutes>,
 }
 
 impl ClusterService {
-    pub fn new(proposer: Proposer, groups: Arc<Groups>) -> Self {
-        Self { proposer, groups }
+    pub fn new(proposer: Proposer, groups: Arc<Groups>, routes: Arc<GroupRoutes>) -> Self {
+        Self { proposer, groups, routes }
     }
 
     fn group_statuses(&self) -> Vec<api::GroupStatus> {
@@ -151,6 +153,16 @@ impl Cluster for ClusterService {
     ) -> Result<Response<api::ClusterStatus>, Status> {
         membership::remove_node(&self.proposer, &self.groups, request.into_inner().node_id).await?;
         Ok(Response::new(self.cluster_status().await))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group, node_id = request.get_ref().node_id))]
+    async fn transfer_leader(
+        &self,
+        request: Request<api::TransferLeaderRequest>,
+    ) -> Result<Response<api::TransferLeaderResponse>, Status> {
+        let api::TransferLeaderRequest { group, node_id } = request.into_inner();
+        let leader_id = self.routes.transfer_leader(group, node_id).await?;
+        Ok(Response::new(api::TransferLeaderResponse { leader_id }))
     }
 
     async fn read_log(&self, request: Request<api::ReadLogRequest>) -> Result<Response<api::ReadLogResponse>, Status> {

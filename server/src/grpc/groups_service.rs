@@ -102,6 +102,21 @@ impl Groups for GroupsService {
     }
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::GroupTransfer>,
+    ) -> Result<Response<pb::GroupTransferred>, Status> {
+        let pb::GroupTransfer { group_id, node_id } = request.into_inner();
+        Ok(Response::new(self.routes.transfer_here(group_id, node_id).await.map_err(status)?))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
+    async fn campaign(&self, request: Request<pb::GroupCampaign>) -> Result<Response<pb::GroupCampaigning>, Status> {
+        self.routes.campaign(request.into_inner().group_id).map_err(status)?;
+        Ok(Response::new(pb::GroupCampaigning {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn backlog(&self, request: Request<pb::GroupBacklog>) -> Result<Response<api::Backlog>, Status> {
         let pb::GroupBacklog { group_id, subscription } = request.into_inner();
         let delivery = self.routes.local(group_id).map_err(status)?.delivery();

@@ -9,6 +9,7 @@ pub mod early_ack;
 pub mod fan_in;
 pub mod group_delivery;
 pub mod groups_service;
+pub mod handoff;
 pub mod membership;
 pub mod proposer;
 pub mod publish_input;

@@ -1,6 +1,7 @@
 //! `Proposer`: how the services reach Raft — proposing commands with a commit
 //! timeout, and checking that this node may serve leader-only reads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +12,15 @@ use tokio::time::Instant;
 
 use super::status::ApiError;
 use crate::domain::{Command, Response};
-use crate::raft::{AppliedState, NodeId, Raft, TypeConfig};
+use crate::raft::{AppliedState, HostedGroup, NodeId, Raft, TypeConfig};
 
 #[derive(Clone)]
 pub struct Proposer {
     raft: Raft,
     node_id: NodeId,
     state: Arc<AppliedState>,
+    /// The group's leadership is being handed to another node: no writes.
+    handing_off: Arc<AtomicBool>,
     commit_timeout: Duration,
 }
 
@@ -28,8 +31,15 @@ impl std::fmt::Debug for Proposer {
 }
 
 impl Proposer {
-    pub fn new(raft: Raft, node_id: NodeId, state: Arc<AppliedState>, commit_timeout: Duration) -> Self {
-        Self { raft, node_id, state, commit_timeout }
+    /// Proposes to `group`, one of the groups this node hosts.
+    pub fn new(group: &HostedGroup, node_id: NodeId, commit_timeout: Duration) -> Self {
+        Self {
+            raft: group.raft.clone(),
+            node_id,
+            state: Arc::clone(&group.state),
+            handing_off: Arc::clone(&group.handing_off),
+            commit_timeout,
+        }
     }
 
     pub fn state(&self) -> &Arc<AppliedState> {
@@ -45,6 +55,9 @@ impl Proposer {
     /// Hands a command to Raft without waiting for it to commit. Commands
     /// submitted one after another enter the log in that order.
     pub async fn submit(&self, command: Command) -> Result<Submitted, ApiError> {
+        if self.handing_off.load(Ordering::Acquire) {
+            return Err(moving(self.node_id));
+        }
         let kind = command.kind();
         let give_up = Instant::now() + self.commit_timeout;
         let receiver = self
@@ -68,6 +81,9 @@ impl Proposer {
     pub fn ensure_leader(&self) -> Result<u64, ApiError> {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.current_leader == Some(self.node_id) {
+            if self.handing_off.load(Ordering::Acquire) {
+                return Err(moving(self.node_id));
+            }
             return Ok(metrics.current_term);
         }
         let leader = metrics
@@ -89,6 +105,16 @@ impl Proposer {
             return Err(ApiError::Unavailable("the leader is still applying entries of earlier terms".into()));
         }
         Ok(term)
+    }
+}
+
+/// A leader handing its group to another node turns calls away without a
+/// leader hint: one naming the target would send clients back and forth
+/// between the two until the move is done; without one they back off.
+fn moving(node_id: NodeId) -> ApiError {
+    ApiError::NotLeader {
+        reason: format!("node {node_id} is handing its leadership of the group to another node"),
+        leader: None,
     }
 }
 

@@ -27,6 +27,7 @@ use tonic::Code;
 
 use super::early_ack::EarlyAck;
 use super::group_delivery::GroupDelivery;
+use super::handoff;
 use super::proposer::Proposer;
 use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
@@ -36,7 +37,7 @@ use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::domain::{self, Catalog, Command, PartitionState, ProducerKey, PublishBatch, TopicState};
 use crate::raft::network::Network;
-use crate::raft::{GroupId, Groups, NodeId, META_GROUP};
+use crate::raft::{GroupId, Groups, HostedGroup, NodeId, META_GROUP};
 use crate::storage::records::{publish_from_record, publish_to_record};
 
 /// The `ferry-reason` of a forwarded call that reached a node no longer
@@ -159,10 +160,7 @@ impl GroupRoutes {
 
     /// A group this node hosts (whether it leads it or not).
     pub fn local(&self, group: GroupId) -> Result<Local, ApiError> {
-        let hosted = self
-            .groups
-            .get(group)
-            .ok_or_else(|| ApiError::Unavailable(format!("group {group} is not started on this node yet")))?;
+        let hosted = self.hosted_group(group)?;
         let lanes = Arc::clone(self.lanes.lock().entry(group).or_insert_with(|| {
             let dispatcher = Dispatcher::new(Arc::clone(&hosted.state), Arc::clone(&self.clock), self.outstanding_max);
             Arc::new(Lanes {
@@ -172,7 +170,7 @@ impl GroupRoutes {
             })
         }));
         let routes = self.me.upgrade().ok_or_else(|| ApiError::Unavailable("the node is stopping".into()))?;
-        let proposer = Proposer::new(hosted.raft, self.node_id, hosted.state, self.commit_timeout);
+        let proposer = Proposer::new(&hosted, self.node_id, self.commit_timeout);
         Ok(Local { proposer, lanes, routes })
     }
 
@@ -199,6 +197,8 @@ impl GroupRoutes {
         let metrics = hosted.raft.metrics();
         let metrics = metrics.borrow();
         match metrics.current_leader {
+            // Handing it over: wait for the next leader.
+            Some(id) if id == self.node_id && hosted.is_handing_off() => Leader::Unknown,
             Some(id) if id == self.node_id => Leader::Here,
             Some(id) => match metrics.membership_config.membership().get_node(&id) {
                 Some(node) => Leader::At(node.addr.clone()),
@@ -325,6 +325,49 @@ impl GroupRoutes {
             |mut client, request| async move { client.backlog(request).await },
         )
         .await
+    }
+
+    /// Hands `group`'s leadership to node `to`, on the group's leader (here
+    /// or forwarded); answers who leads afterwards.
+    pub async fn transfer_leader(&self, group: GroupId, to: NodeId) -> Result<NodeId, ApiError> {
+        if group == META_GROUP || self.groups.get(group).is_none() {
+            let data_groups = self.groups.data().len();
+            return Err(ApiError::invalid("group", format!("{group} is not a data group (1..={data_groups})")));
+        }
+        let reply = self
+            .on_leader(
+                group,
+                to,
+                |_, to| self.transfer_here(group, to),
+                |to| pb::GroupTransfer { group_id: group, node_id: *to },
+                |mut client, request| async move { client.transfer_leader(request).await },
+            )
+            .await?;
+        Ok(reply.leader_id)
+    }
+
+    /// Hands a group this node leads to `to`.
+    pub async fn transfer_here(&self, group: GroupId, to: NodeId) -> Result<pb::GroupTransferred, ApiError> {
+        let hosted = self.hosted_group(group)?;
+        let campaign = |addr: String| async move {
+            let mut client = self.client(&addr).map_err(ApiError::Remote)?;
+            client.campaign(pb::GroupCampaign { group_id: group }).await.map_err(ApiError::Remote)?;
+            Ok(())
+        };
+        let leader_id = handoff::transfer(&hosted, group, self.node_id, to, campaign).await?;
+        Ok(pb::GroupTransferred { leader_id })
+    }
+
+    /// Campaigns for `group`, which its leader is handing to this node.
+    pub fn campaign(&self, group: GroupId) -> Result<(), ApiError> {
+        handoff::campaign(self.hosted_group(group)?, group, self.node_id);
+        Ok(())
+    }
+
+    fn hosted_group(&self, group: GroupId) -> Result<HostedGroup, ApiError> {
+        self.groups
+            .get(group)
+            .ok_or_else(|| ApiError::Unavailable(format!("group {group} is not started on this node yet")))
     }
 
     /// Opens a group's share of a consumer's stream on the group's leader:

@@ -7,7 +7,6 @@
 //! leader, a repeated proposal or a stale copy changes nothing, and whichever
 //! node leads next finishes what a crash left undone.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::sync::sync_for;
@@ -29,7 +28,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs as long as this node hosts `group`: whenever it leads the group,
 /// keeps the group's topics and subscriptions up with group 0's (`meta`).
 pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId) {
-    let proposer = Proposer::new(data.raft.clone(), node_id, Arc::clone(&data.state), COMMIT_TIMEOUT);
+    let proposer = Proposer::new(&data, node_id, COMMIT_TIMEOUT);
     let mut changes = meta.state.watch_catalog();
     loop {
         match sync_once(&meta, &proposer).await {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use openraft::{BasicNode, Config};
 use tokio::task::JoinHandle;
 
-use super::{catalog_sync, formation, log_purge, membership, Formation, NodeError};
+use super::{balancer, catalog_sync, formation, log_purge, membership, Formation, NodeError};
 use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
 use crate::raft::log_sizes::LogSizes;
@@ -70,7 +70,7 @@ impl GroupOpener {
         let raft = Raft::new(self.node_id, Arc::clone(&self.config), self.network.for_group(group), log, state_machine)
             .await
             .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
-        Ok((HostedGroup { raft, state }, sizes))
+        Ok((HostedGroup::new(raft, state), sizes))
     }
 }
 
@@ -124,19 +124,14 @@ impl DataGroups {
         if fresh && formed_here {
             let members = Formation::Peers(layout.voters.clone());
             formation::initialise(&raft, &members, node_id, "").await?;
-            if preferred_leader(group, &voters) == Some(node_id) {
+            let ids = voters.keys().copied().collect();
+            if balancer::preferred_leader(group, &ids) == Some(node_id) {
                 // Campaign first, so the groups' leaders start spread over the nodes.
                 let _ = raft.trigger().elect().await;
             }
         }
         Ok((hosted, sizes))
     }
-}
-
-/// The voter that campaigns first for `group`: the voters take turns.
-fn preferred_leader(group: GroupId, voters: &BTreeMap<NodeId, BasicNode>) -> Option<NodeId> {
-    let ids: Vec<NodeId> = voters.keys().copied().collect();
-    ids.get(group as usize % ids.len().max(1)).copied()
 }
 
 /// Aborts the tasks when dropped: when the task holding it is aborted.

@@ -34,6 +34,7 @@ use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROU
 use crate::storage::db::DbResources;
 use crate::storage::StorageError;
 
+mod balancer;
 mod catalog_sync;
 mod data_groups;
 mod formation;
@@ -230,12 +231,17 @@ impl NodeBuilder {
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
 
         // Serve before forming the cluster: peers must reach this node to elect.
-        let proposer = Proposer::new(raft.clone(), self.node_id, Arc::clone(&state), self.commit_timeout);
+        let proposer = Proposer::new(&meta, self.node_id, self.commit_timeout);
         let groups = Arc::new(Groups::default());
         groups.host(META_GROUP, meta.clone());
-        let mut routes =
-            GroupRoutes::new(Arc::clone(&groups), network, self.node_id, self.commit_timeout, Arc::clone(&self.clock))
-                .outstanding_max(self.outstanding_max);
+        let mut routes = GroupRoutes::new(
+            Arc::clone(&groups),
+            network.clone(),
+            self.node_id,
+            self.commit_timeout,
+            Arc::clone(&self.clock),
+        )
+        .outstanding_max(self.outstanding_max);
         if self.ack_before_commit {
             routes = routes.acking_before_commit();
         }
@@ -244,6 +250,7 @@ impl NodeBuilder {
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
+        let balancer = tokio::spawn(balancer::run(Arc::clone(&routes), Arc::clone(&groups), network, self.node_id));
         let retention = tokio::spawn(retention::run(routes, Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
@@ -258,7 +265,7 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        let background = joining.into_iter().chain([retention, log_purge, layout, data_groups]).collect();
+        let background = joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer]).collect();
         Ok(Node { id: self.node_id, local_addr, raft, state, groups, stop: Some(stop), server, background })
     }
 
@@ -300,7 +307,7 @@ impl NodeBuilder {
         let proposer = proposer.clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
-        let cluster = ClusterService::new(proposer, Arc::clone(groups));
+        let cluster = ClusterService::new(proposer, Arc::clone(groups), Arc::clone(&routes));
         let peers = RaftService::new(Arc::clone(groups));
         let forwarded = GroupsService::new(routes);
 
@@ -352,8 +359,9 @@ pub struct Node {
     groups: Arc<Groups>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
-    /// Tasks that run as long as the node: retention, purging the log, and
-    /// joining the cluster when started with `Formation::Join`.
+    /// Tasks that run as long as the node: retention, purging the log,
+    /// the data groups and their leaders' balance, and joining the cluster
+    /// when started with `Formation::Join`.
     background: Vec<JoinHandle<()>>,
 }
 

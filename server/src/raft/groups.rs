@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -35,9 +36,23 @@ pub fn group_root(data_dir: &Path, group: GroupId) -> PathBuf {
 pub struct HostedGroup {
     pub raft: Raft,
     pub state: Arc<AppliedState>,
+    /// Set while this node, leading the group, hands its leadership to
+    /// another voter: the group takes no writes meanwhile, since any entry
+    /// replicated would renew the followers' leader lease and keep the
+    /// target from winning (`grpc/handoff.rs`).
+    pub handing_off: Arc<AtomicBool>,
 }
 
 impl HostedGroup {
+    pub fn new(raft: Raft, state: Arc<AppliedState>) -> Self {
+        Self { raft, state, handing_off: Arc::default() }
+    }
+
+    /// Whether this node is handing the group's leadership to another.
+    pub fn is_handing_off(&self) -> bool {
+        self.handing_off.load(Ordering::Acquire)
+    }
+
     /// The voters (id → address) of the group's membership in effect; `None`
     /// while a change is under way (a joint membership).
     pub fn voters(&self) -> Option<BTreeMap<NodeId, String>> {

@@ -54,6 +54,16 @@ pub enum ClusterCommand {
     AddNode { id: u64, addr: String },
     /// Remove a node from the cluster.
     RemoveNode { id: u64 },
+    /// Hand a data group's leadership to another of its voters (for
+    /// maintenance; the balancer keeps the spread even afterwards).
+    TransferLeader {
+        /// The data group (1..=the cluster's data groups).
+        #[arg(long)]
+        group: u32,
+        /// The node to lead it.
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,5 @@
-//! `ferry cluster`: status as a table or JSON, and membership changes.
+//! `ferry cluster`: status as a table or JSON, membership changes and
+//! moving a data group's leader.
 
 use anyhow::Context;
 use ferry_client::{Client, ClusterStatus};
@@ -21,6 +22,12 @@ pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()>
         ClusterCommand::AddNode { id, addr } => {
             let status = client.add_node(id, &addr).await.with_context(|| format!("add node {id} at {addr}"))?;
             print_table(&status);
+            Ok(())
+        }
+        ClusterCommand::TransferLeader { group, to } => {
+            let leader =
+                client.transfer_leader(group, to).await.with_context(|| format!("move group {group} to {to}"))?;
+            println!("group {group} is led by node {leader}");
             Ok(())
         }
         ClusterCommand::RemoveNode { id } => {
