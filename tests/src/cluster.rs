@@ -238,6 +238,24 @@ impl Cluster {
         first.clone()
     }
 
+    /// `size` nodes formed with `data_groups` data groups, once every node
+    /// hosts every group and knows its leader (so a topic can be created).
+    pub async fn start_with_groups(size: u64, data_groups: u32) -> Cluster {
+        let cluster = Cluster::start(size, &["--data-groups", &data_groups.to_string()]);
+        let what = format!("every node hosts {} groups with a leader", data_groups + 1);
+        crate::eventually(Duration::from_secs(30), &what, || async {
+            for id in 1..=size {
+                let leaders = cluster.group_leaders(id).await?;
+                if leaders.len() != data_groups as usize + 1 || leaders.values().any(|leader| *leader == 0) {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+        cluster
+    }
+
     /// Group → leader as node `id` sees its groups (0: none known); `None`
     /// if it does not answer.
     pub async fn group_leaders(&self, id: u64) -> Option<BTreeMap<u32, u64>> {

@@ -3,34 +3,16 @@
 //! Seek and GetSubscription of such a subscription, asking the leader of
 //! every group that holds a partition and merging the answers; each message
 //! is delivered once per lease, a nack redelivers it, a seek replays every
-//! group, and the backlog adds up the groups.
+//! group, the backlog adds up the groups, and an ordering key's messages go
+//! out one at a time, in order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use ferry_client::{Client, Code, Message, ReceivedMessage, SubscriptionSettings, TopicSettings};
-use ferry_proto::v1 as api;
-use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_tests::{eventually, Cluster};
 
 const PARTITIONS: u32 = 4;
-
-/// A cluster of three nodes with four data groups whose every group leads.
-async fn cluster_with_groups() -> Cluster {
-    let cluster = Cluster::start(3, &["--data-groups", "4"]);
-    eventually(Duration::from_secs(30), "every node hosts 5 groups with a leader", || async {
-        for id in 1..=3 {
-            let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
-            let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
-            if status.groups.len() != 5 || status.groups.iter().any(|g| g.leader_id == 0) {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-    cluster
-}
 
 /// One client per node, each talking to that node only.
 async fn clients(cluster: &Cluster) -> Vec<Client> {
@@ -66,7 +48,7 @@ fn ack_ids(received: &[ReceivedMessage]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_groups() {
-    let cluster = cluster_with_groups().await;
+    let cluster = Cluster::start_with_groups(3, 4).await;
     let clients = clients(&cluster).await;
     let admin = Client::connect(&cluster.addrs()).await.expect("connect");
     admin.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
@@ -204,4 +186,50 @@ async fn exhausted_messages_move_to_a_dead_letter_partition_in_another_group() {
         (backlog.unacked_messages == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordering_keys_messages_go_out_one_at_a_time_in_order_through_any_node() {
+    let cluster = Cluster::start_with_groups(3, 4).await;
+    let clients = clients(&cluster).await;
+    clients[0]
+        .create_topic("keyed", TopicSettings { partitions: PARTITIONS, ..Default::default() })
+        .await
+        .expect("topic");
+    clients[0].create_subscription("k", "keyed", SubscriptionSettings::default()).await.expect("subscription");
+
+    // 12 keys × 6 messages, interleaved, each key's in order, through every
+    // node; the keys hash to every partition, so to every group.
+    let keys: Vec<String> = (0..12).map(|k| format!("key-{k}")).collect();
+    let partitions: BTreeSet<u32> = keys.iter().map(|k| ferry_proto::partition_of_key(k, PARTITIONS)).collect();
+    assert_eq!(partitions.len(), PARTITIONS as usize, "the keys cover every partition");
+    for round in 0..6 {
+        let messages = keys.iter().map(|k| Message::new(format!("{k}/{round}")).ordering_key(k.clone())).collect();
+        clients[round % 3].publish("keyed", messages).await.expect("publish");
+    }
+
+    // Pulled through the nodes in turn and acked after each pull: no pull
+    // holds two messages of a key, and each key's come in publish order.
+    let mut order: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    for turn in 0.. {
+        if order.values().map(Vec::len).sum::<usize>() == 72 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "delivered so far: {order:?}");
+        let got = clients[turn % 3].pull("k", 100, Duration::from_millis(300)).await.expect("pull");
+        let mut out = BTreeSet::new();
+        for message in &got {
+            assert!(out.insert(message.message.ordering_key.clone()), "two of one key out at once: {got:?}");
+            let text = String::from_utf8_lossy(&message.message.data).into_owned();
+            let (key, round) = text.split_once('/').expect("key/round");
+            order.entry(key.to_owned()).or_default().push(round.parse().expect("round"));
+        }
+        if !got.is_empty() {
+            clients[(turn + 1) % 3].acknowledge("k", &ack_ids(&got)).await.expect("ack");
+        }
+    }
+    for (key, rounds) in order {
+        assert_eq!(rounds, (0..6).collect::<Vec<_>>(), "key {key} in publish order, each once");
+    }
 }

@@ -13,25 +13,6 @@ use std::time::Duration;
 use ferry_client::{Client, Message, Position, Publisher, PublisherSettings, TopicSettings};
 use ferry_tests::{eventually, Cluster, Stored};
 
-const DATA_GROUPS: &str = "4";
-
-/// A cluster of three nodes with four data groups, whose layout is set (a
-/// topic can be created).
-async fn cluster_with_groups() -> Cluster {
-    let cluster = Cluster::start(3, &["--data-groups", DATA_GROUPS]);
-    eventually(Duration::from_secs(30), "every node hosts 5 groups with a leader", || async {
-        for id in 1..=3 {
-            let groups = cluster.group_leaders(id).await?;
-            if groups.len() != 5 || groups.values().any(|leader| *leader == 0) {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-    cluster
-}
-
 /// An ordering key for each partition of `partitions`.
 fn key_per_partition(partitions: u32) -> Vec<String> {
     let mut keys = BTreeMap::new();
@@ -47,7 +28,7 @@ fn key_per_partition(partitions: u32) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_through_every_node_reach_every_partition_once_on_every_replica() {
-    let cluster = cluster_with_groups().await;
+    let cluster = Cluster::start_with_groups(3, 4).await;
     let admin = Client::connect(&cluster.addrs()).await.expect("connect");
     let partitions = 8;
     admin.create_topic("events", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");
@@ -127,7 +108,7 @@ async fn publishes_through_every_node_reach_every_partition_once_on_every_replic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_its_meta_leader_kill() {
-    let mut cluster = cluster_with_groups().await;
+    let mut cluster = Cluster::start_with_groups(3, 4).await;
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     let partitions = 4;
     client.create_topic("orders", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");

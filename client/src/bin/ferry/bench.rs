@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// and consume modes run at least one consumer per topic.
     #[arg(long, default_value_t = 1)]
     pub topics: usize,
+    /// Partitions of each topic the run creates; 0 = the server's default.
+    /// On a cluster with data groups, partitions spread a topic's load over
+    /// the groups' leaders.
+    #[arg(long, default_value_t = 0)]
+    pub partitions: u32,
     /// Target publish rate in messages per second; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -149,7 +154,7 @@ pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.size >= 8, "--size must be at least 8 (the send time travels in the payload)");
     let topics = topic_names(&args);
     for topic in &topics {
-        ensure_topic(client, topic).await?;
+        ensure_topic(client, topic, args.partitions).await?;
     }
     let figures = match args.mode {
         Mode::Publish if args.publisher => publish_one_by_one(client, &args, &topics).await?,
@@ -169,8 +174,8 @@ fn topic_names(args: &BenchArgs) -> Vec<String> {
     }
 }
 
-async fn ensure_topic(client: &Client, topic: &str) -> anyhow::Result<()> {
-    match client.create_topic(topic, TopicSettings::default()).await {
+async fn ensure_topic(client: &Client, topic: &str, partitions: u32) -> anyhow::Result<()> {
+    match client.create_topic(topic, TopicSettings { partitions, ..Default::default() }).await {
         Err(e) if e.code() != Some(Code::AlreadyExists) => Err(e).with_context(|| format!("create topic {topic}")),
         _ => Ok(()),
     }
