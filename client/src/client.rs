@@ -42,7 +42,7 @@ pub(crate) fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
-fn cluster(channel: Channel) -> ClusterClient<Channel> {
+pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
     ClusterClient::new(channel).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 

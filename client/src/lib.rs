@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod publisher;
 mod router;
+mod routes;
 pub mod subscriber;
 pub mod types;
 

@@ -39,6 +39,7 @@ use tonic::Code;
 use crate::client::{publisher as publisher_stub, rpc, Client};
 use crate::error::{Error, Result};
 use crate::router::Router;
+use crate::routes::PartitionRoutes;
 use crate::types::{message_to_api, Message, Position};
 
 /// Most batches a lane keeps in flight: the server remembers the last eight
@@ -161,6 +162,8 @@ struct Queued {
 pub struct Publisher {
     lanes: Vec<mpsc::Sender<Queued>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Keeps the lanes' routes current (ends once the lanes have).
+    routing: JoinHandle<()>,
     messages_room: Arc<Semaphore>,
     bytes_room: Arc<Semaphore>,
     settings: PublisherSettings,
@@ -180,17 +183,19 @@ impl Publisher {
             ..settings
         };
         let partitions = client.get_topic(topic).await?.settings.partitions.max(1);
+        let (routes, routing) = PartitionRoutes::follow(client.router(), topic).await;
         let mut lanes = Vec::with_capacity(partitions as usize);
         let mut tasks = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
             let (sender, receiver) = mpsc::channel(settings.max_pending_messages);
-            let lane = Lane::new(client.router(), topic, partition, &settings, receiver);
+            let lane = Lane::new(client.router(), Arc::clone(&routes), topic, partition, &settings, receiver);
             lanes.push(sender);
             tasks.push(tokio::spawn(lane.run()));
         }
         Ok(Self {
             lanes,
             tasks,
+            routing,
             messages_room: Arc::new(Semaphore::new(settings.max_pending_messages)),
             bytes_room: Arc::new(Semaphore::new(settings.max_pending_bytes)),
             settings,
@@ -238,11 +243,12 @@ impl Publisher {
 
     /// Sends everything still queued, waits for the answers, and stops.
     pub async fn close(self) {
-        let Publisher { lanes, tasks, .. } = self;
+        let Publisher { lanes, tasks, routing, .. } = self;
         drop(lanes);
         for task in tasks {
             let _ = task.await;
         }
+        routing.abort();
     }
 
     /// Keyed messages go where the server would put them; keyless ones fill
@@ -276,6 +282,8 @@ type Sent = Pin<Box<dyn Future<Output = (Batch, Result<api::PublishResponse>)> +
 /// One partition's sender: batches, sequences, in-flight window, resends.
 struct Lane {
     router: Arc<Router>,
+    /// Where the partition is led, to send there without a hop.
+    routes: Arc<PartitionRoutes>,
     topic: String,
     partition: u32,
     settings: PublisherSettings,
@@ -295,6 +303,7 @@ fn new_producer_id() -> u64 {
 impl Lane {
     fn new(
         router: Arc<Router>,
+        routes: Arc<PartitionRoutes>,
         topic: &str,
         partition: u32,
         settings: &PublisherSettings,
@@ -302,6 +311,7 @@ impl Lane {
     ) -> Self {
         Self {
             router,
+            routes,
             topic: topic.to_owned(),
             partition,
             settings: settings.clone(),
@@ -394,7 +404,9 @@ impl Lane {
         Batch { producer_id: self.producer_id, first_sequence, messages, payload }
     }
 
-    /// One attempt (with the router's leader following) to publish a batch.
+    /// One attempt to publish a batch: at the partition's leader when the
+    /// routes know it, else (or if it fails there) with the router's leader
+    /// following.
     fn call(&self, batch: &Batch) -> impl Future<Output = Result<api::PublishResponse>> + Send + 'static {
         let mut request = api::PublishRequest {
             topic: self.topic.clone(),
@@ -411,7 +423,13 @@ impl Lane {
             }
         }
         let router = self.router.clone();
-        async move { router.call(rpc!(publisher_stub, publish, request)).await }
+        let leader = self.routes.leader(self.partition);
+        async move {
+            match leader {
+                Some(addr) => router.call_routed(&addr, rpc!(publisher_stub, publish, request)).await,
+                None => router.call(rpc!(publisher_stub, publish, request)).await,
+            }
+        }
     }
 
     fn send(&self, batch: Batch) -> Sent {

@@ -91,8 +91,10 @@ impl Router {
         let index = match state.known.iter().position(|a| *a == addr) {
             Some(index) => index,
             None => {
-                let channel = endpoint(&addr)?.connect_lazy();
-                state.channels.insert(addr.clone(), channel);
+                if !state.channels.contains_key(&addr) {
+                    let channel = endpoint(&addr)?.connect_lazy();
+                    state.channels.insert(addr.clone(), channel);
+                }
                 state.known.push(addr);
                 state.known.len() - 1
             }
@@ -144,6 +146,35 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Runs `op` once at the node at `addr` (the leader of a data group, for
+    /// a call any node takes and that node serves without a hop); if it
+    /// cannot take it there (down, or UNAVAILABLE), runs it as [`Router::call`]
+    /// does. Only for calls that may be retried.
+    pub(crate) async fn call_routed<T, F, Fut>(&self, addr: &str, op: F) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match op(self.channel(addr)?).await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status) if status.code() == Code::Unavailable || is_connection_failure(&status) => {}
+            Err(status) => return Err(status.into()),
+        }
+        self.call(op).await
+    }
+
+    /// The channel to `addr`, made on first use (not a node the router
+    /// follows unless a hint names it).
+    fn channel(&self, addr: &str) -> Result<Channel> {
+        let mut state = self.state.lock();
+        if let Some(channel) = state.channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = endpoint(addr)?.connect_lazy();
+        state.channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
     }
 
     /// Runs `op` once against the node currently chosen, without retries.

@@ -264,6 +264,14 @@ impl Cluster {
         Some(status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect())
     }
 
+    /// Partition batches node `id` forwarded to another node's group leader
+    /// since it started; `None` if it does not answer.
+    pub async fn forwarded_publishes(&self, id: u64) -> Option<u64> {
+        let mut client = ClusterClient::connect(format!("http://{}", self.addr(id))).await.ok()?;
+        let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
+        Some(status.forwarded_publish_batches)
+    }
+
     /// Checks every partition on every running node (see
     /// [`Cluster::assert_partition_holds`]) and that the topic holds the
     /// confirmed messages and nothing else, each once if `stored` says so.

@@ -150,3 +150,38 @@ async fn idempotent_publishes_survive_a_data_group_leader_kill_and_a_new_topic_i
     let logs = cluster.assert_topic_holds("fresh", 8, &confirmed, Stored::AtLeastOnce).await;
     assert!(logs.iter().all(|log| log.len() >= 10), "every partition took its key's messages");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_sends_each_partitions_batches_to_its_groups_leader() {
+    let cluster = Cluster::start_with_groups(3, 4).await;
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    let partitions = 8;
+    client.create_topic("routed", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");
+    let keys = key_per_partition(partitions);
+    let settings = PublisherSettings { batch_max_messages: 20, ..Default::default() };
+    let publisher = Publisher::new(&client, "routed", settings).await.expect("publisher");
+    let forwarded = || async {
+        let mut sum = 0;
+        for id in 1..=3 {
+            sum += cluster.forwarded_publishes(id).await.expect("node status");
+        }
+        sum
+    };
+    let before = forwarded().await;
+
+    // Every partition, so every group: the client's node leads at most two
+    // of the four, and a publish sent there for the others would hop.
+    let mut confirmed = Vec::new();
+    for i in 0..2_000 {
+        let value = format!("routed-{i}");
+        let message = Message::new(value.clone()).ordering_key(keys[i % keys.len()].clone());
+        confirmed.push((value, publisher.publish(message).await.expect("enqueue")));
+    }
+    let mut positions = Vec::new();
+    for (value, handle) in confirmed {
+        positions.push((value, handle.await.expect("confirmed")));
+    }
+    publisher.close().await;
+    assert_eq!(forwarded().await, before, "no batch took a hop: each went to its partition's leader");
+    cluster.assert_topic_holds("routed", partitions, &positions, Stored::ExactlyOnce).await;
+}

@@ -71,6 +71,7 @@ impl ClusterService {
             purged_index: metrics.purged.map_or(0, |l| l.index),
             version: env!("CARGO_PKG_VERSION").into(),
             groups: self.group_statuses(),
+            forwarded_publish_batches: self.routes.forwarded_publishes(),
         }
     }
 
@@ -163,6 +164,15 @@ impl Cluster for ClusterService {
         let api::TransferLeaderRequest { group, node_id } = request.into_inner();
         let leader_id = self.routes.transfer_leader(group, node_id).await?;
         Ok(Response::new(api::TransferLeaderResponse { leader_id }))
+    }
+
+    async fn routes(&self, request: Request<api::RoutesRequest>) -> Result<Response<api::RoutesResponse>, Status> {
+        let topic = request.into_inner().topic;
+        validate::name("topic", &topic).map_err(ApiError::from)?;
+        if self.routes.topic_placement(&topic).is_none() {
+            return Err(ApiError::Rejected(Rejection::TopicNotFound { name: topic }).into());
+        }
+        Ok(Response::new(api::RoutesResponse { partitions: self.routes.partition_routes(&topic) }))
     }
 
     async fn read_log(&self, request: Request<api::ReadLogRequest>) -> Result<Response<api::ReadLogResponse>, Status> {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -90,6 +91,8 @@ pub struct GroupRoutes {
     /// acks). Each keeps to its group's terms, so a group's leader change
     /// forgets only its own.
     lanes: Mutex<HashMap<GroupId, Arc<Lanes>>>,
+    /// Partition batches forwarded to another node's group leader.
+    forwarded_publishes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -137,6 +140,7 @@ impl GroupRoutes {
             acking_before_commit: false,
             me: Weak::new(),
             lanes: Mutex::default(),
+            forwarded_publishes: AtomicU64::new(0),
         }
     }
 
@@ -182,6 +186,35 @@ impl GroupRoutes {
         catalog.topic(name).map(|t| (t.id, t.config.partitions, t.groups.clone()))
     }
 
+    /// Partition batches this node forwarded to another node since it
+    /// started.
+    pub fn forwarded_publishes(&self) -> u64 {
+        self.forwarded_publishes.load(Ordering::Relaxed)
+    }
+
+    /// Each partition of `topic` with its group and that group's leader as
+    /// this node knows them; empty for a topic in group 0 (or unknown here).
+    pub fn partition_routes(&self, topic: &str) -> Vec<api::PartitionRoute> {
+        let Some((_, partitions, groups)) = self.topic_placement(topic) else { return Vec::new() };
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        (0..partitions)
+            .zip(groups)
+            .map(|(partition, group)| {
+                let (leader_id, leader_addr) = self.leader_of(group).unwrap_or_default();
+                api::PartitionRoute { partition, group, leader_id, leader_addr }
+            })
+            .collect()
+    }
+
+    /// The leader of `group` and its address, as this node knows them.
+    fn leader_of(&self, group: GroupId) -> Option<(NodeId, String)> {
+        let metrics = self.groups.get(group)?.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        Some((leader, metrics.membership_config.membership().get_node(&leader)?.addr.clone()))
+    }
+
     /// Every group this node hosts.
     pub fn hosted(&self) -> Vec<GroupId> {
         self.groups.all().into_iter().map(|(group, _)| group).collect()
@@ -216,7 +249,10 @@ impl GroupRoutes {
                 group,
                 batch,
                 |local, batch| self.publish_here(local, batch),
-                |batch| pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) },
+                |batch| {
+                    self.forwarded_publishes.fetch_add(1, Ordering::Relaxed);
+                    pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) }
+                },
                 |mut client, request| async move { client.publish(request).await },
             )
             .await?;
