@@ -36,9 +36,13 @@ test: build
 ## (release build; COUNT messages per run), the same against NATS JetStream
 ## R1 and R3 when nats-server is installed, then the Criterion benchmarks of
 ## the server's hot paths (encoding, apply, key codecs).
+## DATA_GROUPS="0 4" runs each Ferry cluster once per number of data groups;
+## PARTITIONS sets the runs' topics' partitions.
+DATA_GROUPS ?= 0
+PARTITIONS ?= 1
 bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry --bin nats-bench
-	scripts/bench-clusters $(COUNT)
+	DATA_GROUPS="$(DATA_GROUPS)" PARTITIONS="$(PARTITIONS)" scripts/bench-clusters $(COUNT)
 	$(CARGO) bench -p ferry-server --bench hot_paths
 
 ## ferry-etl throughput: COUNT events drained by one worker into Avro on

@@ -39,8 +39,10 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_millis(4_500);
 const CAMPAIGN_MARGIN: Duration = Duration::from_millis(100);
 /// How often the target calls an election again while it does not lead.
 const CAMPAIGN_EVERY: Duration = Duration::from_millis(150);
-/// How long the target keeps campaigning.
-const CAMPAIGN_FOR: Duration = Duration::from_secs(4);
+/// How long the target keeps campaigning: it stops before the leader gives
+/// up waiting (`TAKEOVER_TIMEOUT` after asking), so it cannot unseat a
+/// leader that took writes back.
+const CAMPAIGN_FOR: Duration = Duration::from_secs(2);
 
 /// On the leader of `group`: hands its leadership to voter `to`, asking
 /// `to` to campaign through `campaign`. Answers who leads once another node
@@ -88,21 +90,23 @@ where
             Ok(leader)
         }
         Err(_) => Err(ApiError::Unavailable(format!(
-            "node {to} did not take over group {group} within {TAKEOVER_TIMEOUT:?}; node {me} leads it again"
+            "node {to} did not take over group {group} within {TAKEOVER_TIMEOUT:?}; node {me} takes writes again while it leads"
         ))),
     }
 }
 
 /// On the handoff's target: campaigns for `group` once the old leader's
-/// lease has run out on every voter, until it leads or gives up. Returns
-/// at once; the campaign runs on its own.
-pub fn campaign(hosted: HostedGroup, group: GroupId, me: NodeId) {
+/// lease has run out on every voter, until it or another new leader leads,
+/// or it gives up. Returns at once; the campaign runs on its own.
+pub fn campaign(hosted: HostedGroup, group: GroupId) {
+    let from = hosted.raft.metrics().borrow().current_leader;
     tokio::spawn(async move {
         let lease = Duration::from_millis(hosted.raft.config().election_timeout_max);
         tokio::time::sleep(lease + CAMPAIGN_MARGIN).await;
         let give_up = Instant::now() + CAMPAIGN_FOR;
         while Instant::now() < give_up {
-            if hosted.raft.metrics().borrow().current_leader == Some(me) {
+            let leader = hosted.raft.metrics().borrow().current_leader;
+            if leader.is_some() && leader != from {
                 return;
             }
             if let Err(e) = hosted.raft.trigger().elect().await {

@@ -396,7 +396,7 @@ impl GroupRoutes {
 
     /// Campaigns for `group`, which its leader is handing to this node.
     pub fn campaign(&self, group: GroupId) -> Result<(), ApiError> {
-        handoff::campaign(self.hosted_group(group)?, group, self.node_id);
+        handoff::campaign(self.hosted_group(group)?, group);
         Ok(())
     }
 
