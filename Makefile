@@ -55,7 +55,8 @@ bench-etl: deps
 
 ## The fault harness's full matrix (release build): every nemesis profile ×
 ## SEEDS seeds × 3 and 5 nodes, TIME of faults each; prints a summary table.
+## DATA_GROUPS="0 4" runs it on clusters formed with each number of data groups.
 ## CI runs a short smoke of it as `jepsen/tests/runs.rs`.
 chaos: deps
 	$(CARGO) build --release --bin ferryd --bin ferry-jepsen
-	scripts/chaos
+	DATA_GROUPS="$(DATA_GROUPS)" scripts/chaos
