@@ -169,15 +169,19 @@ impl Cluster {
                 continue;
             }
             loop {
-                let client = Client::connect_with(self.addr(*id), Duration::ZERO).await.expect("connect");
-                let end = match client.read_log(topic, partition, 0, 1).await {
-                    Ok((_, end)) => end,
-                    Err(_) => 0,
+                // A node just restarted may refuse connections for a moment:
+                // that is "not yet", like a read error.
+                let end = match Client::connect_with(self.addr(*id), Duration::ZERO).await {
+                    Ok(client) => client.read_log(topic, partition, 0, 1).await.map(|(_, end)| end).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
                 };
-                if end >= end_offset {
+                if end.as_ref().is_ok_and(|end| *end >= end_offset) {
                     break;
                 }
-                assert!(tokio::time::Instant::now() < give_up, "node {id} has {end} of {end_offset} messages");
+                if tokio::time::Instant::now() >= give_up {
+                    let tail = node.log_tail(4_000);
+                    panic!("node {id} has {end:?} of {end_offset} messages; the tail of its log:\n{tail}");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

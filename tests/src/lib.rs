@@ -107,6 +107,16 @@ impl Ferryd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `bytes` (about) of what the process wrote to stderr.
+    pub fn log_tail(&self, bytes: usize) -> String {
+        let log = self.log_text();
+        let mut start = log.len().saturating_sub(bytes);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        log[start..].to_owned()
+    }
+
     /// SIGKILL, no chance to flush or clean up.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
