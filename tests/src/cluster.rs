@@ -172,7 +172,9 @@ impl Cluster {
                 // A node just restarted may refuse connections for a moment:
                 // that is "not yet", like a read error.
                 let end = match Client::connect_with(self.addr(*id), Duration::ZERO).await {
-                    Ok(client) => client.read_log(topic, partition, 0, 1).await.map(|(_, end)| end).map_err(|e| e.to_string()),
+                    Ok(client) => {
+                        client.read_log(topic, partition, 0, 1).await.map(|(_, end)| end).map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e.to_string()),
                 };
                 if end.as_ref().is_ok_and(|end| *end >= end_offset) {

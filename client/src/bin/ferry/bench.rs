@@ -6,8 +6,10 @@
 //!   latency is publish-to-ack of each batch. With `--publisher`, messages go
 //!   one by one through the batching [`Publisher`] (idempotent, optionally
 //!   `--compression`ed) and latency is per message.
-//! - `consume`: publishes `--count` messages first (not timed), then drains
-//!   them with `--concurrency` streaming consumers, acking each.
+//! - `consume`: publishes `--count` messages first (timed apart: the
+//!   backlog's publish rate), then drains them with `--concurrency` streaming
+//!   consumers, acking each; the catch-up ratio is the drain rate over the
+//!   backlog's publish rate.
 //! - `end-to-end`: publishes at `--rate` while consumers read; latency is
 //!   from just before the publish call to the consumer's receipt (the send
 //!   time travels in the message).
@@ -103,6 +105,9 @@ struct Figures {
     elapsed: Duration,
     size: usize,
     latency_ms: Histogram<u64>,
+    /// Consume mode: how long publishing the backlog took, to compare the
+    /// catch-up rate with.
+    backlog_published_in: Option<Duration>,
 }
 
 impl Figures {
@@ -115,8 +120,9 @@ impl Figures {
         let msgs_per_sec = self.messages as f64 / seconds;
         let mb_per_sec = msgs_per_sec * self.size as f64 / 1e6;
         let (p50, p99, p999) = (self.percentile_ms(0.5), self.percentile_ms(0.99), self.percentile_ms(0.999));
+        let backlog_msgs_per_sec = self.backlog_published_in.map(|t| self.messages as f64 / t.as_secs_f64().max(1e-9));
         if json {
-            let value = json!({
+            let mut value = json!({
                 "mode": self.mode,
                 "messages": self.messages,
                 "size_bytes": self.size,
@@ -127,12 +133,18 @@ impl Figures {
                 "p99_ms": p99,
                 "p999_ms": p999,
             });
+            if let Some(rate) = backlog_msgs_per_sec {
+                value["backlog_publish_msgs_per_sec"] = json!(rate);
+            }
             println!("{value}");
         } else {
             println!(
                 "{:<11} {:>10} msgs in {:>7.2}s  {:>11.0} msgs/s {:>8.2} MB/s  latency p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms",
                 self.mode, self.messages, seconds, msgs_per_sec, mb_per_sec, p50, p99, p999
             );
+            if let Some(rate) = backlog_msgs_per_sec {
+                println!("backlog published at {rate:.0} msgs/s; caught up at {:.2}× that", msgs_per_sec / rate);
+            }
         }
     }
 }
@@ -270,7 +282,14 @@ async fn publish(
     }
     let latency_ms = latencies.lock().clone();
     let messages = done.load(Ordering::Relaxed);
-    Ok(Figures { mode: "publish", messages, elapsed: started.elapsed(), size: args.size, latency_ms })
+    Ok(Figures {
+        mode: "publish",
+        messages,
+        elapsed: started.elapsed(),
+        size: args.size,
+        latency_ms,
+        backlog_published_in: None,
+    })
 }
 
 /// Publishes through one [`Publisher`] per topic, a message at a time (message
@@ -327,7 +346,14 @@ async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]
     }
     let latency_ms = latencies.lock().clone();
     let messages = latency_ms.len();
-    Ok(Figures { mode: "publish", messages, elapsed: started.elapsed(), size: args.size, latency_ms })
+    Ok(Figures {
+        mode: "publish",
+        messages,
+        elapsed: started.elapsed(),
+        size: args.size,
+        latency_ms,
+        backlog_published_in: None,
+    })
 }
 
 /// Drains `expected` messages from the subscriptions with `args.concurrency`
@@ -384,11 +410,12 @@ async fn consume(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow
     for topic in topics {
         subscriptions.push(fresh_subscription(client, topic, "consume").await?);
     }
-    publish(client, args, topics, None).await?;
+    let backlog = publish(client, args, topics, None).await?;
     let latencies = Arc::new(Mutex::new(histogram()));
     let elapsed = drain(client, args, &subscriptions, args.count, Arc::clone(&latencies)).await?;
     let latency_ms = latencies.lock().clone();
-    Ok(Figures { mode: "consume", messages: args.count, elapsed, size: args.size, latency_ms })
+    let backlog_published_in = Some(backlog.elapsed);
+    Ok(Figures { mode: "consume", messages: args.count, elapsed, size: args.size, latency_ms, backlog_published_in })
 }
 
 async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
@@ -406,5 +433,12 @@ async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> any
     publish(client, args, topics, Some(Instant::now())).await?;
     let elapsed = consumer.await??;
     let latency_ms = latencies.lock().clone();
-    Ok(Figures { mode: "end-to-end", messages: args.count, elapsed, size: args.size, latency_ms })
+    Ok(Figures {
+        mode: "end-to-end",
+        messages: args.count,
+        elapsed,
+        size: args.size,
+        latency_ms,
+        backlog_published_in: None,
+    })
 }
