@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run check fmt lint build test deps bench bench-etl chaos
+.PHONY: run check fmt lint build test deps bench bench-backlog bench-etl chaos
 
 ## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
 run: deps
@@ -44,6 +44,14 @@ bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry --bin nats-bench
 	DATA_GROUPS="$(DATA_GROUPS)" PARTITIONS="$(PARTITIONS)" scripts/bench-clusters $(COUNT)
 	$(CARGO) bench -p ferry-server --bench hot_paths
+
+## Memory against backlog, and catch-up: GB gigabytes of SIZE-byte messages
+## published to one subscription's topic on a NODES-node cluster, then
+## drained with acks; prints the publish and catch-up rates, the most disk
+## used and the nodes' highest peak RSS.
+bench-backlog: deps
+	$(CARGO) build --release --bin ferryd --bin ferry
+	scripts/bench-backlog
 
 ## ferry-etl throughput: COUNT events drained by one worker into Avro on
 ## local disk; events/s over wall time and per CPU second of the worker.
