@@ -2,6 +2,7 @@
 # the release binaries and measure its processes. Expects BIN (the binaries'
 # directory), DATA (a scratch directory) and PIDS (an array the caller's
 # cleanup kills); sets SERVER to the cluster's comma-separated addresses.
+# FERRYD_ARGS, if set, is added to every node's command line.
 
 start_cluster() { # nodes base_port data_groups
   local nodes=$1 base=$2 groups=$3 peers="" i dir
@@ -9,10 +10,10 @@ start_cluster() { # nodes base_port data_groups
   for i in $(seq 1 "$nodes"); do
     dir="$DATA/n$nodes-g$groups-$i"
     if [ "$nodes" = 1 ]; then
-      "$BIN/ferryd" --data-dir "$dir" --listen "127.0.0.1:$((base + i))" --data-groups "$groups" >"$dir.log" 2>&1 &
+      "$BIN/ferryd" --data-dir "$dir" --listen "127.0.0.1:$((base + i))" --data-groups "$groups" ${FERRYD_ARGS:-} >"$dir.log" 2>&1 &
     else
       "$BIN/ferryd" --node-id "$i" --data-dir "$dir" --listen "127.0.0.1:$((base + i))" \
-        --peers "$peers" --data-groups "$groups" >"$dir.log" 2>&1 &
+        --peers "$peers" --data-groups "$groups" ${FERRYD_ARGS:-} >"$dir.log" 2>&1 &
     fi
     PIDS+=($!)
   done

@@ -36,12 +36,22 @@ pub(crate) struct Router {
     retry_budget: Duration,
 }
 
+/// HTTP/2 flow-control windows for what servers send us. At h2's default of
+/// 64 KiB (hyper's 2 MiB) a stream stalls for a window update every response
+/// or two of a thousand 1 KiB messages; these hold several responses of every
+/// stream in flight. Memory is bounded all the same: by the server's
+/// responses queued per stream and our consumers' flow control.
+const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+
 fn endpoint(addr: &str) -> Result<Endpoint> {
     let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
     Ok(Endpoint::from_shared(url)
         .map_err(|e| Error::InvalidAddress { addr: addr.to_owned(), reason: e.to_string() })?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10)))
 }

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::OUTSTANDING_MAX_DEFAULT;
-use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::domain::limits::{GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES};
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
     ClusterService, GroupRoutes, GroupsService, Proposer, PublisherService, RaftService, SubscriberService,
@@ -319,6 +319,8 @@ impl NodeBuilder {
             })
         });
         let server = tonic::transport::Server::builder()
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
             .add_service(
                 PublisherServer::new(publisher)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
