@@ -73,11 +73,12 @@ pub const PAGE_SIZE_DEFAULT: u32 = 100;
 /// Largest gRPC message a node accepts or sends: the largest batch plus framing.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 4 * 1024 * 1024;
 
-/// HTTP/2 flow-control windows for what this process receives (publishes,
-/// acks, replicated entries, forwarded calls). At h2's defaults a stream
-/// waits for a window update every megabyte or so, a round trip per batch of
-/// a thousand 1 KiB messages; these keep several batches of every stream in
-/// flight. They bound nothing new: the senders' own limits (in-flight
-/// batches, replication's pipeline) say how much is sent.
-pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
-pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+/// HTTP/2 flow-control windows for what this node receives (publishes,
+/// acks, replicated entries, forwarded calls). At hyper's defaults (1 MiB
+/// each) a connection carried one 1 MiB batch at a time: publishers and
+/// replication to a follower waited a round trip per batch. These keep a few
+/// batches of every stream in flight. They are also what a connection may
+/// hold received and not yet read, so they count in the memory bound
+/// (ARCHITECTURE.md, `storage/`): 16 MiB per connection.
+pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;

@@ -34,7 +34,7 @@ use super::groups::{GroupId, META_GROUP};
 use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
-use crate::domain::limits::{GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES};
+use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 
 /// Bytes of a snapshot file per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -75,8 +75,6 @@ impl Network {
             .connect_timeout(CONNECT_TIMEOUT)
             .local_address(self.source_ip)
             .tcp_nodelay(true)
-            .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .connect_lazy();
