@@ -111,6 +111,10 @@ struct Figures {
 }
 
 impl Figures {
+    fn new(mode: &'static str, messages: u64, elapsed: Duration, size: usize, latency_ms: Histogram<u64>) -> Self {
+        Self { mode, messages, elapsed, size, latency_ms, backlog_published_in: None }
+    }
+
     fn percentile_ms(&self, q: f64) -> f64 {
         self.latency_ms.value_at_quantile(q) as f64 / 1000.0
     }
@@ -282,14 +286,7 @@ async fn publish(
     }
     let latency_ms = latencies.lock().clone();
     let messages = done.load(Ordering::Relaxed);
-    Ok(Figures {
-        mode: "publish",
-        messages,
-        elapsed: started.elapsed(),
-        size: args.size,
-        latency_ms,
-        backlog_published_in: None,
-    })
+    Ok(Figures::new("publish", messages, started.elapsed(), args.size, latency_ms))
 }
 
 /// Publishes through one [`Publisher`] per topic, a message at a time (message
@@ -346,14 +343,7 @@ async fn publish_one_by_one(client: &Client, args: &BenchArgs, topics: &[String]
     }
     let latency_ms = latencies.lock().clone();
     let messages = latency_ms.len();
-    Ok(Figures {
-        mode: "publish",
-        messages,
-        elapsed: started.elapsed(),
-        size: args.size,
-        latency_ms,
-        backlog_published_in: None,
-    })
+    Ok(Figures::new("publish", messages, started.elapsed(), args.size, latency_ms))
 }
 
 /// Drains `expected` messages from the subscriptions with `args.concurrency`
@@ -414,8 +404,8 @@ async fn consume(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow
     let latencies = Arc::new(Mutex::new(histogram()));
     let elapsed = drain(client, args, &subscriptions, args.count, Arc::clone(&latencies)).await?;
     let latency_ms = latencies.lock().clone();
-    let backlog_published_in = Some(backlog.elapsed);
-    Ok(Figures { mode: "consume", messages: args.count, elapsed, size: args.size, latency_ms, backlog_published_in })
+    let figures = Figures::new("consume", args.count, elapsed, args.size, latency_ms);
+    Ok(Figures { backlog_published_in: Some(backlog.elapsed), ..figures })
 }
 
 async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> anyhow::Result<Figures> {
@@ -433,12 +423,5 @@ async fn end_to_end(client: &Client, args: &BenchArgs, topics: &[String]) -> any
     publish(client, args, topics, Some(Instant::now())).await?;
     let elapsed = consumer.await??;
     let latency_ms = latencies.lock().clone();
-    Ok(Figures {
-        mode: "end-to-end",
-        messages: args.count,
-        elapsed,
-        size: args.size,
-        latency_ms,
-        backlog_published_in: None,
-    })
+    Ok(Figures::new("end-to-end", args.count, elapsed, args.size, latency_ms))
 }
