@@ -18,7 +18,9 @@ use tokio::time::Instant;
 
 use super::ack_id::AckId;
 use super::policy::DeliveryPolicy;
-use super::subscription::{AckPlan, ConsumerId, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery};
+use super::subscription::{
+    another_round, read_all, AckPlan, ConsumerId, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery,
+};
 use crate::clock::Clock;
 use crate::domain::{StoredMessage, SubscriptionState};
 use crate::raft::{AppliedState, ArrivalWatch};
@@ -36,9 +38,11 @@ pub enum DeliveryError {
     Storage(#[from] StorageError),
 }
 
-/// One subscription's leases in this term, and who waits on them.
+/// One subscription's leases in this term and seek epoch, and who waits on them.
 #[derive(Debug)]
 struct Slot {
+    /// Outside the lock: finding the slot must not wait for a lease call.
+    seek_epoch: u64,
     leases: Mutex<SubscriptionDelivery>,
     /// Bumped whenever leases go away or become deliverable again (acks
     /// committed, a move finished, a nack): room under `outstanding_max` for
@@ -111,16 +115,37 @@ impl Dispatcher {
         catalog.subscription(name).cloned().ok_or_else(|| DeliveryError::SubscriptionNotFound(name.to_owned()))
     }
 
-    /// Leases what `lessee` can take now, without waiting.
+    /// Leases what `lessee` can take now, without waiting. The subscription's
+    /// lock is not held while new messages are read (see
+    /// [`SubscriptionDelivery::start_lease`]).
     pub fn lease(&self, term: u64, name: &str, lessee: Lessee) -> Result<Leased, DeliveryError> {
         let subscription = self.subscription(name)?;
         let shared = self.leases(term, &subscription);
+        let ends = {
+            let catalog = self.state.catalog();
+            let topic = catalog.topic_by_id(subscription.topic_id);
+            topic.map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
+        };
         let db = self.state.db();
-        let source = DbSource { db: &db, topic_id: subscription.topic_id, subscription_id: subscription.id };
-        let mut leases = shared.lock();
-        let now = self.clock.monotonic();
+        let source = DbSource {
+            db: &db,
+            topic_id: subscription.topic_id,
+            subscription_id: subscription.id,
+            stores_acks: subscription.acks.iter().map(|ack| ack.acked_above > 0).collect(),
+            ends,
+        };
+        let floors = subscription.floors();
         let mut next_id = || self.next_delivery_id.fetch_add(1, Ordering::Relaxed);
-        Ok(leases.lease(&source, &subscription.floors(), now, lessee, &mut next_id)?)
+        loop {
+            let now = self.clock.monotonic();
+            let (mut leased, reads) = shared.lock().start_lease(&source, &floors, now, lessee, &mut next_id)?;
+            let done = read_all(&source, reads)?;
+            let read_some = done.iter().any(|d| !d.messages.is_empty());
+            shared.lock().finish_lease(&mut leased, done, now, lessee, &mut next_id);
+            if !another_round(&leased, read_some) {
+                return Ok(leased);
+            }
+        }
     }
 
     /// Fires when messages are appended to the subscription's topic, a seek
@@ -234,15 +259,15 @@ impl Dispatcher {
             let catalog = self.state.catalog();
             all.retain(|id, _| catalog.subscription_by_id(*id).is_some());
         }
-        let stale = all.get(&subscription.id).is_some_and(|s| s.lock().seek_epoch != subscription.seek_epoch);
+        let stale = all.get(&subscription.id).is_some_and(|s| s.seek_epoch != subscription.seek_epoch);
         if stale {
             all.remove(&subscription.id);
         }
         let entry = all.entry(subscription.id).or_insert_with(|| {
             Arc::new(Slot {
+                seek_epoch: subscription.seek_epoch,
                 leases: Mutex::new(SubscriptionDelivery::new(
                     subscription.id,
-                    subscription.seek_epoch,
                     subscription.acks.len(),
                     DeliveryPolicy::of(&subscription.config),
                     self.outstanding_max,
@@ -259,6 +284,12 @@ struct DbSource<'a> {
     db: &'a StateDb,
     topic_id: u64,
     subscription_id: u64,
+    /// Per partition: whether any ack is stored above the floor. Most often
+    /// none is (one consumer acks in order), and then looking costs a RocksDB
+    /// iterator per read for nothing.
+    stores_acks: Vec<bool>,
+    /// Per partition: the next offset, as of the last applied entry.
+    ends: Vec<u64>,
 }
 
 impl MessageSource for DbSource<'_> {
@@ -279,6 +310,13 @@ impl MessageSource for DbSource<'_> {
     }
 
     fn acked(&self, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+        if !self.stores_acks.get(partition as usize).copied().unwrap_or(true) {
+            return Ok(Vec::new());
+        }
         self.db.acked_offsets(self.subscription_id, partition, from, to)
+    }
+
+    fn end(&self, partition: u32) -> u64 {
+        self.ends.get(partition as usize).copied().unwrap_or(0)
     }
 }

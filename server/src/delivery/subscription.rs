@@ -13,7 +13,7 @@
 //! `WAITING_MAX` waiting offsets per subscription; the backlog itself stays on
 //! disk and is read in order through per-partition cursors.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use tokio::time::Instant;
 
@@ -44,8 +44,52 @@ pub trait MessageSource {
         bytes_max: usize,
     ) -> Result<Vec<StoredMessage>, Self::Error>;
     fn read_one(&self, partition: u32, offset: u64) -> Result<Option<StoredMessage>, Self::Error>;
-    /// Offsets in `from..to` acked individually (above the floor).
+    /// Offsets in `from..to` acked individually (above the floor), ascending.
     fn acked(&self, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, Self::Error>;
+    /// The offset the next message of `partition` will get.
+    fn end(&self, partition: u32) -> u64;
+}
+
+/// New messages a lease call reads: see [`SubscriptionDelivery::start_lease`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    pub partition: u32,
+    pub from: u64,
+    pub count_max: usize,
+    pub bytes_max: usize,
+}
+
+/// What a [`Read`] found: its messages, and which of them are acked.
+#[derive(Debug)]
+pub struct Done {
+    pub partition: u32,
+    pub messages: Vec<StoredMessage>,
+    /// Ascending.
+    pub acked: Vec<u64>,
+}
+
+/// Whether a lease call should run another round: when the last one read
+/// messages but leased none (all acked already, waiting behind their key, or
+/// taken by another call meanwhile), it moved the cursors past them and the
+/// next may find some. A call that returned nothing while more was there
+/// would leave its consumer waiting for a wakeup that may never come. Each
+/// round reads on from where the last one stopped, so the rounds end.
+pub fn another_round(leased: &Leased, read_some: bool) -> bool {
+    leased.deliveries.is_empty() && leased.exhausted.is_empty() && read_some
+}
+
+/// Makes `reads` against `source`.
+pub fn read_all<S: MessageSource>(source: &S, reads: Vec<Read>) -> Result<Vec<Done>, S::Error> {
+    let mut done = Vec::with_capacity(reads.len());
+    for Read { partition, from, count_max, bytes_max } in reads {
+        let messages = source.read(partition, from, count_max, bytes_max)?;
+        let acked = match messages.last() {
+            Some(last) => source.acked(partition, from, last.offset + 1)?,
+            None => Vec::new(),
+        };
+        done.push(Done { partition, messages, acked });
+    }
+    Ok(done)
 }
 
 /// One delivery handed to a consumer.
@@ -79,6 +123,14 @@ pub struct Lessee {
     pub bytes_max: usize,
 }
 
+impl Lessee {
+    /// Whether `count` messages of `bytes` fill its room (one message
+    /// always fits, whatever its size).
+    fn full(&self, count: usize, bytes: usize) -> bool {
+        count >= self.count_max || (bytes >= self.bytes_max && count > 0)
+    }
+}
+
 /// What one consumer holds: flow control counts against it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Holding {
@@ -100,7 +152,6 @@ pub struct AckPlan {
 #[derive(Debug)]
 pub struct SubscriptionDelivery {
     pub subscription_id: u64,
-    pub seek_epoch: u64,
     policy: DeliveryPolicy,
     outstanding_max: usize,
     /// Per partition: the next offset not yet read in this term.
@@ -114,16 +165,9 @@ pub struct SubscriptionDelivery {
 }
 
 impl SubscriptionDelivery {
-    pub fn new(
-        subscription_id: u64,
-        seek_epoch: u64,
-        partitions: usize,
-        policy: DeliveryPolicy,
-        outstanding_max: usize,
-    ) -> Self {
+    pub fn new(subscription_id: u64, partitions: usize, policy: DeliveryPolicy, outstanding_max: usize) -> Self {
         Self {
             subscription_id,
-            seek_epoch,
             policy,
             outstanding_max,
             cursors: vec![0; partitions],
@@ -156,30 +200,32 @@ impl SubscriptionDelivery {
         self.leases.next_deadline()
     }
 
-    /// Leases messages to `lessee`: first redeliveries whose backoff has
-    /// passed, then new messages in offset order, taking partitions in turn.
-    /// Messages that used up their delivery attempts come back as `exhausted`
-    /// instead. `floors` are the replicated ack floors.
-    pub fn lease<S: MessageSource>(
+    /// The first half of a lease call: leases redeliveries whose backoff has
+    /// passed (reading them here: they are few), and plans the reads of new
+    /// messages, in offset order, taking partitions in turn. The caller makes
+    /// those reads without holding this subscription's lock, then calls
+    /// [`finish_lease`](Self::finish_lease): a read of a thousand messages
+    /// takes about half a millisecond, and the acks of every consumer of the
+    /// subscription must not wait for it. Messages that used up their
+    /// delivery attempts come back as `exhausted` instead. `floors` are the
+    /// replicated ack floors.
+    pub fn start_lease<S: MessageSource>(
         &mut self,
         source: &S,
         floors: &[u64],
         now: Instant,
         lessee: Lessee,
         next_delivery_id: &mut impl FnMut() -> u64,
-    ) -> Result<Leased, S::Error> {
+    ) -> Result<(Leased, Vec<Read>), S::Error> {
         self.forget_below(floors, now);
         self.expire(now);
         let mut out = Leased::default();
         let mut bytes = 0usize;
-        let full = |out: &Leased, bytes: usize| {
-            out.deliveries.len() >= lessee.count_max || (bytes >= lessee.bytes_max && !out.deliveries.is_empty())
-        };
 
         // Expired leases are `Ready` now, so whatever is due is a redelivery.
         let ready = self.leases.due(now);
         for (partition, offset) in ready {
-            if full(&out, bytes) {
+            if lessee.full(out.deliveries.len(), bytes) {
                 break;
             }
             let Some(message) = source.read_one(partition, offset)? else {
@@ -203,32 +249,60 @@ impl SubscriptionDelivery {
             out.deliveries.push(self.grant(message, lessee.consumer, now, next_delivery_id()));
         }
 
+        // New messages: as many as the lessee and `outstanding_max` have room
+        // for, from each partition with some past its cursor, in turn.
+        let mut reads = Vec::new();
+        let mut room = (lessee.count_max.saturating_sub(out.deliveries.len()))
+            .min(self.outstanding_max.saturating_sub(self.leases.len()));
+        if lessee.full(out.deliveries.len(), bytes) || self.waiting >= WAITING_MAX {
+            room = 0;
+        }
         let partitions = self.cursors.len();
-        let mut idle = 0;
-        while !full(&out, bytes) && idle < partitions {
-            if self.leases.len() >= self.outstanding_max || self.waiting >= WAITING_MAX {
+        for _ in 0..partitions {
+            if room == 0 {
                 break;
             }
             let partition = self.next_partition % partitions;
             self.next_partition = (self.next_partition + 1) % partitions;
             let cursor = self.cursors[partition].max(floors.get(partition).copied().unwrap_or(0));
             self.cursors[partition] = cursor;
-            let room = (lessee.count_max - out.deliveries.len()).min(self.outstanding_max - self.leases.len());
-            let bytes_room = lessee.bytes_max.saturating_sub(bytes).max(1);
-            let messages = source.read(partition as u32, cursor, room, bytes_room)?;
-            let Some(last) = messages.last().map(|m| m.offset) else {
-                idle += 1;
+            let available = source.end(partition as u32).saturating_sub(cursor);
+            if available == 0 {
                 continue;
-            };
-            idle = 0;
-            let acked: BTreeSet<u64> = source.acked(partition as u32, cursor, last + 1)?.into_iter().collect();
+            }
+            let count_max = room.min(usize::try_from(available).unwrap_or(usize::MAX));
+            let bytes_max = lessee.bytes_max.saturating_sub(bytes).max(1);
+            reads.push(Read { partition: partition as u32, from: cursor, count_max, bytes_max });
+            room -= count_max;
+        }
+        Ok((out, reads))
+    }
+
+    /// The second half of a lease call: leases what the reads found, up to
+    /// the lessee's room. Messages another lease call took since the reads
+    /// were planned are skipped.
+    pub fn finish_lease(
+        &mut self,
+        out: &mut Leased,
+        reads: Vec<Done>,
+        now: Instant,
+        lessee: Lessee,
+        next_delivery_id: &mut impl FnMut() -> u64,
+    ) {
+        let mut bytes: usize = out.deliveries.iter().map(|d| d.message.body.size_bytes()).sum();
+        'reads: for Done { partition, messages, acked } in reads {
+            let partition = partition as usize;
             for message in messages {
-                if full(&out, bytes) {
-                    break;
+                let room = self.leases.len() < self.outstanding_max && self.waiting < WAITING_MAX;
+                if !room || lessee.full(out.deliveries.len(), bytes) {
+                    break 'reads;
+                }
+                if message.offset < self.cursors[partition] {
+                    continue;
                 }
                 let position = (message.partition, message.offset);
                 self.cursors[partition] = message.offset + 1;
-                if acked.contains(&message.offset) || self.leases.contains(&position) {
+                if acked.binary_search(&message.offset).is_ok() || self.leases.contains(&position) {
                     continue;
                 }
                 let key = &message.body.ordering_key;
@@ -244,7 +318,6 @@ impl SubscriptionDelivery {
                 out.deliveries.push(self.grant(message, lessee.consumer, now, next_delivery_id()));
             }
         }
-        Ok(out)
     }
 
     fn grant(&mut self, message: StoredMessage, consumer: ConsumerId, now: Instant, delivery_id: u64) -> Delivery {

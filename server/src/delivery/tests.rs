@@ -10,6 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use tokio::time::Instant;
 
+use super::subscription::{another_round, read_all};
 use super::*;
 use crate::domain::{MessageBody, StoredMessage};
 
@@ -66,6 +67,10 @@ impl MessageSource for Memory {
     fn acked(&self, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, Infallible> {
         Ok(self.acked.borrow().iter().filter(|(p, o)| *p == partition && (from..to).contains(o)).map(|k| k.1).collect())
     }
+
+    fn end(&self, partition: u32) -> u64 {
+        self.partitions[partition as usize].last().map_or(0, |m| m.offset + 1)
+    }
 }
 
 struct Harness {
@@ -93,7 +98,7 @@ impl Harness {
     fn with(source: Memory, partitions: usize, policy: DeliveryPolicy, outstanding_max: usize) -> Self {
         Self {
             source,
-            leases: SubscriptionDelivery::new(7, 0, partitions, policy, outstanding_max),
+            leases: SubscriptionDelivery::new(7, partitions, policy, outstanding_max),
             floors: vec![0; partitions],
             now: Instant::now(),
             next_id: 1,
@@ -106,8 +111,17 @@ impl Harness {
             *next_id += 1;
             *next_id
         };
-        let Ok(out) = self.leases.lease(&self.source, &self.floors, self.now, lessee, &mut ids);
-        out
+        // What `Dispatcher::lease` does, minus the lock between the halves.
+        loop {
+            let Ok((mut leased, reads)) =
+                self.leases.start_lease(&self.source, &self.floors, self.now, lessee, &mut ids);
+            let Ok(done) = read_all(&self.source, reads);
+            let read_some = done.iter().any(|d| !d.messages.is_empty());
+            self.leases.finish_lease(&mut leased, done, self.now, lessee, &mut ids);
+            if !another_round(&leased, read_some) {
+                return leased;
+            }
+        }
     }
 
     fn pull(&mut self, max: usize) -> Vec<Delivery> {
@@ -151,6 +165,36 @@ fn new_messages_go_out_in_offset_order_with_attempt_one() {
     assert!(first.iter().all(|d| d.attempt == 1));
     assert_eq!(offsets(&h.pull(10)), vec![(0, 3), (0, 4)]);
     assert!(h.pull(10).is_empty(), "everything is leased");
+}
+
+#[test]
+fn two_lease_calls_reading_at_once_never_lease_a_message_twice() {
+    let mut h = Harness::new(&[10], 100);
+    let lessee = |consumer, count_max| Lessee { consumer, count_max, bytes_max: usize::MAX };
+    let mut ids = 0..;
+    let mut next_id = || ids.next().unwrap_or_default();
+    // Both plan their reads before either leases: they read the same offsets.
+    let Ok((mut first, first_reads)) = h.leases.start_lease(&h.source, &h.floors, h.now, lessee(1, 6), &mut next_id);
+    let Ok((mut second, second_reads)) = h.leases.start_lease(&h.source, &h.floors, h.now, lessee(2, 6), &mut next_id);
+    assert_eq!(first_reads, second_reads);
+    let Ok(first_done) = read_all(&h.source, first_reads);
+    let Ok(second_done) = read_all(&h.source, second_reads);
+    h.leases.finish_lease(&mut first, first_done, h.now, lessee(1, 6), &mut next_id);
+    h.leases.finish_lease(&mut second, second_done, h.now, lessee(2, 6), &mut next_id);
+    assert_eq!(offsets(&first.deliveries), (0..6).map(|o| (0, o)).collect::<Vec<_>>());
+    assert!(second.deliveries.is_empty(), "the first call took all the second one read");
+    assert!(another_round(&second, true), "so it reads on");
+    assert_eq!(offsets(&h.pull(10)), (6..10).map(|o| (0, o)).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_lease_call_reads_on_past_messages_acked_above_the_floor() {
+    let mut h = Harness::new(&[3000], 10_000);
+    // Acked individually (by consumers of an earlier leader), all but 0 and the last.
+    h.source.acked.borrow_mut().extend((1..2999).map(|o| (0, o)));
+    assert_eq!(offsets(&h.pull(1000)), vec![(0, 0)]);
+    // Two reads of a thousand find nothing to lease; the call reads on.
+    assert_eq!(offsets(&h.pull(1000)), vec![(0, 2999)]);
 }
 
 #[test]
@@ -251,7 +295,7 @@ fn a_new_term_starts_from_the_floors_and_skips_stored_acks() {
     let all = h.pull(5);
     h.ack(&[all[0].clone(), all[2].clone()]);
     // A new leader: fresh leases, same replicated floors and acks.
-    h.leases = SubscriptionDelivery::new(7, 0, 1, policy(), 100);
+    h.leases = SubscriptionDelivery::new(7, 1, policy(), 100);
     assert_eq!(offsets(&h.pull(10)), vec![(0, 1), (0, 3), (0, 4)]);
 }
 
@@ -429,7 +473,7 @@ proptest! {
                     held.clear();
                 }
                 Step::NewTerm => {
-                    h.leases = SubscriptionDelivery::new(7, 0, sizes.len(), policy.clone(), 16);
+                    h.leases = SubscriptionDelivery::new(7, sizes.len(), policy.clone(), 16);
                     held.clear();
                 }
             }

@@ -60,6 +60,13 @@ pub trait StateRead {
 const RANGE_GAP_MAX: u64 = 64;
 /// Stored acks read at a time while the floor climbs over them.
 const FLOOR_CHUNK: u64 = 1024;
+/// Stored acks a climbing floor deletes one by one, at most; past this it
+/// deletes their whole range at once. Every ack commit moves a floor, and a
+/// range tombstone costs every later iterator over the acks column (RocksDB
+/// fragments all of the memtable's range tombstones when one is created), so
+/// the common case must not write one; a floor jumping over thousands of
+/// stored acks is rare, and one tombstone beats thousands of deletes there.
+const ACK_POINT_DELETES_MAX: usize = 1024;
 
 /// Applies one command to the catalog and returns what to persist.
 ///
@@ -350,7 +357,7 @@ fn ack_partition<R: StateRead>(
     }
     let count = fresh.len() as u64;
     let old = ack.clone();
-    advance_floor(id, partition, ack, end, &mut fresh, reads)?;
+    let passed = advance_floor(id, partition, ack, end, &mut fresh, reads)?;
     // What the floor did not reach is stored individually, with its size so
     // the backlog's bytes stay exact. In-order acks rarely get here.
     let above: Vec<u64> = fresh.into_iter().collect();
@@ -360,13 +367,21 @@ fn ack_partition<R: StateRead>(
         ack.acked_above += 1;
         ack.acked_above_bytes += size;
     }
-    if ack.floor > old.floor {
-        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: old.floor, to: ack.floor });
-    }
+    delete_passed(id, partition, passed, (old.floor, ack.floor), writes);
     if *ack != old {
         writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
     }
     Ok(count)
+}
+
+/// Deletes the stored acks a floor climbed over (all in `range`): one by one,
+/// or the whole range when there are many.
+fn delete_passed(subscription_id: u64, partition: u32, passed: Vec<u64>, range: (u64, u64), writes: &mut Vec<Write>) {
+    if passed.len() > ACK_POINT_DELETES_MAX {
+        writes.push(Write::DeleteAcks { subscription_id, partition, from: range.0, to: range.1 });
+    } else {
+        writes.extend(passed.into_iter().map(|offset| Write::DeleteAck { subscription_id, partition, offset }));
+    }
 }
 
 /// Splits ascending offsets into half-open ranges, starting a new one where
@@ -383,7 +398,8 @@ fn runs(offsets: &[u64]) -> Vec<(u64, u64)> {
 }
 
 /// Moves the floor up over offsets acked now (`fresh`, consumed) or before
-/// (stored individually, uncounted from `acked_above`).
+/// (stored individually, uncounted from `acked_above`); returns the offsets
+/// of the stored acks it passed, which are no longer needed.
 fn advance_floor<R: StateRead>(
     subscription_id: u64,
     partition: u32,
@@ -391,7 +407,8 @@ fn advance_floor<R: StateRead>(
     end: u64,
     fresh: &mut BTreeSet<u64>,
     reads: &R,
-) -> Result<(), R::Error> {
+) -> Result<Vec<u64>, R::Error> {
+    let mut passed = Vec::new();
     // Stored acks from `ack.floor` on, read a chunk at a time up to `read_to`.
     let mut stored = std::collections::VecDeque::new();
     let mut read_to = ack.floor;
@@ -413,6 +430,7 @@ fn advance_floor<R: StateRead>(
         match stored.front() {
             Some(&(offset, size)) if offset == ack.floor => {
                 stored.pop_front();
+                passed.push(offset);
                 ack.acked_above -= 1;
                 ack.acked_above_bytes -= size;
                 ack.floor += 1;
@@ -420,7 +438,7 @@ fn advance_floor<R: StateRead>(
             _ => break,
         }
     }
-    Ok(())
+    Ok(passed)
 }
 
 fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) -> Result<Applied, R::Error> {
@@ -485,14 +503,14 @@ fn trim<R: StateRead>(catalog: &mut Catalog, trim_at: Trim, reads: &R) -> Result
         let Some(subscription) = catalog.subscription_by_id(id) else { continue };
         let mut ack = subscription.acks[partition as usize].clone();
         let (count, bytes) = reads.stored_acks_in(id, partition, ack.floor, start)?;
-        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: ack.floor, to: start });
+        if count > 0 {
+            writes.push(Write::DeleteAcks { subscription_id: id, partition, from: ack.floor, to: start });
+        }
         ack.floor = start;
         ack.acked_above -= count;
         ack.acked_above_bytes -= bytes;
-        advance_floor(id, partition, &mut ack, end, &mut BTreeSet::new(), reads)?;
-        if ack.floor > start {
-            writes.push(Write::DeleteAcks { subscription_id: id, partition, from: start, to: ack.floor });
-        }
+        let passed = advance_floor(id, partition, &mut ack, end, &mut BTreeSet::new(), reads)?;
+        delete_passed(id, partition, passed, (start, ack.floor), &mut writes);
         writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
         if let Some(subscription) = catalog.subscription_by_id_mut(id) {
             subscription.acks[partition as usize] = ack;

@@ -141,6 +141,12 @@ pub enum Write {
         offset: u64,
         size: u64,
     },
+    /// Removes one individual ack: the floor climbed past it.
+    DeleteAck {
+        subscription_id: u64,
+        partition: u32,
+        offset: u64,
+    },
     /// Removes individual acks in `from..to` (`to == u64::MAX`: all of the partition's).
     DeleteAcks {
         subscription_id: u64,

@@ -16,6 +16,8 @@ struct Model {
     stored: Stored,
     floors: BTreeMap<(u64, u32), AckState>,
     producers: BTreeMap<ProducerKey, ProducerState>,
+    /// `DeleteAcks` written so far: each is a range tombstone in RocksDB.
+    ack_range_deletes: usize,
 }
 
 #[derive(Default)]
@@ -105,7 +107,11 @@ impl Model {
             Write::PutAck { subscription_id, partition, offset, size } => {
                 stored.acks.insert((subscription_id, partition, offset), size);
             }
+            Write::DeleteAck { subscription_id, partition, offset } => {
+                stored.acks.remove(&(subscription_id, partition, offset));
+            }
             Write::DeleteAcks { subscription_id, partition, from, to } => {
+                self.ack_range_deletes += 1;
                 stored
                     .acks
                     .retain(|&(s, p, o), _| !(s == subscription_id && p == partition && (from..to).contains(&o)));
@@ -320,6 +326,31 @@ fn acks_advance_the_floor_over_individually_stored_acks() {
     assert_eq!(model.floor(sub, 0), 6);
     assert!(model.stored.acks.is_empty());
     assert_eq!(*model.ack_state(sub, 0), AckState { floor: 6, acked_above: 0, acked_above_bytes: 0 });
+}
+
+#[test]
+fn a_climbing_floor_deletes_few_stored_acks_one_by_one_and_many_as_one_range() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    let sub = model.create_subscription("s", "t");
+    model.publish(topic, 0, 1, 5000);
+
+    // In order, as one consumer acks: nothing is stored, nothing deleted.
+    for start in (0..1000).step_by(100) {
+        model.ack(sub, 0, &(start..start + 100).collect::<Vec<_>>());
+    }
+    // Out of order, as several consumers ack: the floor passes a few stored acks.
+    model.ack(sub, 0, &(1001..1100).collect::<Vec<_>>());
+    model.ack(sub, 0, &[1000]);
+    assert_eq!(model.floor(sub, 0), 1100);
+    assert_eq!(model.ack_range_deletes, 0, "every ack commit moved a floor, none wrote a range tombstone");
+
+    // A floor that jumps over thousands of stored acks deletes them as one range.
+    model.ack(sub, 0, &(1101..5000).collect::<Vec<_>>());
+    model.ack(sub, 0, &[1100]);
+    assert_eq!(model.floor(sub, 0), 5000);
+    assert!(model.stored.acks.is_empty());
+    assert_eq!(model.ack_range_deletes, 1);
 }
 
 #[test]

@@ -180,6 +180,9 @@ impl StateDb {
                 Write::PutAck { subscription_id, partition, offset: at, size } => {
                     batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), size.to_be_bytes())
                 }
+                Write::DeleteAck { subscription_id, partition, offset: at } => {
+                    batch.delete_cf(acks_cf, offset::key(subscription_id, partition, at))
+                }
                 Write::DeleteAcks { subscription_id, partition, from, to } => {
                     let (start, end) = offset::partition_range(subscription_id, partition);
                     let from = offset::key(subscription_id, partition, from).max(start);
