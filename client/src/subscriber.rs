@@ -231,14 +231,16 @@ impl Pump {
                         None => break,
                     },
                 },
-                Some((ack_id, verdict)) = verdicts_rx.recv() => {
-                    self.held.remove(&ack_id);
-                    match verdict {
-                        Verdict::Ack => self.acks.push(ack_id),
-                        Verdict::Nack => self.nacks.push(ack_id),
-                    }
-                    if self.acks.len() >= self.settings.ack_batch_max {
-                        self.flush(&stream);
+                Some(first) = verdicts_rx.recv() => {
+                    // Take every verdict already queued, not one per turn of
+                    // this loop: each turn polls the response stream too.
+                    let mut next = Some(first);
+                    while let Some((ack_id, verdict)) = next {
+                        self.settle(ack_id, verdict);
+                        if self.acks.len() >= self.settings.ack_batch_max {
+                            self.flush(&stream);
+                        }
+                        next = verdicts_rx.try_recv().ok();
                     }
                 }
                 _ = tick.tick() => {
@@ -247,17 +249,22 @@ impl Pump {
                 }
                 _ = &mut closed => {
                     while let Ok((ack_id, verdict)) = verdicts_rx.try_recv() {
-                        self.held.remove(&ack_id);
-                        match verdict {
-                            Verdict::Ack => self.acks.push(ack_id),
-                            Verdict::Nack => self.nacks.push(ack_id),
-                        }
+                        self.settle(ack_id, verdict);
                     }
                     self.nacks.extend(self.held.drain().map(|(id, _)| id));
                     self.say_goodbye(stream).await;
                     return;
                 }
             }
+        }
+    }
+
+    /// Records the application's verdict on a message it held.
+    fn settle(&mut self, ack_id: String, verdict: Verdict) {
+        self.held.remove(&ack_id);
+        match verdict {
+            Verdict::Ack => self.acks.push(ack_id),
+            Verdict::Nack => self.nacks.push(ack_id),
         }
     }
 

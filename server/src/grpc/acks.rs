@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::proposer::Proposer;
+use super::proposer::{Proposer, Submitted};
 use super::status::ApiError;
-use crate::delivery::{AckId, Dispatcher};
+use crate::delivery::{AckId, AckPlan, Dispatcher};
 use crate::domain::{self, AckBatch, Command, InvalidArgument, PartitionAcks, SubscriptionState};
 
 /// Decodes each ack id and checks it belongs to `subscription` and names a
@@ -53,25 +53,66 @@ pub async fn commit(
     subscription: &SubscriptionState,
     ids: Vec<AckId>,
 ) -> Result<Committed, ApiError> {
+    submit(proposer, dispatcher, term, subscription, ids).await.committed().await
+}
+
+/// Marks acks as committing and hands them to Raft, without waiting for the
+/// commit: acks submitted one after another enter the log in that order. A
+/// stream's acks then apply in the order its consumer sent them, so the
+/// floor climbs without storing them individually first.
+pub async fn submit(
+    proposer: &Proposer,
+    dispatcher: &Arc<Dispatcher>,
+    term: u64,
+    subscription: &SubscriptionState,
+    ids: Vec<AckId>,
+) -> Submitting {
     let plan = dispatcher.begin_ack(term, subscription, &ids);
-    if plan.commit.is_empty() {
-        return Ok(Committed { acked: Vec::new(), stale: plan.stale });
-    }
-    let mut partitions: Vec<PartitionAcks> = Vec::new();
-    for &(partition, offset) in &plan.commit {
-        match partitions.iter_mut().find(|p| p.partition == partition) {
-            Some(group) => group.offsets.push(offset),
-            None => partitions.push(PartitionAcks { partition, offsets: vec![offset] }),
+    let submitted = if plan.commit.is_empty() {
+        None
+    } else {
+        let mut partitions: Vec<PartitionAcks> = Vec::new();
+        for &(partition, offset) in &plan.commit {
+            match partitions.iter_mut().find(|p| p.partition == partition) {
+                Some(group) => group.offsets.push(offset),
+                None => partitions.push(PartitionAcks { partition, offsets: vec![offset] }),
+            }
         }
-    }
-    let command = Command::Acknowledge(AckBatch { subscription_id: subscription.id, partitions });
-    let result = proposer.propose(command).await;
-    dispatcher.finish_ack(term, subscription, &plan.commit, result.is_ok());
-    match result? {
-        domain::Response::Acknowledged { .. } => {
-            let acked = ids.into_iter().filter(|id| !plan.stale.contains(id)).collect();
-            Ok(Committed { acked, stale: plan.stale })
+        let command = Command::Acknowledge(AckBatch { subscription_id: subscription.id, partitions });
+        Some(proposer.submit(command).await)
+    };
+    Submitting { dispatcher: Arc::clone(dispatcher), term, subscription: subscription.clone(), ids, plan, submitted }
+}
+
+/// Acks handed to Raft by [`submit`].
+pub struct Submitting {
+    dispatcher: Arc<Dispatcher>,
+    term: u64,
+    subscription: SubscriptionState,
+    ids: Vec<AckId>,
+    plan: AckPlan,
+    /// `None` when nothing needed committing.
+    submitted: Option<Result<Submitted, ApiError>>,
+}
+
+impl Submitting {
+    /// Waits for the commit, then settles the acks' leases.
+    pub async fn committed(self) -> Result<Committed, ApiError> {
+        let Self { dispatcher, term, subscription, ids, plan, submitted } = self;
+        let Some(submitted) = submitted else {
+            return Ok(Committed { acked: Vec::new(), stale: plan.stale });
+        };
+        let result = match submitted {
+            Ok(submitted) => submitted.outcome().await,
+            Err(e) => Err(e),
+        };
+        dispatcher.finish_ack(term, &subscription, &plan.commit, result.is_ok());
+        match result? {
+            domain::Response::Acknowledged { .. } => {
+                let acked = ids.into_iter().filter(|id| !plan.stale.contains(id)).collect();
+                Ok(Committed { acked, stale: plan.stale })
+            }
+            other => Err(ApiError::Internal(format!("acknowledge answered {other:?}"))),
         }
-        other => Err(ApiError::Internal(format!("acknowledge answered {other:?}"))),
     }
 }

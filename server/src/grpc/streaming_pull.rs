@@ -2,9 +2,10 @@
 //!
 //! A task per stream sends messages while the consumer holds fewer than its
 //! flow-control limits (messages and bytes), and applies the acks and
-//! deadline changes that arrive on the stream. Acks commit through Raft in
-//! the background (at most `ACK_COMMITS_IN_FLIGHT` per stream) and are
-//! confirmed on the stream once committed. Streams of one subscription take
+//! deadline changes that arrive on the stream. Acks enter the Raft log in
+//! the order they arrive and commit in the background (at most
+//! `ACK_COMMITS_IN_FLIGHT` per stream); they are confirmed on the stream
+//! once committed. Streams of one subscription take
 //! turns at its leases, which spreads messages over consumers.
 //!
 //! A stream runs on the leader of one group: group 0 for a topic not placed
@@ -14,7 +15,6 @@
 //! the new leader) and NOT_FOUND when the subscription is deleted.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::v1 as api;
@@ -246,11 +246,13 @@ impl Stream {
                 Some(confirmation) = confirmed.recv() => self.confirm(confirmation).await?,
             }
         };
-        let (proposer, dispatcher, term) =
-            (self.delivery.proposer().clone(), Arc::clone(self.delivery.dispatcher()), self.term);
+        // Submitted here, in the order the consumer sent them; only the
+        // wait for the commit runs on its own.
+        let (proposer, dispatcher) = (self.delivery.proposer(), self.delivery.dispatcher());
+        let submitting = acks::submit(proposer, dispatcher, self.term, &subscription, ids.clone()).await;
         let list_acked = self.confirm_ack_ids;
         tokio::spawn(async move {
-            let confirmation = match acks::commit(&proposer, &dispatcher, term, &subscription, ids.clone()).await {
+            let confirmation = match submitting.committed().await {
                 Ok(committed) => {
                     rejected.extend(committed.stale.iter().map(|id| id.encode()));
                     let listed =
