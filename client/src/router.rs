@@ -30,6 +30,18 @@ struct State {
     channels: HashMap<String, Channel>,
 }
 
+impl State {
+    /// The channel to `addr`, made on first use.
+    fn channel(&mut self, addr: &str) -> Result<Channel> {
+        if let Some(channel) = self.channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = endpoint(addr)?.connect_lazy();
+        self.channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Router {
     state: Mutex<State>,
@@ -101,10 +113,7 @@ impl Router {
         let index = match state.known.iter().position(|a| *a == addr) {
             Some(index) => index,
             None => {
-                if !state.channels.contains_key(&addr) {
-                    let channel = endpoint(&addr)?.connect_lazy();
-                    state.channels.insert(addr.clone(), channel);
-                }
+                state.channel(&addr)?;
                 state.known.push(addr);
                 state.known.len() - 1
             }
@@ -178,13 +187,7 @@ impl Router {
     /// The channel to `addr`, made on first use (not a node the router
     /// follows unless a hint names it).
     fn channel(&self, addr: &str) -> Result<Channel> {
-        let mut state = self.state.lock();
-        if let Some(channel) = state.channels.get(addr) {
-            return Ok(channel.clone());
-        }
-        let channel = endpoint(addr)?.connect_lazy();
-        state.channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
+        self.state.lock().channel(addr)
     }
 
     /// Runs `op` once against the node currently chosen, without retries.

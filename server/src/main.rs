@@ -12,13 +12,6 @@ use ferry_server::raft::SyncMode;
 use ferry_server::NodeBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 
-/// mimalloc rather than glibc's malloc: the hot paths allocate on one worker
-/// thread and free on another (a message body read for a consumer, a lease
-/// node), and glibc then serialises the workers on its arena locks. 1 node,
-/// 128 B backlog drained by one consumer: 549k -> 577-617k msgs/s.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Ferry server: a Raft-replicated event queue node.
 #[derive(Debug, Parser)]
 #[command(name = "ferryd", version)]
