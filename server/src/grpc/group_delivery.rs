@@ -65,7 +65,8 @@ impl GroupDelivery {
     pub async fn pull(&self, request: api::PullRequest) -> Result<api::PullResponse, ApiError> {
         validate::name("subscription", &request.subscription)?;
         validate::pull(request.max_messages, request.wait_millis)?;
-        let term = self.proposer.leader_term()?;
+        // A pull after an ack must not see the state from before it.
+        let term = self.proposer.confirmed_leader_term().await?;
         let wait = Duration::from_millis(u64::from(request.wait_millis));
         let lessee =
             Lessee { consumer: UNARY_CONSUMER, count_max: request.max_messages as usize, bytes_max: PULL_BYTES_MAX };

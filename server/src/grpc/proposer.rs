@@ -106,7 +106,31 @@ impl Proposer {
         }
         Ok(term)
     }
+
+    /// [`leader_term`](Self::leader_term), confirmed with a quorum, with
+    /// every entry committed before the call applied here. A leader cut off
+    /// from the others still believes it leads (openraft 0.9 does not step
+    /// down), while a new leader elsewhere commits acks it has not seen: a
+    /// read it served would hand out messages already acked.
+    pub async fn confirmed_leader_term(&self) -> Result<u64, ApiError> {
+        let term = self.leader_term()?;
+        let unconfirmed = |why: String| {
+            ApiError::Unavailable(format!("node {} could not confirm its leadership: {why}", self.node_id))
+        };
+        match tokio::time::timeout(LEADERSHIP_CHECK_MAX, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unconfirmed(e.to_string())),
+            Err(_) => return Err(unconfirmed(format!("no quorum answered within {LEADERSHIP_CHECK_MAX:?}"))),
+        }
+        if self.leader_term()? != term {
+            return Err(unconfirmed("the term changed meanwhile".into()));
+        }
+        Ok(term)
+    }
 }
+
+/// How long confirming leadership with a quorum may take.
+const LEADERSHIP_CHECK_MAX: Duration = Duration::from_secs(1);
 
 /// A leader handing its group to another node turns calls away without a
 /// leader hint: one naming the target would send clients back and forth
