@@ -201,8 +201,14 @@ impl Dispatcher {
         self.leases(term, subscription).lock().leased()
     }
 
+    /// Forgets a consumer whose stream ended; what it held goes to the others.
     pub fn drop_consumer(&self, term: u64, subscription: &SubscriptionState, consumer: ConsumerId) {
-        self.leases(term, subscription).lock().drop_consumer(consumer);
+        let now = self.clock.monotonic();
+        let slot = self.leases(term, subscription);
+        let given_back = slot.lock().drop_consumer(consumer, now);
+        if given_back > 0 {
+            slot.wake();
+        }
     }
 
     /// Marks acks as committing; the caller commits `plan.commit` through Raft

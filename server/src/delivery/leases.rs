@@ -132,6 +132,12 @@ impl Leases {
         self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 
+    /// Positions of the `Leased` leases of `consumer`.
+    pub fn leased_to(&self, consumer: ConsumerId) -> Vec<Position> {
+        let mine = |lease: &Lease| lease.consumer == consumer && lease.state == LeaseState::Leased;
+        self.by_position.iter().filter(|(_, lease)| mine(lease)).map(|(position, _)| *position).collect()
+    }
+
     /// Positions of `partition` below `floor`, in offset order.
     pub fn below(&self, partition: u32, floor: u64) -> Vec<Position> {
         self.by_position.range((partition, 0)..(partition, floor)).map(|(position, _)| *position).collect()

@@ -189,9 +189,21 @@ impl SubscriptionDelivery {
         self.consumers.get(&consumer).copied().unwrap_or_default()
     }
 
-    /// Forgets a consumer that went away; its leases run to their deadlines.
-    pub fn drop_consumer(&mut self, consumer: ConsumerId) {
+    /// Forgets a consumer whose stream ended, and gives back what it still
+    /// held: ready for redelivery at once, as a nack would. A closing
+    /// subscriber nacks what it holds, but messages still on their way to it
+    /// would otherwise wait out their ack deadline (ten minutes, say) while
+    /// other consumers idle. Returns how many it gave back.
+    pub fn drop_consumer(&mut self, consumer: ConsumerId, now: Instant) -> usize {
         self.consumers.remove(&consumer);
+        let held = self.leases.leased_to(consumer);
+        for position in &held {
+            self.leases.modify(position, |lease| {
+                lease.state = LeaseState::Ready;
+                lease.deadline = now;
+            });
+        }
+        held.len()
     }
 
     /// When something next becomes deliverable by time alone (a lease

@@ -373,6 +373,21 @@ fn flow_control_counts_what_each_consumer_holds() {
 }
 
 #[test]
+fn a_consumer_that_goes_away_gives_back_at_once_what_it_held_but_not_what_it_acked() {
+    let mut h = Harness::new(&[4], 100);
+    let got = h.lease(Lessee { consumer: 1, count_max: 4, bytes_max: usize::MAX }).deliveries;
+    let acking = h.leases.begin_ack(&[got[0].ack_id]);
+    h.ack(&got[1..2]);
+    assert_eq!(h.leases.drop_consumer(1, h.now), 2, "the two neither acked nor being acked");
+    assert_eq!(h.leases.holding(1), Holding::default());
+    let again = h.lease(Lessee { consumer: 2, count_max: 10, bytes_max: usize::MAX }).deliveries;
+    assert_eq!(offsets(&again), vec![(0, 2), (0, 3)], "long before their deadline");
+    assert!(again.iter().all(|d| d.attempt == 2));
+    h.leases.finish_ack(&acking.commit, true, h.now);
+    assert_eq!(h.leases.leased(), 2);
+}
+
+#[test]
 fn an_ack_frees_the_consumers_room_before_its_commit_and_a_failed_commit_takes_it_back() {
     let mut h = Harness::new(&[10], 100);
     let a = Lessee { consumer: 1, count_max: 3, bytes_max: usize::MAX };

@@ -66,7 +66,7 @@ impl GroupDelivery {
         validate::name("subscription", &request.subscription)?;
         validate::pull(request.max_messages, request.wait_millis)?;
         // A pull after an ack must not see the state from before it.
-        let term = self.proposer.confirmed_leader_term().await?;
+        let term = self.proposer.recently_confirmed_leader_term().await?;
         let wait = Duration::from_millis(u64::from(request.wait_millis));
         let lessee =
             Lessee { consumer: UNARY_CONSUMER, count_max: request.max_messages as usize, bytes_max: PULL_BYTES_MAX };

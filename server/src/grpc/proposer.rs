@@ -8,6 +8,7 @@ use std::time::Duration;
 use openraft::error::ClientWriteError;
 use openraft::raft::responder::Responder;
 use openraft::RaftTypeConfig;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::status::ApiError;
@@ -22,6 +23,8 @@ pub struct Proposer {
     /// The group's leadership is being handed to another node: no writes.
     handing_off: Arc<AtomicBool>,
     commit_timeout: Duration,
+    /// Shared by every proposer of the group: see [`HostedGroup::confirmed`].
+    confirmed: Arc<Mutex<Option<(u64, Instant)>>>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -39,6 +42,7 @@ impl Proposer {
             state: Arc::clone(&group.state),
             handing_off: Arc::clone(&group.handing_off),
             commit_timeout,
+            confirmed: Arc::clone(&group.confirmed),
         }
     }
 
@@ -114,6 +118,7 @@ impl Proposer {
     /// read it served would hand out messages already acked.
     pub async fn confirmed_leader_term(&self) -> Result<u64, ApiError> {
         let term = self.leader_term()?;
+        let began = Instant::now();
         let unconfirmed = |why: String| {
             ApiError::Unavailable(format!("node {} could not confirm its leadership: {why}", self.node_id))
         };
@@ -125,12 +130,34 @@ impl Proposer {
         if self.leader_term()? != term {
             return Err(unconfirmed("the term changed meanwhile".into()));
         }
+        *self.confirmed.lock() = Some((term, began));
         Ok(term)
+    }
+
+    /// [`confirmed_leader_term`](Self::confirmed_leader_term), asking the
+    /// quorum again only when the last confirmation of this term began
+    /// `LEADERSHIP_FRESH_FOR` ago or more. Within that time no other node
+    /// can have been elected: the followers that confirmed heard from this
+    /// leader then, and keep its lease (refusing votes) for an election
+    /// timeout, 1 s at least; a handoff turns this node's calls away first.
+    pub async fn recently_confirmed_leader_term(&self) -> Result<u64, ApiError> {
+        let term = self.leader_term()?;
+        let fresh = self
+            .confirmed
+            .lock()
+            .is_some_and(|(confirmed, began)| confirmed == term && began.elapsed() < LEADERSHIP_FRESH_FOR);
+        if fresh {
+            return Ok(term);
+        }
+        self.confirmed_leader_term().await
     }
 }
 
 /// How long confirming leadership with a quorum may take.
 const LEADERSHIP_CHECK_MAX: Duration = Duration::from_secs(1);
+/// How long a confirmation of leadership stands: well under the election
+/// timeout (`election_timeout_min`, 1 s).
+const LEADERSHIP_FRESH_FOR: Duration = Duration::from_millis(250);
 
 /// A leader handing its group to another node turns calls away without a
 /// leader hint: one naming the target would send clients back and forth

@@ -173,7 +173,9 @@ impl Stream {
 
     /// Sends what the consumer has room for; `Ok(true)` if it sent anything.
     async fn deliver(&self) -> Result<bool, Status> {
-        let term = self.delivery.proposer().leader_term()?;
+        // Confirmed with a quorum every so often, so a leader cut off by a
+        // partition stops delivering from its stale state.
+        let term = self.delivery.proposer().recently_confirmed_leader_term().await?;
         if term != self.term {
             return Err(Status::unavailable("leadership changed; the leases of this stream are gone, reconnect"));
         }

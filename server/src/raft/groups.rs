@@ -41,11 +41,14 @@ pub struct HostedGroup {
     /// replicated would renew the followers' leader lease and keep the
     /// target from winning (`grpc/handoff.rs`).
     pub handing_off: Arc<AtomicBool>,
+    /// The term in which a quorum last confirmed this node leads the group,
+    /// and when that check began (`Proposer::recently_confirmed_leader_term`).
+    pub confirmed: Arc<parking_lot::Mutex<Option<(u64, tokio::time::Instant)>>>,
 }
 
 impl HostedGroup {
     pub fn new(raft: Raft, state: Arc<AppliedState>) -> Self {
-        Self { raft, state, handing_off: Arc::default() }
+        Self { raft, state, handing_off: Arc::default(), confirmed: Arc::default() }
     }
 
     /// Whether this node is handing the group's leadership to another.
