@@ -119,24 +119,20 @@ impl Dispatcher {
     /// lock is not held while new messages are read (see
     /// [`SubscriptionDelivery::start_lease`]).
     pub fn lease(&self, term: u64, name: &str, lessee: Lessee) -> Result<Leased, DeliveryError> {
-        let subscription = self.subscription(name)?;
-        let shared = self.leases(term, &subscription);
-        let ends = {
-            let catalog = self.state.catalog();
-            let topic = catalog.topic_by_id(subscription.topic_id);
-            topic.map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
-        };
+        let shared = self.leases(term, &self.subscription(name)?);
         let db = self.state.db();
-        let source = DbSource {
-            db: &db,
-            topic_id: subscription.topic_id,
-            subscription_id: subscription.id,
-            stores_acks: subscription.acks.iter().map(|ack| ack.acked_above > 0).collect(),
-            ends,
-        };
-        let floors = subscription.floors();
         let mut next_id = || self.next_delivery_id.fetch_add(1, Ordering::Relaxed);
         loop {
+            // Each round reads the floors, ends and stored acks afresh.
+            let subscription = self.subscription(name)?;
+            let source = DbSource {
+                db: &db,
+                topic_id: subscription.topic_id,
+                subscription_id: subscription.id,
+                stores_acks: subscription.acks.iter().map(|ack| ack.acked_above > 0).collect(),
+                ends: self.state.catalog().partition_ends(subscription.topic_id),
+            };
+            let floors = subscription.floors();
             let now = self.clock.monotonic();
             let (mut leased, reads) = shared.lock().start_lease(&source, &floors, now, lessee, &mut next_id)?;
             let done = read_all(&source, reads)?;

@@ -137,6 +137,12 @@ impl Catalog {
         self.topics.get(&id)
     }
 
+    /// Per partition of topic `id`: the offset its next message will get
+    /// (empty for a topic that does not exist).
+    pub fn partition_ends(&self, id: u64) -> Vec<u64> {
+        self.topic_by_id(id).map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
+    }
+
     pub(crate) fn topic_by_id_mut(&mut self, id: u64) -> Option<&mut TopicState> {
         self.topics.get_mut(&id)
     }

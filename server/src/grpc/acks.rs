@@ -15,11 +15,7 @@ pub fn decode(
     subscription: &SubscriptionState,
     ids: &[String],
 ) -> Vec<Result<AckId, InvalidArgument>> {
-    let ends: Vec<u64> = {
-        let catalog = proposer.state().catalog();
-        let topic = catalog.topic_by_id(subscription.topic_id);
-        topic.map(|t| t.partitions.iter().map(|p| p.next_offset).collect()).unwrap_or_default()
-    };
+    let ends = proposer.state().catalog().partition_ends(subscription.topic_id);
     ids.iter()
         .enumerate()
         .map(|(i, text)| {
