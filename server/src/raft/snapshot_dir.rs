@@ -132,11 +132,11 @@ impl SnapshotStore {
     }
 }
 
-/// Creates a RocksDB directory at `target` from a snapshot: SST files are
-/// immutable and hard-linked; the rest (MANIFEST, CURRENT, OPTIONS) is copied,
-/// since the new database will write to it.
+/// Creates a RocksDB directory at `target` from a snapshot: tables and blob
+/// files are immutable and hard-linked; the rest (MANIFEST, CURRENT, OPTIONS)
+/// is copied, since the new database will write to it.
 pub fn materialize(snapshot: &SnapshotDir, target: &Path) -> Result<(), StorageError> {
-    link_or_copy_dir(&snapshot.path, target, |name| name.ends_with(".sst"))?;
+    link_or_copy_dir(&snapshot.path, target, |name| name.ends_with(".sst") || name.ends_with(".blob"))?;
     let meta = target.join(META_FILE);
     if meta.exists() {
         fs::remove_file(&meta).map_err(StorageError::io(format!("remove {}", meta.display())))?;

@@ -134,16 +134,17 @@ impl AppliedState {
             }
         };
         let membership_record = membership.as_ref().map(stored_membership_to_record);
-        let trimmed: Vec<(u64, u32, u64)> = writes
+        let deleted: Vec<(u64, u32, u64)> = writes
             .iter()
-            .filter_map(|w| match w {
-                Write::DeleteMessages { topic_id, partition, below } => Some((*topic_id, *partition, *below)),
-                _ => None,
+            .flat_map(|w| match w {
+                Write::DeleteMessages { topic_id, partition, below } => vec![(*topic_id, *partition, *below)],
+                Write::DeleteTopic { id, partitions, .. } => (0..*partitions).map(|p| (*id, p, u64::MAX)).collect(),
+                _ => Vec::new(),
             })
             .collect();
         db.write(writes, &log_id_to_record(&log_id), membership_record.as_ref())?;
-        if !trimmed.is_empty() {
-            reclaim(Arc::clone(&db), trimmed);
+        if !deleted.is_empty() {
+            reclaim(Arc::clone(&db), deleted);
         }
         let mut progress = self.progress.lock();
         progress.last_applied = Some(log_id);
@@ -220,13 +221,14 @@ fn changes_catalog(response: &Response) -> bool {
     )
 }
 
-/// Compacts trimmed ranges in the background, so retention frees disk space
+/// Compacts the ranges of trimmed partitions and deleted topics in the
+/// background, so their disk space (tables and blob files) comes back
 /// promptly; a failure only delays that.
 fn reclaim(db: Arc<StateDb>, ranges: Vec<(u64, u32, u64)>) {
     let compact = move || {
         for (topic_id, partition, below) in ranges {
             if let Err(e) = db.compact_messages(topic_id, partition, below) {
-                tracing::warn!(error = %e, topic_id, partition, "compacting trimmed messages failed");
+                tracing::warn!(error = %e, topic_id, partition, "compacting deleted messages failed");
             }
         }
     };

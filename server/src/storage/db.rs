@@ -41,6 +41,10 @@ const LOG_WRITE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// memtables, so they are flushed when full rather than early.
 const LOG_WAL_BYTES_MAX: u64 = 3 * LOG_WRITE_BUFFER_BYTES as u64;
 const WRITE_BUFFERS_MAX: i32 = 3;
+/// Batch records this large or larger are kept in blob files (see
+/// [`messages_family_options`]); smaller ones, a message or a few published
+/// alone, stay inline in the tables, where a read needs no second lookup.
+pub const BLOB_MIN_BYTES: u64 = 4096;
 /// The state databases' block cache.
 const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The raft log's block cache: recent entries are read from the memtable.
@@ -108,6 +112,35 @@ fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_by
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_bloom_filter(10.0, false);
     options.set_block_based_table_factory(&table);
+    options
+}
+
+/// The `messages` family keeps batch records of at least [`BLOB_MIN_BYTES`]
+/// in blob files, written once at flush, and only their keys in tables.
+///
+/// Why: a group's partitions share one memtable, so every flushed table
+/// spans all their newest offsets, and its key range covers every older
+/// batch of the partitions between the first and the last. Leveled compaction
+/// then rewrote those whole partitions again and again: measured on one node
+/// at 300,000 msgs/s of 128 B over 4 partitions, 15 s wrote 1.84 GB of tables
+/// for 0.58 GB of messages. With the bodies in blob files, compaction moves
+/// keys and blob references (bytes per batch), and the same run wrote
+/// 0.56 GB of blobs and 0.5 MB of tables.
+///
+/// Blob garbage collection is off: it relocates live blobs out of the oldest
+/// files, which is a rewrite of everything retained. Retention deletes a
+/// partition's oldest batches and compacts their range
+/// ([`StateDb::compact_messages`](super::state_db::StateDb::compact_messages)),
+/// so a blob file is freed once every batch in it was trimmed: within one
+/// retention period of its last batch. Batches read are cached
+/// uncompressed in the state block cache, within its bound.
+fn messages_family_options(cache: &Cache) -> Options {
+    let mut options = family_options(cache, DBCompressionType::Lz4, WRITE_BUFFER_BYTES);
+    options.set_enable_blob_files(true);
+    options.set_min_blob_size(BLOB_MIN_BYTES);
+    options.set_blob_compression_type(DBCompressionType::Lz4);
+    options.set_enable_blob_gc(false);
+    options.set_blob_cache(cache);
     options
 }
 
@@ -182,8 +215,12 @@ pub fn open_state_db(path: &Path, resources: &DbResources) -> Result<DB, Storage
     // what is on disk a state that existed at one applied log id.
     options.set_atomic_flush(true);
     let families = STATE_FAMILIES.map(|name| {
-        let compression = if name == CF_MESSAGES { DBCompressionType::Lz4 } else { DBCompressionType::None };
-        ColumnFamilyDescriptor::new(name, family_options(&resources.state_cache, compression, WRITE_BUFFER_BYTES))
+        let options = if name == CF_MESSAGES {
+            messages_family_options(&resources.state_cache)
+        } else {
+            family_options(&resources.state_cache, DBCompressionType::None, WRITE_BUFFER_BYTES)
+        };
+        ColumnFamilyDescriptor::new(name, options)
     });
     DB::open_cf_descriptors(&options, path, families)
         .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))

@@ -240,3 +240,34 @@ fn the_layout_the_nodes_leaving_and_the_meta_index_are_read_back_with_the_catalo
     assert_eq!((catalog.layout, catalog.leaving), (Some(layout), [2, 5].into()));
     assert_eq!((catalog.meta_index, catalog.group), (42, 7), "the group is the opener's, not stored");
 }
+
+/// The state database's blob files under `dir`.
+fn blob_files(dir: &std::path::Path) -> usize {
+    let entries = std::fs::read_dir(dir).expect("list");
+    entries.filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".blob")).count()
+}
+
+#[test]
+fn batches_kept_in_blob_files_read_back_and_free_their_disk_once_trimmed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Batches of 7 messages of 1 KiB (2 KiB in partition 1): above the blob threshold.
+    let db = stored(dir.path(), 0..70u64, |_| 1024);
+    db.flush().expect("flush");
+    assert!(blob_files(dir.path()) > 0, "the batches went to blob files");
+    let read = db.read_messages(TOPIC, 1, 30, 10, usize::MAX).expect("read");
+    assert_eq!(offsets(read.clone()), (30..40).collect::<Vec<_>>());
+    assert!(read.iter().all(|m| m.body.data.len() == 2024));
+    assert_eq!(db.message_extent(TOPIC, 0, 9).expect("read").map(|e| e.batch_first), Some(7));
+
+    // Retention trims partition 0 only: its batches share blob files with
+    // partition 1's, which stay.
+    db.write(vec![Write::DeleteMessages { topic_id: TOPIC, partition: 0, below: 70 }], &log_id(), None).expect("trim");
+    db.compact_messages(TOPIC, 0, 70).expect("compact");
+    assert!(blob_files(dir.path()) > 0, "partition 1's batches are still there");
+    assert_eq!(db.read_messages(TOPIC, 1, 0, 100, usize::MAX).expect("read").len(), 70);
+
+    // Once every batch in them is trimmed, the blob files are deleted.
+    db.write(vec![Write::DeleteMessages { topic_id: TOPIC, partition: 1, below: 70 }], &log_id(), None).expect("trim");
+    db.compact_messages(TOPIC, 1, 70).expect("compact");
+    assert_eq!(blob_files(dir.path()), 0, "trimmed batches leave no blob file behind");
+}

@@ -1,12 +1,13 @@
 //! A data group's state lives under `groups/<g>/`, beside group 0's, and its
 //! snapshots are built and installed there; a build that finishes after a
-//! newer snapshot was installed leaves the newer one current.
+//! newer snapshot was installed leaves the newer one current; batches kept in
+//! blob files travel with the snapshot, and a deleted topic's are freed.
 
 use openraft::{CommittedLeaderId, EntryPayload};
 use tempfile::TempDir;
 
 use super::*;
-use crate::domain::TopicConfig;
+use crate::domain::{MessageBody, PublishBatch, TopicConfig};
 use crate::raft::{GroupId, META_GROUP};
 
 const DATA_GROUP: GroupId = 3;
@@ -75,4 +76,60 @@ fn a_snapshot_built_while_a_newer_one_was_installed_leaves_the_newer_current() {
     assert_eq!(current.last_log_id, Some(log_id(2)));
     assert_eq!(crate::raft::snapshot_dir::read_meta(&dir.path).expect("meta").last_log_id, Some(log_id(2)));
     assert!(!partial.exists(), "the outdated build is removed");
+}
+
+#[test]
+fn a_snapshot_carries_the_batches_kept_in_blob_files_and_installs_them_as_links() {
+    let (sender, receiver) = (TempDir::new().expect("temp dir"), TempDir::new().expect("temp dir"));
+    let resources = DbResources::default();
+    let state = AppliedState::open(sender.path(), META_GROUP, &resources).expect("open");
+    state.apply_entry(create_topic(1, "clicks")).expect("apply");
+    let topic_id = state.catalog().topic("clicks").expect("created").id;
+    // 8 messages of 1,000 bytes: a batch record above the blob threshold.
+    let messages: Vec<MessageBody> =
+        (0..8u8).map(|n| MessageBody { data: vec![n; 1000].into(), ..MessageBody::default() }).collect();
+    let batch = PublishBatch { topic_id, partition: 1, publish_time_us: 5, messages: messages.clone(), producer: None };
+    let entry = Entry { log_id: log_id(2), payload: EntryPayload::Normal(Command::Publish(batch)) };
+    assert!(matches!(state.apply_entry(entry).expect("apply"), Response::Published { .. }));
+
+    let snapshot = state.build_snapshot().expect("build");
+    let files = |dir: &std::path::Path, suffix: &str| {
+        let entries = std::fs::read_dir(dir).expect("list");
+        entries.map(|e| e.expect("entry").path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect::<Vec<_>>()
+    };
+    assert_eq!(files(&snapshot.snapshot.path, ".blob").len(), 1, "the batch was flushed to a blob file");
+
+    let installing = AppliedState::open(receiver.path(), META_GROUP, &resources).expect("open");
+    installing.install_snapshot(&snapshot.meta, &snapshot.snapshot).expect("install");
+    let read = installing.db().read_messages(topic_id, 1, 0, 100, usize::MAX).expect("read");
+    assert_eq!(read.into_iter().map(|m| m.body).collect::<Vec<_>>(), messages);
+    // Immutable files are linked into the live database, not copied: a
+    // snapshot of a week of backlog must not need its size again in free disk.
+    let installed = files(installing.db().path(), ".blob");
+    assert_eq!(installed.len(), 1);
+    use std::os::unix::fs::MetadataExt;
+    assert!(std::fs::metadata(&installed[0]).expect("stat").nlink() >= 2, "{} is a copy", installed[0].display());
+}
+
+#[test]
+fn deleting_a_topic_frees_the_blob_files_of_its_batches() {
+    let dir = TempDir::new().expect("temp dir");
+    let state = AppliedState::open(dir.path(), META_GROUP, &DbResources::default()).expect("open");
+    state.apply_entry(create_topic(1, "clicks")).expect("apply");
+    let topic_id = state.catalog().topic("clicks").expect("created").id;
+    let messages = vec![MessageBody { data: vec![7; 8000].into(), ..MessageBody::default() }];
+    let batch = PublishBatch { topic_id, partition: 0, publish_time_us: 5, messages, producer: None };
+    state
+        .apply_entry(Entry { log_id: log_id(2), payload: EntryPayload::Normal(Command::Publish(batch)) })
+        .expect("apply");
+    state.db().flush().expect("flush");
+    let blob_files = || {
+        let entries = std::fs::read_dir(state.db().path()).expect("list");
+        entries.filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".blob")).count()
+    };
+    assert_eq!(blob_files(), 1);
+
+    let delete = Command::DeleteTopic { name: "clicks".into() };
+    state.apply_entry(Entry { log_id: log_id(3), payload: EntryPayload::Normal(delete) }).expect("apply");
+    assert_eq!(blob_files(), 0, "the deleted topic's batches are compacted away at once");
 }
