@@ -140,6 +140,36 @@ impl Client {
         Ok(response.positions.into_iter().map(|p| Position { partition: p.partition, offset: p.offset }).collect())
     }
 
+    /// Publishes a batch as one step of an idempotent producer's sequence,
+    /// numbered by the caller. The server stores it once however often it is
+    /// sent, and refuses a batch out of sequence: `sequence-gap` (an earlier
+    /// batch is missing), `sequence-committed` (below what is stored, not a
+    /// retry of a remembered batch), `unknown-producer`. The first two carry
+    /// the producer's next expected sequence ([`Error::next_sequence`]).
+    pub async fn publish_sequenced(
+        &self,
+        topic: &str,
+        sequence: ProducerSequence,
+        messages: Vec<Message>,
+    ) -> Result<SequencedPublish> {
+        let count = messages.len();
+        let request = api::PublishRequest {
+            topic: topic.to_owned(),
+            messages: messages.into_iter().map(message_to_api).collect(),
+            producer_id: sequence.producer_id,
+            sequence: sequence.first_sequence,
+            partition: Some(sequence.partition),
+            skip_from: sequence.skip_from,
+            ..Default::default()
+        };
+        let response = self.router.call(rpc!(publisher, publish, request)).await?;
+        if response.positions.len() != count {
+            return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));
+        }
+        let positions = response.positions.into_iter().map(|p| Position { partition: p.partition, offset: p.offset });
+        Ok(SequencedPublish { positions: positions.collect(), duplicate: response.duplicate })
+    }
+
     pub async fn create_subscription(
         &self,
         name: &str,

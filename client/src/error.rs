@@ -23,6 +23,9 @@ pub enum Error {
         /// A machine-readable reason the server added (`ferry-reason`), e.g.
         /// `sequence-gap` or `unknown-producer` for idempotent publishing.
         reason: Option<String>,
+        /// On `sequence-gap` and `sequence-committed`: the producer's next
+        /// expected sequence in that partition (`ferry-next-sequence`).
+        next_sequence: Option<u64>,
     },
     #[error("the server sent an incomplete answer: {0}")]
     Protocol(String),
@@ -34,7 +37,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The gRPC code, for errors the server answered.
     /// The server's `ferry-reason`, for errors it answered with one.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -43,6 +45,15 @@ impl Error {
         }
     }
 
+    /// The producer's next expected sequence, on a sequence check's refusal.
+    pub fn next_sequence(&self) -> Option<u64> {
+        match self {
+            Error::Status { next_sequence, .. } => *next_sequence,
+            _ => None,
+        }
+    }
+
+    /// The gRPC code, for errors the server answered.
     pub fn code(&self) -> Option<Code> {
         match self {
             Error::Status { code, .. } => Some(*code),
@@ -55,18 +66,23 @@ impl Error {
     /// A copy for each of the many handles one failure resolves.
     pub(crate) fn duplicate(&self) -> Error {
         match self {
-            Error::Status { code, message, leader_hint, reason } => Error::Status {
+            Error::Status { code, message, leader_hint, reason, next_sequence } => Error::Status {
                 code: *code,
                 message: message.clone(),
                 leader_hint: leader_hint.clone(),
                 reason: reason.clone(),
+                next_sequence: *next_sequence,
             },
             Error::QueueFull { messages, bytes } => Error::QueueFull { messages: *messages, bytes: *bytes },
             Error::Closed => Error::Closed,
             Error::Protocol(message) => Error::Protocol(message.clone()),
-            other => {
-                Error::Status { code: Code::Unavailable, message: other.to_string(), leader_hint: None, reason: None }
-            }
+            other => Error::Status {
+                code: Code::Unavailable,
+                message: other.to_string(),
+                leader_hint: None,
+                reason: None,
+                next_sequence: None,
+            },
         }
     }
 }
@@ -75,7 +91,8 @@ impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
         let metadata = |key: &str| status.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (leader_hint, reason) = (metadata("ferry-leader"), metadata("ferry-reason"));
-        Error::Status { code: status.code(), message: status.message().to_owned(), leader_hint, reason }
+        let next_sequence = metadata("ferry-next-sequence").and_then(|n| n.parse().ok());
+        Error::Status { code: status.code(), message: status.message().to_owned(), leader_hint, reason, next_sequence }
     }
 }
 

@@ -17,6 +17,7 @@ pub use error::{Code, Error, Result};
 pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{
-    AckOutcome, Backlog, ClusterStatus, GroupStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo, Position,
-    ReceivedMessage, Subscription, SubscriptionSettings, Topic, TopicSettings,
+    AckOutcome, Backlog, ClusterStatus, GroupStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo,
+    PartitionProgress, Position, ProducerSequence, ReceivedMessage, SequencedPublish, Subscription,
+    SubscriptionSettings, Topic, TopicSettings,
 };

@@ -65,6 +65,43 @@ pub struct Backlog {
     /// The server's wall clock when this was read (publish times are on
     /// that clock): with nothing unacked, the subscription's watermark.
     pub as_of: SystemTime,
+    /// Each partition's ack floor and end, in partition order.
+    pub partitions: Vec<PartitionProgress>,
+}
+
+/// Where a batch sits in an idempotent producer's sequence, for callers that
+/// number their own batches ([`Client::publish_sequenced`](crate::Client::publish_sequenced)):
+/// a mirror numbers them by source offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSequence {
+    pub partition: u32,
+    /// Nonzero, stable for as long as the sequence numbers go on.
+    pub producer_id: u64,
+    /// The sequence number of the batch's first message.
+    pub first_sequence: u64,
+    /// Where the producer's previous batch ended, when the sequences from
+    /// there up to `first_sequence` were skipped on purpose; `Some(0)` starts
+    /// a producer at `first_sequence`. `None`: the batch follows on directly.
+    pub skip_from: Option<u64>,
+}
+
+/// The answer to a sequenced batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequencedPublish {
+    pub positions: Vec<Position>,
+    /// The batch had been committed before: nothing new was stored, and the
+    /// positions are the first copy's.
+    pub duplicate: bool,
+}
+
+/// Where a subscription stands in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    pub partition: u32,
+    /// Every offset below it is acked (or was trimmed by retention first).
+    pub ack_floor: u64,
+    /// The partition's next offset.
+    pub end_offset: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +240,11 @@ pub(crate) fn subscription_from_api(subscription: api::Subscription) -> Subscrip
             oldest_unacked_publish_time: (b.unacked_messages > 0)
                 .then(|| time_from_micros(b.oldest_unacked_publish_time_unix_micros)),
             as_of: time_from_micros(b.as_of_unix_micros),
+            partitions: b
+                .partitions
+                .into_iter()
+                .map(|p| PartitionProgress { partition: p.partition, ack_floor: p.ack_floor, end_offset: p.end_offset })
+                .collect(),
         }),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
+use ferry_client::{Client, Message, PartitionProgress, SubscriptionSettings, TopicSettings};
 use ferry_tests::{advance_clock, Ferryd, TempDir};
 
 async fn start() -> (TempDir, Ferryd, Client) {
@@ -177,6 +177,12 @@ async fn backlog_counts_unacked_bytes_leases_and_the_oldest_age() {
     let oldest = backlog.oldest_unacked_publish_time.expect("an oldest unacked message");
     let age = backlog.as_of.duration_since(oldest).expect("as_of is after the oldest publish");
     assert_eq!(age.as_millis(), backlog.oldest_unacked_age.as_millis());
+    // Offset 0 holds the floor down; acked, the floor passes 1 and 2 too.
+    let floor = PartitionProgress { partition: 0, ack_floor: 0, end_offset: 10 };
+    assert_eq!(backlog.partitions, vec![floor]);
+    client.acknowledge("workers", &[leased[0].ack_id.clone()]).await.expect("ack");
+    let backlog = client.get_subscription("workers").await.expect("get").backlog.expect("backlog");
+    assert_eq!(backlog.partitions, vec![PartitionProgress { ack_floor: 3, ..floor }]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,10 @@ async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_gr
     let backlog = clients[1].get_subscription("s").await.expect("get").backlog.expect("backlog");
     assert_eq!((backlog.unacked_messages, backlog.leased_messages), (400, 400), "{backlog:?}");
     assert!(backlog.oldest_unacked_publish_time.is_some());
+    // Each partition once, from whichever group holds it, nothing acked yet.
+    let progress: Vec<(u32, u64)> = backlog.partitions.iter().map(|p| (p.partition, p.ack_floor)).collect();
+    assert_eq!(progress, (0..PARTITIONS).map(|p| (p, 0)).collect::<Vec<_>>());
+    assert_eq!(backlog.partitions.iter().map(|p| p.end_offset).sum::<u64>(), 400);
 
     // Ack all but 40 (through different nodes), nack those: they come back.
     let (nacked, acked) = received.split_at(40);

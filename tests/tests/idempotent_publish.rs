@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_client::{Client, Code, Error, Message, Publisher, PublisherSettings, TopicSettings};
+use ferry_client::{
+    Client, Code, Error, Message, ProducerSequence, Publisher, PublisherSettings, SequencedPublish, TopicSettings,
+};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::publisher_client::PublisherClient;
 use ferry_tests::{Cluster, Ferryd, TempDir};
@@ -93,6 +95,59 @@ async fn out_of_sequence_and_malformed_idempotent_batches_are_refused() {
     assert!(refused.message().contains("ordering_key"), "{}", refused.message());
 
     assert_eq!(client.get_topic("t").await.expect("get").partitions[0].end_offset, 2, "nothing refused was stored");
+}
+
+/// What a mirror relies on: its batches are numbered by source offset, it
+/// starts wherever its source stands, skips what it filters out, and is
+/// stored once across retries and restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_skips_sequences_on_purpose_is_stored_once_and_an_overtaking_skip_waits() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut server = Ferryd::start(&dir.path().join("node"));
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("t", TopicSettings::default()).await.expect("create topic");
+    let at = |first_sequence, skip_from| ProducerSequence { partition: 0, producer_id: 9, first_sequence, skip_from };
+    let messages = |values: &[&str]| values.iter().map(|v| Message::new(v.to_string())).collect::<Vec<_>>();
+    let offsets = |published: &SequencedPublish| published.positions.iter().map(|p| p.offset).collect::<Vec<_>>();
+
+    let refused = client.publish_sequenced("t", at(100, None), messages(&["a"])).await.expect_err("not from 0");
+    assert_eq!(refused.reason(), Some("unknown-producer"), "{refused:?}");
+    let started = client.publish_sequenced("t", at(100, Some(0)), messages(&["a", "b"])).await.expect("start at 100");
+    assert_eq!((offsets(&started), started.duplicate), (vec![0, 1], false));
+    // 102..110 filtered out: the next batch says so.
+    let skipped = client.publish_sequenced("t", at(110, Some(102)), messages(&["c"])).await.expect("skip");
+    assert_eq!((offsets(&skipped), skipped.duplicate), (vec![2], false));
+
+    // A skip from 120 overtook a batch 111..120 on its way: it is refused, and
+    // told where the partition stands.
+    let overtaking = client.publish_sequenced("t", at(130, Some(120)), messages(&["x"])).await.expect_err("a gap");
+    assert_eq!((overtaking.reason(), overtaking.next_sequence()), (Some("sequence-gap"), Some(111)), "{overtaking:?}");
+    // A batch reaching below what is stored, not a retry of a remembered one.
+    let straddling = client.publish_sequenced("t", at(105, None), messages(&["x", "y"])).await.expect_err("stored");
+    assert_eq!((straddling.reason(), straddling.next_sequence()), (Some("sequence-committed"), Some(111)));
+
+    // The producer's state is replicated: after a crash the retried skip is
+    // recognised and the next batch follows on.
+    server.kill9();
+    server.restart();
+    let client = Client::connect(server.addr()).await.expect("reconnect");
+    let retried = client.publish_sequenced("t", at(110, Some(102)), messages(&["c"])).await.expect("retry");
+    assert_eq!((offsets(&retried), retried.duplicate), (vec![2], true));
+    let next = client.publish_sequenced("t", at(111, None), messages(&["d"])).await.expect("next");
+    assert_eq!(offsets(&next), vec![3]);
+    assert_eq!(client.get_topic("t").await.expect("get").partitions[0].end_offset, 4, "a, b, c, d: each once");
+
+    // A skip needs a producer, and ends where its batch starts.
+    let mut plain = batch("t", 0, 0, &["x"]);
+    plain.skip_from = Some(1);
+    let mut publisher = stub(server.addr()).await;
+    let refused = publisher.publish(plain).await.expect_err("skip without producer");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("skip_from"), "{}", refused.message());
+    let mut backwards = batch("t", 9, 120, &["x"]);
+    backwards.skip_from = Some(125);
+    let refused = publisher.publish(backwards).await.expect_err("skip past the batch");
+    assert!(refused.message().contains("skip_from") && refused.message().contains("125"), "{}", refused.message());
 }
 
 /// Sends `request` to the node that leads, asking again while an election

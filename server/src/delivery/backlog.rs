@@ -14,22 +14,40 @@ pub struct Backlog {
     pub leased_messages: u64,
     /// Publish time of the oldest unacked message, if any.
     pub oldest_unacked_publish_time_us: Option<i64>,
+    /// Each partition held here: its ack floor and its end.
+    pub partitions: Vec<PartitionProgress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    pub partition: u32,
+    /// Every offset below it is acked (or trimmed).
+    pub ack_floor: u64,
+    pub end_offset: u64,
 }
 
 /// The backlog of `subscription`: per partition, everything from the ack
 /// floor to the end, less what is acked above the floor. The oldest unacked
 /// message is the one at a floor, so this reads one record per partition.
 pub fn backlog(state: &AppliedState, subscription: &SubscriptionState, leased: usize) -> Result<Backlog, StorageError> {
-    let partitions = {
+    let (partitions, held) = {
         let catalog = state.catalog();
         match catalog.topic_by_id(subscription.topic_id) {
-            Some(topic) => topic.partitions.clone(),
+            Some(topic) => {
+                let held = (0..topic.partitions.len()).map(|p| catalog.owns(topic, p as u32)).collect::<Vec<_>>();
+                (topic.partitions.clone(), held)
+            }
             None => return Ok(Backlog::default()),
         }
     };
     let db = state.db();
     let mut backlog = Backlog { leased_messages: leased as u64, ..Backlog::default() };
     for (p, (ack, partition)) in subscription.acks.iter().zip(&partitions).enumerate() {
+        if held[p] {
+            let progress =
+                PartitionProgress { partition: p as u32, ack_floor: ack.floor, end_offset: partition.next_offset };
+            backlog.partitions.push(progress);
+        }
         if ack.floor >= partition.next_offset {
             continue;
         }

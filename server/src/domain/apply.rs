@@ -287,12 +287,12 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let count = batch.messages.len() as u32;
     let producer = batch.producer.map(|p| {
         let key = ProducerKey { topic_id: batch.topic_id, partition: batch.partition, producer_id: p.producer_id };
-        (key, p.first_sequence)
+        (key, p)
     });
     // Producers are only remembered for partitions that exist, so a duplicate
     // is answered before the topic is looked up.
-    if let Some((key, first_sequence)) = &producer {
-        match catalog.producers.check(key, *first_sequence, count) {
+    if let Some((key, sequence)) = &producer {
+        match catalog.producers.check(key, sequence, count) {
             SequenceCheck::Fresh => {}
             SequenceCheck::Duplicate(committed) => {
                 let response = Response::Published {
@@ -323,7 +323,8 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     let mut writes = Vec::with_capacity(3);
     let (first_offset, publish_time_us) =
         append(batch.topic_id, batch.partition, state, batch.publish_time_us, batch.messages, &mut writes);
-    if let Some((key, first_sequence)) = producer {
+    if let Some((key, sequence)) = producer {
+        let first_sequence = sequence.first_sequence;
         let committed = CommittedBatch { first_sequence, count, first_offset, publish_time_us };
         catalog.producers.record(key, committed, &mut writes);
     }

@@ -50,6 +50,18 @@ pub struct PublishBatch {
 pub struct ProducerSequence {
     pub producer_id: u64,
     pub first_sequence: u64,
+    /// Where the producer's previous batch ended, when it skipped the
+    /// sequences from there to `first_sequence` on purpose (a mirror's source
+    /// offsets it filtered out or that were trimmed before it read them).
+    pub skip_from: Option<u64>,
+}
+
+impl ProducerSequence {
+    /// The first sequence this batch accounts for: where its predecessor
+    /// ended, skipped sequences included.
+    pub fn covers_from(&self) -> u64 {
+        self.skip_from.unwrap_or(self.first_sequence)
+    }
 }
 
 /// Acks of one subscription, grouped by partition.

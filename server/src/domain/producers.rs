@@ -7,6 +7,12 @@
 //! a retry of any batch still in the client's in-flight window is recognised
 //! and answered with the offsets the first copy got.
 //!
+//! A producer may skip sequences on purpose: a mirror numbers its batches by
+//! source offset and leaves out what it filters or what the source trimmed.
+//! Such a batch names where its predecessor ended (`skip_from`), so a batch
+//! that overtook its predecessor is still refused as a gap, and a producer
+//! may start anywhere by naming 0 as its predecessor's end.
+//!
 //! The table is bounded: a producer idle for [`PRODUCER_IDLE_US`] is forgotten,
 //! and past [`PRODUCER_STATES_MAX`] the least recently used one is. A forgotten
 //! producer's next batch is refused as unknown, and the client starts a new
@@ -16,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::command::ProducerSequence;
 use super::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_IDLE_US, PRODUCER_STATES_MAX};
 use super::outcome::{Rejection, Write};
 
@@ -91,14 +98,17 @@ impl Producers {
         self.states.get(key)?.batches.back().map(CommittedBatch::next_sequence)
     }
 
-    /// Decides what a batch of `count` messages starting at `first_sequence` is.
-    pub fn check(&self, key: &ProducerKey, first_sequence: u64, count: u32) -> SequenceCheck {
+    /// Decides what a batch of `count` messages numbered from
+    /// `sequence.first_sequence` is.
+    pub fn check(&self, key: &ProducerKey, sequence: &ProducerSequence, count: u32) -> SequenceCheck {
+        let first_sequence = sequence.first_sequence;
         let Some(last) = self.states.get(key).and_then(|state| state.batches.back()) else {
-            // A new producer starts at 0. Anything else is a batch that
+            // A new producer starts at 0, or says its predecessor ended at 0
+            // (a skip to where it starts). Anything else is a batch that
             // overtook the producer's first one, or a producer forgotten
             // since: the client resends it after its earlier batches, or
             // under a new producer id.
-            if first_sequence == 0 {
+            if sequence.covers_from() == 0 {
                 return SequenceCheck::Fresh;
             }
             return SequenceCheck::Rejected(Rejection::UnknownProducer {
@@ -108,7 +118,10 @@ impl Producers {
             });
         };
         let expected = last.next_sequence();
-        if first_sequence == expected {
+        // The batch starts at the next sequence, or skips to its start from
+        // at most there (a skip from below `expected` claims sequences that
+        // are stored already as skipped, which stores nothing twice).
+        if first_sequence >= expected && sequence.covers_from() <= expected {
             return SequenceCheck::Fresh;
         }
         if first_sequence > expected {
@@ -212,8 +225,55 @@ mod tests {
             producers.record(key(1), batch(sequence, 0), &mut writes);
         }
         let oldest_kept = 20 - PRODUCER_BATCHES_REMEMBERED as u64;
-        assert!(matches!(producers.check(&key(1), oldest_kept, 1), SequenceCheck::Duplicate(_)));
-        assert!(matches!(producers.check(&key(1), oldest_kept - 1, 1), SequenceCheck::Rejected(_)));
-        assert_eq!(producers.check(&key(1), 20, 1), SequenceCheck::Fresh);
+        assert!(matches!(producers.check(&key(1), &at(oldest_kept, None), 1), SequenceCheck::Duplicate(_)));
+        assert!(matches!(producers.check(&key(1), &at(oldest_kept - 1, None), 1), SequenceCheck::Rejected(_)));
+        assert_eq!(producers.check(&key(1), &at(20, None), 1), SequenceCheck::Fresh);
+    }
+
+    fn at(first_sequence: u64, skip_from: Option<u64>) -> ProducerSequence {
+        ProducerSequence { producer_id: 1, first_sequence, skip_from }
+    }
+
+    #[test]
+    fn a_producer_skips_sequences_only_from_where_its_previous_batch_ended() {
+        let mut producers = Producers::default();
+        let mut writes = Vec::new();
+        let unknown = |check| matches!(check, SequenceCheck::Rejected(Rejection::UnknownProducer { .. }));
+        let gap_at = |check, at| matches!(check, SequenceCheck::Rejected(Rejection::SequenceGap { expected, .. }) if expected == at);
+
+        // A new producer starts anywhere by naming 0 as its predecessor's end.
+        assert!(unknown(producers.check(&key(1), &at(100, None), 5)));
+        assert!(
+            unknown(producers.check(&key(1), &at(100, Some(40)), 5)),
+            "a skip from 40 needs the batch ending there"
+        );
+        assert_eq!(producers.check(&key(1), &at(100, Some(0)), 5), SequenceCheck::Fresh);
+        producers.record(
+            key(1),
+            CommittedBatch { first_sequence: 100, count: 5, first_offset: 0, publish_time_us: 0 },
+            &mut writes,
+        );
+
+        // 105 is next: a skip from there is fresh; a skip from 110 overtook a
+        // batch 105..110 still on its way, and waits for it.
+        assert_eq!(producers.check(&key(1), &at(120, Some(105)), 5), SequenceCheck::Fresh);
+        assert!(gap_at(producers.check(&key(1), &at(120, Some(110)), 5), 105));
+        assert!(gap_at(producers.check(&key(1), &at(120, None), 5), 105));
+        // A restarted mirror's "from 0" skips only what is not stored yet.
+        assert_eq!(producers.check(&key(1), &at(105, Some(0)), 5), SequenceCheck::Fresh);
+
+        producers.record(
+            key(1),
+            CommittedBatch { first_sequence: 120, count: 5, first_offset: 5, publish_time_us: 0 },
+            &mut writes,
+        );
+        // A retried skip batch is a duplicate; sequences skipped count as done.
+        assert!(
+            matches!(producers.check(&key(1), &at(120, Some(105)), 5), SequenceCheck::Duplicate(b) if b.first_offset == 5)
+        );
+        assert!(matches!(
+            producers.check(&key(1), &at(110, None), 5),
+            SequenceCheck::Rejected(Rejection::SequenceCommitted { next: 125, .. })
+        ));
     }
 }

@@ -176,7 +176,7 @@ impl Model {
         count: usize,
     ) -> Response {
         let messages = (0..count).map(|i| body(&format!("p{producer_id}-{}", first_sequence + i as u64))).collect();
-        let producer = Some(ProducerSequence { producer_id, first_sequence });
+        let producer = Some(ProducerSequence { producer_id, first_sequence, skip_from: None });
         let batch = PublishBatch { topic_id, partition: 0, publish_time_us: time_us, messages, producer };
         self.run(Command::Publish(batch)).0
     }

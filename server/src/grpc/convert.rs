@@ -55,6 +55,15 @@ pub fn backlog(backlog: &Backlog, now_wall_us: i64) -> api::Backlog {
         oldest_unacked_age_millis: oldest.map_or(0, |t| (now_wall_us.saturating_sub(t) / 1000).max(0) as u64),
         oldest_unacked_publish_time_unix_micros: oldest.unwrap_or(0),
         as_of_unix_micros: now_wall_us,
+        partitions: backlog
+            .partitions
+            .iter()
+            .map(|p| api::PartitionProgress {
+                partition: p.partition,
+                ack_floor: p.ack_floor,
+                end_offset: p.end_offset,
+            })
+            .collect(),
     }
 }
 

@@ -225,7 +225,9 @@ pub async fn backlog(routes: &GroupRoutes, placed: &Placed, now_us: i64) -> Resu
             oldest = Some(oldest.map_or(time, |o| o.min(time)));
         }
         total.as_of_unix_micros = total.as_of_unix_micros.min(answer.as_of_unix_micros);
+        total.partitions.extend(answer.partitions);
     }
+    total.partitions.sort_by_key(|p| p.partition);
     if let Some(oldest) = oldest {
         total.oldest_unacked_publish_time_unix_micros = oldest;
         total.oldest_unacked_age_millis = (now_us.saturating_sub(oldest) / 1000).max(0) as u64;

@@ -23,10 +23,25 @@ pub use ferry_proto::partition_of_key;
 
 impl PublishInput {
     pub fn parse(request: api::PublishRequest, partitions: u32, max_message_bytes: u32) -> Result<Self, ApiError> {
-        let producer = (request.producer_id != 0)
-            .then_some(ProducerSequence { producer_id: request.producer_id, first_sequence: request.sequence });
+        let producer = (request.producer_id != 0).then_some(ProducerSequence {
+            producer_id: request.producer_id,
+            first_sequence: request.sequence,
+            skip_from: request.skip_from,
+        });
         if producer.is_some() && request.partition.is_none() {
             return Err(ApiError::invalid("partition", "is required when producer_id is set"));
+        }
+        if let Some(skip_from) = request.skip_from {
+            if producer.is_none() {
+                return Err(ApiError::invalid("skip_from", "is only meaningful with producer_id"));
+            }
+            if skip_from > request.sequence {
+                let problem = format!(
+                    "{skip_from} is above the batch's sequence {}: a skip ends where the batch starts",
+                    request.sequence
+                );
+                return Err(ApiError::invalid("skip_from", problem));
+            }
         }
         if let Some(partition) = request.partition {
             if partition >= partitions {

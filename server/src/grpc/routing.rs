@@ -564,8 +564,8 @@ async fn publish_idempotent(
 ) -> Result<Published, ApiError> {
     let producer = batch.producer.expect("an idempotent batch names its producer");
     let key = ProducerKey { topic_id: batch.topic_id, partition: batch.partition, producer_id: producer.producer_id };
-    let first = producer.first_sequence;
-    let sequences = first..first.saturating_add(batch.messages.len() as u64);
+    // A batch that skips sequences follows the batch that ended where its skip starts.
+    let sequences = producer.covers_from()..producer.first_sequence.saturating_add(batch.messages.len() as u64);
     let committed_next = proposer.state().catalog().producers.next_sequence(&key).unwrap_or(0);
     let submit = proposer.submit(Command::Publish(batch));
     let submitted = sequencer.in_order(term, key, sequences, committed_next, submit).await?;

@@ -16,6 +16,10 @@ pub const LEADER_METADATA: &str = "ferry-leader";
 /// Metadata key of a machine-readable reason, where the code alone does not
 /// tell a client what to do (idempotent publishing's sequence checks).
 pub const REASON_METADATA: &str = "ferry-reason";
+/// Metadata key of the producer's next expected sequence on `sequence-gap`
+/// and `sequence-committed` answers: what a producer that skips sequences (a
+/// mirror) needs to resume exactly where the partition is.
+pub const NEXT_SEQUENCE_METADATA: &str = "ferry-next-sequence";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -62,6 +66,9 @@ impl From<ApiError> for Status {
                 if let Some(reason) = rejection_reason(&rejection) {
                     status.metadata_mut().insert(REASON_METADATA, MetadataValue::from_static(reason));
                 }
+                if let Some(next) = next_sequence(&rejection) {
+                    status.metadata_mut().insert(NEXT_SEQUENCE_METADATA, MetadataValue::from(next));
+                }
                 status
             }
             ApiError::NotLeader { leader, .. } => {
@@ -84,8 +91,10 @@ impl From<ApiError> for Status {
                 // hint names a data group's leader, which is no better a
                 // node to send the whole request to than this one.
                 let mut status = Status::new(remote.code(), message);
-                if let Some(reason) = remote.metadata().get(REASON_METADATA) {
-                    status.metadata_mut().insert(REASON_METADATA, reason.clone());
+                for key in [REASON_METADATA, NEXT_SEQUENCE_METADATA] {
+                    if let Some(value) = remote.metadata().get(key) {
+                        status.metadata_mut().insert(key, value.clone());
+                    }
                 }
                 status
             }
@@ -103,6 +112,14 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::LayoutFixed { .. } => Code::FailedPrecondition,
         // Routed by a stale view of where partitions or leaders are: retry.
         Rejection::PartitionNotInGroup { .. } | Rejection::StaleSync { .. } => Code::Unavailable,
+    }
+}
+
+fn next_sequence(rejection: &Rejection) -> Option<u64> {
+    match rejection {
+        Rejection::SequenceGap { expected, .. } => Some(*expected),
+        Rejection::SequenceCommitted { next, .. } => Some(*next),
+        _ => None,
     }
 }
 

@@ -79,6 +79,7 @@ pub fn publish_to_record(batch: &PublishBatch) -> pb::Publish {
         messages: batch.messages.iter().cloned().map(body_to_record).collect(),
         producer_id: batch.producer.map_or(0, |p| p.producer_id),
         first_sequence: batch.producer.map_or(0, |p| p.first_sequence),
+        skip_from: batch.producer.and_then(|p| p.skip_from),
     }
 }
 
@@ -88,8 +89,11 @@ pub fn publish_from_record(record: pb::Publish) -> PublishBatch {
         partition: record.partition,
         publish_time_us: record.publish_time_unix_micros,
         messages: record.messages.into_iter().map(body_from_record).collect(),
-        producer: (record.producer_id != 0)
-            .then_some(ProducerSequence { producer_id: record.producer_id, first_sequence: record.first_sequence }),
+        producer: (record.producer_id != 0).then_some(ProducerSequence {
+            producer_id: record.producer_id,
+            first_sequence: record.first_sequence,
+            skip_from: record.skip_from,
+        }),
     }
 }
 
@@ -412,7 +416,7 @@ mod tests {
                 partition: 2,
                 publish_time_us: 77,
                 messages: vec![body],
-                producer: Some(ProducerSequence { producer_id: 9, first_sequence: 12 }),
+                producer: Some(ProducerSequence { producer_id: 9, first_sequence: 12, skip_from: Some(4) }),
             }),
             Command::Acknowledge(AckBatch {
                 subscription_id: 9,
