@@ -1,0 +1,20 @@
+//! Ferry's cross-datacenter mirror (`ferry-mirror`): copies topics from a
+//! source cluster into a destination cluster so that every acknowledged
+//! source event is stored in the destination once, in per-partition order.
+//!
+//! - `route.rs`: one route's loop: a subscription on the source, idempotent
+//!   publishes to the destination numbered by source offset, source acks
+//!   only after the destination stored.
+//! - `lane.rs`: one source partition's rules: what may be sent next, what may
+//!   be skipped (proven done), what a refusal means.
+//! - `origin.rs`: origin attributes, the loop check, producer ids.
+//!
+//! The design, and what is still to build (a lease for one active instance
+//! per route, gap reports, rate limits, compression on the link), is in
+//! `docs/design/mirroring.md`.
+
+pub mod lane;
+pub mod origin;
+pub mod route;
+
+pub use route::{run, run_until_stopped, Route};

@@ -1,0 +1,258 @@
+//! A route: one source topic copied into a destination topic through a
+//! subscription on the source, acking each source message only once the
+//! destination has stored it.
+
+use std::future::Future;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use ferry_client::{
+    Client, Code, Delivered, Error, Message, ProducerSequence, Subscriber, SubscriberSettings, SubscriptionSettings,
+};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::lane::{Batch, Lane, Next, Refusal};
+use crate::origin;
+
+/// What one route copies, and where.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The source cluster's seed addresses, comma-separated.
+    pub source: String,
+    pub destination: String,
+    /// The names the clusters go by in origin attributes (and loop checks).
+    pub source_cluster: String,
+    pub destination_cluster: String,
+    pub topic: String,
+    pub destination_topic: String,
+    /// The route's subscription on the source; the mirror must be its only
+    /// consumer (its ack floor is the mirror's proof of what is done).
+    pub subscription: String,
+    /// Messages per destination batch, at most.
+    pub batch_messages: usize,
+}
+
+/// Messages a route holds (received, not yet stored at the destination):
+/// the server's bound on a stream's outstanding messages.
+const HELD_MAX: u32 = 10_000;
+/// How often a lane waiting for proof re-reads the source's ack floors.
+const FLOOR_POLL: Duration = Duration::from_millis(500);
+/// How long a lane waits after a failed publish before sending again (the
+/// client already retried an unavailable destination for its budget).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a failed run waits before the next, at first and at most.
+const RESTART_MIN: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// Runs `route` until `stop` turns true, starting it over after any failure
+/// (a cluster unreachable at start, the subscription stream lost): a
+/// mirror's job is to keep copying, and what a failed run held is
+/// redelivered to the next. Failures are logged, with a growing pause.
+pub async fn run_until_stopped(route: Route, mut stop: watch::Receiver<bool>) {
+    let mut pause = RESTART_MIN;
+    loop {
+        let started = Instant::now();
+        match run(&route, stop.clone()).await {
+            Ok(()) => return,
+            Err(e) => tracing::error!(error = format!("{e:#}"), pause = ?pause, "the route failed; starting it again"),
+        }
+        if started.elapsed() > RESTART_MAX {
+            pause = RESTART_MIN;
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RESTART_MAX);
+    }
+}
+
+/// One run of `route`: until `stop` turns true (`Ok`) or a failure.
+pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let route = route.clone();
+    let source = Client::connect(&route.source).await.context("connect to the source")?;
+    let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
+    let partitions = check_topics(&route, &source, &destination).await?;
+    let mut subscriber = subscribe(&route, &source).await?;
+    let mut lanes: Vec<Lane<Delivered>> = (0..partitions).map(|_| Lane::default()).collect();
+    let mut retry_at: Vec<Option<Instant>> = vec![None; partitions as usize];
+    let mut publishing = FuturesUnordered::new();
+    let mut floors_due: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tracing::info!(topic = %route.topic, partitions, "mirroring");
+    loop {
+        let now = Instant::now();
+        for (partition, lane) in lanes.iter_mut().enumerate() {
+            if retry_at[partition].is_some_and(|at| now < at) {
+                continue;
+            }
+            match lane.next(route.batch_messages) {
+                Next::Send(batch) => {
+                    let messages = copies(&route, lane, &batch);
+                    lane.sending(&batch);
+                    let call = publish(destination.clone(), &route, partition as u32, batch, messages);
+                    publishing.push(call);
+                }
+                Next::NeedFloor => {
+                    floors_due.get_or_insert(now);
+                }
+                Next::Idle => {}
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            Some((partition, result)) = publishing.next() => {
+                let lane = &mut lanes[partition as usize];
+                let stored = match result {
+                    Ok(()) => lane.stored(),
+                    Err(e) => match refusal(&e) {
+                        Some(refusal) => lane.refused(refusal),
+                        None => {
+                            tracing::warn!(partition, error = %e, "publishing to the destination failed; retrying");
+                            lane.failed();
+                            retry_at[partition as usize] = Some(Instant::now() + RETRY_AFTER);
+                            Vec::new()
+                        }
+                    },
+                };
+                for delivered in stored {
+                    delivered.ack();
+                }
+            }
+            received = subscriber.next() => {
+                let delivered = match received {
+                    Some(Ok(delivered)) => delivered,
+                    Some(Err(e)) => return Err(e).context("reading the source subscription"),
+                    None => bail!("the source subscription ended"),
+                };
+                let position = delivered.message.position;
+                let lane = &mut lanes[position.partition as usize];
+                if origin::came_from(&delivered.message, &route.destination_cluster) {
+                    lane.filter(position.offset);
+                    delivered.ack();
+                } else if let Some(done) = lane.receive(position.offset, delivered) {
+                    done.ack();
+                }
+            }
+            () = sleep_until(floors_due), if floors_due.is_some() => {
+                floors_due = None;
+                read_floors(&source, &route.subscription, &mut lanes).await;
+                // Waiting lanes look again after the next poll at the earliest.
+                for lane in &lanes {
+                    if lane.next(route.batch_messages) == Next::NeedFloor {
+                        floors_due = Some(Instant::now() + FLOOR_POLL);
+                        break;
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+    }
+    subscriber.close().await;
+    Ok(())
+}
+
+/// The source topic's partition count, checked against the destination's:
+/// source partition p goes to destination partition p, ordering keys with it.
+async fn check_topics(route: &Route, source: &Client, destination: &Client) -> anyhow::Result<u32> {
+    let from = source.get_topic(&route.topic).await.with_context(|| format!("source topic {}", route.topic))?;
+    let to = destination
+        .get_topic(&route.destination_topic)
+        .await
+        .with_context(|| format!("destination topic {}", route.destination_topic))?;
+    let (partitions, theirs) = (from.settings.partitions, to.settings.partitions);
+    if partitions != theirs {
+        bail!(
+            "the destination topic {} has {theirs} partitions and the source topic {} has {partitions}: \
+             a mirror keeps each message in its partition, so they must match",
+            route.destination_topic,
+            route.topic
+        );
+    }
+    Ok(partitions)
+}
+
+/// Opens the route's subscription. Created on first use, it starts at the
+/// oldest message the source still holds: a new route copies the topic's
+/// retained history, not only what is published after it.
+async fn subscribe(route: &Route, source: &Client) -> anyhow::Result<Subscriber> {
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
+    match source.create_subscription(&route.subscription, &route.topic, settings).await {
+        Ok(_) => source
+            .seek(&route.subscription, UNIX_EPOCH)
+            .await
+            .context(format!("start the subscription {} at the oldest message", route.subscription))?,
+        Err(Error::Status { code: Code::AlreadyExists, .. }) => {}
+        Err(e) => return Err(e).context(format!("create the subscription {}", route.subscription)),
+    }
+    let settings = SubscriberSettings { max_outstanding_messages: HELD_MAX, ..Default::default() };
+    source.subscribe(&route.subscription, settings).await.context("subscribe to the source")
+}
+
+/// The destination copies of a batch's messages.
+fn copies(route: &Route, lane: &Lane<Delivered>, batch: &Batch) -> Vec<Message> {
+    let copy = |delivered: &Delivered| {
+        let received = &delivered.message;
+        Message {
+            data: received.message.data.clone(),
+            attributes: origin::attributes(&route.source_cluster, &route.topic, received),
+            ordering_key: received.message.ordering_key.clone(),
+            event_id: received.message.event_id.clone(),
+        }
+    };
+    lane.items(batch.offsets.clone()).map(|(_, delivered)| copy(delivered)).collect()
+}
+
+fn publish(
+    destination: Client,
+    route: &Route,
+    partition: u32,
+    batch: Batch,
+    messages: Vec<Message>,
+) -> impl Future<Output = (u32, ferry_client::Result<()>)> {
+    let topic = route.destination_topic.clone();
+    let sequence = ProducerSequence {
+        partition,
+        producer_id: origin::producer_id(&route.source_cluster, &route.topic, partition),
+        first_sequence: batch.offsets.start,
+        skip_from: batch.skip_from,
+    };
+    async move {
+        let result = destination.publish_sequenced(&topic, sequence, messages).await;
+        (partition, result.map(|_| ()))
+    }
+}
+
+/// What a refusal says about the destination's position, if it is one.
+fn refusal(error: &Error) -> Option<Refusal> {
+    match (error.reason(), error.next_sequence()) {
+        (Some("sequence-committed"), Some(next)) => Some(Refusal::Committed { next }),
+        (Some("sequence-gap"), Some(next)) => Some(Refusal::Gap { next }),
+        (Some("unknown-producer"), _) => Some(Refusal::UnknownProducer),
+        _ => None,
+    }
+}
+
+/// Reads the subscription's per-partition ack floors into the lanes; a
+/// failure only delays the lanes that wait for them.
+async fn read_floors(source: &Client, subscription: &str, lanes: &mut [Lane<Delivered>]) {
+    match source.get_subscription(subscription).await {
+        Ok(found) => {
+            for progress in found.backlog.map(|b| b.partitions).unwrap_or_default() {
+                if let Some(lane) = lanes.get_mut(progress.partition as usize) {
+                    lane.set_floor(progress.ack_floor);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the source's ack floors failed"),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
