@@ -9,6 +9,7 @@ use ferry_proto::v1::subscriber_client::SubscriberClient;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::publisher::{Compression, Payload};
 use crate::router::Router;
 use crate::subscriber::{Subscriber, SubscriberSettings};
 use crate::types::*;
@@ -146,22 +147,24 @@ impl Client {
     /// batch is missing), `sequence-committed` (below what is stored, not a
     /// retry of a remembered batch), `unknown-producer`. The first two carry
     /// the producer's next expected sequence ([`Error::next_sequence`]).
+    /// The batch travels compressed with `compression`.
     pub async fn publish_sequenced(
         &self,
         topic: &str,
         sequence: ProducerSequence,
         messages: Vec<Message>,
+        compression: Compression,
     ) -> Result<SequencedPublish> {
         let count = messages.len();
-        let request = api::PublishRequest {
+        let mut request = api::PublishRequest {
             topic: topic.to_owned(),
-            messages: messages.into_iter().map(message_to_api).collect(),
             producer_id: sequence.producer_id,
             sequence: sequence.first_sequence,
             partition: Some(sequence.partition),
             skip_from: sequence.skip_from,
             ..Default::default()
         };
+        Payload::new(compression, messages.into_iter().map(message_to_api).collect()).fill(&mut request);
         let response = self.router.call(rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));

@@ -272,9 +272,39 @@ struct Batch {
 }
 
 #[derive(Clone)]
-enum Payload {
+pub(crate) enum Payload {
     Plain(Vec<api::Message>),
     Compressed(api::Compression, Bytes),
+}
+
+impl Payload {
+    /// `plain` as sent under `compression`: uncompressed if compressing fails.
+    pub(crate) fn new(compression: Compression, plain: Vec<api::Message>) -> Self {
+        match compression.codec() {
+            api::Compression::None => Payload::Plain(plain),
+            codec => {
+                let list = api::MessageList { messages: plain };
+                match compression::compress(codec, &list.encode_to_vec()) {
+                    Ok(packed) => Payload::Compressed(codec, Bytes::from(packed)),
+                    Err(error) => {
+                        tracing::warn!(%error, "sending a batch uncompressed");
+                        Payload::Plain(list.messages)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts the messages into `request`.
+    pub(crate) fn fill(&self, request: &mut api::PublishRequest) {
+        match self {
+            Payload::Plain(messages) => request.messages = messages.clone(),
+            Payload::Compressed(codec, packed) => {
+                request.compression = *codec as i32;
+                request.compressed_messages = packed.clone();
+            }
+        }
+    }
 }
 
 type Sent = Pin<Box<dyn Future<Output = (Batch, Result<api::PublishResponse>)> + Send>>;
@@ -386,19 +416,7 @@ impl Lane {
     /// Numbers a batch and builds its payload.
     fn seal(&mut self, mut messages: Vec<Queued>) -> Batch {
         let plain: Vec<api::Message> = messages.iter_mut().map(|q| std::mem::take(&mut q.message)).collect();
-        let payload = match self.settings.compression.codec() {
-            api::Compression::None => Payload::Plain(plain),
-            codec => {
-                let list = api::MessageList { messages: plain };
-                match compression::compress(codec, &list.encode_to_vec()) {
-                    Ok(packed) => Payload::Compressed(codec, Bytes::from(packed)),
-                    Err(error) => {
-                        tracing::warn!(%error, "sending a batch uncompressed");
-                        Payload::Plain(list.messages)
-                    }
-                }
-            }
-        };
+        let payload = Payload::new(self.settings.compression, plain);
         let first_sequence = self.next_sequence;
         self.next_sequence += messages.len() as u64;
         Batch { producer_id: self.producer_id, first_sequence, messages, payload }
@@ -415,13 +433,7 @@ impl Lane {
             partition: Some(self.partition),
             ..Default::default()
         };
-        match &batch.payload {
-            Payload::Plain(messages) => request.messages = messages.clone(),
-            Payload::Compressed(codec, packed) => {
-                request.compression = *codec as i32;
-                request.compressed_messages = packed.clone();
-            }
-        }
+        batch.payload.fill(&mut request);
         let router = self.router.clone();
         let leader = self.routes.leader(self.partition);
         async move {

@@ -8,13 +8,14 @@
 //! - `lane.rs`: one source partition's rules: what may be sent next, what may
 //!   be skipped (proven done), what a refusal means.
 //! - `origin.rs`: origin attributes, the loop check, producer ids.
+//! - `rate.rs`: the link's rate limit.
 //!
 //! The design, and what is still to build (a lease for one active instance
-//! per route, gap reports, rate limits, compression on the link), is in
-//! `docs/design/mirroring.md`.
+//! per route, lag and gap reports), is in `docs/design/mirroring.md`.
 
 pub mod lane;
 pub mod origin;
+pub mod rate;
 pub mod route;
 
 pub use route::{run, run_until_stopped, Route};

@@ -37,6 +37,13 @@ struct Args {
     /// Messages per destination batch, at most.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     batch_messages: u64,
+    /// How batches travel to the destination: none, zstd or lz4.
+    #[arg(long, default_value = "zstd")]
+    compression: ferry_client::Compression,
+    /// Message bytes (data and attributes, before compression) sent per
+    /// second at most; unset: as fast as the destination takes them.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_bytes_per_second: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +61,8 @@ fn main() -> std::process::ExitCode {
         destination_cluster: args.destination_cluster,
         topic: args.topic,
         batch_messages: args.batch_messages as usize,
+        compression: args.compression,
+        max_bytes_per_second: args.max_bytes_per_second,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

@@ -7,7 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use ferry_client::{
-    Client, Code, Delivered, Error, Message, ProducerSequence, Subscriber, SubscriberSettings, SubscriptionSettings,
+    Client, Code, Compression, Delivered, Error, Message, ProducerSequence, Subscriber, SubscriberSettings,
+    SubscriptionSettings,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::lane::{Batch, Lane, Next, Refusal};
 use crate::origin;
+use crate::rate::RateLimit;
 
 /// What one route copies, and where.
 #[derive(Debug, Clone)]
@@ -32,6 +34,11 @@ pub struct Route {
     pub subscription: String,
     /// Messages per destination batch, at most.
     pub batch_messages: usize,
+    /// How batches travel to the destination.
+    pub compression: Compression,
+    /// Message bytes (data and attributes, before compression) sent per
+    /// second at most; `None`: as fast as the destination takes them.
+    pub max_bytes_per_second: Option<u64>,
 }
 
 /// Messages a route holds (received, not yet stored at the destination):
@@ -81,6 +88,7 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
     let mut retry_at: Vec<Option<Instant>> = vec![None; partitions as usize];
     let mut publishing = FuturesUnordered::new();
     let mut floors_due: Option<Instant> = None;
+    let mut limit = route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now()));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tracing::info!(topic = %route.topic, partitions, "mirroring");
     loop {
@@ -92,6 +100,11 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
             match lane.next(route.batch_messages) {
                 Next::Send(batch) => {
                     let messages = copies(&route, lane, &batch);
+                    let bytes = messages.iter().map(message_bytes).sum();
+                    if let Some(Err(at)) = limit.as_mut().map(|limit| limit.admit(bytes, now)) {
+                        retry_at[partition] = Some(at);
+                        continue;
+                    }
                     lane.sending(&batch);
                     let call = publish(destination.clone(), &route, partition as u32, batch, messages);
                     publishing.push(call);
@@ -213,7 +226,7 @@ fn publish(
     batch: Batch,
     messages: Vec<Message>,
 ) -> impl Future<Output = (u32, ferry_client::Result<()>)> {
-    let topic = route.destination_topic.clone();
+    let (topic, compression) = (route.destination_topic.clone(), route.compression);
     let sequence = ProducerSequence {
         partition,
         producer_id: origin::producer_id(&route.source_cluster, &route.topic, partition),
@@ -221,9 +234,15 @@ fn publish(
         skip_from: batch.skip_from,
     };
     async move {
-        let result = destination.publish_sequenced(&topic, sequence, messages).await;
+        let result = destination.publish_sequenced(&topic, sequence, messages, compression).await;
         (partition, result.map(|_| ()))
     }
+}
+
+/// A message's bytes as the rate limit counts them.
+fn message_bytes(message: &Message) -> u64 {
+    let attributes: usize = message.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (message.data.len() + attributes + message.ordering_key.len() + message.event_id.len()) as u64
 }
 
 /// What a refusal says about the destination's position, if it is one.

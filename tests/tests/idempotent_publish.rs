@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_client::{
-    Client, Code, Error, Message, ProducerSequence, Publisher, PublisherSettings, SequencedPublish, TopicSettings,
+    Client, Code, Compression, Error, Message, ProducerSequence, Publisher, PublisherSettings, SequencedPublish,
+    TopicSettings,
 };
 use ferry_proto::v1 as api;
 use ferry_proto::v1::publisher_client::PublisherClient;
@@ -110,20 +111,33 @@ async fn a_producer_that_skips_sequences_on_purpose_is_stored_once_and_an_overta
     let messages = |values: &[&str]| values.iter().map(|v| Message::new(v.to_string())).collect::<Vec<_>>();
     let offsets = |published: &SequencedPublish| published.positions.iter().map(|p| p.offset).collect::<Vec<_>>();
 
-    let refused = client.publish_sequenced("t", at(100, None), messages(&["a"])).await.expect_err("not from 0");
+    let refused = client
+        .publish_sequenced("t", at(100, None), messages(&["a"]), Compression::None)
+        .await
+        .expect_err("not from 0");
     assert_eq!(refused.reason(), Some("unknown-producer"), "{refused:?}");
-    let started = client.publish_sequenced("t", at(100, Some(0)), messages(&["a", "b"])).await.expect("start at 100");
+    let started = client
+        .publish_sequenced("t", at(100, Some(0)), messages(&["a", "b"]), Compression::None)
+        .await
+        .expect("start at 100");
     assert_eq!((offsets(&started), started.duplicate), (vec![0, 1], false));
     // 102..110 filtered out: the next batch says so.
-    let skipped = client.publish_sequenced("t", at(110, Some(102)), messages(&["c"])).await.expect("skip");
+    let skipped =
+        client.publish_sequenced("t", at(110, Some(102)), messages(&["c"]), Compression::None).await.expect("skip");
     assert_eq!((offsets(&skipped), skipped.duplicate), (vec![2], false));
 
     // A skip from 120 overtook a batch 111..120 on its way: it is refused, and
     // told where the partition stands.
-    let overtaking = client.publish_sequenced("t", at(130, Some(120)), messages(&["x"])).await.expect_err("a gap");
+    let overtaking = client
+        .publish_sequenced("t", at(130, Some(120)), messages(&["x"]), Compression::None)
+        .await
+        .expect_err("a gap");
     assert_eq!((overtaking.reason(), overtaking.next_sequence()), (Some("sequence-gap"), Some(111)), "{overtaking:?}");
     // A batch reaching below what is stored, not a retry of a remembered one.
-    let straddling = client.publish_sequenced("t", at(105, None), messages(&["x", "y"])).await.expect_err("stored");
+    let straddling = client
+        .publish_sequenced("t", at(105, None), messages(&["x", "y"]), Compression::None)
+        .await
+        .expect_err("stored");
     assert_eq!((straddling.reason(), straddling.next_sequence()), (Some("sequence-committed"), Some(111)));
 
     // The producer's state is replicated: after a crash the retried skip is
@@ -131,9 +145,10 @@ async fn a_producer_that_skips_sequences_on_purpose_is_stored_once_and_an_overta
     server.kill9();
     server.restart();
     let client = Client::connect(server.addr()).await.expect("reconnect");
-    let retried = client.publish_sequenced("t", at(110, Some(102)), messages(&["c"])).await.expect("retry");
+    let retried =
+        client.publish_sequenced("t", at(110, Some(102)), messages(&["c"]), Compression::None).await.expect("retry");
     assert_eq!((offsets(&retried), retried.duplicate), (vec![2], true));
-    let next = client.publish_sequenced("t", at(111, None), messages(&["d"])).await.expect("next");
+    let next = client.publish_sequenced("t", at(111, None), messages(&["d"]), Compression::None).await.expect("next");
     assert_eq!(offsets(&next), vec![3]);
     assert_eq!(client.get_topic("t").await.expect("get").partitions[0].end_offset, 4, "a, b, c, d: each once");
 
