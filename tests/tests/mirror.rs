@@ -62,9 +62,20 @@ impl Drop for Mirror {
     }
 }
 
-async fn create_events(client: &Client) {
+/// Two one-node clusters named `one` and `two`, each with the topic
+/// `events` of [`PARTITIONS`] partitions, and a client of each.
+async fn clusters(dir: &TempDir, one: &str, two: &str) -> (Ferryd, Ferryd, Client, Client) {
+    let nodes = (Ferryd::start(&dir.path().join(one)), Ferryd::start(&dir.path().join(two)));
     let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
-    client.create_topic("events", settings).await.expect("create topic");
+    let mut clients = Vec::new();
+    for node in [&nodes.0, &nodes.1] {
+        let client = Client::connect(node.addr()).await.expect("connect");
+        client.create_topic("events", settings.clone()).await.expect("create topic");
+        clients.push(client);
+    }
+    let second = clients.pop().expect("two clients");
+    let first = clients.pop().expect("two clients");
+    (nodes.0, nodes.1, first, second)
 }
 
 /// Publishes `count` messages `<prefix>-<n>` in requests of 20; returns each
@@ -153,12 +164,7 @@ fn assert_once_in_order(copies: &[Copy], origin: &str, acked: &BTreeMap<(u32, u6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_killed_and_restarted_with_its_destination_copies_every_acknowledged_message_once_in_order() {
     let dir = TempDir::new().expect("temp dir");
-    let source_node = Ferryd::start(&dir.path().join("dc1"));
-    let mut destination_node = Ferryd::start(&dir.path().join("central"));
-    let source = Client::connect(source_node.addr()).await.expect("connect");
-    let destination = Client::connect(destination_node.addr()).await.expect("connect");
-    create_events(&source).await;
-    create_events(&destination).await;
+    let (source_node, mut destination_node, source, destination) = clusters(&dir, "dc1", "central").await;
     let mut acked = publish(&source, "before", 0..600).await;
 
     // The source takes publishes throughout, while the mirror is killed
@@ -199,11 +205,7 @@ async fn a_mirror_killed_and_restarted_with_its_destination_copies_every_acknowl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clusters_mirroring_each_other_copy_each_sides_messages_once_without_a_loop() {
     let dir = TempDir::new().expect("temp dir");
-    let (a_node, b_node) = (Ferryd::start(&dir.path().join("a")), Ferryd::start(&dir.path().join("b")));
-    let a = Client::connect(a_node.addr()).await.expect("connect");
-    let b = Client::connect(b_node.addr()).await.expect("connect");
-    create_events(&a).await;
-    create_events(&b).await;
+    let (a_node, b_node, a, b) = clusters(&dir, "a", "b").await;
     let _a_to_b = Mirror::start(a_node.addr(), b_node.addr(), "a", "b");
     let _b_to_a = Mirror::start(b_node.addr(), a_node.addr(), "b", "a");
     let from_a = publish(&a, "from-a", 0..200).await;
@@ -225,12 +227,7 @@ async fn two_clusters_mirroring_each_other_copy_each_sides_messages_once_without
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_leased_elsewhere_are_waited_for_not_skipped() {
     let dir = TempDir::new().expect("temp dir");
-    let source_node = Ferryd::start(&dir.path().join("dc1"));
-    let destination_node = Ferryd::start(&dir.path().join("central"));
-    let source = Client::connect(source_node.addr()).await.expect("connect");
-    let destination = Client::connect(destination_node.addr()).await.expect("connect");
-    create_events(&source).await;
-    create_events(&destination).await;
+    let (source_node, destination_node, source, destination) = clusters(&dir, "dc1", "central").await;
     let subscription = "ferry-mirror.central.events";
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
     source.create_subscription(subscription, "events", settings).await.expect("subscription");
@@ -260,12 +257,7 @@ async fn messages_leased_elsewhere_are_waited_for_not_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_route_spreads_its_copies_over_time_and_loses_none() {
     let dir = TempDir::new().expect("temp dir");
-    let source_node = Ferryd::start(&dir.path().join("dc1"));
-    let destination_node = Ferryd::start(&dir.path().join("central"));
-    let source = Client::connect(source_node.addr()).await.expect("connect");
-    let destination = Client::connect(destination_node.addr()).await.expect("connect");
-    create_events(&source).await;
-    create_events(&destination).await;
+    let (source_node, destination_node, source, destination) = clusters(&dir, "dc1", "central").await;
     // 150 copies of about 130 bytes each with their origin: about 20 KB, or
     // 9 s at 2 KB/s after a one-second burst; in the first 2 s, 6 KB and a
     // batch of 10 in debt, about 55 copies. The limit counts message bytes,
