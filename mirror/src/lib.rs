@@ -9,12 +9,15 @@
 //!   be skipped (proven done), what a refusal means.
 //! - `origin.rs`: origin attributes, the loop check, producer ids.
 //! - `rate.rs`: the link's rate limit.
+//! - `progress.rs`: what a route has done and how far behind it is, logged
+//!   every 30 s.
 //!
 //! The design, and what is still to build (a lease for one active instance
-//! per route, lag and gap reports), is in `docs/design/mirroring.md`.
+//! per route, metrics and gap reports), is in `docs/design/mirroring.md`.
 
 pub mod lane;
 pub mod origin;
+pub mod progress;
 pub mod rate;
 pub mod route;
 

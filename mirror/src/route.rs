@@ -3,7 +3,7 @@
 //! destination has stored it.
 
 use std::future::Future;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use ferry_client::{
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::lane::{Batch, Lane, Next, Refusal};
 use crate::origin;
+use crate::progress::{Progress, REPORT_EVERY};
 use crate::rate::RateLimit;
 
 /// What one route copies, and where.
@@ -90,6 +91,8 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
     let mut floors_due: Option<Instant> = None;
     let mut limit = route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now()));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut progress = Progress::default();
+    let mut report = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
     tracing::info!(topic = %route.topic, partitions, "mirroring");
     loop {
         let now = Instant::now();
@@ -106,7 +109,7 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
                         continue;
                     }
                     lane.sending(&batch);
-                    let call = publish(destination.clone(), &route, partition as u32, batch, messages);
+                    let call = publish(destination.clone(), &route, partition as u32, batch, messages, bytes);
                     publishing.push(call);
                 }
                 Next::NeedFloor => {
@@ -117,20 +120,26 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
         }
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
-            Some((partition, result)) = publishing.next() => {
+            Some((partition, bytes, result)) = publishing.next() => {
                 let lane = &mut lanes[partition as usize];
                 let stored = match result {
-                    Ok(()) => lane.stored(),
+                    Ok(()) => {
+                        progress.copied_bytes += bytes;
+                        progress.last_stored = Some(SystemTime::now());
+                        lane.stored()
+                    }
                     Err(e) => match refusal(&e) {
                         Some(refusal) => lane.refused(refusal),
                         None => {
                             tracing::warn!(partition, error = %e, "publishing to the destination failed; retrying");
+                            progress.failures += 1;
                             lane.failed();
                             retry_at[partition as usize] = Some(Instant::now() + RETRY_AFTER);
                             Vec::new()
                         }
                     },
                 };
+                progress.copied += stored.len() as u64;
                 for delivered in stored {
                     delivered.ack();
                 }
@@ -144,6 +153,7 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
                 let position = delivered.message.position;
                 let lane = &mut lanes[position.partition as usize];
                 if origin::came_from(&delivered.message, &route.destination_cluster) {
+                    progress.filtered += 1;
                     lane.filter(position.offset);
                     delivered.ack();
                 } else if let Some(done) = lane.receive(position.offset, delivered) {
@@ -160,6 +170,10 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
                         break;
                     }
                 }
+            }
+            _ = report.tick() => {
+                let backlog = source.get_subscription(&route.subscription).await.ok().and_then(|s| s.backlog);
+                progress.report(&route.topic, backlog.as_ref());
             }
             _ = tick.tick() => {}
         }
@@ -225,7 +239,8 @@ fn publish(
     partition: u32,
     batch: Batch,
     messages: Vec<Message>,
-) -> impl Future<Output = (u32, ferry_client::Result<()>)> {
+    bytes: u64,
+) -> impl Future<Output = (u32, u64, ferry_client::Result<()>)> {
     let (topic, compression) = (route.destination_topic.clone(), route.compression);
     let sequence = ProducerSequence {
         partition,
@@ -235,7 +250,7 @@ fn publish(
     };
     async move {
         let result = destination.publish_sequenced(&topic, sequence, messages, compression).await;
-        (partition, result.map(|_| ()))
+        (partition, bytes, result.map(|_| ()))
     }
 }
 
