@@ -3,6 +3,7 @@
 //! destination has stored it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -80,106 +81,158 @@ pub async fn run_until_stopped(route: Route, mut stop: watch::Receiver<bool>) {
 
 /// One run of `route`: until `stop` turns true (`Ok`) or a failure.
 pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let route = route.clone();
     let source = Client::connect(&route.source).await.context("connect to the source")?;
     let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
-    let partitions = check_topics(&route, &source, &destination).await?;
-    let mut subscriber = subscribe(&route, &source).await?;
-    let mut lanes: Vec<Lane<Delivered>> = (0..partitions).map(|_| Lane::default()).collect();
-    let mut retry_at: Vec<Option<Instant>> = vec![None; partitions as usize];
+    let partitions = check_topics(route, &source, &destination).await?;
+    let mut subscriber = subscribe(route, &source).await?;
+    let mut copying = Copying::new(route, source, destination, partitions);
     let mut publishing = FuturesUnordered::new();
-    let mut floors_due: Option<Instant> = None;
-    let mut limit = route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now()));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut progress = Progress::default();
     let mut report = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
     tracing::info!(topic = %route.topic, partitions, "mirroring");
     loop {
-        let now = Instant::now();
-        for (partition, lane) in lanes.iter_mut().enumerate() {
-            if retry_at[partition].is_some_and(|at| now < at) {
-                continue;
-            }
-            match lane.next(route.batch_messages) {
-                Next::Send(batch) => {
-                    let messages = copies(&route, lane, &batch);
-                    let bytes = messages.iter().map(message_bytes).sum();
-                    if let Some(Err(at)) = limit.as_mut().map(|limit| limit.admit(bytes, now)) {
-                        retry_at[partition] = Some(at);
-                        continue;
-                    }
-                    lane.sending(&batch);
-                    let call = publish(destination.clone(), &route, partition as u32, batch, messages, bytes);
-                    publishing.push(call);
-                }
-                Next::NeedFloor => {
-                    floors_due.get_or_insert(now);
-                }
-                Next::Idle => {}
-            }
-        }
+        publishing.extend(copying.start_batches(Instant::now()));
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
-            Some((partition, bytes, result)) = publishing.next() => {
-                let lane = &mut lanes[partition as usize];
-                let stored = match result {
-                    Ok(()) => {
-                        progress.copied_bytes += bytes;
-                        progress.last_stored = Some(SystemTime::now());
-                        lane.stored()
-                    }
-                    Err(e) => match refusal(&e) {
-                        Some(refusal) => lane.refused(refusal),
-                        None => {
-                            tracing::warn!(partition, error = %e, "publishing to the destination failed; retrying");
-                            progress.failures += 1;
-                            lane.failed();
-                            retry_at[partition as usize] = Some(Instant::now() + RETRY_AFTER);
-                            Vec::new()
-                        }
-                    },
-                };
-                progress.copied += stored.len() as u64;
-                for delivered in stored {
-                    delivered.ack();
-                }
-            }
-            received = subscriber.next() => {
-                let delivered = match received {
-                    Some(Ok(delivered)) => delivered,
-                    Some(Err(e)) => return Err(e).context("reading the source subscription"),
-                    None => bail!("the source subscription ended"),
-                };
-                let position = delivered.message.position;
-                let lane = &mut lanes[position.partition as usize];
-                if origin::came_from(&delivered.message, &route.destination_cluster) {
-                    progress.filtered += 1;
-                    lane.filter(position.offset);
-                    delivered.ack();
-                } else if let Some(done) = lane.receive(position.offset, delivered) {
-                    done.ack();
-                }
-            }
-            () = sleep_until(floors_due), if floors_due.is_some() => {
-                floors_due = None;
-                read_floors(&source, &route.subscription, &mut lanes).await;
-                // Waiting lanes look again after the next poll at the earliest.
-                for lane in &lanes {
-                    if lane.next(route.batch_messages) == Next::NeedFloor {
-                        floors_due = Some(Instant::now() + FLOOR_POLL);
-                        break;
-                    }
-                }
-            }
-            _ = report.tick() => {
-                let backlog = source.get_subscription(&route.subscription).await.ok().and_then(|s| s.backlog);
-                progress.report(&route.topic, backlog.as_ref());
-            }
+            Some((partition, bytes, result)) = publishing.next() => copying.published(partition, bytes, result),
+            received = subscriber.next() => match received {
+                Some(Ok(delivered)) => copying.received(delivered),
+                Some(Err(e)) => return Err(e).context("reading the source subscription"),
+                None => bail!("the source subscription ended"),
+            },
+            () = sleep_until(copying.floors_due), if copying.floors_due.is_some() => copying.read_floors().await,
+            _ = report.tick() => copying.report().await,
+            // Lanes waiting out a retry or the rate limit look again.
             _ = tick.tick() => {}
         }
     }
     subscriber.close().await;
     Ok(())
+}
+
+/// A batch's publish to the destination: its partition, its bytes, the answer.
+type Publishing = Pin<Box<dyn Future<Output = (u32, u64, ferry_client::Result<()>)> + Send>>;
+
+/// One run's state: a lane per partition and what each waits for.
+struct Copying<'a> {
+    route: &'a Route,
+    source: Client,
+    destination: Client,
+    lanes: Vec<Lane<Delivered>>,
+    /// A lane whose publish failed, or that the rate limit held back, waits.
+    retry_at: Vec<Option<Instant>>,
+    /// When to read the source's ack floors for lanes that must prove a gap.
+    floors_due: Option<Instant>,
+    limit: Option<RateLimit>,
+    progress: Progress,
+}
+
+impl<'a> Copying<'a> {
+    fn new(route: &'a Route, source: Client, destination: Client, partitions: u32) -> Self {
+        Copying {
+            route,
+            source,
+            destination,
+            lanes: (0..partitions).map(|_| Lane::default()).collect(),
+            retry_at: vec![None; partitions as usize],
+            floors_due: None,
+            limit: route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now())),
+            progress: Progress::default(),
+        }
+    }
+
+    /// The publishes of every lane that has a batch ready and may send it.
+    fn start_batches(&mut self, now: Instant) -> Vec<Publishing> {
+        let mut started = Vec::new();
+        for (partition, lane) in self.lanes.iter_mut().enumerate() {
+            if self.retry_at[partition].is_some_and(|at| now < at) {
+                continue;
+            }
+            match lane.next(self.route.batch_messages) {
+                Next::Send(batch) => {
+                    let messages = copies(self.route, lane, &batch);
+                    let bytes = messages.iter().map(message_bytes).sum();
+                    if let Some(Err(at)) = self.limit.as_mut().map(|limit| limit.admit(bytes, now)) {
+                        self.retry_at[partition] = Some(at);
+                        continue;
+                    }
+                    lane.sending(&batch);
+                    let destination = self.destination.clone();
+                    started.push(publish(destination, self.route, partition as u32, batch, messages, bytes));
+                }
+                Next::NeedFloor => {
+                    self.floors_due.get_or_insert(now);
+                }
+                Next::Idle => {}
+            }
+        }
+        started
+    }
+
+    /// A publish answered: acks at the source what the destination stored.
+    fn published(&mut self, partition: u32, bytes: u64, result: ferry_client::Result<()>) {
+        let lane = &mut self.lanes[partition as usize];
+        let stored = match result {
+            Ok(()) => {
+                self.progress.copied_bytes += bytes;
+                self.progress.last_stored = Some(SystemTime::now());
+                lane.stored()
+            }
+            Err(e) => match refusal(&e) {
+                Some(refusal) => lane.refused(refusal),
+                None => {
+                    tracing::warn!(partition, error = %e, "publishing to the destination failed; retrying");
+                    self.progress.failures += 1;
+                    lane.failed();
+                    self.retry_at[partition as usize] = Some(Instant::now() + RETRY_AFTER);
+                    Vec::new()
+                }
+            },
+        };
+        self.progress.copied += stored.len() as u64;
+        for delivered in stored {
+            delivered.ack();
+        }
+    }
+
+    /// A source message arrived: to its lane, or acked and left out when it
+    /// came from the destination cluster (loop prevention).
+    fn received(&mut self, delivered: Delivered) {
+        let position = delivered.message.position;
+        let lane = &mut self.lanes[position.partition as usize];
+        if origin::came_from(&delivered.message, &self.route.destination_cluster) {
+            self.progress.filtered += 1;
+            lane.filter(position.offset);
+            delivered.ack();
+        } else if let Some(done) = lane.receive(position.offset, delivered) {
+            done.ack();
+        }
+    }
+
+    /// Reads the source subscription's ack floors into the lanes; lanes still
+    /// waiting for proof read them again after [`FLOOR_POLL`]. A failure only
+    /// delays them.
+    async fn read_floors(&mut self) {
+        self.floors_due = None;
+        match self.source.get_subscription(&self.route.subscription).await {
+            Ok(found) => {
+                for progress in found.backlog.map(|b| b.partitions).unwrap_or_default() {
+                    if let Some(lane) = self.lanes.get_mut(progress.partition as usize) {
+                        lane.set_floor(progress.ack_floor);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the source's ack floors failed"),
+        }
+        if self.lanes.iter().any(|lane| lane.next(self.route.batch_messages) == Next::NeedFloor) {
+            self.floors_due = Some(Instant::now() + FLOOR_POLL);
+        }
+    }
+
+    async fn report(&self) {
+        let backlog = self.source.get_subscription(&self.route.subscription).await.ok().and_then(|s| s.backlog);
+        self.progress.report(&self.route.topic, backlog.as_ref());
+    }
 }
 
 /// The source topic's partition count, checked against the destination's:
@@ -240,7 +293,7 @@ fn publish(
     batch: Batch,
     messages: Vec<Message>,
     bytes: u64,
-) -> impl Future<Output = (u32, u64, ferry_client::Result<()>)> {
+) -> Publishing {
     let (topic, compression) = (route.destination_topic.clone(), route.compression);
     let sequence = ProducerSequence {
         partition,
@@ -248,10 +301,10 @@ fn publish(
         first_sequence: batch.offsets.start,
         skip_from: batch.skip_from,
     };
-    async move {
+    Box::pin(async move {
         let result = destination.publish_sequenced(&topic, sequence, messages, compression).await;
         (partition, bytes, result.map(|_| ()))
-    }
+    })
 }
 
 /// A message's bytes as the rate limit counts them.
@@ -267,21 +320,6 @@ fn refusal(error: &Error) -> Option<Refusal> {
         (Some("sequence-gap"), Some(next)) => Some(Refusal::Gap { next }),
         (Some("unknown-producer"), _) => Some(Refusal::UnknownProducer),
         _ => None,
-    }
-}
-
-/// Reads the subscription's per-partition ack floors into the lanes; a
-/// failure only delays the lanes that wait for them.
-async fn read_floors(source: &Client, subscription: &str, lanes: &mut [Lane<Delivered>]) {
-    match source.get_subscription(subscription).await {
-        Ok(found) => {
-            for progress in found.backlog.map(|b| b.partitions).unwrap_or_default() {
-                if let Some(lane) = lanes.get_mut(progress.partition as usize) {
-                    lane.set_floor(progress.ack_floor);
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "reading the source's ack floors failed"),
     }
 }
 
