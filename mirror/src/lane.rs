@@ -14,7 +14,7 @@
 //! Pure logic over the items it holds (`T`: a delivered source message), so
 //! every rule is tested without a server.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// Where a batch sits in the producer's sequence.
@@ -54,8 +54,10 @@ pub enum Refusal {
 pub struct Lane<T> {
     /// Received and not yet stored at the destination, by offset.
     pending: BTreeMap<u64, T>,
-    /// Offsets left out on purpose (acked at the source), not yet passed.
-    filtered: BTreeSet<u64>,
+    /// Offsets left out on purpose (acked at the source) and not yet passed,
+    /// as runs `start -> end`: a partition whose messages all came from the
+    /// destination cluster keeps one run, not one entry per message.
+    filtered: BTreeMap<u64, u64>,
     /// The source ack floor last read: every offset below it is done.
     floor: u64,
     /// The destination's next expected sequence, as last learned; `None`
@@ -66,7 +68,7 @@ pub struct Lane<T> {
 
 impl<T> Default for Lane<T> {
     fn default() -> Self {
-        Self { pending: BTreeMap::new(), filtered: BTreeSet::new(), floor: 0, stored_end: None, in_flight: None }
+        Self { pending: BTreeMap::new(), filtered: BTreeMap::new(), floor: 0, stored_end: None, in_flight: None }
     }
 }
 
@@ -82,14 +84,25 @@ impl<T> Lane<T> {
 
     /// Records an offset left out on purpose (the caller acks it).
     pub fn filter(&mut self, offset: u64) {
-        if self.stored_end.is_none_or(|end| offset >= end) {
-            self.filtered.insert(offset);
+        if self.stored_end.is_some_and(|end| offset < end) || offset < self.floor {
+            return;
         }
+        // Extend the run ending at `offset`, or start one; join the run after.
+        let start = match self.filtered.range(..=offset).next_back() {
+            Some((&start, &end)) if end >= offset => start,
+            _ => offset,
+        };
+        let mut end = (offset + 1).max(self.filtered.get(&start).copied().unwrap_or(0));
+        if let Some(after) = self.filtered.remove(&end) {
+            end = after;
+        }
+        self.filtered.insert(start, end);
     }
 
     /// A fresh read of the source subscription's ack floor.
     pub fn set_floor(&mut self, floor: u64) {
         self.floor = self.floor.max(floor);
+        self.forget_filtered_below(self.floor);
     }
 
     /// The next batch: up to `max_messages` consecutive received offsets
@@ -163,15 +176,33 @@ impl<T> Lane<T> {
         self.stored_end = Some(self.stored_end.map_or(end, |known| known.max(end)));
         let kept = self.pending.split_off(&end);
         let done = std::mem::replace(&mut self.pending, kept);
-        self.filtered = self.filtered.split_off(&end);
+        self.forget_filtered_below(end);
         done.into_values().collect()
+    }
+
+    /// Drops the filtered runs below `end`, which need no proof any more.
+    fn forget_filtered_below(&mut self, end: u64) {
+        let mut kept = self.filtered.split_off(&end);
+        if let Some((_, &last_end)) = self.filtered.iter().next_back() {
+            if last_end > end {
+                kept.insert(end, last_end);
+            }
+        }
+        self.filtered = kept;
     }
 
     /// Whether every offset in `from..to` is done without being stored:
     /// below the floor, or filtered out.
     fn proven(&self, from: u64, to: u64) -> bool {
-        let start = from.max(self.floor);
-        start >= to || self.filtered.range(start..to).count() as u64 == to - start
+        let mut covered = from.max(self.floor);
+        // Runs are disjoint and not adjacent: the one holding `covered` must
+        // reach `to`.
+        if covered < to {
+            if let Some((_, &end)) = self.filtered.range(..=covered).next_back() {
+                covered = covered.max(end);
+            }
+        }
+        covered >= to
     }
 }
 
@@ -233,6 +264,24 @@ mod tests {
         assert_eq!(lane.next(10), Next::NeedFloor, "5 is neither filtered nor acked");
         lane.filter(5);
         assert_eq!(lane.next(10), send(6..7, Some(3)));
+    }
+
+    #[test]
+    fn a_long_stream_of_filtered_offsets_is_kept_as_one_run() {
+        let mut lane = lane([]);
+        for offset in (0..10_000).rev().filter(|o| o % 2 == 0).chain((0..10_000).filter(|o| o % 2 == 1)) {
+            lane.filter(offset);
+        }
+        assert_eq!(lane.filtered.len(), 1, "{:?}", lane.filtered.iter().take(3).collect::<Vec<_>>());
+        assert_eq!(lane.receive(10_000, 10_000), None);
+        assert_eq!(lane.next(10), send(10_000..10_001, Some(0)), "0..10,000 filtered: proven");
+        lane.filter(10_002);
+        lane.filter(10_001);
+        assert_eq!(lane.receive(10_003, 10_003), None);
+        sent(&mut lane, 10);
+        lane.stored();
+        assert_eq!(lane.next(10), send(10_003..10_004, Some(10_001)), "10,001 and 10,002 skipped");
+        assert!(lane.filtered.iter().all(|(_, &end)| end > 10_001), "runs below what is stored are dropped");
     }
 
     #[test]

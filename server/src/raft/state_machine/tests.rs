@@ -22,6 +22,17 @@ fn create_topic(index: u64, name: &str) -> Entry {
     Entry { log_id: log_id(index), payload: EntryPayload::Normal(command) }
 }
 
+fn publish(index: u64, topic_id: u64, partition: u32, messages: Vec<MessageBody>) -> Entry {
+    let batch = PublishBatch { topic_id, partition, publish_time_us: 5, messages, producer: None };
+    Entry { log_id: log_id(index), payload: EntryPayload::Normal(Command::Publish(batch)) }
+}
+
+/// The blob files in `dir`.
+fn blob_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).expect("list");
+    entries.map(|e| e.expect("entry").path()).filter(|p| p.to_string_lossy().ends_with(".blob")).collect()
+}
+
 fn topics(state: &AppliedState) -> Vec<String> {
     state.catalog().topics_after("").map(|topic| topic.name.clone()).collect()
 }
@@ -88,16 +99,11 @@ fn a_snapshot_carries_the_batches_kept_in_blob_files_and_installs_them_as_links(
     // 8 messages of 1,000 bytes: a batch record above the blob threshold.
     let messages: Vec<MessageBody> =
         (0..8u8).map(|n| MessageBody { data: vec![n; 1000].into(), ..MessageBody::default() }).collect();
-    let batch = PublishBatch { topic_id, partition: 1, publish_time_us: 5, messages: messages.clone(), producer: None };
-    let entry = Entry { log_id: log_id(2), payload: EntryPayload::Normal(Command::Publish(batch)) };
-    assert!(matches!(state.apply_entry(entry).expect("apply"), Response::Published { .. }));
+    let published = state.apply_entry(publish(2, topic_id, 1, messages.clone())).expect("apply");
+    assert!(matches!(published, Response::Published { .. }));
 
     let snapshot = state.build_snapshot().expect("build");
-    let files = |dir: &std::path::Path, suffix: &str| {
-        let entries = std::fs::read_dir(dir).expect("list");
-        entries.map(|e| e.expect("entry").path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect::<Vec<_>>()
-    };
-    assert_eq!(files(&snapshot.snapshot.path, ".blob").len(), 1, "the batch was flushed to a blob file");
+    assert_eq!(blob_files(&snapshot.snapshot.path).len(), 1, "the batch was flushed to a blob file");
 
     let installing = AppliedState::open(receiver.path(), META_GROUP, &resources).expect("open");
     installing.install_snapshot(&snapshot.meta, &snapshot.snapshot).expect("install");
@@ -105,7 +111,7 @@ fn a_snapshot_carries_the_batches_kept_in_blob_files_and_installs_them_as_links(
     assert_eq!(read.into_iter().map(|m| m.body).collect::<Vec<_>>(), messages);
     // Immutable files are linked into the live database, not copied: a
     // snapshot of a week of backlog must not need its size again in free disk.
-    let installed = files(installing.db().path(), ".blob");
+    let installed = blob_files(installing.db().path());
     assert_eq!(installed.len(), 1);
     use std::os::unix::fs::MetadataExt;
     assert!(std::fs::metadata(&installed[0]).expect("stat").nlink() >= 2, "{} is a copy", installed[0].display());
@@ -118,18 +124,11 @@ fn deleting_a_topic_frees_the_blob_files_of_its_batches() {
     state.apply_entry(create_topic(1, "clicks")).expect("apply");
     let topic_id = state.catalog().topic("clicks").expect("created").id;
     let messages = vec![MessageBody { data: vec![7; 8000].into(), ..MessageBody::default() }];
-    let batch = PublishBatch { topic_id, partition: 0, publish_time_us: 5, messages, producer: None };
-    state
-        .apply_entry(Entry { log_id: log_id(2), payload: EntryPayload::Normal(Command::Publish(batch)) })
-        .expect("apply");
+    state.apply_entry(publish(2, topic_id, 0, messages)).expect("apply");
     state.db().flush().expect("flush");
-    let blob_files = || {
-        let entries = std::fs::read_dir(state.db().path()).expect("list");
-        entries.filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".blob")).count()
-    };
-    assert_eq!(blob_files(), 1);
+    assert_eq!(blob_files(state.db().path()).len(), 1);
 
     let delete = Command::DeleteTopic { name: "clicks".into() };
     state.apply_entry(Entry { log_id: log_id(3), payload: EntryPayload::Normal(delete) }).expect("apply");
-    assert_eq!(blob_files(), 0, "the deleted topic's batches are compacted away at once");
+    assert_eq!(blob_files(state.db().path()).len(), 0, "the deleted topic's batches are compacted away at once");
 }
