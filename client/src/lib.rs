@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod error;
+pub mod locks;
 pub mod publisher;
 mod router;
 mod routes;
@@ -14,6 +15,7 @@ pub mod types;
 
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
+pub use locks::{Lock, LockGrant};
 pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{

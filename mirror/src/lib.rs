@@ -8,17 +8,21 @@
 //! - `lane.rs`: one source partition's rules: what may be sent next, what may
 //!   be skipped (proven done), what a refusal means.
 //! - `origin.rs`: origin attributes, the loop check, producer ids.
+//! - `lock.rs`: the route's lock in the destination: one active instance,
+//!   standbys taking over.
 //! - `rate.rs`: the link's rate limit.
 //! - `progress.rs`: what a route has done and how far behind it is, logged
 //!   every 30 s.
 //!
-//! The design, and what is still to build (a lease for one active instance
-//! per route, metrics and gap reports), is in `docs/design/mirroring.md`.
+//! The design, and what is still to build (metrics and gap reports), is in
+//! `docs/design/mirroring.md`.
 
 pub mod lane;
+pub mod lock;
 pub mod origin;
 pub mod progress;
 pub mod rate;
 pub mod route;
 
+pub use lock::LockSettings;
 pub use route::{run, run_until_stopped, Route};

@@ -1,7 +1,10 @@
 //! `ferry-mirror`: runs one route until interrupted.
 
+use std::time::Duration;
+
 use clap::Parser;
-use ferry_mirror::Route;
+use ferry_mirror::{LockSettings, Route};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Copies a topic from a source Ferry cluster into a destination cluster:
 /// every acknowledged source message once, in per-partition order.
@@ -44,17 +47,32 @@ struct Args {
     /// second at most; unset: as fast as the destination takes them.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_bytes_per_second: Option<u64>,
+    /// This instance's id among the route's instances (default: host name
+    /// and process id). Only the holder of the route's lock copies; the
+    /// others stand by and take over when it stops.
+    #[arg(long)]
+    instance: Option<String>,
+    /// How long the route's lock lasts unless renewed: how soon a standby
+    /// takes over from an instance that died.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=300))]
+    lock_seconds: u64,
 }
 
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
+    let destination_topic = args.destination_topic.clone().unwrap_or_else(|| args.topic.clone());
+    let lock = LockSettings {
+        name: format!("ferry-mirror.{}.{}.{}", args.source_cluster, args.topic, destination_topic),
+        holder: args.instance.unwrap_or_else(instance_id),
+        ttl: Duration::from_secs(args.lock_seconds),
+    };
     let route = Route {
         subscription: args
             .subscription
             .unwrap_or_else(|| format!("ferry-mirror.{}.{}", args.destination_cluster, args.topic)),
-        destination_topic: args.destination_topic.unwrap_or_else(|| args.topic.clone()),
+        destination_topic,
         source: args.source,
         destination: args.destination,
         source_cluster: args.source_cluster,
@@ -63,6 +81,7 @@ fn main() -> std::process::ExitCode {
         batch_messages: args.batch_messages as usize,
         compression: args.compression,
         max_bytes_per_second: args.max_bytes_per_second,
+        lock,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -73,11 +92,30 @@ fn main() -> std::process::ExitCode {
     };
     runtime.block_on(async {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        // SIGTERM (systemd, Kubernetes) or SIGINT: stop copying, give back
+        // what is held and release the route's lock for a standby.
+        let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("ferry-mirror: cannot handle signals: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
             let _ = stop.send(true);
         });
         ferry_mirror::run_until_stopped(route, stopped).await;
-    });
-    std::process::ExitCode::SUCCESS
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+/// `<host name>-<process id>`: unique among the instances of a route.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("{}-{}", if host.is_empty() { "mirror" } else { host }, std::process::id())
 }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::lane::{Batch, Lane, Next, Refusal};
+use crate::lock::{self, LockSettings};
 use crate::origin;
 use crate::progress::{Progress, REPORT_EVERY};
 use crate::rate::RateLimit;
@@ -41,11 +42,17 @@ pub struct Route {
     /// Message bytes (data and attributes, before compression) sent per
     /// second at most; `None`: as fast as the destination takes them.
     pub max_bytes_per_second: Option<u64>,
+    /// The lock that makes one of the route's instances the active one.
+    pub lock: LockSettings,
 }
 
 /// Messages a route holds (received, not yet stored at the destination):
 /// the server's bound on a stream's outstanding messages.
 const HELD_MAX: u32 = 10_000;
+/// The route subscription's ack deadline. The subscriber extends it while a
+/// message is held; it is how long an instance that died holding messages
+/// delays the one taking over.
+const ACK_DEADLINE: Duration = Duration::from_secs(15);
 /// How often a lane waiting for proof re-reads the source's ack floors.
 const FLOOR_POLL: Duration = Duration::from_millis(500);
 /// How long a lane waits after a failed publish before sending again (the
@@ -84,6 +91,9 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
     let source = Client::connect(&route.source).await.context("connect to the source")?;
     let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
     let partitions = check_topics(route, &source, &destination).await?;
+    let Some(mut lock) = lock::acquire(&destination, &route.lock, &mut stop).await? else {
+        return Ok(());
+    };
     let mut subscriber = subscribe(route, &source).await?;
     let mut copying = Copying::new(route, source, destination, partitions);
     let mut publishing = FuturesUnordered::new();
@@ -104,9 +114,15 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
             _ = report.tick() => copying.report().await,
             // Lanes waiting out a retry or the rate limit look again.
             _ = tick.tick() => {}
+            reason = lock.lost() => {
+                // Hand back what it holds, for the instance that took over.
+                subscriber.close().await;
+                bail!("lost the route's lock: {reason}");
+            }
         }
     }
     subscriber.close().await;
+    lock.release().await;
     Ok(())
 }
 
@@ -259,7 +275,7 @@ async fn check_topics(route: &Route, source: &Client, destination: &Client) -> a
 /// oldest message the source still holds: a new route copies the topic's
 /// retained history, not only what is published after it.
 async fn subscribe(route: &Route, source: &Client) -> anyhow::Result<Subscriber> {
-    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
+    let settings = SubscriptionSettings { ack_deadline: ACK_DEADLINE, ..Default::default() };
     match source.create_subscription(&route.subscription, &route.topic, settings).await {
         Ok(_) => source
             .seek(&route.subscription, UNIX_EPOCH)

@@ -10,6 +10,7 @@ use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, Topic
 use super::command::{
     AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SyncGroup, TopicConfig, Trim,
 };
+use super::locks;
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
 use super::producers::{CommittedBatch, ProducerKey, SequenceCheck};
@@ -90,6 +91,8 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
         Command::SetLayout(layout) => set_layout(catalog, layout),
         Command::SetLeaving { node_id, leaving } => set_leaving(catalog, node_id, leaving),
         Command::SyncGroup(sync) => sync_group(catalog, sync),
+        Command::AcquireLock { name, holder, ttl_us, now_us } => locks::acquire(catalog, name, holder, ttl_us, now_us),
+        Command::ReleaseLock { name, holder } => locks::release(catalog, &name, &holder),
     })
 }
 
@@ -630,6 +633,10 @@ fn delete_subscription_write(subscription: &SubscriptionState) -> Write {
     }
 }
 
-fn id_counters(catalog: &Catalog) -> Write {
-    Write::PutIdCounters { last_topic_id: catalog.last_topic_id, last_subscription_id: catalog.last_subscription_id }
+pub(super) fn id_counters(catalog: &Catalog) -> Write {
+    Write::PutIdCounters {
+        last_topic_id: catalog.last_topic_id,
+        last_subscription_id: catalog.last_subscription_id,
+        last_lock_epoch: catalog.last_lock_epoch,
+    }
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Layout, SubscriptionConfig, TopicConfig};
+use super::locks::LockState;
 use super::producers::Producers;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -99,6 +100,10 @@ pub struct Catalog {
     /// Ids handed out so far; the next one is one more.
     pub last_topic_id: u64,
     pub last_subscription_id: u64,
+    /// The epoch of the newest lock holder (`locks`).
+    pub last_lock_epoch: u64,
+    /// Locks by name (group 0 only).
+    pub locks: BTreeMap<String, LockState>,
     /// Idempotent producers' recent batches, for deduplication.
     pub producers: Producers,
     /// How the cluster is split into Raft groups, once set.

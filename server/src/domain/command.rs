@@ -173,6 +173,18 @@ pub enum Command {
     },
     /// Brings a data group's copy of the catalog up to group 0's.
     SyncGroup(SyncGroup),
+    /// Takes or renews lock `name` for `holder` (`locks::acquire`).
+    AcquireLock {
+        name: String,
+        holder: String,
+        ttl_us: u64,
+        /// The leader's wall clock when it proposed the command.
+        now_us: i64,
+    },
+    ReleaseLock {
+        name: String,
+        holder: String,
+    },
 }
 
 impl Command {
@@ -191,6 +203,8 @@ impl Command {
             Command::SetLayout(_) => "set_layout",
             Command::SetLeaving { .. } => "set_leaving",
             Command::SyncGroup(_) => "sync_group",
+            Command::AcquireLock { .. } => "acquire_lock",
+            Command::ReleaseLock { .. } => "release_lock",
         }
     }
 }

@@ -82,3 +82,9 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 4 * 1024 * 1024;
 /// (ARCHITECTURE.md, `storage/`): 16 MiB per connection.
 pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Locks the cluster keeps at most; expired ones make room for new names.
+pub const LOCKS_MAX: usize = 10_000;
+pub const LOCK_HOLDER_BYTES_MAX: usize = 255;
+pub const LOCK_TTL_SECONDS_MAX: u32 = 300;
+pub const LOCK_TTL_SECONDS_DEFAULT: u32 = 10;

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod command;
 pub mod invalid;
 pub mod limits;
+pub mod locks;
 pub mod message;
 pub mod outcome;
 pub mod placement;
@@ -27,6 +28,7 @@ pub use command::{
     SyncGroup, TopicConfig, Trim,
 };
 pub use invalid::InvalidArgument;
+pub use locks::LockState;
 pub use message::{MessageBody, StoredMessage};
 pub use outcome::{Applied, Rejection, Response, Write};
 pub use producers::{CommittedBatch, ProducerKey, ProducerState, Producers};

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::command::Layout;
+use super::locks::LockState;
 use super::message::MessageBody;
 use super::producers::{ProducerKey, ProducerState};
 
@@ -44,6 +45,8 @@ pub enum Rejection {
     /// A sync computed from an older state of the group: recompute it.
     #[error("the group has synced to group 0's index {meta_index} since this sync was computed")]
     StaleSync { meta_index: u64 },
+    #[error("the cluster holds {limit} unexpired locks, its limit; release some")]
+    TooManyLocks { limit: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +89,15 @@ pub enum Response {
     /// A data group synced to group 0's index `meta_index`.
     Synced {
         meta_index: u64,
+    },
+    /// The lock as it stands: granted to the asker, or held by another.
+    Lock {
+        granted: bool,
+        lock: LockState,
+    },
+    /// Whether the asker held the lock it released.
+    LockReleased {
+        released: bool,
     },
     Rejected(Rejection),
 }
@@ -165,11 +177,16 @@ pub enum Write {
     PutIdCounters {
         last_topic_id: u64,
         last_subscription_id: u64,
+        last_lock_epoch: u64,
     },
     PutLayout(Layout),
     /// The nodes marked leaving, all of them.
     PutLeaving(BTreeSet<u64>),
     PutMetaIndex(u64),
+    PutLock(LockState),
+    DeleteLock {
+        name: String,
+    },
 }
 
 /// The result of applying one command.

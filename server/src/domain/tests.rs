@@ -139,7 +139,9 @@ impl Model {
             | Write::PutIdCounters { .. }
             | Write::PutLayout(_)
             | Write::PutLeaving(_)
-            | Write::PutMetaIndex(_) => {}
+            | Write::PutMetaIndex(_)
+            | Write::PutLock(_)
+            | Write::DeleteLock { .. } => {}
         }
     }
 
@@ -664,3 +666,4 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
 }
 
 mod groups;
+mod locks;

@@ -193,6 +193,28 @@ pub fn pull(max_messages: u32, wait_millis: u32) -> Result<(), InvalidArgument> 
     Ok(())
 }
 
+/// Who asks for a lock: any non-empty id up to the limit.
+pub fn lock_holder(holder: &str) -> Result<(), InvalidArgument> {
+    if holder.is_empty() {
+        return Err(InvalidArgument::new("holder", "must not be empty"));
+    }
+    if holder.len() > LOCK_HOLDER_BYTES_MAX {
+        let problem = format!("{} bytes is over the limit of {LOCK_HOLDER_BYTES_MAX}", holder.len());
+        return Err(InvalidArgument::new("holder", problem));
+    }
+    Ok(())
+}
+
+/// Fills the default for a zero time to live and checks the range.
+pub fn lock_ttl_seconds(seconds: u32) -> Result<u32, InvalidArgument> {
+    let seconds = if seconds == 0 { LOCK_TTL_SECONDS_DEFAULT } else { seconds };
+    if seconds > LOCK_TTL_SECONDS_MAX {
+        let problem = format!("{seconds} is over the limit of {LOCK_TTL_SECONDS_MAX}");
+        return Err(InvalidArgument::new("ttl_seconds", problem));
+    }
+    Ok(seconds)
+}
+
 /// Fills the default for a zero page size and checks the range.
 pub fn page_size(page_size: u32) -> Result<usize, InvalidArgument> {
     let size = if page_size == 0 { PAGE_SIZE_DEFAULT } else { page_size };

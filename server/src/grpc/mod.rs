@@ -10,6 +10,7 @@ pub mod fan_in;
 pub mod group_delivery;
 pub mod groups_service;
 pub mod handoff;
+pub mod locks;
 pub mod membership;
 pub mod proposer;
 pub mod publish_input;
@@ -25,6 +26,7 @@ pub mod testing;
 
 pub use cluster::ClusterService;
 pub use groups_service::GroupsService;
+pub use locks::LocksService;
 pub use proposer::Proposer;
 pub use publisher::PublisherService;
 pub use raft_service::RaftService;

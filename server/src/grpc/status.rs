@@ -110,6 +110,7 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::SequenceGap { .. } | Rejection::UnknownProducer { .. } => Code::FailedPrecondition,
         Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
         Rejection::LayoutFixed { .. } => Code::FailedPrecondition,
+        Rejection::TooManyLocks { .. } => Code::ResourceExhausted,
         // Routed by a stale view of where partitions or leaders are: retry.
         Rejection::PartitionNotInGroup { .. } | Rejection::StaleSync { .. } => Code::Unavailable,
     }

@@ -13,6 +13,7 @@ use ferry_proto::internal::groups_server::GroupsServer;
 use ferry_proto::internal::raft_server::RaftServer;
 use ferry_proto::internal::testing_server::TestingServer;
 use ferry_proto::v1::cluster_server::ClusterServer;
+use ferry_proto::v1::locks_server::LocksServer;
 use ferry_proto::v1::publisher_server::PublisherServer;
 use ferry_proto::v1::subscriber_server::SubscriberServer;
 use futures::StreamExt;
@@ -27,7 +28,8 @@ use crate::delivery::OUTSTANDING_MAX_DEFAULT;
 use crate::domain::limits::{GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES};
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
-    ClusterService, GroupRoutes, GroupsService, Proposer, PublisherService, RaftService, SubscriberService,
+    ClusterService, GroupRoutes, GroupsService, LocksService, Proposer, PublisherService, RaftService,
+    SubscriberService,
 };
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
@@ -307,6 +309,7 @@ impl NodeBuilder {
         let proposer = proposer.clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
+        let locks = LocksService::new(proposer.clone(), Arc::clone(&self.clock));
         let cluster = ClusterService::new(proposer, Arc::clone(groups), Arc::clone(&routes));
         let peers = RaftService::new(Arc::clone(groups));
         let forwarded = GroupsService::new(routes);
@@ -332,6 +335,7 @@ impl NodeBuilder {
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
             )
             .add_service(ClusterServer::new(cluster).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+            .add_service(LocksServer::new(locks).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
             .add_service(
                 RaftServer::new(peers)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

@@ -20,6 +20,7 @@
 //! |           |               | `L`                                   | `SetLayout`      |
 //! |           |               | `N` (nodes marked leaving)            | `LeavingNodes`   |
 //! |           |               | `I` (group 0's index synced to)       | `MetaIndex`      |
+//! |           |               | `E` lock name (UTF-8)                | `LockRecord`    |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
@@ -71,6 +72,7 @@ pub mod meta {
     pub const SUBSCRIPTION: u8 = b'S';
     pub const ACK_FLOOR: u8 = b'F';
     pub const PRODUCER: u8 = b'R';
+    pub const LOCK: u8 = b'E';
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const LAYOUT: &[u8] = b"L";
     pub const LEAVING: &[u8] = b"N";
@@ -99,6 +101,14 @@ pub mod meta {
         let mut key = [0u8; 21];
         key[..13].copy_from_slice(&tagged_id_partition(PRODUCER, topic_id, partition));
         key[13..].copy_from_slice(&producer_id.to_be_bytes());
+        key
+    }
+
+    /// Lock names vary in length: nothing follows them in the key.
+    pub fn lock(name: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + name.len());
+        key.push(LOCK);
+        key.extend_from_slice(name.as_bytes());
         key
     }
 

@@ -4,9 +4,9 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, MessageBody, PartitionAcks, PartitionState,
-    ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState, SyncGroup, TopicConfig,
-    TopicState, Trim,
+    AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, LockState, MessageBody, PartitionAcks,
+    PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState,
+    SyncGroup, TopicConfig, TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
@@ -232,6 +232,15 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             install_subscriptions: sync.install_subscriptions.iter().map(subscription_to_record).collect(),
             remove_subscriptions: sync.remove_subscriptions.clone(),
         }),
+        Command::AcquireLock { name, holder, ttl_us, now_us } => Kind::AcquireLock(pb::AcquireLock {
+            name: name.clone(),
+            holder: holder.clone(),
+            ttl_micros: *ttl_us,
+            now_unix_micros: *now_us,
+        }),
+        Command::ReleaseLock { name, holder } => {
+            Kind::ReleaseLock(pb::ReleaseLock { name: name.clone(), holder: holder.clone() })
+        }
     };
     pb::Command { kind: Some(kind) }
 }
@@ -289,7 +298,29 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
                 .collect::<Result<_, _>>()?,
             remove_subscriptions: c.remove_subscriptions,
         }),
+        Kind::AcquireLock(c) => {
+            Command::AcquireLock { name: c.name, holder: c.holder, ttl_us: c.ttl_micros, now_us: c.now_unix_micros }
+        }
+        Kind::ReleaseLock(c) => Command::ReleaseLock { name: c.name, holder: c.holder },
     })
+}
+
+pub fn lock_to_record(lock: &LockState) -> pb::LockRecord {
+    pb::LockRecord {
+        name: lock.name.clone(),
+        holder: lock.holder.clone(),
+        epoch: lock.epoch,
+        expire_time_unix_micros: lock.expire_time_us,
+    }
+}
+
+pub fn lock_from_record(record: pb::LockRecord) -> LockState {
+    LockState {
+        name: record.name,
+        holder: record.holder,
+        epoch: record.epoch,
+        expire_time_us: record.expire_time_unix_micros,
+    }
 }
 
 pub fn layout_to_record(layout: &Layout) -> pb::SetLayout {
@@ -352,6 +383,8 @@ mod tests {
             },
             Command::DeleteTopic { name: "t".into() },
             Command::SetLeaving { node_id: 3, leaving: true },
+            Command::AcquireLock { name: "route".into(), holder: "host-1".into(), ttl_us: 10_000_000, now_us: 42 },
+            Command::ReleaseLock { name: "route".into(), holder: "host-1".into() },
             Command::SyncGroup(SyncGroup {
                 expect_meta_index: 7,
                 meta_index: 12,

@@ -108,6 +108,12 @@ impl StateDb {
             let counters: pb::IdCounters = codec::decode("id counters", value).map_err(corrupt("id counters"))?;
             catalog.last_topic_id = catalog.last_topic_id.max(counters.next_topic_id);
             catalog.last_subscription_id = catalog.last_subscription_id.max(counters.next_subscription_id);
+            catalog.last_lock_epoch = counters.last_lock_epoch;
+        }
+        for (_, value) in self.scan_prefix(CF_META, &[meta::LOCK])? {
+            let record: pb::LockRecord = codec::decode("lock record", value).map_err(corrupt("lock"))?;
+            let lock = lock_from_record(record);
+            catalog.locks.insert(lock.name.clone(), lock);
         }
         Ok(catalog)
     }
@@ -208,14 +214,19 @@ impl StateDb {
                     meta::LEAVING,
                     codec::encode(&pb::LeavingNodes { node_ids: nodes.into_iter().collect() }),
                 ),
-                Write::PutIdCounters { last_topic_id, last_subscription_id } => batch.put_cf(
+                Write::PutIdCounters { last_topic_id, last_subscription_id, last_lock_epoch } => batch.put_cf(
                     meta_cf,
                     meta::ID_COUNTERS,
                     codec::encode(&pb::IdCounters {
                         next_topic_id: last_topic_id,
                         next_subscription_id: last_subscription_id,
+                        last_lock_epoch,
                     }),
                 ),
+                Write::PutLock(lock) => {
+                    batch.put_cf(meta_cf, meta::lock(&lock.name), codec::encode(&lock_to_record(&lock)))
+                }
+                Write::DeleteLock { name } => batch.delete_cf(meta_cf, meta::lock(&name)),
             }
         }
         batch.put_cf(meta_cf, meta::APPLIED, codec::encode(applied));

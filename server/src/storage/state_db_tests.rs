@@ -241,6 +241,30 @@ fn the_layout_the_nodes_leaving_and_the_meta_index_are_read_back_with_the_catalo
     assert_eq!((catalog.meta_index, catalog.group), (42, 7), "the group is the opener's, not stored");
 }
 
+#[test]
+fn locks_and_the_last_lock_epoch_are_read_back_with_the_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut catalog = crate::domain::Catalog::for_group(0);
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+    for (name, holder, now_us) in [("route-a", "host-1", 10), ("route-b", "host-2", 11), ("route-a", "host-3", 20)] {
+        let command =
+            crate::domain::Command::AcquireLock { name: name.into(), holder: holder.into(), ttl_us: 5, now_us };
+        let applied = crate::domain::apply(&mut catalog, command, &db).expect("apply");
+        db.write(applied.writes, &log_id(), None).expect("write");
+    }
+    let release = crate::domain::Command::ReleaseLock { name: "route-b".into(), holder: "host-2".into() };
+    let applied = crate::domain::apply(&mut catalog, release, &db).expect("apply");
+    db.write(applied.writes, &log_id(), None).expect("write");
+    db.flush().expect("flush");
+    drop(db);
+
+    let loaded = StateDb::open(dir.path(), &DbResources::default()).expect("reopen").load_catalog(0).expect("catalog");
+    assert_eq!(loaded.locks, catalog.locks);
+    let holders: Vec<(&str, u64)> = loaded.locks.values().map(|l| (l.holder.as_str(), l.epoch)).collect();
+    assert_eq!(holders, [("host-3", 3)], "route-b was released; route-a changed hands after host-1's expiry");
+    assert_eq!(loaded.last_lock_epoch, 3, "epochs are never handed out twice, released locks included");
+}
+
 /// The state database's blob files under `dir`.
 fn blob_files(dir: &std::path::Path) -> usize {
     let entries = std::fs::read_dir(dir).expect("list");
