@@ -10,6 +10,7 @@ use std::time::Duration;
 pub use tempfile::TempDir;
 
 mod cluster;
+pub mod mirror;
 pub mod s3;
 mod workload;
 pub use cluster::{free_addr, Cluster, Stored};

@@ -4,162 +4,13 @@
 //! once, in per-partition order, with its origin recorded. Two clusters
 //! mirroring each other do not loop.
 
-use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
-use ferry_tests::{binary, Ferryd, TempDir};
-
-const PARTITIONS: u32 = 3;
-
-/// A `ferry-mirror` child process, killed (SIGKILL) when dropped.
-struct Mirror {
-    args: Vec<String>,
-    child: Child,
-}
-
-impl Mirror {
-    fn start(source: &str, destination: &str, from: &str, to: &str) -> Mirror {
-        Mirror::start_with(source, destination, from, to, &["--batch-messages", "50"])
-    }
-
-    fn start_with(source: &str, destination: &str, from: &str, to: &str, extra: &[&str]) -> Mirror {
-        let route = ["--source-cluster", from, "--destination-cluster", to, "--topic", "events"];
-        let args: Vec<String> = ["--source", source, "--destination", destination]
-            .iter()
-            .chain(&route)
-            .chain(extra)
-            .map(|a| a.to_string())
-            .collect();
-        let child = spawn(&args);
-        Mirror { args, child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.child = spawn(&self.args);
-    }
-}
-
-fn spawn(args: &[String]) -> Child {
-    Command::new(binary("ferry-mirror"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start ferry-mirror")
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Two one-node clusters named `one` and `two`, each with the topic
-/// `events` of [`PARTITIONS`] partitions, and a client of each.
-async fn clusters(dir: &TempDir, one: &str, two: &str) -> (Ferryd, Ferryd, Client, Client) {
-    let nodes = (Ferryd::start(&dir.path().join(one)), Ferryd::start(&dir.path().join(two)));
-    let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
-    let mut clients = Vec::new();
-    for node in [&nodes.0, &nodes.1] {
-        let client = Client::connect(node.addr()).await.expect("connect");
-        client.create_topic("events", settings.clone()).await.expect("create topic");
-        clients.push(client);
-    }
-    let second = clients.pop().expect("two clients");
-    let first = clients.pop().expect("two clients");
-    (nodes.0, nodes.1, first, second)
-}
-
-/// Publishes `count` messages `<prefix>-<n>` in requests of 20; returns each
-/// acknowledged one's (partition, offset) and value.
-async fn publish(client: &Client, prefix: &str, range: std::ops::Range<u32>) -> BTreeMap<(u32, u64), String> {
-    let mut acked = BTreeMap::new();
-    let values: Vec<String> = range.map(|n| format!("{prefix}-{n}")).collect();
-    for chunk in values.chunks(20) {
-        let messages = chunk.iter().map(|v| Message::new(v.clone())).collect();
-        let positions = client.publish("events", messages).await.expect("publish");
-        for (position, value) in positions.iter().zip(chunk) {
-            acked.insert((position.partition, position.offset), value.clone());
-        }
-    }
-    acked
-}
-
-/// A stored copy: its partition, and its origin's cluster, partition and offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Copy {
-    partition: u32,
-    origin: (String, u32, u64),
-    value: String,
-}
-
-/// Every message of `events` on a one-node cluster, per partition in offset order.
-async fn stored(client: &Client) -> Vec<Copy> {
-    let mut copies = Vec::new();
-    for partition in 0..PARTITIONS {
-        let mut from = 0;
-        loop {
-            let (records, end) = client.read_log("events", partition, from, 1000).await.expect("read");
-            for record in &records {
-                let attribute = |key: &str| record.message.attributes.get(key).cloned().unwrap_or_default();
-                let origin = (
-                    attribute("ferry.origin.cluster"),
-                    attribute("ferry.origin.partition").parse().unwrap_or(u32::MAX),
-                    attribute("ferry.origin.offset").parse().unwrap_or(u64::MAX),
-                );
-                let value = String::from_utf8_lossy(&record.message.data).into_owned();
-                copies.push(Copy { partition, origin, value });
-                from = record.offset + 1;
-            }
-            if records.is_empty() || from >= end {
-                break;
-            }
-        }
-    }
-    copies
-}
-
-/// Waits until the destination holds `count` copies from `origin`, then a
-/// little longer, so that a duplicate would have had time to show.
-async fn wait_for_copies(client: &Client, origin: &str, count: usize) -> Vec<Copy> {
-    for _ in 0..600 {
-        let copies = stored(client).await;
-        if copies.iter().filter(|c| c.origin.0 == origin).count() >= count {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            return stored(client).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let copies = stored(client).await;
-    let held = copies.iter().filter(|c| c.origin.0 == origin).count();
-    panic!("the destination never held {count} copies from {origin}: {held} after a minute");
-}
-
-/// Every acknowledged source message is in the destination once, in its own
-/// partition, in source offset order.
-fn assert_once_in_order(copies: &[Copy], origin: &str, acked: &BTreeMap<(u32, u64), String>) {
-    let mirrored: Vec<&Copy> = copies.iter().filter(|c| c.origin.0 == origin).collect();
-    let mut seen = BTreeMap::new();
-    for copy in &mirrored {
-        let key = (copy.origin.1, copy.origin.2);
-        assert_eq!(copy.partition, key.0, "{copy:?} is in another partition than its source");
-        assert_eq!(acked.get(&key), Some(&copy.value), "{copy:?} does not match the source");
-        assert!(seen.insert(key, ()).is_none(), "{copy:?} is stored twice");
-    }
-    assert_eq!(seen.len(), acked.len(), "every acknowledged source message arrives");
-    for partition in 0..PARTITIONS {
-        let offsets: Vec<u64> = mirrored.iter().filter(|c| c.partition == partition).map(|c| c.origin.2).collect();
-        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "partition {partition} out of order: {offsets:?}");
-    }
-}
+use ferry_client::SubscriptionSettings;
+use ferry_tests::mirror::{
+    assert_once_in_order, clusters, publish, stored, wait_for_copies, wait_until_drained, Mirror,
+};
+use ferry_tests::TempDir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_killed_and_restarted_with_its_destination_copies_every_acknowledged_message_once_in_order() {
@@ -190,16 +41,7 @@ async fn a_mirror_killed_and_restarted_with_its_destination_copies_every_acknowl
     let copies = wait_for_copies(&destination, "dc1", acked.len()).await;
     assert_once_in_order(&copies, "dc1", &acked);
     // And the source is told: its subscription drains.
-    let mut backlog = None;
-    for _ in 0..100 {
-        let now = source.get_subscription("ferry-mirror.central.events").await.expect("get").backlog;
-        if now.as_ref().is_some_and(|b| b.unacked_messages == 0) {
-            return;
-        }
-        backlog = now;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the source still has unacked messages once all were stored: {backlog:?}");
+    wait_until_drained(&source, "ferry-mirror.central.events").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,10 @@
 //!        └── …
 //! ```
 //!
-//! Faults only ever cut node-to-node traffic; the harness's clients reach
-//! every node through the bridge, as clients in other racks would.
+//! The harness's faults only ever cut node-to-node traffic; its clients
+//! reach every node through the bridge, as clients in other racks would.
+//! [`Namespaces::isolate`] cuts a namespace off from everything instead: the
+//! black-box tests run a mirror in one and cut its link to both clusters.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -52,7 +54,9 @@ impl Namespaces {
         Ipv4Addr::new(10, 231, self.tag, node as u8)
     }
 
-    fn hub_ip(&self) -> Ipv4Addr {
+    /// The bridge's address in the root namespace: what programs in the
+    /// namespaces reach the root namespace at.
+    pub fn hub_ip(&self) -> Ipv4Addr {
         Ipv4Addr::new(10, 231, self.tag, 254)
     }
 
@@ -83,6 +87,15 @@ impl Namespaces {
             iptables(&ns, &["-A", "OUTPUT", "-d", &peer, "-j", "DROP"])?;
         }
         Ok(())
+    }
+
+    /// Drops every packet `node` sends or receives on anything but its
+    /// loopback, as a cut WAN link does: nothing is refused or reset, open
+    /// connections stay open and go silent, new ones time out.
+    pub fn isolate(&self, node: u32) -> anyhow::Result<()> {
+        let ns = self.namespace(node);
+        iptables(&ns, &["-A", "INPUT", "!", "-i", "lo", "-j", "DROP"])?;
+        iptables(&ns, &["-A", "OUTPUT", "!", "-o", "lo", "-j", "DROP"])
     }
 
     /// Drops a random `percent` of the packets a node sends to and receives
