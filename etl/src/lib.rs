@@ -13,7 +13,6 @@ pub mod jsonl;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
-pub mod metrics_endpoint;
 pub mod naming;
 pub mod progress;
 pub mod spill;

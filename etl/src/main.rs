@@ -14,7 +14,7 @@ use ferry_etl::metrics::Metrics;
 use ferry_etl::naming::{in_hour, STAGING_DIR};
 use ferry_etl::progress::Progress;
 use ferry_etl::store::Output;
-use ferry_etl::{closer, metrics_endpoint, verify, worker};
+use ferry_etl::{closer, verify, worker};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
@@ -163,7 +163,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = Client::connect(&cli.server).await?;
             let metrics = Arc::new(Metrics::default());
             if let Some(addr) = metrics_listen {
-                let bound = metrics_endpoint::serve(addr, metrics.clone(), topic.clone())
+                let render = {
+                    let (metrics, topic) = (metrics.clone(), topic.clone());
+                    Arc::new(move || metrics.prometheus(&topic))
+                };
+                let bound = ferry_metrics::serve(addr, "ferry-etl", render)
                     .await
                     .with_context(|| format!("--metrics-listen {addr}"))?;
                 tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");

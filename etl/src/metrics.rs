@@ -1,8 +1,9 @@
 //! What a worker has done, as counters any thread can bump; `ferry-etl`
 //! prints them and serves them for Prometheus.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use ferry_metrics::Exposition;
 
 use crate::manifest::Manifest;
 
@@ -57,10 +58,10 @@ impl Metrics {
             ("ferry_etl_part_bytes_written_total", "Bytes of closed hours' parts.", &self.part_bytes_written),
             ("ferry_etl_duplicates_dropped_total", "Duplicate events dropped at close.", &self.duplicates_dropped),
         ];
-        let mut text = String::new();
+        let labels = [("topic", topic)];
+        let mut text = Exposition::default();
         for (name, help, value) in counters {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(text, "{name}{{topic=\"{topic}\"}} {}", value.load(Ordering::Relaxed));
+            text.counter(name, help, &labels, value.load(Ordering::Relaxed));
         }
         let gauges = [
             (
@@ -75,10 +76,8 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
-            let seconds = value.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(text, "{name}{{topic=\"{topic}\"}} {seconds}");
+            text.gauge(name, help, &labels, value.load(Ordering::Relaxed) as f64 / 1e6);
         }
-        text
+        text.into_text()
     }
 }

@@ -1,8 +1,10 @@
 //! `ferry-mirror`: runs one route until interrupted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_mirror::progress::Progress;
 use ferry_mirror::{LockSettings, Route};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -56,12 +58,18 @@ struct Args {
     /// takes over from an instance that died.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=300))]
     lock_seconds: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9472):
+    /// messages and seconds behind, the last store, failures, whether this
+    /// instance is the active one.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
+    let metrics_listen = args.metrics_listen;
     let destination_topic = args.destination_topic.clone().unwrap_or_else(|| args.topic.clone());
     let lock = LockSettings {
         name: format!("ferry-mirror.{}.{}.{}", args.source_cluster, args.topic, destination_topic),
@@ -108,7 +116,29 @@ fn main() -> std::process::ExitCode {
             }
             let _ = stop.send(true);
         });
-        ferry_mirror::run_until_stopped(route, stopped).await;
+        let progress = Arc::new(Progress::default());
+        if let Some(addr) = metrics_listen {
+            let labels = [
+                ("source_cluster".to_owned(), route.source_cluster.clone()),
+                ("topic".to_owned(), route.topic.clone()),
+                ("destination_topic".to_owned(), route.destination_topic.clone()),
+            ];
+            let render = {
+                let progress = Arc::clone(&progress);
+                Arc::new(move || {
+                    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    progress.prometheus(&labels)
+                })
+            };
+            match ferry_metrics::serve(addr, "ferry-mirror", render).await {
+                Ok(bound) => tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics"),
+                Err(e) => {
+                    eprintln!("ferry-mirror: --metrics-listen {addr}: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        ferry_mirror::run_until_stopped(route, progress, stopped).await;
         std::process::ExitCode::SUCCESS
     })
 }

@@ -1,45 +1,150 @@
-//! What a route has done, reported to the log every [`REPORT_EVERY`] with
-//! how far behind the source it is: the operator's view of lag and health
-//! until the mirror serves metrics.
+//! What a route has done and how far behind the source it is, kept for the
+//! life of the process (across failed runs) and shown two ways: logged as
+//! `route progress` every [`REPORT_EVERY`], and served to Prometheus
+//! (`--metrics-listen`).
 
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_client::Backlog;
+use ferry_metrics::Exposition;
 
 /// How often a route logs its progress.
 pub const REPORT_EVERY: Duration = Duration::from_secs(30);
+/// How often the active instance reads how far behind it is.
+pub const LAG_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Progress {
     /// Source messages stored at the destination (now or found stored) and
     /// acked, and their bytes as the rate limit counts them.
-    pub copied: u64,
-    pub copied_bytes: u64,
+    copied: AtomicU64,
+    copied_bytes: AtomicU64,
     /// Source messages left out: they came from the destination cluster.
-    pub filtered: u64,
+    filtered: AtomicU64,
     /// Publishes that failed and were retried.
-    pub failures: u64,
-    /// When the destination last stored a batch.
-    pub last_stored: Option<SystemTime>,
+    publish_failures: AtomicU64,
+    /// Runs that failed and were started again.
+    run_failures: AtomicU64,
+    /// Whether this instance holds the route's lock (copies).
+    active: AtomicBool,
+    /// When the destination last stored a batch, µs since the Unix epoch;
+    /// 0: never.
+    last_stored_us: AtomicI64,
+    /// The source subscription's unacked messages and the age of its oldest,
+    /// as last read; -1 µs: not read yet.
+    behind_messages: AtomicU64,
+    behind_us: AtomicI64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            copied: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            publish_failures: AtomicU64::new(0),
+            run_failures: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+            last_stored_us: AtomicI64::new(0),
+            behind_messages: AtomicU64::new(0),
+            behind_us: AtomicI64::new(-1),
+        }
+    }
 }
 
 impl Progress {
-    /// Logs the totals so far and the source subscription's `backlog`: the
-    /// messages and seconds the route is behind.
-    pub fn report(&self, topic: &str, backlog: Option<&Backlog>) {
-        let behind_messages = backlog.map(|b| b.unacked_messages);
-        let behind_seconds = backlog.map(|b| b.oldest_unacked_age.as_secs_f64());
-        let since_stored = self.last_stored.and_then(|at| at.elapsed().ok()).map(|d| d.as_secs_f64());
+    pub fn stored(&self, messages: u64, bytes: u64) {
+        self.copied.fetch_add(messages, Ordering::Relaxed);
+        self.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+        self.last_stored_us.store(now, Ordering::Relaxed);
+    }
+
+    pub fn filtered(&self) {
+        self.filtered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn publish_failed(&self) {
+        self.publish_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn run_failed(&self) {
+        self.run_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::Relaxed);
+    }
+
+    /// Records the source subscription's backlog: how far behind the route is.
+    pub fn behind(&self, backlog: &Backlog) {
+        self.behind_messages.store(backlog.unacked_messages, Ordering::Relaxed);
+        self.behind_us.store(backlog.oldest_unacked_age.as_micros() as i64, Ordering::Relaxed);
+    }
+
+    /// Logs the totals so far and how far behind the route last was.
+    pub fn report(&self, topic: &str) {
+        let behind_us = self.behind_us.load(Ordering::Relaxed);
+        let last_stored_us = self.last_stored_us.load(Ordering::Relaxed);
+        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
         tracing::info!(
             topic,
-            copied = self.copied,
-            copied_bytes = self.copied_bytes,
-            filtered = self.filtered,
-            failures = self.failures,
-            behind_messages,
-            behind_seconds,
-            seconds_since_stored = since_stored,
+            copied = self.copied.load(Ordering::Relaxed),
+            copied_bytes = self.copied_bytes.load(Ordering::Relaxed),
+            filtered = self.filtered.load(Ordering::Relaxed),
+            failures = self.publish_failures.load(Ordering::Relaxed),
+            behind_messages = self.behind_messages.load(Ordering::Relaxed),
+            behind_seconds = (behind_us >= 0).then(|| behind_us as f64 / 1e6),
+            seconds_since_stored = (last_stored_us > 0).then(|| (now_us - last_stored_us) as f64 / 1e6),
             "route progress"
         );
+    }
+
+    /// The Prometheus text, labelled with the route.
+    pub fn prometheus(&self, labels: &[(&str, &str)]) -> String {
+        let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "ferry_mirror_copied_messages_total",
+                "Source messages stored at the destination and acked.",
+                &self.copied,
+            ),
+            ("ferry_mirror_copied_bytes_total", "Bytes of copied messages (data and attributes).", &self.copied_bytes),
+            (
+                "ferry_mirror_filtered_messages_total",
+                "Source messages that came from the destination cluster, not copied.",
+                &self.filtered,
+            ),
+            (
+                "ferry_mirror_publish_failures_total",
+                "Publishes to the destination that failed and were retried.",
+                &self.publish_failures,
+            ),
+            (
+                "ferry_mirror_run_failures_total",
+                "Runs that failed (a cluster unreachable, a stream lost, the lock lost) and started again.",
+                &self.run_failures,
+            ),
+        ];
+        let mut text = Exposition::default();
+        for (name, help, value) in counters {
+            text.counter(name, help, labels, load(value));
+        }
+        let active = if self.active.load(Ordering::Relaxed) { 1.0 } else { 0.0 };
+        text.gauge("ferry_mirror_active", "1 while this instance holds the route's lock and copies.", labels, active);
+        let behind = "Source messages not yet copied (the route subscription's unacked messages).";
+        text.gauge("ferry_mirror_behind_messages", behind, labels, load(&self.behind_messages) as f64);
+        let behind_us = self.behind_us.load(Ordering::Relaxed);
+        if behind_us >= 0 {
+            let help = "Age of the oldest source message not yet copied.";
+            text.gauge("ferry_mirror_behind_seconds", help, labels, behind_us as f64 / 1e6);
+        }
+        let last_stored_us = self.last_stored_us.load(Ordering::Relaxed);
+        if last_stored_us > 0 {
+            let help = "When the destination last stored a batch of the route.";
+            text.gauge("ferry_mirror_last_stored_timestamp_seconds", help, labels, last_stored_us as f64 / 1e6);
+        }
+        text.into_text()
     }
 }

@@ -4,7 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use ferry_client::{
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use crate::lane::{Batch, Lane, Next, Refusal};
 use crate::lock::{self, LockSettings};
 use crate::origin;
-use crate::progress::{Progress, REPORT_EVERY};
+use crate::progress::{Progress, LAG_EVERY, REPORT_EVERY};
 use crate::rate::RateLimit;
 
 /// What one route copies, and where.
@@ -67,13 +68,18 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 /// (a cluster unreachable at start, the subscription stream lost): a
 /// mirror's job is to keep copying, and what a failed run held is
 /// redelivered to the next. Failures are logged, with a growing pause.
-pub async fn run_until_stopped(route: Route, mut stop: watch::Receiver<bool>) {
+pub async fn run_until_stopped(route: Route, progress: Arc<Progress>, mut stop: watch::Receiver<bool>) {
     let mut pause = RESTART_MIN;
     loop {
         let started = Instant::now();
-        match run(&route, stop.clone()).await {
+        let result = run(&route, &progress, stop.clone()).await;
+        progress.set_active(false);
+        match result {
             Ok(()) => return,
-            Err(e) => tracing::error!(error = format!("{e:#}"), pause = ?pause, "the route failed; starting it again"),
+            Err(e) => {
+                progress.run_failed();
+                tracing::error!(error = format!("{e:#}"), pause = ?pause, "the route failed; starting it again");
+            }
         }
         if started.elapsed() > RESTART_MAX {
             pause = RESTART_MIN;
@@ -87,18 +93,20 @@ pub async fn run_until_stopped(route: Route, mut stop: watch::Receiver<bool>) {
 }
 
 /// One run of `route`: until `stop` turns true (`Ok`) or a failure.
-pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let source = Client::connect(&route.source).await.context("connect to the source")?;
     let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
     let partitions = check_topics(route, &source, &destination).await?;
     let Some(mut lock) = lock::acquire(&destination, &route.lock, &mut stop).await? else {
         return Ok(());
     };
+    progress.set_active(true);
     let mut subscriber = subscribe(route, &source).await?;
-    let mut copying = Copying::new(route, source, destination, partitions);
+    let mut copying = Copying::new(route, source, destination, partitions, progress);
     let mut publishing = FuturesUnordered::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut report = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    let mut lag = tokio::time::interval(LAG_EVERY);
     tracing::info!(topic = %route.topic, partitions, "mirroring");
     loop {
         publishing.extend(copying.start_batches(Instant::now()));
@@ -111,7 +119,8 @@ pub async fn run(route: &Route, mut stop: watch::Receiver<bool>) -> anyhow::Resu
                 None => bail!("the source subscription ended"),
             },
             () = sleep_until(copying.floors_due), if copying.floors_due.is_some() => copying.read_floors().await,
-            _ = report.tick() => copying.report().await,
+            _ = lag.tick() => copying.read_lag().await,
+            _ = report.tick() => progress.report(&route.topic),
             // Lanes waiting out a retry or the rate limit look again.
             _ = tick.tick() => {}
             reason = lock.lost() => {
@@ -140,11 +149,11 @@ struct Copying<'a> {
     /// When to read the source's ack floors for lanes that must prove a gap.
     floors_due: Option<Instant>,
     limit: Option<RateLimit>,
-    progress: Progress,
+    progress: &'a Progress,
 }
 
 impl<'a> Copying<'a> {
-    fn new(route: &'a Route, source: Client, destination: Client, partitions: u32) -> Self {
+    fn new(route: &'a Route, source: Client, destination: Client, partitions: u32, progress: &'a Progress) -> Self {
         Copying {
             route,
             source,
@@ -153,7 +162,7 @@ impl<'a> Copying<'a> {
             retry_at: vec![None; partitions as usize],
             floors_due: None,
             limit: route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now())),
-            progress: Progress::default(),
+            progress,
         }
     }
 
@@ -190,22 +199,28 @@ impl<'a> Copying<'a> {
         let lane = &mut self.lanes[partition as usize];
         let stored = match result {
             Ok(()) => {
-                self.progress.copied_bytes += bytes;
-                self.progress.last_stored = Some(SystemTime::now());
-                lane.stored()
+                let stored = lane.stored();
+                self.progress.stored(stored.len() as u64, bytes);
+                stored
             }
             Err(e) => match refusal(&e) {
-                Some(refusal) => lane.refused(refusal),
+                Some(refusal) => {
+                    // Found stored by an earlier try: copied all the same.
+                    let found = lane.refused(refusal);
+                    if !found.is_empty() {
+                        self.progress.stored(found.len() as u64, 0);
+                    }
+                    found
+                }
                 None => {
                     tracing::warn!(partition, error = %e, "publishing to the destination failed; retrying");
-                    self.progress.failures += 1;
+                    self.progress.publish_failed();
                     lane.failed();
                     self.retry_at[partition as usize] = Some(Instant::now() + RETRY_AFTER);
                     Vec::new()
                 }
             },
         };
-        self.progress.copied += stored.len() as u64;
         for delivered in stored {
             delivered.ack();
         }
@@ -217,7 +232,7 @@ impl<'a> Copying<'a> {
         let position = delivered.message.position;
         let lane = &mut self.lanes[position.partition as usize];
         if origin::came_from(&delivered.message, &self.route.destination_cluster) {
-            self.progress.filtered += 1;
+            self.progress.filtered();
             lane.filter(position.offset);
             delivered.ack();
         } else if let Some(done) = lane.receive(position.offset, delivered) {
@@ -245,9 +260,16 @@ impl<'a> Copying<'a> {
         }
     }
 
-    async fn report(&self) {
-        let backlog = self.source.get_subscription(&self.route.subscription).await.ok().and_then(|s| s.backlog);
-        self.progress.report(&self.route.topic, backlog.as_ref());
+    /// Reads how far behind the route is: the source subscription's backlog.
+    async fn read_lag(&self) {
+        match self.source.get_subscription(&self.route.subscription).await {
+            Ok(found) => {
+                if let Some(backlog) = found.backlog {
+                    self.progress.behind(&backlog);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the route's backlog failed"),
+        }
     }
 }
 

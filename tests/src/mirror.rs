@@ -7,6 +7,7 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ferry_client::{Client, Message, TopicSettings};
@@ -67,6 +68,15 @@ impl Mirror {
         let _ = self.child.wait();
     }
 
+    /// Stops the mirror cleanly (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let status = self.child.wait().expect("wait for the mirror");
+        assert!(status.success(), "the mirror stopped with {status}");
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.child = spawn(&self.launch);
@@ -78,14 +88,23 @@ impl Mirror {
     }
 }
 
+/// The route's flags, with an `--instance` id of its own unless `extra`
+/// names one: restarted, a mirror keeps its id, so it renews the route's
+/// lock at once rather than standing by until its earlier self's runs out.
 fn route_args(source: &str, destination: &str, from: &str, to: &str, extra: &[&str]) -> Vec<String> {
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let instance = format!("test-{from}-{to}-{}", STARTED.fetch_add(1, Ordering::Relaxed));
     let route = ["--source-cluster", from, "--destination-cluster", to, "--topic", "events"];
-    ["--source", source, "--destination", destination]
+    let mut args: Vec<String> = ["--source", source, "--destination", destination]
         .iter()
         .chain(&route)
         .chain(extra)
         .map(|a| a.to_string())
-        .collect()
+        .collect();
+    if !extra.contains(&"--instance") {
+        args.extend(["--instance".to_owned(), instance]);
+    }
+    args
 }
 
 /// Starts the mirror; with a prefix, the prefix is the program and the
@@ -125,23 +144,22 @@ pub async fn clusters(dir: &TempDir, one: &str, two: &str) -> (Ferryd, Ferryd, C
 /// [`clusters`] listening on `ip` (a bridge's address, say, for a mirror in
 /// a network namespace to reach them).
 pub async fn clusters_on(dir: &TempDir, one: &str, two: &str, ip: IpAddr) -> (Ferryd, Ferryd, Client, Client) {
-    let start = |name: &str| {
-        // A port checked free as `free_addr` does, on `ip`.
-        let loopback = free_addr();
-        let port = loopback.rsplit_once(':').expect("host:port").1;
-        Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), &[])
-    };
-    let nodes = (start(one), start(two));
+    let (first_node, first) = cluster_on(dir, one, ip).await;
+    let (second_node, second) = cluster_on(dir, two, ip).await;
+    (first_node, second_node, first, second)
+}
+
+/// A one-node cluster named `name` listening on `ip`, with the topic `events`
+/// of [`PARTITIONS`] partitions, and a client of it.
+pub async fn cluster_on(dir: &TempDir, name: &str, ip: IpAddr) -> (Ferryd, Client) {
+    // A port checked free as `free_addr` does, on `ip`.
+    let loopback = free_addr();
+    let port = loopback.rsplit_once(':').expect("host:port").1;
+    let node = Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), &[]);
+    let client = Client::connect(node.addr()).await.expect("connect");
     let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
-    let mut clients = Vec::new();
-    for node in [&nodes.0, &nodes.1] {
-        let client = Client::connect(node.addr()).await.expect("connect");
-        client.create_topic("events", settings.clone()).await.expect("create topic");
-        clients.push(client);
-    }
-    let second = clients.pop().expect("two clients");
-    let first = clients.pop().expect("two clients");
-    (nodes.0, nodes.1, first, second)
+    client.create_topic("events", settings).await.expect("create topic");
+    (node, client)
 }
 
 /// Acknowledged source messages: (partition, offset) → value.

@@ -17,8 +17,7 @@ use ferry_etl::manifest::Manifest;
 use ferry_etl::naming::in_hour;
 use ferry_etl::store::Output;
 use ferry_tests::s3::S3Server;
-use ferry_tests::{advance_clock, binary, eventually, free_addr, Ferryd, TempDir};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ferry_tests::{advance_clock, binary, eventually, free_addr, http_get, Ferryd, TempDir};
 
 const TOPIC: &str = "clicks";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -459,16 +458,6 @@ async fn json_lines_parts_and_metrics_over_http() {
     }
     assert!(http_get(&metrics_addr, "/other").await.starts_with("HTTP/1.1 404"));
     assert!(etl.stop().success(), "{}", world.etl_log());
-}
-
-/// A plain HTTP/1.1 GET, the whole response as text.
-async fn http_get(addr: &str, path: &str) -> String {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect to the metrics endpoint");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.expect("read");
-    response
 }
 
 /// The store itself on S3: create-only puts keep the first bytes, listings

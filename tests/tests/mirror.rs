@@ -1,14 +1,15 @@
 //! The mirror (issue 9) against real processes: clusters with a
 //! `ferry-mirror` between them, killed and restarted while the source takes
 //! publishes; the destination ends with every acknowledged source message
-//! once, in per-partition order, with its origin recorded. Two clusters
-//! mirroring each other do not loop.
+//! once, in per-partition order, with its origin recorded. Two sources fan
+//! into one destination; two clusters mirroring each other do not loop.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ferry_client::SubscriptionSettings;
 use ferry_tests::mirror::{
-    assert_once_in_order, clusters, publish, stored, wait_for_copies, wait_until_drained, Mirror,
+    assert_once_in_order, cluster_on, clusters, publish, stored, wait_for_copies, wait_until_drained, Mirror,
 };
 use ferry_tests::TempDir;
 
@@ -61,6 +62,26 @@ async fn two_clusters_mirroring_each_other_copy_each_sides_messages_once_without
     assert_once_in_order(&in_a, "b", &from_b);
     assert_eq!(in_b.len(), from_a.len() + from_b.len(), "b: its own and a's, nothing else");
     assert_eq!(in_a.len(), from_a.len() + from_b.len(), "a: its own and b's, nothing else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_mirrored_into_one_destination_each_arrive_once_in_order() {
+    let dir = TempDir::new().expect("temp dir");
+    let (dc1_node, central_node, dc1, central) = clusters(&dir, "dc1", "central").await;
+    let (dc2_node, dc2) = cluster_on(&dir, "dc2", IpAddr::from([127, 0, 0, 1])).await;
+    let _from_dc1 = Mirror::start(dc1_node.addr(), central_node.addr(), "dc1", "central");
+    let _from_dc2 = Mirror::start(dc2_node.addr(), central_node.addr(), "dc2", "central");
+    let (from_dc1, from_dc2) = tokio::join!(publish(&dc1, "dc1", 0..1000), publish(&dc2, "dc2", 0..1000));
+    let central_own = publish(&central, "central", 0..100).await;
+
+    wait_for_copies(&central, "dc1", from_dc1.len()).await;
+    let copies = wait_for_copies(&central, "dc2", from_dc2.len()).await;
+    // Each source's messages once, in their partitions and order, among the
+    // destination's own; each source is its own producer, so their
+    // sequences (source offsets, overlapping) do not collide.
+    assert_once_in_order(&copies, "dc1", &from_dc1);
+    assert_once_in_order(&copies, "dc2", &from_dc2);
+    assert_eq!(copies.len(), from_dc1.len() + from_dc2.len() + central_own.len());
 }
 
 /// A source message leased to someone else (a mirror instance cut off but

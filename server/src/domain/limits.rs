@@ -73,6 +73,11 @@ pub const PAGE_SIZE_DEFAULT: u32 = 100;
 /// Largest gRPC message a node accepts or sends: the largest batch plus framing.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 4 * 1024 * 1024;
 
+/// How often the server pings an idle HTTP/2 connection, and how long it
+/// waits for the answer before closing it (with its streams).
+pub const HTTP2_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const HTTP2_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// HTTP/2 flow-control windows for what this node receives (publishes,
 /// acks, replicated entries, forwarded calls). At hyper's defaults (1 MiB
 /// each) a connection carried one 1 MiB batch at a time: publishers and

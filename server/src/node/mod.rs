@@ -25,7 +25,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::OUTSTANDING_MAX_DEFAULT;
-use crate::domain::limits::{GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES};
+use crate::domain::limits::{
+    GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT,
+    HTTP2_STREAM_WINDOW_BYTES,
+};
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
     ClusterService, GroupRoutes, GroupsService, LocksService, Proposer, PublisherService, RaftService,
@@ -322,6 +325,12 @@ impl NodeBuilder {
             })
         });
         let server = tonic::transport::Server::builder()
+            // A client cut off without a word (a link dropped, not closed)
+            // must not keep its streams: a subscription stream's leased
+            // messages would wait for it until TCP gave up, and the consumer
+            // that reconnects could not have them meanwhile.
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
             .add_service(

@@ -1,4 +1,4 @@
-//! `GET /metrics` over HTTP for Prometheus to scrape while a worker runs.
+//! `GET /metrics` over HTTP for Prometheus to scrape.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,11 +10,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
+/// What renders a scrape: the whole exposition text, computed on each request.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Binds `addr` now (so a bad address fails the start), then serves in the
-/// background until the process ends. Returns the bound address.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, topic: String) -> std::io::Result<SocketAddr> {
+/// background until the process ends. `program` names the server in the
+/// answer to any other path. Returns the bound address.
+pub async fn serve(addr: SocketAddr, program: &'static str, render: Render) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -26,10 +28,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, topic: String) -> st
                     continue;
                 }
             };
-            let (metrics, topic) = (metrics.clone(), topic.clone());
+            let render = Arc::clone(&render);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    std::future::ready(Ok::<_, Infallible>(respond(&request, &metrics, &topic)))
+                    std::future::ready(Ok::<_, Infallible>(respond(&request, program, &render)))
                 });
                 let connection =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
@@ -42,11 +44,11 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, topic: String) -> st
     Ok(bound)
 }
 
-fn respond<B>(request: &Request<B>, metrics: &Metrics, topic: &str) -> Response<Full<Bytes>> {
+fn respond<B>(request: &Request<B>, program: &str, render: &Render) -> Response<Full<Bytes>> {
     let (status, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, metrics.prometheus(topic)),
+        (&Method::GET, "/metrics") => (StatusCode::OK, render()),
         (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "only GET\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "ferry-etl serves /metrics only\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, format!("{program} serves /metrics only\n")),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
