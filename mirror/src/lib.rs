@@ -11,6 +11,8 @@
 //! - `lock.rs`: the route's lock in the destination: one active instance,
 //!   standbys taking over.
 //! - `rate.rs`: the link's rate limit.
+//! - `topics.rs`: which source topics to copy (names, patterns), a route
+//!   for each, found again as topics appear.
 //! - `progress.rs`: what a route has done and how far behind it is, logged
 //!   every 30 s.
 //!
@@ -23,6 +25,14 @@ pub mod origin;
 pub mod progress;
 pub mod rate;
 pub mod route;
+pub mod topics;
 
 pub use lock::LockSettings;
 pub use route::{run, run_until_stopped, Route};
+
+/// Resolves once `stop` turns true (or its sender is gone). Unlike
+/// `wait_for`, it keeps no borrow of the value, so a task selecting on it
+/// stays `Send`.
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

@@ -16,6 +16,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::stopped;
+
 /// Who contends for a lock, and for how long a grant lasts.
 #[derive(Debug, Clone)]
 pub struct LockSettings {
@@ -74,7 +76,7 @@ pub async fn acquire(
             standing_by_for = Some(grant.lock.holder);
         }
         tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return Ok(None),
+            () = stopped(stop) => return Ok(None),
             () = tokio::time::sleep(settings.ask_every()) => {}
         }
     }

@@ -1,14 +1,13 @@
-//! `ferry-mirror`: runs one route until interrupted.
+//! `ferry-mirror`: runs a route per matching source topic until interrupted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ferry_mirror::progress::Progress;
-use ferry_mirror::{LockSettings, Route};
+use ferry_mirror::topics::{self, RouteProgress, RouteTemplate, TopicFilter};
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Copies a topic from a source Ferry cluster into a destination cluster:
+/// Copies topics from a source Ferry cluster into a destination cluster:
 /// every acknowledged source message once, in per-partition order.
 #[derive(Debug, Parser)]
 #[command(name = "ferry-mirror", version)]
@@ -26,17 +25,26 @@ struct Args {
     /// copied back (two clusters may mirror each other).
     #[arg(long)]
     destination_cluster: String,
-    /// The topic to copy.
-    #[arg(long)]
-    topic: String,
-    /// The destination topic (default: the same name). It must exist, with
-    /// as many partitions as the source topic.
+    /// A topic to copy, or a pattern of them (`*` any run of characters, `?`
+    /// one: `events.*`); repeat for more. Topics created later that match
+    /// are picked up at the next listing. Each topic is a route of its own.
+    #[arg(long = "topic", required = true)]
+    topics: Vec<String>,
+    /// How often the source's topics are listed for new matches.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    topics_refresh_seconds: u64,
+    /// The destination topic, for a single `--topic` name (default: the
+    /// same name). It must exist with as many partitions as the source
+    /// topic, unless `--create-destination-topics`.
     #[arg(long)]
     destination_topic: Option<String>,
-    /// The route's subscription on the source (default:
-    /// `ferry-mirror.<destination cluster>.<topic>`). Created on first use,
-    /// at the oldest message the source holds; this mirror must be its only
-    /// consumer.
+    /// Create a missing destination topic with the source topic's settings.
+    #[arg(long)]
+    create_destination_topics: bool,
+    /// The route's subscription on the source, for a single `--topic` name
+    /// (default: `ferry-mirror.<destination cluster>.<topic>`). Created on
+    /// first use, at the oldest message the source holds; the route's
+    /// instances must be its only consumers.
     #[arg(long)]
     subscription: Option<String>,
     /// Messages per destination batch, at most.
@@ -69,27 +77,25 @@ fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
-    let metrics_listen = args.metrics_listen;
-    let destination_topic = args.destination_topic.clone().unwrap_or_else(|| args.topic.clone());
-    let lock = LockSettings {
-        name: format!("ferry-mirror.{}.{}.{}", args.source_cluster, args.topic, destination_topic),
-        holder: args.instance.unwrap_or_else(instance_id),
-        ttl: Duration::from_secs(args.lock_seconds),
-    };
-    let route = Route {
-        subscription: args
-            .subscription
-            .unwrap_or_else(|| format!("ferry-mirror.{}.{}", args.destination_cluster, args.topic)),
-        destination_topic,
+    let filter = TopicFilter::new(args.topics);
+    if filter.single_name().is_none() && (args.destination_topic.is_some() || args.subscription.is_some()) {
+        eprintln!("ferry-mirror: --destination-topic and --subscription need a single --topic name, not a pattern");
+        return std::process::ExitCode::from(2);
+    }
+    let (metrics_listen, topics_refresh_seconds) = (args.metrics_listen, args.topics_refresh_seconds);
+    let template = RouteTemplate {
         source: args.source,
         destination: args.destination,
         source_cluster: args.source_cluster,
         destination_cluster: args.destination_cluster,
-        topic: args.topic,
+        destination_topic: args.destination_topic,
+        subscription: args.subscription,
         batch_messages: args.batch_messages as usize,
         compression: args.compression,
         max_bytes_per_second: args.max_bytes_per_second,
-        lock,
+        create_destination_topics: args.create_destination_topics,
+        holder: args.instance.unwrap_or_else(instance_id),
+        lock_ttl: Duration::from_secs(args.lock_seconds),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -116,19 +122,11 @@ fn main() -> std::process::ExitCode {
             }
             let _ = stop.send(true);
         });
-        let progress = Arc::new(Progress::default());
+        let running = RouteProgress::default();
         if let Some(addr) = metrics_listen {
-            let labels = [
-                ("source_cluster".to_owned(), route.source_cluster.clone()),
-                ("topic".to_owned(), route.topic.clone()),
-                ("destination_topic".to_owned(), route.destination_topic.clone()),
-            ];
             let render = {
-                let progress = Arc::clone(&progress);
-                Arc::new(move || {
-                    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    progress.prometheus(&labels)
-                })
+                let running = Arc::clone(&running);
+                Arc::new(move || topics::prometheus(&running))
             };
             match ferry_metrics::serve(addr, "ferry-mirror", render).await {
                 Ok(bound) => tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics"),
@@ -138,7 +136,8 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        ferry_mirror::run_until_stopped(route, progress, stopped).await;
+        let refresh = Duration::from_secs(topics_refresh_seconds);
+        topics::run_routes(template, filter, refresh, running, stopped).await;
         std::process::ExitCode::SUCCESS
     })
 }

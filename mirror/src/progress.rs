@@ -100,51 +100,57 @@ impl Progress {
             "route progress"
         );
     }
+}
 
-    /// The Prometheus text, labelled with the route.
-    pub fn prometheus(&self, labels: &[(&str, &str)]) -> String {
-        let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
-        let counters = [
-            (
-                "ferry_mirror_copied_messages_total",
-                "Source messages stored at the destination and acked.",
-                &self.copied,
-            ),
-            ("ferry_mirror_copied_bytes_total", "Bytes of copied messages (data and attributes).", &self.copied_bytes),
-            (
-                "ferry_mirror_filtered_messages_total",
-                "Source messages that came from the destination cluster, not copied.",
-                &self.filtered,
-            ),
-            (
-                "ferry_mirror_publish_failures_total",
-                "Publishes to the destination that failed and were retried.",
-                &self.publish_failures,
-            ),
-            (
-                "ferry_mirror_run_failures_total",
-                "Runs that failed (a cluster unreachable, a stream lost, the lock lost) and started again.",
-                &self.run_failures,
-            ),
-        ];
-        let mut text = Exposition::default();
-        for (name, help, value) in counters {
-            text.counter(name, help, labels, load(value));
+/// The Prometheus text of several routes, each with its labels: a metric's
+/// samples of every route together, as the format wants.
+pub fn prometheus(routes: &[(&[(&str, &str)], &Progress)]) -> String {
+    type Field = fn(&Progress) -> &AtomicU64;
+    let counters: [(&str, &str, Field); 5] = [
+        ("ferry_mirror_copied_messages_total", "Source messages stored at the destination and acked.", |p| &p.copied),
+        ("ferry_mirror_copied_bytes_total", "Bytes of copied messages (data and attributes).", |p| &p.copied_bytes),
+        (
+            "ferry_mirror_filtered_messages_total",
+            "Source messages that came from the destination cluster, not copied.",
+            |p| &p.filtered,
+        ),
+        ("ferry_mirror_publish_failures_total", "Publishes to the destination that failed and were retried.", |p| {
+            &p.publish_failures
+        }),
+        (
+            "ferry_mirror_run_failures_total",
+            "Runs that failed (a cluster unreachable, a stream lost, the lock lost) and started again.",
+            |p| &p.run_failures,
+        ),
+    ];
+    let mut text = Exposition::default();
+    for (name, help, field) in counters {
+        for (labels, progress) in routes {
+            text.counter(name, help, labels, field(progress).load(Ordering::Relaxed));
         }
-        let active = if self.active.load(Ordering::Relaxed) { 1.0 } else { 0.0 };
+    }
+    for (labels, progress) in routes {
+        let active = if progress.active.load(Ordering::Relaxed) { 1.0 } else { 0.0 };
         text.gauge("ferry_mirror_active", "1 while this instance holds the route's lock and copies.", labels, active);
-        let behind = "Source messages not yet copied (the route subscription's unacked messages).";
-        text.gauge("ferry_mirror_behind_messages", behind, labels, load(&self.behind_messages) as f64);
-        let behind_us = self.behind_us.load(Ordering::Relaxed);
+    }
+    for (labels, progress) in routes {
+        let help = "Source messages not yet copied (the route subscription's unacked messages).";
+        let behind = progress.behind_messages.load(Ordering::Relaxed) as f64;
+        text.gauge("ferry_mirror_behind_messages", help, labels, behind);
+    }
+    for (labels, progress) in routes {
+        let behind_us = progress.behind_us.load(Ordering::Relaxed);
         if behind_us >= 0 {
             let help = "Age of the oldest source message not yet copied.";
             text.gauge("ferry_mirror_behind_seconds", help, labels, behind_us as f64 / 1e6);
         }
-        let last_stored_us = self.last_stored_us.load(Ordering::Relaxed);
+    }
+    for (labels, progress) in routes {
+        let last_stored_us = progress.last_stored_us.load(Ordering::Relaxed);
         if last_stored_us > 0 {
             let help = "When the destination last stored a batch of the route.";
             text.gauge("ferry_mirror_last_stored_timestamp_seconds", help, labels, last_stored_us as f64 / 1e6);
         }
-        text.into_text()
     }
+    text.into_text()
 }

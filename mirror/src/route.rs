@@ -21,6 +21,7 @@ use crate::lock::{self, LockSettings};
 use crate::origin;
 use crate::progress::{Progress, LAG_EVERY, REPORT_EVERY};
 use crate::rate::RateLimit;
+use crate::stopped;
 
 /// What one route copies, and where.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct Route {
     pub max_bytes_per_second: Option<u64>,
     /// The lock that makes one of the route's instances the active one.
     pub lock: LockSettings,
+    /// Create the destination topic, like the source's, when it is missing.
+    pub create_destination_topic: bool,
 }
 
 /// Messages a route holds (received, not yet stored at the destination):
@@ -85,7 +88,7 @@ pub async fn run_until_stopped(route: Route, progress: Arc<Progress>, mut stop: 
             pause = RESTART_MIN;
         }
         tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = stopped(&mut stop) => return,
             () = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(RESTART_MAX);
@@ -111,7 +114,7 @@ pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<b
     loop {
         publishing.extend(copying.start_batches(Instant::now()));
         tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = stopped(&mut stop) => break,
             Some((partition, bytes, result)) = publishing.next() => copying.published(partition, bytes, result),
             received = subscriber.next() => match received {
                 Some(Ok(delivered)) => copying.received(delivered),
@@ -277,10 +280,18 @@ impl<'a> Copying<'a> {
 /// source partition p goes to destination partition p, ordering keys with it.
 async fn check_topics(route: &Route, source: &Client, destination: &Client) -> anyhow::Result<u32> {
     let from = source.get_topic(&route.topic).await.with_context(|| format!("source topic {}", route.topic))?;
-    let to = destination
-        .get_topic(&route.destination_topic)
-        .await
-        .with_context(|| format!("destination topic {}", route.destination_topic))?;
+    let to = match destination.get_topic(&route.destination_topic).await {
+        Err(e) if e.code() == Some(Code::NotFound) && route.create_destination_topic => {
+            tracing::info!(topic = %route.destination_topic, partitions = from.settings.partitions, "creating the destination topic");
+            match destination.create_topic(&route.destination_topic, from.settings.clone()).await {
+                // Another instance may have created it meanwhile.
+                Err(e) if e.code() == Some(Code::AlreadyExists) => destination.get_topic(&route.destination_topic).await,
+                created => created,
+            }
+        }
+        found => found,
+    }
+    .with_context(|| format!("destination topic {}", route.destination_topic))?;
     let (partitions, theirs) = (from.settings.partitions, to.settings.partitions);
     if partitions != theirs {
         bail!(

@@ -94,10 +94,12 @@ impl Mirror {
 fn route_args(source: &str, destination: &str, from: &str, to: &str, extra: &[&str]) -> Vec<String> {
     static STARTED: AtomicU32 = AtomicU32::new(0);
     let instance = format!("test-{from}-{to}-{}", STARTED.fetch_add(1, Ordering::Relaxed));
-    let route = ["--source-cluster", from, "--destination-cluster", to, "--topic", "events"];
+    let topic: &[&str] = if extra.contains(&"--topic") { &[] } else { &["--topic", "events"] };
+    let route = ["--source-cluster", from, "--destination-cluster", to];
     let mut args: Vec<String> = ["--source", source, "--destination", destination]
         .iter()
         .chain(&route)
+        .chain(topic)
         .chain(extra)
         .map(|a| a.to_string())
         .collect();
@@ -168,11 +170,16 @@ pub type Acked = BTreeMap<(u32, u64), String>;
 /// Publishes messages `<prefix>-<n>` for each n of `range` to `events` in
 /// requests of 20; returns each acknowledged one's position and value.
 pub async fn publish(client: &Client, prefix: &str, range: std::ops::Range<u32>) -> Acked {
+    publish_to(client, "events", prefix, range).await
+}
+
+/// [`publish`] to `topic`.
+pub async fn publish_to(client: &Client, topic: &str, prefix: &str, range: std::ops::Range<u32>) -> Acked {
     let mut acked = BTreeMap::new();
     let values: Vec<String> = range.map(|n| format!("{prefix}-{n}")).collect();
     for chunk in values.chunks(20) {
         let messages = chunk.iter().map(|v| Message::new(v.clone())).collect();
-        let positions = client.publish("events", messages).await.expect("publish");
+        let positions = client.publish(topic, messages).await.expect("publish");
         for (position, value) in positions.iter().zip(chunk) {
             acked.insert((position.partition, position.offset), value.clone());
         }
@@ -190,11 +197,16 @@ pub struct Copy {
 
 /// Every message of `events` on a one-node cluster, per partition in offset order.
 pub async fn stored(client: &Client) -> Vec<Copy> {
+    stored_in(client, "events").await
+}
+
+/// [`stored`] of `topic`.
+pub async fn stored_in(client: &Client, topic: &str) -> Vec<Copy> {
     let mut copies = Vec::new();
     for partition in 0..PARTITIONS {
         let mut from = 0;
         loop {
-            let (records, end) = client.read_log("events", partition, from, 1000).await.expect("read");
+            let (records, end) = client.read_log(topic, partition, from, 1000).await.expect("read");
             for record in &records {
                 let attribute = |key: &str| record.message.attributes.get(key).cloned().unwrap_or_default();
                 let origin = (
@@ -218,15 +230,20 @@ pub async fn stored(client: &Client) -> Vec<Copy> {
 /// `origin`, then a little longer, so that a duplicate would have had time
 /// to show.
 pub async fn wait_for_copies(client: &Client, origin: &str, count: usize) -> Vec<Copy> {
+    wait_for_copies_in(client, "events", origin, count).await
+}
+
+/// [`wait_for_copies`] in `topic`.
+pub async fn wait_for_copies_in(client: &Client, topic: &str, origin: &str, count: usize) -> Vec<Copy> {
     for _ in 0..600 {
-        let copies = stored(client).await;
+        let copies = stored_in(client, topic).await;
         if copies.iter().filter(|c| c.origin.0 == origin).count() >= count {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            return stored(client).await;
+            return stored_in(client, topic).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let copies = stored(client).await;
+    let copies = stored_in(client, topic).await;
     let held = copies.iter().filter(|c| c.origin.0 == origin).count();
     panic!("the destination never held {count} copies from {origin}: {held} after a minute");
 }

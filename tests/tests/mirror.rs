@@ -7,11 +7,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ferry_client::SubscriptionSettings;
+use ferry_client::{Code, SubscriptionSettings, TopicSettings};
 use ferry_tests::mirror::{
-    assert_once_in_order, cluster_on, clusters, publish, stored, wait_for_copies, wait_until_drained, Mirror,
+    assert_once_in_order, cluster_on, clusters, publish, publish_to, stored, wait_for_copies, wait_for_copies_in,
+    wait_until_drained, Mirror, PARTITIONS,
 };
-use ferry_tests::TempDir;
+use ferry_tests::{eventually, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_killed_and_restarted_with_its_destination_copies_every_acknowledged_message_once_in_order() {
@@ -82,6 +83,35 @@ async fn two_sources_mirrored_into_one_destination_each_arrive_once_in_order() {
     assert_once_in_order(&copies, "dc1", &from_dc1);
     assert_once_in_order(&copies, "dc2", &from_dc2);
     assert_eq!(copies.len(), from_dc1.len() + from_dc2.len() + central_own.len());
+}
+
+/// A route by pattern copies every matching topic, one created after the
+/// mirror started included, into destination topics it creates like the
+/// source's; topics that do not match stay where they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_copies_every_matching_topic_into_topics_it_creates_and_picks_up_new_ones() {
+    let dir = TempDir::new().expect("temp dir");
+    let (source_node, destination_node, source, destination) = clusters(&dir, "dc1", "central").await;
+    let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
+    for topic in ["web.clicks", "web.views", "other"] {
+        source.create_topic(topic, settings.clone()).await.expect("create topic");
+    }
+    let args = ["--topic", "web.*", "--create-destination-topics", "--topics-refresh-seconds", "1"];
+    let _mirror = Mirror::start_with(source_node.addr(), destination_node.addr(), "dc1", "central", &args);
+    let clicks = publish_to(&source, "web.clicks", "c", 0..300).await;
+    let views = publish_to(&source, "web.views", "v", 0..300).await;
+    source.create_topic("web.later", settings).await.expect("create topic");
+    let later = publish_to(&source, "web.later", "l", 0..300).await;
+    publish_to(&source, "other", "o", 0..10).await;
+
+    for (topic, acked) in [("web.clicks", &clicks), ("web.views", &views), ("web.later", &later)] {
+        let created = eventually(Duration::from_secs(30), topic, || async { destination.get_topic(topic).await.ok() });
+        assert_eq!(created.await.settings.partitions, PARTITIONS, "{topic} is created like the source's");
+        let copies = wait_for_copies_in(&destination, topic, "dc1", acked.len()).await;
+        assert_once_in_order(&copies, "dc1", acked);
+    }
+    let error = destination.get_topic("other").await.expect_err("not mirrored");
+    assert_eq!(error.code(), Some(Code::NotFound));
 }
 
 /// A source message leased to someone else (a mirror instance cut off but
