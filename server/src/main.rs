@@ -57,6 +57,10 @@ struct Args {
     data_groups: u32,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):
+    /// Raft groups, partitions, subscription backlogs, storage, process.
+    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[arg(long, hide = true)]
     unsafe_skip_fsync: bool,
     /// TESTING ONLY: answer publishes as soon as they are handed to Raft,
@@ -111,6 +115,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .data_groups(args.data_groups);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
+    }
+    if let Some(addr) = args.metrics_listen {
+        builder = builder.metrics_listen(addr);
     }
     if let Some(ip) = args.source_ip {
         builder = builder.source_ip(ip);

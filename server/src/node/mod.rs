@@ -45,10 +45,12 @@ mod data_groups;
 mod formation;
 pub mod log_purge;
 mod membership;
+pub mod metrics;
 pub mod retention;
 
 use data_groups::{DataGroups, GroupOpener};
 pub use formation::Formation;
+use metrics::NodeMetrics;
 
 /// Raft entries between snapshots; a snapshot lets the log before it be purged.
 pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 10_000;
@@ -99,6 +101,7 @@ pub struct NodeBuilder {
     outstanding_max: usize,
     data_groups: u32,
     snapshot_every_entries: u64,
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
@@ -120,6 +123,7 @@ impl NodeBuilder {
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
             data_groups: 0,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            metrics_listen: None,
         }
     }
 
@@ -207,6 +211,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Also serve Prometheus metrics at `http://addr/metrics`.
+    pub fn metrics_listen(mut self, addr: SocketAddr) -> Self {
+        self.metrics_listen = Some(addr);
+        self
+    }
+
     /// Opens storage, starts Raft, serves gRPC, and joins or forms the cluster
     /// (a one-node cluster on a new data directory waits until it leads).
     pub async fn start(self) -> Result<Node, NodeError> {
@@ -251,6 +261,14 @@ impl NodeBuilder {
             routes = routes.acking_before_commit();
         }
         let routes = routes.shared();
+        if let Some(addr) = self.metrics_listen {
+            let metrics =
+                NodeMetrics { node_id: self.node_id, groups: Arc::clone(&groups), routes: Arc::clone(&routes) };
+            let bound = ferry_metrics::serve(addr, "ferryd", Arc::new(move || metrics.render()))
+                .await
+                .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
+            tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");
+        }
         let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes));
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };

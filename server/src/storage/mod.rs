@@ -16,6 +16,7 @@ pub mod records;
 pub mod state_db;
 
 pub use codec::CodecError;
+pub use state_db::DiskUsage;
 
 /// A failure of the disk or of stored data. Fatal to the node: a replica that
 /// cannot read or write its state must stop rather than diverge.

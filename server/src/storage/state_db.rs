@@ -50,6 +50,23 @@ impl StateDb {
         db::handle(&self.db, family)
     }
 
+    /// What the database holds on disk and owes compaction, summed over its
+    /// column families (RocksDB's own estimates).
+    pub fn usage(&self) -> Result<DiskUsage, StorageError> {
+        let mut usage = DiskUsage::default();
+        for family in STATE_FAMILIES {
+            let cf = self.cf(family)?;
+            let property = |name: &str| {
+                let value = self.db.property_int_value_cf(cf, name);
+                value.map(Option::unwrap_or_default).map_err(StorageError::rocksdb(format!("reading {name}")))
+            };
+            usage.table_bytes += property("rocksdb.total-sst-files-size")?;
+            usage.blob_bytes += property("rocksdb.total-blob-file-size")?;
+            usage.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes")?;
+        }
+        Ok(usage)
+    }
+
     /// Rebuilds group `group`'s catalog from its records.
     pub fn load_catalog(&self, group: u32) -> Result<Catalog, StorageError> {
         let mut catalog = Catalog::for_group(group);
@@ -406,6 +423,14 @@ fn load_applied(db: &DB, path: &Path) -> Result<AppliedRecord, StorageError> {
         None => None,
     };
     Ok(AppliedRecord { last_applied, membership })
+}
+
+/// A database's size on disk and compaction debt, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub table_bytes: u64,
+    pub blob_bytes: u64,
+    pub pending_compaction_bytes: u64,
 }
 
 impl StateRead for StateDb {

@@ -1,0 +1,51 @@
+//! `ferryd --metrics-listen`: what a node serves to Prometheus reflects what
+//! it holds — publishes, backlogs as consumers ack, Raft leadership, its
+//! process — in the text format with units in the names.
+
+use std::time::Duration;
+
+use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
+use ferry_tests::{free_addr, http_get, Ferryd, TempDir};
+
+/// The value of the sample `line` (name and labels, exactly) in `scrape`.
+fn sample(scrape: &str, line: &str) -> f64 {
+    let found = scrape.lines().find_map(|l| l.strip_prefix(line).and_then(|rest| rest.strip_prefix(' ')));
+    found.unwrap_or_else(|| panic!("no {line} in:\n{scrape}")).parse().expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
+    let dir = TempDir::new().expect("temp dir");
+    let metrics = free_addr();
+    let node = Ferryd::start_with(dir.path(), &["--metrics-listen", &metrics]);
+    let client = Client::connect(node.addr()).await.expect("connect");
+    client.create_topic("clicks", TopicSettings { partitions: 2, ..Default::default() }).await.expect("topic");
+    client.create_subscription("etl", "clicks", SubscriptionSettings::default()).await.expect("subscription");
+    let messages: Vec<Message> = (0..100).map(|i| Message::new(format!("m{i:03}"))).collect();
+    client.publish("clicks", messages).await.expect("publish");
+    let pulled = client.pull("etl", 30, Duration::from_secs(5)).await.expect("pull");
+    let acked: Vec<String> = pulled.iter().take(10).map(|m| m.ack_id.clone()).collect();
+    client.acknowledge("etl", &acked).await.expect("ack");
+
+    let response = http_get(&metrics, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let scrape = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let published: f64 = (0..2)
+        .map(|p| {
+            sample(scrape, &format!("ferry_partition_published_messages_total{{topic=\"clicks\",partition=\"{p}\"}}"))
+        })
+        .sum();
+    assert_eq!(published, 100.0);
+    let bytes = sample(scrape, "ferry_partition_published_bytes_total{topic=\"clicks\",partition=\"0\"}");
+    assert!(bytes >= 4.0 * 40.0, "{bytes} bytes for the partition's share of 100 four-byte messages");
+    let unacked = "ferry_subscription_unacked_messages{subscription=\"etl\",group=\"0\"}";
+    assert_eq!(sample(scrape, unacked), 90.0, "100 published, 10 acked");
+    let leased = sample(scrape, "ferry_subscription_leased_messages{subscription=\"etl\",group=\"0\"}");
+    assert_eq!(leased, pulled.len() as f64 - 10.0, "pulled and not acked");
+    assert_eq!(sample(scrape, "ferry_raft_is_leader{group=\"0\"}"), 1.0);
+    assert!(sample(scrape, "ferry_raft_applied_index{group=\"0\"}") > 0.0);
+    assert!(sample(scrape, "process_resident_memory_bytes") > 1e6);
+    assert!(scrape.contains("# TYPE ferry_partition_published_messages_total counter"), "{scrape}");
+    assert!(scrape.contains("ferry_build_info{version=\""), "{scrape}");
+    assert!(http_get(&metrics, "/other").await.starts_with("HTTP/1.1 404"));
+}
