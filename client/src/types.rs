@@ -304,6 +304,8 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     pub purged_index: u64,
     pub version: String,
+    /// The git commit the node's ferryd was built from.
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +375,7 @@ pub(crate) fn node_status_from_api(status: api::NodeStatus) -> NodeStatus {
         snapshot_index: status.snapshot_index,
         purged_index: status.purged_index,
         version: status.version,
+        commit: status.commit,
     }
 }
 

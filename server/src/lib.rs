@@ -17,3 +17,8 @@ pub mod raft;
 pub mod storage;
 
 pub use node::{Node, NodeBuilder};
+
+/// This build's version, and the git commit it was built from (`-dirty` when
+/// the tree had changes; "unknown" outside a checkout).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("FERRY_GIT_COMMIT");

@@ -14,7 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Ferry server: a Raft-replicated event queue node.
 #[derive(Debug, Parser)]
-#[command(name = "ferryd", version)]
+#[command(name = "ferryd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERRY_GIT_COMMIT"), ")"))]
 struct Args {
     /// Where this node keeps its Raft log, state and snapshots.
     #[arg(long, env = "FERRY_DATA_DIR", default_value = "./data")]
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferryd starting");
+    tracing::info!(version = ferry_server::VERSION, commit = ferry_server::GIT_COMMIT, "ferryd starting");
     let formation = match (args.peers, args.join) {
         (Some(peers), _) => Formation::Peers(peers),
         (None, Some(seed)) => Formation::Join(seed),

@@ -5,7 +5,35 @@
 use std::time::Duration;
 
 use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
-use ferry_tests::{free_addr, http_get, Ferryd, TempDir};
+use ferry_tests::{eventually, ferry_ok, free_addr, http_get, Ferryd, TempDir};
+
+/// The commit this checkout is at, as ferryd's build stamps it.
+fn built_commit() -> String {
+    let output = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().expect("git");
+    assert!(output.status.success(), "git rev-parse: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A node says which build it runs: in `ferry cluster status` (table and
+/// JSON), as well as in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reports_its_version_and_git_commit() {
+    let dir = TempDir::new().expect("temp dir");
+    let node = Ferryd::start(dir.path());
+    let client = Client::connect(node.addr()).await.expect("connect");
+    let status = eventually(Duration::from_secs(10), "the node is a member", || async {
+        client.cluster_status().await.ok().filter(|s| !s.members.is_empty())
+    })
+    .await;
+    let member = status.members[0].status.as_ref().expect("the node answers");
+    assert_eq!(member.version, env!("CARGO_PKG_VERSION"));
+    assert!(member.commit.starts_with(&built_commit()), "{} is not this checkout's commit", member.commit);
+    let table = ferry_ok(node.addr(), &["cluster", "status"], b"");
+    assert!(table.contains(&format!("{} ({})", member.version, member.commit)), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ferry_ok(node.addr(), &["cluster", "status", "--json"], b"")).expect("json");
+    assert_eq!(json["members"][0]["status"]["commit"], member.commit.as_str(), "{json}");
+}
 
 /// The value of the sample `line` (name and labels, exactly) in `scrape`.
 fn sample(scrape: &str, line: &str) -> f64 {
@@ -46,6 +74,8 @@ async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
     assert!(sample(scrape, "ferry_raft_applied_index{group=\"0\"}") > 0.0);
     assert!(sample(scrape, "process_resident_memory_bytes") > 1e6);
     assert!(scrape.contains("# TYPE ferry_partition_published_messages_total counter"), "{scrape}");
-    assert!(scrape.contains("ferry_build_info{version=\""), "{scrape}");
+    let commit = built_commit();
+    let build = format!("ferry_build_info{{version=\"{}\",commit=\"{commit}", env!("CARGO_PKG_VERSION"));
+    assert!(scrape.contains(&build), "no {build} in:\n{scrape}");
     assert!(http_get(&metrics, "/other").await.starts_with("HTTP/1.1 404"));
 }

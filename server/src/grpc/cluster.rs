@@ -69,7 +69,8 @@ impl ClusterService {
             applied_index: metrics.last_applied.map_or(0, |l| l.index),
             snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
             purged_index: metrics.purged.map_or(0, |l| l.index),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: crate::VERSION.into(),
+            commit: crate::GIT_COMMIT.into(),
             groups: self.group_statuses(),
             forwarded_publish_batches: self.routes.forwarded_publishes(),
         }

@@ -23,8 +23,8 @@ pub struct NodeMetrics {
 impl NodeMetrics {
     pub fn render(&self) -> String {
         let mut text = Exposition::default();
-        let version = env!("CARGO_PKG_VERSION");
-        text.gauge("ferry_build_info", "The running build (always 1).", &[("version", version)], 1.0);
+        let build = [("version", crate::VERSION), ("commit", crate::GIT_COMMIT)];
+        text.gauge("ferry_build_info", "The running build (always 1).", &build, 1.0);
         self.raft(&mut text);
         self.partitions(&mut text);
         self.subscriptions(&mut text);

@@ -59,7 +59,7 @@ fn print_table(status: &ClusterStatus) {
                 s.committed_index,
                 s.applied_index,
                 member.lag_entries,
-                s.version
+                format!("{} ({})", s.version, s.commit)
             ),
             Err(e) => println!("{:>5}  {:<22} {:<9} {:<5} unreachable: {e}", member.node_id, member.addr, "?", voter),
         }
@@ -97,6 +97,7 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
                     "snapshot_index": s.snapshot_index,
                     "purged_index": s.purged_index,
                     "version": s.version,
+                    "commit": s.commit,
                 }),
                 Err(e) => member["error"] = json!(e),
             }
