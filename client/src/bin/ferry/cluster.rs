@@ -49,7 +49,7 @@ fn print_table(status: &ClusterStatus) {
         let voter = if member.voter { "yes" } else { "no" };
         match &member.status {
             Ok(s) => println!(
-                "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  {}",
+                "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  {} ({})",
                 member.node_id,
                 member.addr,
                 s.role,
@@ -59,7 +59,8 @@ fn print_table(status: &ClusterStatus) {
                 s.committed_index,
                 s.applied_index,
                 member.lag_entries,
-                format!("{} ({})", s.version, s.commit)
+                s.version,
+                s.commit
             ),
             Err(e) => println!("{:>5}  {:<22} {:<9} {:<5} unreachable: {e}", member.node_id, member.addr, "?", voter),
         }
