@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::OUTSTANDING_MAX_DEFAULT;
@@ -43,6 +44,7 @@ mod balancer;
 mod catalog_sync;
 mod data_groups;
 mod formation;
+mod health;
 pub mod log_purge;
 mod membership;
 pub mod metrics;
@@ -269,7 +271,9 @@ impl NodeBuilder {
                 .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
             tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");
         }
-        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes));
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let health = tokio::spawn(health::run(health_reporter, raft.clone()));
+        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service);
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
@@ -288,7 +292,8 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        let background = joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer]).collect();
+        let background =
+            joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer, health]).collect();
         Ok(Node { id: self.node_id, local_addr, raft, state, groups, stop: Some(stop), server, background })
     }
 
@@ -326,6 +331,7 @@ impl NodeBuilder {
         proposer: &Proposer,
         groups: &Arc<Groups>,
         routes: Arc<GroupRoutes>,
+        health: HealthServer<impl Health>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
@@ -363,6 +369,7 @@ impl NodeBuilder {
             )
             .add_service(ClusterServer::new(cluster).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
             .add_service(LocksServer::new(locks).max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+            .add_service(health)
             .add_service(
                 RaftServer::new(peers)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -393,8 +400,8 @@ pub struct Node {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Tasks that run as long as the node: retention, purging the log,
-    /// the data groups and their leaders' balance, and joining the cluster
-    /// when started with `Formation::Join`.
+    /// the data groups and their leaders' balance, the health status, and
+    /// joining the cluster when started with `Formation::Join`.
     background: Vec<JoinHandle<()>>,
 }
 
