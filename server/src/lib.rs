@@ -9,6 +9,7 @@
 //! - [`node`]: a running node, started with [`NodeBuilder`] and stopped cleanly.
 
 pub mod clock;
+pub mod config_file;
 pub mod delivery;
 pub mod domain;
 pub mod grpc;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use ferry_server::clock::ManualClock;
+use ferry_server::config_file::{file_args, toml_line, Setting};
 use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
 use ferry_server::NodeBuilder;
@@ -14,8 +15,17 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Ferry server: a Raft-replicated event queue node.
 #[derive(Debug, Parser)]
-#[command(name = "ferryd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERRY_GIT_COMMIT"), ")"))]
+#[command(name = "ferryd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERRY_GIT_COMMIT"), ")"), args_override_self = true)]
 struct Args {
+    /// A TOML file of settings, keyed by these flags' names with underscores
+    /// (`outstanding_max = 5000`). A flag or its FERRY_* variable beats the
+    /// file; unknown keys and bad values are errors.
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the settings in force (flags, environment, file and defaults
+    /// merged) as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Where this node keeps its Raft log, state and snapshots.
     #[arg(long, env = "FERRY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
@@ -55,12 +65,12 @@ struct Args {
     #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=256))]
     data_groups: u32,
-    /// TESTING ONLY: report log appends durable without fsync. Loses
-    /// acknowledged data on power loss; exists to prove the fault harness sees it.
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):
     /// Raft groups, partitions, subscription backlogs, storage, process.
     #[arg(long, env = "FERRY_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// TESTING ONLY: report log appends durable without fsync. Loses
+    /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
     unsafe_skip_fsync: bool,
     /// TESTING ONLY: answer publishes as soon as they are handed to Raft,
@@ -75,7 +85,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferryd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
@@ -156,6 +173,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("node failed: {reason}")
         }
     }
+}
+
+/// The command line merged with the `--config` file's settings, each
+/// checked by its flag's parser; `None` once `--print-config` has printed
+/// them. `--help`, `--version` and command-line errors exit here, as clap
+/// does.
+fn parse_args() -> Result<Option<Args>, String> {
+    let command = Args::command();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = command.clone().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
+    let settings: Vec<Setting> = command
+        .get_arguments()
+        .filter(|arg| {
+            !arg.is_hide_set() && !["config", "print_config", "help", "version"].contains(&arg.get_id().as_str())
+        })
+        .filter_map(|arg| {
+            let flag = arg.get_long()?.to_owned();
+            let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
+            Some(Setting { key: arg.get_id().as_str().to_owned(), flag, env })
+        })
+        .collect();
+    let mut merged = vec![argv[0].clone()];
+    if let Some(path) = matches.get_one::<PathBuf>("config") {
+        for (key, words) in file_args(path, &settings).map_err(|e| e.to_string())? {
+            // Checked alone, so the error names the key rather than a flag.
+            let alone = [argv[0].clone(), words[0].clone().into(), words[1].clone().into()];
+            if let Err(e) = command.clone().try_get_matches_from(alone) {
+                let problem = e.to_string();
+                let problem = problem.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                return Err(format!("config file {}: key {key:?}: {problem}", path.display()));
+            }
+            merged.extend(words.map(Into::into));
+        }
+    }
+    // The command line last: a flag given there beats the file's.
+    merged.extend(argv[1..].iter().cloned());
+    let matches = command.clone().try_get_matches_from(&merged).unwrap_or_else(|e| e.exit());
+    let args = Args::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    if args.print_config {
+        for setting in &settings {
+            match matches.get_raw(&setting.key).and_then(|mut values| values.next()) {
+                Some(value) => println!("{}", toml_line(&setting.key, &value.to_string_lossy())),
+                None => println!("# {} is not set", setting.key),
+            }
+        }
+        return Ok(None);
+    }
+    Ok(Some(args))
 }
 
 /// Parses `1=host:port,2=host:port`.
