@@ -99,7 +99,7 @@ impl Client {
     }
 
     pub async fn get_topic(&self, name: &str) -> Result<Topic> {
-        let request = api::GetTopicRequest { name: name.to_owned() };
+        let request = api::GetTopicRequest { name: name.to_owned(), ..Default::default() };
         Ok(topic_from_api(self.router.call(rpc!(publisher, get_topic, request)).await?))
     }
 

@@ -4,6 +4,7 @@
 //! subscriptions admin, publish (acknowledged once durable), pull, acknowledge
 //! and lease changes. The `ferry` command-line tool is built on it.
 
+pub mod audit;
 pub mod client;
 pub mod error;
 pub mod locks;
@@ -13,6 +14,7 @@ mod routes;
 pub mod subscriber;
 pub mod types;
 
+pub use audit::ProducerInfo;
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
 pub use locks::{Lock, LockGrant};

@@ -30,6 +30,11 @@ struct Args {
     /// are picked up at the next listing. Each topic is a route of its own.
     #[arg(long = "topic", required = true)]
     topics: Vec<String>,
+    /// How often the active instance compares, for each closed hour of each
+    /// source partition, the source's message count with what the
+    /// destination stored (mismatches are logged and in the metrics).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    gap_check_seconds: u64,
     /// How often the source's topics are listed for new matches.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     topics_refresh_seconds: u64,
@@ -96,6 +101,7 @@ fn main() -> std::process::ExitCode {
         create_destination_topics: args.create_destination_topics,
         holder: args.instance.unwrap_or_else(instance_id),
         lock_ttl: Duration::from_secs(args.lock_seconds),
+        gap_check_every: Duration::from_secs(args.gap_check_seconds),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

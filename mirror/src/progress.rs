@@ -3,11 +3,15 @@
 //! `route progress` every [`REPORT_EVERY`], and served to Prometheus
 //! (`--metrics-listen`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_client::Backlog;
 use ferry_metrics::Exposition;
+
+use crate::gap::{self, HourCount};
 
 /// How often a route logs its progress.
 pub const REPORT_EVERY: Duration = Duration::from_secs(30);
@@ -35,6 +39,14 @@ pub struct Progress {
     /// as last read; -1 µs: not read yet.
     behind_messages: AtomicU64,
     behind_us: AtomicI64,
+    /// Messages left out, by (partition, start of their publish hour), for
+    /// the gap check; hours past the check's reach are dropped.
+    filtered_by_hour: Mutex<BTreeMap<(u32, i64), u64>>,
+    /// (partition, hour) pairs the gap check counted, and what it found.
+    gap_checked: Mutex<BTreeSet<(u32, i64)>>,
+    gap_hours_checked: AtomicU64,
+    gap_hours: AtomicU64,
+    gap_messages: AtomicU64,
 }
 
 impl Default for Progress {
@@ -49,6 +61,11 @@ impl Default for Progress {
             last_stored_us: AtomicI64::new(0),
             behind_messages: AtomicU64::new(0),
             behind_us: AtomicI64::new(-1),
+            filtered_by_hour: Mutex::default(),
+            gap_checked: Mutex::default(),
+            gap_hours_checked: AtomicU64::new(0),
+            gap_hours: AtomicU64::new(0),
+            gap_messages: AtomicU64::new(0),
         }
     }
 }
@@ -61,8 +78,41 @@ impl Progress {
         self.last_stored_us.store(now, Ordering::Relaxed);
     }
 
-    pub fn filtered(&self) {
+    /// A message of `partition` published at `publish_time_us` was left out.
+    pub fn filtered(&self, partition: u32, publish_time_us: i64) {
         self.filtered.fetch_add(1, Ordering::Relaxed);
+        let hour = gap::hour_of(publish_time_us);
+        let mut by_hour = lock(&self.filtered_by_hour);
+        if let Some(count) = by_hour.get_mut(&(partition, hour)) {
+            *count += 1;
+            return;
+        }
+        by_hour.insert((partition, hour), 1);
+        // A new hour: drop those two days back, past anything the gap check
+        // still counts.
+        let keep_from = hour - 48 * gap::HOUR_US;
+        by_hour.retain(|&(_, h), _| h >= keep_from);
+    }
+
+    pub fn filtered_in(&self, partition: u32, hour_start_us: i64) -> u64 {
+        lock(&self.filtered_by_hour).get(&(partition, hour_start_us)).copied().unwrap_or(0)
+    }
+
+    pub fn gap_checked(&self, partition: u32, hour_start_us: i64) -> bool {
+        lock(&self.gap_checked).contains(&(partition, hour_start_us))
+    }
+
+    /// Records what the gap check counted for one hour of one partition.
+    pub fn hour_checked(&self, count: &HourCount) {
+        let mut checked = lock(&self.gap_checked);
+        checked.insert((count.partition, count.hour_start_us));
+        let keep_from = count.hour_start_us - 48 * gap::HOUR_US;
+        checked.retain(|&(_, h)| h >= keep_from);
+        self.gap_hours_checked.fetch_add(1, Ordering::Relaxed);
+        if count.missing() != 0 {
+            self.gap_hours.fetch_add(1, Ordering::Relaxed);
+            self.gap_messages.fetch_add(count.missing().unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     pub fn publish_failed(&self) {
@@ -106,7 +156,20 @@ impl Progress {
 /// samples of every route together, as the format wants.
 pub fn prometheus(routes: &[(&[(&str, &str)], &Progress)]) -> String {
     type Field = fn(&Progress) -> &AtomicU64;
-    let counters: [(&str, &str, Field); 5] = [
+    let counters: [(&str, &str, Field); 8] = [
+        (
+            "ferry_mirror_gap_hours_checked_total",
+            "Hours of a source partition whose source and destination counts were compared.",
+            |p| &p.gap_hours_checked,
+        ),
+        ("ferry_mirror_gap_hours_total", "Checked hours of a source partition whose counts did not match.", |p| {
+            &p.gap_hours
+        }),
+        (
+            "ferry_mirror_gap_messages_total",
+            "Source messages of checked hours the destination does not hold (nor were left out on purpose).",
+            |p| &p.gap_messages,
+        ),
         ("ferry_mirror_copied_messages_total", "Source messages stored at the destination and acked.", |p| &p.copied),
         ("ferry_mirror_copied_bytes_total", "Bytes of copied messages (data and attributes).", |p| &p.copied_bytes),
         (
@@ -153,4 +216,8 @@ pub fn prometheus(routes: &[(&[(&str, &str)], &Progress)]) -> String {
         }
     }
     text.into_text()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

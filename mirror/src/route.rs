@@ -16,6 +16,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::gap;
 use crate::lane::{Batch, Lane, Next, Refusal};
 use crate::lock::{self, LockSettings};
 use crate::origin;
@@ -48,6 +49,8 @@ pub struct Route {
     pub lock: LockSettings,
     /// Create the destination topic, like the source's, when it is missing.
     pub create_destination_topic: bool,
+    /// How often the active instance runs the hourly gap check.
+    pub gap_check_every: Duration,
 }
 
 /// Messages a route holds (received, not yet stored at the destination):
@@ -110,6 +113,7 @@ pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<b
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut report = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
     let mut lag = tokio::time::interval(LAG_EVERY);
+    let mut gaps = tokio::time::interval_at(Instant::now() + route.gap_check_every, route.gap_check_every);
     tracing::info!(topic = %route.topic, partitions, "mirroring");
     loop {
         publishing.extend(copying.start_batches(Instant::now()));
@@ -123,6 +127,7 @@ pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<b
             },
             () = sleep_until(copying.floors_due), if copying.floors_due.is_some() => copying.read_floors().await,
             _ = lag.tick() => copying.read_lag().await,
+            _ = gaps.tick() => copying.check_gaps().await,
             _ = report.tick() => progress.report(&route.topic),
             // Lanes waiting out a retry or the rate limit look again.
             _ = tick.tick() => {}
@@ -235,7 +240,8 @@ impl<'a> Copying<'a> {
         let position = delivered.message.position;
         let lane = &mut self.lanes[position.partition as usize];
         if origin::came_from(&delivered.message, &self.route.destination_cluster) {
-            self.progress.filtered();
+            let published = delivered.message.publish_time.duration_since(UNIX_EPOCH).unwrap_or_default();
+            self.progress.filtered(position.partition, published.as_micros() as i64);
             lane.filter(position.offset);
             delivered.ack();
         } else if let Some(done) = lane.receive(position.offset, delivered) {
@@ -260,6 +266,19 @@ impl<'a> Copying<'a> {
         }
         if self.lanes.iter().any(|lane| lane.next(self.route.batch_messages) == Next::NeedFloor) {
             self.floors_due = Some(Instant::now() + FLOOR_POLL);
+        }
+    }
+
+    /// Compares the source's and the destination's counts of the hours
+    /// closed since the last check; a failure only delays it.
+    async fn check_gaps(&self) {
+        match gap::check(self.route, &self.source, &self.destination, self.progress).await {
+            Ok(counts) if !counts.is_empty() => {
+                let missing: i64 = counts.iter().map(gap::HourCount::missing).sum();
+                tracing::info!(topic = %self.route.topic, hours = counts.len(), missing, "gap check");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "the gap check failed"),
         }
     }
 

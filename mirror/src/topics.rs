@@ -90,6 +90,7 @@ pub struct RouteTemplate {
     pub create_destination_topics: bool,
     pub holder: String,
     pub lock_ttl: Duration,
+    pub gap_check_every: Duration,
 }
 
 impl RouteTemplate {
@@ -116,6 +117,7 @@ impl RouteTemplate {
             compression: self.compression,
             max_bytes_per_second: self.max_bytes_per_second,
             create_destination_topic: self.create_destination_topics,
+            gap_check_every: self.gap_check_every,
         }
     }
 }

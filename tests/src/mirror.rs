@@ -154,10 +154,15 @@ pub async fn clusters_on(dir: &TempDir, one: &str, two: &str, ip: IpAddr) -> (Fe
 /// A one-node cluster named `name` listening on `ip`, with the topic `events`
 /// of [`PARTITIONS`] partitions, and a client of it.
 pub async fn cluster_on(dir: &TempDir, name: &str, ip: IpAddr) -> (Ferryd, Client) {
+    cluster_with(dir, name, ip, &[]).await
+}
+
+/// [`cluster_on`] with more `ferryd` flags.
+pub async fn cluster_with(dir: &TempDir, name: &str, ip: IpAddr, args: &[&str]) -> (Ferryd, Client) {
     // A port checked free as `free_addr` does, on `ip`.
     let loopback = free_addr();
     let port = loopback.rsplit_once(':').expect("host:port").1;
-    let node = Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), &[]);
+    let node = Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), args);
     let client = Client::connect(node.addr()).await.expect("connect");
     let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
     client.create_topic("events", settings).await.expect("create topic");

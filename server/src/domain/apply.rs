@@ -10,6 +10,7 @@ use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, Topic
 use super::command::{
     AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SyncGroup, TopicConfig, Trim,
 };
+use super::hours;
 use super::locks;
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
@@ -276,6 +277,11 @@ fn append(
     // leader's clock is behind the old one's.
     let publish_time_us = publish_time_us.max(state.last_publish_time_us);
     let (first_offset, bytes_before) = (state.next_offset, state.total_bytes);
+    let new_hour = first_offset == 0 || hours::hour_of(publish_time_us) > hours::hour_of(state.last_publish_time_us);
+    if new_hour && !bodies.is_empty() {
+        let hour_start_us = hours::hour_of(publish_time_us);
+        writes.push(Write::PutHourStart { topic_id, partition, hour_start_us, first_offset });
+    }
     state.next_offset += bodies.len() as u64;
     state.total_bytes += bodies.iter().map(|body| body.size_bytes() as u64).sum::<u64>();
     if !bodies.is_empty() {

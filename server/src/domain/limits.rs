@@ -42,6 +42,9 @@ pub const PRODUCER_IDLE_US: i64 = 7 * 24 * 3600 * 1_000_000;
 /// Batches remembered per producer and partition: a retry of any of them is
 /// recognised. A client keeps at most this many batches in flight per partition.
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 8;
+/// Runs of stored sequences a producer's record keeps (a new run starts at
+/// each skip); older ones are folded into a count.
+pub const PRODUCER_STORED_RUNS_MAX: usize = 256;
 
 /// Ack deadline bounds, in seconds.
 pub const ACK_DEADLINE_SECONDS_MIN: u32 = 10;

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod command;
+pub mod hours;
 pub mod invalid;
 pub mod limits;
 pub mod locks;
@@ -31,4 +32,4 @@ pub use invalid::InvalidArgument;
 pub use locks::LockState;
 pub use message::{MessageBody, StoredMessage};
 pub use outcome::{Applied, Rejection, Response, Write};
-pub use producers::{CommittedBatch, ProducerKey, ProducerState, Producers};
+pub use producers::{CommittedBatch, ProducerKey, ProducerState, Producers, StoredSequences};

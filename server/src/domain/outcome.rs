@@ -183,6 +183,14 @@ pub enum Write {
     /// The nodes marked leaving, all of them.
     PutLeaving(BTreeSet<u64>),
     PutMetaIndex(u64),
+    /// The first offset a partition got in the hour from `hour_start_us`;
+    /// boundaries older than `hours::HOUR_STARTS_KEPT` hours go with it.
+    PutHourStart {
+        topic_id: u64,
+        partition: u32,
+        hour_start_us: i64,
+        first_offset: u64,
+    },
     PutLock(LockState),
     DeleteLock {
         name: String,

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::command::ProducerSequence;
-use super::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_IDLE_US, PRODUCER_STATES_MAX};
+use super::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_IDLE_US, PRODUCER_STATES_MAX, PRODUCER_STORED_RUNS_MAX};
 use super::outcome::{Rejection, Write};
 
 /// One producer's sequence space: a partition of a topic incarnation.
@@ -54,6 +54,50 @@ impl CommittedBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerState {
     pub batches: VecDeque<CommittedBatch>,
+    pub stored: StoredSequences,
+}
+
+/// Which of a producer's sequences were stored rather than skipped: what a
+/// mirror's gap check asks the destination (sequences are source offsets).
+/// Runs `[start, end)` from `base` on, merged as batches follow each other;
+/// past [`PRODUCER_STORED_RUNS_MAX`] runs the oldest is folded into
+/// `stored_below_base`, and counts below `base` are no longer known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredSequences {
+    pub base: u64,
+    pub stored_below_base: u64,
+    pub runs: VecDeque<(u64, u64)>,
+}
+
+impl StoredSequences {
+    /// What a record written before runs were kept knows: nothing below the
+    /// producer's next sequence.
+    pub fn unknown_below(next_sequence: u64) -> Self {
+        Self { base: next_sequence, stored_below_base: 0, runs: VecDeque::new() }
+    }
+
+    fn add(&mut self, first: u64, count: u64) {
+        match self.runs.back_mut() {
+            Some(last) if last.1 == first => last.1 += count,
+            _ => self.runs.push_back((first, first + count)),
+        }
+        while self.runs.len() > PRODUCER_STORED_RUNS_MAX {
+            if let Some((start, end)) = self.runs.pop_front() {
+                self.base = end;
+                self.stored_below_base += end - start;
+            }
+        }
+    }
+
+    /// How many sequences below `bound` were stored; `None` below `base`.
+    /// Differences of two answers count an interval, whatever the base count.
+    pub fn stored_below(&self, bound: u64) -> Option<u64> {
+        if bound < self.base {
+            return None;
+        }
+        let in_runs: u64 = self.runs.iter().map(|&(start, end)| end.min(bound).saturating_sub(start)).sum();
+        Some(self.stored_below_base + in_runs)
+    }
 }
 
 impl ProducerState {
@@ -149,6 +193,7 @@ impl Producers {
         let state = self.states.entry(key).or_default();
         self.by_last_use.remove(&(state.last_publish_time_us(), key));
         state.batches.push_back(batch);
+        state.stored.add(batch.first_sequence, u64::from(batch.count));
         while state.batches.len() > PRODUCER_BATCHES_REMEMBERED {
             state.batches.pop_front();
         }
@@ -275,5 +320,47 @@ mod tests {
             producers.check(&key(1), &at(110, None), 5),
             SequenceCheck::Rejected(Rejection::SequenceCommitted { next: 125, .. })
         ));
+    }
+
+    #[test]
+    fn stored_sequences_count_what_was_stored_not_what_was_skipped() {
+        let mut stored = StoredSequences::default();
+        stored.add(0, 10);
+        stored.add(10, 5); // follows on: one run 0..15
+        stored.add(20, 5); // skipped 15..20
+        assert_eq!(stored.runs, VecDeque::from([(0, 15), (20, 25)]));
+        let below = |bound| stored.stored_below(bound);
+        assert_eq!(
+            (below(0), below(12), below(15), below(20), below(22), below(100)),
+            (Some(0), Some(12), Some(15), Some(15), Some(17), Some(20))
+        );
+
+        for i in 0..PRODUCER_STORED_RUNS_MAX as u64 {
+            stored.add(100 + 2 * i, 1); // each after a skip: a new run
+        }
+        assert_eq!(stored.runs.len(), PRODUCER_STORED_RUNS_MAX);
+        assert_eq!((stored.base, stored.stored_below_base), (25, 20), "the two oldest runs folded into the count");
+        assert_eq!(stored.stored_below(24), None, "below the base nothing is known");
+        let (from, to) = (100, 100 + 2 * PRODUCER_STORED_RUNS_MAX as u64);
+        let in_range = stored.stored_below(to).zip(stored.stored_below(from)).map(|(b, a)| b - a);
+        assert_eq!(in_range, Some(PRODUCER_STORED_RUNS_MAX as u64));
+    }
+
+    #[test]
+    fn a_producers_record_counts_its_batches_and_not_its_duplicates() {
+        let mut producers = Producers::default();
+        let mut writes = Vec::new();
+        producers.record(
+            key(1),
+            CommittedBatch { first_sequence: 5, count: 3, first_offset: 0, publish_time_us: 1 },
+            &mut writes,
+        );
+        producers.record(
+            key(1),
+            CommittedBatch { first_sequence: 8, count: 2, first_offset: 3, publish_time_us: 2 },
+            &mut writes,
+        );
+        let stored = &producers.get(&key(1)).expect("known").stored;
+        assert_eq!((stored.stored_below(5), stored.stored_below(10)), (Some(0), Some(5)));
     }
 }

@@ -18,6 +18,8 @@ struct Model {
     producers: BTreeMap<ProducerKey, ProducerState>,
     /// `DeleteAcks` written so far: each is a range tombstone in RocksDB.
     ack_range_deletes: usize,
+    /// (topic, partition, hour start) → the hour's first offset.
+    hour_starts: BTreeMap<(u64, u32, i64), u64>,
 }
 
 #[derive(Default)]
@@ -125,6 +127,9 @@ impl Model {
             }
             Write::PutProducer { key, state } => {
                 self.producers.insert(key, state);
+            }
+            Write::PutHourStart { topic_id, partition, hour_start_us, first_offset } => {
+                self.hour_starts.insert((topic_id, partition, hour_start_us), first_offset);
             }
             Write::DeleteProducer { key } => {
                 self.producers.remove(&key);
@@ -667,3 +672,17 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
 
 mod groups;
 mod locks;
+
+#[test]
+fn a_partition_records_the_first_offset_of_each_hour_it_gets_messages_in() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 2);
+    let hour = hours::HOUR_US;
+    model.publish(topic, 0, 10, 3); // offsets 0..3, hour 0
+    model.publish(topic, 0, hour - 1, 2); // 3..5, still hour 0
+    model.publish(topic, 0, 2 * hour + 7, 4); // 5..9, hour 2 (none in hour 1)
+    model.publish(topic, 0, 2 * hour + 8, 1); // 9, hour 2
+    model.publish(topic, 1, hour + 1, 1); // the other partition keeps its own
+    let starts: Vec<((u64, u32, i64), u64)> = model.hour_starts.clone().into_iter().collect();
+    assert_eq!(starts, [((topic, 0, 0), 0), ((topic, 0, 2 * hour), 5), ((topic, 1, hour), 0)]);
+}

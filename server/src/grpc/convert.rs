@@ -25,6 +25,7 @@ pub fn topic(topic: &TopicState, partitions: &[PartitionState]) -> api::Topic {
                 start_offset: p.start_offset,
                 end_offset: p.next_offset,
                 stored_bytes: p.stored_bytes(),
+                offsets_for_times: Vec::new(),
             })
             .collect(),
     }

@@ -12,6 +12,7 @@ pub mod groups_service;
 pub mod handoff;
 pub mod locks;
 pub mod membership;
+pub mod partition_reads;
 pub mod proposer;
 pub mod publish_input;
 pub mod publisher;

@@ -9,11 +9,11 @@ use ferry_proto::v1::publisher_server::Publisher;
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
 use super::routing::GroupRoutes;
 use super::status::ApiError;
+use super::{convert, partition_reads};
 use crate::clock::Clock;
 use crate::domain::{self, placement, validate, Command, MessageBody, PublishBatch, Rejection, TopicState};
 use crate::raft::{GroupId, META_GROUP};
@@ -190,14 +190,37 @@ impl Publisher for PublisherService {
     }
 
     async fn get_topic(&self, request: Request<api::GetTopicRequest>) -> Result<Response<api::Topic>, Status> {
-        let name = request.into_inner().name;
-        validate::name("name", &name).map_err(ApiError::from)?;
+        let request = request.into_inner();
+        validate::name("name", &request.name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
         let catalog = self.proposer.state().catalog();
-        match catalog.topic(&name) {
-            Some(topic) => Ok(Response::new(self.topic_reply(topic))),
-            None => Err(ApiError::from(Rejection::TopicNotFound { name }).into()),
+        let Some(topic) = catalog.topic(&request.name) else {
+            return Err(ApiError::from(Rejection::TopicNotFound { name: request.name }).into());
+        };
+        let mut reply = self.topic_reply(topic);
+        let states = self.routes.partition_states(topic);
+        let times = &request.offsets_for_times_unix_micros;
+        let offsets = partition_reads::offsets_for_times(&self.routes, topic, &states, times)?;
+        for (info, offsets) in reply.partitions.iter_mut().zip(offsets) {
+            info.offsets_for_times = offsets;
         }
+        Ok(Response::new(reply))
+    }
+
+    async fn get_producer(
+        &self,
+        request: Request<api::GetProducerRequest>,
+    ) -> Result<Response<api::ProducerInfo>, Status> {
+        let request = request.into_inner();
+        validate::name("topic", &request.topic).map_err(ApiError::from)?;
+        self.proposer.ensure_leader()?;
+        let catalog = self.proposer.state().catalog();
+        let Some(topic) = catalog.topic(&request.topic) else {
+            return Err(ApiError::from(Rejection::TopicNotFound { name: request.topic }).into());
+        };
+        let (partition, producer_id) = (request.partition, request.producer_id);
+        let info = partition_reads::producer_info(&self.routes, topic, partition, producer_id, &request.stored_below)?;
+        Ok(Response::new(info))
     }
 
     async fn list_topics(

@@ -500,6 +500,11 @@ impl GroupRoutes {
 
     /// Each partition's state as this node's replica of its group holds it:
     /// group 0's copy of a placed topic has its offsets at zero.
+    /// This node's replica of the group holding `partition` of `topic`.
+    pub fn replica_of(&self, topic: &TopicState, partition: u32) -> Option<HostedGroup> {
+        self.groups.get(topic.group_of(partition)?)
+    }
+
     pub fn partition_states(&self, topic: &TopicState) -> Vec<PartitionState> {
         (0..topic.config.partitions)
             .map(|p| {

@@ -21,6 +21,7 @@
 //! |           |               | `N` (nodes marked leaving)            | `LeavingNodes`   |
 //! |           |               | `I` (group 0's index synced to)       | `MetaIndex`      |
 //! |           |               | `E` lock name (UTF-8)                | `LockRecord`    |
+//! |           |               | `H` topic id u64, partition u32, hour start µs u64 | `HourStart` |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
 //! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
@@ -73,6 +74,7 @@ pub mod meta {
     pub const ACK_FLOOR: u8 = b'F';
     pub const PRODUCER: u8 = b'R';
     pub const LOCK: u8 = b'E';
+    pub const HOUR_START: u8 = b'H';
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const LAYOUT: &[u8] = b"L";
     pub const LEAVING: &[u8] = b"N";
@@ -109,6 +111,15 @@ pub mod meta {
         let mut key = Vec::with_capacity(1 + name.len());
         key.push(LOCK);
         key.extend_from_slice(name.as_bytes());
+        key
+    }
+
+    /// Key of a partition's first offset in the hour starting at
+    /// `hour_start_us` (not before 1970).
+    pub fn hour_start(topic_id: u64, partition: u32, hour_start_us: i64) -> [u8; 21] {
+        let mut key = [0u8; 21];
+        key[..13].copy_from_slice(&tagged_id_partition(HOUR_START, topic_id, partition));
+        key[13..].copy_from_slice(&(hour_start_us.max(0) as u64).to_be_bytes());
         key
     }
 

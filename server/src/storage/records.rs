@@ -5,8 +5,8 @@ use ferry_proto::internal as pb;
 use super::codec::CodecError;
 use crate::domain::{
     AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, LockState, MessageBody, PartitionAcks,
-    PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, SubscriptionConfig, SubscriptionState,
-    SyncGroup, TopicConfig, TopicState, Trim,
+    PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, StoredSequences, SubscriptionConfig,
+    SubscriptionState, SyncGroup, TopicConfig, TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
@@ -342,7 +342,14 @@ pub fn producer_to_record(state: &ProducerState) -> pb::ProducerRecord {
             publish_time_unix_micros: b.publish_time_us,
         })
         .collect();
-    pb::ProducerRecord { batches }
+    let stored = &state.stored;
+    let stored = pb::StoredSequences {
+        base: stored.base,
+        stored_below_base: stored.stored_below_base,
+        run_starts: stored.runs.iter().map(|r| r.0).collect(),
+        run_ends: stored.runs.iter().map(|r| r.1).collect(),
+    };
+    pb::ProducerRecord { batches, stored: Some(stored) }
 }
 
 pub fn producer_from_record(record: pb::ProducerRecord) -> ProducerState {
@@ -355,8 +362,16 @@ pub fn producer_from_record(record: pb::ProducerRecord) -> ProducerState {
             first_offset: b.first_offset,
             publish_time_us: b.publish_time_unix_micros,
         })
-        .collect();
-    ProducerState { batches }
+        .collect::<std::collections::VecDeque<_>>();
+    let stored = match record.stored {
+        Some(s) => StoredSequences {
+            base: s.base,
+            stored_below_base: s.stored_below_base,
+            runs: s.run_starts.into_iter().zip(s.run_ends).collect(),
+        },
+        None => StoredSequences::unknown_below(batches.back().map_or(0, |b| b.first_sequence + u64::from(b.count))),
+    };
+    ProducerState { batches, stored }
 }
 
 #[cfg(test)]

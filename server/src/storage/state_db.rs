@@ -15,7 +15,7 @@ use super::db::{self, DbResources, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES
 use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
 use super::{codec, StorageError};
-use crate::domain::{Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
+use crate::domain::{hours, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
 
 pub struct StateDb {
     db: DB,
@@ -48,6 +48,32 @@ impl StateDb {
 
     fn cf(&self, family: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
         db::handle(&self.db, family)
+    }
+
+    /// The first offset of the first hour at or after `hour_start_us` that
+    /// the partition got messages in, from its hour boundaries (kept a week).
+    pub fn hour_start_at_or_after(
+        &self,
+        topic_id: u64,
+        partition: u32,
+        hour_start_us: i64,
+    ) -> Result<Option<u64>, StorageError> {
+        let from = meta::hour_start(topic_id, partition, hour_start_us);
+        let end = meta::hour_start(topic_id, partition, i64::MAX);
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        iter.seek(from);
+        match iter.key() {
+            Some(key) if key < end.as_slice() => {
+                let value = Bytes::copy_from_slice(iter.value().unwrap_or_default());
+                let record: pb::HourStart = codec::decode("hour start", value)
+                    .map_err(StorageError::corrupt(format!("an hour start in {}", self.path.display())))?;
+                Ok(Some(record.first_offset))
+            }
+            _ => {
+                iter.status().map_err(StorageError::rocksdb("reading hour starts"))?;
+                Ok(None)
+            }
+        }
     }
 
     /// What the database holds on disk and owes compaction, summed over its
@@ -167,7 +193,7 @@ impl StateDb {
                 ),
                 Write::DeleteTopic { id, .. } => {
                     batch.delete_cf(meta_cf, meta::topic(id));
-                    for tag in [meta::PARTITION, meta::PRODUCER] {
+                    for tag in [meta::PARTITION, meta::PRODUCER, meta::HOUR_START] {
                         let (start, end) = meta::id_range(tag, id);
                         batch.delete_range_cf(meta_cf, start, end);
                     }
@@ -240,6 +266,14 @@ impl StateDb {
                         last_lock_epoch,
                     }),
                 ),
+                Write::PutHourStart { topic_id, partition, hour_start_us, first_offset } => {
+                    let key = meta::hour_start(topic_id, partition, hour_start_us);
+                    batch.put_cf(meta_cf, key, codec::encode(&pb::HourStart { first_offset }));
+                    let oldest_kept = hour_start_us - hours::HOUR_STARTS_KEPT * hours::HOUR_US;
+                    let (start, end) =
+                        (meta::hour_start(topic_id, partition, 0), meta::hour_start(topic_id, partition, oldest_kept));
+                    batch.delete_range_cf(meta_cf, start, end);
+                }
                 Write::PutLock(lock) => {
                     batch.put_cf(meta_cf, meta::lock(&lock.name), codec::encode(&lock_to_record(&lock)))
                 }

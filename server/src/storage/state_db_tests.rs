@@ -295,3 +295,24 @@ fn batches_kept_in_blob_files_read_back_and_free_their_disk_once_trimmed() {
     db.compact_messages(TOPIC, 1, 70).expect("compact");
     assert_eq!(blob_files(dir.path()), 0, "trimmed batches leave no blob file behind");
 }
+
+#[test]
+fn hour_boundaries_are_found_at_or_after_an_hour_and_those_a_week_older_are_dropped() {
+    use crate::domain::hours::{HOUR_STARTS_KEPT, HOUR_US};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+    let put = |hour: i64, first_offset: u64| Write::PutHourStart {
+        topic_id: 7,
+        partition: 1,
+        hour_start_us: hour * HOUR_US,
+        first_offset,
+    };
+    db.write(vec![put(10, 0), put(12, 50), put(13, 80)], &log_id(), None).expect("write");
+    let at = |hour: i64| db.hour_start_at_or_after(7, 1, hour * HOUR_US).expect("read");
+    assert_eq!((at(9), at(10), at(11), at(12), at(14)), (Some(0), Some(0), Some(50), Some(50), None));
+    assert_eq!(db.hour_start_at_or_after(7, 2, 0).expect("read"), None, "another partition's are not its own");
+
+    // A week and more later, the oldest boundaries go.
+    db.write(vec![put(12 + HOUR_STARTS_KEPT, 900)], &log_id(), None).expect("write");
+    assert_eq!((at(9), at(13)), (Some(50), Some(80)), "hour 10 dropped; 12, a week before, kept");
+}
