@@ -17,6 +17,11 @@ impl Exposition {
         self.sample(name, "counter", help, labels, &value.to_string());
     }
 
+    /// A counter whose total is not a whole number (seconds of CPU).
+    pub fn counter_f64(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample(name, "counter", help, labels, &value.to_string());
+    }
+
     /// A gauge: a value that goes up and down, in the unit its name ends with.
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         self.sample(name, "gauge", help, labels, &value.to_string());

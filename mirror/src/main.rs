@@ -82,6 +82,14 @@ fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
+    for (flag, name) in
+        [("--source-cluster", &args.source_cluster), ("--destination-cluster", &args.destination_cluster)]
+    {
+        if let Err(problem) = check_cluster_name(flag, name) {
+            eprintln!("ferry-mirror: {problem}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     let filter = TopicFilter::new(args.topics);
     if filter.single_name().is_none() && (args.destination_topic.is_some() || args.subscription.is_some()) {
         eprintln!("ferry-mirror: --destination-topic and --subscription need a single --topic name, not a pattern");
@@ -148,9 +156,23 @@ fn main() -> std::process::ExitCode {
     })
 }
 
-/// `<host name>-<process id>`: unique among the instances of a route.
+/// `<host name>-<process id>-<random>`: unique among the instances of a
+/// route, even in containers that share a host name and run as PID 1.
 fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host = host.trim();
-    format!("{}-{}", if host.is_empty() { "mirror" } else { host }, std::process::id())
+    // A randomly keyed hasher's output: random enough for an id.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish() as u32;
+    format!("{}-{}-{random:08x}", if host.is_empty() { "mirror" } else { host }, std::process::id())
+}
+
+/// Cluster names travel in attributes and lock names: `[A-Za-z0-9._-]`.
+fn check_cluster_name(flag: &str, name: &str) -> Result<(), String> {
+    let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+    match (name.is_empty(), bad) {
+        (true, _) => Err(format!("{flag} must not be empty")),
+        (_, Some(c)) => Err(format!("{flag} {name:?}: character {c:?} is not allowed; use [A-Za-z0-9._-]")),
+        _ => Ok(()),
+    }
 }

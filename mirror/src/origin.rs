@@ -40,12 +40,25 @@ pub fn came_from(received: &ReceivedMessage, cluster: &str) -> bool {
 /// The idempotent producer id a route publishes one source partition under:
 /// stable across restarts and standbys (a hash of the source cluster, topic
 /// and partition, FNV-1a), different per source so fan-in never collides.
-pub fn producer_id(source_cluster: &str, topic: &str, partition: u32) -> u64 {
+/// The topic's creation time tells incarnations apart: a topic deleted and
+/// created again numbers its offsets from 0 again, and under the old id the
+/// destination would take them for copies it already holds.
+pub fn producer_id(source_cluster: &str, topic: &str, topic_created_us: i64, partition: u32) -> u64 {
+    let key = format!("{source_cluster}\0{topic}\0{topic_created_us}\0{partition}");
+    fnv1a(&key).max(1) // 0 means "not idempotent"
+}
+
+/// Microseconds since the Unix epoch.
+pub fn micros(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// FNV-1a, 64 bits: a stable hash (the standard library's is not stable
+/// across releases).
+pub fn fnv1a(text: &str) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0100_0000_01b3;
-    let key = format!("{source_cluster}\0{topic}\0{partition}");
-    let hash = key.bytes().fold(OFFSET_BASIS, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME));
-    hash.max(1) // 0 means "not idempotent"
+    text.bytes().fold(OFFSET_BASIS, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }
 
 #[cfg(test)]
@@ -83,9 +96,10 @@ mod tests {
 
     #[test]
     fn producer_ids_are_stable_nonzero_and_differ_per_source_partition() {
-        assert_eq!(producer_id("dc1", "clicks", 0), producer_id("dc1", "clicks", 0));
-        assert_ne!(producer_id("dc1", "clicks", 0), producer_id("dc2", "clicks", 0));
-        assert_ne!(producer_id("dc1", "clicks", 0), producer_id("dc1", "clicks", 1));
-        assert_ne!(producer_id("dc1", "clicks", 0), 0);
+        assert_eq!(producer_id("dc1", "clicks", 7, 0), producer_id("dc1", "clicks", 7, 0));
+        assert_ne!(producer_id("dc1", "clicks", 7, 0), producer_id("dc2", "clicks", 7, 0));
+        assert_ne!(producer_id("dc1", "clicks", 7, 0), producer_id("dc1", "clicks", 7, 1));
+        assert_ne!(producer_id("dc1", "clicks", 7, 0), producer_id("dc1", "clicks", 8, 0), "a re-created topic");
+        assert_ne!(producer_id("dc1", "clicks", 7, 0), 0);
     }
 }

@@ -42,11 +42,18 @@ pub struct Progress {
     /// Messages left out, by (partition, start of their publish hour), for
     /// the gap check; hours past the check's reach are dropped.
     filtered_by_hour: Mutex<BTreeMap<(u32, i64), u64>>,
-    /// (partition, hour) pairs the gap check counted, and what it found.
+    /// Per partition, the highest offset left out: a message redelivered
+    /// after it was left out (its ack lost) is not counted twice.
+    filtered_through: Mutex<BTreeMap<u32, u64>>,
+    /// (partition, hour) pairs the gap check counted, and those whose
+    /// mismatch it has seen once (and looks at again before reporting).
     gap_checked: Mutex<BTreeSet<(u32, i64)>>,
+    gap_suspects: Mutex<BTreeSet<(u32, i64)>>,
     gap_hours_checked: AtomicU64,
+    gap_hours_unknown: AtomicU64,
     gap_hours: AtomicU64,
     gap_messages: AtomicU64,
+    gap_excess_messages: AtomicU64,
 }
 
 impl Default for Progress {
@@ -62,10 +69,14 @@ impl Default for Progress {
             behind_messages: AtomicU64::new(0),
             behind_us: AtomicI64::new(-1),
             filtered_by_hour: Mutex::default(),
+            filtered_through: Mutex::default(),
             gap_checked: Mutex::default(),
+            gap_suspects: Mutex::default(),
             gap_hours_checked: AtomicU64::new(0),
+            gap_hours_unknown: AtomicU64::new(0),
             gap_hours: AtomicU64::new(0),
             gap_messages: AtomicU64::new(0),
+            gap_excess_messages: AtomicU64::new(0),
         }
     }
 }
@@ -78,8 +89,17 @@ impl Progress {
         self.last_stored_us.store(now, Ordering::Relaxed);
     }
 
-    /// A message of `partition` published at `publish_time_us` was left out.
-    pub fn filtered(&self, partition: u32, publish_time_us: i64) {
+    /// The message at `offset` of `partition`, published at
+    /// `publish_time_us`, was left out.
+    pub fn filtered(&self, partition: u32, offset: u64, publish_time_us: i64) {
+        {
+            let mut through = lock(&self.filtered_through);
+            let highest = through.entry(partition).or_insert(0);
+            if offset < *highest {
+                return;
+            }
+            *highest = offset + 1;
+        }
         self.filtered.fetch_add(1, Ordering::Relaxed);
         let hour = gap::hour_of(publish_time_us);
         let mut by_hour = lock(&self.filtered_by_hour);
@@ -102,6 +122,18 @@ impl Progress {
         lock(&self.gap_checked).contains(&(partition, hour_start_us))
     }
 
+    /// An hour the gap check could not count (the destination no longer
+    /// tracks that far back, or does not know the route's producer).
+    pub fn hour_unknown(&self) {
+        self.gap_hours_unknown.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this is the first time the gap check sees a mismatch for this
+    /// hour (it then looks again before reporting it).
+    pub fn first_sighting(&self, partition: u32, hour_start_us: i64) -> bool {
+        lock(&self.gap_suspects).insert((partition, hour_start_us))
+    }
+
     /// Records what the gap check counted for one hour of one partition.
     pub fn hour_checked(&self, count: &HourCount) {
         let mut checked = lock(&self.gap_checked);
@@ -109,9 +141,15 @@ impl Progress {
         let keep_from = count.hour_start_us - 48 * gap::HOUR_US;
         checked.retain(|&(_, h)| h >= keep_from);
         self.gap_hours_checked.fetch_add(1, Ordering::Relaxed);
-        if count.missing() != 0 {
+        lock(&self.gap_suspects).remove(&(count.partition, count.hour_start_us));
+        let missing = count.missing();
+        if missing != 0 {
             self.gap_hours.fetch_add(1, Ordering::Relaxed);
-            self.gap_messages.fetch_add(count.missing().unsigned_abs(), Ordering::Relaxed);
+        }
+        if missing > 0 {
+            self.gap_messages.fetch_add(missing.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.gap_excess_messages.fetch_add(missing.unsigned_abs(), Ordering::Relaxed);
         }
     }
 
@@ -156,11 +194,21 @@ impl Progress {
 /// samples of every route together, as the format wants.
 pub fn prometheus(routes: &[(&[(&str, &str)], &Progress)]) -> String {
     type Field = fn(&Progress) -> &AtomicU64;
-    let counters: [(&str, &str, Field); 8] = [
+    let counters: [(&str, &str, Field); 10] = [
         (
             "ferry_mirror_gap_hours_checked_total",
             "Hours of a source partition whose source and destination counts were compared.",
             |p| &p.gap_hours_checked,
+        ),
+        (
+            "ferry_mirror_gap_hours_unknown_total",
+            "Closed hours the gap check could not count (the destination no longer tracks them).",
+            |p| &p.gap_hours_unknown,
+        ),
+        (
+            "ferry_mirror_gap_excess_messages_total",
+            "Messages of checked hours the destination holds beyond the source's count (should stay 0).",
+            |p| &p.gap_excess_messages,
         ),
         ("ferry_mirror_gap_hours_total", "Checked hours of a source partition whose counts did not match.", |p| {
             &p.gap_hours

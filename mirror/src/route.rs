@@ -102,13 +102,13 @@ pub async fn run_until_stopped(route: Route, progress: Arc<Progress>, mut stop: 
 pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let source = Client::connect(&route.source).await.context("connect to the source")?;
     let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
-    let partitions = check_topics(route, &source, &destination).await?;
+    let (partitions, source_created_us) = check_topics(route, &source, &destination).await?;
     let Some(mut lock) = lock::acquire(&destination, &route.lock, &mut stop).await? else {
         return Ok(());
     };
     progress.set_active(true);
     let mut subscriber = subscribe(route, &source).await?;
-    let mut copying = Copying::new(route, source, destination, partitions, progress);
+    let mut copying = Copying::new(route, source, destination, (partitions, source_created_us), progress);
     let mut publishing = FuturesUnordered::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut report = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
@@ -158,10 +158,18 @@ struct Copying<'a> {
     floors_due: Option<Instant>,
     limit: Option<RateLimit>,
     progress: &'a Progress,
+    /// The source topic's creation time: which incarnation it copies.
+    source_created_us: i64,
 }
 
 impl<'a> Copying<'a> {
-    fn new(route: &'a Route, source: Client, destination: Client, partitions: u32, progress: &'a Progress) -> Self {
+    fn new(
+        route: &'a Route,
+        source: Client,
+        destination: Client,
+        (partitions, source_created_us): (u32, i64),
+        progress: &'a Progress,
+    ) -> Self {
         Copying {
             route,
             source,
@@ -171,6 +179,7 @@ impl<'a> Copying<'a> {
             floors_due: None,
             limit: route.max_bytes_per_second.map(|rate| RateLimit::new(rate, Instant::now())),
             progress,
+            source_created_us,
         }
     }
 
@@ -191,7 +200,19 @@ impl<'a> Copying<'a> {
                     }
                     lane.sending(&batch);
                     let destination = self.destination.clone();
-                    started.push(publish(destination, self.route, partition as u32, batch, messages, bytes));
+                    let producer_id = origin::producer_id(
+                        &self.route.source_cluster,
+                        &self.route.topic,
+                        self.source_created_us,
+                        partition as u32,
+                    );
+                    let sequence = ProducerSequence {
+                        partition: partition as u32,
+                        producer_id,
+                        first_sequence: batch.offsets.start,
+                        skip_from: batch.skip_from,
+                    };
+                    started.push(publish(destination, self.route, sequence, messages, bytes));
                 }
                 Next::NeedFloor => {
                     self.floors_due.get_or_insert(now);
@@ -241,7 +262,7 @@ impl<'a> Copying<'a> {
         let lane = &mut self.lanes[position.partition as usize];
         if origin::came_from(&delivered.message, &self.route.destination_cluster) {
             let published = delivered.message.publish_time.duration_since(UNIX_EPOCH).unwrap_or_default();
-            self.progress.filtered(position.partition, published.as_micros() as i64);
+            self.progress.filtered(position.partition, position.offset, published.as_micros() as i64);
             lane.filter(position.offset);
             delivered.ack();
         } else if let Some(done) = lane.receive(position.offset, delivered) {
@@ -295,9 +316,10 @@ impl<'a> Copying<'a> {
     }
 }
 
-/// The source topic's partition count, checked against the destination's:
-/// source partition p goes to destination partition p, ordering keys with it.
-async fn check_topics(route: &Route, source: &Client, destination: &Client) -> anyhow::Result<u32> {
+/// The source topic's partition count, checked against the destination's
+/// (source partition p goes to destination partition p, ordering keys with
+/// it), and the source topic's creation time.
+async fn check_topics(route: &Route, source: &Client, destination: &Client) -> anyhow::Result<(u32, i64)> {
     let from = source.get_topic(&route.topic).await.with_context(|| format!("source topic {}", route.topic))?;
     let to = match destination.get_topic(&route.destination_topic).await {
         Err(e) if e.code() == Some(Code::NotFound) && route.create_destination_topic => {
@@ -320,7 +342,7 @@ async fn check_topics(route: &Route, source: &Client, destination: &Client) -> a
             route.topic
         );
     }
-    Ok(partitions)
+    Ok((partitions, origin::micros(from.create_time)))
 }
 
 /// Opens the route's subscription. Created on first use, it starts at the
@@ -357,18 +379,11 @@ fn copies(route: &Route, lane: &Lane<Delivered>, batch: &Batch) -> Vec<Message> 
 fn publish(
     destination: Client,
     route: &Route,
-    partition: u32,
-    batch: Batch,
+    sequence: ProducerSequence,
     messages: Vec<Message>,
     bytes: u64,
 ) -> Publishing {
-    let (topic, compression) = (route.destination_topic.clone(), route.compression);
-    let sequence = ProducerSequence {
-        partition,
-        producer_id: origin::producer_id(&route.source_cluster, &route.topic, partition),
-        first_sequence: batch.offsets.start,
-        skip_from: batch.skip_from,
-    };
+    let (topic, compression, partition) = (route.destination_topic.clone(), route.compression, sequence.partition);
     Box::pin(async move {
         let result = destination.publish_sequenced(&topic, sequence, messages, compression).await;
         (partition, bytes, result.map(|_| ()))

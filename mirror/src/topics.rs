@@ -108,7 +108,7 @@ impl RouteTemplate {
                 .clone()
                 .unwrap_or_else(|| format!("ferry-mirror.{}.{topic}", self.destination_cluster)),
             lock: LockSettings {
-                name: format!("ferry-mirror.{}.{topic}.{destination_topic}", self.source_cluster),
+                name: lock_name(&self.source_cluster, topic, &destination_topic),
                 holder: self.holder.clone(),
                 ttl: self.lock_ttl,
             },
@@ -120,6 +120,17 @@ impl RouteTemplate {
             gap_check_every: self.gap_check_every,
         }
     }
+}
+
+/// The route's lock name, `ferry-mirror.<source cluster>.<topic>.<destination
+/// topic>`, or, past the 249 bytes a name may have, the route hashed.
+fn lock_name(source_cluster: &str, topic: &str, destination_topic: &str) -> String {
+    let name = format!("ferry-mirror.{source_cluster}.{topic}.{destination_topic}");
+    if name.len() <= 249 {
+        return name;
+    }
+    let route = format!("{source_cluster}\0{topic}\0{destination_topic}");
+    format!("ferry-mirror.{:016x}", crate::origin::fnv1a(&route))
 }
 
 /// The routes running, with their progress for the metrics endpoint.
@@ -229,6 +240,15 @@ mod tests {
         }
         assert!(glob(b"*a*b*", b"xxaxxbxx") && !glob(b"*a*b", b"xxaxxbxx"));
         assert!(glob(b"*", b"") && glob(b"**", b"anything"));
+    }
+
+    #[test]
+    fn a_lock_name_too_long_for_the_cluster_is_hashed() {
+        assert_eq!(lock_name("dc1", "clicks", "clicks"), "ferry-mirror.dc1.clicks.clicks");
+        let long = "t".repeat(200);
+        let hashed = lock_name("dc1", &long, &long);
+        assert!(hashed.len() <= 249 && hashed.starts_with("ferry-mirror."), "{hashed}");
+        assert_ne!(hashed, lock_name("dc2", &long, &long));
     }
 
     #[test]

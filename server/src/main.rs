@@ -197,6 +197,17 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut merged = vec![argv[0].clone()];
     if let Some(path) = matches.get_one::<PathBuf>("config") {
         for (key, words) in file_args(path, &settings).map_err(|e| e.to_string())? {
+            // A key whose setting conflicts with one given on the command
+            // line or in the environment (`peers` against `--join`) gives way.
+            let overridden = command.get_arguments().find(|a| a.get_id().as_str() == key).is_some_and(|arg| {
+                command.get_arg_conflicts_with(arg).iter().any(|other| {
+                    use clap::parser::ValueSource::{CommandLine, EnvVariable};
+                    matches!(matches.value_source(other.get_id().as_str()), Some(CommandLine | EnvVariable))
+                })
+            });
+            if overridden {
+                continue;
+            }
             // Checked alone, so the error names the key rather than a flag.
             let alone = [argv[0].clone(), words[0].clone().into(), words[1].clone().into()];
             if let Err(e) = command.clone().try_get_matches_from(alone) {

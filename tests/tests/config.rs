@@ -53,6 +53,10 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
     assert!(overridden.contains("listen = \"127.0.0.1:9\""), "the flag wins:\n{overridden}");
     assert!(overridden.contains("outstanding_max = 7"), "the environment beats the file:\n{overridden}");
     assert!(overridden.contains("data_groups = 4"), "the file beats the default:\n{overridden}");
+    // A setting that conflicts with the file's (`--join` against `peers`)
+    // makes the file's give way rather than fail.
+    let joining = printed(&["--config", &file, "--join", "127.0.0.1:7901", "--print-config"], &[]);
+    assert!(joining.contains("join = \"127.0.0.1:7901\"") && joining.contains("# peers is not set"), "{joining}");
 }
 
 #[test]

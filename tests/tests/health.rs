@@ -1,5 +1,6 @@
 //! The gRPC health service (`grpc.health.v1.Health`): a node is SERVING
-//! while it knows a leader, NOT_SERVING once it has lost its quorum, and
+//! while it knows a leader (as the leader, while a quorum acks it),
+//! NOT_SERVING once it has lost its quorum, and
 //! SERVING again when the quorum returns — what a load balancer or a rolling
 //! restart waits on.
 
@@ -36,8 +37,13 @@ async fn a_node_serves_while_it_knows_a_leader_and_not_once_its_quorum_is_gone()
         wait_for(cluster.addr(id), ServingStatus::Serving, "every node serving").await;
     }
     assert_eq!(health(cluster.addr(1), "no.such.Service").await, Err(tonic::Code::NotFound));
+    // An idle leader with its quorum keeps serving (its acks keep coming).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(health(cluster.addr(leader), "").await, Ok(ServingStatus::Serving));
 
-    let survivor = (1..=3).find(|&id| id != leader).expect("a follower");
+    // The leader survives, cut off from its followers: it still names itself
+    // leader, but without a quorum's acks it must stop saying it serves.
+    let survivor = leader;
     for id in (1..=3).filter(|&id| id != survivor) {
         cluster.kill9(id);
     }

@@ -31,6 +31,8 @@ async fn an_hour_missing_messages_at_the_destination_is_reported_and_a_complete_
     // never sees them, so that hour arrives ten short.
     let subscription = "ferry-mirror.central.events";
     source.create_subscription(subscription, "events", SubscriptionSettings::default()).await.expect("subscription");
+    // Hours are checked from the first that begins after the subscription.
+    advance_clock(source_node.addr(), HOUR).await;
     let first_hour = publish(&source, "first", 0..300).await;
     let stray = source.pull(subscription, 10, Duration::from_secs(5)).await.expect("pull");
     assert_eq!(stray.len(), 10);

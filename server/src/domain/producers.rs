@@ -347,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn a_producers_record_counts_its_batches_and_not_its_duplicates() {
+    fn a_producers_record_counts_its_batches_from_its_first_one() {
         let mut producers = Producers::default();
         let mut writes = Vec::new();
         producers.record(
@@ -362,5 +362,6 @@ mod tests {
         );
         let stored = &producers.get(&key(1)).expect("known").stored;
         assert_eq!((stored.stored_below(5), stored.stored_below(10)), (Some(0), Some(5)));
+        assert_eq!(stored.stored_below(4), Some(0), "what it skipped before its first batch it did not store");
     }
 }

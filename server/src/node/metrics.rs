@@ -190,7 +190,7 @@ fn process(text: &mut Exposition) {
     let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     let cpu_seconds = (ticks(11) + ticks(12)) as f64 / 100.0;
-    text.gauge("process_cpu_seconds_total", "User and system CPU time spent.", &[], cpu_seconds);
+    text.counter_f64("process_cpu_seconds_total", "User and system CPU time spent.", &[], cpu_seconds);
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let rss_kib = status
         .lines()

@@ -14,7 +14,7 @@ use super::batches::{self, BatchExtent, Batches};
 use super::db::{self, DbResources, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
 use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
-use super::{codec, StorageError};
+use super::{codec, CodecError, StorageError};
 use crate::domain::{hours, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
 
 pub struct StateDb {
@@ -58,16 +58,29 @@ impl StateDb {
         partition: u32,
         hour_start_us: i64,
     ) -> Result<Option<u64>, StorageError> {
+        Ok(self.hour_boundary_from(topic_id, partition, hour_start_us)?.map(|(_, offset)| offset))
+    }
+
+    /// The partition's first hour boundary at or after `hour_start_us`: the
+    /// hour's start and its first offset.
+    fn hour_boundary_from(
+        &self,
+        topic_id: u64,
+        partition: u32,
+        hour_start_us: i64,
+    ) -> Result<Option<(i64, u64)>, StorageError> {
         let from = meta::hour_start(topic_id, partition, hour_start_us);
         let end = meta::hour_start(topic_id, partition, i64::MAX);
         let mut iter = self.db.raw_iterator_cf(self.cf(CF_META)?);
         iter.seek(from);
-        match iter.key() {
-            Some(key) if key < end.as_slice() => {
-                let value = Bytes::copy_from_slice(iter.value().unwrap_or_default());
-                let record: pb::HourStart = codec::decode("hour start", value)
-                    .map_err(StorageError::corrupt(format!("an hour start in {}", self.path.display())))?;
-                Ok(Some(record.first_offset))
+        match (iter.key(), iter.value()) {
+            (Some(key), Some(value)) if key < end.as_slice() => {
+                let corrupt = || StorageError::corrupt(format!("an hour start in {}", self.path.display()));
+                let hour = key.get(13..21).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                let hour = hour.ok_or_else(|| corrupt()(CodecError::Missing("hour")))? as i64;
+                let record: pb::HourStart =
+                    codec::decode("hour start", Bytes::copy_from_slice(value)).map_err(corrupt())?;
+                Ok(Some((hour, record.first_offset)))
             }
             _ => {
                 iter.status().map_err(StorageError::rocksdb("reading hour starts"))?;
@@ -269,10 +282,15 @@ impl StateDb {
                 Write::PutHourStart { topic_id, partition, hour_start_us, first_offset } => {
                     let key = meta::hour_start(topic_id, partition, hour_start_us);
                     batch.put_cf(meta_cf, key, codec::encode(&pb::HourStart { first_offset }));
+                    // Drop boundaries past a week, with a range tombstone only
+                    // when there is one to drop (tombstones cost later scans).
                     let oldest_kept = hour_start_us - hours::HOUR_STARTS_KEPT * hours::HOUR_US;
-                    let (start, end) =
-                        (meta::hour_start(topic_id, partition, 0), meta::hour_start(topic_id, partition, oldest_kept));
-                    batch.delete_range_cf(meta_cf, start, end);
+                    let oldest = self.hour_boundary_from(topic_id, partition, 0)?;
+                    if oldest.is_some_and(|(hour, _)| hour < oldest_kept) {
+                        let start = meta::hour_start(topic_id, partition, 0);
+                        let end = meta::hour_start(topic_id, partition, oldest_kept);
+                        batch.delete_range_cf(meta_cf, start, end);
+                    }
                 }
                 Write::PutLock(lock) => {
                     batch.put_cf(meta_cf, meta::lock(&lock.name), codec::encode(&lock_to_record(&lock)))
