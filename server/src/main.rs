@@ -13,6 +13,12 @@ use ferry_server::raft::SyncMode;
 use ferry_server::NodeBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Ferry server: a Raft-replicated event queue node.
 #[derive(Debug, Parser)]
 #[command(name = "ferryd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERRY_GIT_COMMIT"), ")"), args_override_self = true)]
@@ -65,6 +71,10 @@ struct Args {
     #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=256))]
     data_groups: u32,
+    /// How logs are written to stderr: `text` for people, `json` (one object
+    /// a line) for log collectors. FERRY_LOG sets what is logged.
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):
     /// Raft groups, partitions, subscription backlogs, storage, process.
     #[arg(long, env = "FERRY_METRICS_LISTEN")]
@@ -93,13 +103,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        // One JSON object a line, with the span (an RPC's, say) it happened in.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
