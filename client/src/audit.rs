@@ -8,7 +8,7 @@ use ferry_proto::v1 as api;
 
 use crate::client::{publisher, rpc, Client};
 use crate::error::Result;
-use crate::types::micros_of;
+use crate::types::{micros_of, topic_from_api, Topic};
 
 /// What a partition remembers of an idempotent producer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,16 +24,19 @@ pub struct ProducerInfo {
 }
 
 impl Client {
-    /// For each partition of `topic` (in order), for each of `times`: the
-    /// offset of the first message published at or after it (the end offset
-    /// when none is yet, the start offset for a time older than what is kept).
-    pub async fn offsets_for_times(&self, topic: &str, times: &[SystemTime]) -> Result<Vec<Vec<u64>>> {
+    /// The topic, and for each partition (in order), for each of `times`:
+    /// the offset of the first message published at or after it (the end
+    /// offset when none is yet; among deleted messages, whole hours from the
+    /// partition's hour boundaries, other times the start offset). One call,
+    /// so the offsets and the partitions' start offsets agree.
+    pub async fn offsets_for_times(&self, topic: &str, times: &[SystemTime]) -> Result<(Topic, Vec<Vec<u64>>)> {
         let request = api::GetTopicRequest {
             name: topic.to_owned(),
             offsets_for_times_unix_micros: times.iter().map(|&t| micros_of(t)).collect(),
         };
-        let topic = self.router().call(rpc!(publisher, get_topic, request)).await?;
-        Ok(topic.partitions.into_iter().map(|p| p.offsets_for_times).collect())
+        let reply = self.router().call(rpc!(publisher, get_topic, request)).await?;
+        let offsets = reply.partitions.iter().map(|p| p.offsets_for_times.clone()).collect();
+        Ok((topic_from_api(reply), offsets))
     }
 
     /// What `partition` of `topic` remembers of producer `producer_id`,

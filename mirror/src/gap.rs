@@ -73,15 +73,15 @@ pub async fn check(
         source.get_subscription(&route.subscription).await.context("reading the route's subscription")?;
     // Hours before the route's subscription existed were never promised to
     // it: their messages may have been deleted (acked elsewhere) before.
-    let promised_from = origin::micros(subscription.create_time).div_euclid(HOUR_US) * HOUR_US + HOUR_US;
+    let promised_from = hour_of(origin::micros(subscription.create_time)) + HOUR_US;
     let backlog = subscription.backlog.context("a subscription without its backlog")?;
     let copied_until = backlog.oldest_unacked_publish_time.unwrap_or(backlog.as_of);
     let last_end = hour_of(origin::micros(copied_until) - SETTLE_US);
     let first_start = last_end - LOOKBACK_HOURS * HOUR_US;
     let bounds: Vec<i64> = (0..=LOOKBACK_HOURS).map(|i| first_start + i * HOUR_US).collect();
     let times: Vec<SystemTime> = bounds.iter().map(|&us| UNIX_EPOCH + Duration::from_micros(us as u64)).collect();
-    let offsets = source.offsets_for_times(&route.topic, &times).await.context("the source's offsets by hour")?;
-    let topic = source.get_topic(&route.topic).await.context("the source topic")?;
+    let (topic, offsets) =
+        source.offsets_for_times(&route.topic, &times).await.context("the source's offsets by hour")?;
     let created_us = origin::micros(topic.create_time);
     let starts: Vec<u64> = topic.partitions.iter().map(|p| p.start_offset).collect();
     let mut counts = Vec::new();

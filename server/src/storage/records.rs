@@ -382,6 +382,21 @@ mod tests {
     use crate::storage::codec;
 
     #[test]
+    fn a_producers_stored_runs_survive_its_record_and_an_older_record_knows_nothing_before_its_next_sequence() {
+        let state = ProducerState {
+            batches: [CommittedBatch { first_sequence: 20, count: 5, first_offset: 7, publish_time_us: 3 }].into(),
+            stored: StoredSequences { base: 4, stored_below_base: 3, runs: [(10, 15), (20, 25)].into() },
+        };
+        let record =
+            codec::decode("producer", Bytes::from(codec::encode(&producer_to_record(&state)))).expect("decode");
+        assert_eq!(producer_from_record(record), state);
+
+        let older = pb::ProducerRecord { stored: None, ..producer_to_record(&state) };
+        let read = producer_from_record(older);
+        assert_eq!((read.stored.stored_below(24), read.stored.stored_below(25)), (None, Some(0)));
+    }
+
+    #[test]
     fn every_command_round_trips_through_its_record() {
         let body = MessageBody {
             data: Bytes::from_static(b"payload"),
