@@ -265,6 +265,25 @@ impl Client {
         Ok(cluster_status_from_api(status))
     }
 
+    /// The status of the node at `addr` itself (one call, no redirect or
+    /// retry; it need not be a node this client knew).
+    pub async fn node_status_at(&self, addr: &str) -> Result<NodeStatus> {
+        let status =
+            self.router.call_at(addr, |c| async move { cluster(c).node_status(api::NodeStatusRequest {}).await });
+        Ok(node_status_from_api(status.await?))
+    }
+
+    /// Whether the node at `addr` reports SERVING on the standard gRPC
+    /// health service (one call, no retry): it knows its cluster's leader
+    /// and is not shutting down.
+    pub async fn serving_at(&self, addr: &str) -> Result<bool> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let request = HealthCheckRequest { service: String::new() };
+        let reply = self.router.call_at(addr, |c| async move { HealthClient::new(c).check(request).await });
+        Ok(reply.await?.status == ServingStatus::Serving as i32)
+    }
+
     /// Adds node `node_id` serving at `addr`: it catches up as a learner, then
     /// becomes a voter. Returns when it is a voter.
     pub async fn add_node(&self, node_id: u64, addr: &str) -> Result<ClusterStatus> {

@@ -190,6 +190,15 @@ impl Router {
         self.state.lock().channel(addr)
     }
 
+    /// Runs `op` once at the node at `addr`, without retries or redirects.
+    pub(crate) async fn call_at<T, F, Fut>(&self, addr: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        Ok(op(self.channel(addr)?).await?.into_inner())
+    }
+
     /// Runs `op` once against the node currently chosen, without retries.
     pub(crate) async fn call_here<T, F, Fut>(&self, op: F) -> Result<T>
     where

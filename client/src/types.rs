@@ -306,6 +306,12 @@ pub struct NodeStatus {
     pub version: String,
     /// The git commit the node's ferryd was built from.
     pub commit: String,
+    /// When the node's process started: a restart changes it.
+    pub started: SystemTime,
+    /// The node is shutting down (handing its leaderships over).
+    pub stopping: bool,
+    /// Every Raft group the node hosts, as it sees it, group 0 first.
+    pub groups: Vec<GroupStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,6 +382,20 @@ pub(crate) fn node_status_from_api(status: api::NodeStatus) -> NodeStatus {
         purged_index: status.purged_index,
         version: status.version,
         commit: status.commit,
+        started: time_from_micros(status.started_unix_micros as i64),
+        stopping: status.stopping,
+        groups: status.groups.into_iter().map(group_status_from_api).collect(),
+    }
+}
+
+fn group_status_from_api(g: api::GroupStatus) -> GroupStatus {
+    GroupStatus {
+        group: g.group,
+        role: g.role,
+        term: g.term,
+        leader_id: nonzero(g.leader_id),
+        voters: g.voters,
+        applied_index: g.applied_index,
     }
 }
 
@@ -394,18 +414,7 @@ pub(crate) fn cluster_status_from_api(status: api::ClusterStatus) -> ClusterStat
                 lag_entries: m.lag_entries,
             })
             .collect(),
-        groups: status
-            .groups
-            .into_iter()
-            .map(|g| GroupStatus {
-                group: g.group,
-                role: g.role,
-                term: g.term,
-                leader_id: nonzero(g.leader_id),
-                voters: g.voters,
-                applied_index: g.applied_index,
-            })
-            .collect(),
+        groups: status.groups.into_iter().map(group_status_from_api).collect(),
     }
 }
 

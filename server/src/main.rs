@@ -175,8 +175,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     match failure {
         None => {
-            tracing::info!("shutting down");
-            node.shutdown().await?;
+            tracing::info!("shutting down: handing leadership over, then stopping");
+            tokio::select! {
+                stopped = node.shutdown() => stopped?,
+                // A second signal: stop now, as a crash would (nothing
+                // acknowledged is lost; the log is replayed on start).
+                _ = terminate.recv() => anyhow::bail!("stopped at once by a second signal"),
+                _ = interrupt.recv() => anyhow::bail!("stopped at once by a second signal"),
+            }
             Ok(())
         }
         Some(reason) => {

@@ -29,11 +29,15 @@ pub struct ClusterService {
     proposer: Proposer,
     groups: Arc<Groups>,
     routes: Arc<GroupRoutes>,
+    /// When the node started serving (the wall clock, not the node's
+    /// clock, which tests may stop): a restart changes it.
+    started_unix_micros: u64,
 }
 
 impl ClusterService {
     pub fn new(proposer: Proposer, groups: Arc<Groups>, routes: Arc<GroupRoutes>) -> Self {
-        Self { proposer, groups, routes }
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { proposer, groups, routes, started_unix_micros: started.as_micros() as u64 }
     }
 
     fn group_statuses(&self) -> Vec<api::GroupStatus> {
@@ -73,6 +77,8 @@ impl ClusterService {
             commit: crate::GIT_COMMIT.into(),
             groups: self.group_statuses(),
             forwarded_publish_batches: self.routes.forwarded_publishes(),
+            started_unix_micros: self.started_unix_micros,
+            stopping: self.routes.stopping().is_stopping(),
         }
     }
 

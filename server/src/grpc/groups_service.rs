@@ -7,13 +7,13 @@ use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_server::Groups;
 use ferry_proto::v1 as api;
 use futures::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::group_delivery::GroupDelivery;
 use super::routing::{GroupRoutes, NOT_LEADER_REASON};
 use super::status::{ApiError, REASON_METADATA};
+use super::stopping::ResponseStream;
 use super::streaming_pull::{self, Requests};
 use crate::raft::GroupId;
 
@@ -42,7 +42,7 @@ fn status(error: ApiError) -> Status {
 
 #[tonic::async_trait]
 impl Groups for GroupsService {
-    type StreamingPullStream = ReceiverStream<Result<api::StreamingPullResponse, Status>>;
+    type StreamingPullStream = ResponseStream<api::StreamingPullResponse>;
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn publish(
@@ -93,12 +93,13 @@ impl Groups for GroupsService {
         &self,
         request: Request<Streaming<pb::GroupStreamingPull>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        self.routes.stopping().refuse_if_stopping("a new stream")?;
         let mut requests = request.into_inner();
         let first = requests.message().await?.ok_or_else(|| status(ApiError::invalid("stream", "has no request")))?;
         let (delivery, opening) = self.delivery(Addressed { group: first.group_id, request: first.request })?;
         let rest: Requests = Box::pin(requests.map(|request| request.map(|r| r.request.unwrap_or_default())));
         let responses = streaming_pull::start(delivery, opening, rest).await.map_err(status)?;
-        Ok(Response::new(ReceiverStream::new(responses)))
+        Ok(Response::new(self.routes.stopping().until_stopping(responses)))
     }
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]

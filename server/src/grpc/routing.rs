@@ -32,6 +32,7 @@ use super::handoff;
 use super::proposer::Proposer;
 use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
+use super::stopping::Stopping;
 use super::streaming_pull::{self, Requests};
 use crate::clock::Clock;
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
@@ -93,6 +94,8 @@ pub struct GroupRoutes {
     lanes: Mutex<HashMap<GroupId, Arc<Lanes>>>,
     /// Partition batches forwarded to another node's group leader.
     forwarded_publishes: AtomicU64,
+    /// Set when the node begins shutting down.
+    stopping: Stopping,
 }
 
 #[derive(Debug)]
@@ -141,6 +144,7 @@ impl GroupRoutes {
             me: Weak::new(),
             lanes: Mutex::default(),
             forwarded_publishes: AtomicU64::new(0),
+            stopping: Stopping::default(),
         }
     }
 
@@ -160,6 +164,11 @@ impl GroupRoutes {
     pub fn acking_before_commit(mut self) -> Self {
         self.acking_before_commit = true;
         self
+    }
+
+    /// The node's shutdown, as the services see it.
+    pub fn stopping(&self) -> &Stopping {
+        &self.stopping
     }
 
     /// A group this node hosts (whether it leads it or not).
@@ -396,6 +405,12 @@ impl GroupRoutes {
 
     /// Campaigns for `group`, which its leader is handing to this node.
     pub fn campaign(&self, group: GroupId) -> Result<(), ApiError> {
+        if self.stopping.is_stopping() {
+            return Err(ApiError::Unavailable(format!(
+                "node {} is shutting down; it leads no more groups",
+                self.node_id
+            )));
+        }
         handoff::campaign(self.hosted_group(group)?, group);
         Ok(())
     }

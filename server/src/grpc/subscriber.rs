@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ferry_proto::v1 as api;
 use ferry_proto::v1::subscriber_server::Subscriber;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::fan_in::{self, Placed};
@@ -14,6 +13,7 @@ use super::group_delivery::GroupDelivery;
 use super::proposer::Proposer;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
+use super::stopping::ResponseStream;
 use super::{convert, stream_fan_in, streaming_pull};
 use crate::clock::Clock;
 use crate::domain::{self, validate, Command, Rejection, SubscriptionConfig};
@@ -118,7 +118,7 @@ impl SubscriberService {
 
 #[tonic::async_trait]
 impl Subscriber for SubscriberService {
-    type StreamingPullStream = ReceiverStream<Result<api::StreamingPullResponse, Status>>;
+    type StreamingPullStream = ResponseStream<api::StreamingPullResponse>;
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().name, topic = %request.get_ref().topic))]
     async fn create_subscription(
@@ -196,6 +196,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<Streaming<api::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        self.routes.stopping().refuse_if_stopping("a new stream")?;
         let mut requests = request.into_inner();
         let first = streaming_pull::first_request(&mut requests).await?;
         let rest: streaming_pull::Requests = Box::pin(requests);
@@ -203,7 +204,7 @@ impl Subscriber for SubscriberService {
             Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
             None => streaming_pull::start(self.group_0()?, first, rest).await?,
         };
-        Ok(Response::new(ReceiverStream::new(responses)))
+        Ok(Response::new(self.routes.stopping().until_stopping(responses)))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription, ack_ids = request.get_ref().ack_ids.len()))]

@@ -134,14 +134,19 @@ async fn round(routes: &GroupRoutes, groups: &Groups, network: &Network, me: Nod
     Ok(())
 }
 
-/// Whether the node at `addr` answers and has applied every data group to
-/// within `CAUGHT_UP_ENTRIES` of what this node has.
+/// Whether the node at `addr` answers, is not shutting down, and has
+/// applied every data group to within `CAUGHT_UP_ENTRIES` of what this
+/// node has.
 async fn caught_up(network: &Network, addr: &str, applied: &BTreeMap<GroupId, u64>) -> bool {
     let status = async {
         let mut client = ClusterClient::new(network.channel(addr).ok()?);
         client.node_status(api::NodeStatusRequest {}).await.ok().map(tonic::Response::into_inner)
     };
     let Ok(Some(status)) = tokio::time::timeout(STATUS_TIMEOUT, status).await else { return false };
+    if status.stopping {
+        // It is handing its groups over on its way down.
+        return false;
+    }
     let theirs: BTreeMap<GroupId, u64> = status.groups.iter().map(|g| (g.group, g.applied_index)).collect();
     applied.iter().all(|(group, mine)| theirs.get(group).is_some_and(|t| t + CAUGHT_UP_ENTRIES >= *mine))
 }

@@ -14,7 +14,7 @@ use tonic_health::ServingStatus;
 use crate::raft::Raft;
 
 /// The names a client may ask about.
-fn names() -> [&'static str; 5] {
+pub fn names() -> [&'static str; 5] {
     [
         "",
         <publisher_server::PublisherServer<()> as NamedService>::NAME,

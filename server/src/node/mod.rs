@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::HealthReporter;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::OUTSTANDING_MAX_DEFAULT;
@@ -49,6 +50,7 @@ pub mod log_purge;
 mod membership;
 pub mod metrics;
 pub mod retention;
+mod shutdown;
 
 use data_groups::{DataGroups, GroupOpener};
 pub use formation::Formation;
@@ -272,13 +274,13 @@ impl NodeBuilder {
             tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");
         }
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let health = tokio::spawn(health::run(health_reporter, raft.clone()));
+        let health = tokio::spawn(health::run(health_reporter.clone(), raft.clone()));
         let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service);
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
         let balancer = tokio::spawn(balancer::run(Arc::clone(&routes), Arc::clone(&groups), network, self.node_id));
-        let retention = tokio::spawn(retention::run(routes, Arc::clone(&self.clock)));
+        let retention = tokio::spawn(retention::run(Arc::clone(&routes), Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;
@@ -294,7 +296,18 @@ impl NodeBuilder {
         }
         let background =
             joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer, health]).collect();
-        Ok(Node { id: self.node_id, local_addr, raft, state, groups, stop: Some(stop), server, background })
+        Ok(Node {
+            id: self.node_id,
+            local_addr,
+            raft,
+            state,
+            groups,
+            routes,
+            health: health_reporter,
+            stop: Some(stop),
+            server,
+            background,
+        })
     }
 
     /// The address peers and clients reach this node at: `--advertise`, else
@@ -397,6 +410,8 @@ pub struct Node {
     state: Arc<AppliedState>,
     /// Every group this node hosts, group 0 (`raft`, `state`) among them.
     groups: Arc<Groups>,
+    routes: Arc<GroupRoutes>,
+    health: HealthReporter,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Tasks that run as long as the node: retention, purging the log,
@@ -447,16 +462,30 @@ impl Node {
         }
     }
 
-    /// Stops serving, stops Raft and flushes the state database, so the next
-    /// start does not need to re-apply the log.
+    /// Stops gracefully (see `shutdown.rs`): hands the groups it leads to
+    /// other voters, ends its streams, stops taking calls and lets those in
+    /// flight finish; then stops Raft and flushes the state databases, so
+    /// the next start does not need to re-apply the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        self.routes.stopping().begin();
         for task in self.background.drain(..) {
             task.abort();
         }
+        for name in health::names() {
+            self.health.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+        }
+        shutdown::hand_over(&self.routes, &self.groups, self.id).await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let served = (&mut self.server).await;
+        let served = match tokio::time::timeout(shutdown::DRAIN_TIMEOUT, &mut self.server).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!(timeout = ?shutdown::DRAIN_TIMEOUT, "calls still in flight; closing their connections");
+                self.server.abort();
+                Ok(Ok(()))
+            }
+        };
         for (group, hosted) in self.groups.all() {
             if group == META_GROUP {
                 continue;

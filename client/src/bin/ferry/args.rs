@@ -64,6 +64,12 @@ pub enum ClusterCommand {
         #[arg(long)]
         to: u64,
     },
+    /// Restart every node, one at a time: before each, every member must
+    /// serve and be caught up; then COMMAND restarts the node, and the next
+    /// waits until it came back, serves and caught up. Group 0's leader goes
+    /// last. Nodes stop gracefully on SIGTERM (they hand their leaderships
+    /// over), so clients see a pause, not errors.
+    RollingRestart(crate::rolling_restart::RollingRestartArgs),
 }
 
 #[derive(Debug, Subcommand)]

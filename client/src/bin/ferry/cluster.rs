@@ -30,6 +30,7 @@ pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()>
             println!("group {group} is led by node {leader}");
             Ok(())
         }
+        ClusterCommand::RollingRestart(args) => crate::rolling_restart::run(client, args).await,
         ClusterCommand::RemoveNode { id } => {
             let status = client.remove_node(id).await.with_context(|| format!("remove node {id}"))?;
             print_table(&status);

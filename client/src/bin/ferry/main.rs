@@ -7,6 +7,7 @@ mod consume;
 mod output;
 mod publish;
 mod pull;
+mod rolling_restart;
 mod tail;
 
 use std::process::ExitCode;
