@@ -75,6 +75,11 @@ struct Args {
     /// a line) for log collectors. FERRY_LOG sets what is logged.
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Free bytes to keep on the data directory's filesystem: below them
+    /// publishes and new topics and subscriptions fail RESOURCE_EXHAUSTED,
+    /// while reads and acks go on, until space returns.
+    #[arg(long, env = "FERRY_DISK_RESERVE_BYTES", default_value_t = ferry_server::storage::disk_space::DISK_RESERVE_BYTES_DEFAULT)]
+    disk_reserve_bytes: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):
     /// Raft groups, partitions, subscription backlogs, storage, process.
     #[arg(long, env = "FERRY_METRICS_LISTEN")]
@@ -140,7 +145,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .formation(formation)
         .snapshot_every_entries(args.snapshot_every_entries)
         .outstanding_max(args.outstanding_max as usize)
-        .data_groups(args.data_groups);
+        .data_groups(args.data_groups)
+        .disk_reserve_bytes(args.disk_reserve_bytes);
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
     }

@@ -207,4 +207,18 @@ impl Command {
             Command::ReleaseLock { .. } => "release_lock",
         }
     }
+
+    /// Whether the command adds data to keep (messages, topics,
+    /// subscriptions), rather than removing or adjusting it: only these wait
+    /// for disk space (`storage/disk_space.rs`), so acks, which let data go,
+    /// still pass when it is low.
+    pub fn adds_data(&self) -> bool {
+        matches!(
+            self,
+            Command::Publish(_)
+                | Command::DeadLetter(_)
+                | Command::CreateTopic { .. }
+                | Command::CreateSubscription { .. }
+        )
+    }
 }

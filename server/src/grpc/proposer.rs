@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::status::ApiError;
 use crate::domain::{Command, Response};
 use crate::raft::{AppliedState, HostedGroup, NodeId, Raft, TypeConfig};
+use crate::storage::disk_space::DiskSpace;
 
 #[derive(Clone)]
 pub struct Proposer {
@@ -25,6 +26,7 @@ pub struct Proposer {
     commit_timeout: Duration,
     /// Shared by every proposer of the group: see [`HostedGroup::confirmed`].
     confirmed: Arc<Mutex<Option<(u64, Instant)>>>,
+    disk: Arc<DiskSpace>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -43,6 +45,7 @@ impl Proposer {
             handing_off: Arc::clone(&group.handing_off),
             commit_timeout,
             confirmed: Arc::clone(&group.confirmed),
+            disk: Arc::clone(&group.disk),
         }
     }
 
@@ -61,6 +64,9 @@ impl Proposer {
     pub async fn submit(&self, command: Command) -> Result<Submitted, ApiError> {
         if self.handing_off.load(Ordering::Acquire) {
             return Err(moving(self.node_id));
+        }
+        if command.adds_data() {
+            self.disk.check()?;
         }
         let kind = command.kind();
         let give_up = Instant::now() + self.commit_timeout;

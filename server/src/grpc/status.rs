@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 
 use crate::delivery::DeliveryError;
 use crate::domain::{InvalidArgument, Rejection};
+use crate::storage::disk_space::DiskLow;
 use crate::storage::StorageError;
 
 /// Metadata key of the leader hint on UNAVAILABLE answers.
@@ -34,6 +35,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("storage failure: {0}")]
     Storage(#[from] StorageError),
+    /// Too little disk for a write that adds data.
+    #[error(transparent)]
+    DiskLow(#[from] DiskLow),
     #[error("{0}")]
     Internal(String),
     /// What the node a call was forwarded to answered.
@@ -86,6 +90,7 @@ impl From<ApiError> for Status {
                 Status::internal(message)
             }
             ApiError::Internal(_) => Status::internal(message),
+            ApiError::DiskLow(_) => Status::resource_exhausted(message),
             ApiError::Remote(remote) => {
                 // Keep the code and the reason a client acts on; a leader
                 // hint names a data group's leader, which is no better a

@@ -20,6 +20,7 @@ use crate::raft::log_sizes::LogSizes;
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, GroupId, Groups, HostedGroup, LogDb, LogStore, NodeId, Raft, StateMachine};
 use crate::storage::db::DbResources;
+use crate::storage::disk_space::DiskSpace;
 
 /// How often group 0's layout is looked at until it is set.
 const LAYOUT_POLL: Duration = Duration::from_millis(200);
@@ -58,6 +59,7 @@ pub struct GroupOpener {
     pub network: Network,
     pub log_db: Arc<LogDb>,
     pub resources: DbResources,
+    pub disk: Arc<DiskSpace>,
 }
 
 impl GroupOpener {
@@ -70,7 +72,7 @@ impl GroupOpener {
         let raft = Raft::new(self.node_id, Arc::clone(&self.config), self.network.for_group(group), log, state_machine)
             .await
             .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
-        Ok((HostedGroup::new(raft, state), sizes))
+        Ok((HostedGroup::new(raft, state, Arc::clone(&self.disk)), sizes))
     }
 }
 

@@ -39,6 +39,7 @@ use crate::grpc::{
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
 use crate::storage::db::DbResources;
+use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
 
 mod balancer;
@@ -106,6 +107,7 @@ pub struct NodeBuilder {
     data_groups: u32,
     snapshot_every_entries: u64,
     metrics_listen: Option<SocketAddr>,
+    disk_reserve_bytes: u64,
 }
 
 impl NodeBuilder {
@@ -128,6 +130,7 @@ impl NodeBuilder {
             data_groups: 0,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             metrics_listen: None,
+            disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
         }
     }
 
@@ -215,6 +218,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Free space the node keeps on its data directory's filesystem: below
+    /// it, publishes and new topics and subscriptions are refused with
+    /// RESOURCE_EXHAUSTED (reads and acks go on).
+    pub fn disk_reserve_bytes(mut self, bytes: u64) -> Self {
+        self.disk_reserve_bytes = bytes;
+        self
+    }
+
     /// Also serve Prometheus metrics at `http://addr/metrics`.
     pub fn metrics_listen(mut self, addr: SocketAddr) -> Self {
         self.metrics_listen = Some(addr);
@@ -227,6 +238,8 @@ impl NodeBuilder {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let resources = DbResources::default();
+        let disk = DiskSpace::new(&data_dir, self.disk_reserve_bytes)
+            .map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode, &resources)?;
 
         let listener = TcpListener::bind(&self.listen)
@@ -244,6 +257,7 @@ impl NodeBuilder {
             network: network.clone(),
             log_db,
             resources,
+            disk: Arc::clone(&disk),
         };
         let (meta, log_sizes) = opener.open(META_GROUP).await?;
         let (raft, state) = (meta.raft.clone(), Arc::clone(&meta.state));
@@ -282,6 +296,7 @@ impl NodeBuilder {
         let balancer = tokio::spawn(balancer::run(Arc::clone(&routes), Arc::clone(&groups), network, self.node_id));
         let retention = tokio::spawn(retention::run(Arc::clone(&routes), Arc::clone(&self.clock)));
         let log_purge = tokio::spawn(log_purge::run(raft.clone(), log_sizes));
+        let disk_watch = tokio::spawn(Arc::clone(&disk).watch());
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
@@ -295,7 +310,7 @@ impl NodeBuilder {
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
         let background =
-            joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer, health]).collect();
+            joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer, health, disk_watch]).collect();
         Ok(Node {
             id: self.node_id,
             local_addr,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::{AppliedState, NodeId, Raft};
+use crate::storage::disk_space::DiskSpace;
 
 /// A Raft group's id, unique in the cluster.
 pub type GroupId = u32;
@@ -44,11 +45,14 @@ pub struct HostedGroup {
     /// The term in which a quorum last confirmed this node leads the group,
     /// and when that check began (`Proposer::recently_confirmed_leader_term`).
     pub confirmed: Arc<parking_lot::Mutex<Option<(u64, tokio::time::Instant)>>>,
+    /// The node's free space, shared by its groups: writes that grow the
+    /// data wait for room (`storage/disk_space.rs`).
+    pub disk: Arc<DiskSpace>,
 }
 
 impl HostedGroup {
-    pub fn new(raft: Raft, state: Arc<AppliedState>) -> Self {
-        Self { raft, state, handing_off: Arc::default(), confirmed: Arc::default() }
+    pub fn new(raft: Raft, state: Arc<AppliedState>, disk: Arc<DiskSpace>) -> Self {
+        Self { raft, state, handing_off: Arc::default(), confirmed: Arc::default(), disk }
     }
 
     /// Whether this node is handing the group's leadership to another.

@@ -11,6 +11,7 @@
 pub mod batches;
 pub mod codec;
 pub mod db;
+pub mod disk_space;
 pub mod keys;
 pub mod records;
 pub mod state_db;

@@ -1,0 +1,127 @@
+//! Free space on the data directory's filesystem, and the reserve the node
+//! keeps there. Below the reserve the node turns away what would grow its
+//! data (publishes, new topics and subscriptions) with RESOURCE_EXHAUSTED,
+//! and keeps serving reads and the writes that shrink it (acks, deletes):
+//! running the disk truly full would fail a Raft append or a RocksDB flush,
+//! which stops the node, while a refusal costs the client a retry later.
+//!
+//! The figure is refreshed every second ([`DiskSpace::watch`]) rather than
+//! per write, so the reserve must cover a second of writes at full speed
+//! (the default, 1 GiB, covers a few seconds of this machine's disk).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The reserve unless configured: room for a few seconds of writes and for
+/// RocksDB to compact.
+pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 1 << 30;
+/// How often free space is measured.
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct DiskSpace {
+    dir: PathBuf,
+    reserve_bytes: u64,
+    free_bytes: AtomicU64,
+    low: AtomicBool,
+}
+
+/// The refusal of a write that would grow the data while space is low.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the data directory's filesystem has {free_bytes} bytes free, less than the {reserve_bytes}-byte reserve \
+     (--disk-reserve-bytes); writes that add data resume once space returns"
+)]
+pub struct DiskLow {
+    pub free_bytes: u64,
+    pub reserve_bytes: u64,
+}
+
+impl DiskSpace {
+    /// Watches the filesystem holding `dir`, measured once now.
+    pub fn new(dir: &Path, reserve_bytes: u64) -> std::io::Result<Arc<Self>> {
+        let space = Self {
+            dir: dir.to_owned(),
+            reserve_bytes,
+            free_bytes: AtomicU64::new(u64::MAX),
+            low: AtomicBool::new(false),
+        };
+        space.record(free_bytes(dir)?);
+        Ok(Arc::new(space))
+    }
+
+    /// Room for a write that grows the data, as last measured.
+    pub fn check(&self) -> Result<(), DiskLow> {
+        if self.low.load(Ordering::Acquire) {
+            return Err(DiskLow { free_bytes: self.free_bytes(), reserve_bytes: self.reserve_bytes });
+        }
+        Ok(())
+    }
+
+    pub fn free_bytes(&self) -> u64 {
+        self.free_bytes.load(Ordering::Acquire)
+    }
+
+    pub fn reserve_bytes(&self) -> u64 {
+        self.reserve_bytes
+    }
+
+    pub fn is_low(&self) -> bool {
+        self.low.load(Ordering::Acquire)
+    }
+
+    /// Measures every second for as long as the node runs, logging each
+    /// change between enough space and too little.
+    pub async fn watch(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(MEASURE_EVERY).await;
+            match free_bytes(&self.dir) {
+                Ok(free) => self.record(free),
+                Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "cannot measure free disk space"),
+            }
+        }
+    }
+
+    fn record(&self, free: u64) {
+        self.free_bytes.store(free, Ordering::Release);
+        let low = free < self.reserve_bytes;
+        if self.low.swap(low, Ordering::AcqRel) != low {
+            if low {
+                tracing::warn!(
+                    free,
+                    reserve = self.reserve_bytes,
+                    "disk space is low: refusing publishes and new topics and subscriptions"
+                );
+            } else {
+                tracing::info!(free, reserve = self.reserve_bytes, "disk space is back: taking all writes again");
+            }
+        }
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem of `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stats = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(stats.blocks_available() as u64 * stats.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_the_reserve_growth_is_refused_and_at_it_allowed_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let space = DiskSpace::new(dir.path(), 100).expect("measure");
+        assert!(space.free_bytes() > 100 && space.free_bytes() < u64::MAX, "measured at once");
+        assert!(space.check().is_ok());
+        space.record(10);
+        let err = space.check().expect_err("10 bytes free is under a 100-byte reserve");
+        assert_eq!((err.free_bytes, err.reserve_bytes), (10, 100));
+        assert!(err.to_string().contains("--disk-reserve-bytes"), "{err}");
+        space.record(100);
+        assert!(space.check().is_ok(), "at the reserve, writes go on");
+    }
+}
