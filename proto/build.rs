@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     let descriptors = protox::compile(PROTOS, [Path::new(".")])?;
+    // Kept for the server, which reads its services' methods from it
+    // (`FILE_DESCRIPTOR_SET`).
+    let out_dir = std::env::var("OUT_DIR")?;
+    std::fs::write(Path::new(&out_dir).join("ferry_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
     tonic_prost_build::configure()
         // `bytes` fields decode as `Bytes` slices of the input buffer: no copy.
         .bytes(".")

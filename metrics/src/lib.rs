@@ -2,10 +2,14 @@
 //!
 //! - `exposition.rs`: the text format, one metric family at a time, names
 //!   with their unit, label values escaped.
+//! - `histogram.rs`: a distribution over fixed buckets, recorded with atomic
+//!   adds.
 //! - `endpoint.rs`: `GET /metrics` over HTTP/1.1, rendering on each scrape.
 
 pub mod endpoint;
 pub mod exposition;
+pub mod histogram;
 
 pub use endpoint::serve;
 pub use exposition::Exposition;
+pub use histogram::{Histogram, HistogramSnapshot};

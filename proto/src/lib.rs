@@ -28,6 +28,10 @@ pub use ferry::internal::v1 as internal;
 
 pub mod compression;
 
+/// Every `.proto` file above, compiled: a protobuf `FileDescriptorSet`
+/// (services, their methods and whether each streams).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ferry_descriptor.bin"));
+
 /// The partition of an ordering key: a stable hash, so a key maps to the same
 /// partition on every node, every version and in every client.
 pub fn partition_of_key(ordering_key: &str, partitions: u32) -> u32 {

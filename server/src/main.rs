@@ -113,8 +113,11 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => logs.init(),
-        // One JSON object a line, with the span (an RPC's, say) it happened in.
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+        // One JSON object a line, with the span it happened in (`span`) and
+        // every span around it (`spans`, outermost first): a handler's own
+        // span sits inside its call's `rpc` span, which names the method
+        // and the peer.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ferry_metrics::Exposition;
 
+use super::rpc_metrics::RpcMetrics;
 use crate::grpc::GroupRoutes;
 use crate::raft::{GroupId, Groups, NodeId};
 
@@ -18,6 +19,8 @@ pub struct NodeMetrics {
     pub node_id: NodeId,
     pub groups: Arc<Groups>,
     pub routes: Arc<GroupRoutes>,
+    /// The gRPC calls served (`rpc_metrics.rs`).
+    pub rpc: Arc<RpcMetrics>,
 }
 
 impl NodeMetrics {
@@ -29,6 +32,7 @@ impl NodeMetrics {
         self.partitions(&mut text);
         self.subscriptions(&mut text);
         self.storage(&mut text);
+        self.rpc.render(&mut text);
         process(&mut text);
         text.into_text()
     }

@@ -51,11 +51,15 @@ pub mod log_purge;
 mod membership;
 pub mod metrics;
 pub mod retention;
+mod rpc_metrics;
+mod rpc_observe;
 mod shutdown;
 
 use data_groups::{DataGroups, GroupOpener};
 pub use formation::Formation;
 use metrics::NodeMetrics;
+use rpc_metrics::RpcMetrics;
+use rpc_observe::ObserveLayer;
 
 /// Raft entries between snapshots; a snapshot lets the log before it be purged.
 pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 10_000;
@@ -279,9 +283,14 @@ impl NodeBuilder {
             routes = routes.acking_before_commit();
         }
         let routes = routes.shared();
+        let rpc = Arc::new(RpcMetrics::for_node());
         if let Some(addr) = self.metrics_listen {
-            let metrics =
-                NodeMetrics { node_id: self.node_id, groups: Arc::clone(&groups), routes: Arc::clone(&routes) };
+            let metrics = NodeMetrics {
+                node_id: self.node_id,
+                groups: Arc::clone(&groups),
+                routes: Arc::clone(&routes),
+                rpc: Arc::clone(&rpc),
+            };
             let bound = ferry_metrics::serve(addr, "ferryd", Arc::new(move || metrics.render()))
                 .await
                 .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
@@ -289,7 +298,7 @@ impl NodeBuilder {
         }
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let health = tokio::spawn(health::run(health_reporter.clone(), raft.clone()));
-        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service);
+        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service, rpc);
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
@@ -309,8 +318,10 @@ impl NodeBuilder {
             // it leads and has applied its log, so a fresh start is ready to use.
             formation::wait_until_leading(&raft, self.node_id).await?;
         }
-        let background =
-            joining.into_iter().chain([retention, log_purge, layout, data_groups, balancer, health, disk_watch]).collect();
+        let background = joining
+            .into_iter()
+            .chain([retention, log_purge, layout, data_groups, balancer, health, disk_watch])
+            .collect();
         Ok(Node {
             id: self.node_id,
             local_addr,
@@ -360,6 +371,7 @@ impl NodeBuilder {
         groups: &Arc<Groups>,
         routes: Arc<GroupRoutes>,
         health: HealthServer<impl Health>,
+        rpc: Arc<RpcMetrics>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
         let proposer = proposer.clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
@@ -385,6 +397,8 @@ impl NodeBuilder {
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
+            // A span and latency metrics per call.
+            .layer(ObserveLayer::new(rpc))
             .add_service(
                 PublisherServer::new(publisher)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
