@@ -4,12 +4,13 @@
 //!   with their unit, label values escaped.
 //! - `histogram.rs`: a distribution over fixed buckets, recorded with atomic
 //!   adds.
-//! - `endpoint.rs`: `GET /metrics` over HTTP/1.1, rendering on each scrape.
+//! - `endpoint.rs`: `GET /metrics` over HTTP/1.1, rendering on each scrape,
+//!   and any other page a process serves beside it (`Routes`).
 
 pub mod endpoint;
 pub mod exposition;
 pub mod histogram;
 
-pub use endpoint::serve;
+pub use endpoint::{serve, serve_routes, Render, RenderLater, Routes};
 pub use exposition::Exposition;
 pub use histogram::{Histogram, HistogramSnapshot};

@@ -81,7 +81,8 @@ struct Args {
     #[arg(long, env = "FERRY_DISK_RESERVE_BYTES", default_value_t = ferry_server::storage::disk_space::DISK_RESERVE_BYTES_DEFAULT)]
     disk_reserve_bytes: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):
-    /// Raft groups, partitions, subscription backlogs, storage, process.
+    /// Raft groups, partitions, subscription backlogs, storage, process,
+    /// RPC latencies; and a status page of the cluster at http://ADDR/.
     #[arg(long, env = "FERRY_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
     /// TESTING ONLY: report log appends durable without fsync. Loses

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_metrics::Routes;
 use ferry_proto::internal::groups_server::GroupsServer;
 use ferry_proto::internal::raft_server::RaftServer;
 use ferry_proto::internal::testing_server::TestingServer;
@@ -54,6 +55,7 @@ pub mod retention;
 mod rpc_metrics;
 mod rpc_observe;
 mod shutdown;
+mod status_page;
 
 use data_groups::{DataGroups, GroupOpener};
 pub use formation::Formation;
@@ -230,7 +232,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Also serve Prometheus metrics at `http://addr/metrics`.
+    /// Also serve Prometheus metrics at `http://addr/metrics`, and the
+    /// status page at `http://addr/` (`status_page/`).
     pub fn metrics_listen(mut self, addr: SocketAddr) -> Self {
         self.metrics_listen = Some(addr);
         self
@@ -291,10 +294,18 @@ impl NodeBuilder {
                 routes: Arc::clone(&routes),
                 rpc: Arc::clone(&rpc),
             };
-            let bound = ferry_metrics::serve(addr, "ferryd", Arc::new(move || metrics.render()))
+            let status = status_page::Gatherer {
+                node_id: self.node_id,
+                cluster: ClusterService::new(proposer.clone(), Arc::clone(&groups), Arc::clone(&routes)),
+                network: network.clone(),
+                clock: Arc::clone(&self.clock),
+            };
+            let pages =
+                status_page::add_routes(Routes::new("ferryd").metrics(Arc::new(move || metrics.render())), status);
+            let bound = ferry_metrics::serve_routes(addr, pages)
                 .await
                 .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
-            tracing::info!(metrics = %format!("http://{bound}/metrics"), "serving metrics");
+            tracing::info!(metrics = %format!("http://{bound}/metrics"), status = %format!("http://{bound}/"), "serving metrics and the status page");
         }
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let health = tokio::spawn(health::run(health_reporter.clone(), raft.clone()));
