@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run check fmt lint build test deps bench bench-backlog bench-etl chaos
+.PHONY: run check fmt lint build test deps deploy-check bench bench-backlog bench-etl chaos
 
 ## Start ferryd on the embedded default: one node, data under ./data, 127.0.0.1:7070.
 run: deps
@@ -31,6 +31,12 @@ test: build
 	# --workspace keeps the feature set of the steps above: selecting one
 	# package changes its build dependencies' features and rebuilds RocksDB.
 	$(CARGO) test --workspace --locked --bench hot_paths --bench close
+
+## deploy/ exercised (`make test` runs it too, as tests/tests/deploy.rs): the
+## systemd unit, the image, the compose file and the Kubernetes manifests
+## linted, then run against the built binaries. PARTS="kubernetes" picks parts.
+deploy-check: deps build
+	scripts/check-deploy $(PARTS)
 
 ## `ferry bench` figures on 1-node and 3-node clusters started for the run
 ## (release build; COUNT messages per run), the same against NATS JetStream
