@@ -284,6 +284,16 @@ impl Client {
         Ok(reply.await?.status == ServingStatus::Serving as i32)
     }
 
+    /// Has the node this client talks to (the first `--server` address)
+    /// copy its state into `dir`, a new directory on that node's
+    /// filesystem: a backup for `ferryd --restore-from`. No retry or
+    /// redirect: the backup is of that node.
+    pub async fn backup(&self, dir: &str) -> Result<Backup> {
+        let request = api::BackupRequest { dir: dir.to_owned() };
+        let made = self.router.call_here(|c| async move { cluster(c).backup(request).await }).await?;
+        Ok(backup_from_api(made))
+    }
+
     /// Adds node `node_id` serving at `addr`: it catches up as a learner, then
     /// becomes a voter. Returns when it is a voter.
     pub async fn add_node(&self, node_id: u64, addr: &str) -> Result<ClusterStatus> {

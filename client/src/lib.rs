@@ -21,7 +21,7 @@ pub use locks::{Lock, LockGrant};
 pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{
-    AckOutcome, Backlog, ClusterStatus, GroupStatus, LogRecord, Member, Message, NodeStatus, PartitionInfo,
-    PartitionProgress, Position, ProducerSequence, ReceivedMessage, SequencedPublish, Subscription,
+    AckOutcome, Backlog, Backup, ClusterStatus, GroupBackup, GroupStatus, LogRecord, Member, Message, NodeStatus,
+    PartitionInfo, PartitionProgress, Position, ProducerSequence, ReceivedMessage, SequencedPublish, Subscription,
     SubscriptionSettings, Topic, TopicSettings,
 };

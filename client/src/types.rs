@@ -347,6 +347,27 @@ pub struct GroupStatus {
     pub applied_index: u64,
 }
 
+/// A node's backup (`Client::backup`): where it is and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// On the node's filesystem.
+    pub dir: String,
+    pub node_id: u64,
+    pub created: SystemTime,
+    /// Group 0 first.
+    pub groups: Vec<GroupBackup>,
+}
+
+/// One Raft group's state in a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBackup {
+    pub group: u32,
+    /// The Raft entry the copy is at.
+    pub applied_term: u64,
+    pub applied_index: u64,
+    pub bytes: u64,
+}
+
 /// A message as one replica stored it (see `Client::read_log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
@@ -416,6 +437,20 @@ pub(crate) fn cluster_status_from_api(status: api::ClusterStatus) -> ClusterStat
             .collect(),
         groups: status.groups.into_iter().map(group_status_from_api).collect(),
     }
+}
+
+pub(crate) fn backup_from_api(made: api::BackupResponse) -> Backup {
+    let groups = made
+        .groups
+        .into_iter()
+        .map(|g| GroupBackup {
+            group: g.group,
+            applied_term: g.applied_term,
+            applied_index: g.applied_index,
+            bytes: g.bytes,
+        })
+        .collect();
+    Backup { dir: made.dir, node_id: made.node_id, created: time_from_micros(made.created_unix_micros as i64), groups }
 }
 
 pub(crate) fn log_record_from_api(record: api::LogRecord) -> Result<LogRecord, Error> {

@@ -56,6 +56,11 @@ struct Args {
     /// (as a learner that catches up, then as a voter).
     #[arg(long, env = "FERRY_JOIN")]
     join: Option<String>,
+    /// Start as a new one-node cluster from this backup (made by `ferry
+    /// cluster backup`), into a new --data-dir; other new nodes then --join
+    /// it. Remove the setting once restored: a later start refuses it.
+    #[arg(long, env = "FERRY_RESTORE_FROM", conflicts_with_all = ["peers", "join"])]
+    restore_from: Option<PathBuf>,
     /// Raft entries between snapshots; each snapshot lets the log before it be purged. A snapshot is also taken every 16 MiB of log, whatever the count.
     #[arg(long, env = "FERRY_SNAPSHOT_EVERY_ENTRIES", default_value_t = ferry_server::node::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     snapshot_every_entries: u64,
@@ -151,6 +156,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .outstanding_max(args.outstanding_max as usize)
         .data_groups(args.data_groups)
         .disk_reserve_bytes(args.disk_reserve_bytes);
+    if let Some(backup) = &args.restore_from {
+        builder = builder.restore_from(backup);
+    }
     if let Some(advertise) = &args.advertise {
         builder = builder.advertise(advertise);
     }
@@ -185,7 +193,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     match failure {
         None => {
-            tracing::info!("shutting down: handing leadership over, then stopping");
+            tracing::info!("shutting down");
             tokio::select! {
                 stopped = node.shutdown() => stopped?,
                 // A second signal: stop now, as a crash would (nothing

@@ -61,7 +61,10 @@ async fn a_rolling_restart_under_load_loses_nothing_and_clients_carry_on() {
             let mut subscriber = client.subscribe("audit", SubscriberSettings::default()).await.expect("subscribe");
             while let Some(delivered) = subscriber.next().await {
                 let delivered = delivered.expect("the subscriber carries on without errors");
-                received.lock().expect("lock").insert(String::from_utf8_lossy(&delivered.message.message.data).into_owned());
+                received
+                    .lock()
+                    .expect("lock")
+                    .insert(String::from_utf8_lossy(&delivered.message.message.data).into_owned());
                 delivered.ack();
             }
         })

@@ -17,6 +17,7 @@ use super::proposer::Proposer;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
 use crate::domain::{validate, Rejection};
+use crate::raft::backup::{self, BackupError};
 use crate::raft::{Groups, NodeId};
 
 /// How long a member may take to answer a status request.
@@ -180,6 +181,38 @@ impl Cluster for ClusterService {
             return Err(ApiError::Rejected(Rejection::TopicNotFound { name: topic }).into());
         }
         Ok(Response::new(api::RoutesResponse { partitions: self.routes.partition_routes(&topic) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(dir = %request.get_ref().dir))]
+    async fn backup(&self, request: Request<api::BackupRequest>) -> Result<Response<api::BackupResponse>, Status> {
+        let dir = std::path::PathBuf::from(request.into_inner().dir);
+        let (groups, node_id) = (Arc::clone(&self.groups), self.proposer.node_id());
+        let made = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || backup::create(&groups, node_id, &dir)).await
+        };
+        let manifest = match made.map_err(|e| Status::internal(format!("the backup task failed: {e}")))? {
+            Ok(manifest) => manifest,
+            Err(BackupError::Invalid(problem)) => return Err(ApiError::invalid("dir", problem).into()),
+            Err(BackupError::Storage(e)) => return Err(ApiError::Storage(e).into()),
+        };
+        tracing::info!(groups = manifest.groups.len(), "backed up");
+        let groups = manifest
+            .groups
+            .into_iter()
+            .map(|g| api::GroupBackup {
+                group: g.group,
+                applied_term: g.applied_term,
+                applied_index: g.applied_index,
+                bytes: g.bytes,
+            })
+            .collect();
+        Ok(Response::new(api::BackupResponse {
+            dir: dir.display().to_string(),
+            node_id,
+            created_unix_micros: manifest.created_unix_micros,
+            groups,
+        }))
     }
 
     async fn read_log(&self, request: Request<api::ReadLogRequest>) -> Result<Response<api::ReadLogResponse>, Status> {

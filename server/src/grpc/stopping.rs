@@ -82,15 +82,15 @@ mod tests {
         let stopping = Stopping::default();
         let (sender, receiver) = mpsc::channel(4);
         let mut stream = stopping.until_stopping(receiver);
-        sender.send(Ok(1u32)).await.unwrap();
-        assert_eq!(stream.next().await.unwrap().unwrap(), 1);
+        sender.send(Ok(1u32)).await.expect("send");
+        assert_eq!(stream.next().await.expect("an item").expect("a response"), 1);
         assert!(stopping.refuse_if_stopping("a stream").is_ok());
         stopping.begin();
-        let ended = stream.next().await.unwrap().unwrap_err();
+        let ended = stream.next().await.expect("an item").expect_err("the status");
         assert_eq!(ended.code(), tonic::Code::Unavailable);
         assert!(stream.next().await.is_none(), "nothing follows the status");
         assert!(sender.is_closed(), "the filling task learns the consumer is gone");
-        assert_eq!(stopping.refuse_if_stopping("a stream").unwrap_err().code(), tonic::Code::Unavailable);
+        assert_eq!(stopping.refuse_if_stopping("a stream").expect_err("refused").code(), tonic::Code::Unavailable);
     }
 
     #[tokio::test]

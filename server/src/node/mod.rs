@@ -37,6 +37,7 @@ use crate::grpc::{
     ClusterService, GroupRoutes, GroupsService, LocksService, Proposer, PublisherService, RaftService,
     SubscriberService,
 };
+use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
 use crate::storage::db::DbResources;
@@ -91,6 +92,8 @@ pub enum NodeError {
     Config(String),
     #[error("grpc server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("restore: {0}")]
+    Restore(#[from] BackupError),
 }
 
 /// Settings of a node; see each setter.
@@ -114,6 +117,7 @@ pub struct NodeBuilder {
     snapshot_every_entries: u64,
     metrics_listen: Option<SocketAddr>,
     disk_reserve_bytes: u64,
+    restore_from: Option<PathBuf>,
 }
 
 impl NodeBuilder {
@@ -137,6 +141,7 @@ impl NodeBuilder {
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             metrics_listen: None,
             disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
+            restore_from: None,
         }
     }
 
@@ -232,6 +237,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Start from the backup at `dir` (`ferry cluster backup`) as a new
+    /// one-node cluster; the data directory must be new. Others join it.
+    pub fn restore_from(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.restore_from = Some(dir.into());
+        self.formation = Formation::Alone;
+        self
+    }
+
     /// Also serve Prometheus metrics at `http://addr/metrics`, and the
     /// status page at `http://addr/` (`status_page/`).
     pub fn metrics_listen(mut self, addr: SocketAddr) -> Self {
@@ -244,17 +257,25 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, NodeError> {
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
-        let resources = DbResources::default();
-        let disk = DiskSpace::new(&data_dir, self.disk_reserve_bytes)
-            .map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
-        let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode, &resources)?;
-
         let listener = TcpListener::bind(&self.listen)
             .await
             .map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let local_addr =
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise_addr(local_addr)?;
+        // Before anything opens a database here: the directory must be new.
+        let restored = match &self.restore_from {
+            Some(backup) => Some(backup::restore_state(backup, &data_dir, self.node_id, &advertise)?),
+            None => None,
+        };
+        let resources = DbResources::default();
+        let disk = DiskSpace::new(&data_dir, self.disk_reserve_bytes)
+            .map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+        let log_db = LogDb::open(&data_dir.join("raft-log"), self.sync_mode, &resources)?;
+        if let (Some(manifest), Some(backup)) = (&restored, &self.restore_from) {
+            backup::restore_log(&log_db, manifest, self.node_id).await?;
+            tracing::info!(backup = %backup.display(), from_node = manifest.node_id, groups = manifest.groups.len(), "restored a backup as a new one-node cluster");
+        }
 
         let network = Network::new(self.source_ip);
         let opener = GroupOpener {

@@ -2,6 +2,7 @@
 //! machine, snapshots as checkpoint directories, and the network.
 
 pub mod arrivals;
+pub mod backup;
 pub mod codec;
 pub mod errors;
 pub mod groups;

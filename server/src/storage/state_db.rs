@@ -192,6 +192,36 @@ impl StateDb {
         applied: &pb::LogId,
         membership: Option<&pb::StoredMembership>,
     ) -> Result<(), StorageError> {
+        let mut batch = self.batch_of(writes)?;
+        let meta_cf = self.cf(CF_META)?;
+        batch.put_cf(meta_cf, meta::APPLIED, codec::encode(applied));
+        if let Some(membership) = membership {
+            batch.put_cf(meta_cf, meta::MEMBERSHIP, codec::encode(membership));
+        }
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.db.write_opt(batch, &options).map_err(StorageError::rocksdb("apply to state"))
+    }
+
+    /// Makes a copy of another cluster's state (a backup) this node's own:
+    /// applies `writes` (the group's new voters, say) and records it as at
+    /// the new cluster's entry `applied`, with `membership`; durably.
+    pub fn rebase(
+        &self,
+        writes: Vec<Write>,
+        applied: &pb::LogId,
+        membership: &pb::StoredMembership,
+    ) -> Result<(), StorageError> {
+        let mut batch = self.batch_of(writes)?;
+        let meta_cf = self.cf(CF_META)?;
+        batch.put_cf(meta_cf, meta::APPLIED, codec::encode(applied));
+        batch.put_cf(meta_cf, meta::MEMBERSHIP, codec::encode(membership));
+        self.db.write(batch).map_err(StorageError::rocksdb("rebase the state"))?;
+        self.flush()
+    }
+
+    /// The batch that makes `writes`.
+    fn batch_of(&self, writes: Vec<Write>) -> Result<WriteBatch, StorageError> {
         let (meta_cf, messages_cf, acks_cf) = (self.cf(CF_META)?, self.cf(CF_MESSAGES)?, self.cf(CF_ACKS)?);
         let mut batch = WriteBatch::default();
         for write in writes {
@@ -298,13 +328,7 @@ impl StateDb {
                 Write::DeleteLock { name } => batch.delete_cf(meta_cf, meta::lock(&name)),
             }
         }
-        batch.put_cf(meta_cf, meta::APPLIED, codec::encode(applied));
-        if let Some(membership) = membership {
-            batch.put_cf(meta_cf, meta::MEMBERSHIP, codec::encode(membership));
-        }
-        let mut options = WriteOptions::default();
-        options.disable_wal(true);
-        self.db.write_opt(batch, &options).map_err(StorageError::rocksdb("apply to state"))
+        Ok(batch)
     }
 
     /// Up to `count_max` messages of a partition from offset `from` on, stopping

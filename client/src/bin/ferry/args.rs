@@ -70,6 +70,14 @@ pub enum ClusterCommand {
     /// last. Nodes stop gracefully on SIGTERM (they hand their leaderships
     /// over), so clients see a pause, not errors.
     RollingRestart(crate::rolling_restart::RollingRestartArgs),
+    /// Back up the node `--server` names: a consistent copy of its state
+    /// (RocksDB checkpoints) in a new directory on that node's filesystem,
+    /// for `ferryd --restore-from`. Prints what it holds as JSON.
+    Backup {
+        /// Absolute path on the node; must not exist yet.
+        #[arg(long)]
+        dir: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

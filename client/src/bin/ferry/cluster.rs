@@ -30,6 +30,23 @@ pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()>
             println!("group {group} is led by node {leader}");
             Ok(())
         }
+        ClusterCommand::Backup { dir } => {
+            let made = client.backup(&dir).await.with_context(|| format!("back up into {dir}"))?;
+            let groups: Vec<_> = made
+                .groups
+                .iter()
+                .map(|g| {
+                    json!({"group": g.group, "applied_term": g.applied_term, "applied_index": g.applied_index, "bytes": g.bytes})
+                })
+                .collect();
+            let created = made.created.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+            output::print_json(&json!({
+                "dir": made.dir,
+                "node_id": made.node_id,
+                "created_unix_micros": created,
+                "groups": groups,
+            }))
+        }
         ClusterCommand::RollingRestart(args) => crate::rolling_restart::run(client, args).await,
         ClusterCommand::RemoveNode { id } => {
             let status = client.remove_node(id).await.with_context(|| format!("remove node {id}"))?;
