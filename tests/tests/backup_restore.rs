@@ -97,21 +97,27 @@ async fn a_backup_of_a_live_node_restores_into_a_new_cluster_that_new_nodes_join
     let addrs =
         [first.addr().to_owned()].into_iter().chain(joined.iter().map(|n| n.addr().to_owned())).collect::<Vec<_>>();
     let fresh = Client::connect(&addrs.join(",")).await.expect("connect to the new cluster");
-    eventually(Duration::from_secs(60), "three voters in every group, all caught up", || async {
-        let status = fresh.cluster_status().await.ok()?;
-        let full = status.members.len() == 3
-            && status.members.iter().all(|m| m.voter && m.status.as_ref().is_ok_and(|s| s.groups.len() == 3))
-            && status
-                .members
-                .iter()
-                .filter_map(|m| m.status.as_ref().ok())
-                .all(|s| s.groups.iter().all(|g| g.voters.len() == 3));
-        if !full {
-            return None;
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = fresh.cluster_status().await;
+        let full = status.as_ref().is_ok_and(|status| {
+            status.members.len() == 3
+                && status.members.iter().all(|m| {
+                    m.voter
+                        && m.status
+                            .as_ref()
+                            .is_ok_and(|s| s.groups.len() == 3 && s.groups.iter().all(|g| g.voters.len() == 3))
+                })
+        });
+        if full && quiet(&fresh).await.is_some() {
+            break;
         }
-        quiet(&fresh).await
-    })
-    .await;
+        if tokio::time::Instant::now() >= give_up {
+            let logs: Vec<String> = [&first].into_iter().chain(&joined).map(|n| n.log_tail(6000)).collect();
+            panic!("three voters in every group, all caught up: {status:#?}\nlogs:\n{}", logs.join("\n---\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(fresh.get_topic("orders").await.expect("the topic is there").partitions.len(), PARTITIONS as usize);
     let backlog = fresh.get_subscription("billing").await.expect("get").backlog.expect("backlog");
     assert_eq!(backlog.unacked_messages, 300, "the backup's acks hold in the new cluster");

@@ -71,17 +71,29 @@ impl Incoming {
     }
 }
 
-async fn receive_files(dir: &Path, stream: &mut Streaming<pb::SnapshotChunk>) -> Result<(), Status> {
+async fn receive_files<S>(dir: &Path, stream: &mut S, marked: bool) -> Result<(), Status>
+where
+    S: futures::Stream<Item = Result<pb::SnapshotChunk, Status>> + Unpin,
+{
+    use futures::StreamExt;
     let mut current: Option<Incoming> = None;
-    while let Some(chunk) = stream.message().await? {
-        let Some(pb::snapshot_chunk::Part::File(chunk)) = chunk.part else {
-            return Err(Status::invalid_argument("a snapshot header after the first message"));
+    let (mut files, mut bytes) = (0u32, 0u64);
+    let mut ended = None;
+    while let Some(chunk) = stream.next().await.transpose()? {
+        let chunk = match chunk.part {
+            Some(pb::snapshot_chunk::Part::File(chunk)) if ended.is_none() => chunk,
+            Some(pb::snapshot_chunk::Part::End(end)) if ended.is_none() => {
+                ended = Some(end);
+                continue;
+            }
+            _ => return Err(Status::invalid_argument("a snapshot stream is a header, files, then its end")),
         };
         let name = safe_file_name(&chunk.name)?;
         if current.as_ref().is_none_or(|c| c.name != name) {
             if let Some(done) = current.take() {
                 done.finish().await?;
             }
+            files += 1;
             let path = dir.join(name);
             let file = tokio::fs::File::options()
                 .write(true)
@@ -100,9 +112,20 @@ async fn receive_files(dir: &Path, stream: &mut Streaming<pb::SnapshotChunk>) ->
         }
         incoming.file.write_all(&chunk.data).await.map_err(|e| Status::internal(format!("write {name}: {e}")))?;
         incoming.next_offset += chunk.data.len() as u64;
+        bytes += chunk.data.len() as u64;
     }
     if let Some(done) = current.take() {
         done.finish().await?;
+    }
+    match ended {
+        Some(end) if (end.files, end.bytes) != (files, bytes) => {
+            return Err(Status::invalid_argument(format!(
+                "the snapshot stream sent {files} files of {bytes} bytes where its end says {} of {}",
+                end.files, end.bytes
+            )))
+        }
+        None if marked => return Err(Status::aborted("the snapshot stream ended before its end: it was cut short")),
+        _ => {}
     }
     sync_dir(dir).map_err(|e| Status::internal(e.to_string()))
 }
@@ -146,10 +169,19 @@ impl RaftRpc for RaftService {
             snapshot_id: meta.snapshot_id,
         };
         let dir = group.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
-        receive_files(&dir, &mut stream).await?;
+        if let Err(status) = receive_files(&dir, &mut stream, header.ends_with_marker).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(status);
+        }
         tracing::info!(group = header.group_id, snapshot = %meta.snapshot_id, "received a snapshot; installing");
-        let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir }) };
-        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
+        let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir.clone() }) };
+        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped);
+        // Installing moved the files away; a snapshot Raft did not need
+        // (a repeat of one installed already) is still here.
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let response = response?;
         Ok(Response::new(pb::SnapshotReply { vote: Some(vote_to_record(&response.vote)) }))
     }
 }
@@ -157,6 +189,35 @@ impl RaftRpc for RaftService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(name: &str, offset: u64, data: &'static [u8]) -> Result<pb::SnapshotChunk, Status> {
+        let chunk = pb::FileChunk { name: name.into(), offset, data: data.into() };
+        Ok(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::File(chunk)) })
+    }
+
+    fn end(files: u32, bytes: u64) -> Result<pb::SnapshotChunk, Status> {
+        Ok(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::End(pb::SnapshotEnd { files, bytes })) })
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_stream_counts_only_when_it_ends_with_its_marker_and_sizes() {
+        let receive = |chunks: Vec<Result<pb::SnapshotChunk, Status>>, marked: bool| async move {
+            let dir = tempfile::tempdir().expect("temp dir");
+            receive_files(dir.path(), &mut futures::stream::iter(chunks), marked).await
+        };
+        let whole =
+            vec![file("CURRENT", 0, b"MANIFEST-1\n"), file("1.sst", 0, b"abc"), file("1.sst", 3, b"de"), end(2, 16)];
+        receive(whole, true).await.expect("a whole snapshot is received");
+        // A sender that gave up mid-way ends the stream cleanly: not a snapshot.
+        let cut = vec![file("CURRENT", 0, b"MANIFEST-1\n"), file("1.sst", 0, b"abc")];
+        let refused = receive(cut.clone(), true).await.expect_err("cut short");
+        assert_eq!(refused.code(), tonic::Code::Aborted, "{refused:?}");
+        receive(cut, false).await.expect("an older sender has no marker to wait for");
+        let short = vec![file("CURRENT", 0, b"MANIFEST-1\n"), end(2, 11)];
+        assert_eq!(receive(short, true).await.expect_err("a file missing").code(), tonic::Code::InvalidArgument);
+        let after = vec![end(0, 0), file("CURRENT", 0, b"x")];
+        assert_eq!(receive(after, true).await.expect_err("a file after the end").code(), tonic::Code::InvalidArgument);
+    }
 
     #[tokio::test]
     async fn a_group_this_node_does_not_host_is_not_found_and_named() {

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
@@ -35,6 +36,8 @@ pub struct SnapshotStore {
     /// Held while a snapshot becomes the current one: a build and an install
     /// may finish at once.
     publishing: Mutex<()>,
+    /// Numbers the directories snapshots are received into.
+    received: AtomicU64,
 }
 
 impl SnapshotStore {
@@ -46,10 +49,24 @@ impl SnapshotStore {
                 remove_dir(&entry.path())?;
             }
         }
-        Ok(Self { root, publishing: Mutex::new(()) })
+        Ok(Self { root, publishing: Mutex::new(()), received: AtomicU64::new(0) })
     }
 
-    /// A fresh directory to receive a snapshot into.
+    /// A new directory of its own to receive a snapshot's files into. A
+    /// leader that gives up on a slow transfer sends the same snapshot
+    /// again; the two streams must not share a directory, or the first
+    /// one's install would adopt files the second is still writing.
+    pub fn receive_dir(&self, id: &str) -> Result<PathBuf, StorageError> {
+        let unique = self.received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.root.join(format!("{PARTIAL_PREFIX}{}-received-{unique}", sanitize(id)));
+        if dir.exists() {
+            remove_dir(&dir)?;
+        }
+        fs::create_dir_all(&dir).map_err(StorageError::io(format!("create {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// A fresh directory to build or adopt snapshot `id` in.
     pub fn partial_dir(&self, id: &str) -> Result<PathBuf, StorageError> {
         let dir = self.root.join(format!("{PARTIAL_PREFIX}{}", sanitize(id)));
         if dir.exists() {
@@ -103,9 +120,21 @@ impl SnapshotStore {
     /// snapshot. Files are hard-linked when possible; nothing opens them for
     /// writing afterwards, so the link is as good as a copy.
     pub fn adopt(&self, source: &SnapshotDir, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
-        let partial = self.root.join(format!("{PARTIAL_PREFIX}{}", sanitize(&meta.snapshot_id)));
-        if source.path != partial {
-            let partial = self.partial_dir(&meta.snapshot_id)?;
+        // A checkpoint always has CURRENT; without it the files are not a
+        // database, and opening them would make an empty one.
+        if !source.path.join("CURRENT").is_file() {
+            return Err(StorageError::Invalid(format!(
+                "snapshot {} at {} is incomplete: it has no CURRENT file",
+                meta.snapshot_id,
+                source.path.display()
+            )));
+        }
+        let partial = self.partial_dir(&meta.snapshot_id)?;
+        if source.path.parent() == Some(self.root.as_path()) {
+            // Received here: move it, it is nobody else's.
+            fs::rename(&source.path, &partial)
+                .map_err(StorageError::io(format!("rename {}", source.path.display())))?;
+        } else {
             link_or_copy_dir(&source.path, &partial, |_| true)?;
         }
         write_meta(&partial, meta)?;

@@ -97,9 +97,7 @@ impl AppliedState {
 
     /// A new, empty directory to receive a snapshot's files into.
     pub fn snapshot_receive_dir(&self, snapshot_id: &str) -> Result<std::path::PathBuf, StorageError> {
-        let dir = self.snapshots.partial_dir(snapshot_id)?;
-        std::fs::create_dir_all(&dir).map_err(StorageError::io(format!("create {}", dir.display())))?;
-        Ok(dir)
+        self.snapshots.receive_dir(snapshot_id)
     }
 
     /// Changes whenever messages are appended to `topic_id` (a publish or a
