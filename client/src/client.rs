@@ -6,9 +6,9 @@ use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_proto::v1::publisher_client::PublisherClient;
 use ferry_proto::v1::subscriber_client::SubscriberClient;
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::options::{ClientOptions, Conn};
 use crate::publisher::{Compression, Payload};
 use crate::router::Router;
 use crate::subscriber::{Subscriber, SubscriberSettings};
@@ -31,19 +31,19 @@ macro_rules! rpc {
 }
 pub(crate) use rpc;
 
-pub(crate) fn publisher(channel: Channel) -> PublisherClient<Channel> {
+pub(crate) fn publisher(channel: Conn) -> PublisherClient<Conn> {
     PublisherClient::new(channel)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
-pub(crate) fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
+pub(crate) fn subscriber(channel: Conn) -> SubscriberClient<Conn> {
     SubscriberClient::new(channel)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
-pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
+pub(crate) fn cluster(channel: Conn) -> ClusterClient<Conn> {
     ClusterClient::new(channel).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
@@ -75,16 +75,23 @@ pub struct Client {
 
 impl Client {
     /// Connects to a cluster given as `host:port`, or several separated by
-    /// commas (`a:7070,b:7070,c:7070`); fails if none of them answers.
+    /// commas (`a:7070,b:7070,c:7070`); fails if none of them answers. The
+    /// token and TLS CA come from `FERRY_TOKEN` and `FERRY_TLS_CA`
+    /// ([`ClientOptions::from_env`]).
     pub async fn connect(addrs: &str) -> Result<Self> {
-        Self::connect_with(addrs, RETRY_BUDGET_DEFAULT).await
+        Self::connect_with_options(addrs, ClientOptions::from_env()?).await
     }
 
     /// Like [`connect`](Self::connect), retrying each call through leader
     /// changes for at most `retry_budget`.
     pub async fn connect_with(addrs: &str, retry_budget: Duration) -> Result<Self> {
+        Self::connect_with_options(addrs, ClientOptions { retry_budget, ..ClientOptions::from_env()? }).await
+    }
+
+    /// Connects with `options`: a token, TLS, the retry budget.
+    pub async fn connect_with_options(addrs: &str, options: ClientOptions) -> Result<Self> {
         let seeds: Vec<String> = addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
-        Ok(Self { router: std::sync::Arc::new(Router::connect(&seeds, retry_budget).await?) })
+        Ok(Self { router: std::sync::Arc::new(Router::connect(&seeds, options).await?) })
     }
 
     pub(crate) fn router(&self) -> std::sync::Arc<Router> {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod client;
 pub mod error;
 pub mod locks;
+pub mod options;
 pub mod publisher;
 mod router;
 mod routes;
@@ -18,6 +19,7 @@ pub use audit::ProducerInfo;
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
 pub use locks::{Lock, LockGrant};
+pub use options::ClientOptions;
 pub use publisher::{Compression, PublishHandle, Publisher, PublisherSettings};
 pub use subscriber::{Delivered, Subscriber, SubscriberSettings, SubscriberStats};
 pub use types::{

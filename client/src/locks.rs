@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::options::Conn;
 use ferry_proto::v1 as api;
 use ferry_proto::v1::locks_client::LocksClient;
-use tonic::transport::Channel;
 
 use crate::client::{rpc, Client};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ pub struct LockGrant {
     pub lock: Lock,
 }
 
-fn locks(channel: Channel) -> LocksClient<Channel> {
+fn locks(channel: Conn) -> LocksClient<Conn> {
     LocksClient::new(channel)
 }
 

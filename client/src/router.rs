@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
 use tonic::Code;
 
 use crate::error::{Error, Result};
+use crate::options::{ClientOptions, Conn, Credentials};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -27,16 +27,18 @@ struct State {
     /// Every address known: the seeds, then leaders learned from hints.
     known: Vec<String>,
     current: usize,
-    channels: HashMap<String, Channel>,
+    channels: HashMap<String, Conn>,
+    options: ClientOptions,
+    credentials: Credentials,
 }
 
 impl State {
-    /// The channel to `addr`, made on first use.
-    fn channel(&mut self, addr: &str) -> Result<Channel> {
+    /// The connection to `addr`, made on first use.
+    fn channel(&mut self, addr: &str) -> Result<Conn> {
         if let Some(channel) = self.channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = endpoint(addr)?.connect_lazy();
+        let channel = InterceptedService::new(self.options.endpoint(addr)?.connect_lazy(), self.credentials.clone());
         self.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -48,42 +50,24 @@ pub(crate) struct Router {
     retry_budget: Duration,
 }
 
-/// HTTP/2 flow-control windows for what servers send us. At h2's default of
-/// 64 KiB (hyper's 2 MiB) a stream stalls for a window update every response
-/// or two of a thousand 1 KiB messages; these hold several responses of every
-/// stream in flight. Memory is bounded all the same: by the server's
-/// responses queued per stream and our consumers' flow control.
-const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
-const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
-
-fn endpoint(addr: &str) -> Result<Endpoint> {
-    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-    Ok(Endpoint::from_shared(url)
-        .map_err(|e| Error::InvalidAddress { addr: addr.to_owned(), reason: e.to_string() })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .initial_stream_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10)))
-}
-
 impl Router {
     /// Checks every address and connects to the first that answers.
-    pub(crate) async fn connect(seeds: &[String], retry_budget: Duration) -> Result<Self> {
+    pub(crate) async fn connect(seeds: &[String], options: ClientOptions) -> Result<Self> {
         if seeds.is_empty() {
             return Err(Error::InvalidAddress { addr: String::new(), reason: "no server address given".into() });
         }
+        let credentials = options.credentials()?;
+        let conn = |channel| InterceptedService::new(channel, credentials.clone());
         let mut channels = HashMap::new();
         for seed in seeds {
-            channels.insert(seed.clone(), endpoint(seed)?.connect_lazy());
+            channels.insert(seed.clone(), conn(options.endpoint(seed)?.connect_lazy()));
         }
         let mut last_error = None;
         let mut current = 0;
         for (i, seed) in seeds.iter().enumerate() {
-            match endpoint(seed)?.connect().await {
+            match options.endpoint(seed)?.connect().await {
                 Ok(channel) => {
-                    channels.insert(seed.clone(), channel);
+                    channels.insert(seed.clone(), conn(channel));
                     current = i;
                     last_error = None;
                     break;
@@ -94,11 +78,12 @@ impl Router {
         if let Some(error) = last_error {
             return Err(error);
         }
-        let state = State { known: seeds.to_vec(), current, channels };
+        let retry_budget = options.retry_budget;
+        let state = State { known: seeds.to_vec(), current, channels, options, credentials };
         Ok(Self { state: Mutex::new(state), retry_budget })
     }
 
-    fn current(&self) -> (String, Channel) {
+    fn current(&self) -> (String, Conn) {
         let state = self.state.lock();
         let addr = state.known[state.current].clone();
         let channel = state.channels.get(&addr).cloned().expect("a channel for every known address");
@@ -135,7 +120,7 @@ impl Router {
     /// budget is spent.
     pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let give_up = Instant::now() + self.retry_budget;
@@ -173,7 +158,7 @@ impl Router {
     /// does. Only for calls that may be retried.
     pub(crate) async fn call_routed<T, F, Fut>(&self, addr: &str, op: F) -> Result<T>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         match op(self.channel(addr)?).await {
@@ -186,14 +171,14 @@ impl Router {
 
     /// The channel to `addr`, made on first use (not a node the router
     /// follows unless a hint names it).
-    fn channel(&self, addr: &str) -> Result<Channel> {
+    fn channel(&self, addr: &str) -> Result<Conn> {
         self.state.lock().channel(addr)
     }
 
     /// Runs `op` once at the node at `addr`, without retries or redirects.
     pub(crate) async fn call_at<T, F, Fut>(&self, addr: &str, op: F) -> Result<T>
     where
-        F: FnOnce(Channel) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         Ok(op(self.channel(addr)?).await?.into_inner())
@@ -202,7 +187,7 @@ impl Router {
     /// Runs `op` once against the node currently chosen, without retries.
     pub(crate) async fn call_here<T, F, Fut>(&self, op: F) -> Result<T>
     where
-        F: FnOnce(Channel) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let (_, channel) = self.current();

@@ -1,9 +1,11 @@
 //! `ferry-mirror`: runs a route per matching source topic until interrupted.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_client::ClientOptions;
 use ferry_mirror::topics::{self, RouteProgress, RouteTemplate, TopicFilter};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -18,6 +20,20 @@ struct Args {
     /// Destination cluster addresses, comma-separated.
     #[arg(long, env = "FERRY_MIRROR_DESTINATION")]
     destination: String,
+    /// A file holding the token to present to the source cluster (it needs
+    /// subscribe and admin on the topics, to make the route's subscription).
+    #[arg(long, env = "FERRY_MIRROR_SOURCE_TOKEN_FILE")]
+    source_token_file: Option<PathBuf>,
+    /// Speak TLS to the source, checking it against this CA (PEM).
+    #[arg(long, env = "FERRY_MIRROR_SOURCE_TLS_CA")]
+    source_tls_ca: Option<PathBuf>,
+    /// A file holding the token to present to the destination (publish on
+    /// the topics; admin too with --create-destination-topics).
+    #[arg(long, env = "FERRY_MIRROR_DESTINATION_TOKEN_FILE")]
+    destination_token_file: Option<PathBuf>,
+    /// Speak TLS to the destination, checking it against this CA (PEM).
+    #[arg(long, env = "FERRY_MIRROR_DESTINATION_TLS_CA")]
+    destination_tls_ca: Option<PathBuf>,
     /// The source cluster's name, recorded as `ferry.origin.cluster`.
     #[arg(long)]
     source_cluster: String,
@@ -78,6 +94,21 @@ struct Args {
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// How the mirror reaches one side: its token (read from a file, so it is
+/// not on the command line) and TLS CA.
+fn client_options(token_file: Option<&Path>, tls_ca: Option<&Path>, side: &str) -> Result<ClientOptions, String> {
+    let token = match token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--{side}-token-file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    ClientOptions { token, ..ClientOptions::default() }.tls_ca_file(tls_ca).map_err(|e| format!("--{side}-tls-ca: {e}"))
+}
+
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -96,9 +127,27 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let (metrics_listen, topics_refresh_seconds) = (args.metrics_listen, args.topics_refresh_seconds);
+    let sides =
+        client_options(args.source_token_file.as_deref(), args.source_tls_ca.as_deref(), "source").and_then(|source| {
+            let destination = client_options(
+                args.destination_token_file.as_deref(),
+                args.destination_tls_ca.as_deref(),
+                "destination",
+            )?;
+            Ok((source, destination))
+        });
+    let (source_options, destination_options) = match sides {
+        Ok(sides) => sides,
+        Err(problem) => {
+            eprintln!("ferry-mirror: {problem}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let template = RouteTemplate {
         source: args.source,
         destination: args.destination,
+        source_options,
+        destination_options,
         source_cluster: args.source_cluster,
         destination_cluster: args.destination_cluster,
         destination_topic: args.destination_topic,

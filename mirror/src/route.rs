@@ -9,8 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use ferry_client::{
-    Client, Code, Compression, Delivered, Error, Message, ProducerSequence, Subscriber, SubscriberSettings,
-    SubscriptionSettings,
+    Client, ClientOptions, Code, Compression, Delivered, Error, Message, ProducerSequence, Subscriber,
+    SubscriberSettings, SubscriptionSettings,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
@@ -30,6 +30,9 @@ pub struct Route {
     /// The source cluster's seed addresses, comma-separated.
     pub source: String,
     pub destination: String,
+    /// How each side is reached (token, TLS).
+    pub source_options: ClientOptions,
+    pub destination_options: ClientOptions,
     /// The names the clusters go by in origin attributes (and loop checks).
     pub source_cluster: String,
     pub destination_cluster: String,
@@ -100,8 +103,10 @@ pub async fn run_until_stopped(route: Route, progress: Arc<Progress>, mut stop: 
 
 /// One run of `route`: until `stop` turns true (`Ok`) or a failure.
 pub async fn run(route: &Route, progress: &Progress, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let source = Client::connect(&route.source).await.context("connect to the source")?;
-    let destination = Client::connect(&route.destination).await.context("connect to the destination")?;
+    let source = Client::connect_with_options(&route.source, route.source_options.clone());
+    let source = source.await.context("connect to the source")?;
+    let destination = Client::connect_with_options(&route.destination, route.destination_options.clone());
+    let destination = destination.await.context("connect to the destination")?;
     let (partitions, source_created_us) = check_topics(route, &source, &destination).await?;
     let Some(mut lock) = lock::acquire(&destination, &route.lock, &mut stop).await? else {
         return Ok(());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_client::Client;
+use ferry_client::{Client, ClientOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -78,6 +78,9 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 pub struct RouteTemplate {
     pub source: String,
     pub destination: String,
+    /// How each side is reached (token, TLS).
+    pub source_options: ClientOptions,
+    pub destination_options: ClientOptions,
     pub source_cluster: String,
     pub destination_cluster: String,
     /// With a single topic only: its name at the destination and its
@@ -100,6 +103,8 @@ impl RouteTemplate {
         Route {
             source: self.source.clone(),
             destination: self.destination.clone(),
+            source_options: self.source_options.clone(),
+            destination_options: self.destination_options.clone(),
             source_cluster: self.source_cluster.clone(),
             destination_cluster: self.destination_cluster.clone(),
             topic: topic.to_owned(),
@@ -155,7 +160,7 @@ pub async fn run_routes(
             () = stopped(&mut stop) => break,
             _ = discover.tick() => {}
         }
-        let topics = match list_topics(&template.source, &mut source).await {
+        let topics = match list_topics(&template.source, &template.source_options, &mut source).await {
             Ok(topics) => {
                 retry = RETRY_MIN;
                 topics
@@ -195,9 +200,13 @@ pub async fn run_routes(
     }
 }
 
-async fn list_topics(addrs: &str, source: &mut Option<Client>) -> ferry_client::Result<Vec<String>> {
+async fn list_topics(
+    addrs: &str,
+    options: &ClientOptions,
+    source: &mut Option<Client>,
+) -> ferry_client::Result<Vec<String>> {
     if source.is_none() {
-        *source = Some(Client::connect(addrs).await?);
+        *source = Some(Client::connect_with_options(addrs, options.clone()).await?);
     }
     let client = source.as_ref().expect("connected above");
     Ok(client.list_topics().await?.into_iter().map(|t| t.name).collect())

@@ -6,7 +6,8 @@
 //! - [`raft`]: openraft's log store, state machine, snapshots and network;
 //! - [`delivery`]: leader-local leases and dispatch of messages to consumers;
 //! - [`grpc`]: the public `ferry.v1` services;
-//! - [`node`]: a running node, started with [`NodeBuilder`] and stopped cleanly.
+//! - [`node`]: a running node, started with [`NodeBuilder`] and stopped cleanly;
+//! - [`security`]: TLS, client tokens and the peer token.
 
 pub mod clock;
 pub mod config_file;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod grpc;
 pub mod node;
 pub mod raft;
+pub mod security;
 pub mod storage;
 
 pub use node::{Node, NodeBuilder};

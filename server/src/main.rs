@@ -10,6 +10,7 @@ use ferry_server::clock::ManualClock;
 use ferry_server::config_file::{file_args, toml_line, Setting};
 use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
+use ferry_server::security::{Security, SecurityFiles};
 use ferry_server::NodeBuilder;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -90,6 +91,29 @@ struct Args {
     /// RPC latencies; and a status page of the cluster at http://ADDR/.
     #[arg(long, env = "FERRY_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve TLS with this certificate (PEM, with its chain). It must name
+    /// the host or IP this node advertises: peers check it.
+    #[arg(long, env = "FERRY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) the nodes' certificates chain to: this node checks its
+    /// peers against it when it calls them.
+    #[arg(long, env = "FERRY_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Client tokens and what each may do (TOML; see README): calls without
+    /// a known token are refused. Needs --peer-token-file.
+    #[arg(long, env = "FERRY_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+    /// A file holding the secret every node of the cluster presents to the
+    /// others (and only they may call Raft and forwarded calls).
+    #[arg(long, env = "FERRY_PEER_TOKEN_FILE")]
+    peer_token_file: Option<PathBuf>,
+    /// Listen in plaintext on an address that is not loopback (a private
+    /// network); without it, such an address needs --tls-cert.
+    #[arg(long, env = "FERRY_INSECURE_PLAINTEXT")]
+    insecure_plaintext: bool,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.
     #[arg(long, hide = true)]
@@ -156,6 +180,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .outstanding_max(args.outstanding_max as usize)
         .data_groups(args.data_groups)
         .disk_reserve_bytes(args.disk_reserve_bytes);
+    let security = Security::load(&SecurityFiles {
+        tls_cert: args.tls_cert.as_deref(),
+        tls_key: args.tls_key.as_deref(),
+        tls_ca: args.tls_ca.as_deref(),
+        auth_file: args.auth_file.as_deref(),
+        peer_token_file: args.peer_token_file.as_deref(),
+        insecure_plaintext: args.insecure_plaintext,
+    })
+    .map_err(anyhow::Error::msg)?;
+    builder = builder.security(security);
     if let Some(backup) = &args.restore_from {
         builder = builder.restore_from(backup);
     }

@@ -18,7 +18,9 @@ use super::routing::GroupRoutes;
 use super::status::ApiError;
 use crate::domain::{validate, Rejection};
 use crate::raft::backup::{self, BackupError};
+use crate::raft::network::Network;
 use crate::raft::{Groups, NodeId};
+use crate::security::{authorize, Action};
 
 /// How long a member may take to answer a status request.
 const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -93,7 +95,7 @@ impl ClusterService {
             if *id == me {
                 Ok(self.node_status().await)
             } else {
-                remote_node_status(addr).await
+                remote_node_status(self.routes.network(), addr).await
             }
         }))
         .await;
@@ -123,9 +125,9 @@ impl ClusterService {
     }
 }
 
-async fn remote_node_status(addr: &str) -> Result<api::NodeStatus, String> {
+async fn remote_node_status(network: &Network, addr: &str) -> Result<api::NodeStatus, String> {
     let call = async {
-        let mut client = ClusterClient::connect(format!("http://{addr}")).await.map_err(|e| e.to_string())?;
+        let mut client = ClusterClient::new(network.channel(addr).map_err(|e| e.to_string())?);
         let status = client.node_status(api::NodeStatusRequest {}).await.map_err(|e| e.message().to_owned())?;
         Ok(status.into_inner())
     };
@@ -144,6 +146,7 @@ impl Cluster for ClusterService {
 
     #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
     async fn add_node(&self, request: Request<api::AddNodeRequest>) -> Result<Response<api::ClusterStatus>, Status> {
+        authorize(request.extensions(), Action::Cluster, None)?;
         let request = request.into_inner();
         if request.node_id == 0 {
             return Err(ApiError::invalid("node_id", "must be at least 1").into());
@@ -160,6 +163,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<api::RemoveNodeRequest>,
     ) -> Result<Response<api::ClusterStatus>, Status> {
+        authorize(request.extensions(), Action::Cluster, None)?;
         membership::remove_node(&self.proposer, &self.groups, request.into_inner().node_id).await?;
         Ok(Response::new(self.cluster_status().await))
     }
@@ -169,6 +173,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<api::TransferLeaderRequest>,
     ) -> Result<Response<api::TransferLeaderResponse>, Status> {
+        authorize(request.extensions(), Action::Cluster, None)?;
         let api::TransferLeaderRequest { group, node_id } = request.into_inner();
         let leader_id = self.routes.transfer_leader(group, node_id).await?;
         Ok(Response::new(api::TransferLeaderResponse { leader_id }))
@@ -185,6 +190,7 @@ impl Cluster for ClusterService {
 
     #[tracing::instrument(skip_all, fields(dir = %request.get_ref().dir))]
     async fn backup(&self, request: Request<api::BackupRequest>) -> Result<Response<api::BackupResponse>, Status> {
+        authorize(request.extensions(), Action::Cluster, None)?;
         let dir = std::path::PathBuf::from(request.into_inner().dir);
         let (groups, node_id) = (Arc::clone(&self.groups), self.proposer.node_id());
         let made = {
@@ -216,6 +222,8 @@ impl Cluster for ClusterService {
     }
 
     async fn read_log(&self, request: Request<api::ReadLogRequest>) -> Result<Response<api::ReadLogResponse>, Status> {
+        // A debug read of any topic's messages: for operators only.
+        authorize(request.extensions(), Action::Cluster, None)?;
         let request = request.into_inner();
         validate::name("topic", &request.topic).map_err(ApiError::from)?;
         if !(1..=READ_LOG_MESSAGES_MAX).contains(&request.max_messages) {

@@ -17,6 +17,7 @@ use super::{convert, partition_reads};
 use crate::clock::Clock;
 use crate::domain::{self, placement, validate, Command, MessageBody, PublishBatch, Rejection, TopicState};
 use crate::raft::{GroupId, META_GROUP};
+use crate::security::{authorize, Action};
 
 #[derive(Debug)]
 pub struct PublisherService {
@@ -156,6 +157,7 @@ fn unexpected(response: domain::Response) -> ApiError {
 impl Publisher for PublisherService {
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().name))]
     async fn create_topic(&self, request: Request<api::CreateTopicRequest>) -> Result<Response<api::Topic>, Status> {
+        authorize(request.extensions(), Action::Admin, Some(&request.get_ref().name))?;
         let request = request.into_inner();
         validate::name("name", &request.name).map_err(ApiError::from)?;
         let settings = request.settings.unwrap_or_default();
@@ -190,6 +192,7 @@ impl Publisher for PublisherService {
     }
 
     async fn get_topic(&self, request: Request<api::GetTopicRequest>) -> Result<Response<api::Topic>, Status> {
+        authorize(request.extensions(), Action::Read, Some(&request.get_ref().name))?;
         let request = request.into_inner();
         validate::name("name", &request.name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
@@ -211,6 +214,7 @@ impl Publisher for PublisherService {
         &self,
         request: Request<api::GetProducerRequest>,
     ) -> Result<Response<api::ProducerInfo>, Status> {
+        authorize(request.extensions(), Action::Read, Some(&request.get_ref().topic))?;
         let request = request.into_inner();
         validate::name("topic", &request.topic).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
@@ -227,6 +231,7 @@ impl Publisher for PublisherService {
         &self,
         request: Request<api::ListTopicsRequest>,
     ) -> Result<Response<api::ListTopicsResponse>, Status> {
+        authorize(request.extensions(), Action::Read, None)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
@@ -243,6 +248,7 @@ impl Publisher for PublisherService {
         &self,
         request: Request<api::DeleteTopicRequest>,
     ) -> Result<Response<api::DeleteTopicResponse>, Status> {
+        authorize(request.extensions(), Action::Admin, Some(&request.get_ref().name))?;
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
@@ -260,6 +266,7 @@ impl Publisher for PublisherService {
 
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, messages = request.get_ref().messages.len()))]
     async fn publish(&self, request: Request<api::PublishRequest>) -> Result<Response<api::PublishResponse>, Status> {
+        authorize(request.extensions(), Action::Publish, Some(&request.get_ref().topic))?;
         Ok(Response::new(self.publish_batch(request.into_inner()).await?))
     }
 }

@@ -23,7 +23,7 @@ use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+
 use tonic::Code;
 
 use super::early_ack::EarlyAck;
@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::domain::{self, Catalog, Command, PartitionState, ProducerKey, PublishBatch, TopicState};
-use crate::raft::network::Network;
+use crate::raft::network::{Network, PeerChannel};
 use crate::raft::{GroupId, Groups, HostedGroup, NodeId, META_GROUP};
 use crate::storage::records::{publish_from_record, publish_to_record};
 
@@ -164,6 +164,11 @@ impl GroupRoutes {
     pub fn acking_before_commit(mut self) -> Self {
         self.acking_before_commit = true;
         self
+    }
+
+    /// The node's connections to its peers.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// The node's shutdown, as the services see it.
@@ -455,7 +460,7 @@ impl GroupRoutes {
         request: Q,
         here: impl FnOnce(Local, Q) -> HereF,
         encode: impl Fn(&Q) -> P,
-        send: impl Fn(GroupsClient<Channel>, P) -> SendF,
+        send: impl Fn(GroupsClient<PeerChannel>, P) -> SendF,
     ) -> Result<A, ApiError>
     where
         HereF: Future<Output = Result<A, ApiError>>,
@@ -506,7 +511,7 @@ impl GroupRoutes {
         self.commit_timeout + FORWARD_MARGIN
     }
 
-    fn client(&self, addr: &str) -> Result<GroupsClient<Channel>, tonic::Status> {
+    fn client(&self, addr: &str) -> Result<GroupsClient<PeerChannel>, tonic::Status> {
         let channel = self.network.channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         Ok(GroupsClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

@@ -18,6 +18,7 @@ use super::{convert, stream_fan_in, streaming_pull};
 use crate::clock::Clock;
 use crate::domain::{self, validate, Command, Rejection, SubscriptionConfig};
 use crate::raft::{GroupId, META_GROUP};
+use crate::security::{authorize, authorize_as, Action, Principal};
 
 #[derive(Debug)]
 pub struct SubscriberService {
@@ -102,6 +103,17 @@ impl SubscriberService {
         Ok(convert::subscription(&created))
     }
 
+    /// Whether `principal` may do `action` to subscription `name`, judged by
+    /// its topic. A subscription this node does not know is left to the
+    /// call, which reports it missing (or sends the client to the leader).
+    fn may(&self, principal: Option<&Principal>, action: Action, name: &str) -> Result<(), Status> {
+        let topic = self.proposer.state().catalog().subscription(name).map(|s| s.topic.clone());
+        match topic {
+            Some(topic) => authorize_as(principal, action, Some(&topic)),
+            None => Ok(()),
+        }
+    }
+
     async fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
         let now = self.clock.wall_us();
         if let Some(placed) = self.placed(name)? {
@@ -125,6 +137,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::CreateSubscriptionRequest>,
     ) -> Result<Response<api::Subscription>, Status> {
+        authorize(request.extensions(), Action::Admin, Some(&request.get_ref().topic))?;
         Ok(Response::new(self.create(request.into_inner()).await?))
     }
 
@@ -132,6 +145,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::GetSubscriptionRequest>,
     ) -> Result<Response<api::Subscription>, Status> {
+        authorize(request.extensions(), Action::Read, None)?;
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
         Ok(Response::new(self.get(&name).await?))
@@ -141,6 +155,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::ListSubscriptionsRequest>,
     ) -> Result<Response<api::ListSubscriptionsResponse>, Status> {
+        authorize(request.extensions(), Action::Read, None)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size).map_err(ApiError::from)?;
         if !request.topic.is_empty() {
@@ -161,6 +176,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::DeleteSubscriptionRequest>,
     ) -> Result<Response<api::DeleteSubscriptionResponse>, Status> {
+        self.may(request.extensions().get(), Action::Admin, &request.get_ref().name)?;
         let name = request.into_inner().name;
         validate::name("name", &name).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
@@ -181,6 +197,7 @@ impl Subscriber for SubscriberService {
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
     async fn pull(&self, request: Request<api::PullRequest>) -> Result<Response<api::PullResponse>, Status> {
+        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
         let pulled = match self.placed(&request.subscription)? {
             Some(placed) => {
@@ -197,8 +214,10 @@ impl Subscriber for SubscriberService {
         request: Request<Streaming<api::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
         self.routes.stopping().refuse_if_stopping("a new stream")?;
+        let principal = request.extensions().get::<Principal>().cloned();
         let mut requests = request.into_inner();
         let first = streaming_pull::first_request(&mut requests).await?;
+        self.may(principal.as_ref(), Action::Subscribe, &first.subscription)?;
         let rest: streaming_pull::Requests = Box::pin(requests);
         let responses = match self.placed(&first.subscription)? {
             Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
@@ -212,6 +231,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::AcknowledgeRequest>,
     ) -> Result<Response<api::AcknowledgeResponse>, Status> {
+        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
         let acked = match self.placed(&request.subscription)? {
             Some(placed) => fan_in::acknowledge(&self.routes, &placed, request.ack_ids).await?,
@@ -225,6 +245,7 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::ModifyAckDeadlineRequest>,
     ) -> Result<Response<api::ModifyAckDeadlineResponse>, Status> {
+        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
         let modified = match self.placed(&request.subscription)? {
             Some(placed) => fan_in::modify_ack_deadline(&self.routes, &placed, request).await?,
@@ -235,6 +256,7 @@ impl Subscriber for SubscriberService {
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription))]
     async fn seek(&self, request: Request<api::SeekRequest>) -> Result<Response<api::SeekResponse>, Status> {
+        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
         match self.placed(&request.subscription)? {
             Some(placed) => fan_in::seek(&self.routes, &placed, request.time_unix_micros).await?,

@@ -101,9 +101,15 @@ impl DataGroups {
         for group in 1..=layout.data_groups {
             match self.start(group, &layout).await {
                 Ok((hosted, sizes)) => {
-                    let node_id = self.opener.node_id;
+                    let (node_id, network) = (self.opener.node_id, &self.opener.network);
                     tasks.0.push(tokio::spawn(log_purge::run(hosted.raft.clone(), sizes)));
-                    tasks.0.push(tokio::spawn(membership::follow(group, meta.clone(), hosted.clone(), node_id)));
+                    tasks.0.push(tokio::spawn(membership::follow(
+                        group,
+                        meta.clone(),
+                        hosted.clone(),
+                        node_id,
+                        network.clone(),
+                    )));
                     tasks.0.push(tokio::spawn(catalog_sync::follow(group, meta.clone(), hosted, node_id)));
                 }
                 Err(e) => tracing::error!(group, error = %e, "starting a data group failed"),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_client::Client;
+use ferry_client::{Client, ClientOptions};
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
 
@@ -73,10 +73,10 @@ pub async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), Node
 /// Asks the cluster at `seed` to add this node, retrying until it succeeds.
 /// Runs in the background while the node serves, since the leader replicates
 /// the whole log to it before promoting it.
-pub async fn join(seed: String, node_id: NodeId, advertise: String) {
+pub async fn join(seed: String, node_id: NodeId, advertise: String, options: ClientOptions) {
     loop {
         let attempt = async {
-            let client = Client::connect(&seed).await?;
+            let client = Client::connect_with_options(&seed, options.clone()).await?;
             client.add_node(node_id, &advertise).await
         };
         match attempt.await {

@@ -14,6 +14,7 @@ use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
 use openraft::{BasicNode, ChangeMembers};
 
+use crate::raft::network::Network;
 use crate::raft::{GroupId, HostedGroup, NodeId};
 
 /// How often a data group's leader compares its voters with group 0's.
@@ -25,7 +26,7 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs as long as this node hosts `group`: whenever it leads the group,
 /// keeps the group's voters equal to what group 0 (`meta`) says.
-pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId) {
+pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId, network: Network) {
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
         if data.raft.metrics().borrow().current_leader != Some(node_id) || !differs(&meta, &data) {
@@ -34,7 +35,7 @@ pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_i
         // This node's copy of group 0 may lag behind (a node that has just
         // joined, say): act only on a copy as new as group 0's commit, or a
         // lagging leader would undo a change made by a leader before it.
-        if let Err(e) = catch_up_with_group_0(&meta, node_id).await {
+        if let Err(e) = catch_up_with_group_0(&meta, node_id, &network).await {
             tracing::debug!(group, error = %e, "group 0 is not readable; the membership waits");
             continue;
         }
@@ -92,7 +93,7 @@ async fn change(
 /// Waits until this node has applied everything group 0 had committed when
 /// asked (a read index: from this node's own Raft when it leads group 0,
 /// else from the leader's status).
-async fn catch_up_with_group_0(meta: &HostedGroup, node_id: NodeId) -> Result<(), String> {
+async fn catch_up_with_group_0(meta: &HostedGroup, node_id: NodeId, network: &Network) -> Result<(), String> {
     let leader = meta.raft.metrics().borrow().current_leader;
     let committed = match leader {
         None => return Err("group 0 has no leader".into()),
@@ -106,7 +107,7 @@ async fn catch_up_with_group_0(meta: &HostedGroup, node_id: NodeId) -> Result<()
         }
         Some(leader) => {
             let addr = meta.voters().and_then(|voters| voters.get(&leader).cloned()).ok_or("leader address unknown")?;
-            leader_committed_index(&addr).await?
+            leader_committed_index(network, &addr).await?
         }
     };
     meta.raft
@@ -118,9 +119,9 @@ async fn catch_up_with_group_0(meta: &HostedGroup, node_id: NodeId) -> Result<()
 }
 
 /// Group 0's commit index as its leader at `addr` reports it.
-async fn leader_committed_index(addr: &str) -> Result<u64, String> {
+async fn leader_committed_index(network: &Network, addr: &str) -> Result<u64, String> {
     let ask = async {
-        let mut client = ClusterClient::connect(format!("http://{addr}")).await.map_err(|e| e.to_string())?;
+        let mut client = ClusterClient::new(network.channel(addr).map_err(|e| e.to_string())?);
         let status = client.node_status(api::NodeStatusRequest {}).await.map_err(|e| e.message().to_owned())?;
         let status = status.into_inner();
         if status.role != "leader" {

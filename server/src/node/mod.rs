@@ -40,6 +40,7 @@ use crate::grpc::{
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
+use crate::security::{check_plaintext_allowed, Security};
 use crate::storage::db::DbResources;
 use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
@@ -96,6 +97,9 @@ pub enum NodeError {
     Restore(#[from] BackupError),
 }
 
+/// The gRPC server's task: it ends when the server stops.
+type Serving = JoinHandle<Result<(), tonic::transport::Error>>;
+
 /// Settings of a node; see each setter.
 #[derive(Debug, Clone)]
 pub struct NodeBuilder {
@@ -118,6 +122,7 @@ pub struct NodeBuilder {
     metrics_listen: Option<SocketAddr>,
     disk_reserve_bytes: u64,
     restore_from: Option<PathBuf>,
+    security: Security,
 }
 
 impl NodeBuilder {
@@ -142,6 +147,7 @@ impl NodeBuilder {
             metrics_listen: None,
             disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
             restore_from: None,
+            security: Security::default(),
         }
     }
 
@@ -237,6 +243,13 @@ impl NodeBuilder {
         self
     }
 
+    /// TLS, client tokens and the peer token (`security/`); by default
+    /// none, which a node allows only on a loopback address.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Start from the backup at `dir` (`ferry cluster backup`) as a new
     /// one-node cluster; the data directory must be new. Others join it.
     pub fn restore_from(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -263,6 +276,9 @@ impl NodeBuilder {
         let local_addr =
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let advertise = self.advertise_addr(local_addr)?;
+        let security = &self.security;
+        check_plaintext_allowed(local_addr, security.server_tls.is_some(), security.insecure_plaintext)
+            .map_err(NodeError::Config)?;
         // Before anything opens a database here: the directory must be new.
         let restored = match &self.restore_from {
             Some(backup) => Some(backup::restore_state(backup, &data_dir, self.node_id, &advertise)?),
@@ -277,7 +293,9 @@ impl NodeBuilder {
             tracing::info!(backup = %backup.display(), from_node = manifest.node_id, groups = manifest.groups.len(), "restored a backup as a new one-node cluster");
         }
 
-        let network = Network::new(self.source_ip);
+        let network = Network::new(self.source_ip)
+            .secured(self.security.peer_tls(), self.security.peer_token.as_deref())
+            .map_err(NodeError::Config)?;
         let opener = GroupOpener {
             node_id: self.node_id,
             data_dir: data_dir.clone(),
@@ -330,7 +348,7 @@ impl NodeBuilder {
         }
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let health = tokio::spawn(health::run(health_reporter.clone(), raft.clone()));
-        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service, rpc);
+        let (stop, server) = self.serve(listener, &proposer, &groups, Arc::clone(&routes), health_service, rpc)?;
         let layout = tokio::spawn(data_groups::set_layout(proposer.clone(), self.data_groups));
         let data_groups = DataGroups { formation: self.formation.clone(), opener, groups: Arc::clone(&groups) };
         let data_groups = tokio::spawn(data_groups.run(meta));
@@ -341,7 +359,8 @@ impl NodeBuilder {
         tracing::info!(node_id = self.node_id, %local_addr, %advertise, data_dir = %data_dir.display(), "ferry node serving");
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
-            joining = Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone())));
+            let options = self.security.peer_client_options();
+            joining = Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options)));
         } else {
             formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
         }
@@ -404,7 +423,7 @@ impl NodeBuilder {
         routes: Arc<GroupRoutes>,
         health: HealthServer<impl Health>,
         rpc: Arc<RpcMetrics>,
-    ) -> (oneshot::Sender<()>, JoinHandle<Result<(), tonic::transport::Error>>) {
+    ) -> Result<(oneshot::Sender<()>, Serving), NodeError> {
         let proposer = proposer.clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
@@ -420,7 +439,11 @@ impl NodeBuilder {
                 let _ = s.set_nodelay(true);
             })
         });
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.security.server_tls {
+            builder = builder.tls_config(tls.clone())?;
+        }
+        let server = builder
             // A client cut off without a word (a link dropped, not closed)
             // must not keep its streams: a subscription stream's leased
             // messages would wait for it until TCP gave up, and the consumer
@@ -431,6 +454,8 @@ impl NodeBuilder {
             .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
             // A span and latency metrics per call.
             .layer(ObserveLayer::new(rpc))
+            // Who calls, before any service (refusals are observed too).
+            .layer(self.security.authenticate())
             .add_service(
                 PublisherServer::new(publisher)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -458,7 +483,7 @@ impl NodeBuilder {
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             });
-        (stop, tokio::spawn(server))
+        Ok((stop, tokio::spawn(server)))
     }
 }
 
@@ -474,7 +499,7 @@ pub struct Node {
     routes: Arc<GroupRoutes>,
     health: HealthReporter,
     stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    server: Serving,
     /// Tasks that run as long as the node: retention, purging the log,
     /// the data groups and their leaders' balance, the health status, and
     /// joining the cluster when started with `Formation::Join`.

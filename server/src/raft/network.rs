@@ -26,7 +26,10 @@ use openraft::BasicNode;
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
 use super::codec::{stored_membership_to_record, vote_from_record, vote_to_record};
@@ -35,6 +38,7 @@ use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::security::AUTHORIZATION;
 
 /// Bytes of a snapshot file per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -42,21 +46,51 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A channel to a peer: every call on it carries the peer token.
+pub type PeerChannel = InterceptedService<Channel, PeerToken>;
+
+/// Puts the cluster's peer token (if it has one) on each call to a peer.
+#[derive(Debug, Clone, Default)]
+pub struct PeerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for PeerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert(AUTHORIZATION, value.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// Creates peer clients, sharing one channel per peer address.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<String, PeerChannel>>>,
     /// The local address connections to peers leave from; the OS picks when `None`.
     source_ip: Option<IpAddr>,
     /// The group whose RPCs this factory's clients send.
     group: GroupId,
+    /// How peers' certificates are checked; plaintext when `None`.
+    tls: Option<ClientTlsConfig>,
+    token: PeerToken,
 }
 
 impl Network {
     /// Connections to peers leave from `source_ip` (a multi-homed host's
     /// cluster interface), or from where the OS routes them when `None`.
     pub fn new(source_ip: Option<IpAddr>) -> Self {
-        Self { channels: Arc::default(), source_ip, group: META_GROUP }
+        Self { source_ip, group: META_GROUP, ..Self::default() }
+    }
+
+    /// Calls peers over TLS checked by `tls`, presenting `peer_token`.
+    pub fn secured(mut self, tls: Option<ClientTlsConfig>, peer_token: Option<&str>) -> Result<Self, String> {
+        let token = peer_token
+            .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
+            .transpose()
+            .map_err(|_| "the peer token must be printable ASCII".to_owned())?;
+        self.tls = tls;
+        self.token = PeerToken(token);
+        Ok(self)
     }
 
     /// The factory for `group`'s Raft, on the same channels.
@@ -66,18 +100,22 @@ impl Network {
 
     /// The channel to the node at `addr`, shared by every group's Raft and
     /// by calls forwarded to a group's leader.
-    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn channel(&self, addr: &str) -> Result<PeerChannel, tonic::transport::Error> {
         let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .local_address(self.source_ip)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .keep_alive_timeout(Duration::from_secs(5));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let channel = InterceptedService::new(endpoint.connect_lazy(), self.token.clone());
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -102,7 +140,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     group: GroupId,
-    client: Result<RaftClient<Channel>, String>,
+    client: Result<RaftClient<PeerChannel>, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +159,7 @@ enum Failure {
 }
 
 impl PeerClient {
-    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+    fn client(&self) -> Result<RaftClient<PeerChannel>, Failure> {
         self.client.clone().map_err(|message| Failure::Unreachable(Unreachable::new(&self.error(message))))
     }
 
@@ -217,6 +255,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                     snapshot_id: snapshot.meta.snapshot_id.clone(),
                 }),
                 group_id: self.group,
+                ends_with_marker: true,
             })),
         };
         let dir = *snapshot.snapshot;
@@ -278,6 +317,7 @@ async fn stream_files(dir: &SnapshotDir, chunks: &mpsc::Sender<pb::SnapshotChunk
         }
     }
     names.sort();
+    let (files, mut bytes) = (names.len() as u32, 0u64);
     for name in names {
         let mut file = tokio::fs::File::open(dir.path.join(&name)).await?;
         let mut offset = 0u64;
@@ -297,8 +337,12 @@ async fn stream_files(dir: &SnapshotDir, chunks: &mpsc::Sender<pb::SnapshotChunk
                 break;
             }
             offset += read as u64;
+            bytes += read as u64;
         }
     }
+    // Only now is the snapshot whole: the receiver installs nothing without this.
+    let end = pb::SnapshotEnd { files, bytes };
+    let _ = chunks.send(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::End(end)) }).await;
     Ok(())
 }
 

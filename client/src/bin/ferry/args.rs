@@ -9,6 +9,13 @@ pub struct Args {
     /// Server address, HOST:PORT, or several separated by commas.
     #[arg(long, global = true, env = "FERRY_SERVER", default_value = "127.0.0.1:7070")]
     pub server: String,
+    /// The token to present (`authorization: Bearer`), on a cluster that
+    /// asks for one.
+    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Speak TLS, checking the servers' certificates against this CA (PEM).
+    #[arg(long, global = true, env = "FERRY_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_client::{Client, SubscriptionSettings, TopicSettings};
+use ferry_client::{Client, ClientOptions, SubscriptionSettings, TopicSettings};
 
 use args::{Args, Command, SubCommand, TopicCommand};
 
@@ -37,7 +37,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::connect(&args.server).await?;
+    let options = ClientOptions { token: args.token.clone(), ..ClientOptions::default() };
+    let client = Client::connect_with_options(&args.server, options.tls_ca_file(args.tls_ca.as_deref())?).await?;
     match args.command {
         Command::Topic { command } => topic(&client, command).await,
         Command::Sub { command } => sub(&client, command).await,

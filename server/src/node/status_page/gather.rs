@@ -20,14 +20,13 @@ use ferry_proto::v1::publisher_client::PublisherClient;
 use ferry_proto::v1::subscriber_client::SubscriberClient;
 use futures::StreamExt;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use super::document::{Cluster, Document, Listing, Subscription, Topic};
 use crate::clock::Clock;
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::grpc::ClusterService;
 use crate::node::rpc_metrics::code_name;
-use crate::raft::network::Network;
+use crate::raft::network::{Network, PeerChannel};
 use crate::raft::NodeId;
 
 /// Topics listed, at most.
@@ -81,7 +80,7 @@ impl Gatherer {
     }
 
     /// A channel to group 0's leader (this node, possibly), as this node knows it.
-    fn leader_channel(&self, cluster: &Cluster) -> Result<Channel, String> {
+    fn leader_channel(&self, cluster: &Cluster) -> Result<PeerChannel, String> {
         if cluster.leader_id == 0 || cluster.leader_addr.is_empty() {
             return Err("group 0 knows no leader (an election may be under way)".into());
         }
@@ -91,7 +90,7 @@ impl Gatherer {
     }
 }
 
-async fn topics(leader: Channel, deadline: Instant) -> Listing<Topic> {
+async fn topics(leader: PeerChannel, deadline: Instant) -> Listing<Topic> {
     let mut client = PublisherClient::new(leader).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let request = api::ListTopicsRequest { page_size: TOPICS_SHOWN_MAX, page_token: String::new() };
     match bounded(deadline, client.list_topics(request)).await {
@@ -106,7 +105,7 @@ async fn topics(leader: Channel, deadline: Instant) -> Listing<Topic> {
 }
 
 /// The subscriptions, each with its backlog (`GetSubscription`).
-async fn subscriptions(leader: Channel, deadline: Instant) -> Listing<Subscription> {
+async fn subscriptions(leader: PeerChannel, deadline: Instant) -> Listing<Subscription> {
     let client = SubscriberClient::new(leader).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let request = api::ListSubscriptionsRequest { page_size: SUBSCRIPTIONS_SHOWN_MAX, ..Default::default() };
     let page = match bounded(deadline, client.clone().list_subscriptions(request)).await {

@@ -1,0 +1,146 @@
+//! `AuthenticateLayer`: who is calling, settled before any service runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::codegen::http::{Request, Response};
+use tonic::codegen::Service;
+use tonic::Status;
+use tower_layer::Layer;
+
+use super::grants::{sha256_hex, Grants, Principal};
+use super::AUTHORIZATION;
+
+/// Paths anyone may call: load balancers and probes carry no token.
+const OPEN_PREFIX: &str = "/grpc.health.v1.Health/";
+/// The services only peers may call (Raft, forwarded group calls, testing).
+const INTERNAL_PREFIX: &str = "/ferry.internal.v1.";
+
+/// Checks each call's token; see the module docs of `security`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticateLayer {
+    /// Client tokens; `None`: the public services take anyone.
+    grants: Option<Arc<Grants>>,
+    /// SHA-256 of the peer token; `None`: the internal services take anyone.
+    peer_hash: Option<Arc<str>>,
+}
+
+impl AuthenticateLayer {
+    pub fn new(grants: Option<Arc<Grants>>, peer_token: Option<&str>) -> Self {
+        Self { grants, peer_hash: peer_token.map(|t| Arc::from(sha256_hex(t))) }
+    }
+
+    /// Who presented `secret`, if anyone known.
+    fn principal(&self, secret: &str) -> Option<Principal> {
+        if self.peer_hash.as_deref().is_some_and(|hash| *hash == sha256_hex(secret)) {
+            return Some(Principal::Peer);
+        }
+        self.grants.as_ref()?.find(secret).map(Principal::Token)
+    }
+
+    /// The principal the call runs as (`None`: nothing to check), or the
+    /// status it is refused with.
+    fn judge(&self, path: &str, authorization: Option<&str>) -> Result<Option<Principal>, Status> {
+        if path.starts_with(OPEN_PREFIX) {
+            return Ok(None);
+        }
+        let internal = path.starts_with(INTERNAL_PREFIX);
+        let checked =
+            if internal { self.peer_hash.is_some() } else { self.grants.is_some() || self.peer_hash.is_some() };
+        if !checked {
+            return Ok(None);
+        }
+        let secret = authorization.and_then(|value| value.strip_prefix("Bearer ")).map(str::trim);
+        let Some(secret) = secret else {
+            return Err(Status::unauthenticated("this cluster needs a token: `authorization: Bearer <token>`"));
+        };
+        match self.principal(secret) {
+            Some(Principal::Token(grant)) if internal => Err(Status::permission_denied(format!(
+                "token {:?} is not a peer; {path} is for the cluster's nodes",
+                grant.name
+            ))),
+            Some(principal) => Ok(Some(principal)),
+            None => Err(Status::unauthenticated("the token is not known to this cluster")),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Authenticated<S> {
+        Authenticated { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    layer: AuthenticateLayer,
+}
+
+impl<S> Service<Request<Body>> for Authenticated<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let authorization = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match self.layer.judge(request.uri().path(), authorization) {
+            Ok(principal) => {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => {
+                tracing::info!(method = request.uri().path(), reason = status.message(), "call refused");
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::grants::sha256_hex;
+
+    fn layer() -> AuthenticateLayer {
+        let text = format!("[[token]]\nname = \"app\"\nsha256 = \"{}\"\npublish = [\"t\"]\n", sha256_hex("app-secret"));
+        let path = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(path.path(), text).expect("write");
+        AuthenticateLayer::new(Some(Arc::new(Grants::load(path.path()).expect("load"))), Some("peer-secret"))
+    }
+
+    #[test]
+    fn calls_are_judged_by_their_token_and_path() {
+        let layer = layer();
+        let publish = "/ferry.v1.Publisher/Publish";
+        let raft = "/ferry.internal.v1.Raft/AppendEntries";
+        assert!(matches!(layer.judge(publish, Some("Bearer app-secret")), Ok(Some(Principal::Token(_)))));
+        assert!(matches!(layer.judge(publish, Some("Bearer peer-secret")), Ok(Some(Principal::Peer))));
+        assert!(matches!(layer.judge(raft, Some("Bearer peer-secret")), Ok(Some(Principal::Peer))));
+        let code = |r: Result<Option<Principal>, Status>| r.expect_err("refused").code();
+        assert_eq!(code(layer.judge(publish, None)), tonic::Code::Unauthenticated);
+        assert_eq!(code(layer.judge(publish, Some("Bearer nope"))), tonic::Code::Unauthenticated);
+        assert_eq!(code(layer.judge(publish, Some("app-secret"))), tonic::Code::Unauthenticated, "Bearer is required");
+        assert_eq!(code(layer.judge(raft, Some("Bearer app-secret"))), tonic::Code::PermissionDenied);
+        assert_eq!(code(layer.judge(raft, None)), tonic::Code::Unauthenticated);
+        assert!(matches!(layer.judge("/grpc.health.v1.Health/Check", None), Ok(None)), "probes need no token");
+        let open = AuthenticateLayer::default();
+        assert!(matches!(open.judge(raft, None), Ok(None)) && matches!(open.judge(publish, None), Ok(None)));
+    }
+}
