@@ -1,6 +1,7 @@
 """What every part of the deploy check shares: the tools, processes of the
-built binaries, loopback stand-ins for host names, and cluster checks run
-through the real `ferry` CLI."""
+built binaries, loopback stand-ins for host names, throwaway secrets (a CA,
+node certificates, tokens) made by deploy/make-secrets, and cluster checks
+run through the real `ferry` CLI over TLS with a token."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 TOOLS = Path(os.environ.get("FERRY_DEPLOY_TOOLS", Path.home() / ".cache/ferry/deploy-tools"))
+MAKE_SECRETS = DEPLOY / "make-secrets"
 
 
 class CheckFailed(Exception):
@@ -64,8 +66,77 @@ def run(argv, *, ok=True, env=None, timeout=120):
     return done
 
 
-def ferry(servers, *args, ok=True):
-    return run([binary("ferry"), "--server", servers, *args], ok=ok)
+class Secrets:
+    """What an operator makes before starting a cluster (deploy/RUNBOOK.md,
+    "Secure the cluster"), made the same way, with deploy/make-secrets: a
+    throwaway CA, the peer token, client tokens (`admin` may do anything,
+    `viewer` nothing but read) in an auth.toml, and node certificates on
+    demand."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.make("ca")
+        self.make("peer-token")
+        self.ca, self.auth, self.peer_token = self.dir / "ca.pem", self.dir / "auth.toml", self.dir / "peer.token"
+        self.tokens, self.entries, self.certs = {}, {}, {}
+        entries = self.token("admin", "cluster", "admin=*", "publish=*", "subscribe=*") + self.token("viewer")
+        self.auth.write_text(entries)
+
+    def make(self, *args):
+        return run([MAKE_SECRETS, self.dir, *args])
+
+    def token(self, name, *rights):
+        """A new client token `name`: its auth.toml entry (self.tokens has
+        the secret)."""
+        entry = self.make("token", name, *rights).stdout
+        self.tokens[name] = (self.dir / f"{name}.token").read_text().strip()
+        self.entries[name] = entry
+        return entry
+
+    def cert(self, name, names):
+        """A node certificate `name` for every host name and address in
+        `names`, made once: (certificate, key)."""
+        made = self.dir / f"{name}.pem", self.dir / f"{name}.key"
+        if self.certs.setdefault(name, names) != names:
+            fail(f"certificate {name} is wanted for {names} and for {self.certs[name]}")
+        if not made[0].exists():
+            self.make("cert", name, *names)
+        return made
+
+    def install(self, source, target, mode=0o600):
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(mode)
+
+
+# How the check's `ferry` calls speak to the deployment under test: its CA
+# and a token (FERRY_TLS_CA, FERRY_TOKEN), set by `use`.
+CLIENT = {}
+
+
+def use(secrets):
+    """Every `ferry` call from now on trusts `secrets`' CA and presents its
+    admin token, as an operator's shell would with FERRY_TLS_CA/FERRY_TOKEN."""
+    CLIENT.clear()
+    CLIENT.update({"FERRY_TLS_CA": str(secrets.ca), "FERRY_TOKEN": secrets.tokens["admin"], "secrets": secrets})
+
+
+def client_env(token="admin", tls=True):
+    """The environment of a `ferry` call: no FERRY_* of the caller's, the
+    deployment's CA (unless not `tls`) and the token named `token` (none
+    for None)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    if tls and "FERRY_TLS_CA" in CLIENT:
+        env["FERRY_TLS_CA"] = CLIENT["FERRY_TLS_CA"]
+    if token and "secrets" in CLIENT:
+        env["FERRY_TOKEN"] = CLIENT["secrets"].tokens[token]
+    return env
+
+
+def ferry(servers, *args, ok=True, token="admin", tls=True):
+    return run([binary("ferry"), "--server", servers, *args], ok=ok, env=client_env(token, tls))
 
 
 class Hosts:
@@ -121,6 +192,7 @@ class Process:
 
     def __init__(self, name, argv, env, cwd, log_path):
         self.name = name
+        self.argv, self.env, self.cwd = [str(a) for a in argv], env, cwd
         self.log_path = Path(log_path)
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -217,6 +289,7 @@ def publish_and_pull(servers, topic, lines):
     publish = subprocess.run(
         [str(binary("ferry")), "--server", servers, "publish", topic],
         input="".join(f"{line}\n" for line in lines), capture_output=True, text=True, check=False,
+        env=client_env(),
     )
     if publish.returncode != 0 or publish.stdout.strip() != str(len(lines)):
         fail(f"publish to {topic}: {publish.returncode} {publish.stdout}{publish.stderr}")
@@ -229,16 +302,84 @@ def publish_and_pull(servers, topic, lines):
         fail(f"pulled {got} from {topic}, published {lines}")
 
 
-def health(addr):
-    """The gRPC health service's answer for the whole server, as Kubernetes'
-    grpc probe asks it."""
+def health(addr, name=None, tls=True):
+    """The gRPC health service's answer for the whole server, as a probe
+    asks it: over TLS trusting the deployment's CA, checking that the
+    node's certificate holds `name` (the host name the deployment gives the
+    node; default: the address's IP), or in plaintext if not `tls`."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(addr) as channel:
+    if tls and "FERRY_TLS_CA" in CLIENT:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(CLIENT["FERRY_TLS_CA"]).read_bytes())
+        options = [("grpc.ssl_target_name_override", name)] if name else []
+        channel = grpc.secure_channel(addr, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(addr)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         except grpc.RpcError as e:
             return f"error: {e.code().name}"
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+def serving(addr, name, within=20):
+    """Fails unless the node at `addr` says SERVING over TLS, with a
+    certificate naming `name`, within `within` seconds (a probe retries)."""
+    deadline = time.monotonic() + within
+    while (said := health(addr, name)) != "SERVING":
+        if time.monotonic() > deadline:
+            fail(f"{name} ({addr}) is not SERVING over TLS as {name} after {within}s: {said}")
+        time.sleep(0.2)
+
+
+def refuses_strangers(servers, addr, name):
+    """What the deployment must refuse, now that it is secured: a call
+    without a token (UNAUTHENTICATED), a token beyond its rights
+    (PERMISSION_DENIED), a client that speaks plaintext, a certificate
+    checked for a name the node does not have."""
+    bare = ferry(servers, "topic", "list", ok=False, token=None)
+    if bare.returncode == 0 or "nauthenticated" not in bare.stderr.lower().replace("_", ""):
+        fail(f"a call without a token was not refused as UNAUTHENTICATED: {bare.returncode} {bare.stdout}{bare.stderr}")
+    denied = ferry(servers, "topic", "create", "strangers", ok=False, token="viewer")
+    if denied.returncode == 0 or "permission" not in denied.stderr.lower():
+        fail(f"the viewer token created a topic: {denied.returncode} {denied.stdout}{denied.stderr}")
+    plain = ferry(servers, "cluster", "status", ok=False, tls=False)
+    if plain.returncode == 0:
+        fail(f"a plaintext client was answered: {plain.stdout}")
+    if health(addr, tls=False) == "SERVING":
+        fail(f"{addr} answers gRPC health in plaintext")
+    if health(addr, "not-this-node.invalid") == "SERVING":
+        fail(f"{addr} was trusted under a name its certificate does not hold")
+
+
+SECURITY_KEYS = ("tls_cert", "tls_key", "tls_ca", "auth_file", "peer_token_file")
+
+
+def secured_config(process, hosts):
+    """The settings `process` runs with (its command, environment and files,
+    through `ferryd --print-config`): TLS and tokens on, no
+    insecure_plaintext, and a listen address standing in for one that is
+    not loopback (a host name or the wildcard), where ferryd refuses
+    plaintext: so the deployment does not pass here only because the
+    check runs it on loopback."""
+    import tomllib
+
+    argv = list(process.argv)
+    if Path(argv[0]).name != "ferryd":
+        # A wrapper (ferryd-pod) that ends in `exec ferryd "$@"`.
+        argv[0] = str(Path(argv[0]).parent / "ferryd")
+    done = run([*argv, "--print-config"], env=process.env)
+    config = tomllib.loads(done.stdout)
+    unset = [key for key in SECURITY_KEYS if not config.get(key)]
+    if unset:
+        fail(f"{process.name} runs without {', '.join(unset)}:\n{done.stdout}")
+    if config.get("insecure_plaintext") != "false":
+        fail(f"{process.name} runs with insecure_plaintext = {config.get('insecure_plaintext')}")
+    host = config["listen"].rsplit(":", 1)[0]
+    if host not in hosts.ips.values():
+        fail(f"{process.name} listens on {config['listen']}, which stands for no host name or wildcard "
+             f"of the deployment: it would listen on loopback")
+    return config

@@ -1,9 +1,12 @@
 """The systemd unit (deploy/systemd): `systemd-analyze verify` and
 `systemd-sysusers --dry-run` on the files, a few facts the unit must keep
-(what the hardening allows ferryd to write, how it is stopped), then three
-instances ferryd@1..3 run as the unit declares them (its Environment,
-EnvironmentFile and ExecStart) with the shared ferry.toml, each on a
-loopback address standing in for its host."""
+(what the hardening allows ferryd to write, how it is stopped), the files
+RUNBOOK.md installs (each file ferry.toml names, readable by the ferry
+user, the secret ones by nobody else), then three instances ferryd@1..3 run
+as the unit declares them (its Environment, EnvironmentFile and ExecStart)
+with the shared ferry.toml and each host's own certificate, on a loopback
+address standing in for its host: a cluster over TLS with tokens, then the
+runbook's steps, a token rotated by a rolling restart among them."""
 
 import re
 import shlex
@@ -18,14 +21,19 @@ from common import (
     DEPLOY,
     Hosts,
     Process,
+    Secrets,
     bin_dir,
     binary,
+    client_env,
     fail,
     ferry,
-    health,
     log,
     publish_and_pull,
+    refuses_strangers,
     run,
+    secured_config,
+    serving,
+    use,
     wait_cluster,
     wait_listening,
 )
@@ -106,6 +114,49 @@ def check_facts(service, sysusers_output):
         fail("ferry cluster backup writes to /var/lib/ferry/backups: make it a StateDirectory")
 
 
+# Which of the operator's files each path in ferry.toml is, and whether it
+# is secret (readable by the ferry user only).
+SECRET_FILES = {"tls_cert": False, "tls_key": True, "tls_ca": False, "auth_file": True, "peer_token_file": True}
+
+
+def installed_files(config, service):
+    """RUNBOOK.md's `install` commands against what the unit reads: the
+    config file and every TLS and token file the unit or ferry.toml names
+    must be installed, readable by the unit's user (as root:GROUP,
+    group-readable) and, if secret, by nobody else.
+    {setting: (path, mode)}."""
+    from runbook import RUNBOOK, installs
+
+    user, group = one(service, "User"), one(service, "Group")
+    # The unit's FERRY_* variables beat the file.
+    config = {**config, **{k.removeprefix("FERRY_").lower(): v for k, v in environment(service, 1).items()}}
+    placed = {path: (mode, owner_group) for path, mode, owner_group in installs(RUNBOOK.read_text())}
+
+    def readable(path, secret):
+        if path not in placed:
+            fail(f"RUNBOOK.md installs nothing at {path}, which the unit reads")
+        mode, owner_group = placed[path]
+        by_group = owner_group == group and mode & 0o040
+        if not (by_group or mode & 0o004):
+            fail(f"RUNBOOK.md installs {path} as root:{owner_group} {mode:04o}: ferryd (User={user}) cannot read it")
+        if secret and mode & 0o007:
+            fail(f"RUNBOOK.md installs the secret {path} with mode {mode:04o}: readable by every user")
+        return mode
+
+    environment_config = environment(service, 1).get("FERRY_CONFIG")
+    readable(environment_config, False)
+    files = {}
+    for key, secret in SECRET_FILES.items():
+        path = config.get(key) or fail(f"neither the unit nor ferry.toml sets {key}: no TLS with tokens")
+        files[key] = (path, readable(path, secret))
+        directory = str(Path(path).parent)
+        if directory in placed:
+            mode, owner_group = placed[directory]
+            if not (mode & 0o001 or (owner_group == group and mode & 0o010)):
+                fail(f"RUNBOOK.md makes {directory} {mode:04o} root:{owner_group}: ferryd cannot enter it")
+    return files
+
+
 def environment(service, node_id):
     env = {}
     for value in values(service, "Environment"):
@@ -122,27 +173,33 @@ def check(tmp):
     service = parse_unit(UNIT.read_text()).get("Service") or fail("no [Service] section")
     check_facts(service, sysusers_output)
     config = tomllib.loads(CONFIG.read_text())
+    files = installed_files(config, service)
+    log("  RUNBOOK.md installs ferry.toml and the TLS and token files it names, readable by the ferry user only")
     peers = {int(k): v for k, v in config["peers"].items()}
     names = {node_id: addr.rsplit(":", 1)[0] for node_id, addr in peers.items()}
     names[4] = NEW_HOST
     ports = sorted({int(a.rsplit(":", 1)[1]) for a in [*peers.values(), config["listen"], config["metrics_listen"]]})
     hosts = Hosts(list(names.values()), ports)
-    machine = Machines(tmp, service, hosts, names)
+    secrets = Secrets(tmp / "secrets")
+    use(secrets)
+    machine = Machines(tmp, service, hosts, names, secrets, files)
     try:
         # Node 1 also gets the optional per-node file: text logs.
         for node_id in peers:
             machine.start(node_id, "FERRY_LOG_FORMAT=text\n" if node_id == 1 else None)
         servers = ",".join(hosts.localize(addr) for addr in peers.values())
         machine.wait({1, 2, 3})
-        for addr in peers.values():
-            if health(hosts.localize(addr)) != "SERVING":
-                fail(f"{addr} is not SERVING")
+        for node_id in peers:
+            serving(hosts.addr(names[node_id], 7070), names[node_id])
         publish_and_pull(servers, "systemd-smoke", ["x", "y", "z"])
+        refuses_strangers(servers, hosts.addr(names[1], 7070), names[1])
         if machine.processes[1].log_tail(5).lstrip().startswith("{"):
             fail("ferryd@1 ignored its EnvironmentFile (FERRY_LOG_FORMAT=text): its log is JSON")
         if not machine.processes[2].log_tail(5).lstrip().startswith("{"):
             fail('ferryd@2 ignored log_format = "json" of ferry.toml')
-        log(f"  ferryd@{','.join(map(str, peers))}: one cluster, all SERVING, publish/pull, EnvironmentFile read")
+        log(f"  ferryd@{','.join(map(str, peers))}: one cluster over TLS (certificates naming each host), "
+            "all SERVING, publish/pull with a token; no token, a token beyond its rights, plaintext and a "
+            "wrong name refused; TLS and tokens in force, not --insecure-plaintext; EnvironmentFile read")
 
         # RUNBOOK.md, "Add a node": ferryd-4.env names seeds and its address.
         seeds = f"{peers[1]},{peers[2]}"
@@ -170,29 +227,53 @@ def check(tmp):
 
 
 # Stands in for `systemctl restart UNIT` under `ferry cluster rolling-restart`:
-# asks the check (below) to restart the unit, and waits until it has.
+# asks the check (below) to restart the unit, and waits until it has. The
+# request names the host `ssh` was asked to reach, if any.
 SYSTEMCTL = """#!/bin/sh
 set -eu
 [ "$1" = restart ] || { echo "systemctl stand-in: only restart" >&2; exit 1; }
-touch "$FERRY_CHECK_REQUESTS/$2"
+printf '%s' "${FERRY_CHECK_SSH_HOST:-}" > "$FERRY_CHECK_REQUESTS/$2"
 while [ -e "$FERRY_CHECK_REQUESTS/$2" ]; do sleep 0.1; done
+"""
+# `ssh HOST COMMAND...` and `sudo COMMAND...` as if HOST were this machine.
+SSH = """#!/bin/sh
+set -eu
+FERRY_CHECK_SSH_HOST=$1
+export FERRY_CHECK_SSH_HOST
+shift
+exec sh -c "$*"
+"""
+SUDO = """#!/bin/sh
+exec "$@"
 """
 
 
 def rolling_restart(machine, tmp):
-    """RUNBOOK.md's rolling restart, its command as written, each
-    `systemctl restart ferryd@ID` done as systemd would: SIGTERM, a clean
-    exit within TimeoutStopSec, ExecStart again."""
+    """RUNBOOK.md's rolling restart (its first, in "Rotate a token"), its
+    command as written, each `ssh HOST sudo systemctl restart ferryd@ID`
+    done as systemd on HOST would: SIGTERM, a clean exit within
+    TimeoutStopSec, ExecStart again."""
     command = next((c for c in runbook_commands() if "rolling-restart" in c), None)
     if command is None:
         fail("RUNBOOK.md has no ferry cluster rolling-restart command")
     fake_bin, requests = tmp / "fake-bin", tmp / "restart-requests"
     fake_bin.mkdir()
     requests.mkdir()
-    (fake_bin / "systemctl").write_text(SYSTEMCTL)
-    (fake_bin / "systemctl").chmod(0o755)
-    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "FERRY_CHECK_REQUESTS": str(requests),
+    for name, script in (("systemctl", SYSTEMCTL), ("ssh", SSH), ("sudo", SUDO)):
+        (fake_bin / name).write_text(script)
+        (fake_bin / name).chmod(0o755)
+    env = {**client_env(), "PATH": f"{fake_bin}:/usr/bin:/bin", "FERRY_CHECK_REQUESTS": str(requests),
            "FERRY_SERVER": machine.servers()}
+    # RUNBOOK.md, "Rotate a token": auth.toml edited on every host (a new
+    # token in, the viewer's out), then the rolling restart: each node
+    # reads the new file as it starts.
+    secrets = machine.secrets
+    rotated = secrets.entries["admin"] + secrets.token("rotated", "subscribe=*")
+    for node_id in (1, 2, 3):
+        path = machine.secret_path(node_id, "auth_file")
+        path.write_text(rotated)
+    if ferry(machine.servers(), "topic", "list", ok=False, token="rotated").returncode == 0:
+        fail("the new token was taken before any node restarted: is auth.toml read at all?")
     argv = [str(binary("ferry")) if w == "ferry" else w for w in command]
     restarted, grace = [], int(one(machine.service, "TimeoutStopSec"))
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as tool:
@@ -200,6 +281,10 @@ def rolling_restart(machine, tmp):
         while tool.poll() is None and time.monotonic() < deadline:
             for request in requests.iterdir():
                 node_id = int(request.name.removeprefix("ferryd@"))
+                host = request.read_text()
+                if host and host != machine.names[node_id]:
+                    tool.kill()
+                    fail(f"{' '.join(command)} restarts ferryd@{node_id} on {host}, not {machine.names[node_id]}")
                 machine.processes[node_id].stop(signal.SIGTERM, grace)
                 machine.start(node_id)
                 restarted.append(node_id)
@@ -211,7 +296,12 @@ def rolling_restart(machine, tmp):
     if tool.returncode != 0 or sorted(restarted) != [1, 2, 3]:
         fail(f"{' '.join(command)}: exit {tool.returncode}, restarted {restarted}:\n{output}")
     machine.wait({1, 2, 3})
-    log(f"  runbook: {' '.join(command[1:])}: restarted {restarted}, each back and caught up")
+    ferry(machine.servers(), "topic", "list", token="rotated")
+    gone = ferry(machine.servers(), "topic", "list", ok=False, token="viewer")
+    if gone.returncode == 0 or "nauthenticated" not in gone.stderr.lower().replace("_", ""):
+        fail(f"the token removed from auth.toml still works: {gone.returncode} {gone.stdout}{gone.stderr}")
+    log(f"  runbook: {' '.join(command[1:])}: restarted {restarted}, each back and caught up; "
+        "the token added to auth.toml works, the one removed is UNAUTHENTICATED")
 
 
 def runbook_commands():
@@ -225,12 +315,28 @@ class Machines:
     """One host per node: its own root for /etc/ferry and /var/lib/ferry,
     with the same ferry.toml, and ferryd@ID run as the unit says."""
 
-    def __init__(self, tmp, service, hosts, names):
+    def __init__(self, tmp, service, hosts, names, secrets, files):
         self.tmp, self.service, self.hosts, self.names = tmp, service, hosts, names
+        self.secrets, self.files = secrets, files
         self.processes = {}
 
     def root(self, node_id):
         return self.tmp / self.names[node_id]
+
+    def secret_path(self, node_id, key):
+        return Path(self.local(node_id, self.files[key][0]))
+
+    def install_secrets(self, node_id):
+        """What RUNBOOK.md has the operator install on the host: its own
+        certificate (naming the host, and here the address standing in for
+        it), the CA, the token file and the peer token, at the paths and
+        modes it gives."""
+        name = self.names[node_id]
+        cert, key = self.secrets.cert(name, [name, self.hosts.ips[name]])
+        sources = {"tls_cert": cert, "tls_key": key, "tls_ca": self.secrets.ca,
+                   "auth_file": self.secrets.auth, "peer_token_file": self.secrets.peer_token}
+        for file_key, source in sources.items():
+            self.secrets.install(source, self.secret_path(node_id, file_key), self.files[file_key][1])
 
     def local(self, node_id, text):
         root = self.root(node_id)
@@ -242,6 +348,8 @@ class Machines:
         root, service = self.root(node_id), self.service
         (root / "etc/ferry").mkdir(parents=True, exist_ok=True)
         (root / "etc/ferry/ferry.toml").write_text(self.local(node_id, CONFIG.read_text()))
+        if not self.secret_path(node_id, "tls_cert").exists():
+            self.install_secrets(node_id)
         if env_file is not None:
             (root / f"etc/ferry/ferryd-{node_id}.env").write_text(self.local(node_id, env_file))
         for value in values(service, "StateDirectory"):
@@ -263,6 +371,7 @@ class Machines:
         argv[0] = argv[0].replace(INSTALLED_BINARY, f"{bin_dir()}/")
         name = f"ferryd@{node_id}"
         self.processes[node_id] = Process(name, argv, env, root, self.tmp / f"{name}.log")
+        secured_config(self.processes[node_id], self.hosts)
         wait_listening(self.processes[node_id], self.hosts.addr(self.names[node_id], 7070))
 
     def servers(self):
