@@ -291,8 +291,8 @@ impl Client {
         Ok(reply.await?.status == ServingStatus::Serving as i32)
     }
 
-    /// Has the node this client talks to (the first `--server` address)
-    /// copy its state into `dir`, a new directory on that node's
+    /// Has the node this client talks to (the first of its addresses that
+    /// answered) copy its state into `dir`, a new directory on that node's
     /// filesystem: a backup for `ferryd --restore-from`. No retry or
     /// redirect: the backup is of that node.
     pub async fn backup(&self, dir: &str) -> Result<Backup> {

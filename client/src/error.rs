@@ -7,6 +7,9 @@ pub use tonic::Code;
 pub enum Error {
     #[error("invalid server address {addr:?}: {reason}")]
     InvalidAddress { addr: String, reason: String },
+    /// A connection setting (the token, the TLS CA) cannot be used.
+    #[error("{setting}: {reason}")]
+    Config { setting: &'static str, reason: String },
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         addr: String,

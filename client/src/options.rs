@@ -31,7 +31,7 @@ const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
 
 /// How a [`Client`](crate::Client) connects.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Sent as `authorization: Bearer <token>` with every call.
     pub token: Option<String>,
@@ -40,6 +40,17 @@ pub struct ClientOptions {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// How long a call keeps retrying through leader changes and restarts.
     pub retry_budget: Duration,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls_ca_pem.is_some())
+            .field("retry_budget", &self.retry_budget)
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
@@ -59,9 +70,9 @@ impl ClientOptions {
     /// Speaks TLS, checking servers against the CA in the PEM file `path`.
     pub fn tls_ca_file(mut self, path: Option<&Path>) -> Result<Self> {
         if let Some(path) = path {
-            let pem = std::fs::read(path).map_err(|e| Error::InvalidAddress {
-                addr: String::new(),
-                reason: format!("cannot read the TLS CA file {}: {e}", path.display()),
+            let pem = std::fs::read(path).map_err(|e| Error::Config {
+                setting: "the TLS CA (--tls-ca, FERRY_TLS_CA)",
+                reason: format!("cannot read {}: {e}", path.display()),
             })?;
             self.tls_ca_pem = Some(pem);
         }
@@ -71,9 +82,9 @@ impl ClientOptions {
     /// The credentials every call carries.
     pub(crate) fn credentials(&self) -> Result<Credentials> {
         let token = self.token.as_ref().map(|token| MetadataValue::try_from(format!("Bearer {token}"))).transpose();
-        let token = token.map_err(|_| Error::InvalidAddress {
-            addr: String::new(),
-            reason: "the token must be printable ASCII".into(),
+        let token = token.map_err(|_| Error::Config {
+            setting: "the token (--token, FERRY_TOKEN)",
+            reason: "must be printable ASCII".into(),
         })?;
         Ok(Credentials(token))
     }

@@ -60,6 +60,8 @@ fn flag_value(value: &toml::Value) -> Result<String, String> {
     Ok(match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
+        // Switches take `true`/`false` (`--insecure-plaintext true`).
+        toml::Value::Boolean(b) => b.to_string(),
         toml::Value::Table(table) => {
             let entries: Result<Vec<String>, String> =
                 table.iter().map(|(k, v)| flag_value(v).map(|v| format!("{k}={v}"))).collect();
@@ -73,9 +75,10 @@ fn flag_value(value: &toml::Value) -> Result<String, String> {
     })
 }
 
-/// One `key = value` line of `--print-config`: integers bare, the rest quoted.
+/// One `key = value` line of `--print-config`: integers and booleans bare,
+/// the rest quoted, so the line reads back as the file takes it.
 pub fn toml_line(key: &str, value: &str) -> String {
-    if value.parse::<i64>().is_ok() {
+    if value.parse::<i64>().is_ok() || value == "true" || value == "false" {
         format!("{key} = {value}")
     } else {
         format!("{key} = {}", toml::Value::String(value.to_owned()))

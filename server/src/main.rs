@@ -93,10 +93,11 @@ struct Args {
     metrics_listen: Option<std::net::SocketAddr>,
     /// Serve TLS with this certificate (PEM, with its chain). It must name
     /// the host or IP this node advertises: peers check it.
-    #[arg(long, env = "FERRY_TLS_CERT", requires = "tls_key")]
+    /// Needs --tls-key and --tls-ca.
+    #[arg(long, env = "FERRY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The TLS certificate's private key (PEM).
-    #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "FERRY_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// The CA (PEM) the nodes' certificates chain to: this node checks its
     /// peers against it when it calls them.
@@ -111,8 +112,10 @@ struct Args {
     #[arg(long, env = "FERRY_PEER_TOKEN_FILE")]
     peer_token_file: Option<PathBuf>,
     /// Listen in plaintext on an address that is not loopback (a private
-    /// network); without it, such an address needs --tls-cert.
-    #[arg(long, env = "FERRY_INSECURE_PLAINTEXT")]
+    /// network); without it, such an address needs --tls-cert. Takes
+    /// `true`/`false` (alone: true), as the config file's key does.
+    #[arg(long, env = "FERRY_INSECURE_PLAINTEXT", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::value_parser!(bool), default_value_t = false)]
     insecure_plaintext: bool,
     /// TESTING ONLY: report log appends durable without fsync. Loses
     /// acknowledged data on power loss; exists to prove the fault harness sees it.

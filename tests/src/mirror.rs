@@ -162,7 +162,12 @@ pub async fn cluster_with(dir: &TempDir, name: &str, ip: IpAddr, args: &[&str]) 
     // A port checked free as `free_addr` does, on `ip`.
     let loopback = free_addr();
     let port = loopback.rsplit_once(':').expect("host:port").1;
-    let node = Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), args);
+    let mut args = args.to_vec();
+    if !ip.is_loopback() {
+        // A bridge address private to this machine's test namespaces.
+        args.push("--insecure-plaintext");
+    }
+    let node = Ferryd::start_at(&dir.path().join(name), &format!("{ip}:{port}"), &args);
     let client = Client::connect(node.addr()).await.expect("connect");
     let settings = TopicSettings { partitions: PARTITIONS, ..Default::default() };
     client.create_topic("events", settings).await.expect("create topic");

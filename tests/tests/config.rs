@@ -93,3 +93,31 @@ async fn a_node_runs_with_the_settings_of_its_file() {
     let scrape = http_get(&metrics, "/metrics").await;
     assert!(scrape.starts_with("HTTP/1.1 200") && scrape.contains("ferry_raft_term{group=\"0\"}"), "{scrape}");
 }
+
+#[test]
+fn security_settings_and_switches_come_from_the_file_and_print_back_as_it_takes_them() {
+    let dir = TempDir::new().expect("temp dir");
+    let text = "tls_cert = \"/etc/ferry/tls/node.pem\"\ntls_key = \"/etc/ferry/tls/node.key\"\n\
+                tls_ca = \"/etc/ferry/tls/ca.pem\"\ninsecure_plaintext = true\n";
+    let file = write(dir.path(), "ferry.toml", text);
+    let output = ferryd(&["--config", &file, "--print-config"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    for line in
+        ["tls_cert = \"/etc/ferry/tls/node.pem\"", "tls_key = \"/etc/ferry/tls/node.key\"", "insecure_plaintext = true"]
+    {
+        assert!(printed.lines().any(|l| l == line), "{line} in\n{printed}");
+    }
+    // What --print-config prints is a file ferryd takes.
+    let again = write(
+        dir.path(),
+        "printed.toml",
+        &printed.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"),
+    );
+    let output = ferryd(&["--config", &again, "--print-config"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // A flag given alone still means true; `false` in the file turns it off.
+    let off = write(dir.path(), "off.toml", "insecure_plaintext = false\n");
+    let output = ferryd(&["--config", &off, "--insecure-plaintext", "--print-config"], &[]);
+    assert!(String::from_utf8_lossy(&output.stdout).lines().any(|l| l == "insecure_plaintext = true"));
+}

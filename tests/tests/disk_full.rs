@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ferry_client::{Client, Code, Error, Message, SubscriptionSettings, TopicSettings};
-use ferry_tests::{Ferryd, TempDir};
+use ferry_tests::{free_addr, http_get, Ferryd, TempDir};
 
 const FILESYSTEM_MIB: u64 = 512;
 const RESERVE_BYTES: u64 = 64 << 20;
@@ -70,7 +70,10 @@ async fn a_node_low_on_disk_refuses_growth_serves_reads_and_acks_and_resumes_whe
         return;
     };
     let data = fs.mount.join("data");
-    let mut node = Ferryd::start_with(&data, &["--disk-reserve-bytes", &RESERVE_BYTES.to_string()]);
+    let metrics = free_addr();
+    let reserve = RESERVE_BYTES.to_string();
+    let mut node = Ferryd::start_with(&data, &["--disk-reserve-bytes", &reserve, "--metrics-listen", &metrics]);
+    assert!(http_get(&metrics, "/metrics").await.contains("\nferry_disk_low 0\n"), "not low at first");
     let client = Client::connect(node.addr()).await.expect("connect");
     client.create_topic("t", TopicSettings::default()).await.expect("topic");
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
@@ -92,6 +95,9 @@ async fn a_node_low_on_disk_refuses_growth_serves_reads_and_acks_and_resumes_whe
     assert!(is_disk_low(&refusal), "refused for disk space, naming the setting: {refusal:?}");
     assert!(published > 0, "publishes went through until the reserve was reached");
     assert!(fs.free_bytes() > 0, "the reserve kept the disk from filling");
+    let scraped = http_get(&metrics, "/metrics").await;
+    assert!(scraped.contains("\nferry_disk_low 1\n"), "operators see it: {scraped}");
+    assert!(scraped.contains(&format!("\nferry_disk_reserve_bytes {RESERVE_BYTES}\n")), "{scraped}");
 
     // Still refused (not a blip); a new topic too; reads and acks go on.
     let again = client.publish("t", vec![Message::new("one more")]).await.expect_err("still low");

@@ -19,6 +19,7 @@ use ferry_tests::{binary, eventually, ferry, free_addr, Ferryd, TempDir};
 const ADMIN: &str = "admin-0123456789abcdef";
 const PRODUCER: &str = "producer-0123456789abcdef";
 const CONSUMER: &str = "consumer-0123456789abcdef";
+const SANDBOX: &str = "sandbox-0123456789abcdef";
 const PEER: &str = "peer-0123456789abcdef0123";
 
 /// Runs openssl, failing the test with its output if it fails.
@@ -59,10 +60,12 @@ fn auth_file(dir: &Path) -> PathBuf {
     let text = format!(
         "[[token]]\nname = \"admin\"\nsha256 = \"{}\"\nadmin = [\"*\"]\ncluster = true\n\n\
          [[token]]\nname = \"producer\"\nsha256 = \"{}\"\npublish = [\"orders\"]\n\n\
-         [[token]]\nname = \"consumer\"\nsha256 = \"{}\"\nsubscribe = [\"ord*\"]\n",
+         [[token]]\nname = \"consumer\"\nsha256 = \"{}\"\nsubscribe = [\"ord*\"]\n\n\
+         [[token]]\nname = \"sandbox\"\nsha256 = \"{}\"\nadmin = [\"sandbox.*\"]\npublish = [\"sandbox.*\"]\nlocks = [\"sandbox.*\"]\n",
         hash(ADMIN),
         hash(PRODUCER),
-        hash(CONSUMER)
+        hash(CONSUMER),
+        hash(SANDBOX)
     );
     let path = dir.join("auth.toml");
     std::fs::write(&path, text).expect("write auth file");
@@ -192,6 +195,27 @@ async fn tokens_get_what_their_grants_say_over_tls_and_nothing_else() {
     let denied = consumer.backup(&backup).await.expect_err("not a cluster admin");
     assert!(is(Code::PermissionDenied)(&denied) && message(&denied).contains("administer the cluster"), "{denied:?}");
     assert!(!Path::new(&backup).exists(), "a refused call changes nothing");
+
+    // Dead-lettering writes to another topic: the creator must be allowed to.
+    let sandbox = cluster.client(Some(SANDBOX)).await;
+    sandbox.create_topic("sandbox.x", TopicSettings::default()).await.expect("its own topics");
+    let sneaky =
+        SubscriptionSettings { dead_letter_topic: "payroll".into(), max_delivery_attempts: 5, ..Default::default() };
+    let denied =
+        sandbox.create_subscription("sneaky", "sandbox.x", sneaky).await.expect_err("payroll is not its topic");
+    assert_eq!(message(&denied), "token \"sandbox\" may not publish to topic \"payroll\"");
+    assert!(admin.get_subscription("sneaky").await.is_err(), "nothing was created");
+
+    // Locks by name: taken, listed and released only where granted.
+    let held = sandbox.acquire_lock("sandbox.leader", "me", Duration::from_secs(30)).await.expect("granted");
+    assert!(held.granted, "{held:?}");
+    let denied =
+        consumer.acquire_lock("sandbox.leader", "thief", Duration::from_secs(30)).await.expect_err("not its lock");
+    assert!(is(Code::PermissionDenied)(&denied), "{denied:?}");
+    let denied = consumer.release_lock("sandbox.leader", "me").await.expect_err("not its lock");
+    assert!(is(Code::PermissionDenied)(&denied), "{denied:?}");
+    assert!(consumer.list_locks().await.expect("list").is_empty(), "a token sees only the locks it may take");
+    assert_eq!(sandbox.list_locks().await.expect("list").len(), 1);
 
     // The CLI takes the token and the CA; without the CA it cannot talk TLS.
     let ca = cluster.dir.path().join("ca.pem").display().to_string();

@@ -24,6 +24,8 @@ use crate::security::{authorize, Action};
 
 /// How long a member may take to answer a status request.
 const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a backup waits for this node to apply what its groups' leaders had.
+const BACKUP_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most messages one ReadLog returns.
 const READ_LOG_MESSAGES_MAX: u32 = 10_000;
 
@@ -125,6 +127,53 @@ impl ClusterService {
     }
 }
 
+impl ClusterService {
+    /// Before a backup: this node must host every group of the layout, and
+    /// have applied in each what the group's leader had applied when asked
+    /// (everything acknowledged before the call: the leader answers a write
+    /// once it applied it).
+    async fn catch_up_for_backup(&self) -> Result<(), ApiError> {
+        let me = self.proposer.node_id();
+        let expected = self.proposer.state().catalog().layout.as_ref().map_or(0, |l| l.data_groups as usize) + 1;
+        let hosted = self.groups.all();
+        if hosted.len() < expected {
+            return Err(ApiError::Unavailable(format!(
+                "node {me} hosts {} of the cluster's {expected} groups yet; back up another node",
+                hosted.len()
+            )));
+        }
+        let mut leaders_status: BTreeMap<NodeId, api::NodeStatus> = BTreeMap::new();
+        for (group, hosted) in hosted {
+            let metrics = hosted.raft.metrics().borrow().clone();
+            let leader = metrics.current_leader.ok_or_else(|| {
+                ApiError::Unavailable(format!(
+                    "group {group} knows no leader; a backup now could miss acknowledged writes"
+                ))
+            })?;
+            if leader == me {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(entry) = leaders_status.entry(leader) {
+                let addr = metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
+                let addr =
+                    addr.ok_or_else(|| ApiError::Unavailable(format!("the address of node {leader} is unknown")))?;
+                let status = remote_node_status(self.routes.network(), &addr).await;
+                entry.insert(status.map_err(|e| ApiError::Unavailable(format!("group {group}'s leader: {e}")))?);
+            }
+            let target =
+                leaders_status[&leader].groups.iter().find(|g| g.group == group).map_or(0, |g| g.applied_index);
+            let wait = hosted.raft.wait(Some(BACKUP_CATCH_UP_TIMEOUT));
+            wait.applied_index_at_least(Some(target), "backup").await.map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "node {me} has not applied group {group} up to its leader's index {target} within \
+                     {BACKUP_CATCH_UP_TIMEOUT:?}; back up another node"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 async fn remote_node_status(network: &Network, addr: &str) -> Result<api::NodeStatus, String> {
     let call = async {
         let mut client = ClusterClient::new(network.channel(addr).map_err(|e| e.to_string())?);
@@ -192,6 +241,7 @@ impl Cluster for ClusterService {
     async fn backup(&self, request: Request<api::BackupRequest>) -> Result<Response<api::BackupResponse>, Status> {
         authorize(request.extensions(), Action::Cluster, None)?;
         let dir = std::path::PathBuf::from(request.into_inner().dir);
+        self.catch_up_for_backup().await?;
         let (groups, node_id) = (Arc::clone(&self.groups), self.proposer.node_id());
         let made = {
             let dir = dir.clone();

@@ -11,6 +11,7 @@ use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::clock::Clock;
 use crate::domain::{self, validate, Command, LockState};
+use crate::security::{authorize, Action};
 
 #[derive(Debug)]
 pub struct LocksService {
@@ -65,6 +66,7 @@ impl Locks for LocksService {
         &self,
         request: Request<api::AcquireLockRequest>,
     ) -> Result<Response<api::AcquireLockResponse>, Status> {
+        authorize(request.extensions(), Action::Lock, Some(&request.get_ref().name))?;
         Ok(Response::new(self.acquire(request.into_inner()).await?))
     }
 
@@ -73,12 +75,20 @@ impl Locks for LocksService {
         &self,
         request: Request<api::ReleaseLockRequest>,
     ) -> Result<Response<api::ReleaseLockResponse>, Status> {
+        authorize(request.extensions(), Action::Lock, Some(&request.get_ref().name))?;
         Ok(Response::new(self.release(request.into_inner()).await?))
     }
 
-    async fn list_locks(&self, _: Request<api::ListLocksRequest>) -> Result<Response<api::ListLocksResponse>, Status> {
+    async fn list_locks(
+        &self,
+        request: Request<api::ListLocksRequest>,
+    ) -> Result<Response<api::ListLocksResponse>, Status> {
         self.proposer.ensure_leader().map_err(Status::from)?;
-        let locks = self.proposer.state().catalog().locks.values().cloned().map(lock_to_api).collect();
+        // A token sees the locks it may take: their holders are what
+        // releasing one takes.
+        let visible = |lock: &&LockState| authorize(request.extensions(), Action::Lock, Some(&lock.name)).is_ok();
+        let catalog = self.proposer.state().catalog();
+        let locks = catalog.locks.values().filter(visible).cloned().map(lock_to_api).collect();
         Ok(Response::new(api::ListLocksResponse { locks }))
     }
 }

@@ -130,6 +130,17 @@ where
     sync_dir(dir).map_err(|e| Status::internal(e.to_string()))
 }
 
+/// A directory removed when dropped, if it is still there.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(
@@ -169,19 +180,13 @@ impl RaftRpc for RaftService {
             snapshot_id: meta.snapshot_id,
         };
         let dir = group.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
-        if let Err(status) = receive_files(&dir, &mut stream, header.ends_with_marker).await {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(status);
-        }
+        // Removed however this call ends: an error, the peer giving up (the
+        // call is dropped), or Raft not needing it; installing moves it away.
+        let _received = RemoveOnDrop(dir.clone());
+        receive_files(&dir, &mut stream, header.ends_with_marker).await?;
         tracing::info!(group = header.group_id, snapshot = %meta.snapshot_id, "received a snapshot; installing");
         let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir.clone() }) };
-        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped);
-        // Installing moved the files away; a snapshot Raft did not need
-        // (a repeat of one installed already) is still here.
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        let response = response?;
+        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
         Ok(Response::new(pb::SnapshotReply { vote: Some(vote_to_record(&response.vote)) }))
     }
 }

@@ -138,6 +138,11 @@ impl Subscriber for SubscriberService {
         request: Request<api::CreateSubscriptionRequest>,
     ) -> Result<Response<api::Subscription>, Status> {
         authorize(request.extensions(), Action::Admin, Some(&request.get_ref().topic))?;
+        // Dead-lettering publishes to that topic on the creator's behalf.
+        let dead_letter = request.get_ref().settings.as_ref().map(|s| s.dead_letter_topic.as_str()).unwrap_or_default();
+        if !dead_letter.is_empty() {
+            authorize(request.extensions(), Action::Publish, Some(dead_letter))?;
+        }
         Ok(Response::new(self.create(request.into_inner()).await?))
     }
 

@@ -183,6 +183,17 @@ impl NodeMetrics {
                 text.gauge(name, help, &[("group", group)], read(usage) as f64);
             }
         }
+        // Every group shares the node's one data filesystem.
+        if let Some((_, hosted)) = self.groups.all().into_iter().next() {
+            let disk = &hosted.disk;
+            let free = "Free bytes on the data directory's filesystem, as last measured (every second).";
+            text.gauge("ferry_disk_free_bytes", free, &[], disk.free_bytes() as f64);
+            let reserve =
+                "Free bytes the node keeps (--disk-reserve-bytes): below them, writes that add data are refused.";
+            text.gauge("ferry_disk_reserve_bytes", reserve, &[], disk.reserve_bytes() as f64);
+            let low = "1 while free space is below the reserve (publishes refused with RESOURCE_EXHAUSTED).";
+            text.gauge("ferry_disk_low", low, &[], if disk.is_low() { 1.0 } else { 0.0 });
+        }
     }
 }
 

@@ -567,7 +567,9 @@ impl Node {
         let served = match tokio::time::timeout(shutdown::DRAIN_TIMEOUT, &mut self.server).await {
             Ok(served) => served,
             Err(_) => {
-                tracing::warn!(timeout = ?shutdown::DRAIN_TIMEOUT, "calls still in flight; closing their connections");
+                // Calls still running (a health Watch stream, say) are left
+                // to end with the process.
+                tracing::warn!(timeout = ?shutdown::DRAIN_TIMEOUT, "calls still in flight; stopping without them");
                 self.server.abort();
                 Ok(Ok(()))
             }

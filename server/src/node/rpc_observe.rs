@@ -24,7 +24,7 @@ use http_body::{Frame, SizeHint};
 use tonic::body::Body;
 use tonic::codegen::http::{HeaderMap, Request, Response};
 use tonic::codegen::Service;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Code;
 use tower_layer::Layer;
 use tracing::Instrument;
@@ -74,7 +74,12 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let path = request.uri().path();
         let span = tracing::info_span!("rpc", method = path, peer = tracing::field::Empty);
-        if let Some(peer) = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr) {
+        // Behind TLS the connection's info is wrapped once more.
+        let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).or_else(|| {
+            let tls = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+            tls.get_ref().remote_addr()
+        });
+        if let Some(peer) = peer {
             span.record("peer", tracing::field::display(peer));
         }
         let call = Call::start(Arc::clone(&self.metrics), self.metrics.method(path), span.clone());

@@ -80,7 +80,8 @@ impl SnapshotStore {
         let mut newest: Option<(SnapshotMeta, SnapshotDir)> = None;
         for entry in read_dir(&self.root)? {
             let path = entry.path();
-            if !path.join(META_FILE).is_file() {
+            // A partial one (received, not installed) may hold a `meta` too.
+            if entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) || !path.join(META_FILE).is_file() {
                 continue;
             }
             let meta = read_meta(&path)?;

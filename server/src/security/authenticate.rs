@@ -48,8 +48,9 @@ impl AuthenticateLayer {
             return Ok(None);
         }
         let internal = path.starts_with(INTERNAL_PREFIX);
-        let checked =
-            if internal { self.peer_hash.is_some() } else { self.grants.is_some() || self.peer_hash.is_some() };
+        // The peer token guards the internal services, client tokens the
+        // public ones: with only a peer token, clients need none.
+        let checked = if internal { self.peer_hash.is_some() } else { self.grants.is_some() };
         if !checked {
             return Ok(None);
         }
@@ -140,6 +141,9 @@ mod tests {
         assert_eq!(code(layer.judge(raft, Some("Bearer app-secret"))), tonic::Code::PermissionDenied);
         assert_eq!(code(layer.judge(raft, None)), tonic::Code::Unauthenticated);
         assert!(matches!(layer.judge("/grpc.health.v1.Health/Check", None), Ok(None)), "probes need no token");
+        let peers_only = AuthenticateLayer::new(None, Some("peer-secret"));
+        assert!(matches!(peers_only.judge(publish, None), Ok(None)), "clients need no token without an auth file");
+        assert_eq!(code(peers_only.judge(raft, None)), tonic::Code::Unauthenticated);
         let open = AuthenticateLayer::default();
         assert!(matches!(open.judge(raft, None), Ok(None)) && matches!(open.judge(publish, None), Ok(None)));
     }

@@ -7,12 +7,13 @@
 //! subscribe = ["clicks", "views.*"] # topic names, `*` matching any run of characters
 //! publish = []
 //! admin = []                        # create and delete these topics and their subscriptions
+//! locks = ["ferry-mirror.*"]        # lock names it may take, release and see
 //! cluster = false                   # membership, leadership moves, backups
 //! ```
 //!
 //! Any valid token may read the catalog (get and list topics and
-//! subscriptions, cluster status) and use locks; the rest is per action
-//! and topic. A subscription's calls are judged by its topic.
+//! subscriptions, cluster status); the rest is per action and topic (or
+//! lock name). A subscription's calls are judged by its topic.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +34,8 @@ pub enum Action {
     Admin,
     /// Change membership, move leaders, back up.
     Cluster,
+    /// Take, renew, release and see a lock (by the lock's name).
+    Lock,
 }
 
 impl Action {
@@ -43,6 +46,7 @@ impl Action {
             Action::Subscribe => "subscribe to",
             Action::Admin => "administer",
             Action::Cluster => "administer the cluster",
+            Action::Lock => "use the lock",
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Grant {
     publish: Vec<Pattern>,
     subscribe: Vec<Pattern>,
     admin: Vec<Pattern>,
+    /// Lock names it may take and release.
+    locks: Vec<Pattern>,
     cluster: bool,
 }
 
@@ -73,6 +79,7 @@ impl Grant {
             Action::Publish => any(&self.publish),
             Action::Subscribe => any(&self.subscribe),
             Action::Admin => any(&self.admin),
+            Action::Lock => any(&self.locks),
             Action::Cluster => self.cluster,
         }
     }
@@ -91,6 +98,9 @@ pub fn authorize_as(principal: Option<&Principal>, action: Action, topic: Option
         None | Some(Principal::Peer) => Ok(()),
         Some(Principal::Token(grant)) if grant.allows(action, topic) => Ok(()),
         Some(Principal::Token(grant)) => Err(Status::permission_denied(match topic {
+            Some(name) if action == Action::Lock => {
+                format!("token {:?} may not {} {name:?}", grant.name, action.name())
+            }
             Some(topic) => format!("token {:?} may not {} topic {topic:?}", grant.name, action.name()),
             None => format!("token {:?} may not {}", grant.name, action.name()),
         })),
@@ -167,7 +177,7 @@ impl Grants {
 }
 
 fn grant_of(token: &toml::Table) -> Result<Grant, String> {
-    const KEYS: [&str; 6] = ["name", "sha256", "publish", "subscribe", "admin", "cluster"];
+    const KEYS: [&str; 7] = ["name", "sha256", "publish", "subscribe", "admin", "locks", "cluster"];
     if let Some(key) = token.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(format!("unknown key {key:?} (allowed: {})", KEYS.join(", ")));
     }
@@ -188,6 +198,7 @@ fn grant_of(token: &toml::Table) -> Result<Grant, String> {
         publish: patterns("publish")?,
         subscribe: patterns("subscribe")?,
         admin: patterns("admin")?,
+        locks: patterns("locks")?,
         cluster,
         name,
     })
@@ -235,6 +246,8 @@ mod tests {
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         assert_eq!(denied.message(), "token \"etl\" may not publish to topic \"clicks\"");
         assert!(authorize(&extensions, Action::Cluster, None).is_err());
+        let lock = authorize(&extensions, Action::Lock, Some("ferry-mirror.x")).expect_err("no lock granted");
+        assert_eq!(lock.message(), "token \"etl\" may not use the lock \"ferry-mirror.x\"");
         assert!(authorize(&extensions, Action::Admin, Some("clicks")).is_err());
         assert!(authorize(&tonic::Extensions::new(), Action::Cluster, None).is_ok(), "nothing checked without auth");
     }

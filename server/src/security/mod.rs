@@ -33,7 +33,7 @@ use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
 pub const AUTHORIZATION: &str = "authorization";
 
 /// A node's security settings, read from their files.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Security {
     /// What it serves with; plaintext when `None`.
     pub server_tls: Option<ServerTlsConfig>,
@@ -45,6 +45,19 @@ pub struct Security {
     pub peer_token: Option<String>,
     /// Plaintext allowed off loopback.
     pub insecure_plaintext: bool,
+}
+
+/// Never prints the peer token.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.server_tls.is_some())
+            .field("peer_ca", &self.peer_ca_pem.is_some())
+            .field("tokens", &self.grants.as_ref().map(|g| g.len()))
+            .field("peer_token", &self.peer_token.as_ref().map(|_| "<redacted>"))
+            .field("insecure_plaintext", &self.insecure_plaintext)
+            .finish()
+    }
 }
 
 /// Where a node's security settings come from (`ferryd`'s flags).

@@ -65,11 +65,11 @@ pub async fn run(client: &Client, args: RollingRestartArgs) -> anyhow::Result<()
             .started;
         let command = args.exec.replace("{id}", &member.node_id.to_string()).replace("{addr}", &member.addr);
         println!("node {}: {command}", member.node_id);
-        let ran = tokio::process::Command::new("sh")
-            .args(["-c", &command])
-            .stdin(Stdio::null())
-            .status()
+        let running =
+            tokio::process::Command::new("sh").args(["-c", &command]).stdin(Stdio::null()).kill_on_drop(true).status();
+        let ran = tokio::time::timeout(timeout, running)
             .await
+            .map_err(|_| anyhow::anyhow!("{command:?} did not finish within {timeout:?}; it was killed"))?
             .with_context(|| format!("running {command:?}"))?;
         if !ran.success() {
             bail!("{command:?} failed ({ran}); node {} may be down, the rest were not touched", member.node_id);
@@ -93,15 +93,19 @@ where
 {
     let give_up = Instant::now() + timeout;
     loop {
-        let reason = match client.cluster_status().await {
-            Ok(status) => match ready(&status) {
-                Ok(()) => match not_serving(client, &status).await {
-                    None => return Ok(()),
-                    Some(reason) => reason,
+        let look = async {
+            match client.cluster_status().await {
+                Ok(status) => match ready(&status) {
+                    Ok(()) => not_serving(client, &status).await,
+                    Err(reason) => Some(reason),
                 },
-                Err(reason) => reason,
-            },
-            Err(e) => format!("no cluster status: {e}"),
+                Err(e) => Some(format!("no cluster status: {e}")),
+            }
+        };
+        let reason = match tokio::time::timeout_at(give_up, look).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(reason)) => reason,
+            Err(_) => "no answer in time".to_owned(),
         };
         if Instant::now() >= give_up {
             bail!("gave up after {timeout:?} waiting for {what}: {reason}");

@@ -102,7 +102,10 @@ impl Network {
             "--advertise".to_owned(),
             self.node_addr(node),
         ];
-        if self.namespaces.is_none() {
+        if self.namespaces.is_some() {
+            // The namespaces' veth addresses are private to this machine.
+            args.push("--insecure-plaintext".to_owned());
+        } else {
             // All nodes share the loopback interface: without this, every
             // connection would come from 127.0.0.1 and the proxies could not
             // tell the peers apart.
