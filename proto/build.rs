@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "ferry/internal/v1/raft.proto",
     "ferry/internal/v1/groups.proto",
     "ferry/internal/v1/testing.proto",
+    "google/pubsub/v1/pubsub.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,6 +3,7 @@
 //! - [`v1`]: the public `ferry.v1` API that clients speak.
 //! - [`internal`]: the persistent formats of the server (Raft log entries,
 //!   commands, state-machine records). Not part of the client API.
+//! - [`pubsub`]: `google.pubsub.v1`, served for Pub/Sub's own clients.
 
 /// The generated code, in modules named after the packages, so the
 /// internal package's references to public messages resolve.
@@ -20,8 +21,22 @@ mod ferry {
     }
 }
 
+/// `google.pubsub.v1`, which Ferry also serves so Pub/Sub clients work
+/// unchanged (`docs/pubsub-compat.md`).
+mod google {
+    pub mod pubsub {
+        pub mod v1 {
+            #![allow(clippy::all, missing_docs)]
+            tonic::include_proto!("google.pubsub.v1");
+        }
+    }
+}
+
 /// The public `ferry.v1` API.
 pub use ferry::v1;
+
+/// The Pub/Sub API Ferry serves beside its own (`google.pubsub.v1`).
+pub use google::pubsub::v1 as pubsub;
 
 /// Persistent formats of the server and calls between nodes (`ferry.internal.v1`).
 pub use ferry::internal::v1 as internal;

@@ -376,7 +376,7 @@ def secured_config(process, hosts):
     unset = [key for key in SECURITY_KEYS if not config.get(key)]
     if unset:
         fail(f"{process.name} runs without {', '.join(unset)}:\n{done.stdout}")
-    if config.get("insecure_plaintext") != "false":
+    if config.get("insecure_plaintext") is not False:
         fail(f"{process.name} runs with insecure_plaintext = {config.get('insecure_plaintext')}")
     host = config["listen"].rsplit(":", 1)[0]
     if host not in hosts.ips.values():

@@ -16,6 +16,7 @@ pub mod partition_reads;
 pub mod proposer;
 pub mod publish_input;
 pub mod publisher;
+pub mod pubsub;
 pub mod raft_service;
 pub mod routing;
 pub mod sequencer;

@@ -1,0 +1,25 @@
+//! `google.pubsub.v1`, served beside `ferry.v1` so Pub/Sub's own client
+//! libraries work unchanged (`PUBSUB_EMULATOR_HOST=host:port`). Each call
+//! becomes the Ferry call it means; see `docs/pubsub-compat.md` for the
+//! mapping and README for where behaviour differs.
+//!
+//! - `names.rs`: `projects/P/topics/T` is the Ferry topic `P.T`.
+//! - `convert.rs`: messages, message ids, durations.
+//! - `publisher.rs`: the Publisher service. (The Subscriber comes next.)
+
+mod convert;
+mod names;
+mod publisher;
+
+pub use publisher::PubsubPublisher;
+
+use crate::security::Principal;
+
+/// The Ferry request for a Pub/Sub call: `message`, made by the same caller.
+fn ferry_request<P, F>(from: &tonic::Request<P>, message: F) -> tonic::Request<F> {
+    let mut request = tonic::Request::new(message);
+    if let Some(principal) = from.extensions().get::<Principal>() {
+        request.extensions_mut().insert(principal.clone());
+    }
+    request
+}

@@ -1,0 +1,170 @@
+//! `google.pubsub.v1.Publisher` over Ferry's own Publisher service: each
+//! call is turned into the `ferry.v1` call it means (names mapped, values
+//! converted) and answered from that call's answer, so validation,
+//! permissions, placement and errors are Ferry's, in one place.
+
+use ferry_proto::pubsub as ps;
+use ferry_proto::pubsub::publisher_server::Publisher as PubsubPublisherApi;
+use ferry_proto::v1 as api;
+use ferry_proto::v1::publisher_server::Publisher as _;
+use ferry_proto::v1::subscriber_server::Subscriber as _;
+use tonic::{Request, Response, Status};
+
+use super::convert::{duration, message_id, message_to_ferry, seconds_up};
+use super::ferry_request;
+use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
+use crate::grpc::{ApiError, PublisherService, SubscriberService};
+
+/// Ferry's largest list page, used to page through a project's names.
+const FERRY_PAGE: u32 = 1000;
+/// Pub/Sub's default and largest page.
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 1000;
+
+pub struct PubsubPublisher {
+    publisher: PublisherService,
+    subscriber: SubscriberService,
+    /// Partitions of a topic created through Pub/Sub, which has none.
+    partitions: u32,
+}
+
+impl PubsubPublisher {
+    pub fn new(publisher: PublisherService, subscriber: SubscriberService, partitions: u32) -> Self {
+        Self { publisher, subscriber, partitions }
+    }
+
+    /// A Ferry topic as Pub/Sub shows it.
+    fn topic(ferry: &api::Topic) -> Option<ps::Topic> {
+        let name = from_ferry(Kind::Topic, &ferry.name)?;
+        let retention = ferry.settings.as_ref().map(|s| s.retention_seconds).filter(|s| *s > 0);
+        Some(ps::Topic {
+            name,
+            message_retention_duration: retention.map(duration),
+            state: ps::topic::State::Active as i32,
+            ..Default::default()
+        })
+    }
+}
+
+/// A page size as Pub/Sub takes it: 0 the default, negative refused.
+fn page_size(size: i32) -> Result<usize, ApiError> {
+    match size {
+        0 => Ok(PAGE_DEFAULT),
+        1.. => Ok((size as usize).min(PAGE_MAX)),
+        _ => Err(ApiError::invalid("page_size", "must not be negative")),
+    }
+}
+
+#[tonic::async_trait]
+impl PubsubPublisherApi for PubsubPublisher {
+    async fn create_topic(&self, request: Request<ps::Topic>) -> Result<Response<ps::Topic>, Status> {
+        let topic = request.get_ref();
+        let name = to_ferry("name", Kind::Topic, &topic.name)?;
+        if topic.schema_settings.is_some() {
+            return Err(ApiError::invalid("schema_settings", "Ferry has no schemas").into());
+        }
+        if topic.ingestion_data_source_settings.is_some() || !topic.message_transforms.is_empty() {
+            return Err(
+                ApiError::invalid("ingestion_data_source_settings", "Ferry has no ingestion or transforms").into()
+            );
+        }
+        let retention_seconds =
+            seconds_up("message_retention_duration", topic.message_retention_duration.as_ref())?.unwrap_or(0);
+        let settings = api::TopicSettings { partitions: self.partitions, retention_seconds, ..Default::default() };
+        let create = api::CreateTopicRequest { name, settings: Some(settings) };
+        let created = self.publisher.create_topic(ferry_request(&request, create)).await?.into_inner();
+        let reply = Self::topic(&created).ok_or_else(|| Status::internal("a created topic without a project"))?;
+        Ok(Response::new(reply))
+    }
+
+    async fn update_topic(&self, _: Request<ps::UpdateTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+        Err(Status::unimplemented("Ferry cannot change a topic's settings yet"))
+    }
+
+    async fn publish(&self, request: Request<ps::PublishRequest>) -> Result<Response<ps::PublishResponse>, Status> {
+        let topic = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        let messages = request.get_ref().messages.iter().cloned().map(message_to_ferry).collect();
+        let publish = api::PublishRequest { topic, messages, ..Default::default() };
+        let published = self.publisher.publish(ferry_request(&request, publish)).await?.into_inner();
+        let message_ids = published.positions.iter().map(message_id).collect();
+        Ok(Response::new(ps::PublishResponse { message_ids }))
+    }
+
+    async fn get_topic(&self, request: Request<ps::GetTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+        let name = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        let get = api::GetTopicRequest { name, ..Default::default() };
+        let topic = self.publisher.get_topic(ferry_request(&request, get)).await?.into_inner();
+        Ok(Response::new(Self::topic(&topic).ok_or_else(|| Status::internal("a topic without a project"))?))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<ps::ListTopicsRequest>,
+    ) -> Result<Response<ps::ListTopicsResponse>, Status> {
+        let project = project("project", &request.get_ref().project)?;
+        let wanted = page_size(request.get_ref().page_size)?;
+        let prefix = ferry_prefix(&project);
+        // Ferry lists by name: the project's topics are one run of them.
+        let mut after = match request.get_ref().page_token.as_str() {
+            "" => prefix.clone(),
+            token => to_ferry("page_token", Kind::Topic, &format!("projects/{project}/topics/{token}"))?,
+        };
+        let mut topics = Vec::new();
+        loop {
+            let list = api::ListTopicsRequest { page_size: FERRY_PAGE, page_token: after.clone() };
+            let page = self.publisher.list_topics(ferry_request(&request, list)).await?.into_inner();
+            let ours = page.topics.iter().take_while(|t| t.name.starts_with(&prefix));
+            for topic in ours {
+                after = topic.name.clone();
+                topics.extend(Self::topic(topic));
+                if topics.len() == wanted {
+                    let token = after[prefix.len()..].to_owned();
+                    return Ok(Response::new(ps::ListTopicsResponse { topics, next_page_token: token }));
+                }
+            }
+            let left_the_project = page.topics.iter().any(|t| !t.name.starts_with(&prefix));
+            if page.next_page_token.is_empty() || left_the_project {
+                return Ok(Response::new(ps::ListTopicsResponse { topics, next_page_token: String::new() }));
+            }
+        }
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        request: Request<ps::ListTopicSubscriptionsRequest>,
+    ) -> Result<Response<ps::ListTopicSubscriptionsResponse>, Status> {
+        let topic = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        let page_size = page_size(request.get_ref().page_size)? as u32;
+        let page_token = request.get_ref().page_token.clone();
+        // Ferry answers an empty list for a topic that does not exist.
+        let get = api::GetTopicRequest { name: topic.clone(), ..Default::default() };
+        self.publisher.get_topic(ferry_request(&request, get)).await?;
+        let list = api::ListSubscriptionsRequest { topic, page_size, page_token };
+        let page = self.subscriber.list_subscriptions(ferry_request(&request, list)).await?.into_inner();
+        let subscriptions = page.subscriptions.iter().filter_map(|s| from_ferry(Kind::Subscription, &s.name)).collect();
+        Ok(Response::new(ps::ListTopicSubscriptionsResponse { subscriptions, next_page_token: page.next_page_token }))
+    }
+
+    async fn list_topic_snapshots(
+        &self,
+        request: Request<ps::ListTopicSnapshotsRequest>,
+    ) -> Result<Response<ps::ListTopicSnapshotsResponse>, Status> {
+        // Ferry has no snapshots: every topic has none (listing tools keep working).
+        to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        Ok(Response::new(ps::ListTopicSnapshotsResponse::default()))
+    }
+
+    async fn delete_topic(&self, request: Request<ps::DeleteTopicRequest>) -> Result<Response<()>, Status> {
+        let name = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        let delete = api::DeleteTopicRequest { name };
+        self.publisher.delete_topic(ferry_request(&request, delete)).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn detach_subscription(
+        &self,
+        _: Request<ps::DetachSubscriptionRequest>,
+    ) -> Result<Response<ps::DetachSubscriptionResponse>, Status> {
+        Err(Status::unimplemented("Ferry cannot detach a subscription; delete it instead"))
+    }
+}
