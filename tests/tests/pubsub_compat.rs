@@ -4,7 +4,8 @@
 //! unchanged against a real `ferryd` through `PUBSUB_EMULATOR_HOST`.
 //! What it publishes is then read back through Ferry's own API.
 //!
-//! The Publisher service so far; the Subscriber comes next (issue 11).
+//! The Publisher service, and the Subscriber's unary calls; StreamingPull
+//! comes next (issue 11).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -70,4 +71,20 @@ async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_se
         let expected: Vec<String> = (0..20).map(|i| format!("{key}-{i}")).collect();
         assert_eq!(by_key.get(key), Some(&expected), "key {key}'s messages once, in order");
     }
+}
+
+#[test]
+fn the_python_subscriber_client_pulls_acks_nacks_seeks_and_dead_letters() {
+    let dir = TempDir::new().expect("temp dir");
+    let node = Ferryd::start(dir.path());
+    let run = Command::new(python())
+        .arg(script("subscriber.py"))
+        .env("PUBSUB_EMULATOR_HOST", node.addr())
+        .env("FERRY_PROJECT", "compat")
+        .output()
+        .expect("run python");
+    let said = String::from_utf8_lossy(&run.stdout);
+    println!("{said}");
+    assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.trim_end().ends_with("ok"), "{said}");
 }

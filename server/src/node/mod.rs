@@ -14,6 +14,7 @@ use ferry_proto::internal::groups_server::GroupsServer;
 use ferry_proto::internal::raft_server::RaftServer;
 use ferry_proto::internal::testing_server::TestingServer;
 use ferry_proto::pubsub::publisher_server::PublisherServer as PubsubPublisherServer;
+use ferry_proto::pubsub::subscriber_server::SubscriberServer as PubsubSubscriberServer;
 use ferry_proto::v1::cluster_server::ClusterServer;
 use ferry_proto::v1::locks_server::LocksServer;
 use ferry_proto::v1::publisher_server::PublisherServer;
@@ -33,7 +34,7 @@ use crate::domain::limits::{
     GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT,
     HTTP2_STREAM_WINDOW_BYTES,
 };
-use crate::grpc::pubsub::PubsubPublisher;
+use crate::grpc::pubsub::{PubsubPublisher, PubsubSubscriber};
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
     ClusterService, GroupRoutes, GroupsService, LocksService, Proposer, PublisherService, RaftService,
@@ -436,6 +437,11 @@ impl NodeBuilder {
             // Pub/Sub topics have no partitions: the server's default.
             0,
         );
+        let pubsub_subscriber = PubsubSubscriber::new(SubscriberService::new(
+            proposer.clone(),
+            Arc::clone(&routes),
+            Arc::clone(&self.clock),
+        ));
         let cluster = ClusterService::new(proposer, Arc::clone(groups), Arc::clone(&routes));
         let peers = RaftService::new(Arc::clone(groups));
         let forwarded = GroupsService::new(routes);
@@ -476,6 +482,11 @@ impl NodeBuilder {
             )
             .add_service(
                 PubsubPublisherServer::new(pubsub_publisher)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                PubsubSubscriberServer::new(pubsub_subscriber)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
             )

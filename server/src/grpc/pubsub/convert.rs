@@ -1,4 +1,4 @@
-//! Pub/Sub values and Ferry's: messages, message ids and durations.
+//! Pub/Sub values and Ferry's: messages, message ids, times and durations.
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::v1 as api;
@@ -22,6 +22,14 @@ pub fn message_to_ferry(message: ps::PubsubMessage) -> api::Message {
         attributes: message.attributes,
         ordering_key: message.ordering_key,
         event_id: String::new(),
+    }
+}
+
+/// Microseconds since the epoch as a protobuf Timestamp.
+pub fn timestamp(unix_micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: unix_micros.div_euclid(1_000_000),
+        nanos: (unix_micros.rem_euclid(1_000_000) * 1_000) as i32,
     }
 }
 
@@ -53,7 +61,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_convert_with_seconds_rounded_up() {
+    fn times_and_durations_convert_with_seconds_rounded_up() {
+        assert_eq!(timestamp(1_500_000), prost_types::Timestamp { seconds: 1, nanos: 500_000_000 });
+        assert_eq!(timestamp(-1), prost_types::Timestamp { seconds: -1, nanos: 999_999_000 });
         let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
         assert_eq!(seconds_up("f", Some(&d(600, 0))).expect("valid"), Some(600));
         assert_eq!(seconds_up("f", Some(&d(600, 1))).expect("valid"), Some(601));

@@ -4,14 +4,18 @@
 //! mapping and README for where behaviour differs.
 //!
 //! - `names.rs`: `projects/P/topics/T` is the Ferry topic `P.T`.
-//! - `convert.rs`: messages, message ids, durations.
-//! - `publisher.rs`: the Publisher service. (The Subscriber comes next.)
+//! - `convert.rs`: messages, message ids, times, durations.
+//! - `publisher.rs`: the Publisher service.
+//! - `subscriber.rs`: the Subscriber service's unary calls (StreamingPull
+//!   and snapshots answer UNIMPLEMENTED so far).
 
 mod convert;
 mod names;
 mod publisher;
+mod subscriber;
 
 pub use publisher::PubsubPublisher;
+pub use subscriber::PubsubSubscriber;
 
 use crate::security::Principal;
 

@@ -47,7 +47,7 @@ impl PubsubPublisher {
 }
 
 /// A page size as Pub/Sub takes it: 0 the default, negative refused.
-fn page_size(size: i32) -> Result<usize, ApiError> {
+pub(super) fn page_size(size: i32) -> Result<usize, ApiError> {
     match size {
         0 => Ok(PAGE_DEFAULT),
         1.. => Ok((size as usize).min(PAGE_MAX)),

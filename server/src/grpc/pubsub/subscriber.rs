@@ -1,0 +1,304 @@
+//! `google.pubsub.v1.Subscriber` over Ferry's own Subscriber service, as
+//! the Publisher is over Ferry's Publisher (`publisher.rs`). Unary calls
+//! so far; StreamingPull and snapshots answer UNIMPLEMENTED.
+
+use ferry_proto::pubsub as ps;
+use ferry_proto::pubsub::subscriber_server::Subscriber as PubsubSubscriberApi;
+use ferry_proto::v1 as api;
+use ferry_proto::v1::subscriber_server::Subscriber as _;
+use tonic::{Request, Response, Status};
+
+use super::convert::{duration, message_id, seconds_up, timestamp};
+use super::ferry_request;
+use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
+use super::publisher::page_size;
+use crate::grpc::stopping::ResponseStream;
+use crate::grpc::{ApiError, SubscriberService};
+
+/// Ferry's largest list page, used to page through a project's names.
+const FERRY_PAGE: u32 = 1000;
+/// The longest a Pull waits for messages when the client lets it wait.
+const PULL_WAIT_MILLIS: u32 = 10_000;
+/// Pub/Sub's retry policy present with a bound unset: these.
+const RETRY_MIN_DEFAULT_SECONDS: u32 = 10;
+const RETRY_MAX_DEFAULT_SECONDS: u32 = 600;
+
+pub struct PubsubSubscriber {
+    subscriber: SubscriberService,
+}
+
+impl PubsubSubscriber {
+    pub fn new(subscriber: SubscriberService) -> Self {
+        Self { subscriber }
+    }
+}
+
+/// Ferry's settings for a Pub/Sub subscription; what Ferry cannot do is
+/// refused naming the field, never dropped.
+fn settings_to_ferry(sub: &ps::Subscription) -> Result<api::SubscriptionSettings, ApiError> {
+    let refuse = |field: &str, what: &str| Err(ApiError::invalid(field, format!("Ferry has no {what}")));
+    if sub.push_config.as_ref().is_some_and(|p| !p.push_endpoint.is_empty()) {
+        return refuse("push_config", "push delivery");
+    }
+    if !sub.filter.is_empty() {
+        return refuse("filter", "subscription filters");
+    }
+    if sub.enable_exactly_once_delivery {
+        return refuse("enable_exactly_once_delivery", "exactly-once delivery");
+    }
+    if sub.retain_acked_messages {
+        return refuse("retain_acked_messages", "retention of acked messages per subscription");
+    }
+    if sub.bigquery_config.is_some() || sub.cloud_storage_config.is_some() || sub.bigtable_config.is_some() {
+        return refuse("bigquery_config", "export to other services");
+    }
+    let ack_deadline_seconds = u32::try_from(sub.ack_deadline_seconds)
+        .map_err(|_| ApiError::invalid("ack_deadline_seconds", "must not be negative"))?;
+    let (retry_min_backoff_seconds, retry_max_backoff_seconds) = match &sub.retry_policy {
+        None => (0, 0),
+        Some(policy) => {
+            let min = seconds_up("retry_policy.minimum_backoff", policy.minimum_backoff.as_ref())?;
+            let max = seconds_up("retry_policy.maximum_backoff", policy.maximum_backoff.as_ref())?;
+            let clamp = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
+            (min.map_or(RETRY_MIN_DEFAULT_SECONDS, clamp), max.map_or(RETRY_MAX_DEFAULT_SECONDS, clamp))
+        }
+    };
+    let (dead_letter_topic, max_delivery_attempts) = match &sub.dead_letter_policy {
+        Some(policy) if !policy.dead_letter_topic.is_empty() => {
+            let topic = to_ferry("dead_letter_policy.dead_letter_topic", Kind::Topic, &policy.dead_letter_topic)?;
+            let attempts = u32::try_from(policy.max_delivery_attempts)
+                .map_err(|_| ApiError::invalid("dead_letter_policy.max_delivery_attempts", "must not be negative"))?;
+            (topic, attempts)
+        }
+        _ => (String::new(), 0),
+    };
+    Ok(api::SubscriptionSettings {
+        ack_deadline_seconds,
+        retry_min_backoff_seconds,
+        retry_max_backoff_seconds,
+        dead_letter_topic,
+        max_delivery_attempts,
+    })
+}
+
+/// A Ferry subscription as Pub/Sub shows it.
+fn subscription(ferry: &api::Subscription) -> Option<ps::Subscription> {
+    let settings = ferry.settings.clone().unwrap_or_default();
+    let retry = settings.retry_max_backoff_seconds > 0;
+    let dead_letter = !settings.dead_letter_topic.is_empty();
+    Some(ps::Subscription {
+        name: from_ferry(Kind::Subscription, &ferry.name)?,
+        topic: from_ferry(Kind::Topic, &ferry.topic)?,
+        ack_deadline_seconds: settings.ack_deadline_seconds as i32,
+        // Ferry keeps each key's messages in order, always.
+        enable_message_ordering: true,
+        retry_policy: retry.then(|| ps::RetryPolicy {
+            minimum_backoff: Some(duration(u64::from(settings.retry_min_backoff_seconds))),
+            maximum_backoff: Some(duration(u64::from(settings.retry_max_backoff_seconds))),
+        }),
+        dead_letter_policy: dead_letter.then(|| ps::DeadLetterPolicy {
+            dead_letter_topic: from_ferry(Kind::Topic, &settings.dead_letter_topic).unwrap_or_default(),
+            max_delivery_attempts: settings.max_delivery_attempts as i32,
+        }),
+        state: ps::subscription::State::Active as i32,
+        ..Default::default()
+    })
+}
+
+/// A delivered message as Pub/Sub shows it; `delivery_attempt` only where
+/// a dead-letter policy counts attempts, as the service does.
+pub fn received(ferry: api::ReceivedMessage, counts_attempts: bool) -> ps::ReceivedMessage {
+    let position = api::Position { partition: ferry.partition, offset: ferry.offset };
+    let message = ferry.message.unwrap_or_default();
+    ps::ReceivedMessage {
+        ack_id: ferry.ack_id,
+        message: Some(ps::PubsubMessage {
+            data: message.data,
+            attributes: message.attributes,
+            message_id: message_id(&position),
+            publish_time: Some(timestamp(ferry.publish_time_unix_micros)),
+            ordering_key: message.ordering_key,
+        }),
+        delivery_attempt: if counts_attempts { ferry.delivery_attempt as i32 } else { 0 },
+    }
+}
+
+impl PubsubSubscriber {
+    /// Whether the subscription counts delivery attempts (has a dead-letter policy).
+    async fn counts_attempts<T>(&self, request: &Request<T>, name: &str) -> Result<bool, Status> {
+        let get = api::GetSubscriptionRequest { name: name.to_owned() };
+        let sub = self.subscriber.get_subscription(ferry_request(request, get)).await?.into_inner();
+        Ok(sub.settings.is_some_and(|s| !s.dead_letter_topic.is_empty()))
+    }
+}
+
+#[tonic::async_trait]
+impl PubsubSubscriberApi for PubsubSubscriber {
+    type StreamingPullStream = ResponseStream<ps::StreamingPullResponse>;
+
+    async fn create_subscription(
+        &self,
+        request: Request<ps::Subscription>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        let sub = request.get_ref();
+        let name = to_ferry("name", Kind::Subscription, &sub.name)?;
+        let topic = to_ferry("topic", Kind::Topic, &sub.topic)?;
+        let settings = Some(settings_to_ferry(sub)?);
+        let create = api::CreateSubscriptionRequest { name, topic, settings };
+        let created = self.subscriber.create_subscription(ferry_request(&request, create)).await?.into_inner();
+        Ok(Response::new(subscription(&created).ok_or_else(|| Status::internal("a subscription without a project"))?))
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<ps::GetSubscriptionRequest>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let got = self.subscriber.get_subscription(ferry_request(&request, api::GetSubscriptionRequest { name }));
+        let got = got.await?.into_inner();
+        Ok(Response::new(subscription(&got).ok_or_else(|| Status::internal("a subscription without a project"))?))
+    }
+
+    async fn update_subscription(
+        &self,
+        _: Request<ps::UpdateSubscriptionRequest>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        Err(Status::unimplemented("Ferry cannot change a subscription's settings yet"))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<ps::ListSubscriptionsRequest>,
+    ) -> Result<Response<ps::ListSubscriptionsResponse>, Status> {
+        let project = project("project", &request.get_ref().project)?;
+        let wanted = page_size(request.get_ref().page_size)?;
+        let prefix = ferry_prefix(&project);
+        let mut after = match request.get_ref().page_token.as_str() {
+            "" => prefix.clone(),
+            token => to_ferry("page_token", Kind::Subscription, &format!("projects/{project}/subscriptions/{token}"))?,
+        };
+        let mut subscriptions = Vec::new();
+        loop {
+            let list = api::ListSubscriptionsRequest {
+                topic: String::new(),
+                page_size: FERRY_PAGE,
+                page_token: after.clone(),
+            };
+            let page = self.subscriber.list_subscriptions(ferry_request(&request, list)).await?.into_inner();
+            for sub in page.subscriptions.iter().take_while(|s| s.name.starts_with(&prefix)) {
+                after = sub.name.clone();
+                subscriptions.extend(subscription(sub));
+                if subscriptions.len() == wanted {
+                    let next_page_token = after[prefix.len()..].to_owned();
+                    return Ok(Response::new(ps::ListSubscriptionsResponse { subscriptions, next_page_token }));
+                }
+            }
+            let left_the_project = page.subscriptions.iter().any(|s| !s.name.starts_with(&prefix));
+            if page.next_page_token.is_empty() || left_the_project {
+                return Ok(Response::new(ps::ListSubscriptionsResponse {
+                    subscriptions,
+                    next_page_token: String::new(),
+                }));
+            }
+        }
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<ps::DeleteSubscriptionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let delete = api::DeleteSubscriptionRequest { name };
+        self.subscriber.delete_subscription(ferry_request(&request, delete)).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn modify_ack_deadline(
+        &self,
+        request: Request<ps::ModifyAckDeadlineRequest>,
+    ) -> Result<Response<()>, Status> {
+        let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let ack_deadline_seconds = u32::try_from(request.get_ref().ack_deadline_seconds)
+            .map_err(|_| ApiError::invalid("ack_deadline_seconds", "must not be negative"))?;
+        let modify = api::ModifyAckDeadlineRequest {
+            subscription,
+            ack_ids: request.get_ref().ack_ids.clone(),
+            ack_deadline_seconds,
+        };
+        self.subscriber.modify_ack_deadline(ferry_request(&request, modify)).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn acknowledge(&self, request: Request<ps::AcknowledgeRequest>) -> Result<Response<()>, Status> {
+        let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let ack = api::AcknowledgeRequest { subscription, ack_ids: request.get_ref().ack_ids.clone() };
+        self.subscriber.acknowledge(ferry_request(&request, ack)).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn pull(&self, request: Request<ps::PullRequest>) -> Result<Response<ps::PullResponse>, Status> {
+        let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let max_messages = u32::try_from(request.get_ref().max_messages)
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or_else(|| ApiError::invalid("max_messages", "must be at least 1"))?;
+        #[allow(deprecated)]
+        let wait_millis = if request.get_ref().return_immediately { 0 } else { PULL_WAIT_MILLIS };
+        let counts_attempts = self.counts_attempts(&request, &name).await?;
+        let pull = api::PullRequest { subscription: name, max_messages: max_messages.min(1000), wait_millis };
+        let pulled = self.subscriber.pull(ferry_request(&request, pull)).await?.into_inner();
+        let received_messages = pulled.messages.into_iter().map(|m| received(m, counts_attempts)).collect();
+        Ok(Response::new(ps::PullResponse { received_messages }))
+    }
+
+    async fn streaming_pull(
+        &self,
+        _: Request<tonic::Streaming<ps::StreamingPullRequest>>,
+    ) -> Result<Response<Self::StreamingPullStream>, Status> {
+        Err(Status::unimplemented("Ferry's Pub/Sub StreamingPull is not built yet; use Pull"))
+    }
+
+    async fn modify_push_config(&self, request: Request<ps::ModifyPushConfigRequest>) -> Result<Response<()>, Status> {
+        if request.get_ref().push_config.as_ref().is_some_and(|p| !p.push_endpoint.is_empty()) {
+            return Err(ApiError::invalid("push_config", "Ferry has no push delivery").into());
+        }
+        Ok(Response::new(()))
+    }
+
+    async fn get_snapshot(&self, _: Request<ps::GetSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
+        Err(Status::unimplemented("Ferry has no snapshots"))
+    }
+
+    async fn list_snapshots(
+        &self,
+        request: Request<ps::ListSnapshotsRequest>,
+    ) -> Result<Response<ps::ListSnapshotsResponse>, Status> {
+        project("project", &request.get_ref().project)?;
+        Ok(Response::new(ps::ListSnapshotsResponse::default()))
+    }
+
+    async fn create_snapshot(&self, _: Request<ps::CreateSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
+        Err(Status::unimplemented("Ferry has no snapshots"))
+    }
+
+    async fn update_snapshot(&self, _: Request<ps::UpdateSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
+        Err(Status::unimplemented("Ferry has no snapshots"))
+    }
+
+    async fn delete_snapshot(&self, _: Request<ps::DeleteSnapshotRequest>) -> Result<Response<()>, Status> {
+        Err(Status::unimplemented("Ferry has no snapshots"))
+    }
+
+    async fn seek(&self, request: Request<ps::SeekRequest>) -> Result<Response<ps::SeekResponse>, Status> {
+        let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let time = match &request.get_ref().target {
+            Some(ps::seek_request::Target::Time(time)) => time,
+            Some(ps::seek_request::Target::Snapshot(_)) => return Err(Status::unimplemented("Ferry has no snapshots")),
+            None => return Err(ApiError::invalid("time", "a seek needs a time").into()),
+        };
+        let time_unix_micros = time.seconds.saturating_mul(1_000_000).saturating_add(i64::from(time.nanos / 1_000));
+        let seek = api::SeekRequest { subscription, time_unix_micros };
+        self.subscriber.seek(ferry_request(&request, seek)).await?;
+        Ok(Response::new(ps::SeekResponse {}))
+    }
+}
