@@ -4,8 +4,7 @@
 //! unchanged against a real `ferryd` through `PUBSUB_EMULATOR_HOST`.
 //! What it publishes is then read back through Ferry's own API.
 //!
-//! The Publisher service, and the Subscriber's unary calls; StreamingPull
-//! comes next (issue 11).
+//! Publisher, the Subscriber's unary calls and its streaming subscriber.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +78,22 @@ fn the_python_subscriber_client_pulls_acks_nacks_seeks_and_dead_letters() {
     let node = Ferryd::start(dir.path());
     let run = Command::new(python())
         .arg(script("subscriber.py"))
+        .env("PUBSUB_EMULATOR_HOST", node.addr())
+        .env("FERRY_PROJECT", "compat")
+        .output()
+        .expect("run python");
+    let said = String::from_utf8_lossy(&run.stdout);
+    println!("{said}");
+    assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.trim_end().ends_with("ok"), "{said}");
+}
+
+#[test]
+fn the_python_streaming_subscriber_gets_everything_once_in_key_order_within_flow_control() {
+    let dir = TempDir::new().expect("temp dir");
+    let node = Ferryd::start(dir.path());
+    let run = Command::new(python())
+        .arg(script("streaming.py"))
         .env("PUBSUB_EMULATOR_HOST", node.addr())
         .env("FERRY_PROJECT", "compat")
         .output()

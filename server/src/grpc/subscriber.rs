@@ -103,6 +103,25 @@ impl SubscriberService {
         Ok(convert::subscription(&created))
     }
 
+    /// Opens a consumer's stream on `first`'s subscription, the rest of its
+    /// requests coming from `rest`: for `ferry.v1` and for Pub/Sub's
+    /// StreamingPull alike. Ends with UNAVAILABLE when the node stops.
+    pub async fn open_stream(
+        &self,
+        principal: Option<&Principal>,
+        first: api::StreamingPullRequest,
+        rest: streaming_pull::Requests,
+    ) -> Result<ResponseStream<api::StreamingPullResponse>, Status> {
+        self.routes.stopping().refuse_if_stopping("a new stream")?;
+        validate::name("subscription", &first.subscription).map_err(ApiError::from)?;
+        self.may(principal, Action::Subscribe, &first.subscription)?;
+        let responses = match self.placed(&first.subscription)? {
+            Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
+            None => streaming_pull::start(self.group_0()?, first, rest).await?,
+        };
+        Ok(self.routes.stopping().until_stopping(responses))
+    }
+
     /// Whether `principal` may do `action` to subscription `name`, judged by
     /// its topic. A subscription this node does not know is left to the
     /// call, which reports it missing (or sends the client to the leader).
@@ -222,13 +241,7 @@ impl Subscriber for SubscriberService {
         let principal = request.extensions().get::<Principal>().cloned();
         let mut requests = request.into_inner();
         let first = streaming_pull::first_request(&mut requests).await?;
-        self.may(principal.as_ref(), Action::Subscribe, &first.subscription)?;
-        let rest: streaming_pull::Requests = Box::pin(requests);
-        let responses = match self.placed(&first.subscription)? {
-            Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
-            None => streaming_pull::start(self.group_0()?, first, rest).await?,
-        };
-        Ok(Response::new(self.routes.stopping().until_stopping(responses)))
+        Ok(Response::new(self.open_stream(principal.as_ref(), first, Box::pin(requests)).await?))
     }
 
     #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().subscription, ack_ids = request.get_ref().ack_ids.len()))]

@@ -6,12 +6,13 @@
 //! - `names.rs`: `projects/P/topics/T` is the Ferry topic `P.T`.
 //! - `convert.rs`: messages, message ids, times, durations.
 //! - `publisher.rs`: the Publisher service.
-//! - `subscriber.rs`: the Subscriber service's unary calls (StreamingPull
-//!   and snapshots answer UNIMPLEMENTED so far).
+//! - `subscriber.rs`: the Subscriber service; `streaming.rs`: its
+//!   StreamingPull frames. Snapshots answer UNIMPLEMENTED so far.
 
 mod convert;
 mod names;
 mod publisher;
+mod streaming;
 mod subscriber;
 
 pub use publisher::PubsubPublisher;

@@ -1,6 +1,7 @@
 //! `google.pubsub.v1.Subscriber` over Ferry's own Subscriber service, as
-//! the Publisher is over Ferry's Publisher (`publisher.rs`). Unary calls
-//! so far; StreamingPull and snapshots answer UNIMPLEMENTED.
+//! the Publisher is over Ferry's Publisher (`publisher.rs`); StreamingPull
+//! opens Ferry's own stream (`streaming.rs` converts its frames).
+//! Snapshots answer UNIMPLEMENTED.
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::pubsub::subscriber_server::Subscriber as PubsubSubscriberApi;
@@ -8,12 +9,16 @@ use ferry_proto::v1 as api;
 use ferry_proto::v1::subscriber_server::Subscriber as _;
 use tonic::{Request, Response, Status};
 
+use futures::StreamExt;
+
 use super::convert::{duration, message_id, seconds_up, timestamp};
 use super::ferry_request;
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
 use super::publisher::page_size;
+use super::streaming;
 use crate::grpc::stopping::ResponseStream;
 use crate::grpc::{ApiError, SubscriberService};
+use crate::security::Principal;
 
 /// Ferry's largest list page, used to page through a project's names.
 const FERRY_PAGE: u32 = 1000;
@@ -127,9 +132,22 @@ impl PubsubSubscriber {
     /// Whether the subscription counts delivery attempts (has a dead-letter policy).
     async fn counts_attempts<T>(&self, request: &Request<T>, name: &str) -> Result<bool, Status> {
         let get = api::GetSubscriptionRequest { name: name.to_owned() };
-        let sub = self.subscriber.get_subscription(ferry_request(request, get)).await?.into_inner();
-        Ok(sub.settings.is_some_and(|s| !s.dead_letter_topic.is_empty()))
+        Ok(dead_letters(&self.subscriber.get_subscription(ferry_request(request, get)).await?.into_inner()))
     }
+}
+
+/// Whether a subscription has a dead-letter policy (and so counts attempts).
+fn dead_letters(subscription: &api::Subscription) -> bool {
+    subscription.settings.as_ref().is_some_and(|s| !s.dead_letter_topic.is_empty())
+}
+
+/// A Ferry request made by `principal`.
+fn with_principal<T>(principal: Option<&Principal>, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(principal.clone());
+    }
+    request
 }
 
 #[tonic::async_trait]
@@ -253,9 +271,28 @@ impl PubsubSubscriberApi for PubsubSubscriber {
 
     async fn streaming_pull(
         &self,
-        _: Request<tonic::Streaming<ps::StreamingPullRequest>>,
+        request: Request<tonic::Streaming<ps::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
-        Err(Status::unimplemented("Ferry's Pub/Sub StreamingPull is not built yet; use Pull"))
+        let principal = request.extensions().get::<Principal>().cloned();
+        let mut frames = request.into_inner();
+        let first =
+            frames.message().await?.ok_or_else(|| ApiError::invalid("stream", "ended before its first request"))?;
+        let name = to_ferry("subscription", Kind::Subscription, &first.subscription)?;
+        let get = with_principal(principal.as_ref(), api::GetSubscriptionRequest { name: name.clone() });
+        let counts_attempts = dead_letters(&self.subscriber.get_subscription(get).await?.into_inner());
+        let first = streaming::first_to_ferry(name, first)?;
+        let rest = frames.map(|frame| frame.and_then(|f| streaming::frame_to_ferry(f).map_err(Status::from)));
+        let responses = self.subscriber.open_stream(principal.as_ref(), first, Box::pin(rest)).await?;
+        let converted = responses.flat_map(move |response| {
+            let frames: Vec<Result<ps::StreamingPullResponse, Status>> = match response {
+                Ok(response) => {
+                    streaming::responses_from_ferry(response, counts_attempts).into_iter().map(Ok).collect()
+                }
+                Err(status) => vec![Err(status)],
+            };
+            futures::stream::iter(frames)
+        });
+        Ok(Response::new(Box::pin(converted)))
     }
 
     async fn modify_push_config(&self, request: Request<ps::ModifyPushConfigRequest>) -> Result<Response<()>, Status> {
