@@ -23,16 +23,12 @@ fn python() -> PathBuf {
     python
 }
 
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pubsub").join(name)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_sent() {
-    let dir = TempDir::new().expect("temp dir");
-    let node = Ferryd::start(dir.path());
+/// Runs `tests/pubsub/<name>` with the client pointed at `node`, failing
+/// the test unless the script ends with "ok".
+fn run_script(node: &Ferryd, name: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pubsub").join(name);
     let run = Command::new(python())
-        .arg(script("publisher.py"))
+        .arg(script)
         .env("PUBSUB_EMULATOR_HOST", node.addr())
         .env("FERRY_PROJECT", "compat")
         .output()
@@ -41,6 +37,13 @@ async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_se
     println!("{said}");
     assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(said.trim_end().ends_with("ok"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_sent() {
+    let dir = TempDir::new().expect("temp dir");
+    let node = Ferryd::start(dir.path());
+    run_script(&node, "publisher.py");
 
     // Everything it published is stored once in the Ferry topic
     // `compat.orders`, with its attributes and keys, each key in order.
@@ -76,30 +79,12 @@ async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_se
 fn the_python_subscriber_client_pulls_acks_nacks_seeks_and_dead_letters() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    let run = Command::new(python())
-        .arg(script("subscriber.py"))
-        .env("PUBSUB_EMULATOR_HOST", node.addr())
-        .env("FERRY_PROJECT", "compat")
-        .output()
-        .expect("run python");
-    let said = String::from_utf8_lossy(&run.stdout);
-    println!("{said}");
-    assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
-    assert!(said.trim_end().ends_with("ok"), "{said}");
+    run_script(&node, "subscriber.py");
 }
 
 #[test]
 fn the_python_streaming_subscriber_gets_everything_once_in_key_order_within_flow_control() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    let run = Command::new(python())
-        .arg(script("streaming.py"))
-        .env("PUBSUB_EMULATOR_HOST", node.addr())
-        .env("FERRY_PROJECT", "compat")
-        .output()
-        .expect("run python");
-    let said = String::from_utf8_lossy(&run.stdout);
-    println!("{said}");
-    assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
-    assert!(said.trim_end().ends_with("ok"), "{said}");
+    run_script(&node, "streaming.py");
 }
