@@ -4,14 +4,18 @@
 //! unchanged against a real `ferryd` through `PUBSUB_EMULATOR_HOST`.
 //! What it publishes is then read back through Ferry's own API.
 //!
-//! Publisher, the Subscriber's unary calls and its streaming subscriber.
+//! Publisher, the Subscriber's unary calls and its streaming subscriber,
+//! against one node and against a follower of a 3-node cluster (Pub/Sub
+//! clients never follow Ferry's leader hints, so the follower forwards).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use ferry_client::Client;
-use ferry_tests::{Ferryd, TempDir};
+use std::time::{Duration, Instant};
+
+use ferry_tests::{Cluster, Ferryd, TempDir};
 
 /// The virtualenv's python, installed by `scripts/ensure-build-deps`.
 fn python() -> PathBuf {
@@ -23,16 +27,31 @@ fn python() -> PathBuf {
     python
 }
 
-/// Runs `tests/pubsub/<name>` with the client pointed at `node`, failing
-/// the test unless the script ends with "ok".
-fn run_script(node: &Ferryd, name: &str) {
+/// How long one script may run: each takes a few seconds, and a client
+/// retrying a call the server never answers would otherwise run forever.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `tests/pubsub/<name>` with the client pointed at `addr`, failing
+/// the test unless the script ends with "ok" within `SCRIPT_TIMEOUT`.
+fn run_script(addr: &str, name: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pubsub").join(name);
-    let run = Command::new(python())
+    let mut child = Command::new(python())
         .arg(script)
-        .env("PUBSUB_EMULATOR_HOST", node.addr())
+        .env("PUBSUB_EMULATOR_HOST", addr)
         .env("FERRY_PROJECT", "compat")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run python");
+    let started = Instant::now();
+    while child.try_wait().expect("wait for python").is_none() {
+        if started.elapsed() > SCRIPT_TIMEOUT {
+            child.kill().expect("kill python");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = child.wait_with_output().expect("python's output");
     let said = String::from_utf8_lossy(&run.stdout);
     println!("{said}");
     assert!(run.status.success(), "the Python client failed:\n{said}\n{}", String::from_utf8_lossy(&run.stderr));
@@ -43,7 +62,7 @@ fn run_script(node: &Ferryd, name: &str) {
 async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_sent() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    run_script(&node, "publisher.py");
+    run_script(node.addr(), "publisher.py");
 
     // Everything it published is stored once in the Ferry topic
     // `compat.orders`, with its attributes and keys, each key in order.
@@ -79,12 +98,38 @@ async fn the_python_publisher_client_works_unchanged_and_ferry_stores_what_it_se
 fn the_python_subscriber_client_pulls_acks_nacks_seeks_and_dead_letters() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    run_script(&node, "subscriber.py");
+    run_script(node.addr(), "subscriber.py");
 }
 
 #[test]
 fn the_python_streaming_subscriber_gets_everything_once_in_key_order_within_flow_control() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    run_script(&node, "streaming.py");
+    run_script(node.addr(), "streaming.py");
+}
+
+/// A node of `cluster` that does not lead group 0.
+async fn a_follower(cluster: &Cluster) -> u64 {
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+    (1..=3).find(|id| *id != leader).expect("three nodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_works_through_a_follower_of_a_three_node_cluster() {
+    // Without data groups every topic is group 0's: admin calls, pulls,
+    // acks, seeks and the streaming subscriber are all forwarded.
+    let cluster = Cluster::start(3, &[]);
+    let follower = a_follower(&cluster).await;
+    run_script(cluster.addr(follower), "subscriber.py");
+    run_script(cluster.addr(follower), "streaming.py");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_through_a_follower_reaches_partitions_in_data_groups() {
+    // With data groups, admin calls are forwarded to group 0's leader and
+    // publishes and streams take Ferry's own routes to each group's leader.
+    let cluster = Cluster::start_with_groups(3, 2).await;
+    let follower = a_follower(&cluster).await;
+    run_script(cluster.addr(follower), "publisher.py");
+    run_script(cluster.addr(follower), "streaming.py");
 }

@@ -34,7 +34,7 @@ use crate::domain::limits::{
     GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT,
     HTTP2_STREAM_WINDOW_BYTES,
 };
-use crate::grpc::pubsub::{PubsubPublisher, PubsubSubscriber};
+use crate::grpc::pubsub::{Forwarder, PubsubPublisher, PubsubSubscriber};
 use crate::grpc::testing::TestingService;
 use crate::grpc::{
     ClusterService, GroupRoutes, GroupsService, LocksService, Proposer, PublisherService, RaftService,
@@ -428,6 +428,9 @@ impl NodeBuilder {
         rpc: Arc<RpcMetrics>,
     ) -> Result<(oneshot::Sender<()>, Serving), NodeError> {
         let proposer = proposer.clone();
+        let local_addr =
+            listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
+        let forwarder = Forwarder::new(routes.network().clone(), &self.advertise_addr(local_addr)?);
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let locks = LocksService::new(proposer.clone(), Arc::clone(&self.clock));
@@ -436,12 +439,12 @@ impl NodeBuilder {
             SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock)),
             // Pub/Sub topics have no partitions: the server's default.
             0,
+            forwarder.clone(),
         );
-        let pubsub_subscriber = PubsubSubscriber::new(SubscriberService::new(
-            proposer.clone(),
-            Arc::clone(&routes),
-            Arc::clone(&self.clock),
-        ));
+        let pubsub_subscriber = PubsubSubscriber::new(
+            SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock)),
+            forwarder,
+        );
         let cluster = ClusterService::new(proposer, Arc::clone(groups), Arc::clone(&routes));
         let peers = RaftService::new(Arc::clone(groups));
         let forwarded = GroupsService::new(routes);

@@ -65,7 +65,8 @@ impl Interceptor for PeerToken {
 /// Creates peer clients, sharing one channel per peer address.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
-    channels: Arc<Mutex<HashMap<String, PeerChannel>>>,
+    /// One connection per peer address; calls on it add what they carry.
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// The local address connections to peers leave from; the OS picks when `None`.
     source_ip: Option<IpAddr>,
     /// The group whose RPCs this factory's clients send.
@@ -101,6 +102,17 @@ impl Network {
     /// The channel to the node at `addr`, shared by every group's Raft and
     /// by calls forwarded to a group's leader.
     pub fn channel(&self, addr: &str) -> Result<PeerChannel, tonic::transport::Error> {
+        Ok(InterceptedService::new(self.connection(addr)?, self.token.clone()))
+    }
+
+    /// The same connection to `addr` without the peer token: for a client's
+    /// call made again on another node, which carries the client's own
+    /// token so that node judges the client, not this one.
+    pub fn caller_channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        self.connection(addr)
+    }
+
+    fn connection(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
@@ -115,7 +127,7 @@ impl Network {
         if let Some(tls) = &self.tls {
             endpoint = endpoint.tls_config(tls.clone())?;
         }
-        let channel = InterceptedService::new(endpoint.connect_lazy(), self.token.clone());
+        let channel = endpoint.connect_lazy();
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -6,15 +6,19 @@
 //! - `names.rs`: `projects/P/topics/T` is the Ferry topic `P.T`.
 //! - `convert.rs`: messages, message ids, times, durations.
 //! - `publisher.rs`: the Publisher service.
+//! - `forward.rs`: calls only group 0's leader can serve, made again there
+//!   (Pub/Sub clients do not follow Ferry's leader hints).
 //! - `subscriber.rs`: the Subscriber service; `streaming.rs`: its
 //!   StreamingPull frames. Snapshots answer UNIMPLEMENTED so far.
 
 mod convert;
+mod forward;
 mod names;
 mod publisher;
 mod streaming;
 mod subscriber;
 
+pub use forward::Forwarder;
 pub use publisher::PubsubPublisher;
 pub use subscriber::PubsubSubscriber;
 

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{duration, message_id, message_to_ferry, seconds_up};
 use super::ferry_request;
+use super::forward::{self, Forwarder};
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
 use crate::grpc::{ApiError, PublisherService, SubscriberService};
 
@@ -26,11 +27,12 @@ pub struct PubsubPublisher {
     subscriber: SubscriberService,
     /// Partitions of a topic created through Pub/Sub, which has none.
     partitions: u32,
+    leader: Forwarder,
 }
 
 impl PubsubPublisher {
-    pub fn new(publisher: PublisherService, subscriber: SubscriberService, partitions: u32) -> Self {
-        Self { publisher, subscriber, partitions }
+    pub fn new(publisher: PublisherService, subscriber: SubscriberService, partitions: u32, leader: Forwarder) -> Self {
+        Self { publisher, subscriber, partitions, leader }
     }
 
     /// A Ferry topic as Pub/Sub shows it.
@@ -55,9 +57,8 @@ pub(super) fn page_size(size: i32) -> Result<usize, ApiError> {
     }
 }
 
-#[tonic::async_trait]
-impl PubsubPublisherApi for PubsubPublisher {
-    async fn create_topic(&self, request: Request<ps::Topic>) -> Result<Response<ps::Topic>, Status> {
+impl PubsubPublisher {
+    async fn create_topic_here(&self, request: &Request<ps::Topic>) -> Result<Response<ps::Topic>, Status> {
         let topic = request.get_ref();
         let name = to_ferry("name", Kind::Topic, &topic.name)?;
         if topic.schema_settings.is_some() {
@@ -72,34 +73,33 @@ impl PubsubPublisherApi for PubsubPublisher {
             seconds_up("message_retention_duration", topic.message_retention_duration.as_ref())?.unwrap_or(0);
         let settings = api::TopicSettings { partitions: self.partitions, retention_seconds, ..Default::default() };
         let create = api::CreateTopicRequest { name, settings: Some(settings) };
-        let created = self.publisher.create_topic(ferry_request(&request, create)).await?.into_inner();
+        let created = self.publisher.create_topic(ferry_request(request, create)).await?.into_inner();
         let reply = Self::topic(&created).ok_or_else(|| Status::internal("a created topic without a project"))?;
         Ok(Response::new(reply))
     }
 
-    async fn update_topic(&self, _: Request<ps::UpdateTopicRequest>) -> Result<Response<ps::Topic>, Status> {
-        Err(Status::unimplemented("Ferry cannot change a topic's settings yet"))
-    }
-
-    async fn publish(&self, request: Request<ps::PublishRequest>) -> Result<Response<ps::PublishResponse>, Status> {
+    async fn publish_here(
+        &self,
+        request: &Request<ps::PublishRequest>,
+    ) -> Result<Response<ps::PublishResponse>, Status> {
         let topic = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
         let messages = request.get_ref().messages.iter().cloned().map(message_to_ferry).collect();
         let publish = api::PublishRequest { topic, messages, ..Default::default() };
-        let published = self.publisher.publish(ferry_request(&request, publish)).await?.into_inner();
+        let published = self.publisher.publish(ferry_request(request, publish)).await?.into_inner();
         let message_ids = published.positions.iter().map(message_id).collect();
         Ok(Response::new(ps::PublishResponse { message_ids }))
     }
 
-    async fn get_topic(&self, request: Request<ps::GetTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+    async fn get_topic_here(&self, request: &Request<ps::GetTopicRequest>) -> Result<Response<ps::Topic>, Status> {
         let name = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
         let get = api::GetTopicRequest { name, ..Default::default() };
-        let topic = self.publisher.get_topic(ferry_request(&request, get)).await?.into_inner();
+        let topic = self.publisher.get_topic(ferry_request(request, get)).await?.into_inner();
         Ok(Response::new(Self::topic(&topic).ok_or_else(|| Status::internal("a topic without a project"))?))
     }
 
-    async fn list_topics(
+    async fn list_topics_here(
         &self,
-        request: Request<ps::ListTopicsRequest>,
+        request: &Request<ps::ListTopicsRequest>,
     ) -> Result<Response<ps::ListTopicsResponse>, Status> {
         let project = project("project", &request.get_ref().project)?;
         let wanted = page_size(request.get_ref().page_size)?;
@@ -112,7 +112,7 @@ impl PubsubPublisherApi for PubsubPublisher {
         let mut topics = Vec::new();
         loop {
             let list = api::ListTopicsRequest { page_size: FERRY_PAGE, page_token: after.clone() };
-            let page = self.publisher.list_topics(ferry_request(&request, list)).await?.into_inner();
+            let page = self.publisher.list_topics(ferry_request(request, list)).await?.into_inner();
             let ours = page.topics.iter().take_while(|t| t.name.starts_with(&prefix));
             for topic in ours {
                 after = topic.name.clone();
@@ -129,20 +129,67 @@ impl PubsubPublisherApi for PubsubPublisher {
         }
     }
 
-    async fn list_topic_subscriptions(
+    async fn list_topic_subscriptions_here(
         &self,
-        request: Request<ps::ListTopicSubscriptionsRequest>,
+        request: &Request<ps::ListTopicSubscriptionsRequest>,
     ) -> Result<Response<ps::ListTopicSubscriptionsResponse>, Status> {
         let topic = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
         let page_size = page_size(request.get_ref().page_size)? as u32;
         let page_token = request.get_ref().page_token.clone();
         // Ferry answers an empty list for a topic that does not exist.
         let get = api::GetTopicRequest { name: topic.clone(), ..Default::default() };
-        self.publisher.get_topic(ferry_request(&request, get)).await?;
+        self.publisher.get_topic(ferry_request(request, get)).await?;
         let list = api::ListSubscriptionsRequest { topic, page_size, page_token };
-        let page = self.subscriber.list_subscriptions(ferry_request(&request, list)).await?.into_inner();
+        let page = self.subscriber.list_subscriptions(ferry_request(request, list)).await?.into_inner();
         let subscriptions = page.subscriptions.iter().filter_map(|s| from_ferry(Kind::Subscription, &s.name)).collect();
         Ok(Response::new(ps::ListTopicSubscriptionsResponse { subscriptions, next_page_token: page.next_page_token }))
+    }
+
+    async fn delete_topic_here(&self, request: &Request<ps::DeleteTopicRequest>) -> Result<Response<()>, Status> {
+        let name = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
+        let delete = api::DeleteTopicRequest { name };
+        self.publisher.delete_topic(ferry_request(request, delete)).await?;
+        Ok(Response::new(()))
+    }
+}
+
+#[tonic::async_trait]
+impl PubsubPublisherApi for PubsubPublisher {
+    async fn create_topic(&self, request: Request<ps::Topic>) -> Result<Response<ps::Topic>, Status> {
+        let here = self.create_topic_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).create_topic(r).await }).await
+    }
+
+    async fn update_topic(&self, _: Request<ps::UpdateTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+        Err(Status::unimplemented("Ferry cannot change a topic's settings yet"))
+    }
+
+    async fn publish(&self, request: Request<ps::PublishRequest>) -> Result<Response<ps::PublishResponse>, Status> {
+        let here = self.publish_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).publish(r).await }).await
+    }
+
+    async fn get_topic(&self, request: Request<ps::GetTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+        let here = self.get_topic_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).get_topic(r).await }).await
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<ps::ListTopicsRequest>,
+    ) -> Result<Response<ps::ListTopicsResponse>, Status> {
+        let here = self.list_topics_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).list_topics(r).await }).await
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        request: Request<ps::ListTopicSubscriptionsRequest>,
+    ) -> Result<Response<ps::ListTopicSubscriptionsResponse>, Status> {
+        let here = self.list_topic_subscriptions_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::publisher(c).list_topic_subscriptions(r).await })
+            .await
     }
 
     async fn list_topic_snapshots(
@@ -155,10 +202,8 @@ impl PubsubPublisherApi for PubsubPublisher {
     }
 
     async fn delete_topic(&self, request: Request<ps::DeleteTopicRequest>) -> Result<Response<()>, Status> {
-        let name = to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
-        let delete = api::DeleteTopicRequest { name };
-        self.publisher.delete_topic(ferry_request(&request, delete)).await?;
-        Ok(Response::new(()))
+        let here = self.delete_topic_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).delete_topic(r).await }).await
     }
 
     async fn detach_subscription(

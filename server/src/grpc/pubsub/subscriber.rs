@@ -7,12 +7,14 @@ use ferry_proto::pubsub as ps;
 use ferry_proto::pubsub::subscriber_server::Subscriber as PubsubSubscriberApi;
 use ferry_proto::v1 as api;
 use ferry_proto::v1::subscriber_server::Subscriber as _;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use futures::StreamExt;
 
 use super::convert::{duration, message_id, seconds_up, timestamp};
 use super::ferry_request;
+use super::forward::{self, Caller, Forwarder};
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
 use super::publisher::page_size;
 use super::streaming;
@@ -30,11 +32,29 @@ const RETRY_MAX_DEFAULT_SECONDS: u32 = 600;
 
 pub struct PubsubSubscriber {
     subscriber: SubscriberService,
+    leader: Forwarder,
 }
 
 impl PubsubSubscriber {
-    pub fn new(subscriber: SubscriberService) -> Self {
-        Self { subscriber }
+    pub fn new(subscriber: SubscriberService, leader: Forwarder) -> Self {
+        Self { subscriber, leader }
+    }
+
+    /// A stream served by group 0's leader over `channel`: the caller's
+    /// frames go there as they come (the first, already read, ahead of
+    /// them) and its answers come back unchanged. A frame the caller's
+    /// stream fails on ends what is sent there.
+    async fn relay(
+        &self,
+        channel: Channel,
+        caller: &Caller,
+        first: ps::StreamingPullRequest,
+        rest: tonic::Streaming<ps::StreamingPullRequest>,
+    ) -> Result<Response<ResponseStream<ps::StreamingPullResponse>>, Status> {
+        let outbound = futures::stream::once(async { first })
+            .chain(rest.take_while(|frame| futures::future::ready(frame.is_ok())).filter_map(|f| async { f.ok() }));
+        let answers = forward::subscriber(channel).streaming_pull(self.leader.copy(caller, outbound)).await?;
+        Ok(Response::new(Box::pin(answers.into_inner())))
     }
 }
 
@@ -150,43 +170,33 @@ fn with_principal<T>(principal: Option<&Principal>, message: T) -> Request<T> {
     request
 }
 
-#[tonic::async_trait]
-impl PubsubSubscriberApi for PubsubSubscriber {
-    type StreamingPullStream = ResponseStream<ps::StreamingPullResponse>;
-
-    async fn create_subscription(
+impl PubsubSubscriber {
+    async fn create_subscription_here(
         &self,
-        request: Request<ps::Subscription>,
+        request: &Request<ps::Subscription>,
     ) -> Result<Response<ps::Subscription>, Status> {
         let sub = request.get_ref();
         let name = to_ferry("name", Kind::Subscription, &sub.name)?;
         let topic = to_ferry("topic", Kind::Topic, &sub.topic)?;
         let settings = Some(settings_to_ferry(sub)?);
         let create = api::CreateSubscriptionRequest { name, topic, settings };
-        let created = self.subscriber.create_subscription(ferry_request(&request, create)).await?.into_inner();
+        let created = self.subscriber.create_subscription(ferry_request(request, create)).await?.into_inner();
         Ok(Response::new(subscription(&created).ok_or_else(|| Status::internal("a subscription without a project"))?))
     }
 
-    async fn get_subscription(
+    async fn get_subscription_here(
         &self,
-        request: Request<ps::GetSubscriptionRequest>,
+        request: &Request<ps::GetSubscriptionRequest>,
     ) -> Result<Response<ps::Subscription>, Status> {
         let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
-        let got = self.subscriber.get_subscription(ferry_request(&request, api::GetSubscriptionRequest { name }));
+        let got = self.subscriber.get_subscription(ferry_request(request, api::GetSubscriptionRequest { name }));
         let got = got.await?.into_inner();
         Ok(Response::new(subscription(&got).ok_or_else(|| Status::internal("a subscription without a project"))?))
     }
 
-    async fn update_subscription(
+    async fn list_subscriptions_here(
         &self,
-        _: Request<ps::UpdateSubscriptionRequest>,
-    ) -> Result<Response<ps::Subscription>, Status> {
-        Err(Status::unimplemented("Ferry cannot change a subscription's settings yet"))
-    }
-
-    async fn list_subscriptions(
-        &self,
-        request: Request<ps::ListSubscriptionsRequest>,
+        request: &Request<ps::ListSubscriptionsRequest>,
     ) -> Result<Response<ps::ListSubscriptionsResponse>, Status> {
         let project = project("project", &request.get_ref().project)?;
         let wanted = page_size(request.get_ref().page_size)?;
@@ -202,7 +212,7 @@ impl PubsubSubscriberApi for PubsubSubscriber {
                 page_size: FERRY_PAGE,
                 page_token: after.clone(),
             };
-            let page = self.subscriber.list_subscriptions(ferry_request(&request, list)).await?.into_inner();
+            let page = self.subscriber.list_subscriptions(ferry_request(request, list)).await?.into_inner();
             for sub in page.subscriptions.iter().take_while(|s| s.name.starts_with(&prefix)) {
                 after = sub.name.clone();
                 subscriptions.extend(subscription(sub));
@@ -221,19 +231,19 @@ impl PubsubSubscriberApi for PubsubSubscriber {
         }
     }
 
-    async fn delete_subscription(
+    async fn delete_subscription_here(
         &self,
-        request: Request<ps::DeleteSubscriptionRequest>,
+        request: &Request<ps::DeleteSubscriptionRequest>,
     ) -> Result<Response<()>, Status> {
         let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
         let delete = api::DeleteSubscriptionRequest { name };
-        self.subscriber.delete_subscription(ferry_request(&request, delete)).await?;
+        self.subscriber.delete_subscription(ferry_request(request, delete)).await?;
         Ok(Response::new(()))
     }
 
-    async fn modify_ack_deadline(
+    async fn modify_ack_deadline_here(
         &self,
-        request: Request<ps::ModifyAckDeadlineRequest>,
+        request: &Request<ps::ModifyAckDeadlineRequest>,
     ) -> Result<Response<()>, Status> {
         let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
         let ack_deadline_seconds = u32::try_from(request.get_ref().ack_deadline_seconds)
@@ -243,18 +253,18 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             ack_ids: request.get_ref().ack_ids.clone(),
             ack_deadline_seconds,
         };
-        self.subscriber.modify_ack_deadline(ferry_request(&request, modify)).await?;
+        self.subscriber.modify_ack_deadline(ferry_request(request, modify)).await?;
         Ok(Response::new(()))
     }
 
-    async fn acknowledge(&self, request: Request<ps::AcknowledgeRequest>) -> Result<Response<()>, Status> {
+    async fn acknowledge_here(&self, request: &Request<ps::AcknowledgeRequest>) -> Result<Response<()>, Status> {
         let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
         let ack = api::AcknowledgeRequest { subscription, ack_ids: request.get_ref().ack_ids.clone() };
-        self.subscriber.acknowledge(ferry_request(&request, ack)).await?;
+        self.subscriber.acknowledge(ferry_request(request, ack)).await?;
         Ok(Response::new(()))
     }
 
-    async fn pull(&self, request: Request<ps::PullRequest>) -> Result<Response<ps::PullResponse>, Status> {
+    async fn pull_here(&self, request: &Request<ps::PullRequest>) -> Result<Response<ps::PullResponse>, Status> {
         let name = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
         let max_messages = u32::try_from(request.get_ref().max_messages)
             .ok()
@@ -262,11 +272,96 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             .ok_or_else(|| ApiError::invalid("max_messages", "must be at least 1"))?;
         #[allow(deprecated)]
         let wait_millis = if request.get_ref().return_immediately { 0 } else { PULL_WAIT_MILLIS };
-        let counts_attempts = self.counts_attempts(&request, &name).await?;
+        let counts_attempts = self.counts_attempts(request, &name).await?;
         let pull = api::PullRequest { subscription: name, max_messages: max_messages.min(1000), wait_millis };
-        let pulled = self.subscriber.pull(ferry_request(&request, pull)).await?.into_inner();
+        let pulled = self.subscriber.pull(ferry_request(request, pull)).await?.into_inner();
         let received_messages = pulled.messages.into_iter().map(|m| received(m, counts_attempts)).collect();
         Ok(Response::new(ps::PullResponse { received_messages }))
+    }
+
+    async fn seek_here(&self, request: &Request<ps::SeekRequest>) -> Result<Response<ps::SeekResponse>, Status> {
+        let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
+        let time = match &request.get_ref().target {
+            Some(ps::seek_request::Target::Time(time)) => time,
+            Some(ps::seek_request::Target::Snapshot(_)) => return Err(Status::unimplemented("Ferry has no snapshots")),
+            None => return Err(ApiError::invalid("time", "a seek needs a time").into()),
+        };
+        let time_unix_micros = time.seconds.saturating_mul(1_000_000).saturating_add(i64::from(time.nanos / 1_000));
+        let seek = api::SeekRequest { subscription, time_unix_micros };
+        self.subscriber.seek(ferry_request(request, seek)).await?;
+        Ok(Response::new(ps::SeekResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl PubsubSubscriberApi for PubsubSubscriber {
+    type StreamingPullStream = ResponseStream<ps::StreamingPullResponse>;
+
+    async fn create_subscription(
+        &self,
+        request: Request<ps::Subscription>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        let here = self.create_subscription_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).create_subscription(r).await })
+            .await
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<ps::GetSubscriptionRequest>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        let here = self.get_subscription_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).get_subscription(r).await })
+            .await
+    }
+
+    async fn update_subscription(
+        &self,
+        _: Request<ps::UpdateSubscriptionRequest>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        Err(Status::unimplemented("Ferry cannot change a subscription's settings yet"))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<ps::ListSubscriptionsRequest>,
+    ) -> Result<Response<ps::ListSubscriptionsResponse>, Status> {
+        let here = self.list_subscriptions_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).list_subscriptions(r).await })
+            .await
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<ps::DeleteSubscriptionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let here = self.delete_subscription_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).delete_subscription(r).await })
+            .await
+    }
+
+    async fn modify_ack_deadline(
+        &self,
+        request: Request<ps::ModifyAckDeadlineRequest>,
+    ) -> Result<Response<()>, Status> {
+        let here = self.modify_ack_deadline_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).modify_ack_deadline(r).await })
+            .await
+    }
+
+    async fn acknowledge(&self, request: Request<ps::AcknowledgeRequest>) -> Result<Response<()>, Status> {
+        let here = self.acknowledge_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::subscriber(c).acknowledge(r).await }).await
+    }
+
+    async fn pull(&self, request: Request<ps::PullRequest>) -> Result<Response<ps::PullResponse>, Status> {
+        let here = self.pull_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::subscriber(c).pull(r).await }).await
     }
 
     async fn streaming_pull(
@@ -274,12 +369,20 @@ impl PubsubSubscriberApi for PubsubSubscriber {
         request: Request<tonic::Streaming<ps::StreamingPullRequest>>,
     ) -> Result<Response<Self::StreamingPullStream>, Status> {
         let principal = request.extensions().get::<Principal>().cloned();
+        let caller = Caller::of(&request);
         let mut frames = request.into_inner();
         let first =
             frames.message().await?.ok_or_else(|| ApiError::invalid("stream", "ended before its first request"))?;
         let name = to_ferry("subscription", Kind::Subscription, &first.subscription)?;
         let get = with_principal(principal.as_ref(), api::GetSubscriptionRequest { name: name.clone() });
-        let counts_attempts = dead_letters(&self.subscriber.get_subscription(get).await?.into_inner());
+        let counts_attempts = match self.subscriber.get_subscription(get).await {
+            Ok(got) => dead_letters(got.get_ref()),
+            Err(status) => match self.leader.leader(&status, &caller)? {
+                // The stream goes on there, its first frame included.
+                Some(channel) => return self.relay(channel, &caller, first, frames).await,
+                None => return Err(status),
+            },
+        };
         let first = streaming::first_to_ferry(name, first)?;
         let rest = frames.map(|frame| frame.and_then(|f| streaming::frame_to_ferry(f).map_err(Status::from)));
         let responses = self.subscriber.open_stream(principal.as_ref(), first, Box::pin(rest)).await?;
@@ -327,15 +430,7 @@ impl PubsubSubscriberApi for PubsubSubscriber {
     }
 
     async fn seek(&self, request: Request<ps::SeekRequest>) -> Result<Response<ps::SeekResponse>, Status> {
-        let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
-        let time = match &request.get_ref().target {
-            Some(ps::seek_request::Target::Time(time)) => time,
-            Some(ps::seek_request::Target::Snapshot(_)) => return Err(Status::unimplemented("Ferry has no snapshots")),
-            None => return Err(ApiError::invalid("time", "a seek needs a time").into()),
-        };
-        let time_unix_micros = time.seconds.saturating_mul(1_000_000).saturating_add(i64::from(time.nanos / 1_000));
-        let seek = api::SeekRequest { subscription, time_unix_micros };
-        self.subscriber.seek(ferry_request(&request, seek)).await?;
-        Ok(Response::new(ps::SeekResponse {}))
+        let here = self.seek_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::subscriber(c).seek(r).await }).await
     }
 }
