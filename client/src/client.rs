@@ -105,6 +105,18 @@ impl Client {
         Ok(topic_from_api(topic))
     }
 
+    /// Changes the settings named in `update_mask` (`max_message_bytes`,
+    /// `retention_seconds`, `retention_bytes`, `labels`) to their values in
+    /// `settings`; the others keep theirs. Zero values take the defaults.
+    pub async fn update_topic(&self, name: &str, settings: TopicSettings, update_mask: &[&str]) -> Result<Topic> {
+        let request = api::UpdateTopicRequest {
+            name: name.to_owned(),
+            settings: Some(topic_settings_to_api(&settings)),
+            update_mask: update_mask.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        Ok(topic_from_api(self.router.call(rpc!(publisher, update_topic, request)).await?))
+    }
+
     pub async fn get_topic(&self, name: &str) -> Result<Topic> {
         let request = api::GetTopicRequest { name: name.to_owned(), ..Default::default() };
         Ok(topic_from_api(self.router.call(rpc!(publisher, get_topic, request)).await?))
@@ -193,6 +205,23 @@ impl Client {
         };
         let subscription = self.router.call(rpc!(subscriber, create_subscription, request)).await?;
         Ok(subscription_from_api(subscription))
+    }
+
+    /// Changes the settings named in `update_mask` (`ack_deadline_seconds`,
+    /// `retry_policy`, `dead_letter_policy`, `labels`) to their values in
+    /// `settings`; the others keep theirs.
+    pub async fn update_subscription(
+        &self,
+        name: &str,
+        settings: SubscriptionSettings,
+        update_mask: &[&str],
+    ) -> Result<Subscription> {
+        let request = api::UpdateSubscriptionRequest {
+            name: name.to_owned(),
+            settings: Some(subscription_settings_to_api(&settings)),
+            update_mask: update_mask.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        Ok(subscription_from_api(self.router.call(rpc!(subscriber, update_subscription, request)).await?))
     }
 
     pub async fn get_subscription(&self, name: &str) -> Result<Subscription> {

@@ -18,6 +18,8 @@ pub struct TopicSettings {
     pub retention: Duration,
     /// Most bytes a partition keeps; 0 = no limit.
     pub retention_bytes: u64,
+    /// The owner's notes; Ferry keeps them and never reads them.
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,7 @@ pub struct SubscriptionSettings {
     /// deliveries without an ack. Empty = never dead-letter.
     pub dead_letter_topic: String,
     pub max_delivery_attempts: u32,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What a subscription still has to work through.
@@ -203,6 +206,7 @@ pub(crate) fn topic_from_api(topic: api::Topic) -> Topic {
             max_message_bytes: settings.max_message_bytes,
             retention: Duration::from_secs(settings.retention_seconds),
             retention_bytes: settings.retention_bytes,
+            labels: settings.labels,
         },
         create_time: time_from_micros(topic.create_time_unix_micros),
         partitions: topic
@@ -230,6 +234,7 @@ pub(crate) fn subscription_from_api(subscription: api::Subscription) -> Subscrip
             retry_max_backoff: seconds(settings.retry_max_backoff_seconds),
             dead_letter_topic: settings.dead_letter_topic,
             max_delivery_attempts: settings.max_delivery_attempts,
+            labels: settings.labels,
         },
         create_time: time_from_micros(subscription.create_time_unix_micros),
         backlog: subscription.backlog.map(|b| Backlog {
@@ -255,6 +260,7 @@ pub(crate) fn topic_settings_to_api(settings: &TopicSettings) -> api::TopicSetti
         max_message_bytes: settings.max_message_bytes,
         retention_seconds: settings.retention.as_secs(),
         retention_bytes: settings.retention_bytes,
+        labels: settings.labels.clone(),
     }
 }
 
@@ -266,6 +272,7 @@ pub(crate) fn subscription_settings_to_api(settings: &SubscriptionSettings) -> a
         retry_max_backoff_seconds: seconds(settings.retry_max_backoff),
         dead_letter_topic: settings.dead_letter_topic.clone(),
         max_delivery_attempts: settings.max_delivery_attempts,
+        labels: settings.labels.clone(),
     }
 }
 

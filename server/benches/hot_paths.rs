@@ -75,7 +75,13 @@ fn encoding(c: &mut Criterion) {
 
 fn state_machine(c: &mut Criterion) {
     let mut catalog = Catalog::default();
-    let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 1,
+        max_message_bytes: 1 << 20,
+        retention_seconds: 3600,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     let Ok(created) = apply(
         &mut catalog,
         Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: Vec::new() },
@@ -114,7 +120,13 @@ fn stored_batches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = StateDb::open(dir.path(), &DbResources::default()).expect("open the state database");
     let mut catalog = Catalog::default();
-    let config = TopicConfig { partitions: 1, max_message_bytes: 1 << 20, retention_seconds: 3600, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 1,
+        max_message_bytes: 1 << 20,
+        retention_seconds: 3600,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     let Ok(created) = apply(
         &mut catalog,
         Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: Vec::new() },

@@ -42,6 +42,31 @@ listed = [t.name for t in publisher.list_topics(request={"project": f"projects/{
 assert sorted(listed) == sorted([topic] + [publisher.topic_path(project, f"extra-{i}") for i in range(3)]), listed
 print("list_topics (pages of 2, one project only):", len(listed))
 
+# Labels are kept; UpdateTopic changes the fields its mask names only.
+labelled = publisher.topic_path(project, "labelled")
+made = publisher.create_topic(request={"name": labelled, "labels": {"team": "data"}})
+assert dict(made.labels) == {"team": "data"}, made
+changed = publisher.update_topic(request={
+    "topic": {"name": labelled, "labels": {"team": "ops", "tier": "1"}, "message_retention_duration": {"seconds": 3600}},
+    "update_mask": {"paths": ["labels"]},
+})
+assert dict(changed.labels) == {"team": "ops", "tier": "1"}, changed
+assert changed.message_retention_duration.total_seconds() != 3600, "retention was not in the mask"
+changed = publisher.update_topic(request={
+    "topic": {"name": labelled, "message_retention_duration": {"seconds": 3600}},
+    "update_mask": {"paths": ["message_retention_duration"]},
+})
+assert changed.message_retention_duration.total_seconds() == 3600, changed
+assert dict(publisher.get_topic(request={"topic": labelled}).labels) == {"team": "ops", "tier": "1"}
+expect(exceptions.InvalidArgument, lambda: publisher.update_topic(request={
+    "topic": {"name": labelled, "kms_key_name": "k"}, "update_mask": {"paths": ["kms_key_name"]}}), "update kms_key_name")
+expect(exceptions.InvalidArgument, lambda: publisher.update_topic(request={
+    "topic": {"name": labelled, "labels": {"Team": "x"}}, "update_mask": {"paths": ["labels"]}}), "an upper-case label")
+expect(exceptions.NotFound, lambda: publisher.update_topic(request={
+    "topic": {"name": missing, "labels": {"a": "b"}}, "update_mask": {"paths": ["labels"]}}), "update a missing topic")
+print("update_topic: labels and retention, by mask")
+publisher.delete_topic(request={"topic": labelled})
+
 # Publish with attributes: distinct ids, the futures resolve.
 futures = [publisher.publish(topic, f"m{i}".encode(), origin="python", n=str(i)) for i in range(100)]
 ids = [f.result(timeout=60) for f in futures]

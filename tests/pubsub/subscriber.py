@@ -60,6 +60,39 @@ missing = subscriber.subscription_path(project, "missing")
 expect(exceptions.NotFound, lambda: subscriber.get_subscription(request={"subscription": missing}), "get missing")
 print("subscription admin ok")
 
+# UpdateSubscription changes what its mask names; a policy named but left
+# out is removed.
+changed = subscriber.update_subscription(request={
+    "subscription": {"name": sub, "ack_deadline_seconds": 30, "labels": {"owner": "billing"},
+                     "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 5}}},
+    "update_mask": {"paths": ["ack_deadline_seconds", "labels"]},
+})
+assert changed.ack_deadline_seconds == 30 and dict(changed.labels) == {"owner": "billing"}, changed
+assert "retry_policy" not in changed, "retry_policy was not in the mask"
+changed = subscriber.update_subscription(request={
+    "subscription": {"name": sub,
+                     "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 5}}},
+    "update_mask": {"paths": ["retry_policy"]},
+})
+assert changed.retry_policy.maximum_backoff.total_seconds() == 5, changed
+assert changed.ack_deadline_seconds == 30, changed
+changed = subscriber.update_subscription(request={
+    "subscription": {"name": sub, "ack_deadline_seconds": 10},
+    "update_mask": {"paths": ["retry_policy", "ack_deadline_seconds"]},
+})
+assert "retry_policy" not in changed and changed.ack_deadline_seconds == 10, changed
+got = subscriber.get_subscription(request={"subscription": sub})
+assert got.ack_deadline_seconds == 10 and dict(got.labels) == {"owner": "billing"}, got
+expect(exceptions.InvalidArgument, lambda: subscriber.update_subscription(request={
+    "subscription": {"name": sub, "filter": "x"}, "update_mask": {"paths": ["filter"]}}), "update the filter")
+expect(exceptions.InvalidArgument, lambda: subscriber.update_subscription(request={
+    "subscription": {"name": sub, "ack_deadline_seconds": 5000}, "update_mask": {"paths": ["ack_deadline_seconds"]}}),
+    "an ack deadline over 600 s")
+expect(exceptions.NotFound, lambda: subscriber.update_subscription(request={
+    "subscription": {"name": missing, "ack_deadline_seconds": 20}, "update_mask": {"paths": ["ack_deadline_seconds"]}}),
+    "update a missing subscription")
+print("update_subscription ok")
+
 # Pull what was published, with ids, times and attributes; ack half, nack the rest.
 before = time.time()
 ids = [publisher.publish(topic, f"e{i}".encode(), n=str(i)).result(timeout=60) for i in range(10)]

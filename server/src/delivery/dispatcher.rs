@@ -43,6 +43,9 @@ pub enum DeliveryError {
 struct Slot {
     /// Outside the lock: finding the slot must not wait for a lease call.
     seek_epoch: u64,
+    /// The policy `leases` follows, replaced when the subscription's
+    /// settings change (only ever locked under the `leases` map's lock).
+    policy: Mutex<DeliveryPolicy>,
     leases: Mutex<SubscriptionDelivery>,
     /// Bumped whenever leases go away or become deliverable again (acks
     /// committed, a move finished, a nack): room under `outstanding_max` for
@@ -268,6 +271,7 @@ impl Dispatcher {
         let entry = all.entry(subscription.id).or_insert_with(|| {
             Arc::new(Slot {
                 seek_epoch: subscription.seek_epoch,
+                policy: Mutex::new(DeliveryPolicy::of(&subscription.config)),
                 leases: Mutex::new(SubscriptionDelivery::new(
                     subscription.id,
                     subscription.acks.len(),
@@ -277,6 +281,13 @@ impl Dispatcher {
                 released: watch::Sender::new(0),
             })
         });
+        let policy = DeliveryPolicy::of(&subscription.config);
+        let mut followed = entry.policy.lock();
+        if *followed != policy {
+            entry.leases.lock().set_policy(policy);
+            *followed = policy;
+        }
+        drop(followed);
         Arc::clone(entry)
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::domain::SubscriptionConfig;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryPolicy {
     pub ack_deadline: Duration,
     pub retry_min_backoff: Duration,

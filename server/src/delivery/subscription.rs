@@ -165,6 +165,12 @@ pub struct SubscriptionDelivery {
 }
 
 impl SubscriptionDelivery {
+    /// Takes up a subscription's changed settings: leases granted from now
+    /// on, and backoffs begun from now on, follow them.
+    pub fn set_policy(&mut self, policy: DeliveryPolicy) {
+        self.policy = policy;
+    }
+
     pub fn new(subscription_id: u64, partitions: usize, policy: DeliveryPolicy, outstanding_max: usize) -> Self {
         Self {
             subscription_id,

@@ -440,7 +440,7 @@ proptest! {
     ) {
         let key = move |p: u32, o: u64| if keys == 0 || o % 2 == 1 { String::new() } else { format!("k{}-{}", p, o % keys) };
         let policy = DeliveryPolicy { max_delivery_attempts: dead_letter_after, ..policy() };
-        let mut h = Harness::with(Memory::keyed(&sizes, key), sizes.len(), policy.clone(), 16);
+        let mut h = Harness::with(Memory::keyed(&sizes, key), sizes.len(), policy, 16);
         let mut held: Vec<Delivery> = Vec::new();
         let mut acked: BTreeSet<(u32, u64)> = BTreeSet::new();
         let mut dead: BTreeSet<(u32, u64)> = BTreeSet::new();
@@ -488,7 +488,7 @@ proptest! {
                     held.clear();
                 }
                 Step::NewTerm => {
-                    h.leases = SubscriptionDelivery::new(7, sizes.len(), policy.clone(), 16);
+                    h.leases = SubscriptionDelivery::new(7, sizes.len(), policy, 16);
                     held.clear();
                 }
             }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
-    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SyncGroup, TopicConfig, Trim,
+    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SubscriptionSetting, SyncGroup,
+    TopicConfig, TopicSetting, Trim,
 };
 use super::hours;
 use super::locks;
@@ -84,6 +85,10 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
             create_subscription(catalog, name, &topic, config, create_time_us)
         }
         Command::DeleteSubscription { name } => delete_subscription(catalog, &name),
+        Command::UpdateTopic { name, config, settings } => update_topic(catalog, &name, &config, &settings),
+        Command::UpdateSubscription { name, config, settings } => {
+            update_subscription(catalog, &name, &config, &settings)
+        }
         Command::Publish(batch) => publish(catalog, batch),
         Command::Acknowledge(batch) => return acknowledge(catalog, batch, reads),
         Command::Trim(trim_at) => return trim(catalog, trim_at, reads),
@@ -187,6 +192,19 @@ fn sync_group(catalog: &mut Catalog, sync: SyncGroup) -> Applied {
         let subscription = SubscriptionState { seek_epoch: 0, acks: floors_at_end(topic), ..subscription };
         writes.extend(install_subscription(catalog, subscription));
     }
+    for changed in sync.update_topics {
+        if let Some(topic) = catalog.topic_by_id_mut(changed.id) {
+            // The partition count never changes; the rest is group 0's.
+            topic.config = TopicConfig { partitions: topic.config.partitions, ..changed.config };
+            writes.push(Write::PutTopic(topic.clone()));
+        }
+    }
+    for changed in sync.update_subscriptions {
+        if let Some(subscription) = catalog.subscription_by_id_mut(changed.id) {
+            subscription.config = changed.config;
+            writes.push(Write::PutSubscription(subscription.clone()));
+        }
+    }
     catalog.meta_index = sync.meta_index;
     writes.push(Write::PutMetaIndex(sync.meta_index));
     Applied { response: Response::Synced { meta_index: sync.meta_index }, writes }
@@ -208,6 +226,52 @@ fn delete_topic(catalog: &mut Catalog, name: &str) -> Applied {
         writes.push(Write::DeleteTopic { id: topic.id, name: topic.name, partitions: topic.config.partitions });
     }
     Applied { response: Response::TopicDeleted { subscriptions_deleted: doomed.len() }, writes }
+}
+
+/// Sets the named settings of a topic; the leader checked their values.
+fn update_topic(catalog: &mut Catalog, name: &str, config: &TopicConfig, settings: &[TopicSetting]) -> Applied {
+    let Some(id) = catalog.topic(name).map(|t| t.id) else {
+        return Applied::rejected(Rejection::TopicNotFound { name: name.to_owned() });
+    };
+    let Some(topic) = catalog.topic_by_id_mut(id) else {
+        return Applied::rejected(Rejection::TopicNotFound { name: name.to_owned() });
+    };
+    for setting in settings {
+        setting.copy(config, &mut topic.config);
+    }
+    let topic = topic.clone();
+    Applied { writes: vec![Write::PutTopic(topic.clone())], response: Response::TopicUpdated(topic) }
+}
+
+/// Sets the named settings of a subscription. A dead-letter topic must
+/// exist when the update applies, as when a subscription is created.
+fn update_subscription(
+    catalog: &mut Catalog,
+    name: &str,
+    config: &SubscriptionConfig,
+    settings: &[SubscriptionSetting],
+) -> Applied {
+    let Some(id) = catalog.subscription(name).map(|s| s.id) else {
+        return Applied::rejected(Rejection::SubscriptionNotFound { name: name.to_owned() });
+    };
+    let dead_letter = &config.dead_letter_topic;
+    if settings.contains(&SubscriptionSetting::DeadLetterPolicy)
+        && !dead_letter.is_empty()
+        && catalog.topic(dead_letter).is_none()
+    {
+        return Applied::rejected(Rejection::TopicNotFound { name: dead_letter.clone() });
+    }
+    let Some(subscription) = catalog.subscription_by_id_mut(id) else {
+        return Applied::rejected(Rejection::SubscriptionNotFound { name: name.to_owned() });
+    };
+    for setting in settings {
+        setting.copy(config, &mut subscription.config);
+    }
+    let subscription = subscription.clone();
+    Applied {
+        writes: vec![Write::PutSubscription(subscription.clone())],
+        response: Response::SubscriptionUpdated(subscription),
+    }
 }
 
 fn create_subscription(

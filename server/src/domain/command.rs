@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use super::catalog::{SubscriptionState, TopicState};
 use super::message::MessageBody;
 
-/// Settings fixed when a topic is created.
+/// A topic's settings, set when it is created; all but `partitions` can
+/// be changed later (`Command::UpdateTopic`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     pub partitions: u32,
@@ -17,9 +18,12 @@ pub struct TopicConfig {
     pub retention_seconds: u64,
     /// When non-zero, a partition keeps at most about this many bytes.
     pub retention_bytes: u64,
+    /// The owner's own key-value notes (Pub/Sub's labels); Ferry reads none.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Settings fixed when a subscription is created.
+/// A subscription's settings, set when it is created and changed by
+/// `Command::UpdateSubscription`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubscriptionConfig {
     pub ack_deadline_seconds: u32,
@@ -29,6 +33,88 @@ pub struct SubscriptionConfig {
     /// Empty = no dead-lettering.
     pub dead_letter_topic: String,
     pub max_delivery_attempts: u32,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A topic setting an update changes; its name is the API's field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TopicSetting {
+    MaxMessageBytes,
+    RetentionSeconds,
+    RetentionBytes,
+    Labels,
+}
+
+impl TopicSetting {
+    pub const ALL: [TopicSetting; 4] =
+        [Self::MaxMessageBytes, Self::RetentionSeconds, Self::RetentionBytes, Self::Labels];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaxMessageBytes => "max_message_bytes",
+            Self::RetentionSeconds => "retention_seconds",
+            Self::RetentionBytes => "retention_bytes",
+            Self::Labels => "labels",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Copies this setting from `from` into `to`.
+    pub fn copy(self, from: &TopicConfig, to: &mut TopicConfig) {
+        match self {
+            Self::MaxMessageBytes => to.max_message_bytes = from.max_message_bytes,
+            Self::RetentionSeconds => to.retention_seconds = from.retention_seconds,
+            Self::RetentionBytes => to.retention_bytes = from.retention_bytes,
+            Self::Labels => to.labels = from.labels.clone(),
+        }
+    }
+}
+
+/// A subscription setting an update changes. The retry policy's two bounds
+/// change together, as do the dead-letter topic and its attempt count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubscriptionSetting {
+    AckDeadline,
+    RetryPolicy,
+    DeadLetterPolicy,
+    Labels,
+}
+
+impl SubscriptionSetting {
+    pub const ALL: [SubscriptionSetting; 4] =
+        [Self::AckDeadline, Self::RetryPolicy, Self::DeadLetterPolicy, Self::Labels];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AckDeadline => "ack_deadline_seconds",
+            Self::RetryPolicy => "retry_policy",
+            Self::DeadLetterPolicy => "dead_letter_policy",
+            Self::Labels => "labels",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Copies this setting from `from` into `to`.
+    pub fn copy(self, from: &SubscriptionConfig, to: &mut SubscriptionConfig) {
+        match self {
+            Self::AckDeadline => to.ack_deadline_seconds = from.ack_deadline_seconds,
+            Self::RetryPolicy => {
+                to.retry_min_backoff_seconds = from.retry_min_backoff_seconds;
+                to.retry_max_backoff_seconds = from.retry_max_backoff_seconds;
+            }
+            Self::DeadLetterPolicy => {
+                to.dead_letter_topic = from.dead_letter_topic.clone();
+                to.max_delivery_attempts = from.max_delivery_attempts;
+            }
+            Self::Labels => to.labels = from.labels.clone(),
+        }
+    }
 }
 
 /// A batch of messages for one partition of one topic.
@@ -133,6 +219,10 @@ pub struct SyncGroup {
     /// are not read: floors start at each owned partition's end).
     pub install_subscriptions: Vec<SubscriptionState>,
     pub remove_subscriptions: Vec<u64>,
+    /// Held topics whose settings group 0 changed: their new `config`.
+    pub update_topics: Vec<TopicState>,
+    /// Held subscriptions whose settings group 0 changed: their new `config`.
+    pub update_subscriptions: Vec<SubscriptionState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +238,14 @@ pub enum Command {
     DeleteTopic {
         name: String,
     },
+    /// Sets the named `settings` of topic `name` to their values in
+    /// `config` (its other fields are not read), so concurrent updates of
+    /// different settings both take effect.
+    UpdateTopic {
+        name: String,
+        config: TopicConfig,
+        settings: Vec<TopicSetting>,
+    },
     CreateSubscription {
         name: String,
         topic: String,
@@ -156,6 +254,12 @@ pub enum Command {
     },
     DeleteSubscription {
         name: String,
+    },
+    /// As `UpdateTopic`, for subscription `name`.
+    UpdateSubscription {
+        name: String,
+        config: SubscriptionConfig,
+        settings: Vec<SubscriptionSetting>,
     },
     Publish(PublishBatch),
     Acknowledge(AckBatch),
@@ -195,6 +299,8 @@ impl Command {
             Command::DeleteTopic { .. } => "delete_topic",
             Command::CreateSubscription { .. } => "create_subscription",
             Command::DeleteSubscription { .. } => "delete_subscription",
+            Command::UpdateTopic { .. } => "update_topic",
+            Command::UpdateSubscription { .. } => "update_subscription",
             Command::Publish(_) => "publish",
             Command::Acknowledge(_) => "acknowledge",
             Command::Trim(_) => "trim",

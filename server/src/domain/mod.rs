@@ -26,7 +26,7 @@ pub use apply::{apply, MessageExtent, StateRead};
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{
     AckBatch, Command, DeadLetter, Layout, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig,
-    SyncGroup, TopicConfig, Trim,
+    SubscriptionSetting, SyncGroup, TopicConfig, TopicSetting, Trim,
 };
 pub use invalid::InvalidArgument;
 pub use locks::LockState;

@@ -59,6 +59,9 @@ pub enum Response {
     },
     SubscriptionCreated(SubscriptionState),
     SubscriptionDeleted,
+    /// The topic with its settings as the update left them.
+    TopicUpdated(TopicState),
+    SubscriptionUpdated(SubscriptionState),
     /// The batch got offsets `first_offset .. first_offset + count`;
     /// `duplicate`: it had been committed before, by an earlier try.
     Published {

@@ -88,6 +88,7 @@ mod tests {
                 max_message_bytes: 0,
                 retention_seconds: 0,
                 retention_bytes: 0,
+                labels: Default::default(),
             },
             create_time_us: 0,
             partitions: Vec::new(),

@@ -1,5 +1,6 @@
 //! What a data group must change to match group 0: the topics with a
-//! partition in the group, and the subscriptions on them. Pure, so the
+//! partition in the group, and the subscriptions on them, with their
+//! settings. Pure, so the
 //! leader of each data group computes it from its own copies of both
 //! catalogs and proposes the result as a `SyncGroup`.
 
@@ -32,10 +33,24 @@ pub fn sync_for(meta: &Catalog, meta_index: u64, group: &Catalog) -> Option<Sync
             .map(|subscription| SubscriptionState { acks: Vec::new(), ..subscription.clone() })
             .collect(),
         remove_subscriptions: held_subscriptions.difference(&wanted_subscriptions).copied().collect(),
+        update_topics: wanted_topics
+            .intersection(&held_topics)
+            .filter_map(|id| Some((meta.topic_by_id(*id)?, group.topic_by_id(*id)?)))
+            .filter(|(meta, held)| meta.config != held.config)
+            .map(|(meta, _)| TopicState { partitions: Vec::new(), ..meta.clone() })
+            .collect(),
+        update_subscriptions: wanted_subscriptions
+            .intersection(&held_subscriptions)
+            .filter_map(|id| Some((meta.subscription_by_id(*id)?, group.subscription_by_id(*id)?)))
+            .filter(|(meta, held)| meta.config != held.config)
+            .map(|(meta, _)| SubscriptionState { acks: Vec::new(), ..meta.clone() })
+            .collect(),
     };
     let unchanged = sync.install_topics.is_empty()
         && sync.remove_topics.is_empty()
         && sync.install_subscriptions.is_empty()
-        && sync.remove_subscriptions.is_empty();
+        && sync.remove_subscriptions.is_empty()
+        && sync.update_topics.is_empty()
+        && sync.update_subscriptions.is_empty();
     (!unchanged).then_some(sync)
 }

@@ -151,7 +151,13 @@ impl Model {
     }
 
     fn create_topic(&mut self, name: &str, partitions: u32) -> u64 {
-        let config = TopicConfig { partitions, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
+        let config = TopicConfig {
+            partitions,
+            max_message_bytes: 1024,
+            retention_seconds: 60,
+            retention_bytes: 0,
+            labels: Default::default(),
+        };
         match self.run(Command::CreateTopic { name: name.into(), config, create_time_us: 1, groups: Vec::new() }).0 {
             Response::TopicCreated(topic) => topic.id,
             other => panic!("create topic {name}: {other:?}"),
@@ -211,7 +217,13 @@ fn a_second_create_of_a_topic_is_rejected_and_writes_nothing() {
     let mut model = Model::default();
     model.create_topic("t", 1);
     let before = model.catalog.clone();
-    let config = TopicConfig { partitions: 4, max_message_bytes: 1, retention_seconds: 1, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 4,
+        max_message_bytes: 1,
+        retention_seconds: 1,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     let (response, writes) =
         model.run(Command::CreateTopic { name: "t".into(), config, create_time_us: 9, groups: Vec::new() });
     assert_eq!(response, Response::Rejected(Rejection::TopicExists { name: "t".into() }));
@@ -672,6 +684,7 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
 
 mod groups;
 mod locks;
+mod updates;
 
 #[test]
 fn a_partition_records_the_first_offset_of_each_hour_it_gets_messages_in() {

@@ -1,6 +1,8 @@
 //! Input rules. Each check names the field it rejects and the limit it broke,
 //! and runs before anything is proposed, so bad input changes nothing.
 
+use std::collections::BTreeMap;
+
 use super::command::{SubscriptionConfig, TopicConfig};
 use super::invalid::InvalidArgument;
 use super::limits::*;
@@ -23,35 +25,74 @@ pub fn name(field: &str, name: &str) -> Result<(), InvalidArgument> {
     Ok(())
 }
 
-/// The topic settings of a request, zeros meaning defaults.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TopicSettings {
-    pub partitions: u32,
-    pub max_message_bytes: u32,
-    pub retention_seconds: u64,
-    pub retention_bytes: u64,
-}
-
-/// Fills defaults for zero settings and checks ranges.
-pub fn topic_config(settings: TopicSettings) -> Result<TopicConfig, InvalidArgument> {
+/// Fills defaults for a requested topic config's zero settings and checks
+/// ranges.
+pub fn topic_config(requested: TopicConfig) -> Result<TopicConfig, InvalidArgument> {
     let or = |value, default| if value == 0 { default } else { value };
-    let partitions = or(settings.partitions, PARTITIONS_DEFAULT);
+    let partitions = or(requested.partitions, PARTITIONS_DEFAULT);
     if partitions > PARTITIONS_MAX {
         let problem = format!("{partitions} is over the limit of {PARTITIONS_MAX}");
         return Err(InvalidArgument::new("settings.partitions", problem));
     }
-    let max_message_bytes = or(settings.max_message_bytes, MESSAGE_BYTES_DEFAULT);
+    let max_message_bytes = or(requested.max_message_bytes, MESSAGE_BYTES_DEFAULT);
     if max_message_bytes > MESSAGE_BYTES_MAX {
         let problem = format!("{max_message_bytes} is over the limit of {MESSAGE_BYTES_MAX}");
         return Err(InvalidArgument::new("settings.max_message_bytes", problem));
     }
     let retention_seconds =
-        if settings.retention_seconds == 0 { RETENTION_SECONDS_DEFAULT } else { settings.retention_seconds };
+        if requested.retention_seconds == 0 { RETENTION_SECONDS_DEFAULT } else { requested.retention_seconds };
     if retention_seconds > RETENTION_SECONDS_MAX {
         let problem = format!("{retention_seconds} is over the limit of {RETENTION_SECONDS_MAX} (31 days)");
         return Err(InvalidArgument::new("settings.retention_seconds", problem));
     }
-    Ok(TopicConfig { partitions, max_message_bytes, retention_seconds, retention_bytes: settings.retention_bytes })
+    labels("settings.labels", &requested.labels)?;
+    Ok(TopicConfig { partitions, max_message_bytes, retention_seconds, ..requested })
+}
+
+/// Labels by Pub/Sub's rules: at most `LABELS_MAX`; keys 1..=63 and values
+/// 0..=63 characters of `[a-z0-9_-]`, keys starting with a letter.
+pub fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<(), InvalidArgument> {
+    if labels.len() > LABELS_MAX {
+        return Err(InvalidArgument::new(field, format!("{} labels is over the limit of {LABELS_MAX}", labels.len())));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    for (key, value) in labels {
+        let well_formed = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && key.len() <= LABEL_CHARS_MAX
+            && key.chars().all(allowed);
+        if !well_formed {
+            let problem = format!("key {key:?} must be 1..={LABEL_CHARS_MAX} of [a-z0-9_-], starting with a letter");
+            return Err(InvalidArgument::new(field, problem));
+        }
+        if value.len() > LABEL_CHARS_MAX || !value.chars().all(allowed) {
+            let problem = format!("the value of {key:?} must be 0..={LABEL_CHARS_MAX} of [a-z0-9_-]");
+            return Err(InvalidArgument::new(field, problem));
+        }
+    }
+    Ok(())
+}
+
+/// The settings an update's `update_mask` names: at least one, each known
+/// (`named`) and named once.
+pub fn update_mask<S: PartialEq>(
+    mask: &[String],
+    named: fn(&str) -> Option<S>,
+    known: &[&str],
+) -> Result<Vec<S>, InvalidArgument> {
+    if mask.is_empty() {
+        return Err(InvalidArgument::new("update_mask", format!("must name at least one of {}", known.join(", "))));
+    }
+    let mut settings = Vec::with_capacity(mask.len());
+    for name in mask {
+        let setting = named(name).ok_or_else(|| {
+            InvalidArgument::new("update_mask", format!("{name:?} cannot be changed; these can: {}", known.join(", ")))
+        })?;
+        if settings.contains(&setting) {
+            return Err(InvalidArgument::new("update_mask", format!("names {name:?} twice")));
+        }
+        settings.push(setting);
+    }
+    Ok(settings)
 }
 
 /// Fills defaults and checks ranges of subscription settings. Whether the
@@ -91,6 +132,7 @@ pub fn subscription_config(mut config: SubscriptionConfig) -> Result<Subscriptio
             let problem = "needs settings.dead_letter_topic: attempts count only toward dead-lettering";
             return Err(InvalidArgument::new("settings.max_delivery_attempts", problem));
         }
+        labels("settings.labels", &config.labels)?;
         return Ok(config);
     }
     name("settings.dead_letter_topic", &config.dead_letter_topic)?;
@@ -102,6 +144,7 @@ pub fn subscription_config(mut config: SubscriptionConfig) -> Result<Subscriptio
         let problem = format!("{attempts} is outside {DELIVERY_ATTEMPTS_MIN}..={DELIVERY_ATTEMPTS_MAX}");
         return Err(InvalidArgument::new("settings.max_delivery_attempts", problem));
     }
+    labels("settings.labels", &config.labels)?;
     Ok(config)
 }
 
@@ -222,4 +265,41 @@ pub fn page_size(page_size: u32) -> Result<usize, InvalidArgument> {
         return Err(InvalidArgument::new("page_size", format!("{size} is over the limit of {PAGE_SIZE_MAX}")));
     }
     Ok(size as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TopicSetting;
+
+    fn labelled(key: &str, value: &str) -> Result<(), InvalidArgument> {
+        labels("settings.labels", &[(key.to_owned(), value.to_owned())].into())
+    }
+
+    #[test]
+    fn labels_follow_pubsubs_rules() {
+        assert!(labelled("team", "data-eng_2").is_ok());
+        assert!(labelled("team", "").is_ok(), "an empty value is allowed");
+        for (key, value) in [("Team", "x"), ("2team", "x"), ("", "x"), ("team", "Data"), ("te am", "x")] {
+            let error = labelled(key, value).expect_err(key);
+            assert_eq!(error.field, "settings.labels", "{key}={value}");
+        }
+        assert!(labelled(&"k".repeat(LABEL_CHARS_MAX + 1), "x").is_err());
+        let many: BTreeMap<String, String> = (0..=LABELS_MAX).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(labels("settings.labels", &many).is_err());
+    }
+
+    #[test]
+    fn an_update_mask_names_known_settings_once() {
+        let known = TopicSetting::ALL.map(TopicSetting::name);
+        let mask = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            update_mask(&mask(&["labels", "retention_seconds"]), TopicSetting::named, &known),
+            Ok(vec![TopicSetting::Labels, TopicSetting::RetentionSeconds])
+        );
+        for bad in [&[][..], &["partitions"][..], &["labels", "labels"][..]] {
+            let error = update_mask(&mask(bad), TopicSetting::named, &known).expect_err("refused");
+            assert_eq!(error.field, "update_mask");
+        }
+    }
 }

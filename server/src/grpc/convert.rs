@@ -3,7 +3,7 @@
 use ferry_proto::v1 as api;
 
 use crate::delivery::{Backlog, Delivery};
-use crate::domain::{MessageBody, PartitionState, SubscriptionState, TopicState};
+use crate::domain::{MessageBody, PartitionState, SubscriptionConfig, SubscriptionState, TopicConfig, TopicState};
 
 /// A topic with its partitions' states (`topic.partitions` unless the
 /// partitions are held by data groups).
@@ -15,6 +15,7 @@ pub fn topic(topic: &TopicState, partitions: &[PartitionState]) -> api::Topic {
             max_message_bytes: topic.config.max_message_bytes,
             retention_seconds: topic.config.retention_seconds,
             retention_bytes: topic.config.retention_bytes,
+            labels: topic.config.labels.clone(),
         }),
         create_time_unix_micros: topic.create_time_us,
         partitions: partitions
@@ -31,6 +32,29 @@ pub fn topic(topic: &TopicState, partitions: &[PartitionState]) -> api::Topic {
     }
 }
 
+/// A topic's settings as a request asks for them (zeros: defaults).
+pub fn topic_config(settings: api::TopicSettings) -> TopicConfig {
+    TopicConfig {
+        partitions: settings.partitions,
+        max_message_bytes: settings.max_message_bytes,
+        retention_seconds: settings.retention_seconds,
+        retention_bytes: settings.retention_bytes,
+        labels: settings.labels,
+    }
+}
+
+/// A subscription's settings as a request asks for them (zeros: defaults).
+pub fn subscription_config(settings: api::SubscriptionSettings) -> SubscriptionConfig {
+    SubscriptionConfig {
+        ack_deadline_seconds: settings.ack_deadline_seconds,
+        retry_min_backoff_seconds: settings.retry_min_backoff_seconds,
+        retry_max_backoff_seconds: settings.retry_max_backoff_seconds,
+        dead_letter_topic: settings.dead_letter_topic,
+        max_delivery_attempts: settings.max_delivery_attempts,
+        labels: settings.labels,
+    }
+}
+
 pub fn subscription(subscription: &SubscriptionState) -> api::Subscription {
     api::Subscription {
         name: subscription.name.clone(),
@@ -41,6 +65,7 @@ pub fn subscription(subscription: &SubscriptionState) -> api::Subscription {
             retry_max_backoff_seconds: subscription.config.retry_max_backoff_seconds,
             dead_letter_topic: subscription.config.dead_letter_topic.clone(),
             max_delivery_attempts: subscription.config.max_delivery_attempts,
+            labels: subscription.config.labels.clone(),
         }),
         create_time_unix_micros: subscription.create_time_us,
         backlog: None,

@@ -15,7 +15,9 @@ use super::routing::GroupRoutes;
 use super::status::ApiError;
 use super::{convert, partition_reads};
 use crate::clock::Clock;
-use crate::domain::{self, placement, validate, Command, MessageBody, PublishBatch, Rejection, TopicState};
+use crate::domain::{
+    self, placement, validate, Command, MessageBody, PublishBatch, Rejection, TopicSetting, TopicState,
+};
 use crate::raft::{GroupId, META_GROUP};
 use crate::security::{authorize, Action};
 
@@ -149,6 +151,35 @@ impl PublisherService {
     }
 }
 
+impl PublisherService {
+    /// Changes the settings `update_mask` names: the topic's current config
+    /// with those replaced is checked whole, then proposed with the names,
+    /// so an update racing another of other settings keeps both.
+    async fn update(&self, request: api::UpdateTopicRequest) -> Result<api::Topic, ApiError> {
+        validate::name("name", &request.name)?;
+        let known = TopicSetting::ALL.map(TopicSetting::name);
+        let settings = validate::update_mask(&request.update_mask, TopicSetting::named, &known)?;
+        let requested = convert::topic_config(request.settings.unwrap_or_default());
+        self.proposer.ensure_leader()?;
+        let mut config = match self.proposer.state().catalog().topic(&request.name) {
+            Some(topic) => topic.config.clone(),
+            None => return Err(Rejection::TopicNotFound { name: request.name }.into()),
+        };
+        for setting in &settings {
+            setting.copy(&requested, &mut config);
+        }
+        let config = validate::topic_config(config)?;
+        let topic = match self.proposer.propose(Command::UpdateTopic { name: request.name, config, settings }).await? {
+            domain::Response::TopicUpdated(topic) => topic,
+            other => return Err(unexpected(other)),
+        };
+        let placed: BTreeSet<GroupId> = topic.groups.iter().copied().collect();
+        let taken_up = |c: &domain::Catalog| c.topic_by_id(topic.id).is_some_and(|t| t.config == topic.config);
+        self.routes.wait_for_groups(&placed, "the topic was updated", taken_up).await?;
+        Ok(self.topic_reply(&topic))
+    }
+}
+
 fn unexpected(response: domain::Response) -> ApiError {
     ApiError::Internal(format!("unexpected state machine response {response:?}"))
 }
@@ -161,13 +192,7 @@ impl Publisher for PublisherService {
         let request = request.into_inner();
         validate::name("name", &request.name).map_err(ApiError::from)?;
         let settings = request.settings.unwrap_or_default();
-        let config = validate::topic_config(validate::TopicSettings {
-            partitions: settings.partitions,
-            max_message_bytes: settings.max_message_bytes,
-            retention_seconds: settings.retention_seconds,
-            retention_bytes: settings.retention_bytes,
-        })
-        .map_err(ApiError::from)?;
+        let config = validate::topic_config(convert::topic_config(settings)).map_err(ApiError::from)?;
         self.proposer.ensure_leader()?;
         let groups = {
             let catalog = self.proposer.state().catalog();
@@ -262,6 +287,12 @@ impl Publisher for PublisherService {
             self.routes.wait_for_groups(&groups, "the topic was deleted", |c| c.topic_by_id(id).is_none()).await?;
         }
         Ok(Response::new(api::DeleteTopicResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().name))]
+    async fn update_topic(&self, request: Request<api::UpdateTopicRequest>) -> Result<Response<api::Topic>, Status> {
+        authorize(request.extensions(), Action::Admin, Some(&request.get_ref().name))?;
+        Ok(Response::new(self.update(request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic, messages = request.get_ref().messages.len()))]

@@ -16,7 +16,7 @@ use super::status::ApiError;
 use super::stopping::ResponseStream;
 use super::{convert, stream_fan_in, streaming_pull};
 use crate::clock::Clock;
-use crate::domain::{self, validate, Command, Rejection, SubscriptionConfig};
+use crate::domain::{self, validate, Command, Rejection, SubscriptionSetting};
 use crate::raft::{GroupId, META_GROUP};
 use crate::security::{authorize, authorize_as, Action, Principal};
 
@@ -59,13 +59,7 @@ impl SubscriberService {
         validate::name("name", &request.name)?;
         validate::name("topic", &request.topic)?;
         let settings = request.settings.unwrap_or_default();
-        let config = validate::subscription_config(SubscriptionConfig {
-            ack_deadline_seconds: settings.ack_deadline_seconds,
-            retry_min_backoff_seconds: settings.retry_min_backoff_seconds,
-            retry_max_backoff_seconds: settings.retry_max_backoff_seconds,
-            dead_letter_topic: settings.dead_letter_topic,
-            max_delivery_attempts: settings.max_delivery_attempts,
-        })?;
+        let config = validate::subscription_config(convert::subscription_config(settings))?;
         if config.dead_letter_topic == request.topic {
             let problem = "must differ from the subscription's own topic";
             return Err(ApiError::invalid("settings.dead_letter_topic", problem));
@@ -101,6 +95,38 @@ impl SubscriberService {
             .wait_for_groups(&groups, "the subscription was created", |c| c.subscription_by_id(id).is_some())
             .await?;
         Ok(convert::subscription(&created))
+    }
+
+    /// Changes the settings `update_mask` names, as `PublisherService`
+    /// updates a topic's.
+    async fn update(&self, request: api::UpdateSubscriptionRequest) -> Result<api::Subscription, ApiError> {
+        validate::name("name", &request.name)?;
+        let known = SubscriptionSetting::ALL.map(SubscriptionSetting::name);
+        let settings = validate::update_mask(&request.update_mask, SubscriptionSetting::named, &known)?;
+        let requested = convert::subscription_config(request.settings.unwrap_or_default());
+        self.proposer.ensure_leader()?;
+        let (topic, mut config) = match self.proposer.state().catalog().subscription(&request.name) {
+            Some(s) => (s.topic.clone(), s.config.clone()),
+            None => return Err(Rejection::SubscriptionNotFound { name: request.name }.into()),
+        };
+        for setting in &settings {
+            setting.copy(&requested, &mut config);
+        }
+        let config = validate::subscription_config(config)?;
+        if settings.contains(&SubscriptionSetting::DeadLetterPolicy) && config.dead_letter_topic == topic {
+            let problem = "must differ from the subscription's own topic";
+            return Err(ApiError::invalid("settings.dead_letter_topic", problem));
+        }
+        let command = Command::UpdateSubscription { name: request.name, config, settings };
+        let updated = match self.proposer.propose(command).await? {
+            domain::Response::SubscriptionUpdated(s) => s,
+            other => return Err(ApiError::Internal(format!("update subscription answered {other:?}"))),
+        };
+        let groups = self.groups_of(updated.topic_id);
+        let taken_up =
+            |c: &domain::Catalog| c.subscription_by_id(updated.id).is_some_and(|s| s.config == updated.config);
+        self.routes.wait_for_groups(&groups, "the subscription was updated", taken_up).await?;
+        Ok(convert::subscription(&updated))
     }
 
     /// Opens a consumer's stream on `first`'s subscription, the rest of its
@@ -163,6 +189,19 @@ impl Subscriber for SubscriberService {
             authorize(request.extensions(), Action::Publish, Some(dead_letter))?;
         }
         Ok(Response::new(self.create(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription = %request.get_ref().name))]
+    async fn update_subscription(
+        &self,
+        request: Request<api::UpdateSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        self.may(request.extensions().get(), Action::Admin, &request.get_ref().name)?;
+        let dead_letter = request.get_ref().settings.as_ref().map(|s| s.dead_letter_topic.as_str()).unwrap_or_default();
+        if request.get_ref().update_mask.iter().any(|m| m == "dead_letter_policy") && !dead_letter.is_empty() {
+            authorize(request.extensions(), Action::Publish, Some(dead_letter))?;
+        }
+        Ok(Response::new(self.update(request.into_inner()).await?))
     }
 
     async fn get_subscription(

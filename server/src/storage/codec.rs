@@ -21,6 +21,9 @@ pub enum CodecError {
     },
     #[error("{0} is missing a required field")]
     Missing(&'static str),
+    /// Written by a newer version (an update of a setting this one lacks).
+    #[error("an update names setting {0:?}, which this version does not know")]
+    UnknownSetting(String),
 }
 
 pub fn encode<M: Message>(message: &M) -> Vec<u8> {

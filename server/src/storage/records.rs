@@ -6,7 +6,7 @@ use super::codec::CodecError;
 use crate::domain::{
     AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, LockState, MessageBody, PartitionAcks,
     PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, StoredSequences, SubscriptionConfig,
-    SubscriptionState, SyncGroup, TopicConfig, TopicState, Trim,
+    SubscriptionSetting, SubscriptionState, SyncGroup, TopicConfig, TopicSetting, TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
@@ -15,6 +15,7 @@ pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
         max_message_bytes: config.max_message_bytes,
         retention_seconds: config.retention_seconds,
         retention_bytes: config.retention_bytes,
+        labels: config.labels.clone(),
     }
 }
 
@@ -25,6 +26,7 @@ pub fn topic_config_from_record(record: Option<pb::TopicConfig>) -> Result<Topic
         max_message_bytes: record.max_message_bytes,
         retention_seconds: record.retention_seconds,
         retention_bytes: record.retention_bytes,
+        labels: record.labels,
     })
 }
 
@@ -35,6 +37,7 @@ pub fn subscription_config_to_record(config: &SubscriptionConfig) -> pb::Subscri
         retry_max_backoff_seconds: config.retry_max_backoff_seconds,
         dead_letter_topic: config.dead_letter_topic.clone(),
         max_delivery_attempts: config.max_delivery_attempts,
+        labels: config.labels.clone(),
     }
 }
 
@@ -48,6 +51,7 @@ pub fn subscription_config_from_record(
         retry_max_backoff_seconds: record.retry_max_backoff_seconds,
         dead_letter_topic: record.dead_letter_topic,
         max_delivery_attempts: record.max_delivery_attempts,
+        labels: record.labels,
     })
 }
 
@@ -196,6 +200,16 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             })
         }
         Command::DeleteSubscription { name } => Kind::DeleteSubscription(pb::DeleteSubscription { name: name.clone() }),
+        Command::UpdateTopic { name, config, settings } => Kind::UpdateTopic(pb::UpdateTopic {
+            name: name.clone(),
+            config: Some(topic_config_to_record(config)),
+            settings: settings.iter().map(|s| s.name().to_owned()).collect(),
+        }),
+        Command::UpdateSubscription { name, config, settings } => Kind::UpdateSubscription(pb::UpdateSubscription {
+            name: name.clone(),
+            config: Some(subscription_config_to_record(config)),
+            settings: settings.iter().map(|s| s.name().to_owned()).collect(),
+        }),
         Command::Publish(batch) => Kind::Publish(publish_to_record(batch)),
         Command::Acknowledge(batch) => Kind::Acknowledge(pb::Acknowledge {
             subscription_id: batch.subscription_id,
@@ -231,6 +245,8 @@ pub fn command_to_record(command: &Command) -> pb::Command {
             remove_topics: sync.remove_topics.clone(),
             install_subscriptions: sync.install_subscriptions.iter().map(subscription_to_record).collect(),
             remove_subscriptions: sync.remove_subscriptions.clone(),
+            update_topics: sync.update_topics.iter().map(topic_to_record).collect(),
+            update_subscriptions: sync.update_subscriptions.iter().map(subscription_to_record).collect(),
         }),
         Command::AcquireLock { name, holder, ttl_us, now_us } => Kind::AcquireLock(pb::AcquireLock {
             name: name.clone(),
@@ -243,6 +259,11 @@ pub fn command_to_record(command: &Command) -> pb::Command {
         }
     };
     pb::Command { kind: Some(kind) }
+}
+
+/// The settings an update names, each known to this version.
+fn settings_from_record<S>(names: &[String], named: fn(&str) -> Option<S>) -> Result<Vec<S>, CodecError> {
+    names.iter().map(|name| named(name).ok_or_else(|| CodecError::UnknownSetting(name.clone()))).collect()
 }
 
 pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
@@ -262,6 +283,16 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             create_time_us: c.create_time_unix_micros,
         },
         Kind::DeleteSubscription(c) => Command::DeleteSubscription { name: c.name },
+        Kind::UpdateTopic(c) => Command::UpdateTopic {
+            name: c.name,
+            config: topic_config_from_record(c.config)?,
+            settings: settings_from_record(&c.settings, TopicSetting::named)?,
+        },
+        Kind::UpdateSubscription(c) => Command::UpdateSubscription {
+            name: c.name,
+            config: subscription_config_from_record(c.config)?,
+            settings: settings_from_record(&c.settings, SubscriptionSetting::named)?,
+        },
         Kind::Publish(c) => Command::Publish(publish_from_record(c)),
         Kind::Acknowledge(c) => Command::Acknowledge(AckBatch {
             subscription_id: c.subscription_id,
@@ -297,6 +328,12 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
                 .map(subscription_from_record)
                 .collect::<Result<_, _>>()?,
             remove_subscriptions: c.remove_subscriptions,
+            update_topics: c.update_topics.into_iter().map(topic_from_record).collect::<Result<_, _>>()?,
+            update_subscriptions: c
+                .update_subscriptions
+                .into_iter()
+                .map(subscription_from_record)
+                .collect::<Result<_, _>>()?,
         }),
         Kind::AcquireLock(c) => {
             Command::AcquireLock { name: c.name, holder: c.holder, ttl_us: c.ttl_micros, now_us: c.now_unix_micros }
@@ -407,7 +444,13 @@ mod tests {
         let commands = [
             Command::CreateTopic {
                 name: "t".into(),
-                config: TopicConfig { partitions: 3, max_message_bytes: 99, retention_seconds: 60, retention_bytes: 7 },
+                config: TopicConfig {
+                    partitions: 3,
+                    max_message_bytes: 99,
+                    retention_seconds: 60,
+                    retention_bytes: 7,
+                    labels: Default::default(),
+                },
                 create_time_us: 5,
                 groups: vec![2, 4, 1],
             },
@@ -426,6 +469,7 @@ mod tests {
                         max_message_bytes: 9,
                         retention_seconds: 6,
                         retention_bytes: 0,
+                        labels: [("team".to_owned(), "data".to_owned())].into(),
                     },
                     create_time_us: 5,
                     partitions: Vec::new(),
@@ -443,13 +487,58 @@ mod tests {
                         retry_max_backoff_seconds: 0,
                         dead_letter_topic: String::new(),
                         max_delivery_attempts: 0,
+                        labels: Default::default(),
                     },
                     create_time_us: 6,
                     seek_epoch: 0,
                     acks: Vec::new(),
                 }],
                 remove_subscriptions: vec![5, 6],
+                update_topics: vec![TopicState {
+                    id: 3,
+                    name: "u".into(),
+                    config: TopicConfig {
+                        partitions: 1,
+                        max_message_bytes: 8,
+                        retention_seconds: 60,
+                        retention_bytes: 1,
+                        labels: Default::default(),
+                    },
+                    create_time_us: 1,
+                    partitions: Vec::new(),
+                    groups: vec![2],
+                }],
+                update_subscriptions: vec![SubscriptionState {
+                    id: 9,
+                    name: "v".into(),
+                    topic: "u".into(),
+                    topic_id: 3,
+                    config: SubscriptionConfig { ack_deadline_seconds: 60, ..Default::default() },
+                    create_time_us: 2,
+                    seek_epoch: 0,
+                    acks: Vec::new(),
+                }],
             }),
+            Command::UpdateTopic {
+                name: "t".into(),
+                config: TopicConfig {
+                    partitions: 2,
+                    max_message_bytes: 9,
+                    retention_seconds: 6,
+                    retention_bytes: 0,
+                    labels: [("team".to_owned(), "ops".to_owned())].into(),
+                },
+                settings: vec![TopicSetting::RetentionSeconds, TopicSetting::Labels],
+            },
+            Command::UpdateSubscription {
+                name: "s".into(),
+                config: SubscriptionConfig {
+                    dead_letter_topic: "dlq".into(),
+                    max_delivery_attempts: 7,
+                    ..Default::default()
+                },
+                settings: vec![SubscriptionSetting::DeadLetterPolicy],
+            },
             Command::SetLayout(Layout {
                 data_groups: 4,
                 voters: [(1, "a:1".to_owned()), (3, "c:1".to_owned())].into(),
@@ -463,6 +552,7 @@ mod tests {
                     retry_max_backoff_seconds: 9,
                     dead_letter_topic: "dlq".into(),
                     max_delivery_attempts: 5,
+                    labels: [("owner".to_owned(), "etl".to_owned())].into(),
                 },
                 create_time_us: -1,
             },

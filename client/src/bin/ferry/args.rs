@@ -104,7 +104,12 @@ pub enum TopicCommand {
         /// Most bytes a partition keeps; 0 = no limit.
         #[arg(long, default_value_t = 0)]
         retention_bytes: u64,
+        /// A label, KEY=VALUE (Ferry keeps it, never reads it); repeat for more.
+        #[arg(long, value_parser = crate::publish::attribute)]
+        label: Vec<(String, String)>,
     },
+    /// Change the settings given (the others keep theirs); prints the topic.
+    Update(crate::update::TopicUpdateArgs),
     /// Print a topic as JSON.
     Get { name: String },
     /// Print every topic name.
@@ -135,7 +140,12 @@ pub enum SubCommand {
         /// Deliveries before dead-lettering (5..=100, default 5).
         #[arg(long, default_value_t = 0)]
         max_delivery_attempts: u32,
+        /// A label, KEY=VALUE; repeat for more.
+        #[arg(long, value_parser = crate::publish::attribute)]
+        label: Vec<(String, String)>,
     },
+    /// Change the settings given (the others keep theirs); prints the subscription.
+    Update(crate::update::SubUpdateArgs),
     /// Print a subscription, with its backlog, as JSON.
     Get { name: String },
     /// Print a subscription's backlog: unacked messages and bytes, leased, oldest unacked age.

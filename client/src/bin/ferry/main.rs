@@ -9,6 +9,7 @@ mod publish;
 mod pull;
 mod rolling_restart;
 mod tail;
+mod update;
 
 use std::process::ExitCode;
 
@@ -53,12 +54,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn topic(client: &Client, command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create { name, partitions, max_message_bytes, retention, retention_bytes } => {
+        TopicCommand::Create { name, partitions, max_message_bytes, retention, retention_bytes, label } => {
             let retention = retention.map(Into::into).unwrap_or_default();
-            let settings = TopicSettings { partitions, max_message_bytes, retention, retention_bytes };
+            let labels = label.into_iter().collect();
+            let settings = TopicSettings { partitions, max_message_bytes, retention, retention_bytes, labels };
             let topic = client.create_topic(&name, settings).await.with_context(|| format!("create topic {name}"))?;
             output::print_json(&output::topic(&topic))
         }
+        TopicCommand::Update(update) => update::topic(client, update).await,
         TopicCommand::Get { name } => {
             let topic = client.get_topic(&name).await.with_context(|| format!("get topic {name}"))?;
             output::print_json(&output::topic(&topic))
@@ -85,6 +88,7 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
             retry_max_backoff,
             dead_letter_topic,
             max_delivery_attempts,
+            label,
         } => {
             let duration = |d: Option<humantime::Duration>| d.map(Into::into).unwrap_or_default();
             let settings = SubscriptionSettings {
@@ -93,6 +97,7 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
                 retry_max_backoff: duration(retry_max_backoff),
                 dead_letter_topic: dead_letter_topic.unwrap_or_default(),
                 max_delivery_attempts,
+                labels: label.into_iter().collect(),
             };
             let subscription = client
                 .create_subscription(&name, &topic, settings)
@@ -100,6 +105,7 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("create subscription {name}"))?;
             output::print_json(&output::subscription(&subscription))
         }
+        SubCommand::Update(update) => update::subscription(client, update).await,
         SubCommand::Get { name } => {
             let subscription =
                 client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;

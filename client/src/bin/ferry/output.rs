@@ -33,6 +33,7 @@ pub fn topic(topic: &Topic) -> Value {
         "max_message_bytes": topic.settings.max_message_bytes,
         "retention_seconds": topic.settings.retention.as_secs(),
         "retention_bytes": topic.settings.retention_bytes,
+        "labels": topic.settings.labels,
         "create_time": rfc3339(topic.create_time),
         "offsets": topic.partitions.iter().map(|p| json!({
             "partition": p.partition,
@@ -52,6 +53,7 @@ pub fn subscription(subscription: &Subscription) -> Value {
         "retry_max_backoff_seconds": subscription.settings.retry_max_backoff.as_secs(),
         "dead_letter_topic": subscription.settings.dead_letter_topic,
         "max_delivery_attempts": subscription.settings.max_delivery_attempts,
+        "labels": subscription.settings.labels,
         "create_time": rfc3339(subscription.create_time),
         "backlog": backlog(subscription.backlog.as_ref()),
     })

@@ -47,7 +47,13 @@ fn a_leaving_mark_is_set_once_and_cleared_once() {
 /// that last synced to `expect`.
 fn placed_topic_sync(expect: u64, meta_index: u64) -> SyncGroup {
     let mut meta = Model::default();
-    let config = TopicConfig { partitions: 3, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 3,
+        max_message_bytes: 1024,
+        retention_seconds: 60,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     let command = Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: vec![3, 5, 3] };
     assert!(matches!(meta.run(command).0, Response::TopicCreated(_)));
     meta.create_subscription("s", "t");
@@ -151,7 +157,13 @@ fn a_seek_moves_only_the_partitions_the_group_holds() {
 #[test]
 fn a_data_group_syncs_to_the_topics_it_holds_partitions_of_and_their_subscriptions() {
     let mut meta = Model::default();
-    let config = TopicConfig { partitions: 2, max_message_bytes: 1024, retention_seconds: 60, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 2,
+        max_message_bytes: 1024,
+        retention_seconds: 60,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     for (name, groups) in [("placed", vec![3, 5]), ("elsewhere", vec![5, 5]), ("legacy", Vec::new())] {
         let command = Command::CreateTopic { name: name.into(), config: config.clone(), create_time_us: 1, groups };
         assert!(matches!(meta.run(command).0, Response::TopicCreated(_)));

@@ -47,6 +47,26 @@ pub fn duration(seconds: u64) -> prost_types::Duration {
     prost_types::Duration { seconds: seconds as i64, nanos: 0 }
 }
 
+/// The Ferry settings a Pub/Sub update mask names: each of its paths mapped
+/// by `ferry_setting` (`None`: Ferry cannot change it, refused naming it).
+pub fn update_mask(
+    mask: Option<&prost_types::FieldMask>,
+    ferry_setting: fn(&str) -> Option<&'static str>,
+) -> Result<Vec<String>, ApiError> {
+    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() {
+        return Err(ApiError::invalid("update_mask", "must name at least one field"));
+    }
+    paths
+        .iter()
+        .map(|path| {
+            let setting = ferry_setting(path)
+                .ok_or_else(|| ApiError::invalid("update_mask", format!("Ferry cannot change {path:?}")))?;
+            Ok(setting.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

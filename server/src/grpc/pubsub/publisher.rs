@@ -10,7 +10,7 @@ use ferry_proto::v1::publisher_server::Publisher as _;
 use ferry_proto::v1::subscriber_server::Subscriber as _;
 use tonic::{Request, Response, Status};
 
-use super::convert::{duration, message_id, message_to_ferry, seconds_up};
+use super::convert::{duration, message_id, message_to_ferry, seconds_up, update_mask};
 use super::ferry_request;
 use super::forward::{self, Forwarder};
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
@@ -41,6 +41,7 @@ impl PubsubPublisher {
         let retention = ferry.settings.as_ref().map(|s| s.retention_seconds).filter(|s| *s > 0);
         Some(ps::Topic {
             name,
+            labels: ferry.settings.as_ref().map(|s| s.labels.clone()).unwrap_or_default(),
             message_retention_duration: retention.map(duration),
             state: ps::topic::State::Active as i32,
             ..Default::default()
@@ -71,11 +72,37 @@ impl PubsubPublisher {
         }
         let retention_seconds =
             seconds_up("message_retention_duration", topic.message_retention_duration.as_ref())?.unwrap_or(0);
-        let settings = api::TopicSettings { partitions: self.partitions, retention_seconds, ..Default::default() };
+        let settings = api::TopicSettings {
+            partitions: self.partitions,
+            retention_seconds,
+            labels: topic.labels.clone(),
+            ..Default::default()
+        };
         let create = api::CreateTopicRequest { name, settings: Some(settings) };
         let created = self.publisher.create_topic(ferry_request(request, create)).await?.into_inner();
         let reply = Self::topic(&created).ok_or_else(|| Status::internal("a created topic without a project"))?;
         Ok(Response::new(reply))
+    }
+
+    /// Labels and retention change; Ferry has nothing else of a topic's to
+    /// change. Retention cleared goes back to Ferry's default.
+    async fn update_topic_here(
+        &self,
+        request: &Request<ps::UpdateTopicRequest>,
+    ) -> Result<Response<ps::Topic>, Status> {
+        let topic = request.get_ref().topic.as_ref().ok_or_else(|| ApiError::invalid("topic", "is required"))?;
+        let name = to_ferry("topic.name", Kind::Topic, &topic.name)?;
+        let update_mask = update_mask(request.get_ref().update_mask.as_ref(), |path| match path {
+            "labels" => Some("labels"),
+            "message_retention_duration" => Some("retention_seconds"),
+            _ => None,
+        })?;
+        let retention_seconds =
+            seconds_up("topic.message_retention_duration", topic.message_retention_duration.as_ref())?.unwrap_or(0);
+        let settings = api::TopicSettings { retention_seconds, labels: topic.labels.clone(), ..Default::default() };
+        let update = api::UpdateTopicRequest { name, settings: Some(settings), update_mask };
+        let updated = self.publisher.update_topic(ferry_request(request, update)).await?.into_inner();
+        Ok(Response::new(Self::topic(&updated).ok_or_else(|| Status::internal("a topic without a project"))?))
     }
 
     async fn publish_here(
@@ -160,8 +187,9 @@ impl PubsubPublisherApi for PubsubPublisher {
         self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).create_topic(r).await }).await
     }
 
-    async fn update_topic(&self, _: Request<ps::UpdateTopicRequest>) -> Result<Response<ps::Topic>, Status> {
-        Err(Status::unimplemented("Ferry cannot change a topic's settings yet"))
+    async fn update_topic(&self, request: Request<ps::UpdateTopicRequest>) -> Result<Response<ps::Topic>, Status> {
+        let here = self.update_topic_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::publisher(c).update_topic(r).await }).await
     }
 
     async fn publish(&self, request: Request<ps::PublishRequest>) -> Result<Response<ps::PublishResponse>, Status> {

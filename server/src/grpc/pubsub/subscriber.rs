@@ -12,12 +12,13 @@ use tonic::{Request, Response, Status};
 
 use futures::StreamExt;
 
-use super::convert::{duration, message_id, seconds_up, timestamp};
+use super::convert::{duration, message_id, seconds_up, timestamp, update_mask};
 use super::ferry_request;
 use super::forward::{self, Caller, Forwarder};
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
 use super::publisher::page_size;
 use super::streaming;
+use crate::domain::SubscriptionSetting;
 use crate::grpc::stopping::ResponseStream;
 use crate::grpc::{ApiError, SubscriberService};
 use crate::security::Principal;
@@ -103,6 +104,7 @@ fn settings_to_ferry(sub: &ps::Subscription) -> Result<api::SubscriptionSettings
         retry_max_backoff_seconds,
         dead_letter_topic,
         max_delivery_attempts,
+        labels: sub.labels.clone(),
     })
 }
 
@@ -115,6 +117,7 @@ fn subscription(ferry: &api::Subscription) -> Option<ps::Subscription> {
         name: from_ferry(Kind::Subscription, &ferry.name)?,
         topic: from_ferry(Kind::Topic, &ferry.topic)?,
         ack_deadline_seconds: settings.ack_deadline_seconds as i32,
+        labels: settings.labels.clone(),
         // Ferry keeps each key's messages in order, always.
         enable_message_ordering: true,
         retry_policy: retry.then(|| ps::RetryPolicy {
@@ -192,6 +195,26 @@ impl PubsubSubscriber {
         let got = self.subscriber.get_subscription(ferry_request(request, api::GetSubscriptionRequest { name }));
         let got = got.await?.into_inner();
         Ok(Response::new(subscription(&got).ok_or_else(|| Status::internal("a subscription without a project"))?))
+    }
+
+    /// The ack deadline, retry and dead-letter policies and labels change;
+    /// a policy named in the mask but absent is removed.
+    async fn update_subscription_here(
+        &self,
+        request: &Request<ps::UpdateSubscriptionRequest>,
+    ) -> Result<Response<ps::Subscription>, Status> {
+        let sub = request.get_ref().subscription.as_ref();
+        let sub = sub.ok_or_else(|| ApiError::invalid("subscription", "is required"))?;
+        let name = to_ferry("subscription.name", Kind::Subscription, &sub.name)?;
+        let update_mask = update_mask(request.get_ref().update_mask.as_ref(), |path| match path {
+            "ack_deadline_seconds" | "retry_policy" | "dead_letter_policy" | "labels" => {
+                SubscriptionSetting::named(path).map(SubscriptionSetting::name)
+            }
+            _ => None,
+        })?;
+        let update = api::UpdateSubscriptionRequest { name, settings: Some(settings_to_ferry(sub)?), update_mask };
+        let updated = self.subscriber.update_subscription(ferry_request(request, update)).await?.into_inner();
+        Ok(Response::new(subscription(&updated).ok_or_else(|| Status::internal("a subscription without a project"))?))
     }
 
     async fn list_subscriptions_here(
@@ -319,9 +342,12 @@ impl PubsubSubscriberApi for PubsubSubscriber {
 
     async fn update_subscription(
         &self,
-        _: Request<ps::UpdateSubscriptionRequest>,
+        request: Request<ps::UpdateSubscriptionRequest>,
     ) -> Result<Response<ps::Subscription>, Status> {
-        Err(Status::unimplemented("Ferry cannot change a subscription's settings yet"))
+        let here = self.update_subscription_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).update_subscription(r).await })
+            .await
     }
 
     async fn list_subscriptions(

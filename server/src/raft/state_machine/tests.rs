@@ -17,7 +17,13 @@ fn log_id(index: u64) -> LogId {
 }
 
 fn create_topic(index: u64, name: &str) -> Entry {
-    let config = TopicConfig { partitions: 2, max_message_bytes: 1024, retention_seconds: 3600, retention_bytes: 0 };
+    let config = TopicConfig {
+        partitions: 2,
+        max_message_bytes: 1024,
+        retention_seconds: 3600,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
     let command = Command::CreateTopic { name: name.into(), config, create_time_us: 1, groups: Vec::new() };
     Entry { log_id: log_id(index), payload: EntryPayload::Normal(command) }
 }
