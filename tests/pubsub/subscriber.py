@@ -153,6 +153,12 @@ while not moved:
         assert m.message.data != b"poison", "delivered a sixth time"
     moved = subscriber.pull(request={"subscription": graveyard, "max_messages": 10, "return_immediately": True}).received_messages
 assert moved[0].message.data == b"poison", moved
+# The attributes Pub/Sub puts on a forwarded message.
+dead_attributes = moved[0].message.attributes
+assert dead_attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5", dead_attributes
+assert dead_attributes["CloudPubSubDeadLetterSourceSubscription"] == "events-lettered", dead_attributes
+assert dead_attributes["CloudPubSubDeadLetterSourceSubscriptionProject"] == project, dead_attributes
+assert dead_attributes["CloudPubSubDeadLetterSourceTopicPublishTime"].startswith("20"), dead_attributes
 print("dead-lettered after", attempts[-1], "attempts")
 
 subscriber.delete_subscription(request={"subscription": sub})

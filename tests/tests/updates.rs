@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferry_client::{Client, Code, Message, SubscriptionSettings, TopicSettings};
-use ferry_tests::Cluster;
+use ferry_tests::{ferry, ferry_ok, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updated_settings_are_kept_shown_and_followed_by_every_group() {
@@ -39,6 +39,19 @@ async fn updated_settings_are_kept_shown_and_followed_by_every_group() {
     assert_eq!(missing.await.expect_err("no such subscription").code(), Some(Code::NotFound));
     assert_eq!(client.get_topic("orders").await.expect("get").settings, topic.settings);
 
+    // The CLI: each flag given is a setting to change.
+    let printed = ferry_ok(&cluster.addrs(), &["topic", "update", "orders", "--label", "team=ops"], b"");
+    let printed: serde_json::Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(printed["labels"], serde_json::json!({"team": "ops"}));
+    assert_eq!(printed["retention_seconds"], 3600, "not given, so kept");
+    let printed = ferry_ok(&cluster.addrs(), &["sub", "update", "billing", "--ack-deadline", "45s"], b"");
+    let printed: serde_json::Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(printed["ack_deadline_seconds"], 45);
+    let refused = ferry(&cluster.addrs(), &["topic", "update", "orders"], b"");
+    assert!(!refused.status.success(), "nothing to change");
+    let labels = client.get_topic("orders").await.expect("get").settings.labels;
+    assert_eq!(labels, [("team".to_owned(), "ops".to_owned())].into());
+
     // A dead-letter policy added later is followed by the data group
     // delivering the partition (which has leases of the subscription
     // already): the 5th nack moves the message.
@@ -50,7 +63,7 @@ async fn updated_settings_are_kept_shown_and_followed_by_every_group() {
         SubscriptionSettings { dead_letter_topic: "orders-dlq".into(), max_delivery_attempts: 5, ..Default::default() };
     let updated = client.update_subscription("billing", policy, &["dead_letter_policy"]).await.expect("update");
     assert_eq!(updated.settings.dead_letter_topic, "orders-dlq");
-    assert_eq!(updated.settings.ack_deadline, Duration::from_secs(10), "not named, so kept");
+    assert_eq!(updated.settings.ack_deadline, Duration::from_secs(45), "not named, so kept");
     client.create_subscription("dlq-reader", "orders-dlq", SubscriptionSettings::default()).await.expect("sub");
     client.publish("orders", vec![Message::new("poison")]).await.expect("publish");
     for attempt in 1..=5 {

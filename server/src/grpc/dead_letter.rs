@@ -14,6 +14,8 @@ pub const SUBSCRIPTION_ATTRIBUTE: &str = "ferry.dead_letter.subscription";
 pub const TOPIC_ATTRIBUTE: &str = "ferry.dead_letter.source_topic";
 pub const POSITION_ATTRIBUTE: &str = "ferry.dead_letter.source_position";
 pub const ATTEMPTS_ATTRIBUTE: &str = "ferry.dead_letter.delivery_attempts";
+/// When the message was first published (RFC 3339, UTC, microseconds).
+pub const PUBLISH_TIME_ATTRIBUTE: &str = "ferry.dead_letter.source_publish_time";
 
 /// Starts moving each exhausted message; each finishes on its own.
 pub fn spawn(delivery: &GroupDelivery, term: u64, subscription: &SubscriptionState, exhausted: Vec<Exhausted>) {
@@ -48,6 +50,8 @@ async fn move_one(delivery: &GroupDelivery, subscription: &SubscriptionState, ex
     body.attributes.insert(TOPIC_ATTRIBUTE.into(), subscription.topic.clone());
     body.attributes.insert(POSITION_ATTRIBUTE.into(), format!("{}:{}", message.partition, message.offset));
     body.attributes.insert(ATTEMPTS_ATTRIBUTE.into(), attempts.to_string());
+    let published = std::time::UNIX_EPOCH + std::time::Duration::from_micros(message.publish_time_us.max(0) as u64);
+    body.attributes.insert(PUBLISH_TIME_ATTRIBUTE.into(), humantime::format_rfc3339_micros(published).to_string());
     let group_of = |partition: u32| groups.get(partition as usize).copied().unwrap_or(META_GROUP);
     let dead_letter_partition = if body.ordering_key.is_empty() {
         // Keyless: a partition in this group if there is one, so the move

@@ -1,9 +1,13 @@
-//! Pub/Sub values and Ferry's: messages, message ids, times and durations.
+//! Pub/Sub values and Ferry's: messages, message ids, times, durations,
+//! update masks and dead-letter attributes.
+
+use std::collections::BTreeMap;
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::v1 as api;
 
-use crate::grpc::ApiError;
+use super::names::split_ferry;
+use crate::grpc::{dead_letter, ApiError};
 
 /// Partitions a message id can name: the low 10 bits hold the partition.
 const PARTITION_BITS: u32 = 10;
@@ -67,6 +71,28 @@ pub fn update_mask(
         .collect()
 }
 
+/// Pub/Sub's attributes on a dead-lettered message, from what Ferry
+/// recorded on it (`grpc::dead_letter`); Ferry's own stay beside them.
+pub fn add_dead_letter_attributes(attributes: &mut BTreeMap<String, String>) {
+    let Some(source) = attributes.get(dead_letter::SUBSCRIPTION_ATTRIBUTE) else {
+        return;
+    };
+    let mut added = Vec::with_capacity(4);
+    if let Some((project, id)) = split_ferry(source) {
+        added.push(("CloudPubSubDeadLetterSourceSubscription", id.to_owned()));
+        added.push(("CloudPubSubDeadLetterSourceSubscriptionProject", project.to_owned()));
+    }
+    if let Some(attempts) = attributes.get(dead_letter::ATTEMPTS_ATTRIBUTE) {
+        added.push(("CloudPubSubDeadLetterSourceDeliveryCount", attempts.clone()));
+    }
+    if let Some(published) = attributes.get(dead_letter::PUBLISH_TIME_ATTRIBUTE) {
+        added.push(("CloudPubSubDeadLetterSourceTopicPublishTime", published.clone()));
+    }
+    for (key, value) in added {
+        attributes.entry(key.to_owned()).or_insert(value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +115,27 @@ mod tests {
         assert_eq!(seconds_up("f", Some(&d(600, 1))).expect("valid"), Some(601));
         assert_eq!(seconds_up("f", None).expect("valid"), None);
         assert!(seconds_up("ttl", Some(&d(-1, 0))).expect_err("negative").to_string().contains("ttl"));
+    }
+
+    #[test]
+    fn a_dead_lettered_message_gets_pubsubs_attributes_beside_ferrys() {
+        let mut attributes: BTreeMap<String, String> = [
+            (dead_letter::SUBSCRIPTION_ATTRIBUTE, "shop.billing"),
+            (dead_letter::ATTEMPTS_ATTRIBUTE, "5"),
+            (dead_letter::PUBLISH_TIME_ATTRIBUTE, "2026-12-05T10:00:00.000001Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        add_dead_letter_attributes(&mut attributes);
+        assert_eq!(attributes["CloudPubSubDeadLetterSourceSubscription"], "billing");
+        assert_eq!(attributes["CloudPubSubDeadLetterSourceSubscriptionProject"], "shop");
+        assert_eq!(attributes["CloudPubSubDeadLetterSourceDeliveryCount"], "5");
+        assert_eq!(attributes["CloudPubSubDeadLetterSourceTopicPublishTime"], "2026-12-05T10:00:00.000001Z");
+        assert_eq!(attributes.len(), 7, "Ferry's own stay");
+
+        let mut plain: BTreeMap<String, String> = [("n".to_owned(), "1".to_owned())].into();
+        add_dead_letter_attributes(&mut plain);
+        assert_eq!(plain.len(), 1, "nothing added to a message never dead-lettered");
     }
 }

@@ -61,9 +61,14 @@ pub fn to_ferry(field: &str, kind: Kind, name: &str) -> Result<String, ApiError>
 /// The Pub/Sub name of Ferry's `P.ID`; `None` for a Ferry name that is no
 /// Pub/Sub resource (no `.`, or a project Pub/Sub cannot have).
 pub fn from_ferry(kind: Kind, ferry: &str) -> Option<String> {
+    let (project, id) = split_ferry(ferry)?;
+    Some(format!("projects/{project}/{}/{id}", kind.collection()))
+}
+
+/// The project and id of Ferry's `P.ID`, when it is a Pub/Sub resource.
+pub fn split_ferry(ferry: &str) -> Option<(&str, &str)> {
     let (project, id) = ferry.split_once('.')?;
-    (check_project("", project).is_ok() && !id.is_empty())
-        .then(|| format!("projects/{project}/{}/{id}", kind.collection()))
+    (check_project("", project).is_ok() && !id.is_empty()).then_some((project, id))
 }
 
 /// The prefix every Ferry name of `project` starts with.

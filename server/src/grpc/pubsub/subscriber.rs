@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use futures::StreamExt;
 
-use super::convert::{duration, message_id, seconds_up, timestamp, update_mask};
+use super::convert::{add_dead_letter_attributes, duration, message_id, seconds_up, timestamp, update_mask};
 use super::ferry_request;
 use super::forward::{self, Caller, Forwarder};
 use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
@@ -137,7 +137,8 @@ fn subscription(ferry: &api::Subscription) -> Option<ps::Subscription> {
 /// a dead-letter policy counts attempts, as the service does.
 pub fn received(ferry: api::ReceivedMessage, counts_attempts: bool) -> ps::ReceivedMessage {
     let position = api::Position { partition: ferry.partition, offset: ferry.offset };
-    let message = ferry.message.unwrap_or_default();
+    let mut message = ferry.message.unwrap_or_default();
+    add_dead_letter_attributes(&mut message.attributes);
     ps::ReceivedMessage {
         ack_id: ferry.ack_id,
         message: Some(ps::PubsubMessage {
