@@ -279,7 +279,11 @@ impl Client {
     /// Moves the subscription to `time`: messages published before it count
     /// as acked, those from it on are delivered (again).
     pub async fn seek(&self, subscription: &str, time: SystemTime) -> Result<()> {
-        let request = api::SeekRequest { subscription: subscription.to_owned(), time_unix_micros: micros_of(time) };
+        let request = api::SeekRequest {
+            subscription: subscription.to_owned(),
+            time_unix_micros: micros_of(time),
+            ..Default::default()
+        };
         self.router.call(rpc!(subscriber, seek, request)).await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! and lease changes. The `ferry` command-line tool is built on it.
 
 pub mod audit;
+pub mod bookmarks;
 pub mod client;
 pub mod error;
 pub mod locks;
@@ -16,6 +17,7 @@ pub mod subscriber;
 pub mod types;
 
 pub use audit::ProducerInfo;
+pub use bookmarks::Bookmark;
 pub use client::{Client, RETRY_BUDGET_DEFAULT};
 pub use error::{Code, Error, Result};
 pub use locks::{Lock, LockGrant};

@@ -1,6 +1,7 @@
 """The official Pub/Sub client's Subscriber (unary calls) against a real
 ferryd: subscription admin, pull, ack, nack and redelivery, deadlines,
-seek to a time, and dead-lettering with delivery attempts.
+seek to a time, snapshots and seek to one, and dead-lettering with
+delivery attempts.
 
 Run by tests/tests/pubsub_compat.rs like publisher.py.
 """
@@ -124,6 +125,40 @@ replayed = pull_all(sub, 3)
 assert sorted(m.message.message_id for m in replayed) == sorted(later), (later, replayed)
 subscriber.acknowledge(request={"subscription": sub, "ack_ids": [m.ack_id for m in replayed]})
 print("seek to a time ok")
+
+# Snapshots: the subscription's ack state saved, to seek back to.
+snap = subscriber.snapshot_path(project, "before-batch")
+batch = [publisher.publish(topic, f"s{i}".encode()).result(timeout=60) for i in range(4)]
+made = subscriber.create_snapshot(request={"name": snap, "subscription": sub, "labels": {"why": "test"}})
+assert made.name == snap and made.topic == topic and dict(made.labels) == {"why": "test"}, made
+assert made.expire_time.timestamp() > time.time() + 3000, made
+expect(exceptions.AlreadyExists, lambda: subscriber.create_snapshot(request={"name": snap, "subscription": sub}),
+       "create a snapshot twice")
+assert subscriber.get_snapshot(request={"snapshot": snap}).topic == topic
+assert [x.name for x in subscriber.list_snapshots(request={"project": f"projects/{project}"})] == [snap]
+assert list(publisher.list_topic_snapshots(request={"topic": topic})) == [snap]
+subscriber.acknowledge(request={"subscription": sub, "ack_ids": [m.ack_id for m in pull_all(sub, 4)]})
+empty = subscriber.pull(request={"subscription": sub, "max_messages": 10, "return_immediately": True})
+assert len(empty.received_messages) == 0, empty
+subscriber.seek(request={"subscription": sub, "snapshot": snap})
+again = pull_all(sub, 4)
+assert sorted(m.message.message_id for m in again) == sorted(batch), (batch, again)
+subscriber.acknowledge(request={"subscription": sub, "ack_ids": [m.ack_id for m in again]})
+elsewhere = publisher.topic_path(project, "elsewhere")
+publisher.create_topic(request={"name": elsewhere})
+elsewhere_sub = subscriber.subscription_path(project, "elsewhere-sub")
+subscriber.create_subscription(request={"name": elsewhere_sub, "topic": elsewhere})
+foreign = subscriber.snapshot_path(project, "elsewhere-snap")
+subscriber.create_snapshot(request={"name": foreign, "subscription": elsewhere_sub})
+expect(exceptions.InvalidArgument, lambda: subscriber.seek(request={"subscription": sub, "snapshot": foreign}),
+       "seek to another topic's snapshot")
+for name in (snap, foreign):
+    subscriber.delete_snapshot(request={"snapshot": name})
+expect(exceptions.NotFound, lambda: subscriber.get_snapshot(request={"snapshot": snap}), "get a deleted snapshot")
+expect(exceptions.NotFound, lambda: subscriber.seek(request={"subscription": sub, "snapshot": snap}),
+       "seek to a deleted snapshot")
+publisher.delete_topic(request={"topic": elsewhere})
+print("snapshots and seek to one ok")
 
 # Dead-lettering after max_delivery_attempts, counting attempts.
 lettered = subscriber.subscription_path(project, "events-lettered")

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use super::bookmarks;
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
     AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SubscriptionSetting, SyncGroup,
@@ -99,6 +100,8 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
         Command::SyncGroup(sync) => sync_group(catalog, sync),
         Command::AcquireLock { name, holder, ttl_us, now_us } => locks::acquire(catalog, name, holder, ttl_us, now_us),
         Command::ReleaseLock { name, holder } => locks::release(catalog, &name, &holder),
+        Command::CreateBookmark(bookmark) => bookmarks::create(catalog, bookmark),
+        Command::DeleteBookmark { name } => bookmarks::delete(catalog, &name),
     })
 }
 
@@ -225,6 +228,7 @@ fn delete_topic(catalog: &mut Catalog, name: &str) -> Applied {
     if let Some(topic) = catalog.remove_topic(topic_id) {
         writes.push(Write::DeleteTopic { id: topic.id, name: topic.name, partitions: topic.config.partitions });
     }
+    writes.extend(bookmarks::drop_topics(catalog, topic_id));
     Applied { response: Response::TopicDeleted { subscriptions_deleted: doomed.len() }, writes }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bookmarks::BookmarkState;
 use super::command::{Layout, SubscriptionConfig, TopicConfig};
 use super::locks::LockState;
 use super::producers::Producers;
@@ -104,6 +105,8 @@ pub struct Catalog {
     pub last_lock_epoch: u64,
     /// Locks by name (group 0 only).
     pub locks: BTreeMap<String, LockState>,
+    /// Bookmarks by name (group 0 only).
+    pub bookmarks: BTreeMap<String, BookmarkState>,
     /// Idempotent producers' recent batches, for deduplication.
     pub producers: Producers,
     /// How the cluster is split into Raft groups, once set.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::bookmarks::BookmarkState;
 use super::catalog::{SubscriptionState, TopicState};
 use super::message::MessageBody;
 
@@ -289,6 +290,11 @@ pub enum Command {
         name: String,
         holder: String,
     },
+    /// Saves a subscription's floors (`bookmarks::create`).
+    CreateBookmark(BookmarkState),
+    DeleteBookmark {
+        name: String,
+    },
 }
 
 impl Command {
@@ -301,6 +307,8 @@ impl Command {
             Command::DeleteSubscription { .. } => "delete_subscription",
             Command::UpdateTopic { .. } => "update_topic",
             Command::UpdateSubscription { .. } => "update_subscription",
+            Command::CreateBookmark(_) => "create_bookmark",
+            Command::DeleteBookmark { .. } => "delete_bookmark",
             Command::Publish(_) => "publish",
             Command::Acknowledge(_) => "acknowledge",
             Command::Trim(_) => "trim",

@@ -97,6 +97,8 @@ pub const LOCK_HOLDER_BYTES_MAX: usize = 255;
 pub const LOCK_TTL_SECONDS_MAX: u32 = 300;
 pub const LOCK_TTL_SECONDS_DEFAULT: u32 = 10;
 
+/// Unexpired bookmarks the cluster keeps, at most.
+pub const BOOKMARKS_MAX: usize = 10_000;
 /// Labels on a topic or subscription, at most (Pub/Sub's limit).
 pub const LABELS_MAX: usize = 64;
 /// Characters of a label's key or value, at most.

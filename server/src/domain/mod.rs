@@ -6,6 +6,7 @@
 //! so every replica that applies the same log holds the same state.
 
 pub mod apply;
+pub mod bookmarks;
 pub mod catalog;
 pub mod command;
 pub mod hours;
@@ -23,6 +24,7 @@ pub mod validate;
 mod tests;
 
 pub use apply::{apply, MessageExtent, StateRead};
+pub use bookmarks::BookmarkState;
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 pub use command::{
     AckBatch, Command, DeadLetter, Layout, PartitionAcks, ProducerSequence, PublishBatch, Seek, SubscriptionConfig,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::bookmarks::BookmarkState;
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::command::Layout;
 use super::locks::LockState;
@@ -47,6 +48,12 @@ pub enum Rejection {
     StaleSync { meta_index: u64 },
     #[error("the cluster holds {limit} unexpired locks, its limit; release some")]
     TooManyLocks { limit: usize },
+    #[error("bookmark {name:?} already exists")]
+    BookmarkExists { name: String },
+    #[error("bookmark {name:?} does not exist")]
+    BookmarkNotFound { name: String },
+    #[error("the cluster holds {limit} unexpired bookmarks, its limit; delete some")]
+    TooManyBookmarks { limit: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +109,8 @@ pub enum Response {
     LockReleased {
         released: bool,
     },
+    BookmarkCreated(BookmarkState),
+    BookmarkDeleted,
     Rejected(Rejection),
 }
 
@@ -196,6 +205,10 @@ pub enum Write {
     },
     PutLock(LockState),
     DeleteLock {
+        name: String,
+    },
+    PutBookmark(BookmarkState),
+    DeleteBookmark {
         name: String,
     },
 }

@@ -146,7 +146,9 @@ impl Model {
             | Write::PutLeaving(_)
             | Write::PutMetaIndex(_)
             | Write::PutLock(_)
-            | Write::DeleteLock { .. } => {}
+            | Write::DeleteLock { .. }
+            | Write::PutBookmark(_)
+            | Write::DeleteBookmark { .. } => {}
         }
     }
 
@@ -682,6 +684,7 @@ fn idle_producers_are_forgotten_and_deleted_topics_take_theirs_along() {
     assert!(model.producers.is_empty());
 }
 
+mod bookmarks;
 mod groups;
 mod locks;
 mod updates;

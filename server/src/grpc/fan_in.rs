@@ -197,11 +197,8 @@ pub async fn modify_ack_deadline(
 
 /// Seeks in every group; a seek to a time is idempotent, so a call that
 /// failed in one group is simply made again.
-pub async fn seek(routes: &GroupRoutes, placed: &Placed, time_unix_micros: i64) -> Result<(), ApiError> {
-    let calls = placed
-        .groups()
-        .into_iter()
-        .map(|group| routes.seek(group, api::SeekRequest { subscription: placed.name().to_owned(), time_unix_micros }));
+pub async fn seek(routes: &GroupRoutes, placed: &Placed, request: api::SeekRequest) -> Result<(), ApiError> {
+    let calls = placed.groups().into_iter().map(|group| routes.seek(group, request.clone()));
     for answer in join_all(calls).await {
         answer?;
     }

@@ -113,9 +113,19 @@ impl GroupDelivery {
     }
 
     /// Seeks by publish time: in each partition, the first message published
-    /// at or after `time` becomes the floor.
+    /// at or after `time` becomes the floor. Or to a bookmark, as this
+    /// node's replica of group 0 holds it: its floors.
     pub async fn seek(&self, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
         let subscription = self.subscription(&request.subscription)?;
+        if !request.bookmark.is_empty() {
+            let bookmark = self.routes.bookmark(&request.bookmark).filter(|b| b.topic_id == subscription.topic_id);
+            // The receiving node checked it against its own replica; this
+            // one may not have applied it yet.
+            let bookmark = bookmark.ok_or_else(|| {
+                ApiError::Unavailable(format!("bookmark {:?} is not known here yet; retry", request.bookmark))
+            })?;
+            return self.seek_to(&subscription, bookmark.floors).await;
+        }
         let partitions = {
             let catalog = self.proposer.state().catalog();
             let topic = catalog
@@ -132,6 +142,10 @@ impl GroupDelivery {
             })?;
             floors.push(floor);
         }
+        self.seek_to(&subscription, floors).await
+    }
+
+    async fn seek_to(&self, subscription: &SubscriptionState, floors: Vec<u64>) -> Result<api::SeekResponse, ApiError> {
         let command = Command::Seek(Seek { subscription_id: subscription.id, floors });
         match self.proposer.propose(command).await? {
             domain::Response::Sought => Ok(api::SeekResponse {}),

@@ -2,6 +2,7 @@
 //! service, and the one place errors become statuses.
 
 pub mod acks;
+pub mod bookmarks;
 pub mod cluster;
 pub mod convert;
 pub mod dead_letter;

@@ -37,7 +37,7 @@ use super::streaming_pull::{self, Requests};
 use crate::clock::Clock;
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::domain::{self, Catalog, Command, PartitionState, ProducerKey, PublishBatch, TopicState};
+use crate::domain::{self, BookmarkState, Catalog, Command, PartitionState, ProducerKey, PublishBatch, TopicState};
 use crate::raft::network::{Network, PeerChannel};
 use crate::raft::{GroupId, Groups, HostedGroup, NodeId, META_GROUP};
 use crate::storage::records::{publish_from_record, publish_to_record};
@@ -198,6 +198,13 @@ impl GroupRoutes {
         let meta = self.groups.get(META_GROUP)?;
         let catalog = meta.state.catalog();
         catalog.topic(name).map(|t| (t.id, t.config.partitions, t.groups.clone()))
+    }
+
+    /// A bookmark as this node's replica of group 0 holds it.
+    pub fn bookmark(&self, name: &str) -> Option<BookmarkState> {
+        let meta = self.groups.get(META_GROUP)?;
+        let catalog = meta.state.catalog();
+        catalog.bookmarks.get(name).cloned()
     }
 
     /// Partition batches this node forwarded to another node since it

@@ -115,7 +115,9 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::SequenceGap { .. } | Rejection::UnknownProducer { .. } => Code::FailedPrecondition,
         Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
         Rejection::LayoutFixed { .. } => Code::FailedPrecondition,
-        Rejection::TooManyLocks { .. } => Code::ResourceExhausted,
+        Rejection::TooManyLocks { .. } | Rejection::TooManyBookmarks { .. } => Code::ResourceExhausted,
+        Rejection::BookmarkExists { .. } => Code::AlreadyExists,
+        Rejection::BookmarkNotFound { .. } => Code::NotFound,
         // Routed by a stale view of where partitions or leaders are: retry.
         Rejection::PartitionNotInGroup { .. } | Rejection::StaleSync { .. } => Code::Unavailable,
     }

@@ -23,11 +23,11 @@ use crate::security::{authorize, authorize_as, Action, Principal};
 #[derive(Debug)]
 pub struct SubscriberService {
     /// Group 0's: subscriptions are created and deleted there.
-    proposer: Proposer,
+    pub(super) proposer: Proposer,
     /// Where each group's delivery runs, and what admin calls wait on for
     /// data groups to take up a change.
-    routes: Arc<GroupRoutes>,
-    clock: Arc<dyn Clock>,
+    pub(super) routes: Arc<GroupRoutes>,
+    pub(super) clock: Arc<dyn Clock>,
     /// Turns the group a placed subscription's pull asks first.
     next_group: AtomicUsize,
 }
@@ -159,7 +159,7 @@ impl SubscriberService {
         }
     }
 
-    async fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
+    pub(super) async fn get(&self, name: &str) -> Result<api::Subscription, ApiError> {
         let now = self.clock.wall_us();
         if let Some(placed) = self.placed(name)? {
             let mut reply = convert::subscription(&placed.subscription);
@@ -315,10 +315,46 @@ impl Subscriber for SubscriberService {
     async fn seek(&self, request: Request<api::SeekRequest>) -> Result<Response<api::SeekResponse>, Status> {
         self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
+        if !request.bookmark.is_empty() {
+            self.check_bookmark_fits(&request.subscription, &request.bookmark)?;
+        }
         match self.placed(&request.subscription)? {
-            Some(placed) => fan_in::seek(&self.routes, &placed, request.time_unix_micros).await?,
+            Some(placed) => fan_in::seek(&self.routes, &placed, request).await?,
             None => self.group_0()?.seek(request).await.map(drop)?,
         }
         Ok(Response::new(api::SeekResponse {}))
+    }
+
+    async fn create_bookmark(
+        &self,
+        request: Request<api::CreateBookmarkRequest>,
+    ) -> Result<Response<api::Bookmark>, Status> {
+        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
+        Ok(Response::new(self.save_bookmark(request.into_inner()).await?))
+    }
+
+    async fn get_bookmark(&self, request: Request<api::GetBookmarkRequest>) -> Result<Response<api::Bookmark>, Status> {
+        authorize(request.extensions(), Action::Read, None)?;
+        Ok(Response::new(self.find_bookmark(&request.into_inner().name)?))
+    }
+
+    async fn list_bookmarks(
+        &self,
+        request: Request<api::ListBookmarksRequest>,
+    ) -> Result<Response<api::ListBookmarksResponse>, Status> {
+        authorize(request.extensions(), Action::Read, None)?;
+        Ok(Response::new(self.bookmarks_page(request.into_inner())?))
+    }
+
+    async fn delete_bookmark(
+        &self,
+        request: Request<api::DeleteBookmarkRequest>,
+    ) -> Result<Response<api::DeleteBookmarkResponse>, Status> {
+        let topic = self.proposer.state().catalog().bookmarks.get(&request.get_ref().name).map(|b| b.topic.clone());
+        if let Some(topic) = topic {
+            authorize(request.extensions(), Action::Subscribe, Some(&topic))?;
+        }
+        self.remove_bookmark(request.into_inner().name).await?;
+        Ok(Response::new(api::DeleteBookmarkResponse {}))
     }
 }

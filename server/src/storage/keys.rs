@@ -74,6 +74,7 @@ pub mod meta {
     pub const ACK_FLOOR: u8 = b'F';
     pub const PRODUCER: u8 = b'R';
     pub const LOCK: u8 = b'E';
+    pub const BOOKMARK: u8 = b'B';
     pub const HOUR_START: u8 = b'H';
     pub const ID_COUNTERS: &[u8] = b"C";
     pub const LAYOUT: &[u8] = b"L";
@@ -110,6 +111,14 @@ pub mod meta {
     pub fn lock(name: &str) -> Vec<u8> {
         let mut key = Vec::with_capacity(1 + name.len());
         key.push(LOCK);
+        key.extend_from_slice(name.as_bytes());
+        key
+    }
+
+    /// Bookmark names vary in length, as lock names do.
+    pub fn bookmark(name: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + name.len());
+        key.push(BOOKMARK);
         key.extend_from_slice(name.as_bytes());
         key
     }

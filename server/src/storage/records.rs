@@ -4,9 +4,9 @@ use ferry_proto::internal as pb;
 
 use super::codec::CodecError;
 use crate::domain::{
-    AckBatch, AckState, Command, CommittedBatch, DeadLetter, Layout, LockState, MessageBody, PartitionAcks,
-    PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, StoredSequences, SubscriptionConfig,
-    SubscriptionSetting, SubscriptionState, SyncGroup, TopicConfig, TopicSetting, TopicState, Trim,
+    AckBatch, AckState, BookmarkState, Command, CommittedBatch, DeadLetter, Layout, LockState, MessageBody,
+    PartitionAcks, PartitionState, ProducerSequence, ProducerState, PublishBatch, Seek, StoredSequences,
+    SubscriptionConfig, SubscriptionSetting, SubscriptionState, SyncGroup, TopicConfig, TopicSetting, TopicState, Trim,
 };
 
 pub fn topic_config_to_record(config: &TopicConfig) -> pb::TopicConfig {
@@ -257,6 +257,8 @@ pub fn command_to_record(command: &Command) -> pb::Command {
         Command::ReleaseLock { name, holder } => {
             Kind::ReleaseLock(pb::ReleaseLock { name: name.clone(), holder: holder.clone() })
         }
+        Command::CreateBookmark(bookmark) => Kind::CreateBookmark(bookmark_to_record(bookmark)),
+        Command::DeleteBookmark { name } => Kind::DeleteBookmark(pb::DeleteBookmark { name: name.clone() }),
     };
     pb::Command { kind: Some(kind) }
 }
@@ -339,6 +341,8 @@ pub fn command_from_record(record: pb::Command) -> Result<Command, CodecError> {
             Command::AcquireLock { name: c.name, holder: c.holder, ttl_us: c.ttl_micros, now_us: c.now_unix_micros }
         }
         Kind::ReleaseLock(c) => Command::ReleaseLock { name: c.name, holder: c.holder },
+        Kind::CreateBookmark(c) => Command::CreateBookmark(bookmark_from_record(c)),
+        Kind::DeleteBookmark(c) => Command::DeleteBookmark { name: c.name },
     })
 }
 
@@ -357,6 +361,30 @@ pub fn lock_from_record(record: pb::LockRecord) -> LockState {
         holder: record.holder,
         epoch: record.epoch,
         expire_time_us: record.expire_time_unix_micros,
+    }
+}
+
+pub fn bookmark_to_record(bookmark: &BookmarkState) -> pb::BookmarkRecord {
+    pb::BookmarkRecord {
+        name: bookmark.name.clone(),
+        topic: bookmark.topic.clone(),
+        topic_id: bookmark.topic_id,
+        floors: bookmark.floors.clone(),
+        create_time_unix_micros: bookmark.create_time_us,
+        expire_time_unix_micros: bookmark.expire_time_us,
+        labels: bookmark.labels.clone(),
+    }
+}
+
+pub fn bookmark_from_record(record: pb::BookmarkRecord) -> BookmarkState {
+    BookmarkState {
+        name: record.name,
+        topic: record.topic,
+        topic_id: record.topic_id,
+        floors: record.floors,
+        create_time_us: record.create_time_unix_micros,
+        expire_time_us: record.expire_time_unix_micros,
+        labels: record.labels,
     }
 }
 
@@ -458,6 +486,16 @@ mod tests {
             Command::SetLeaving { node_id: 3, leaving: true },
             Command::AcquireLock { name: "route".into(), holder: "host-1".into(), ttl_us: 10_000_000, now_us: 42 },
             Command::ReleaseLock { name: "route".into(), holder: "host-1".into() },
+            Command::CreateBookmark(BookmarkState {
+                name: "p.before-deploy".into(),
+                topic: "p.orders".into(),
+                topic_id: 4,
+                floors: vec![10, 0, 7],
+                create_time_us: 100,
+                expire_time_us: 200,
+                labels: [("why".to_owned(), "deploy".to_owned())].into(),
+            }),
+            Command::DeleteBookmark { name: "p.before-deploy".into() },
             Command::SyncGroup(SyncGroup {
                 expect_meta_index: 7,
                 meta_index: 12,

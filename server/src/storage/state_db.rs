@@ -171,6 +171,11 @@ impl StateDb {
             let lock = lock_from_record(record);
             catalog.locks.insert(lock.name.clone(), lock);
         }
+        for (_, value) in self.scan_prefix(CF_META, &[meta::BOOKMARK])? {
+            let record: pb::BookmarkRecord = codec::decode("bookmark", value).map_err(corrupt("bookmark"))?;
+            let bookmark = bookmark_from_record(record);
+            catalog.bookmarks.insert(bookmark.name.clone(), bookmark);
+        }
         Ok(catalog)
     }
 
@@ -326,6 +331,10 @@ impl StateDb {
                     batch.put_cf(meta_cf, meta::lock(&lock.name), codec::encode(&lock_to_record(&lock)))
                 }
                 Write::DeleteLock { name } => batch.delete_cf(meta_cf, meta::lock(&name)),
+                Write::PutBookmark(bookmark) => {
+                    batch.put_cf(meta_cf, meta::bookmark(&bookmark.name), codec::encode(&bookmark_to_record(&bookmark)))
+                }
+                Write::DeleteBookmark { name } => batch.delete_cf(meta_cf, meta::bookmark(&name)),
             }
         }
         Ok(batch)

@@ -265,6 +265,45 @@ fn locks_and_the_last_lock_epoch_are_read_back_with_the_catalog() {
     assert_eq!(loaded.last_lock_epoch, 3, "epochs are never handed out twice, released locks included");
 }
 
+#[test]
+fn bookmarks_are_read_back_with_the_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut catalog = crate::domain::Catalog::for_group(0);
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+    let config = crate::domain::TopicConfig {
+        partitions: 2,
+        max_message_bytes: 1024,
+        retention_seconds: 60,
+        retention_bytes: 0,
+        labels: Default::default(),
+    };
+    let create =
+        crate::domain::Command::CreateTopic { name: "t".into(), config, create_time_us: 1, groups: Vec::new() };
+    let mut commands = vec![create];
+    for name in ["before-deploy", "nightly"] {
+        commands.push(crate::domain::Command::CreateBookmark(crate::domain::BookmarkState {
+            name: name.into(),
+            topic: "t".into(),
+            topic_id: 1,
+            floors: vec![4, 9],
+            create_time_us: 5,
+            expire_time_us: 500,
+            labels: [("why".to_owned(), name.to_owned())].into(),
+        }));
+    }
+    commands.push(crate::domain::Command::DeleteBookmark { name: "nightly".into() });
+    for command in commands {
+        let applied = crate::domain::apply(&mut catalog, command, &db).expect("apply");
+        db.write(applied.writes, &log_id(), None).expect("write");
+    }
+    db.flush().expect("flush");
+    drop(db);
+
+    let loaded = StateDb::open(dir.path(), &DbResources::default()).expect("reopen").load_catalog(0).expect("catalog");
+    assert_eq!(loaded.bookmarks, catalog.bookmarks);
+    assert_eq!(loaded.bookmarks.keys().collect::<Vec<_>>(), ["before-deploy"]);
+}
+
 /// The state database's blob files under `dir`.
 fn blob_files(dir: &std::path::Path) -> usize {
     let entries = std::fs::read_dir(dir).expect("list");

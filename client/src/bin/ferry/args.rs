@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SubCommand,
     },
+    /// Save a subscription's place to seek back to (Pub/Sub's snapshots).
+    Bookmark {
+        #[command(subcommand)]
+        command: BookmarkCommand,
+    },
     /// Publish every line of stdin (or a file) as one message; prints the count published.
     Publish(PublishArgs),
     /// Pull messages and print each one's data on its own line.
@@ -154,11 +159,14 @@ pub enum SubCommand {
     Seek {
         name: String,
         /// An RFC 3339 time, e.g. 2026-11-22T10:00:00Z.
-        #[arg(long, conflicts_with = "ago")]
+        #[arg(long, conflicts_with_all = ["ago", "bookmark"])]
         time: Option<humantime::Timestamp>,
         /// A time this long before now, e.g. 1h.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bookmark")]
         ago: Option<humantime::Duration>,
+        /// Back to a bookmark of the subscription's topic.
+        #[arg(long)]
+        bookmark: Option<String>,
     },
     /// Print every subscription name.
     List {
@@ -167,6 +175,29 @@ pub enum SubCommand {
         topic: Option<String>,
     },
     /// Delete a subscription.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BookmarkCommand {
+    /// Save SUBSCRIPTION's ack floors as bookmark NAME; prints it as JSON.
+    Create {
+        name: String,
+        #[arg(long)]
+        subscription: String,
+        /// A label, KEY=VALUE; repeat for more.
+        #[arg(long, value_parser = crate::publish::attribute)]
+        label: Vec<(String, String)>,
+    },
+    /// Print a bookmark as JSON.
+    Get { name: String },
+    /// Print every unexpired bookmark's name.
+    List {
+        /// Only the bookmarks of this topic.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    /// Delete a bookmark.
     Delete { name: String },
 }
 

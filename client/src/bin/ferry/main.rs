@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Parser;
 use ferry_client::{Client, ClientOptions, SubscriptionSettings, TopicSettings};
 
-use args::{Args, Command, SubCommand, TopicCommand};
+use args::{Args, BookmarkCommand, Command, SubCommand, TopicCommand};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -43,6 +43,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Topic { command } => topic(&client, command).await,
         Command::Sub { command } => sub(&client, command).await,
+        Command::Bookmark { command } => bookmark(&client, command).await,
         Command::Publish(publish) => publish::run(&client, publish).await,
         Command::Pull(pull) => pull::run(&client, pull).await,
         Command::Consume(consume) => consume::run(&client, consume).await,
@@ -74,6 +75,31 @@ async fn topic(client: &Client, command: TopicCommand) -> anyhow::Result<()> {
         }
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await.with_context(|| format!("delete topic {name}"))
+        }
+    }
+}
+
+async fn bookmark(client: &Client, command: BookmarkCommand) -> anyhow::Result<()> {
+    match command {
+        BookmarkCommand::Create { name, subscription, label } => {
+            let bookmark = client
+                .create_bookmark(&name, &subscription, label.into_iter().collect())
+                .await
+                .with_context(|| format!("create bookmark {name}"))?;
+            output::print_json(&output::bookmark(&bookmark))
+        }
+        BookmarkCommand::Get { name } => {
+            let bookmark = client.get_bookmark(&name).await.with_context(|| format!("get bookmark {name}"))?;
+            output::print_json(&output::bookmark(&bookmark))
+        }
+        BookmarkCommand::List { topic } => {
+            for bookmark in client.list_bookmarks(topic.as_deref()).await.context("list bookmarks")? {
+                println!("{}", bookmark.name);
+            }
+            Ok(())
+        }
+        BookmarkCommand::Delete { name } => {
+            client.delete_bookmark(&name).await.with_context(|| format!("delete bookmark {name}"))
         }
     }
 }
@@ -116,11 +142,14 @@ async fn sub(client: &Client, command: SubCommand) -> anyhow::Result<()> {
                 client.get_subscription(&name).await.with_context(|| format!("get subscription {name}"))?;
             output::print_json(&output::backlog(subscription.backlog.as_ref()))
         }
-        SubCommand::Seek { name, time, ago } => {
+        SubCommand::Seek { name, time, ago, bookmark } => {
+            if let Some(bookmark) = bookmark {
+                return client.seek_to_bookmark(&name, &bookmark).await.with_context(|| format!("seek {name}"));
+            }
             let time = match (time, ago) {
                 (Some(time), _) => time.into(),
                 (None, Some(ago)) => std::time::SystemTime::now() - std::time::Duration::from(ago),
-                (None, None) => anyhow::bail!("give --time or --ago"),
+                (None, None) => anyhow::bail!("give --time, --ago or --bookmark"),
             };
             client.seek(&name, time).await.with_context(|| format!("seek {name}"))
         }

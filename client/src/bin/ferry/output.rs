@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ferry_client::{Backlog, ReceivedMessage, Subscription, Topic};
+use ferry_client::{Backlog, Bookmark, ReceivedMessage, Subscription, Topic};
 use serde_json::{json, Value};
 
 pub fn print_json(value: &Value) -> anyhow::Result<()> {
@@ -41,6 +41,17 @@ pub fn topic(topic: &Topic) -> Value {
             "end_offset": p.end_offset,
             "stored_bytes": p.stored_bytes,
         })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn bookmark(bookmark: &Bookmark) -> Value {
+    json!({
+        "name": bookmark.name,
+        "topic": bookmark.topic,
+        "floors": bookmark.floors,
+        "create_time": rfc3339(bookmark.create_time),
+        "expire_time": rfc3339(bookmark.expire_time),
+        "labels": bookmark.labels,
     })
 }
 

@@ -9,12 +9,15 @@
 //! - `forward.rs`: calls only group 0's leader can serve, made again there
 //!   (Pub/Sub clients do not follow Ferry's leader hints).
 //! - `subscriber.rs`: the Subscriber service; `streaming.rs`: its
-//!   StreamingPull frames. Snapshots answer UNIMPLEMENTED so far.
+//!   StreamingPull frames; `snapshots.rs`: snapshots as Ferry's bookmarks.
+//! - `paging.rs`: a project's listings over Ferry's name-ordered pages.
 
 mod convert;
 mod forward;
 mod names;
+mod paging;
 mod publisher;
+mod snapshots;
 mod streaming;
 mod subscriber;
 

@@ -17,13 +17,16 @@ const ID_CHARS_MAX: usize = 255;
 pub enum Kind {
     Topic,
     Subscription,
+    /// A Pub/Sub snapshot: a Ferry bookmark.
+    Snapshot,
 }
 
 impl Kind {
-    fn collection(self) -> &'static str {
+    pub fn collection(self) -> &'static str {
         match self {
             Kind::Topic => "topics",
             Kind::Subscription => "subscriptions",
+            Kind::Snapshot => "snapshots",
         }
     }
 }

@@ -11,16 +11,11 @@ use ferry_proto::v1::subscriber_server::Subscriber as _;
 use tonic::{Request, Response, Status};
 
 use super::convert::{duration, message_id, message_to_ferry, seconds_up, update_mask};
-use super::ferry_request;
 use super::forward::{self, Forwarder};
-use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
+use super::names::{from_ferry, to_ferry, Kind};
+use super::paging::{page_size, FerryPage, ProjectListing, FERRY_PAGE};
+use super::{ferry_request, snapshots};
 use crate::grpc::{ApiError, PublisherService, SubscriberService};
-
-/// Ferry's largest list page, used to page through a project's names.
-const FERRY_PAGE: u32 = 1000;
-/// Pub/Sub's default and largest page.
-const PAGE_DEFAULT: usize = 100;
-const PAGE_MAX: usize = 1000;
 
 pub struct PubsubPublisher {
     publisher: PublisherService,
@@ -46,15 +41,6 @@ impl PubsubPublisher {
             state: ps::topic::State::Active as i32,
             ..Default::default()
         })
-    }
-}
-
-/// A page size as Pub/Sub takes it: 0 the default, negative refused.
-pub(super) fn page_size(size: i32) -> Result<usize, ApiError> {
-    match size {
-        0 => Ok(PAGE_DEFAULT),
-        1.. => Ok((size as usize).min(PAGE_MAX)),
-        _ => Err(ApiError::invalid("page_size", "must not be negative")),
     }
 }
 
@@ -128,32 +114,17 @@ impl PubsubPublisher {
         &self,
         request: &Request<ps::ListTopicsRequest>,
     ) -> Result<Response<ps::ListTopicsResponse>, Status> {
-        let project = project("project", &request.get_ref().project)?;
-        let wanted = page_size(request.get_ref().page_size)?;
-        let prefix = ferry_prefix(&project);
-        // Ferry lists by name: the project's topics are one run of them.
-        let mut after = match request.get_ref().page_token.as_str() {
-            "" => prefix.clone(),
-            token => to_ferry("page_token", Kind::Topic, &format!("projects/{project}/topics/{token}"))?,
-        };
-        let mut topics = Vec::new();
-        loop {
-            let list = api::ListTopicsRequest { page_size: FERRY_PAGE, page_token: after.clone() };
-            let page = self.publisher.list_topics(ferry_request(request, list)).await?.into_inner();
-            let ours = page.topics.iter().take_while(|t| t.name.starts_with(&prefix));
-            for topic in ours {
-                after = topic.name.clone();
-                topics.extend(Self::topic(topic));
-                if topics.len() == wanted {
-                    let token = after[prefix.len()..].to_owned();
-                    return Ok(Response::new(ps::ListTopicsResponse { topics, next_page_token: token }));
-                }
-            }
-            let left_the_project = page.topics.iter().any(|t| !t.name.starts_with(&prefix));
-            if page.next_page_token.is_empty() || left_the_project {
-                return Ok(Response::new(ps::ListTopicsResponse { topics, next_page_token: String::new() }));
-            }
-        }
+        let ask = request.get_ref();
+        let listing = ProjectListing::new(&ask.project, Kind::Topic, ask.page_size, &ask.page_token)?;
+        let (topics, next_page_token) = listing
+            .collect(|after| async move {
+                let list = api::ListTopicsRequest { page_size: FERRY_PAGE, page_token: after };
+                let page = self.publisher.list_topics(ferry_request(request, list)).await?.into_inner();
+                let items = page.topics.iter().map(|t| (t.name.clone(), Self::topic(t))).collect();
+                Ok(FerryPage { items, more: !page.next_page_token.is_empty() })
+            })
+            .await?;
+        Ok(Response::new(ps::ListTopicsResponse { topics, next_page_token }))
     }
 
     async fn list_topic_subscriptions_here(
@@ -224,9 +195,10 @@ impl PubsubPublisherApi for PubsubPublisher {
         &self,
         request: Request<ps::ListTopicSnapshotsRequest>,
     ) -> Result<Response<ps::ListTopicSnapshotsResponse>, Status> {
-        // Ferry has no snapshots: every topic has none (listing tools keep working).
-        to_ferry("topic", Kind::Topic, &request.get_ref().topic)?;
-        Ok(Response::new(ps::ListTopicSnapshotsResponse::default()))
+        let here = snapshots::of_topic(&self.subscriber, &request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::publisher(c).list_topic_snapshots(r).await })
+            .await
     }
 
     async fn delete_topic(&self, request: Request<ps::DeleteTopicRequest>) -> Result<Response<()>, Status> {

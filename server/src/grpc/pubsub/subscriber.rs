@@ -1,7 +1,7 @@
 //! `google.pubsub.v1.Subscriber` over Ferry's own Subscriber service, as
 //! the Publisher is over Ferry's Publisher (`publisher.rs`); StreamingPull
 //! opens Ferry's own stream (`streaming.rs` converts its frames).
-//! Snapshots answer UNIMPLEMENTED.
+//! Snapshots are Ferry bookmarks (`snapshots.rs`).
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::pubsub::subscriber_server::Subscriber as PubsubSubscriberApi;
@@ -15,16 +15,14 @@ use futures::StreamExt;
 use super::convert::{add_dead_letter_attributes, duration, message_id, seconds_up, timestamp, update_mask};
 use super::ferry_request;
 use super::forward::{self, Caller, Forwarder};
-use super::names::{ferry_prefix, from_ferry, project, to_ferry, Kind};
-use super::publisher::page_size;
-use super::streaming;
+use super::names::{from_ferry, to_ferry, Kind};
+use super::paging::{FerryPage, ProjectListing, FERRY_PAGE};
+use super::{snapshots, streaming};
 use crate::domain::SubscriptionSetting;
 use crate::grpc::stopping::ResponseStream;
 use crate::grpc::{ApiError, SubscriberService};
 use crate::security::Principal;
 
-/// Ferry's largest list page, used to page through a project's names.
-const FERRY_PAGE: u32 = 1000;
 /// The longest a Pull waits for messages when the client lets it wait.
 const PULL_WAIT_MILLIS: u32 = 10_000;
 /// Pub/Sub's retry policy present with a bound unset: these.
@@ -39,6 +37,10 @@ pub struct PubsubSubscriber {
 impl PubsubSubscriber {
     pub fn new(subscriber: SubscriberService, leader: Forwarder) -> Self {
         Self { subscriber, leader }
+    }
+
+    pub(super) fn subscriber(&self) -> &SubscriberService {
+        &self.subscriber
     }
 
     /// A stream served by group 0's leader over `channel`: the caller's
@@ -222,37 +224,18 @@ impl PubsubSubscriber {
         &self,
         request: &Request<ps::ListSubscriptionsRequest>,
     ) -> Result<Response<ps::ListSubscriptionsResponse>, Status> {
-        let project = project("project", &request.get_ref().project)?;
-        let wanted = page_size(request.get_ref().page_size)?;
-        let prefix = ferry_prefix(&project);
-        let mut after = match request.get_ref().page_token.as_str() {
-            "" => prefix.clone(),
-            token => to_ferry("page_token", Kind::Subscription, &format!("projects/{project}/subscriptions/{token}"))?,
-        };
-        let mut subscriptions = Vec::new();
-        loop {
-            let list = api::ListSubscriptionsRequest {
-                topic: String::new(),
-                page_size: FERRY_PAGE,
-                page_token: after.clone(),
-            };
-            let page = self.subscriber.list_subscriptions(ferry_request(request, list)).await?.into_inner();
-            for sub in page.subscriptions.iter().take_while(|s| s.name.starts_with(&prefix)) {
-                after = sub.name.clone();
-                subscriptions.extend(subscription(sub));
-                if subscriptions.len() == wanted {
-                    let next_page_token = after[prefix.len()..].to_owned();
-                    return Ok(Response::new(ps::ListSubscriptionsResponse { subscriptions, next_page_token }));
-                }
-            }
-            let left_the_project = page.subscriptions.iter().any(|s| !s.name.starts_with(&prefix));
-            if page.next_page_token.is_empty() || left_the_project {
-                return Ok(Response::new(ps::ListSubscriptionsResponse {
-                    subscriptions,
-                    next_page_token: String::new(),
-                }));
-            }
-        }
+        let ask = request.get_ref();
+        let listing = ProjectListing::new(&ask.project, Kind::Subscription, ask.page_size, &ask.page_token)?;
+        let (subscriptions, next_page_token) = listing
+            .collect(|after| async move {
+                let list =
+                    api::ListSubscriptionsRequest { topic: String::new(), page_size: FERRY_PAGE, page_token: after };
+                let page = self.subscriber.list_subscriptions(ferry_request(request, list)).await?.into_inner();
+                let items = page.subscriptions.iter().map(|s| (s.name.clone(), subscription(s))).collect();
+                Ok(FerryPage { items, more: !page.next_page_token.is_empty() })
+            })
+            .await?;
+        Ok(Response::new(ps::ListSubscriptionsResponse { subscriptions, next_page_token }))
     }
 
     async fn delete_subscription_here(
@@ -305,13 +288,7 @@ impl PubsubSubscriber {
 
     async fn seek_here(&self, request: &Request<ps::SeekRequest>) -> Result<Response<ps::SeekResponse>, Status> {
         let subscription = to_ferry("subscription", Kind::Subscription, &request.get_ref().subscription)?;
-        let time = match &request.get_ref().target {
-            Some(ps::seek_request::Target::Time(time)) => time,
-            Some(ps::seek_request::Target::Snapshot(_)) => return Err(Status::unimplemented("Ferry has no snapshots")),
-            None => return Err(ApiError::invalid("time", "a seek needs a time").into()),
-        };
-        let time_unix_micros = time.seconds.saturating_mul(1_000_000).saturating_add(i64::from(time.nanos / 1_000));
-        let seek = api::SeekRequest { subscription, time_unix_micros };
+        let seek = snapshots::seek_target(subscription, request.get_ref().target.as_ref())?;
         self.subscriber.seek(ferry_request(request, seek)).await?;
         Ok(Response::new(ps::SeekResponse {}))
     }
@@ -432,28 +409,38 @@ impl PubsubSubscriberApi for PubsubSubscriber {
         Ok(Response::new(()))
     }
 
-    async fn get_snapshot(&self, _: Request<ps::GetSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
-        Err(Status::unimplemented("Ferry has no snapshots"))
+    async fn get_snapshot(&self, request: Request<ps::GetSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
+        let here = self.get_snapshot_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::subscriber(c).get_snapshot(r).await }).await
     }
 
     async fn list_snapshots(
         &self,
         request: Request<ps::ListSnapshotsRequest>,
     ) -> Result<Response<ps::ListSnapshotsResponse>, Status> {
-        project("project", &request.get_ref().project)?;
-        Ok(Response::new(ps::ListSnapshotsResponse::default()))
+        let here = self.list_snapshots_here(&request).await;
+        self.leader.or_leader(here, request, |c, r| async move { forward::subscriber(c).list_snapshots(r).await }).await
     }
 
-    async fn create_snapshot(&self, _: Request<ps::CreateSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
-        Err(Status::unimplemented("Ferry has no snapshots"))
+    async fn create_snapshot(
+        &self,
+        request: Request<ps::CreateSnapshotRequest>,
+    ) -> Result<Response<ps::Snapshot>, Status> {
+        let here = self.create_snapshot_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).create_snapshot(r).await })
+            .await
     }
 
     async fn update_snapshot(&self, _: Request<ps::UpdateSnapshotRequest>) -> Result<Response<ps::Snapshot>, Status> {
-        Err(Status::unimplemented("Ferry has no snapshots"))
+        Err(Status::unimplemented("Ferry cannot change a snapshot; create another"))
     }
 
-    async fn delete_snapshot(&self, _: Request<ps::DeleteSnapshotRequest>) -> Result<Response<()>, Status> {
-        Err(Status::unimplemented("Ferry has no snapshots"))
+    async fn delete_snapshot(&self, request: Request<ps::DeleteSnapshotRequest>) -> Result<Response<()>, Status> {
+        let here = self.delete_snapshot_here(&request).await;
+        self.leader
+            .or_leader(here, request, |c, r| async move { forward::subscriber(c).delete_snapshot(r).await })
+            .await
     }
 
     async fn seek(&self, request: Request<ps::SeekRequest>) -> Result<Response<ps::SeekResponse>, Status> {
