@@ -152,7 +152,12 @@ foreign = subscriber.snapshot_path(project, "elsewhere-snap")
 subscriber.create_snapshot(request={"name": foreign, "subscription": elsewhere_sub})
 expect(exceptions.InvalidArgument, lambda: subscriber.seek(request={"subscription": sub, "snapshot": foreign}),
        "seek to another topic's snapshot")
-for name in (snap, foreign):
+unnamed = subscriber.create_snapshot(request={"name": "", "subscription": sub})
+assert unnamed.name.startswith(f"projects/{project}/snapshots/snapshot-"), unnamed
+missing_topic = publisher.topic_path(project, "no-such-topic")
+expect(exceptions.NotFound, lambda: list(publisher.list_topic_snapshots(request={"topic": missing_topic})),
+       "snapshots of a missing topic")
+for name in (snap, foreign, unnamed.name):
     subscriber.delete_snapshot(request={"snapshot": name})
 expect(exceptions.NotFound, lambda: subscriber.get_snapshot(request={"snapshot": snap}), "get a deleted snapshot")
 expect(exceptions.NotFound, lambda: subscriber.seek(request={"subscription": sub, "snapshot": snap}),

@@ -153,3 +153,43 @@ async fn each_data_group_deletes_the_expired_messages_of_its_partitions() {
     let backlog = client.get_subscription("never-reads").await.expect("get").backlog.expect("backlog");
     assert_eq!(backlog.unacked_messages, 0, "expired messages leave the backlog of every group");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bookmark_keeps_the_acked_messages_it_may_replay_until_it_is_deleted() {
+    let (_dir, server) = start();
+    let client = Client::connect(server.addr()).await.expect("connect");
+    client.create_topic("events", TopicSettings::default()).await.expect("create topic");
+    client.create_subscription("a", "events", SubscriptionSettings::default()).await.expect("sub");
+    let messages = (0..20).map(|i| Message::new(format!("e{i}"))).collect();
+    client.publish("events", messages).await.expect("publish");
+    let ack = |max: u32| {
+        let client = client.clone();
+        async move {
+            let got = client.pull("a", max, Duration::from_secs(1)).await.expect("pull");
+            let ids: Vec<String> = got.iter().map(|m| m.ack_id.clone()).collect();
+            client.acknowledge("a", &ids).await.expect("ack");
+            got.len()
+        }
+    };
+    assert_eq!(ack(8).await, 8);
+    let bookmark = client.create_bookmark("mark", "a", Default::default()).await.expect("bookmark");
+    assert_eq!(bookmark.floors, [8]);
+    assert_eq!(ack(20).await, 12);
+
+    // Everything is acked, but the bookmark may replay 8..20: only 0..8 go.
+    advance_clock(server.addr(), RETENTION_PASS).await;
+    eventually(Duration::from_secs(30), "what the bookmark does not need reclaimed", || async {
+        (start_offset(&client, "events").await.0 == 8).then_some(())
+    })
+    .await;
+    client.seek_to_bookmark("a", "mark").await.expect("seek");
+    assert_eq!(ack(20).await, 12, "the bookmark replays all it kept");
+
+    // Without it, the next pass takes the rest.
+    client.delete_bookmark("mark").await.expect("delete");
+    advance_clock(server.addr(), RETENTION_PASS).await;
+    eventually(Duration::from_secs(30), "everything acked reclaimed", || async {
+        (start_offset(&client, "events").await.0 == 20).then_some(())
+    })
+    .await;
+}

@@ -202,9 +202,32 @@ async fn tokens_get_what_their_grants_say_over_tls_and_nothing_else() {
     let sneaky =
         SubscriptionSettings { dead_letter_topic: "payroll".into(), max_delivery_attempts: 5, ..Default::default() };
     let denied =
-        sandbox.create_subscription("sneaky", "sandbox.x", sneaky).await.expect_err("payroll is not its topic");
+        sandbox.create_subscription("sneaky", "sandbox.x", sneaky.clone()).await.expect_err("payroll is not its topic");
     assert_eq!(message(&denied), "token \"sandbox\" may not publish to topic \"payroll\"");
     assert!(admin.get_subscription("sneaky").await.is_err(), "nothing was created");
+    // Nor by an update of a subscription it may administer.
+    sandbox.create_subscription("sandbox.sub", "sandbox.x", SubscriptionSettings::default()).await.expect("its own");
+    let denied = sandbox.update_subscription("sandbox.sub", sneaky, &["dead_letter_policy"]).await;
+    assert_eq!(
+        message(&denied.expect_err("payroll is not its topic")),
+        "token \"sandbox\" may not publish to topic \"payroll\""
+    );
+    let kept = admin.get_subscription("sandbox.sub").await.expect("get");
+    assert!(kept.settings.dead_letter_topic.is_empty(), "a refused update changes nothing");
+    let denied = sandbox.update_topic("orders", TopicSettings::default(), &["retention_seconds"]).await;
+    assert!(is(Code::PermissionDenied)(&denied.expect_err("not its topic")));
+
+    // Bookmarks: made and deleted by whoever administers the topic; seeking
+    // to one is consuming.
+    let denied = consumer.create_bookmark("ord-mark", "billing", Default::default()).await;
+    assert!(is(Code::PermissionDenied)(&denied.expect_err("a consumer does not administer orders")));
+    admin.create_bookmark("ord-mark", "billing", Default::default()).await.expect("the admin may");
+    consumer.seek_to_bookmark("billing", "ord-mark").await.expect("a consumer may seek its subscription");
+    let denied = sandbox.seek_to_bookmark("billing", "ord-mark").await;
+    assert!(is(Code::PermissionDenied)(&denied.expect_err("not its subscription")));
+    let denied = consumer.delete_bookmark("ord-mark").await;
+    assert!(is(Code::PermissionDenied)(&denied.expect_err("a consumer does not administer orders")));
+    admin.delete_bookmark("ord-mark").await.expect("the admin may");
 
     // Locks by name: taken, listed and released only where granted.
     let held = sandbox.acquire_lock("sandbox.leader", "me", Duration::from_secs(30)).await.expect("granted");

@@ -281,7 +281,13 @@ impl Dispatcher {
                 released: watch::Sender::new(0),
             })
         });
-        let policy = DeliveryPolicy::of(&subscription.config);
+        // From the catalog, not `subscription`: a caller may hold a copy
+        // taken before an update (an ack waiting for its commit), which must
+        // not put the old settings back.
+        let policy = match self.state.catalog().subscription_by_id(subscription.id) {
+            Some(current) => DeliveryPolicy::of(&current.config),
+            None => DeliveryPolicy::of(&subscription.config),
+        };
         let mut followed = entry.policy.lock();
         if *followed != policy {
             entry.leases.lock().set_policy(policy);

@@ -119,11 +119,13 @@ impl SubscriberService {
         }
     }
 
-    /// A seek's bookmark must exist (unexpired) and be of the
-    /// subscription's topic.
-    pub(super) fn check_bookmark_fits(&self, subscription: &str, bookmark: &str) -> Result<(), ApiError> {
+    /// The floors of a seek's bookmark, as group 0's leader holds it: it
+    /// must exist (unexpired) and be of the subscription's topic. Resolved
+    /// once here, so every group seeks to the same floors.
+    pub(super) fn bookmark_floors(&self, subscription: &str, bookmark: &str) -> Result<Vec<u64>, ApiError> {
         validate::name("bookmark", bookmark)?;
         validate::name("subscription", subscription)?;
+        self.proposer.ensure_leader()?;
         let now_us = self.clock.wall_us();
         let catalog = self.proposer.state().catalog();
         let bookmark = catalog
@@ -138,6 +140,6 @@ impl SubscriberService {
             let problem = format!("is of topic {:?}, not the subscription's {:?}", bookmark.topic, subscription.topic);
             return Err(ApiError::invalid("bookmark", problem));
         }
-        Ok(())
+        Ok(bookmark.floors.clone())
     }
 }

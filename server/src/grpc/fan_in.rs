@@ -13,6 +13,7 @@ use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
+use super::group_delivery::SeekTarget;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
 use crate::delivery::AckId;
@@ -197,8 +198,8 @@ pub async fn modify_ack_deadline(
 
 /// Seeks in every group; a seek to a time is idempotent, so a call that
 /// failed in one group is simply made again.
-pub async fn seek(routes: &GroupRoutes, placed: &Placed, request: api::SeekRequest) -> Result<(), ApiError> {
-    let calls = placed.groups().into_iter().map(|group| routes.seek(group, request.clone()));
+pub async fn seek(routes: &GroupRoutes, placed: &Placed, target: SeekTarget) -> Result<(), ApiError> {
+    let calls = placed.groups().into_iter().map(|group| routes.seek(group, placed.name().to_owned(), target.clone()));
     for answer in join_all(calls).await {
         answer?;
     }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::internal as pb;
 use ferry_proto::v1 as api;
 
 use super::proposer::Proposer;
@@ -18,6 +19,38 @@ use crate::clock::Clock;
 use crate::delivery::{self, AckId, Dispatcher, Lessee, UNARY_CONSUMER};
 use crate::domain::limits::PULL_BYTES_MAX;
 use crate::domain::{self, validate, Command, Rejection, Seek, SubscriptionState};
+
+/// Where a seek moves a subscription's floors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeekTarget {
+    /// To the first message published at or after this time.
+    Time(i64),
+    /// To these floors (a bookmark's), one per partition of the topic.
+    Floors(Vec<u64>),
+}
+
+impl SeekTarget {
+    /// The forwarded form: the subscription and time in the public request,
+    /// floors beside it.
+    pub fn to_record(&self, group: u32, subscription: String) -> pb::GroupSeek {
+        let (time_unix_micros, floors) = match self {
+            SeekTarget::Time(time) => (*time, None),
+            SeekTarget::Floors(floors) => (0, Some(pb::SeekFloors { floors: floors.clone() })),
+        };
+        let request = api::SeekRequest { subscription, time_unix_micros, ..Default::default() };
+        pb::GroupSeek { group_id: group, request: Some(request), floors }
+    }
+
+    /// The subscription and target of a forwarded seek.
+    pub fn from_record(seek: pb::GroupSeek) -> Result<(String, SeekTarget), ApiError> {
+        let request = seek.request.ok_or_else(|| ApiError::invalid("request", "is required"))?;
+        let target = match seek.floors {
+            Some(floors) => SeekTarget::Floors(floors.floors),
+            None => SeekTarget::Time(request.time_unix_micros),
+        };
+        Ok((request.subscription, target))
+    }
+}
 
 #[derive(Clone)]
 pub struct GroupDelivery {
@@ -112,20 +145,22 @@ impl GroupDelivery {
         Ok(api::ModifyAckDeadlineResponse { modified: ids.len() as u32 - stale, stale })
     }
 
-    /// Seeks by publish time: in each partition, the first message published
-    /// at or after `time` becomes the floor. Or to a bookmark, as this
-    /// node's replica of group 0 holds it: its floors.
-    pub async fn seek(&self, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
-        let subscription = self.subscription(&request.subscription)?;
-        if !request.bookmark.is_empty() {
-            let bookmark = self.routes.bookmark(&request.bookmark).filter(|b| b.topic_id == subscription.topic_id);
-            // The receiving node checked it against its own replica; this
-            // one may not have applied it yet.
-            let bookmark = bookmark.ok_or_else(|| {
-                ApiError::Unavailable(format!("bookmark {:?} is not known here yet; retry", request.bookmark))
-            })?;
-            return self.seek_to(&subscription, bookmark.floors).await;
+    /// Seeks the group's partitions of `subscription` to `target`.
+    pub async fn seek(&self, subscription: &str, target: SeekTarget) -> Result<api::SeekResponse, ApiError> {
+        let subscription = self.subscription(subscription)?;
+        let floors = match target {
+            SeekTarget::Time(time_unix_micros) => self.floors_at(&subscription, time_unix_micros)?,
+            SeekTarget::Floors(floors) => floors,
+        };
+        let command = Command::Seek(Seek { subscription_id: subscription.id, floors });
+        match self.proposer.propose(command).await? {
+            domain::Response::Sought => Ok(api::SeekResponse {}),
+            other => Err(ApiError::Internal(format!("seek answered {other:?}"))),
         }
+    }
+
+    /// In each partition, the first message published at or after `time`.
+    fn floors_at(&self, subscription: &SubscriptionState, time_unix_micros: i64) -> Result<Vec<u64>, ApiError> {
         let partitions = {
             let catalog = self.proposer.state().catalog();
             let topic = catalog
@@ -138,19 +173,11 @@ impl GroupDelivery {
         for (p, partition) in partitions.iter().enumerate() {
             let (start, end) = (partition.start_offset, partition.next_offset);
             let floor = db.first_offset_where(subscription.topic_id, p as u32, start, end, |m| {
-                m.publish_time_us >= request.time_unix_micros
+                m.publish_time_us >= time_unix_micros
             })?;
             floors.push(floor);
         }
-        self.seek_to(&subscription, floors).await
-    }
-
-    async fn seek_to(&self, subscription: &SubscriptionState, floors: Vec<u64>) -> Result<api::SeekResponse, ApiError> {
-        let command = Command::Seek(Seek { subscription_id: subscription.id, floors });
-        match self.proposer.propose(command).await? {
-            domain::Response::Sought => Ok(api::SeekResponse {}),
-            other => Err(ApiError::Internal(format!("seek answered {other:?}"))),
-        }
+        Ok(floors)
     }
 
     /// The subscription's backlog in the group's partitions.

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::group_delivery::GroupDelivery;
+use super::group_delivery::{GroupDelivery, SeekTarget};
 use super::routing::{GroupRoutes, NOT_LEADER_REASON};
 use super::status::{ApiError, REASON_METADATA};
 use super::stopping::ResponseStream;
@@ -85,8 +85,11 @@ impl Groups for GroupsService {
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn seek(&self, request: Request<pb::GroupSeek>) -> Result<Response<api::SeekResponse>, Status> {
-        let (delivery, request) = self.delivery(request.into_inner().into())?;
-        Ok(Response::new(delivery.seek(request).await.map_err(status)?))
+        let seek = request.into_inner();
+        let group = seek.group_id;
+        let (subscription, target) = SeekTarget::from_record(seek).map_err(status)?;
+        let delivery = self.routes.local(group).map_err(status)?.delivery();
+        Ok(Response::new(delivery.seek(&subscription, target).await.map_err(status)?))
     }
 
     async fn streaming_pull(
@@ -145,7 +148,6 @@ addressed! {
     pb::GroupPull => api::PullRequest,
     pb::GroupAcknowledge => api::AcknowledgeRequest,
     pb::GroupModifyAckDeadline => api::ModifyAckDeadlineRequest,
-    pb::GroupSeek => api::SeekRequest,
 }
 
 impl GroupsService {

@@ -169,12 +169,21 @@ impl PublisherService {
             setting.copy(&requested, &mut config);
         }
         let config = validate::topic_config(config)?;
-        let topic = match self.proposer.propose(Command::UpdateTopic { name: request.name, config, settings }).await? {
+        let update = Command::UpdateTopic { name: request.name, config, settings: settings.clone() };
+        let topic = match self.proposer.propose(update).await? {
             domain::Response::TopicUpdated(topic) => topic,
             other => return Err(unexpected(other)),
         };
         let placed: BTreeSet<GroupId> = topic.groups.iter().copied().collect();
-        let taken_up = |c: &domain::Catalog| c.topic_by_id(topic.id).is_some_and(|t| t.config == topic.config);
+        // Only the settings this call changed: another update may change
+        // the others meanwhile, and a deleted topic waits for nothing.
+        let taken_up = |c: &domain::Catalog| {
+            c.topic_by_id(topic.id).is_none_or(|held| {
+                let mut expected = held.config.clone();
+                settings.iter().for_each(|s| s.copy(&topic.config, &mut expected));
+                expected == held.config
+            })
+        };
         self.routes.wait_for_groups(&placed, "the topic was updated", taken_up).await?;
         Ok(self.topic_reply(&topic))
     }

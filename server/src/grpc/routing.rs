@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use super::early_ack::EarlyAck;
-use super::group_delivery::GroupDelivery;
+use super::group_delivery::{GroupDelivery, SeekTarget};
 use super::handoff;
 use super::proposer::Proposer;
 use super::sequencer::Sequencer;
@@ -200,11 +200,12 @@ impl GroupRoutes {
         catalog.topic(name).map(|t| (t.id, t.config.partitions, t.groups.clone()))
     }
 
-    /// A bookmark as this node's replica of group 0 holds it.
-    pub fn bookmark(&self, name: &str) -> Option<BookmarkState> {
-        let meta = self.groups.get(META_GROUP)?;
+    /// The bookmarks unexpired at `now_us`, as this node's replica of group
+    /// 0 holds them (retention keeps what they may replay).
+    pub fn bookmarks(&self, now_us: i64) -> Vec<BookmarkState> {
+        let Some(meta) = self.groups.get(META_GROUP) else { return Vec::new() };
         let catalog = meta.state.catalog();
-        catalog.bookmarks.get(name).cloned()
+        catalog.bookmarks.values().filter(|b| !b.expired(now_us)).cloned().collect()
     }
 
     /// Partition batches this node forwarded to another node since it
@@ -361,12 +362,17 @@ impl GroupRoutes {
         .await
     }
 
-    pub async fn seek(&self, group: GroupId, request: api::SeekRequest) -> Result<api::SeekResponse, ApiError> {
+    pub async fn seek(
+        &self,
+        group: GroupId,
+        subscription: String,
+        target: SeekTarget,
+    ) -> Result<api::SeekResponse, ApiError> {
         self.on_leader(
             group,
-            request,
-            |local, request| async move { local.delivery().seek(request).await },
-            |request| pb::GroupSeek { group_id: group, request: Some(request.clone()) },
+            (subscription, target),
+            |local, (subscription, target)| async move { local.delivery().seek(&subscription, target).await },
+            |(subscription, target)| target.to_record(group, subscription.clone()),
             |mut client, request| async move { client.seek(request).await },
         )
         .await

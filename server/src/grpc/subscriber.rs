@@ -9,7 +9,7 @@ use ferry_proto::v1::subscriber_server::Subscriber;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::fan_in::{self, Placed};
-use super::group_delivery::GroupDelivery;
+use super::group_delivery::{GroupDelivery, SeekTarget};
 use super::proposer::Proposer;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
@@ -117,14 +117,20 @@ impl SubscriberService {
             let problem = "must differ from the subscription's own topic";
             return Err(ApiError::invalid("settings.dead_letter_topic", problem));
         }
-        let command = Command::UpdateSubscription { name: request.name, config, settings };
+        let command = Command::UpdateSubscription { name: request.name, config, settings: settings.clone() };
         let updated = match self.proposer.propose(command).await? {
             domain::Response::SubscriptionUpdated(s) => s,
             other => return Err(ApiError::Internal(format!("update subscription answered {other:?}"))),
         };
         let groups = self.groups_of(updated.topic_id);
-        let taken_up =
-            |c: &domain::Catalog| c.subscription_by_id(updated.id).is_some_and(|s| s.config == updated.config);
+        // As for topics: only the settings this call changed.
+        let taken_up = |c: &domain::Catalog| {
+            c.subscription_by_id(updated.id).is_none_or(|held| {
+                let mut expected = held.config.clone();
+                settings.iter().for_each(|s| s.copy(&updated.config, &mut expected));
+                expected == held.config
+            })
+        };
         self.routes.wait_for_groups(&groups, "the subscription was updated", taken_up).await?;
         Ok(convert::subscription(&updated))
     }
@@ -197,8 +203,11 @@ impl Subscriber for SubscriberService {
         request: Request<api::UpdateSubscriptionRequest>,
     ) -> Result<Response<api::Subscription>, Status> {
         self.may(request.extensions().get(), Action::Admin, &request.get_ref().name)?;
+        // Dead-lettering publishes to that topic on the updater's behalf.
         let dead_letter = request.get_ref().settings.as_ref().map(|s| s.dead_letter_topic.as_str()).unwrap_or_default();
-        if request.get_ref().update_mask.iter().any(|m| m == "dead_letter_policy") && !dead_letter.is_empty() {
+        let changes_it =
+            request.get_ref().update_mask.iter().any(|m| m == SubscriptionSetting::DeadLetterPolicy.name());
+        if changes_it && !dead_letter.is_empty() {
             authorize(request.extensions(), Action::Publish, Some(dead_letter))?;
         }
         Ok(Response::new(self.update(request.into_inner()).await?))
@@ -315,12 +324,13 @@ impl Subscriber for SubscriberService {
     async fn seek(&self, request: Request<api::SeekRequest>) -> Result<Response<api::SeekResponse>, Status> {
         self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
         let request = request.into_inner();
-        if !request.bookmark.is_empty() {
-            self.check_bookmark_fits(&request.subscription, &request.bookmark)?;
-        }
+        let target = match request.bookmark.as_str() {
+            "" => SeekTarget::Time(request.time_unix_micros),
+            bookmark => SeekTarget::Floors(self.bookmark_floors(&request.subscription, bookmark)?),
+        };
         match self.placed(&request.subscription)? {
-            Some(placed) => fan_in::seek(&self.routes, &placed, request).await?,
-            None => self.group_0()?.seek(request).await.map(drop)?,
+            Some(placed) => fan_in::seek(&self.routes, &placed, target).await?,
+            None => self.group_0()?.seek(&request.subscription, target).await.map(drop)?,
         }
         Ok(Response::new(api::SeekResponse {}))
     }
@@ -329,7 +339,9 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::CreateBookmarkRequest>,
     ) -> Result<Response<api::Bookmark>, Status> {
-        self.may(request.extensions().get(), Action::Subscribe, &request.get_ref().subscription)?;
+        // As creating a subscription does: admin on its topic.
+        self.proposer.ensure_leader()?;
+        self.may(request.extensions().get(), Action::Admin, &request.get_ref().subscription)?;
         Ok(Response::new(self.save_bookmark(request.into_inner()).await?))
     }
 
@@ -350,9 +362,11 @@ impl Subscriber for SubscriberService {
         &self,
         request: Request<api::DeleteBookmarkRequest>,
     ) -> Result<Response<api::DeleteBookmarkResponse>, Status> {
+        // Judged on the leader's catalog, which holds every bookmark.
+        self.proposer.ensure_leader()?;
         let topic = self.proposer.state().catalog().bookmarks.get(&request.get_ref().name).map(|b| b.topic.clone());
         if let Some(topic) = topic {
-            authorize(request.extensions(), Action::Subscribe, Some(&topic))?;
+            authorize(request.extensions(), Action::Admin, Some(&topic))?;
         }
         self.remove_bookmark(request.into_inner().name).await?;
         Ok(Response::new(api::DeleteBookmarkResponse {}))

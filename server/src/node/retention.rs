@@ -1,13 +1,14 @@
 //! Retention: the leader of each group periodically deletes what the topics'
 //! partitions in the group no longer keep — messages older than the
 //! retention period, the oldest bytes over the size limit, and messages
-//! every subscription has acked — by proposing `Trim`s in that group.
+//! every subscription has acked and no bookmark may replay — by proposing
+//! `Trim`s in that group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::domain::{self, Command, Trim};
+use crate::domain::{self, BookmarkState, Command, Trim};
 use crate::grpc::{ApiError, GroupRoutes, Proposer};
 
 /// How often the leader looks for messages to delete (on its clock).
@@ -22,7 +23,8 @@ pub async fn run(routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) {
             if local.proposer.ensure_leader().is_err() {
                 continue;
             }
-            if let Err(e) = trim_once(&local.proposer, clock.wall_us()).await {
+            let now_us = clock.wall_us();
+            if let Err(e) = trim_once(&local.proposer, now_us, &routes.bookmarks(now_us)).await {
                 tracing::warn!(group, error = %e, "retention pass failed; retrying later");
             }
         }
@@ -39,14 +41,16 @@ struct PartitionPlan {
     total_bytes: u64,
     retention_seconds: u64,
     retention_bytes: u64,
-    /// The lowest ack floor of the topic's subscriptions, if it has any.
+    /// The lowest ack floor of the topic's subscriptions and bookmarks, if
+    /// it has subscriptions.
     lowest_floor: Option<u64>,
 }
 
 /// Proposes a trim for every partition of the proposer's group holding
 /// messages it should no longer keep (a partition held elsewhere is empty
-/// here); returns how many trims were committed.
-pub async fn trim_once(proposer: &Proposer, now_wall_us: i64) -> Result<u64, ApiError> {
+/// here); returns how many trims were committed. `bookmarks`: the
+/// unexpired ones, whose floors hold back the trim of acked messages.
+pub async fn trim_once(proposer: &Proposer, now_wall_us: i64, bookmarks: &[BookmarkState]) -> Result<u64, ApiError> {
     let plans: Vec<PartitionPlan> = {
         let catalog = proposer.state().catalog();
         catalog
@@ -62,7 +66,10 @@ pub async fn trim_once(proposer: &Proposer, now_wall_us: i64) -> Result<u64, Api
                     total_bytes: state.total_bytes,
                     retention_seconds: topic.config.retention_seconds,
                     retention_bytes: topic.config.retention_bytes,
-                    lowest_floor: catalog.subscriptions_of(topic.id).map(|s| s.acks[p].floor).min(),
+                    lowest_floor: catalog.subscriptions_of(topic.id).map(|s| s.acks[p].floor).min().map(|floor| {
+                        let marks = bookmarks.iter().filter(|b| b.topic_id == topic.id);
+                        marks.filter_map(|b| b.floors.get(p).copied()).fold(floor, u64::min)
+                    }),
                 })
             })
             .filter(|plan| plan.start < plan.end)

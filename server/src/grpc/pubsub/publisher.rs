@@ -195,7 +195,7 @@ impl PubsubPublisherApi for PubsubPublisher {
         &self,
         request: Request<ps::ListTopicSnapshotsRequest>,
     ) -> Result<Response<ps::ListTopicSnapshotsResponse>, Status> {
-        let here = snapshots::of_topic(&self.subscriber, &request).await;
+        let here = snapshots::of_topic(&self.publisher, &self.subscriber, &request).await;
         self.leader
             .or_leader(here, request, |c, r| async move { forward::publisher(c).list_topic_snapshots(r).await })
             .await

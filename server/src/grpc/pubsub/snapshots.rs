@@ -7,6 +7,7 @@
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::v1 as api;
+use ferry_proto::v1::publisher_server::Publisher as _;
 use ferry_proto::v1::subscriber_server::Subscriber as _;
 use tonic::{Request, Response, Status};
 
@@ -15,7 +16,7 @@ use super::ferry_request;
 use super::names::{from_ferry, to_ferry, Kind};
 use super::paging::{page_size, FerryPage, ProjectListing, FERRY_PAGE};
 use super::subscriber::PubsubSubscriber;
-use crate::grpc::{ApiError, SubscriberService};
+use crate::grpc::{ApiError, PublisherService, SubscriberService};
 
 /// A Ferry bookmark as Pub/Sub shows it; `None` outside any project.
 fn snapshot(bookmark: &api::Bookmark) -> Option<ps::Snapshot> {
@@ -37,8 +38,15 @@ impl PubsubSubscriber {
         request: &Request<ps::CreateSnapshotRequest>,
     ) -> Result<Response<ps::Snapshot>, Status> {
         let ask = request.get_ref();
-        let name = to_ferry("name", Kind::Snapshot, &ask.name)?;
         let subscription = to_ferry("subscription", Kind::Subscription, &ask.subscription)?;
+        let name = match ask.name.as_str() {
+            // As the service does: a new name in the subscription's project.
+            "" => {
+                let project = subscription.split_once('.').map_or("", |(project, _)| project);
+                format!("{project}.snapshot-{:016x}", rand::random::<u64>())
+            }
+            name => to_ferry("name", Kind::Snapshot, name)?,
+        };
         let create = api::CreateBookmarkRequest { name, subscription, labels: ask.labels.clone() };
         shown(self.subscriber().create_bookmark(ferry_request(request, create)).await?.into_inner())
     }
@@ -81,12 +89,16 @@ impl PubsubSubscriber {
 
 /// The names of a topic's snapshots (`Publisher.ListTopicSnapshots`).
 pub async fn of_topic(
+    publisher: &PublisherService,
     subscriber: &SubscriberService,
     request: &Request<ps::ListTopicSnapshotsRequest>,
 ) -> Result<Response<ps::ListTopicSnapshotsResponse>, Status> {
     let ask = request.get_ref();
     let topic = to_ferry("topic", Kind::Topic, &ask.topic)?;
     let page_size = page_size(ask.page_size)? as u32;
+    // Ferry lists none for a topic that does not exist; the service says so.
+    let get = api::GetTopicRequest { name: topic.clone(), ..Default::default() };
+    publisher.get_topic(ferry_request(request, get)).await?;
     let list = api::ListBookmarksRequest { topic, page_size, page_token: ask.page_token.clone() };
     let page = subscriber.list_bookmarks(ferry_request(request, list)).await?.into_inner();
     let snapshots = page.bookmarks.iter().filter_map(|b| from_ferry(Kind::Snapshot, &b.name)).collect();
@@ -107,6 +119,6 @@ pub fn seek_target(
             let bookmark = to_ferry("snapshot", Kind::Snapshot, name)?;
             Ok(api::SeekRequest { subscription, bookmark, ..Default::default() })
         }
-        None => Err(ApiError::invalid("time", "a seek needs a time or a snapshot")),
+        None => Err(ApiError::invalid("target", "a seek needs a time or a snapshot")),
     }
 }
