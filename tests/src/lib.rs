@@ -178,6 +178,14 @@ impl Drop for Ferryd {
     }
 }
 
+/// The SHA-256 of `secret` in hex, as an `--auth-file` lists a token
+/// (computed by `sha256sum`, not by the code under test).
+pub fn token_hash(secret: &str) -> String {
+    let out =
+        Command::new("sh").arg("-c").arg(format!("printf %s '{secret}' | sha256sum")).output().expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a hash").to_owned()
+}
+
 /// Runs the `ferry` CLI against `server` with `stdin` as its input.
 pub fn ferry(server: &str, args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;

@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use ferry_client::Client;
+use ferry_client::{Client, ClientOptions};
 use std::time::{Duration, Instant};
 
-use ferry_tests::{Cluster, Ferryd, TempDir};
+use ferry_proto::pubsub as ps;
+use ferry_proto::pubsub::publisher_client::PublisherClient;
+use ferry_tests::{token_hash, Cluster, Ferryd, TempDir};
 
 /// The virtualenv's python, installed by `scripts/ensure-build-deps`.
 fn python() -> PathBuf {
@@ -132,4 +134,64 @@ async fn publishing_through_a_follower_reaches_partitions_in_data_groups() {
     let follower = a_follower(&cluster).await;
     run_script(cluster.addr(follower), "publisher.py");
     run_script(cluster.addr(follower), "streaming.py");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_a_follower_forwards_is_judged_by_the_callers_own_token() {
+    // Pub/Sub clients behind a proxy that adds a token: the call a follower
+    // makes again on the leader must carry that token, or the leader (which
+    // asks every caller for one) refuses it.
+    const OPS: &str = "ops-0123456789abcdef";
+    const READER: &str = "reader-0123456789abcdef";
+    let dir = TempDir::new().expect("temp dir");
+    let auth = dir.path().join("auth.toml");
+    let grants = format!(
+        "[[token]]\nname = \"ops\"\nsha256 = \"{}\"\nadmin = [\"proj.*\"]\n\n\
+         [[token]]\nname = \"reader\"\nsha256 = \"{}\"\nsubscribe = [\"proj.*\"]\n",
+        token_hash(OPS),
+        token_hash(READER)
+    );
+    std::fs::write(&auth, grants).expect("write the auth file");
+    let peer = dir.path().join("peer-token");
+    std::fs::write(&peer, "peer-0123456789abcdef0123").expect("write the peer token");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let cluster = Cluster::start(3, &["--auth-file", &path(&auth), "--peer-token-file", &path(&peer)]);
+    let options = ClientOptions { token: Some(OPS.into()), ..ClientOptions::default() };
+    let ops = Client::connect_with_options(&cluster.addrs(), options).await.expect("connect");
+    let leader = ferry_tests::eventually(Duration::from_secs(20), "a leader", || async {
+        ops.cluster_status().await.ok()?.leader_id
+    })
+    .await;
+    let follower = (1..=3).find(|id| *id != leader).expect("three nodes");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.addr(follower)))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut publisher = PublisherClient::new(channel);
+    let create = |token: Option<&str>| {
+        let mut request =
+            tonic::Request::new(ps::Topic { name: "projects/proj/topics/orders".into(), ..Default::default() });
+        if let Some(token) = token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+        }
+        request
+    };
+    let denied = publisher.create_topic(create(Some(READER))).await.expect_err("reader may not create topics");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("reader"), "{denied:?}");
+    let anonymous = publisher.create_topic(create(None)).await.expect_err("no token");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated, "{anonymous:?}");
+    // (UNAVAILABLE while the new cluster sets its layout, as Pub/Sub retries.)
+    let created = ferry_tests::eventually(Duration::from_secs(20), "the topic created", || {
+        let mut publisher = publisher.clone();
+        async move {
+            match publisher.create_topic(create(Some(OPS))).await {
+                Err(status) if status.code() == tonic::Code::Unavailable => None,
+                answer => Some(answer.expect("forwarded with ops's token")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(created.get_ref().name, "projects/proj/topics/orders");
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ferry_client::{
     Client, ClientOptions, Code, Error, Message, SubscriberSettings, SubscriptionSettings, TopicSettings,
 };
-use ferry_tests::{binary, eventually, ferry, free_addr, Ferryd, TempDir};
+use ferry_tests::{binary, eventually, ferry, free_addr, token_hash, Ferryd, TempDir};
 
 const ADMIN: &str = "admin-0123456789abcdef";
 const PRODUCER: &str = "producer-0123456789abcdef";
@@ -52,11 +52,7 @@ fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) -> (PathBuf, PathBuf) 
 }
 
 fn auth_file(dir: &Path) -> PathBuf {
-    let hash = |secret: &str| {
-        let out =
-            Command::new("sh").arg("-c").arg(format!("printf %s '{secret}' | sha256sum")).output().expect("sha256sum");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a hash").to_owned()
-    };
+    let hash = token_hash;
     let text = format!(
         "[[token]]\nname = \"admin\"\nsha256 = \"{}\"\nadmin = [\"*\"]\ncluster = true\n\n\
          [[token]]\nname = \"producer\"\nsha256 = \"{}\"\npublish = [\"orders\"]\n\n\

@@ -3,6 +3,8 @@
 //! opens Ferry's own stream (`streaming.rs` converts its frames).
 //! Snapshots are Ferry bookmarks (`snapshots.rs`).
 
+use std::sync::Arc;
+
 use ferry_proto::pubsub as ps;
 use ferry_proto::pubsub::subscriber_server::Subscriber as PubsubSubscriberApi;
 use ferry_proto::v1 as api;
@@ -379,13 +381,19 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             frames.message().await?.ok_or_else(|| ApiError::invalid("stream", "ended before its first request"))?;
         let name = to_ferry("subscription", Kind::Subscription, &first.subscription)?;
         let get = with_principal(principal.as_ref(), api::GetSubscriptionRequest { name: name.clone() });
-        let counts_attempts = match self.subscriber.get_subscription(get).await {
-            Ok(got) => dead_letters(got.get_ref()),
-            Err(status) => match self.leader.leader(&status, &caller)? {
+        if let Err(status) = self.subscriber.get_subscription(get).await {
+            return match self.leader.leader(&status, &caller)? {
                 // The stream goes on there, its first frame included.
-                Some(channel) => return self.relay(channel, &caller, first, frames).await,
-                None => return Err(status),
-            },
+                Some(channel) => self.relay(channel, &caller, first, frames).await,
+                None => Err(status),
+            };
+        }
+        // Whether attempts are reported follows the subscription's settings
+        // as they change while the stream runs.
+        let catalog = Arc::clone(self.subscriber.proposer.state());
+        let counts_attempts = {
+            let name = name.clone();
+            move || catalog.catalog().subscription(&name).is_some_and(|s| !s.config.dead_letter_topic.is_empty())
         };
         let first = streaming::first_to_ferry(name, first)?;
         let rest = frames.map(|frame| frame.and_then(|f| streaming::frame_to_ferry(f).map_err(Status::from)));
@@ -393,7 +401,7 @@ impl PubsubSubscriberApi for PubsubSubscriber {
         let converted = responses.flat_map(move |response| {
             let frames: Vec<Result<ps::StreamingPullResponse, Status>> = match response {
                 Ok(response) => {
-                    streaming::responses_from_ferry(response, counts_attempts).into_iter().map(Ok).collect()
+                    streaming::responses_from_ferry(response, counts_attempts()).into_iter().map(Ok).collect()
                 }
                 Err(status) => vec![Err(status)],
             };
