@@ -7,6 +7,7 @@
 //! peer token, so the node that serves it judges the caller's permissions.
 
 use std::future::Future;
+use std::time::Duration;
 
 use ferry_proto::pubsub::publisher_client::PublisherClient;
 use ferry_proto::pubsub::subscriber_client::SubscriberClient;
@@ -35,6 +36,8 @@ pub struct Forwarder {
 pub struct Caller {
     authorization: Option<AsciiMetadataValue>,
     forwarded: bool,
+    /// What is left of the caller's deadline, so the copy gives up with it.
+    timeout: Option<Duration>,
 }
 
 impl Caller {
@@ -43,8 +46,24 @@ impl Caller {
         Self {
             authorization: metadata.get(AUTHORIZATION).cloned(),
             forwarded: metadata.contains_key(FORWARDED_METADATA),
+            timeout: metadata.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout),
         }
     }
+}
+
+/// A `grpc-timeout` header's duration: up to 8 digits and a unit.
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 impl Forwarder {
@@ -101,6 +120,9 @@ impl Forwarder {
             metadata.insert(AUTHORIZATION, authorization.clone());
         }
         metadata.insert(FORWARDED_METADATA, self.me.clone());
+        if let Some(timeout) = caller.timeout {
+            request.set_timeout(timeout);
+        }
         request
     }
 }
@@ -141,20 +163,32 @@ mod tests {
         let forwarder = Forwarder::new(Network::new(None), "127.0.0.1:1");
         let mut hinted = Status::unavailable("not the leader");
         hinted.metadata_mut().insert(LEADER_METADATA, MetadataValue::from_static("2=127.0.0.1:2"));
-        let plain = Caller { authorization: None, forwarded: false };
-        let forwarded = Caller { authorization: None, forwarded: true };
+        let plain = Caller { authorization: None, forwarded: false, timeout: None };
+        let forwarded = Caller { authorization: None, forwarded: true, timeout: None };
         assert!(forwarder.leader(&hinted, &plain).expect("a channel").is_some());
         assert!(forwarder.leader(&hinted, &forwarded).expect("a channel").is_none());
         assert!(forwarder.leader(&Status::not_found("no such topic"), &plain).expect("a channel").is_none());
     }
 
     #[test]
-    fn a_copy_carries_the_callers_token_and_the_mark() {
+    fn a_copy_carries_the_callers_token_deadline_and_the_mark() {
         let forwarder = Forwarder::new(Network::new(None), "127.0.0.1:1");
         let mut original = Request::new(());
         original.metadata_mut().insert(AUTHORIZATION, MetadataValue::from_static("Bearer secret"));
+        original.metadata_mut().insert("grpc-timeout", MetadataValue::from_static("1500m"));
         let copy = forwarder.copy(&Caller::of(&original), ());
         assert_eq!(copy.metadata().get(AUTHORIZATION).expect("a token"), "Bearer secret");
+        assert_eq!(copy.metadata().get("grpc-timeout").expect("a deadline"), "1500000u");
         assert!(Caller::of(&copy).forwarded);
+    }
+
+    #[test]
+    fn grpc_timeouts_read_in_every_unit() {
+        assert_eq!(grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(grpc_timeout("60S"), Some(Duration::from_secs(60)));
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(grpc_timeout("9x"), None);
+        assert_eq!(grpc_timeout(""), None);
     }
 }
