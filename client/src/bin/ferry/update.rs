@@ -37,11 +37,13 @@ pub struct SubUpdateArgs {
     /// --retry-max-backoff; both 0s: at once).
     #[arg(long, requires = "retry_max_backoff")]
     pub retry_min_backoff: Option<humantime::Duration>,
+    /// The retry policy's longest wait (with --retry-min-backoff).
     #[arg(long, requires = "retry_min_backoff")]
     pub retry_max_backoff: Option<humantime::Duration>,
     /// Dead-letter to this topic after --max-delivery-attempts (default 5).
     #[arg(long)]
     pub dead_letter_topic: Option<String>,
+    /// Deliveries before dead-lettering (5..=100; with --dead-letter-topic).
     #[arg(long, requires = "dead_letter_topic")]
     pub max_delivery_attempts: Option<u32>,
     /// Stop dead-lettering.
