@@ -268,6 +268,10 @@ fn update_subscription(
     let Some(subscription) = catalog.subscription_by_id_mut(id) else {
         return Applied::rejected(Rejection::SubscriptionNotFound { name: name.to_owned() });
     };
+    if settings.contains(&SubscriptionSetting::DeadLetterPolicy) && *dead_letter == subscription.topic {
+        let topic = subscription.topic.clone();
+        return Applied::rejected(Rejection::DeadLetterLoop { subscription: name.to_owned(), topic });
+    }
     for setting in settings {
         setting.copy(config, &mut subscription.config);
     }

@@ -48,6 +48,10 @@ pub enum Rejection {
     StaleSync { meta_index: u64 },
     #[error("the cluster holds {limit} unexpired locks, its limit; release some")]
     TooManyLocks { limit: usize },
+    /// An update would dead-letter a subscription into its own topic (the
+    /// subscription was created again on another topic meanwhile).
+    #[error("subscription {subscription:?} reads topic {topic:?}: it cannot dead-letter into it")]
+    DeadLetterLoop { subscription: String, topic: String },
     #[error("bookmark {name:?} already exists")]
     BookmarkExists { name: String },
     #[error("bookmark {name:?} does not exist")]

@@ -114,7 +114,7 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::PartitionOutOfRange { .. } => Code::InvalidArgument,
         Rejection::SequenceGap { .. } | Rejection::UnknownProducer { .. } => Code::FailedPrecondition,
         Rejection::SequenceCommitted { .. } => Code::AlreadyExists,
-        Rejection::LayoutFixed { .. } => Code::FailedPrecondition,
+        Rejection::LayoutFixed { .. } | Rejection::DeadLetterLoop { .. } => Code::FailedPrecondition,
         Rejection::TooManyLocks { .. } | Rejection::TooManyBookmarks { .. } => Code::ResourceExhausted,
         Rejection::BookmarkExists { .. } => Code::AlreadyExists,
         Rejection::BookmarkNotFound { .. } => Code::NotFound,

@@ -108,6 +108,20 @@ fn updates_of_missing_objects_or_to_a_missing_dead_letter_topic_change_nothing()
             Rejection::TopicNotFound { name: "gone".into() },
         ),
     ];
+    let cases = cases.into_iter().chain([(
+        // Checked by the leader too; here for a subscription created again
+        // on the dead-letter topic between that check and the update.
+        Command::UpdateSubscription {
+            name: "s".into(),
+            config: SubscriptionConfig {
+                dead_letter_topic: "t".into(),
+                max_delivery_attempts: 5,
+                ..Default::default()
+            },
+            settings: vec![SubscriptionSetting::DeadLetterPolicy],
+        },
+        Rejection::DeadLetterLoop { subscription: "s".into(), topic: "t".into() },
+    )]);
     for (command, rejection) in cases {
         assert_eq!(model.run(command), (Response::Rejected(rejection), 0));
     }
