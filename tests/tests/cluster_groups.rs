@@ -77,3 +77,18 @@ async fn every_data_group_runs_on_every_node_with_a_leader_and_follows_membershi
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_group_0s_own_leader_takes_it_out_of_every_group() {
+    // The leader cannot see data groups drop itself (they stop sending it
+    // entries), so it hands group 0 over and the removal finishes there.
+    let cluster = Cluster::start_with_groups(3, 2).await;
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    let status = client.remove_node(leader).await.expect("remove group 0's leader");
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let voters: Vec<(u32, Vec<u64>)> = status.groups.iter().map(|g| (g.group, g.voters.clone())).collect();
+    assert_eq!(voters, (0..3).map(|g| (g, rest.clone())).collect::<Vec<_>>(), "{status:?}");
+    eventually(Duration::from_secs(30), "the other two lead every group", || agreed_leaders(&cluster, &rest, 3, &rest))
+        .await;
+}

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use tonic::{Request, Response, Status};
 
+use super::handoff::successor;
 use super::membership;
 use super::proposer::Proposer;
 use super::routing::GroupRoutes;
@@ -19,7 +20,7 @@ use super::status::ApiError;
 use crate::domain::{validate, Rejection};
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
-use crate::raft::{Groups, NodeId};
+use crate::raft::{Groups, NodeId, META_GROUP};
 use crate::security::{authorize, Action};
 
 /// How long a member may take to answer a status request.
@@ -40,6 +41,29 @@ pub struct ClusterService {
 }
 
 impl ClusterService {
+    /// Group 0's leader cannot watch the data groups drop itself: once a
+    /// group's final voters leave it out, their leaders stop sending it
+    /// entries, so its copies never show the change it waits for. Asked to
+    /// remove itself, it hands group 0 to another voter and answers with
+    /// that leader's hint; the client's retry removes it from there.
+    async fn hand_group_0_over(&self) -> ApiError {
+        let me = self.proposer.node_id();
+        let metrics = self.proposer.raft().metrics().borrow().clone();
+        let Some(to) = successor(&metrics, me) else {
+            return ApiError::Unavailable(format!("node {me} leads group 0 and no other voter can take it over"));
+        };
+        match self.routes.transfer_here(META_GROUP, to).await {
+            Ok(moved) => {
+                let addr = metrics.membership_config.membership().get_node(&moved.leader_id).map(|n| n.addr.clone());
+                ApiError::NotLeader {
+                    reason: format!("node {me} handed group 0 to node {} to be removed by it", moved.leader_id),
+                    leader: addr.map(|addr| (moved.leader_id, addr)),
+                }
+            }
+            Err(e) => e,
+        }
+    }
+
     pub fn new(proposer: Proposer, groups: Arc<Groups>, routes: Arc<GroupRoutes>) -> Self {
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Self { proposer, groups, routes, started_unix_micros: started.as_micros() as u64 }
@@ -213,7 +237,11 @@ impl Cluster for ClusterService {
         request: Request<api::RemoveNodeRequest>,
     ) -> Result<Response<api::ClusterStatus>, Status> {
         authorize(request.extensions(), Action::Cluster, None)?;
-        membership::remove_node(&self.proposer, &self.groups, request.into_inner().node_id).await?;
+        let node_id = request.into_inner().node_id;
+        if node_id == self.proposer.node_id() && !self.groups.data().is_empty() {
+            return Err(self.hand_group_0_over().await.into());
+        }
+        membership::remove_node(&self.proposer, &self.groups, node_id).await?;
         Ok(Response::new(self.cluster_status().await))
     }
 

@@ -152,3 +152,16 @@ impl Drop for Handing<'_> {
         self.hosted.handing_off.store(false, Ordering::Release);
     }
 }
+
+/// The voter other than `me` that has acknowledged the most of the group's
+/// log, as its leader `me` sees it (ties: the lowest id).
+pub fn successor(metrics: &RaftMetrics<NodeId, BasicNode>, me: NodeId) -> Option<NodeId> {
+    let replication = metrics.replication.as_ref()?;
+    let voters = metrics.membership_config.membership().voter_ids();
+    let matched = |id: &NodeId| replication.get(id).map(|m| m.map_or(0, |log| log.index));
+    voters
+        .filter(|id| *id != me)
+        .filter_map(|id| Some((matched(&id)?, id)))
+        .max_by_key(|(index, id)| (*index, std::cmp::Reverse(*id)))
+        .map(|(_, id)| id)
+}

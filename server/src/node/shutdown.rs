@@ -19,8 +19,8 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use openraft::{BasicNode, RaftMetrics};
 
+use crate::grpc::handoff::successor;
 use crate::grpc::GroupRoutes;
 use crate::raft::{Groups, NodeId};
 
@@ -58,17 +58,4 @@ pub async fn hand_over(routes: &GroupRoutes, groups: &Groups, me: NodeId) {
             Err(e) => tracing::warn!(group, to, error = %e, "could not hand the group over; its followers elect"),
         }
     }
-}
-
-/// The voter other than `me` that has acknowledged the most of the group's
-/// log, as its leader `me` sees it (ties: the lowest id).
-fn successor(metrics: &RaftMetrics<NodeId, BasicNode>, me: NodeId) -> Option<NodeId> {
-    let replication = metrics.replication.as_ref()?;
-    let voters = metrics.membership_config.membership().voter_ids();
-    let matched = |id: &NodeId| replication.get(id).map(|m| m.map_or(0, |log| log.index));
-    voters
-        .filter(|id| *id != me)
-        .filter_map(|id| Some((matched(&id)?, id)))
-        .max_by_key(|(index, id)| (*index, std::cmp::Reverse(*id)))
-        .map(|(_, id)| id)
 }
