@@ -9,14 +9,14 @@ use std::collections::BTreeSet;
 use super::bookmarks;
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
-    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SubscriptionSetting, SyncGroup,
-    TopicConfig, TopicSetting, Trim,
+    AckBatch, Command, DeadLetter, Layout, PublishBatch, Seek, SubscriptionConfig, SyncGroup, TopicConfig, Trim,
 };
 use super::hours;
 use super::locks;
 use super::message::MessageBody;
 use super::outcome::{Applied, Rejection, Response, Write};
 use super::producers::{CommittedBatch, ProducerKey, SequenceCheck};
+use super::updates;
 
 /// Where a stored message sits in its partition's byte count, and in the
 /// stored batch that holds it.
@@ -86,9 +86,9 @@ pub fn apply<R: StateRead>(catalog: &mut Catalog, command: Command, reads: &R) -
             create_subscription(catalog, name, &topic, config, create_time_us)
         }
         Command::DeleteSubscription { name } => delete_subscription(catalog, &name),
-        Command::UpdateTopic { name, config, settings } => update_topic(catalog, &name, &config, &settings),
+        Command::UpdateTopic { name, config, settings } => updates::topic(catalog, &name, &config, &settings),
         Command::UpdateSubscription { name, config, settings } => {
-            update_subscription(catalog, &name, &config, &settings)
+            updates::subscription(catalog, &name, &config, &settings)
         }
         Command::Publish(batch) => publish(catalog, batch),
         Command::Acknowledge(batch) => return acknowledge(catalog, batch, reads),
@@ -230,56 +230,6 @@ fn delete_topic(catalog: &mut Catalog, name: &str) -> Applied {
     }
     writes.extend(bookmarks::drop_topics(catalog, topic_id));
     Applied { response: Response::TopicDeleted { subscriptions_deleted: doomed.len() }, writes }
-}
-
-/// Sets the named settings of a topic; the leader checked their values.
-fn update_topic(catalog: &mut Catalog, name: &str, config: &TopicConfig, settings: &[TopicSetting]) -> Applied {
-    let Some(id) = catalog.topic(name).map(|t| t.id) else {
-        return Applied::rejected(Rejection::TopicNotFound { name: name.to_owned() });
-    };
-    let Some(topic) = catalog.topic_by_id_mut(id) else {
-        return Applied::rejected(Rejection::TopicNotFound { name: name.to_owned() });
-    };
-    for setting in settings {
-        setting.copy(config, &mut topic.config);
-    }
-    let topic = topic.clone();
-    Applied { writes: vec![Write::PutTopic(topic.clone())], response: Response::TopicUpdated(topic) }
-}
-
-/// Sets the named settings of a subscription. A dead-letter topic must
-/// exist when the update applies, as when a subscription is created.
-fn update_subscription(
-    catalog: &mut Catalog,
-    name: &str,
-    config: &SubscriptionConfig,
-    settings: &[SubscriptionSetting],
-) -> Applied {
-    let Some(id) = catalog.subscription(name).map(|s| s.id) else {
-        return Applied::rejected(Rejection::SubscriptionNotFound { name: name.to_owned() });
-    };
-    let dead_letter = &config.dead_letter_topic;
-    if settings.contains(&SubscriptionSetting::DeadLetterPolicy)
-        && !dead_letter.is_empty()
-        && catalog.topic(dead_letter).is_none()
-    {
-        return Applied::rejected(Rejection::TopicNotFound { name: dead_letter.clone() });
-    }
-    let Some(subscription) = catalog.subscription_by_id_mut(id) else {
-        return Applied::rejected(Rejection::SubscriptionNotFound { name: name.to_owned() });
-    };
-    if settings.contains(&SubscriptionSetting::DeadLetterPolicy) && *dead_letter == subscription.topic {
-        let topic = subscription.topic.clone();
-        return Applied::rejected(Rejection::DeadLetterLoop { subscription: name.to_owned(), topic });
-    }
-    for setting in settings {
-        setting.copy(config, &mut subscription.config);
-    }
-    let subscription = subscription.clone();
-    Applied {
-        writes: vec![Write::PutSubscription(subscription.clone())],
-        response: Response::SubscriptionUpdated(subscription),
-    }
 }
 
 fn create_subscription(
