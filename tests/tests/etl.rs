@@ -200,12 +200,20 @@ impl World {
         let mut files = BTreeMap::new();
         for entry in std::fs::read_dir(&dir).expect("the hour's dir") {
             let path = entry.expect("entry").path();
-            if path.is_file() {
+            if path.is_file() && !in_flight_put(&path) {
                 files.insert(path.clone(), std::fs::read(&path).expect("read"));
             }
         }
         files
     }
+}
+
+/// object_store's local puts write `name#N` beside `name`, link it into
+/// place and then unlink it; its listings skip such files, and so does a
+/// snapshot (one taken between the link and the unlink would show it).
+fn in_flight_put(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.split_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 struct Etl {
