@@ -36,8 +36,10 @@ pub fn decode(partition: u32, first: u64, record: Bytes) -> Result<Vec<StoredMes
     Ok(messages.collect())
 }
 
+/// The error of a batch that does not decode; its context is formatted only
+/// then, as this is called per message on the read path.
 fn corrupt(partition: u32, first: u64) -> impl FnOnce(codec::CodecError) -> StorageError {
-    StorageError::corrupt(format!("batch at partition {partition} offset {first}"))
+    move |source| StorageError::Corrupt { context: format!("batch at partition {partition} offset {first}"), source }
 }
 
 /// A cursor over one partition's stored batches, in offset order.

@@ -5,6 +5,8 @@
 //! draws from one [`DbResources`], a capped block cache and a capped
 //! write-buffer budget for the state databases and the same for the raft log.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rocksdb::{
@@ -88,14 +90,53 @@ impl std::fmt::Debug for DbResources {
     }
 }
 
-fn db_options() -> Options {
+/// Options every database at `path` shares.
+fn db_options(path: &Path) -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.set_max_background_jobs(2);
     options.set_bytes_per_sync(1024 * 1024);
     options.set_keep_log_file_num(4);
+    options.set_use_direct_io_for_flush_and_compaction(direct_writes_supported(path));
     options
+}
+
+/// Whether flushes and compactions can write to `dir` with O_DIRECT, past
+/// the page cache. They do wherever they can.
+///
+/// Why: through the page cache, a flush leaves tens of megabytes of dirty
+/// pages for the kernel to write back while the raft log's fsync waits
+/// behind them, and it fills the page cache with data read, if ever, long
+/// after. Measured on one node at 300,000 msgs/s of 128 B, four 10 s runs in
+/// a row, three times: publish p99 was 15–41 ms, growing run by run, and is
+/// 5–23 ms, not growing; a run's CPU grew from 3.8 to 5.6 s with the data on
+/// disk (the flush thread's copies into new page-cache pages) and stays at
+/// 3.8–4.1 s.
+///
+/// The probe writes one aligned block: a filesystem that refuses O_DIRECT
+/// (older tmpfs, some FUSE filesystems) would otherwise fail the first flush.
+pub fn direct_writes_supported(dir: &Path) -> bool {
+    const BLOCK: usize = 4096;
+    let probe = dir.join(".direct-write-probe");
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(&probe)?;
+        // O_DIRECT wants the buffer aligned too: the aligned block inside a
+        // buffer twice its size.
+        let buffer = vec![0u8; 2 * BLOCK];
+        let start = buffer.as_ptr().align_offset(BLOCK);
+        file.write_all(&buffer[start..start + BLOCK])
+    });
+    let _ = std::fs::remove_file(&probe);
+    if let Err(e) = &written {
+        tracing::info!(dir = %dir.display(), error = %e, "no O_DIRECT here; flushes go through the page cache");
+    }
+    written.is_ok()
 }
 
 fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_bytes: usize) -> Options {
@@ -170,7 +211,7 @@ fn log_db_family_options(cache: &Cache, name: &str) -> Options {
 /// Opens (or creates) the Raft log database with every column family it
 /// holds: group 0's always, and those of the data groups created so far.
 pub fn open_log_db(path: &Path, resources: &DbResources) -> Result<LogRocksDb, StorageError> {
-    let mut options = db_options();
+    let mut options = db_options(path);
     options.set_write_buffer_manager(&resources.log_buffers);
     let mut names = vec![CF_LOG.to_owned(), CF_RAFT_META.to_owned()];
     if path.join("CURRENT").exists() {
@@ -209,7 +250,7 @@ pub fn ensure_log_family(db: &LogRocksDb, resources: &DbResources, name: &str) -
 
 /// Opens (or creates) a state-machine database.
 pub fn open_state_db(path: &Path, resources: &DbResources) -> Result<DB, StorageError> {
-    let mut options = db_options();
+    let mut options = db_options(path);
     options.set_write_buffer_manager(&resources.state_buffers);
     // The state is written without a WAL; flushing all families together keeps
     // what is on disk a state that existed at one applied log id.
@@ -277,4 +318,19 @@ pub fn log_family<'a>(db: &'a LogRocksDb, family: &str) -> Result<std::sync::Arc
 
 pub fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StorageError> {
     db.cf_handle(family).ok_or_else(|| StorageError::Invalid(format!("column family {family} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direct_writes_supported;
+
+    #[test]
+    fn the_direct_write_probe_leaves_nothing_behind_and_says_no_where_nothing_can_be_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        direct_writes_supported(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(!direct_writes_supported(&file.join("below")), "no directory can be made under a file");
+    }
 }

@@ -364,6 +364,10 @@ impl StateDb {
                 bytes += message.body.size_bytes();
                 messages.push(message);
             }
+            // Full: stop before the iterator loads the next batch's record.
+            if messages.len() >= count_max {
+                break;
+            }
             batches.next();
         }
         Ok(own_data(messages))
