@@ -116,7 +116,7 @@ fn db_options(path: &Path) -> Options {
 ///
 /// The probe writes one aligned block: a filesystem that refuses O_DIRECT
 /// (older tmpfs, some FUSE filesystems) would otherwise fail the first flush.
-pub fn direct_writes_supported(dir: &Path) -> bool {
+fn direct_writes_supported(dir: &Path) -> bool {
     const BLOCK: usize = 4096;
     let probe = dir.join(".direct-write-probe");
     let written = std::fs::create_dir_all(dir).and_then(|()| {
