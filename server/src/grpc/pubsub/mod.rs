@@ -29,8 +29,14 @@ use crate::security::Principal;
 
 /// The Ferry request for a Pub/Sub call: `message`, made by the same caller.
 fn ferry_request<P, F>(from: &tonic::Request<P>, message: F) -> tonic::Request<F> {
+    with_principal(from.extensions().get::<Principal>(), message)
+}
+
+/// A Ferry request made by `principal` (for calls whose Pub/Sub request was
+/// consumed already, so only its caller is left).
+fn with_principal<T>(principal: Option<&Principal>, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    if let Some(principal) = from.extensions().get::<Principal>() {
+    if let Some(principal) = principal {
         request.extensions_mut().insert(principal.clone());
     }
     request

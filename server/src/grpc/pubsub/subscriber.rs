@@ -15,10 +15,10 @@ use tonic::{Request, Response, Status};
 use futures::StreamExt;
 
 use super::convert::{add_dead_letter_attributes, duration, message_id, seconds_up, timestamp, update_mask};
-use super::ferry_request;
 use super::forward::{self, Caller, Forwarder};
 use super::names::{from_ferry, to_ferry, Kind};
 use super::paging::{FerryPage, ProjectListing, FERRY_PAGE};
+use super::{ferry_request, with_principal};
 use super::{snapshots, streaming};
 use crate::domain::SubscriptionSetting;
 use crate::grpc::stopping::ResponseStream;
@@ -167,15 +167,6 @@ impl PubsubSubscriber {
 /// Whether a subscription has a dead-letter policy (and so counts attempts).
 fn dead_letters(subscription: &api::Subscription) -> bool {
     subscription.settings.as_ref().is_some_and(|s| !s.dead_letter_topic.is_empty())
-}
-
-/// A Ferry request made by `principal`.
-fn with_principal<T>(principal: Option<&Principal>, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(principal) = principal {
-        request.extensions_mut().insert(principal.clone());
-    }
-    request
 }
 
 impl PubsubSubscriber {
