@@ -5,8 +5,7 @@
 //! draws from one [`DbResources`], a capped block cache and a capped
 //! write-buffer budget for the state databases and the same for the raft log.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use rocksdb::{
@@ -114,13 +113,48 @@ fn db_options(path: &Path) -> Options {
 /// disk (the flush thread's copies into new page-cache pages) and stays at
 /// 3.8–4.1 s.
 ///
-/// The probe writes one aligned block: a filesystem that refuses O_DIRECT
-/// (older tmpfs, some FUSE filesystems) would otherwise fail the first flush.
+/// The probe writes as RocksDB will: blocks of the device's logical block
+/// size, one at a non-zero offset. A filesystem that refuses that (older
+/// tmpfs, some FUSE filesystems, some that want more alignment than the
+/// device reports) would otherwise fail the first flush, which stops the
+/// database's writes; there the node falls back to the page cache. Any other
+/// failure (a full disk, say) is no answer, and RocksDB is trusted with it.
 fn direct_writes_supported(dir: &Path) -> bool {
-    const BLOCK: usize = 4096;
+    // Made first, so its device can be looked up (RocksDB accepts it empty).
+    let _ = std::fs::create_dir_all(dir);
+    let block = logical_block_size(dir).unwrap_or(DIRECT_BLOCK_DEFAULT);
+    match probe_direct_writes(dir, block) {
+        Ok(()) => true,
+        Err(e) if refuses_direct_writes(&e) => {
+            tracing::info!(dir = %dir.display(), error = %e, "no O_DIRECT here; flushes go through the page cache");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not probe O_DIRECT; flushes use it");
+            true
+        }
+    }
+}
+
+/// RocksDB's block for direct writes where the device's is unknown.
+const DIRECT_BLOCK_DEFAULT: usize = 4096;
+
+/// The logical block size of the device holding `dir`, where RocksDB finds
+/// it too (sysfs; a partition's queue is its disk's).
+fn logical_block_size(dir: &Path) -> Option<usize> {
+    let device = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (nix::sys::stat::major(device), nix::sys::stat::minor(device));
+    let device = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    let queue = [device.join("queue"), device.parent()?.join("queue")].into_iter().find(|q| q.is_dir())?;
+    std::fs::read_to_string(queue.join("logical_block_size")).ok()?.trim().parse().ok().filter(|&b: &usize| b > 0)
+}
+
+/// Writes two `block`-sized blocks with O_DIRECT into a scratch file in
+/// `dir`, the second at offset `block`, and removes it.
+fn probe_direct_writes(dir: &Path, block: usize) -> std::io::Result<()> {
     let probe = dir.join(".direct-write-probe");
-    let written = std::fs::create_dir_all(dir).and_then(|()| {
-        let mut file = std::fs::OpenOptions::new()
+    let written = (|| {
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
@@ -128,15 +162,20 @@ fn direct_writes_supported(dir: &Path) -> bool {
             .open(&probe)?;
         // O_DIRECT wants the buffer aligned too: the aligned block inside a
         // buffer twice its size.
-        let buffer = vec![0u8; 2 * BLOCK];
-        let start = buffer.as_ptr().align_offset(BLOCK);
-        file.write_all(&buffer[start..start + BLOCK])
-    });
+        let buffer = vec![0u8; 2 * block];
+        let start = buffer.as_ptr().align_offset(block.next_power_of_two());
+        let aligned = buffer.get(start..start + block).ok_or(std::io::ErrorKind::InvalidInput)?;
+        file.write_all_at(aligned, 0)?;
+        file.write_all_at(aligned, block as u64)
+    })();
     let _ = std::fs::remove_file(&probe);
-    if let Err(e) = &written {
-        tracing::info!(dir = %dir.display(), error = %e, "no O_DIRECT here; flushes go through the page cache");
-    }
-    written.is_ok()
+    written
+}
+
+/// Whether a probe's error says the filesystem does not take O_DIRECT.
+fn refuses_direct_writes(error: &std::io::Error) -> bool {
+    let refusals = [nix::errno::Errno::EINVAL, nix::errno::Errno::EOPNOTSUPP].map(|e| e as i32);
+    error.raw_os_error().is_some_and(|code| refusals.contains(&code))
 }
 
 fn family_options(cache: &Cache, compression: DBCompressionType, write_buffer_bytes: usize) -> Options {
@@ -322,15 +361,25 @@ pub fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily,
 
 #[cfg(test)]
 mod tests {
-    use super::direct_writes_supported;
+    use super::{direct_writes_supported, logical_block_size, probe_direct_writes, refuses_direct_writes};
 
     #[test]
-    fn the_direct_write_probe_leaves_nothing_behind_and_says_no_where_nothing_can_be_written() {
+    fn the_direct_write_probe_leaves_nothing_behind() {
         let dir = tempfile::tempdir().expect("temp dir");
         direct_writes_supported(dir.path());
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
-        let file = dir.path().join("a-file");
-        std::fs::write(&file, b"x").expect("write");
-        assert!(!direct_writes_supported(&file.join("below")), "no directory can be made under a file");
+    }
+
+    /// Needs the temporary directory on a block device's filesystem (ext4,
+    /// xfs), which wants direct writes aligned to the device's block: a
+    /// block of a quarter of it is refused, as a misaligned flush would be.
+    #[test]
+    fn a_direct_write_smaller_than_the_devices_block_is_refused_and_turns_them_off() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let block = logical_block_size(dir.path()).expect("the temp dir is on a block device");
+        probe_direct_writes(dir.path(), block).expect("a whole block at an aligned offset is written");
+        let refused = probe_direct_writes(dir.path(), block / 4).expect_err("a quarter block is refused");
+        assert!(refuses_direct_writes(&refused), "{refused}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
     }
 }
