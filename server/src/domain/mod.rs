@@ -18,7 +18,7 @@ pub mod outcome;
 pub mod placement;
 pub mod producers;
 pub mod sync;
-mod updates;
+pub mod updates;
 pub mod validate;
 
 #[cfg(test)]

@@ -55,3 +55,17 @@ pub(super) fn subscription(
         response: Response::SubscriptionUpdated(subscription),
     }
 }
+
+/// Whether `held` has `wanted`'s values for each of `settings`, whatever
+/// its other settings (another update may have changed those meanwhile):
+/// how a caller sees its own update taken up by a group's replica.
+pub fn holds<C: Clone + PartialEq, S: Copy>(
+    held: &C,
+    wanted: &C,
+    settings: &[S],
+    copy: impl Fn(S, &C, &mut C),
+) -> bool {
+    let mut expected = held.clone();
+    settings.iter().for_each(|&setting| copy(setting, wanted, &mut expected));
+    expected == *held
+}

@@ -52,15 +52,13 @@ impl ClusterService {
         let Some(to) = successor(&metrics, me) else {
             return ApiError::Unavailable(format!("node {me} leads group 0 and no other voter can take it over"));
         };
-        match self.routes.transfer_here(META_GROUP, to).await {
-            Ok(moved) => {
-                let addr = metrics.membership_config.membership().get_node(&moved.leader_id).map(|n| n.addr.clone());
-                ApiError::NotLeader {
-                    reason: format!("node {me} handed group 0 to node {} to be removed by it", moved.leader_id),
-                    leader: addr.map(|addr| (moved.leader_id, addr)),
-                }
-            }
-            Err(e) => e,
+        if let Err(e) = self.routes.transfer_here(META_GROUP, to).await {
+            return e;
+        }
+        // Another node leads now: the usual answer names it.
+        match self.proposer.ensure_leader() {
+            Err(not_leader) => not_leader,
+            Ok(_) => ApiError::Unavailable(format!("node {me} still leads group 0; retry")),
         }
     }
 

@@ -178,11 +178,9 @@ impl PublisherService {
         // Only the settings this call changed: another update may change
         // the others meanwhile, and a deleted topic waits for nothing.
         let taken_up = |c: &domain::Catalog| {
-            c.topic_by_id(topic.id).is_none_or(|held| {
-                let mut expected = held.config.clone();
-                settings.iter().for_each(|s| s.copy(&topic.config, &mut expected));
-                expected == held.config
-            })
+            let holds =
+                |held: &TopicState| domain::updates::holds(&held.config, &topic.config, &settings, TopicSetting::copy);
+            c.topic_by_id(topic.id).is_none_or(holds)
         };
         self.routes.wait_for_groups(&placed, "the topic was updated", taken_up).await?;
         Ok(self.topic_reply(&topic))

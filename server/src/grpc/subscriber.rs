@@ -16,7 +16,7 @@ use super::status::ApiError;
 use super::stopping::ResponseStream;
 use super::{convert, stream_fan_in, streaming_pull};
 use crate::clock::Clock;
-use crate::domain::{self, validate, Command, Rejection, SubscriptionSetting};
+use crate::domain::{self, validate, Command, Rejection, SubscriptionSetting, SubscriptionState};
 use crate::raft::{GroupId, META_GROUP};
 use crate::security::{authorize, authorize_as, Action, Principal};
 
@@ -125,11 +125,10 @@ impl SubscriberService {
         let groups = self.groups_of(updated.topic_id);
         // As for topics: only the settings this call changed.
         let taken_up = |c: &domain::Catalog| {
-            c.subscription_by_id(updated.id).is_none_or(|held| {
-                let mut expected = held.config.clone();
-                settings.iter().for_each(|s| s.copy(&updated.config, &mut expected));
-                expected == held.config
-            })
+            let holds = |held: &SubscriptionState| {
+                domain::updates::holds(&held.config, &updated.config, &settings, SubscriptionSetting::copy)
+            };
+            c.subscription_by_id(updated.id).is_none_or(holds)
         };
         self.routes.wait_for_groups(&groups, "the subscription was updated", taken_up).await?;
         Ok(convert::subscription(&updated))

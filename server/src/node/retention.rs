@@ -4,6 +4,7 @@
 //! every subscription has acked and no bookmark may replay — by proposing
 //! `Trim`s in that group.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +19,15 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 pub async fn run(routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) {
     loop {
         clock.sleep_until(clock.monotonic() + CHECK_INTERVAL).await;
+        // Read once a pass, for every group: they are group 0's.
+        let now_us = clock.wall_us();
+        let bookmarks = routes.bookmarks(now_us);
         for group in routes.hosted() {
             let Ok(local) = routes.local(group) else { continue };
             if local.proposer.ensure_leader().is_err() {
                 continue;
             }
-            let now_us = clock.wall_us();
-            if let Err(e) = trim_once(&local.proposer, now_us, &routes.bookmarks(now_us)).await {
+            if let Err(e) = trim_once(&local.proposer, now_us, &bookmarks).await {
                 tracing::warn!(group, error = %e, "retention pass failed; retrying later");
             }
         }
@@ -51,6 +54,11 @@ struct PartitionPlan {
 /// here); returns how many trims were committed. `bookmarks`: the
 /// unexpired ones, whose floors hold back the trim of acked messages.
 pub async fn trim_once(proposer: &Proposer, now_wall_us: i64, bookmarks: &[BookmarkState]) -> Result<u64, ApiError> {
+    let mut marks_by_topic: HashMap<u64, Vec<&BookmarkState>> = HashMap::new();
+    for bookmark in bookmarks {
+        marks_by_topic.entry(bookmark.topic_id).or_default().push(bookmark);
+    }
+    let marks_by_topic = &marks_by_topic;
     let plans: Vec<PartitionPlan> = {
         let catalog = proposer.state().catalog();
         catalog
@@ -67,8 +75,8 @@ pub async fn trim_once(proposer: &Proposer, now_wall_us: i64, bookmarks: &[Bookm
                     retention_seconds: topic.config.retention_seconds,
                     retention_bytes: topic.config.retention_bytes,
                     lowest_floor: catalog.subscriptions_of(topic.id).map(|s| s.acks[p].floor).min().map(|floor| {
-                        let marks = bookmarks.iter().filter(|b| b.topic_id == topic.id);
-                        marks.filter_map(|b| b.floors.get(p).copied()).fold(floor, u64::min)
+                        let marks = marks_by_topic.get(&topic.id).map(Vec::as_slice).unwrap_or_default();
+                        marks.iter().filter_map(|b| b.floors.get(p).copied()).fold(floor, u64::min)
                     }),
                 })
             })

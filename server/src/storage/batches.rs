@@ -37,7 +37,7 @@ pub fn decode(partition: u32, first: u64, record: Bytes) -> Result<Vec<StoredMes
 }
 
 /// The error of a batch that does not decode; its context is formatted only
-/// then, as this is called per message on the read path.
+/// then, not for every batch read.
 fn corrupt(partition: u32, first: u64) -> impl FnOnce(codec::CodecError) -> StorageError {
     move |source| StorageError::Corrupt { context: format!("batch at partition {partition} offset {first}"), source }
 }
