@@ -1,8 +1,9 @@
 //! The server's hot paths, one 1,000-message batch of 128 B at a time (what
 //! `ferry bench publish --batch 1000` sends): encoding a publish into a Raft
 //! log entry and back, applying it to the replicated state, the message key
-//! codec, and writing and reading stored batches in a real RocksDB (a temp
-//! directory) the way applying and delivering do.
+//! codec, writing and reading stored batches in a real RocksDB (a temp
+//! directory) the way applying and delivering do, and a leader's lease
+//! bookkeeping for a consumer that leases and acks a batch at a time.
 //!
 //!     cargo bench -p ferry-server --bench hot_paths
 
@@ -10,8 +11,10 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ferry_server::delivery::subscription::{read_all, Lessee, MessageSource, SubscriptionDelivery};
+use ferry_server::delivery::{AckId, DeliveryPolicy};
 use ferry_server::domain::{
-    apply, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, TopicConfig,
+    apply, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, StoredMessage, TopicConfig,
 };
 use ferry_server::raft::codec::{entry_from_record, entry_to_record};
 use ferry_server::raft::TypeConfig;
@@ -153,5 +156,69 @@ fn stored_batches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encoding, state_machine, key_codecs, stored_batches);
+/// A partition that never ends, read from memory: what is measured is the
+/// bookkeeping, not the reads.
+struct Endless;
+
+impl MessageSource for Endless {
+    type Error = Infallible;
+    fn read(&self, partition: u32, from: u64, count_max: usize, _: usize) -> Result<Vec<StoredMessage>, Infallible> {
+        let data = Bytes::from_static(&[7; SIZE]);
+        let message = |offset| StoredMessage {
+            partition,
+            offset,
+            publish_time_us: 0,
+            body: MessageBody { data: data.clone(), ..Default::default() },
+        };
+        Ok((from..from + count_max as u64).map(message).collect())
+    }
+    fn read_one(&self, _: u32, _: u64) -> Result<Option<StoredMessage>, Infallible> {
+        Ok(None)
+    }
+    fn acked(&self, _: u32, _: u64, _: u64) -> Result<Vec<u64>, Infallible> {
+        Ok(Vec::new())
+    }
+    fn end(&self, _: u32) -> u64 {
+        u64::MAX
+    }
+}
+
+fn delivery(c: &mut Criterion) {
+    let policy = DeliveryPolicy {
+        ack_deadline: std::time::Duration::from_secs(10),
+        retry_min_backoff: std::time::Duration::from_secs(10),
+        retry_max_backoff: std::time::Duration::from_secs(600),
+        max_delivery_attempts: None,
+    };
+    // 9,000 leases stay out, as a consumer's window keeps them, while the
+    // measured batch is leased and acked.
+    let mut leases = SubscriptionDelivery::new(1, 1, policy, 10_000);
+    let now = tokio::time::Instant::now();
+    let mut next_id = 0;
+    let mut lease = |leases: &mut SubscriptionDelivery, count_max: usize| {
+        let lessee = Lessee { consumer: 1, count_max, bytes_max: usize::MAX };
+        let mut id = || {
+            next_id += 1;
+            next_id
+        };
+        let Ok((mut leased, reads)) = leases.start_lease(&Endless, &[0], now, lessee, &mut id);
+        let Ok(done) = read_all(&Endless, reads);
+        leases.finish_lease(&mut leased, done, now, lessee, &mut id);
+        leased.deliveries.into_iter().map(|delivery| delivery.ack_id).collect::<Vec<AckId>>()
+    };
+    lease(&mut leases, 9_000);
+    let mut group = c.benchmark_group("delivery");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("lease_and_ack_1000", |b| {
+        b.iter(|| {
+            let ids = lease(&mut leases, MESSAGES);
+            let plan = leases.begin_ack(&ids);
+            leases.finish_ack(&plan.commit, true, now);
+            plan.commit.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, state_machine, key_codecs, stored_batches, delivery);
 criterion_main!(benches);

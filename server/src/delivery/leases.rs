@@ -1,16 +1,24 @@
 //! `Leases`: one subscription's leases by position, with the deadlines that
 //! matter indexed in time order.
 //!
-//! A subscription holds up to `outstanding_max` (10,000 by default) leases,
-//! and every lease call must find the ones whose deadline passed. Scanning
-//! them all per call made a consumer's cost grow with everything in flight;
-//! the index makes finding what is due cost only what is due. Every change
-//! goes through [`Leases::modify`], which keeps the index in step.
+//! A drain touches every message here three times (granted, acking, gone),
+//! and ordered maps of leases and deadlines cost a fifth of a node's CPU
+//! while a consumer drained a backlog. So:
+//! - leases sit in a hash map by position;
+//! - their deadlines are indexed by cohort ([`Deadlines`]);
+//! - the leases an ack floor passed are found by looking up the offsets the
+//!   floor moved over since the last look: each offset once, however far the
+//!   floor goes (after a jump longer than the leases are many, one scan).
+//!
+//! Every change goes through [`Leases::insert`], [`Leases::modify`] or
+//! [`Leases::remove`], which keep the index in step.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
+use super::deadlines::{Deadlines, Generations};
 use super::subscription::ConsumerId;
 
 /// (partition, offset).
@@ -63,11 +71,28 @@ impl Lease {
     }
 }
 
+/// A lease and the generation of its deadline's index entry (0: none).
+#[derive(Debug)]
+struct Entry {
+    lease: Lease,
+    generation: u64,
+}
+
+type ByPosition = HashMap<Position, Entry, RandomState>;
+
+impl Generations for ByPosition {
+    fn is_current(&self, position: &Position, generation: u64) -> bool {
+        self.get(position).is_some_and(|entry| entry.generation == generation)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Leases {
-    by_position: BTreeMap<Position, Lease>,
-    /// (deadline, position) of every timed lease.
-    deadlines: BTreeSet<(Instant, Position)>,
+    by_position: ByPosition,
+    /// The deadlines of the timed leases.
+    deadlines: Deadlines,
+    /// Per partition: no lease lies below this offset (see [`Leases::remove_below`]).
+    swept: Vec<u64>,
 }
 
 impl Leases {
@@ -76,7 +101,7 @@ impl Leases {
     }
 
     pub fn get(&self, position: &Position) -> Option<&Lease> {
-        self.by_position.get(position)
+        self.by_position.get(position).map(|entry| &entry.lease)
     }
 
     pub fn contains(&self, position: &Position) -> bool {
@@ -85,61 +110,89 @@ impl Leases {
 
     /// Leases held by consumers (for the backlog figures).
     pub fn held(&self) -> usize {
-        self.by_position.values().filter(|lease| lease.held()).count()
+        self.by_position.values().filter(|entry| entry.lease.held()).count()
     }
 
     pub fn insert(&mut self, position: Position, lease: Lease) {
-        let deadline = lease.timed().then_some(lease.deadline);
-        if let Some(old) = self.by_position.insert(position, lease) {
-            if old.timed() {
-                self.deadlines.remove(&(old.deadline, position));
-            }
+        let generation = if lease.timed() { self.deadlines.add(position, lease.deadline) } else { 0 };
+        if let Some(old) = self.by_position.insert(position, Entry { lease, generation }) {
+            self.deadlines.drop_entry(old.generation);
         }
-        if let Some(deadline) = deadline {
-            self.deadlines.insert((deadline, position));
+        let (partition, offset) = position;
+        if let Some(swept) = self.swept.get_mut(partition as usize) {
+            *swept = (*swept).min(offset);
         }
+        self.deadlines.compact(&self.by_position);
     }
 
     pub fn remove(&mut self, position: &Position) -> Option<Lease> {
-        let lease = self.by_position.remove(position)?;
-        if lease.timed() {
-            self.deadlines.remove(&(lease.deadline, *position));
-        }
-        Some(lease)
+        let entry = self.by_position.remove(position)?;
+        self.deadlines.drop_entry(entry.generation);
+        self.deadlines.compact(&self.by_position);
+        Some(entry.lease)
     }
 
-    /// Changes a lease in place (state, deadline, anything) and re-indexes it.
+    /// Changes a lease in place (state, deadline, anything) and re-indexes it
+    /// if that changed when time alone changes it.
     pub fn modify<R>(&mut self, position: &Position, change: impl FnOnce(&mut Lease) -> R) -> Option<R> {
-        let lease = self.by_position.get_mut(position)?;
-        if lease.timed() {
-            self.deadlines.remove(&(lease.deadline, *position));
-        }
-        let result = change(lease);
-        if lease.timed() {
-            self.deadlines.insert((lease.deadline, *position));
+        let entry = self.by_position.get_mut(position)?;
+        let timing = |lease: &Lease| lease.timed().then_some(lease.deadline);
+        let before = timing(&entry.lease);
+        let result = change(&mut entry.lease);
+        let after = timing(&entry.lease);
+        if after != before {
+            self.deadlines.drop_entry(entry.generation);
+            entry.generation = after.map_or(0, |deadline| self.deadlines.add(*position, deadline));
+            self.deadlines.compact(&self.by_position);
         }
         Some(result)
     }
 
     /// Timed leases whose deadline is `now` or earlier, earliest first (ties
     /// in position order).
-    pub fn due(&self, now: Instant) -> Vec<Position> {
-        self.deadlines.iter().take_while(|(deadline, _)| *deadline <= now).map(|(_, position)| *position).collect()
+    pub fn due(&mut self, now: Instant) -> Vec<Position> {
+        self.deadlines.due(now, &self.by_position)
     }
 
-    /// When time alone next changes a lease.
+    /// When time alone may next change a lease (see [`Deadlines::first`]).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(deadline, _)| *deadline)
+        self.deadlines.first()
     }
 
-    /// Positions of the `Leased` leases of `consumer`.
+    /// Positions of the `Leased` leases of `consumer`, in position order.
     pub fn leased_to(&self, consumer: ConsumerId) -> Vec<Position> {
-        let mine = |lease: &Lease| lease.consumer == consumer && lease.state == LeaseState::Leased;
-        self.by_position.iter().filter(|(_, lease)| mine(lease)).map(|(position, _)| *position).collect()
+        let mine = |entry: &Entry| entry.lease.consumer == consumer && entry.lease.state == LeaseState::Leased;
+        let mut positions: Vec<Position> =
+            self.by_position.iter().filter(|(_, entry)| mine(entry)).map(|(position, _)| *position).collect();
+        positions.sort_unstable();
+        positions
     }
 
-    /// Positions of `partition` below `floor`, in offset order.
-    pub fn below(&self, partition: u32, floor: u64) -> Vec<Position> {
-        self.by_position.range((partition, 0)..(partition, floor)).map(|(position, _)| *position).collect()
+    /// Removes and returns the leases of `partition` below `floor`, in offset
+    /// order. Floors only rise, so it looks up the offsets from where the
+    /// last call stopped; a jump longer than the leases are many (a trim, a
+    /// first call) scans the leases instead.
+    pub fn remove_below(&mut self, partition: u32, floor: u64) -> Vec<(Position, Lease)> {
+        let p = partition as usize;
+        if self.swept.len() <= p {
+            self.swept.resize(p + 1, 0);
+        }
+        let from = self.swept[p];
+        if floor <= from {
+            return Vec::new();
+        }
+        self.swept[p] = floor;
+        let mut positions: Vec<Position> = if floor - from <= self.by_position.len() as u64 {
+            (from..floor).map(|offset| (partition, offset)).filter(|position| self.contains(position)).collect()
+        } else {
+            let below = |&(q, offset): &Position| q == partition && offset < floor;
+            self.by_position.keys().copied().filter(below).collect()
+        };
+        positions.sort_unstable();
+        positions.into_iter().filter_map(|position| Some((position, self.remove(&position)?))).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "leases_tests.rs"]
+mod tests;

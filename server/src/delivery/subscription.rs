@@ -393,7 +393,14 @@ impl SubscriptionDelivery {
     /// Drops a lease for good (acked, dead-lettered or deleted) and lets the
     /// next message of its ordering key go.
     fn remove(&mut self, position: Position, now: Instant) {
-        let Some(lease) = self.leases.remove(&position) else { return };
+        if let Some(lease) = self.leases.remove(&position) {
+            self.settle(lease, now);
+        }
+    }
+
+    /// What goes with a lease dropped for good: its consumer's room, and the
+    /// next message of its ordering key.
+    fn settle(&mut self, lease: Lease, now: Instant) {
         if lease.counts_for_consumer() {
             Self::release(&mut self.consumers, &lease);
         }
@@ -424,8 +431,8 @@ impl SubscriptionDelivery {
     /// trimmed by retention).
     fn forget_below(&mut self, floors: &[u64], now: Instant) {
         for (partition, floor) in floors.iter().enumerate() {
-            for position in self.leases.below(partition as u32, *floor) {
-                self.remove(position, now);
+            for (_, lease) in self.leases.remove_below(partition as u32, *floor) {
+                self.settle(lease, now);
             }
         }
     }

@@ -1,0 +1,105 @@
+//! `Deadlines`: the leases whose deadline matters, in time order, for
+//! [`Leases`](super::leases::Leases).
+//!
+//! Every lease granted by one lease call shares its deadline, so the index
+//! holds cohorts: one map entry per deadline and a push per lease. An entry
+//! names its lease's generation; a lease whose deadline changes gets a new
+//! entry and generation rather than being looked for in its cohort, and its
+//! old entry is stale. Stale entries are dropped when their cohort comes
+//! due, or all at once when they outnumber the live ones, which keeps the
+//! index within about twice the leases.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+use super::leases::Position;
+
+/// Stale entries are dropped all at once when they outnumber the live ones
+/// and this many.
+const STALE_SLACK: usize = 1024;
+
+/// Whether the lease at a position still has a generation.
+pub trait Generations {
+    fn is_current(&self, position: &Position, generation: u64) -> bool;
+}
+
+#[derive(Debug, Default)]
+pub struct Deadlines {
+    cohorts: BTreeMap<Instant, Vec<(Position, u64)>>,
+    live: usize,
+    stale: usize,
+    last_generation: u64,
+}
+
+impl Deadlines {
+    /// Indexes the lease at `position` under `deadline`; returns the
+    /// generation the lease must keep for the entry to stay live (never 0).
+    pub fn add(&mut self, position: Position, deadline: Instant) -> u64 {
+        self.last_generation += 1;
+        let entry = (position, self.last_generation);
+        match self.cohorts.last_entry() {
+            Some(mut last) if *last.key() == deadline => last.get_mut().push(entry),
+            _ => self.cohorts.entry(deadline).or_default().push(entry),
+        }
+        self.live += 1;
+        self.last_generation
+    }
+
+    /// The entry of `generation` is stale from now on (0: there is none).
+    pub fn drop_entry(&mut self, generation: u64) {
+        if generation != 0 {
+            self.live -= 1;
+            self.stale += 1;
+        }
+    }
+
+    /// Positions due at `now`, earliest deadline first (ties in position
+    /// order); drops the stale entries of the cohorts it passes.
+    pub fn due(&mut self, now: Instant, leases: &impl Generations) -> Vec<Position> {
+        let mut due = Vec::new();
+        let mut emptied = Vec::new();
+        for (deadline, cohort) in self.cohorts.range_mut(..=now) {
+            let before = cohort.len();
+            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
+            self.stale -= before - cohort.len();
+            let from = due.len();
+            due.extend(cohort.iter().map(|(position, _)| *position));
+            due[from..].sort_unstable();
+            if cohort.is_empty() {
+                emptied.push(*deadline);
+            }
+        }
+        for deadline in emptied {
+            self.cohorts.remove(&deadline);
+        }
+        due
+    }
+
+    /// The earliest deadline indexed. A cohort of stale entries can make it
+    /// early: whoever wakes then finds nothing due, and [`due`](Self::due)
+    /// drops the cohort.
+    pub fn first(&self) -> Option<Instant> {
+        self.cohorts.keys().next().copied()
+    }
+
+    /// Drops every stale entry once they outnumber the live ones (and
+    /// [`STALE_SLACK`]): each entry is looked at about once per entry made
+    /// stale.
+    pub fn compact(&mut self, leases: &impl Generations) {
+        if self.stale <= self.live.max(STALE_SLACK) {
+            return;
+        }
+        self.cohorts.retain(|_, cohort| {
+            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
+            !cohort.is_empty()
+        });
+        self.stale = 0;
+    }
+
+    /// Entries held, live and stale (for tests of the bound).
+    #[cfg(test)]
+    pub fn entries(&self) -> usize {
+        self.cohorts.values().map(Vec::len).sum()
+    }
+}
