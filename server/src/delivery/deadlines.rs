@@ -10,6 +10,7 @@
 //! index within about twice the leases.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use tokio::time::Instant;
 
@@ -63,6 +64,7 @@ impl Deadlines {
             let before = cohort.len();
             cohort.retain(|(position, generation)| leases.is_current(position, *generation));
             self.stale -= before - cohort.len();
+            shrink(cohort);
             let from = due.len();
             due.extend(cohort.iter().map(|(position, _)| *position));
             due[from..].sort_unstable();
@@ -76,11 +78,29 @@ impl Deadlines {
         due
     }
 
-    /// The earliest deadline indexed. A cohort of stale entries can make it
-    /// early: whoever wakes then finds nothing due, and [`due`](Self::due)
-    /// drops the cohort.
-    pub fn first(&self) -> Option<Instant> {
-        self.cohorts.keys().next().copied()
+    /// The earliest deadline of a live entry after `now`; drops the stale
+    /// entries of the cohorts it looks at, so each is looked at once. Exact:
+    /// a waiter woken early by a stale cohort, and not in need of a lease
+    /// call (a consumer without room), would wake again at once, and again.
+    pub fn next_after(&mut self, now: Instant, leases: &impl Generations) -> Option<Instant> {
+        let mut emptied = Vec::new();
+        let mut next = None;
+        for (deadline, cohort) in self.cohorts.range_mut((Excluded(now), Unbounded)) {
+            let before = cohort.len();
+            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
+            self.stale -= before - cohort.len();
+            shrink(cohort);
+            if cohort.is_empty() {
+                emptied.push(*deadline);
+            } else {
+                next = Some(*deadline);
+                break;
+            }
+        }
+        for deadline in emptied {
+            self.cohorts.remove(&deadline);
+        }
+        next
     }
 
     /// Drops every stale entry once they outnumber the live ones (and
@@ -92,6 +112,7 @@ impl Deadlines {
         }
         self.cohorts.retain(|_, cohort| {
             cohort.retain(|(position, generation)| leases.is_current(position, *generation));
+            shrink(cohort);
             !cohort.is_empty()
         });
         self.stale = 0;
@@ -101,5 +122,13 @@ impl Deadlines {
     #[cfg(test)]
     pub fn entries(&self) -> usize {
         self.cohorts.values().map(Vec::len).sum()
+    }
+}
+
+/// Gives back most of a cohort's room once most of its entries went stale:
+/// a cohort of a thousand leases with one left would keep room for all.
+fn shrink(cohort: &mut Vec<(Position, u64)>) {
+    if cohort.len() < cohort.capacity() / 4 {
+        cohort.shrink_to(cohort.len() * 2);
     }
 }

@@ -160,9 +160,18 @@ impl Dispatcher {
 
     /// Waits until new messages may be deliverable: what [`watch`](Self::watch)
     /// fires on, a lease or backoff of the subscription ran out, or `give_up`
-    /// (real time) passed.
+    /// (real time) passed. Leases that ran out already are expired first,
+    /// waking their consumers: a consumer without room makes no lease call
+    /// that would expire them, and must not wait on a deadline passed.
     pub async fn wait(&self, term: u64, name: &str, wakeups: &mut Wakeups, give_up: Instant) {
-        let next_deadline = self.subscription(name).ok().and_then(|s| self.leases(term, &s).lock().next_deadline());
+        let next_deadline = self.subscription(name).ok().and_then(|subscription| {
+            let slot = self.leases(term, &subscription);
+            let advanced = slot.lock().advance(self.clock.monotonic());
+            if advanced.expired > 0 {
+                slot.wake();
+            }
+            advanced.next_deadline
+        });
         let deadline = async {
             match next_deadline {
                 Some(deadline) => self.clock.sleep_until(deadline).await,

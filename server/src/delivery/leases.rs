@@ -11,7 +11,8 @@
 //!   floor goes (after a jump longer than the leases are many, one scan).
 //!
 //! Every change goes through [`Leases::insert`], [`Leases::modify`] or
-//! [`Leases::remove`], which keep the index in step.
+//! [`Leases::remove`] (which [`Leases::remove_below`] uses), which keep the
+//! index in step.
 
 use std::collections::HashMap;
 
@@ -132,8 +133,8 @@ impl Leases {
         Some(entry.lease)
     }
 
-    /// Changes a lease in place (state, deadline, anything) and re-indexes it
-    /// if that changed when time alone changes it.
+    /// Changes a lease in place (state, deadline, anything), and re-indexes
+    /// it when the change moved its deadline or made it timed or untimed.
     pub fn modify<R>(&mut self, position: &Position, change: impl FnOnce(&mut Lease) -> R) -> Option<R> {
         let entry = self.by_position.get_mut(position)?;
         let timing = |lease: &Lease| lease.timed().then_some(lease.deadline);
@@ -154,9 +155,9 @@ impl Leases {
         self.deadlines.due(now, &self.by_position)
     }
 
-    /// When time alone may next change a lease (see [`Deadlines::first`]).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first()
+    /// The first deadline after `now` of a timed lease.
+    pub fn next_deadline_after(&mut self, now: Instant) -> Option<Instant> {
+        self.deadlines.next_after(now, &self.by_position)
     }
 
     /// Positions of the `Leased` leases of `consumer`, in position order.

@@ -19,6 +19,6 @@ pub use backlog::{backlog, Backlog};
 pub use dispatcher::{DeliveryError, Dispatcher, Wakeups, OUTSTANDING_MAX_DEFAULT};
 pub use policy::DeliveryPolicy;
 pub use subscription::{
-    AckPlan, ConsumerId, Delivery, Exhausted, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery,
+    AckPlan, Advanced, ConsumerId, Delivery, Exhausted, Holding, Leased, Lessee, MessageSource, SubscriptionDelivery,
     UNARY_CONSUMER,
 };

@@ -131,6 +131,15 @@ impl Lessee {
     }
 }
 
+/// What [`SubscriptionDelivery::advance`] did and found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advanced {
+    /// Leases that ran out: their consumers have room again.
+    pub expired: usize,
+    /// When time alone next changes a lease, if it will.
+    pub next_deadline: Option<Instant>,
+}
+
 /// What one consumer holds: flow control counts against it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Holding {
@@ -212,10 +221,14 @@ impl SubscriptionDelivery {
         held.len()
     }
 
-    /// When something next becomes deliverable by time alone (a lease
-    /// expires, a backoff ends), to wake a waiting consumer.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.leases.next_deadline()
+    /// For a consumer about to wait: expires the leases that ran out by
+    /// `now` (their consumers have room again: wake them), and says when time
+    /// alone next changes a lease. Redeliveries due already are not waited
+    /// for: a consumer with room takes them in its lease call, and one
+    /// without room has nothing to do until room is made.
+    pub fn advance(&mut self, now: Instant) -> Advanced {
+        let expired = self.expire(now);
+        Advanced { expired, next_deadline: self.leases.next_deadline_after(now) }
     }
 
     /// The first half of a lease call: leases redeliveries whose backoff has
@@ -376,8 +389,10 @@ impl SubscriptionDelivery {
         }
     }
 
-    /// Leases past their deadline wait out the retry backoff, then go again.
-    fn expire(&mut self, now: Instant) {
+    /// Leases past their deadline wait out the retry backoff, then go
+    /// again. Returns how many expired.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
         for position in self.leases.due(now) {
             self.leases.modify(&position, |lease| {
                 if lease.state == LeaseState::Leased {
@@ -385,9 +400,11 @@ impl SubscriptionDelivery {
                     lease.state = LeaseState::Ready;
                     // The backoff runs from when the lease ran out, not from when we noticed.
                     lease.deadline += self.policy.backoff(lease.attempt);
+                    expired += 1;
                 }
             });
         }
+        expired
     }
 
     /// Drops a lease for good (acked, dead-lettered or deleted) and lets the

@@ -405,6 +405,32 @@ fn an_ack_frees_the_consumers_room_before_its_commit_and_a_failed_commit_takes_i
     assert_eq!(h.leases.holding(1).messages, 0, "and released when that deadline passes");
 }
 
+#[test]
+fn a_consumer_without_room_waits_for_the_next_live_deadline_and_gets_room_when_its_leases_run_out() {
+    let mut h = Harness::new(&[10], 100);
+    let t0 = h.now;
+    let secs = Duration::from_secs;
+    let full = Lessee { consumer: 1, count_max: 3, bytes_max: usize::MAX };
+    let got = h.lease(full).deliveries;
+    // It acks one and extends the others: no lease keeps the first deadline.
+    h.ack(&got[..1]);
+    let extended: Vec<AckId> = got[1..].iter().map(|d| d.ack_id).collect();
+    assert!(h.leases.modify_deadline(&extended, h.now, 60).is_empty());
+    h.now = t0 + secs(1);
+    h.lease(Lessee { count_max: 1, ..full });
+    assert_eq!(h.leases.holding(1).messages, 3, "it holds its maximum: it waits, making no lease call");
+    // Past the first deadline, it waits for the next one a lease has, not
+    // for one passed (it would wake at once, and again, while it is full).
+    h.now = t0 + secs(10) + Duration::from_millis(500);
+    assert_eq!(h.leases.advance(h.now), Advanced { expired: 0, next_deadline: Some(t0 + secs(11)) });
+    h.now = t0 + secs(11);
+    assert_eq!(h.leases.advance(h.now), Advanced { expired: 1, next_deadline: Some(t0 + secs(60)) });
+    assert_eq!(h.leases.holding(1).messages, 2, "the lease that ran out gave its room back");
+    h.now = t0 + secs(60);
+    assert_eq!(h.leases.advance(h.now), Advanced { expired: 2, next_deadline: None });
+    assert_eq!(h.leases.holding(1).messages, 0);
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Pull(usize),

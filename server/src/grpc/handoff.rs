@@ -76,16 +76,22 @@ where
     // while it closes the gap, and only a target still far behind after
     // that is refused (stopping writes for a long catch-up would cost more).
     let near = |m: &RaftMetrics<NodeId, BasicNode>| lag(m, to) <= CAUGHT_UP_ENTRIES;
-    if !near(&metrics) && hosted.raft.wait(Some(MATCH_TIMEOUT)).metrics(near, "target nearly caught up").await.is_err()
-    {
-        return Err(ApiError::Unavailable(format!(
-            "node {to} is more than {CAUGHT_UP_ENTRIES} entries behind in group {group}; it is caught up first"
-        )));
+    if !near(&metrics) {
+        let near_or_lost = |m: &RaftMetrics<NodeId, BasicNode>| near(m) || m.current_leader != Some(me);
+        if hosted.raft.wait(Some(MATCH_TIMEOUT)).metrics(near_or_lost, "target nearly caught up").await.is_err() {
+            return Err(ApiError::Unavailable(format!(
+                "node {to} is more than {CAUGHT_UP_ENTRIES} entries behind in group {group}; it is caught up first"
+            )));
+        }
     }
     let _resume = Handing::start(hosted, group)?;
     // Proposals already handed to Raft still replicate; let them, and give
     // the target its last entries, or it could not win the vote.
     let _ = hosted.raft.wait(Some(MATCH_TIMEOUT)).metrics(|m| lag(m, to) == 0, "target matches").await;
+    // Leadership may have moved while it waited: only a leader hands over.
+    if hosted.raft.metrics().borrow().current_leader != Some(me) {
+        return Err(ApiError::NotLeader { reason: format!("node {me} no longer leads group {group}"), leader: None });
+    }
     hosted.raft.runtime_config().heartbeat(false);
     campaign(addr).await?;
     let taken_over = |m: &RaftMetrics<NodeId, BasicNode>| m.current_leader.is_some_and(|leader| leader != me);
