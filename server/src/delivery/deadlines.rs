@@ -78,17 +78,19 @@ impl Deadlines {
         due
     }
 
-    /// The earliest deadline of a live entry after `now`; drops the stale
-    /// entries of the cohorts it looks at, so each is looked at once. Exact:
-    /// a waiter woken early by a stale cohort, and not in need of a lease
-    /// call (a consumer without room), would wake again at once, and again.
+    /// The earliest deadline of a live entry after `now`. Exact: a waiter
+    /// woken early by a stale cohort, and not in need of a lease call (a
+    /// consumer without room), would wake again at once, and again. It
+    /// drops the stale entries it passes, up to the first live one, so each
+    /// is looked at once (a waiter asks this each time it waits).
     pub fn next_after(&mut self, now: Instant, leases: &impl Generations) -> Option<Instant> {
         let mut emptied = Vec::new();
         let mut next = None;
         for (deadline, cohort) in self.cohorts.range_mut((Excluded(now), Unbounded)) {
-            let before = cohort.len();
-            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
-            self.stale -= before - cohort.len();
+            let stale = cohort.iter().take_while(|(position, generation)| !leases.is_current(position, *generation));
+            let stale = stale.count();
+            cohort.drain(..stale);
+            self.stale -= stale;
             shrink(cohort);
             if cohort.is_empty() {
                 emptied.push(*deadline);
