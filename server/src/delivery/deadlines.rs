@@ -6,8 +6,9 @@
 //! names its lease's generation; a lease whose deadline changes gets a new
 //! entry and generation rather than being looked for in its cohort, and its
 //! old entry is stale. Stale entries are dropped when their cohort comes
-//! due, or all at once when they outnumber the live ones, which keeps the
-//! index within about twice the leases.
+//! due, when they come before a cohort's first live entry as the next
+//! deadline is looked for, or all at once when they outnumber the live
+//! ones, which keeps the index within about twice the leases.
 
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
