@@ -2,7 +2,8 @@
 //! while it knows a leader (as the leader, while a quorum acks it),
 //! NOT_SERVING once it has lost its quorum, and
 //! SERVING again when the quorum returns — what a load balancer or a rolling
-//! restart waits on.
+//! restart waits on. A stopping node turns NOT_SERVING, and does not wait
+//! for the Watch streams load balancers keep open past its drain timeout.
 
 use std::time::Duration;
 
@@ -53,4 +54,46 @@ async fn a_node_serves_while_it_knows_a_leader_and_not_once_its_quorum_is_gone()
         cluster.restart(id);
     }
     wait_for(cluster.addr(survivor), ServingStatus::Serving, "with its quorum back, it serves again").await;
+}
+
+/// A stopping node gives the calls in flight `DRAIN_TIMEOUT` (5 s) to end,
+/// and no longer: a call that never ends by itself (a health Watch, as a
+/// load balancer keeps open) must not keep it from stopping, and the stop
+/// still closes its databases cleanly (what it acknowledged is there after
+/// a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_does_not_wait_past_its_drain_timeout_for_calls_that_never_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = ferry_tests::Ferryd::start(dir.path());
+    let addr = node.addr().to_owned();
+    wait_for(&addr, ServingStatus::Serving, "the node serving").await;
+    ferry_tests::ferry_ok(&addr, &["topic", "create", "t"], b"");
+    ferry_tests::ferry_ok(&addr, &["sub", "create", "--topic", "t", "s"], b"");
+    ferry_tests::ferry_ok(&addr, &["publish", "t"], b"one\ntwo\nthree\n");
+
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("an address");
+    let mut watcher = HealthClient::new(endpoint.connect().await.expect("connect"));
+    let mut watch = watcher.watch(HealthCheckRequest { service: String::new() }).await.expect("watch").into_inner();
+    let first = watch.message().await.expect("a first status").expect("a first status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    let started = std::time::Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || {
+        node.stop();
+        node
+    });
+    // The watch sees the node stop serving, and stays open.
+    let next = watch.message().await.expect("the status while stopping").expect("the status while stopping");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    // One node hands nothing over: the drain's 5 s, then closing.
+    let stopped = tokio::time::timeout(Duration::from_secs(15), stopped).await;
+    let mut node = stopped.expect("the node stopped within 15 s, a call still open").expect("stop");
+    assert!(started.elapsed() >= Duration::from_secs(4), "it gave the call its drain time");
+    let log = node.log_text();
+    assert!(log.contains("calls still in flight; stopping without them"), "the drain timed out:\n{log}");
+    assert!(log.contains("ferry node stopped"), "the node closed its databases:\n{log}");
+
+    node.restart();
+    let pulled = ferry_tests::ferry_ok(&addr, &["pull", "s", "--max", "10", "--wait", "10s"], b"");
+    assert_eq!(pulled.lines().collect::<Vec<_>>(), ["one", "two", "three"], "after the restart");
 }
