@@ -62,10 +62,7 @@ impl Deadlines {
         let mut due = Vec::new();
         let mut emptied = Vec::new();
         for (deadline, cohort) in self.cohorts.range_mut(..=now) {
-            let before = cohort.len();
-            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
-            self.stale -= before - cohort.len();
-            shrink(cohort);
+            self.stale -= drop_stale(cohort, leases);
             let from = due.len();
             due.extend(cohort.iter().map(|(position, _)| *position));
             due[from..].sort_unstable();
@@ -114,8 +111,7 @@ impl Deadlines {
             return;
         }
         self.cohorts.retain(|_, cohort| {
-            cohort.retain(|(position, generation)| leases.is_current(position, *generation));
-            shrink(cohort);
+            drop_stale(cohort, leases);
             !cohort.is_empty()
         });
         self.stale = 0;
@@ -126,6 +122,14 @@ impl Deadlines {
     pub fn entries(&self) -> usize {
         self.cohorts.values().map(Vec::len).sum()
     }
+}
+
+/// Drops a cohort's stale entries; returns how many.
+fn drop_stale(cohort: &mut Vec<(Position, u64)>, leases: &impl Generations) -> usize {
+    let before = cohort.len();
+    cohort.retain(|(position, generation)| leases.is_current(position, *generation));
+    shrink(cohort);
+    before - cohort.len()
 }
 
 /// Gives back most of a cohort's room once most of its entries went stale:
