@@ -153,6 +153,11 @@ impl Harness {
     }
 }
 
+/// A stream consumer with room for `count_max` messages.
+fn stream(consumer: ConsumerId, count_max: usize) -> Lessee {
+    Lessee { consumer, count_max, bytes_max: usize::MAX }
+}
+
 fn offsets(deliveries: &[Delivery]) -> Vec<(u32, u64)> {
     deliveries.iter().map(|d| (d.message.partition, d.message.offset)).collect()
 }
@@ -287,6 +292,46 @@ fn each_pull_starts_at_the_next_partition() {
     assert_eq!(second, vec![(1, 0), (1, 1)]);
     let rest: BTreeSet<(u32, u64)> = offsets(&h.pull(10)).into_iter().collect();
     assert_eq!(rest, BTreeSet::from([(0, 2), (1, 2)]));
+}
+
+#[test]
+fn each_stream_consumer_reads_its_own_partitions_first_so_their_acks_come_in_order() {
+    let mut h = Harness::new(&[6, 6, 6], 100);
+    let (a, b) = (stream(1, 2), stream(2, 2));
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        // Consumer 1 came first: it owns partitions 0 and 2, consumer 2 owns 1.
+        taken.push((1, offsets(&h.lease(a).deliveries)));
+        taken.push((2, offsets(&h.lease(b).deliveries)));
+    }
+    for (consumer, offsets) in &taken {
+        let owns = |p: u32| if *consumer == 1 { p != 1 } else { p == 1 };
+        assert!(offsets.iter().all(|&(p, _)| owns(p)), "consumer {consumer} got {offsets:?}");
+    }
+    let of_1: Vec<u64> = taken.iter().flat_map(|(_, o)| o).filter(|(p, _)| *p == 1).map(|(_, o)| *o).collect();
+    assert_eq!(of_1, (0..6).collect::<Vec<_>>(), "partition 1 went to one consumer, in offset order");
+}
+
+#[test]
+fn a_consumer_whose_partitions_ran_dry_reads_the_others() {
+    let mut h = Harness::new(&[1, 5], 100);
+    let (a, b) = (stream(1, 2), stream(2, 2));
+    assert_eq!(offsets(&h.lease(a).deliveries), vec![(0, 0), (1, 0)], "its own first, then the others");
+    assert_eq!(offsets(&h.lease(b).deliveries), vec![(1, 1), (1, 2)]);
+    assert_eq!(offsets(&h.lease(a).deliveries), vec![(1, 3), (1, 4)], "its own is empty: it reads the others");
+}
+
+#[test]
+fn a_departed_consumers_partitions_pass_to_those_that_remain() {
+    let mut h = Harness::new(&[4, 4], 100);
+    let (a, b, c) = (stream(1, 1), stream(2, 1), stream(3, 1));
+    assert_eq!(offsets(&h.lease(a).deliveries), vec![(0, 0)]);
+    assert_eq!(offsets(&h.lease(b).deliveries), vec![(1, 0)]);
+    h.leases.drop_consumer(1, h.now);
+    assert_eq!(offsets(&h.lease(c).deliveries), vec![(0, 0)], "what consumer 1 held goes again first");
+    // Consumers 2 and 3 remain, in that order: 2 owns partition 0 now.
+    assert_eq!(offsets(&h.lease(b).deliveries), vec![(0, 1)]);
+    assert_eq!(offsets(&h.lease(c).deliveries), vec![(1, 1)]);
 }
 
 #[test]
