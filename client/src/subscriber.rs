@@ -63,7 +63,9 @@ enum Verdict {
 #[derive(Debug)]
 pub struct Delivered {
     pub message: ReceivedMessage,
-    verdicts: mpsc::UnboundedSender<(String, Verdict)>,
+    /// Names the message to the pump (see `Pump::held`).
+    seq: u64,
+    verdicts: mpsc::UnboundedSender<(u64, Verdict)>,
     settled: bool,
 }
 
@@ -81,8 +83,7 @@ impl Delivered {
     fn settle(&mut self, verdict: Verdict) {
         if !self.settled {
             self.settled = true;
-            // Settling consumes the message, so its ack id moves rather than copies.
-            let _ = self.verdicts.send((std::mem::take(&mut self.message.ack_id), verdict));
+            let _ = self.verdicts.send((self.seq, verdict));
         }
     }
 }
@@ -96,7 +97,11 @@ impl Drop for Delivered {
 /// A streaming consumer of one subscription.
 #[derive(Debug)]
 pub struct Subscriber {
-    messages: mpsc::Receiver<Result<Delivered>>,
+    /// A response's messages at a time: one channel send per message cost
+    /// the consumer a tenth of its CPU.
+    messages: mpsc::Receiver<Result<Vec<Delivered>>>,
+    /// The rest of the batch [`Subscriber::next`] hands out.
+    ready: std::vec::IntoIter<Delivered>,
     close: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     stats: Arc<Mutex<SubscriberStats>>,
@@ -120,6 +125,9 @@ impl Subscriber {
         ack_deadline: Duration,
         settings: SubscriberSettings,
     ) -> Result<Self> {
+        // Each batch holds a message at least, and the server sends no more
+        // than the flow-control limit unsettled: sending never waits for
+        // room, so the pump always reads the stream.
         let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages.max(1) as usize);
         let (close, closed) = oneshot::channel();
         let stats = Arc::new(Mutex::new(SubscriberStats::default()));
@@ -130,6 +138,7 @@ impl Subscriber {
             ack_deadline,
             messages: messages_tx,
             held: HashMap::default(),
+            next_seq: 0,
             acks: Vec::new(),
             nacks: Vec::new(),
             stats: Arc::clone(&stats),
@@ -137,13 +146,21 @@ impl Subscriber {
         // Open the first stream here, so a bad subscription fails `subscribe`.
         let stream = pump.open().await?;
         let task = tokio::spawn(pump.run(stream, closed));
-        Ok(Self { messages, close: Some(close), task, stats })
+        Ok(Self { messages, ready: Vec::new().into_iter(), close: Some(close), task, stats })
     }
 
     /// The next message; `None` once the subscriber is closed, or after an
     /// error it cannot recover from (which is returned once first).
     pub async fn next(&mut self) -> Option<Result<Delivered>> {
-        self.messages.recv().await
+        loop {
+            if let Some(delivered) = self.ready.next() {
+                return Some(Ok(delivered));
+            }
+            match self.messages.recv().await? {
+                Ok(batch) => self.ready = batch.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 
     pub fn stats(&self) -> SubscriberStats {
@@ -156,14 +173,17 @@ impl Subscriber {
             let _ = close.send(());
         }
         // Drain what is queued so it is nacked rather than stuck in the channel.
+        self.ready = Vec::new().into_iter();
         self.messages.close();
         while self.messages.recv().await.is_some() {}
         let _ = (&mut self.task).await;
     }
 }
 
-/// A message the application holds, for lease extension.
+/// A message the application holds: what its verdict sends, and when its
+/// lease is extended.
 struct Held {
+    ack_id: String,
     since: Instant,
     extended_until: Instant,
 }
@@ -179,10 +199,13 @@ struct Pump {
     subscription: String,
     settings: SubscriberSettings,
     ack_deadline: Duration,
-    messages: mpsc::Sender<Result<Delivered>>,
-    /// By ack id. Hashed with foldhash: SipHash's resistance to chosen keys
-    /// buys nothing for ids the server mints, and cost a hash per message twice.
-    held: HashMap<String, Held, foldhash::fast::RandomState>,
+    messages: mpsc::Sender<Result<Vec<Delivered>>>,
+    /// By the number this pump gave each message as it handed it over (an
+    /// ack id as the key cost a tenth of the consumer's CPU in hashing it
+    /// twice). Hashed with foldhash: SipHash's resistance to chosen keys buys
+    /// nothing for numbers counted here.
+    held: HashMap<u64, Held, foldhash::fast::RandomState>,
+    next_seq: u64,
     acks: Vec<String>,
     nacks: Vec<String>,
     stats: Arc<Mutex<SubscriberStats>>,
@@ -235,8 +258,8 @@ impl Pump {
                     // Take every verdict already queued, not one per turn of
                     // this loop: each turn polls the response stream too.
                     let mut next = Some(first);
-                    while let Some((ack_id, verdict)) = next {
-                        self.settle(ack_id, verdict);
+                    while let Some((seq, verdict)) = next {
+                        self.settle(seq, verdict);
                         if self.acks.len() >= self.settings.ack_batch_max {
                             self.flush(&stream);
                         }
@@ -248,10 +271,10 @@ impl Pump {
                     self.extend_leases(&stream);
                 }
                 _ = &mut closed => {
-                    while let Ok((ack_id, verdict)) = verdicts_rx.try_recv() {
-                        self.settle(ack_id, verdict);
+                    while let Ok((seq, verdict)) = verdicts_rx.try_recv() {
+                        self.settle(seq, verdict);
                     }
-                    self.nacks.extend(self.held.drain().map(|(id, _)| id));
+                    self.nacks.extend(self.held.drain().map(|(_, held)| held.ack_id));
                     self.say_goodbye(stream).await;
                     return;
                 }
@@ -260,8 +283,8 @@ impl Pump {
     }
 
     /// Records the application's verdict on a message it held.
-    fn settle(&mut self, ack_id: String, verdict: Verdict) {
-        self.held.remove(&ack_id);
+    fn settle(&mut self, seq: u64, verdict: Verdict) {
+        let Some(Held { ack_id, .. }) = self.held.remove(&seq) else { return };
         match verdict {
             Verdict::Ack => self.acks.push(ack_id),
             Verdict::Nack => self.nacks.push(ack_id),
@@ -288,7 +311,7 @@ impl Pump {
     async fn deliver(
         &mut self,
         response: api::StreamingPullResponse,
-        verdicts: &mpsc::UnboundedSender<(String, Verdict)>,
+        verdicts: &mpsc::UnboundedSender<(u64, Verdict)>,
     ) -> std::result::Result<(), ()> {
         if let Some(confirmation) = response.ack_confirmation {
             let mut stats = self.stats.lock();
@@ -299,16 +322,29 @@ impl Pump {
         // a response carries up to a thousand.
         let now = Instant::now();
         self.stats.lock().received += response.messages.len() as u64;
+        let mut batch = Vec::with_capacity(response.messages.len());
+        let mut broken = None;
         for received in response.messages {
             let message = match received_from_api(received) {
                 Ok(message) => message,
-                Err(e) => return self.messages.send(Err(e)).await.map_err(|_| ()),
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
             };
-            self.held.insert(message.ack_id.clone(), Held { since: now, extended_until: now + self.ack_deadline });
-            let delivered = Delivered { message, verdicts: verdicts.clone(), settled: false };
-            self.messages.send(Ok(delivered)).await.map_err(|_| ())?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let held = Held { ack_id: message.ack_id.clone(), since: now, extended_until: now + self.ack_deadline };
+            self.held.insert(seq, held);
+            batch.push(Delivered { message, seq, verdicts: verdicts.clone(), settled: false });
         }
-        Ok(())
+        if !batch.is_empty() {
+            self.messages.send(Ok(batch)).await.map_err(|_| ())?;
+        }
+        match broken {
+            Some(e) => self.messages.send(Err(e)).await.map_err(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// Sends pending acks and nacks on the stream, if it has room.
@@ -344,12 +380,13 @@ impl Pump {
     fn extend_leases(&mut self, stream: &Stream) {
         let now = Instant::now();
         let margin = self.ack_deadline / 3;
-        let mut due = Vec::new();
-        for (ack_id, held) in &mut self.held {
+        let (mut due, mut ack_ids) = (Vec::new(), Vec::new());
+        for (seq, held) in &mut self.held {
             if held.extended_until <= now + margin && now.duration_since(held.since) < self.settings.max_lease_extension
             {
                 held.extended_until = now + self.ack_deadline;
-                due.push(ack_id.clone());
+                due.push(*seq);
+                ack_ids.push(held.ack_id.clone());
             }
         }
         if due.is_empty() {
@@ -357,13 +394,13 @@ impl Pump {
         }
         let seconds = u32::try_from(self.ack_deadline.as_secs()).unwrap_or(600).clamp(10, 600);
         let request = api::StreamingPullRequest {
-            deadline_changes: vec![api::DeadlineChange { ack_ids: due, seconds }],
+            deadline_changes: vec![api::DeadlineChange { ack_ids, seconds }],
             ..Default::default()
         };
-        if let Some(mut unsent) = send_or_return(stream, request) {
+        if send_or_return(stream, request).is_some() {
             // Try again at the next tick.
-            for ack_id in unsent.deadline_changes.pop().map(|change| change.ack_ids).unwrap_or_default() {
-                if let Some(held) = self.held.get_mut(&ack_id) {
+            for seq in due {
+                if let Some(held) = self.held.get_mut(&seq) {
                     held.extended_until = now;
                 }
             }
