@@ -4,7 +4,8 @@
 //! A drain touches every message here three times (granted, acking, gone),
 //! and ordered maps of leases and deadlines cost a fifth of a node's CPU
 //! while a consumer drained a backlog. So:
-//! - leases sit in a hash map by position;
+//! - leases sit in a slab, found through a hash map by position
+//!   ([`ByPosition`]);
 //! - their deadlines are indexed by cohort ([`Deadlines`]);
 //! - the leases an ack floor passed are found by looking up the offsets the
 //!   floor moved over since the last look: each offset once, however far the
@@ -79,7 +80,74 @@ struct Entry {
     generation: u64,
 }
 
-type ByPosition = HashMap<Position, Entry, RandomState>;
+/// Leases by position: a hash map from position to a slot of a slab. The
+/// map's entries are 24 bytes and a drain's lookups stay in cache; leases
+/// granted together sit in neighbouring slots (freed ones are taken again
+/// first), and acks mostly come in the order of the grants. With the leases
+/// themselves in the map, the first touch of each missed the cache: that
+/// load was two thirds of `modify`, a tenth of the node's CPU in a drain.
+#[derive(Debug, Default)]
+struct ByPosition {
+    slot_of: HashMap<Position, u32, RandomState>,
+    slots: Vec<Option<Entry>>,
+    /// Empty slots, taken again before the slab grows.
+    free: Vec<u32>,
+}
+
+impl ByPosition {
+    fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    fn contains_key(&self, position: &Position) -> bool {
+        self.slot_of.contains_key(position)
+    }
+
+    fn get(&self, position: &Position) -> Option<&Entry> {
+        self.slot_of.get(position).and_then(|&slot| self.slots[slot as usize].as_ref())
+    }
+
+    fn get_mut(&mut self, position: &Position) -> Option<&mut Entry> {
+        self.slot_of.get(position).and_then(|&slot| self.slots[slot as usize].as_mut())
+    }
+
+    /// Puts `entry` at `position`; returns the entry it replaced.
+    fn insert(&mut self, position: Position, entry: Entry) -> Option<Entry> {
+        if let Some(&slot) = self.slot_of.get(&position) {
+            return self.slots[slot as usize].replace(entry);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                u32::try_from(self.slots.len() - 1).expect("leases are bounded far below 2^32")
+            }
+        };
+        self.slot_of.insert(position, slot);
+        None
+    }
+
+    fn remove(&mut self, position: &Position) -> Option<Entry> {
+        let slot = self.slot_of.remove(position)?;
+        self.free.push(slot);
+        self.slots[slot as usize].take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Position, &Entry)> {
+        self.slot_of.iter().filter_map(|(position, &slot)| Some((position, self.slots[slot as usize].as_ref()?)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.iter().map(|(_, entry)| entry)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Position> {
+        self.slot_of.keys()
+    }
+}
 
 impl Generations for ByPosition {
     fn is_current(&self, position: &Position, generation: u64) -> bool {
