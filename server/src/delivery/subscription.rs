@@ -347,6 +347,10 @@ impl SubscriptionDelivery {
         next_delivery_id: &mut impl FnMut() -> u64,
     ) {
         let mut bytes: usize = out.deliveries.iter().map(|d| d.message.body.size_bytes()).sum();
+        // Room for what was read up front: growing a thousand deliveries
+        // step by step copied them over and over.
+        let read: usize = reads.iter().map(|done| done.messages.len()).sum();
+        out.deliveries.reserve(read.min(lessee.count_max.saturating_sub(out.deliveries.len())));
         'reads: for Done { partition, messages, acked } in reads {
             let partition = partition as usize;
             for message in messages {
