@@ -14,6 +14,7 @@
 //! disk and is read in order through per-partition cursors.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -78,20 +79,33 @@ pub fn another_round(leased: &Leased, read_some: bool) -> bool {
     leased.deliveries.is_empty() && leased.exhausted.is_empty() && read_some
 }
 
-/// The partitions a lease call tries, in order: first those of the lessee
-/// (`owner`: its index among `count` stream consumers; partition `p` is
-/// its if `p % count == index`), then the rest; each group in turn from
-/// `turn`. A partition read by one consumer while it keeps up goes out in
-/// offset order and its acks come back in order, so the ack floor climbs
-/// without storing acks one by one. Consumers that took turns on every
-/// partition acked far out of order: four of them draining four partitions
-/// cost the node 2.0 µs of CPU per message, 1.7 µs this way. Reading the
-/// rest when its own run dry keeps every consumer busy, as when the owner
-/// of a partition with a backlog is full.
-fn read_order(partitions: usize, turn: usize, owner: Option<(usize, usize)>) -> impl Iterator<Item = usize> {
-    let owns = move |p: &usize| owner.is_some_and(|(index, count)| p % count == index);
+/// An owner that made no lease call for this long (it is full: stuck, or
+/// slow) shares its partitions with every consumer.
+pub const OWNER_IDLE: Duration = Duration::from_secs(1);
+
+/// A stream consumer, for partition ownership (see [`read_order`]).
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    consumer: ConsumerId,
+    last_lease: Instant,
+}
+
+/// The partitions a lease call tries, in order: first those it reads as its
+/// own (`own[p]`), then the rest; each group in turn from `turn`.
+///
+/// Partition `p` belongs to the `p mod n`-th of the subscription's `n`
+/// stream consumers, and to everyone while that one is idle. A partition
+/// read by one consumer while it keeps up goes out in offset order and its
+/// acks come back in order, so the ack floor climbs without storing acks
+/// one by one. Consumers that took turns on every partition acked far out
+/// of order: four of them draining four partitions cost the node 2.0 µs of
+/// CPU per message, 1.7 µs this way. Reading the rest when its own run dry,
+/// and sharing the partitions of an idle owner, keep every partition moving
+/// while some consumer has room.
+fn read_order(own: &[bool], turn: usize) -> impl Iterator<Item = usize> + '_ {
+    let partitions = own.len();
     let in_turn = (0..partitions).map(move |k| (turn + k) % partitions);
-    in_turn.clone().filter(owns).chain(in_turn.filter(move |p| !owns(p)))
+    in_turn.clone().filter(|&p| own[p]).chain(in_turn.filter(|&p| !own[p]))
 }
 
 /// Makes `reads` against `source`.
@@ -188,7 +202,7 @@ pub struct SubscriptionDelivery {
     consumers: HashMap<ConsumerId, Holding>,
     /// Stream consumers in the order they first leased: partition `p` is
     /// read first by `owners[p % owners.len()]` (see [`read_order`]).
-    owners: Vec<ConsumerId>,
+    owners: Vec<Owner>,
     next_partition: usize,
 }
 
@@ -231,7 +245,7 @@ impl SubscriptionDelivery {
     /// other consumers idle. Returns how many it gave back.
     pub fn drop_consumer(&mut self, consumer: ConsumerId, now: Instant) -> usize {
         self.consumers.remove(&consumer);
-        self.owners.retain(|&owner| owner != consumer);
+        self.owners.retain(|owner| owner.consumer != consumer);
         let held = self.leases.leased_to(consumer);
         for position in &held {
             self.leases.modify(position, |lease| {
@@ -303,9 +317,12 @@ impl SubscriptionDelivery {
         }
 
         // New messages: as many as the lessee and `outstanding_max` have room
-        // for, from each partition with some past its cursor, in turn.
-        if lessee.consumer != UNARY_CONSUMER && !self.owners.contains(&lessee.consumer) {
-            self.owners.push(lessee.consumer);
+        // for, from each partition with some past its cursor, its own first.
+        if lessee.consumer != UNARY_CONSUMER {
+            match self.owners.iter_mut().find(|owner| owner.consumer == lessee.consumer) {
+                Some(owner) => owner.last_lease = now,
+                None => self.owners.push(Owner { consumer: lessee.consumer, last_lease: now }),
+            }
         }
         let mut reads = Vec::new();
         let mut room = (lessee.count_max.saturating_sub(out.deliveries.len()))
@@ -316,8 +333,13 @@ impl SubscriptionDelivery {
         let partitions = self.cursors.len();
         let turn = self.next_partition;
         self.next_partition = (turn + 1) % partitions.max(1);
-        let owner = self.owners.iter().position(|&c| c == lessee.consumer).map(|index| (index, self.owners.len()));
-        for partition in read_order(partitions, turn, owner) {
+        let own: Vec<bool> = (0..partitions)
+            .map(|p| match self.owners.get(p % self.owners.len().max(1)) {
+                Some(owner) => owner.consumer == lessee.consumer || now.duration_since(owner.last_lease) >= OWNER_IDLE,
+                None => false,
+            })
+            .collect();
+        for partition in read_order(&own, turn) {
             if room == 0 {
                 break;
             }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use tokio::time::Instant;
 
-use super::subscription::{another_round, read_all};
+use super::subscription::{another_round, read_all, OWNER_IDLE};
 use super::*;
 use crate::domain::{MessageBody, StoredMessage};
 
@@ -319,6 +319,19 @@ fn a_consumer_whose_partitions_ran_dry_reads_the_others() {
     assert_eq!(offsets(&h.lease(a).deliveries), vec![(0, 0), (1, 0)], "its own first, then the others");
     assert_eq!(offsets(&h.lease(b).deliveries), vec![(1, 1), (1, 2)]);
     assert_eq!(offsets(&h.lease(a).deliveries), vec![(1, 3), (1, 4)], "its own is empty: it reads the others");
+}
+
+#[test]
+fn an_idle_owners_partitions_go_to_the_others_however_busy_their_own() {
+    let mut h = Harness::new(&[10, 10], 100);
+    let (a, b) = (stream(1, 1), stream(2, 1));
+    assert_eq!(offsets(&h.lease(a).deliveries), vec![(0, 0)]);
+    // Consumer 1 is full from here on (stuck): it makes no lease call.
+    let mut of_b: Vec<(u32, u64)> = (0..4).flat_map(|_| offsets(&h.lease(b).deliveries)).collect();
+    assert!(of_b.iter().all(|&(p, _)| p == 1), "its own partition has plenty: {of_b:?}");
+    h.now += OWNER_IDLE;
+    of_b = (0..2).flat_map(|_| offsets(&h.lease(b).deliveries)).collect();
+    assert!(of_b.contains(&(0, 1)), "partition 0 goes on without its owner: {of_b:?}");
 }
 
 #[test]
