@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
@@ -100,6 +100,8 @@ pub struct Subscriber {
     /// A response's messages at a time: one channel send per message cost
     /// the consumer a tenth of its CPU.
     messages: mpsc::Receiver<Result<Vec<Delivered>>>,
+    /// Bounds the messages in `messages` (see [`Queued`]).
+    queued: Queued,
     /// The rest of the batch [`Subscriber::next`] hands out.
     ready: std::vec::IntoIter<Delivered>,
     close: Option<oneshot::Sender<()>>,
@@ -125,10 +127,9 @@ impl Subscriber {
         ack_deadline: Duration,
         settings: SubscriberSettings,
     ) -> Result<Self> {
-        // Each batch holds a message at least, and the server sends no more
-        // than the flow-control limit unsettled: sending never waits for
-        // room, so the pump always reads the stream.
+        // Batches hold a message at least: `queued` binds first.
         let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages.max(1) as usize);
+        let queued = Queued::new(settings.max_outstanding_messages);
         let (close, closed) = oneshot::channel();
         let stats = Arc::new(Mutex::new(SubscriberStats::default()));
         let pump = Pump {
@@ -137,6 +138,7 @@ impl Subscriber {
             settings,
             ack_deadline,
             messages: messages_tx,
+            queued: queued.clone(),
             held: HashMap::default(),
             next_seq: 0,
             acks: Vec::new(),
@@ -146,7 +148,7 @@ impl Subscriber {
         // Open the first stream here, so a bad subscription fails `subscribe`.
         let stream = pump.open().await?;
         let task = tokio::spawn(pump.run(stream, closed));
-        Ok(Self { messages, ready: Vec::new().into_iter(), close: Some(close), task, stats })
+        Ok(Self { messages, queued, ready: Vec::new().into_iter(), close: Some(close), task, stats })
     }
 
     /// The next message; `None` once the subscriber is closed, or after an
@@ -157,7 +159,10 @@ impl Subscriber {
                 return Some(Ok(delivered));
             }
             match self.messages.recv().await? {
-                Ok(batch) => self.ready = batch.into_iter(),
+                Ok(batch) => {
+                    self.queued.release(batch.len());
+                    self.ready = batch.into_iter();
+                }
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -172,11 +177,46 @@ impl Subscriber {
         if let Some(close) = self.close.take() {
             let _ = close.send(());
         }
+        // A pump waiting for room stops waiting, and says goodbye.
+        self.queued.close();
         // Drain what is queued so it is nacked rather than stuck in the channel.
         self.ready = Vec::new().into_iter();
         self.messages.close();
         while self.messages.recv().await.is_some() {}
         let _ = (&mut self.task).await;
+    }
+}
+
+/// Room for messages queued for [`Subscriber::next`], at most the
+/// flow-control limit as one message at a time did. The server's flow
+/// control counts per stream, so after a reconnect it sends a full window
+/// again while the old one may still be queued here.
+#[derive(Debug, Clone)]
+struct Queued {
+    room: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Queued {
+    fn new(max_messages: u32) -> Self {
+        let max = max_messages.max(1) as usize;
+        Self { room: Arc::new(Semaphore::new(max)), max }
+    }
+
+    /// Waits for room for a batch of `count` (a batch larger than the limit
+    /// takes all of it); `Err` once the subscriber is closing.
+    async fn take(&self, count: usize) -> std::result::Result<(), ()> {
+        let permits = u32::try_from(count.min(self.max)).unwrap_or(u32::MAX);
+        self.room.acquire_many(permits).await.map(|taken| taken.forget()).map_err(|_| ())
+    }
+
+    /// Gives back the room [`take`](Self::take) took for a batch of `count`.
+    fn release(&self, count: usize) {
+        self.room.add_permits(count.min(self.max));
+    }
+
+    fn close(&self) {
+        self.room.close();
     }
 }
 
@@ -200,6 +240,7 @@ struct Pump {
     settings: SubscriberSettings,
     ack_deadline: Duration,
     messages: mpsc::Sender<Result<Vec<Delivered>>>,
+    queued: Queued,
     /// By the number this pump gave each message as it handed it over (an
     /// ack id as the key cost a tenth of the consumer's CPU in hashing it
     /// twice). Hashed with foldhash: SipHash's resistance to chosen keys buys
@@ -244,8 +285,10 @@ impl Pump {
             tokio::select! {
                 response = stream.responses.message() => match response {
                     Ok(Some(response)) => {
+                        // Closing while it waited for room: acks and nacks still go out.
                         if self.deliver(response, &verdicts).await.is_err() {
-                            break;
+                            self.finish(stream, &mut verdicts_rx).await;
+                            return;
                         }
                     }
                     // The server ended the stream (leadership moved) or it broke: reconnect.
@@ -271,15 +314,21 @@ impl Pump {
                     self.extend_leases(&stream);
                 }
                 _ = &mut closed => {
-                    while let Ok((seq, verdict)) = verdicts_rx.try_recv() {
-                        self.settle(seq, verdict);
-                    }
-                    self.nacks.extend(self.held.drain().map(|(_, held)| held.ack_id));
-                    self.say_goodbye(stream).await;
+                    self.finish(stream, &mut verdicts_rx).await;
                     return;
                 }
             }
         }
+    }
+
+    /// Settles what the application decided, nacks the rest it held, and
+    /// ends the stream.
+    async fn finish(&mut self, stream: Stream, verdicts: &mut mpsc::UnboundedReceiver<(u64, Verdict)>) {
+        while let Ok((seq, verdict)) = verdicts.try_recv() {
+            self.settle(seq, verdict);
+        }
+        self.nacks.extend(self.held.drain().map(|(_, held)| held.ack_id));
+        self.say_goodbye(stream).await;
     }
 
     /// Records the application's verdict on a message it held.
@@ -339,6 +388,7 @@ impl Pump {
             batch.push(Delivered { message, seq, verdicts: verdicts.clone(), settled: false });
         }
         if !batch.is_empty() {
+            self.queued.take(batch.len()).await?;
             self.messages.send(Ok(batch)).await.map_err(|_| ())?;
         }
         match broken {
