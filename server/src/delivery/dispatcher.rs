@@ -265,6 +265,13 @@ impl Dispatcher {
     /// first use.
     fn leases(&self, term: u64, subscription: &SubscriptionState) -> Shared {
         let mut terms = self.leases.lock();
+        if term < terms.term {
+            // A call of a leadership this node has lost since (a stream
+            // ending late): its leases are gone. A slot of its own keeps it
+            // from starting that term afresh, which dropped the current
+            // term's leases and redelivered what they held.
+            return Arc::new(self.fresh_slot(subscription));
+        }
         if terms.term != term {
             *terms = Terms { term, by_subscription: HashMap::new() };
         }
@@ -277,19 +284,7 @@ impl Dispatcher {
         if stale {
             all.remove(&subscription.id);
         }
-        let entry = all.entry(subscription.id).or_insert_with(|| {
-            Arc::new(Slot {
-                seek_epoch: subscription.seek_epoch,
-                policy: Mutex::new(DeliveryPolicy::of(&subscription.config)),
-                leases: Mutex::new(SubscriptionDelivery::new(
-                    subscription.id,
-                    subscription.acks.len(),
-                    DeliveryPolicy::of(&subscription.config),
-                    self.outstanding_max,
-                )),
-                released: watch::Sender::new(0),
-            })
-        });
+        let entry = all.entry(subscription.id).or_insert_with(|| Arc::new(self.fresh_slot(subscription)));
         // From the catalog, not `subscription`: a caller may hold a copy
         // taken before an update (an ack waiting for its commit), which must
         // not put the old settings back.
@@ -304,6 +299,20 @@ impl Dispatcher {
         }
         drop(followed);
         Arc::clone(entry)
+    }
+
+    fn fresh_slot(&self, subscription: &SubscriptionState) -> Slot {
+        Slot {
+            seek_epoch: subscription.seek_epoch,
+            policy: Mutex::new(DeliveryPolicy::of(&subscription.config)),
+            leases: Mutex::new(SubscriptionDelivery::new(
+                subscription.id,
+                subscription.acks.len(),
+                DeliveryPolicy::of(&subscription.config),
+                self.outstanding_max,
+            )),
+            released: watch::Sender::new(0),
+        }
     }
 }
 
@@ -348,3 +357,7 @@ impl MessageSource for DbSource<'_> {
         self.ends.get(partition as usize).copied().unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+#[path = "dispatcher_tests.rs"]
+mod tests;

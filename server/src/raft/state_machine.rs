@@ -112,7 +112,7 @@ impl AppliedState {
         self.catalog_changes.subscribe()
     }
 
-    fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
+    pub(crate) fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let log_id = entry.log_id;
         let appended_to = match &entry.payload {
             EntryPayload::Normal(Command::Publish(batch)) => Some(batch.topic_id),
