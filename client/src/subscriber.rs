@@ -187,6 +187,14 @@ impl Subscriber {
     }
 }
 
+impl Drop for Subscriber {
+    /// A pump waiting for room would wait forever once nobody takes
+    /// messages: it stops, nacking what it held.
+    fn drop(&mut self) {
+        self.queued.close();
+    }
+}
+
 /// Room for messages queued for [`Subscriber::next`], at most the
 /// flow-control limit as one message at a time did. The server's flow
 /// control counts per stream, so after a reconnect it sends a full window
