@@ -318,12 +318,7 @@ impl SubscriptionDelivery {
 
         // New messages: as many as the lessee and `outstanding_max` have room
         // for, from each partition with some past its cursor, its own first.
-        if lessee.consumer != UNARY_CONSUMER {
-            match self.owners.iter_mut().find(|owner| owner.consumer == lessee.consumer) {
-                Some(owner) => owner.last_lease = now,
-                None => self.owners.push(Owner { consumer: lessee.consumer, last_lease: now }),
-            }
-        }
+        let own = self.own_partitions(lessee.consumer, now);
         let mut reads = Vec::new();
         let mut room = (lessee.count_max.saturating_sub(out.deliveries.len()))
             .min(self.outstanding_max.saturating_sub(self.leases.len()));
@@ -333,12 +328,6 @@ impl SubscriptionDelivery {
         let partitions = self.cursors.len();
         let turn = self.next_partition;
         self.next_partition = (turn + 1) % partitions.max(1);
-        let own: Vec<bool> = (0..partitions)
-            .map(|p| match self.owners.get(p % self.owners.len().max(1)) {
-                Some(owner) => owner.consumer == lessee.consumer || now.duration_since(owner.last_lease) >= OWNER_IDLE,
-                None => false,
-            })
-            .collect();
         for partition in read_order(&own, turn) {
             if room == 0 {
                 break;
@@ -355,6 +344,20 @@ impl SubscriptionDelivery {
             room -= count_max;
         }
         Ok((out, reads))
+    }
+
+    /// Notes that stream consumer `consumer` leases now (the first time:
+    /// it becomes an owner) and says which partitions it reads as its own.
+    fn own_partitions(&mut self, consumer: ConsumerId, now: Instant) -> Vec<bool> {
+        if consumer != UNARY_CONSUMER {
+            match self.owners.iter_mut().find(|owner| owner.consumer == consumer) {
+                Some(owner) => owner.last_lease = now,
+                None => self.owners.push(Owner { consumer, last_lease: now }),
+            }
+        }
+        let owner_of = |p: usize| self.owners.get(p % self.owners.len().max(1));
+        let own = |owner: &Owner| owner.consumer == consumer || now.duration_since(owner.last_lease) >= OWNER_IDLE;
+        (0..self.cursors.len()).map(|p| owner_of(p).is_some_and(own)).collect()
     }
 
     /// The second half of a lease call: leases what the reads found, up to
