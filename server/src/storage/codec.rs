@@ -46,7 +46,7 @@ pub fn decode_slice<M: Message + Default>(what: &'static str, value: &[u8]) -> R
 }
 
 /// The protobuf message of a framed value, once its version is checked.
-fn unframe<'a>(what: &'static str, value: &'a [u8]) -> Result<&'a [u8], CodecError> {
+pub fn unframe<'a>(what: &'static str, value: &'a [u8]) -> Result<&'a [u8], CodecError> {
     match value.split_first() {
         None => Err(CodecError::Empty(what)),
         Some((&VALUE_VERSION, message)) => Ok(message),

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_proto::internal as pb;
 use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
@@ -354,11 +354,10 @@ impl StateDb {
         batches.seek(from);
         let (mut messages, mut bytes) = (Vec::new(), 0);
         'batches: while let Some((first, record)) = batches.current()? {
-            for message in batches::decode(partition, first, Bytes::copy_from_slice(record))? {
-                if message.offset < from {
-                    continue;
-                }
-                if messages.len() >= count_max || (bytes >= bytes_max && !messages.is_empty()) {
+            let decoded = batches::decode(partition, first, record, from, count_max - messages.len())?;
+            messages.reserve(decoded.len());
+            for message in decoded {
+                if bytes >= bytes_max && !messages.is_empty() {
                     break 'batches;
                 }
                 bytes += message.body.size_bytes();
@@ -370,19 +369,17 @@ impl StateDb {
             }
             batches.next();
         }
-        Ok(own_data(messages))
+        Ok(messages)
     }
 
     pub fn read_message(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<StoredMessage>, StorageError> {
         let mut batches = self.batches(topic_id, partition)?;
         batches.seek(at);
         let Some((first, record)) = batches.current()? else { return Ok(None) };
-        let Some(index) = at.checked_sub(first) else { return Ok(None) };
-        let mut messages = batches::decode(partition, first, Bytes::copy_from_slice(record))?;
-        if index >= messages.len() as u64 {
+        if at < first {
             return Ok(None);
         }
-        Ok(own_data(vec![messages.swap_remove(index as usize)]).pop())
+        Ok(batches::decode(partition, first, record, at, 1)?.pop().filter(|message| message.offset == at))
     }
 
     fn batches(&self, topic_id: u64, partition: u32) -> Result<Batches<'_>, StorageError> {
@@ -573,22 +570,6 @@ impl StateRead for StateDb {
         }
         Ok(sizes)
     }
-}
-
-/// Moves the messages' data into one buffer of their own. Decoded, each is a
-/// slice of its whole batch's copy (up to 10 MB), which a message would keep
-/// alive for as long as it is in flight: a consumer refilled a message at a
-/// time held a batch per message (gigabytes, measured).
-fn own_data(mut messages: Vec<StoredMessage>) -> Vec<StoredMessage> {
-    let mut buffer = BytesMut::with_capacity(messages.iter().map(|m| m.body.data.len()).sum());
-    for message in &messages {
-        buffer.extend_from_slice(&message.body.data);
-    }
-    let mut buffer = buffer.freeze();
-    for message in &mut messages {
-        message.body.data = buffer.split_to(message.body.data.len());
-    }
-    messages
 }
 
 /// The acked message's size, as stored in an ack's value.
