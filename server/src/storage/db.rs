@@ -13,6 +13,7 @@ use rocksdb::{
     DBRecoveryMode, DBWithThreadMode, MultiThreaded, Options, ThreadMode, WriteBufferManager, DB,
 };
 
+use super::background;
 use super::keys::Format;
 use super::StorageError;
 
@@ -273,8 +274,10 @@ pub fn open_log_db(path: &Path, resources: &DbResources) -> Result<LogRocksDb, S
     // commit it voted for). Refuse to open instead; the operator replaces
     // the node (remove it, wipe it, let it join again).
     options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
-    LogRocksDb::open_cf_descriptors(&options, path, families)
-        .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))
+    let db = LogRocksDb::open_cf_descriptors(&options, path, families)
+        .map_err(StorageError::rocksdb(format!("open raft log at {}", path.display())))?;
+    background::lower_priority();
+    Ok(db)
 }
 
 /// Creates `family` in the raft-log database unless it exists. The new
@@ -302,8 +305,10 @@ pub fn open_state_db(path: &Path, resources: &DbResources) -> Result<DB, Storage
         };
         ColumnFamilyDescriptor::new(name, options)
     });
-    DB::open_cf_descriptors(&options, path, families)
-        .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))
+    let db = DB::open_cf_descriptors(&options, path, families)
+        .map_err(StorageError::rocksdb(format!("open state at {}", path.display())))?;
+    background::lower_priority();
+    Ok(db)
 }
 
 /// Opens a state database to read only, such as a checkpoint: nothing in
