@@ -7,8 +7,9 @@
 //! from the publishes and acks queued behind it, and set the tail of their
 //! latency. Measured on the 2-core VM, 3 nodes at 170,000 msgs/s of 128 B
 //! (half their best): publish p99 10–31 ms as it was, 8–9 ms with the
-//! threads at nice 10, four runs each; the full rate was not lower (405k
-//! against 404k–429k msgs/s on 3 nodes, 786k against 790k on one).
+//! threads at nice 10, four runs each; in a noisier hour, medians of seven
+//! runs 42 against 15 ms. The full rate was not lower (405k against
+//! 404k–429k msgs/s on 3 nodes, 786k against 790k on one).
 //!
 //! Nice 10, not RocksDB's own `LowerThreadPoolCPUPriority` (nice 19): at 19
 //! a busy node starved its flushes until every memtable was full and writes
