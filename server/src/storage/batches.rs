@@ -8,6 +8,8 @@
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
+// prost's wire-format helpers, which its generated code calls too (hidden
+// from its docs, so a minor version could move them; the lock file pins it).
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::Message;
 use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions, DB};
@@ -30,9 +32,9 @@ pub fn encode(publish_time_us: i64, bytes_before: u64, bodies: Vec<MessageBody>)
 /// Only their bodies are copied out of `record`, into one buffer their data
 /// are slices of, and only they are decoded. Why: a lease call often wants a
 /// few hundred messages of a thousand-message batch, and each call decoded
-/// and copied the whole batch; and a message in flight holds its buffer, so
-/// a buffer of the whole batch (up to 10 MB) would stay for as long as any of
-/// its messages is unacked.
+/// and copied the whole batch; and a message on its way to a consumer holds
+/// its buffer, so a buffer of the whole batch (up to 16 MiB) would stay for
+/// as long as the message waits in a stream's queues.
 pub fn decode(
     partition: u32,
     first: u64,
@@ -49,7 +51,7 @@ pub fn decode(
     let mut offset = first + skip;
     while !bodies.is_empty() {
         let (tag, wire_type) = encoding::decode_key(&mut bodies).map_err(decode_error)?;
-        if tag != BODIES_FIELD {
+        if tag != BODIES_FIELD || wire_type != WireType::LengthDelimited {
             encoding::skip_field(wire_type, tag, &mut bodies, DecodeContext::default()).map_err(decode_error)?;
             continue;
         }
@@ -86,8 +88,10 @@ impl<'a> Wanted<'a> {
         let (mut index, mut count) = (0u64, 0usize);
         let mut publish_time_us = None;
         // prost writes fields in number order, so the publish time comes
-        // first and the walk stops after the last body wanted; a record
-        // written otherwise is walked to its end.
+        // first and the walk stops after the last body wanted. A record
+        // written otherwise, or with a zero publish time (which proto3
+        // leaves out), is walked until the time is found or to its end:
+        // skipping a body costs a length read.
         while !rest.is_empty() && (count < count_max || publish_time_us.is_none()) {
             let at = record.len() - rest.len();
             let (tag, wire_type) = encoding::decode_key(&mut rest)?;
@@ -96,14 +100,15 @@ impl<'a> Wanted<'a> {
                 continue;
             }
             encoding::skip_field(wire_type, tag, &mut rest, DecodeContext::default())?;
-            if tag == BODIES_FIELD && index >= skip && count < count_max {
+            let is_body = tag == BODIES_FIELD && wire_type == WireType::LengthDelimited;
+            if is_body && index >= skip && count < count_max {
                 if count == 0 {
                     start = at;
                 }
                 end = record.len() - rest.len();
                 count += 1;
             }
-            index += u64::from(tag == BODIES_FIELD);
+            index += u64::from(is_body);
         }
         // proto3 leaves a zero publish time out.
         Ok(Wanted { span: &record[start..end], count, publish_time_us: publish_time_us.unwrap_or(0) })

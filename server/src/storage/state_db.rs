@@ -352,12 +352,20 @@ impl StateDb {
     ) -> Result<Vec<StoredMessage>, StorageError> {
         let mut batches = self.batches(topic_id, partition)?;
         batches.seek(from);
-        let (mut messages, mut bytes) = (Vec::new(), 0);
+        let (mut messages, mut bytes) = (Vec::<StoredMessage>::new(), 0);
         'batches: while let Some((first, record)) = batches.current()? {
             let decoded = batches::decode(partition, first, record, from, count_max - messages.len())?;
             messages.reserve(decoded.len());
+            let batch_start = messages.len();
             for message in decoded {
                 if bytes >= bytes_max && !messages.is_empty() {
+                    // What this batch's read keeps shares one buffer with
+                    // the bodies dropped here (a whole batch, when a
+                    // byte-limited stream takes one large message at a
+                    // time): it gets data of its own.
+                    for kept in &mut messages[batch_start..] {
+                        kept.body.data = Bytes::copy_from_slice(&kept.body.data);
+                    }
                     break 'batches;
                 }
                 bytes += message.body.size_bytes();

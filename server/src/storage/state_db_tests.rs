@@ -221,6 +221,17 @@ fn a_read_from_inside_a_batch_returns_just_what_it_asked_for() {
 }
 
 #[test]
+fn a_read_stops_at_its_byte_limit_inside_a_batch_with_at_least_one_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = stored(dir.path(), 0..7u64, |_| 1024); // one batch of 7 KiB
+    let read = db.read_messages(TOPIC, 0, 2, 100, 1500).expect("read");
+    assert_eq!(offsets(read.clone()), vec![2, 3], "the second message passes 1,500 bytes");
+    assert!(read.iter().all(|message| message.body.data.len() == 1024));
+    let one = db.read_messages(TOPIC, 0, 6, 100, 1).expect("read");
+    assert_eq!(offsets(one), vec![6], "one message even over the limit");
+}
+
+#[test]
 fn the_layout_the_nodes_leaving_and_the_meta_index_are_read_back_with_the_catalog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let layout =

@@ -382,7 +382,9 @@ async fn drain(
             let mut clock = Clock::default();
             while received.load(Ordering::Relaxed) < expected {
                 let next = match subscriber.next().now_or_never() {
-                    // From the batch at hand: received when it was.
+                    // At hand, from this batch or one queued behind it: the
+                    // clock read up to 63 messages ago stands (microseconds
+                    // ago, unless the consumer was descheduled meanwhile).
                     Some(next) => next,
                     None => {
                         let next = tokio::select! {
