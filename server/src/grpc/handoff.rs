@@ -31,7 +31,7 @@ use crate::raft::{GroupId, HostedGroup, NodeId};
 
 /// How far behind the leader's log the target may be (waited for up to
 /// `MATCH_TIMEOUT` while writes go on).
-const CAUGHT_UP_ENTRIES: u64 = 64;
+const HANDOFF_LAG_MAX: u64 = 64;
 /// How long the leader waits for the target to match its log before it
 /// stops heartbeating (a target short of the last entries loses the vote).
 const MATCH_TIMEOUT: Duration = Duration::from_millis(500);
@@ -75,12 +75,12 @@ where
     // Under load a follower is often a few round trips behind; writes go on
     // while it closes the gap, and only a target still far behind after
     // that is refused (stopping writes for a long catch-up would cost more).
-    let near = |m: &RaftMetrics<NodeId, BasicNode>| lag(m, to) <= CAUGHT_UP_ENTRIES;
+    let near = |m: &RaftMetrics<NodeId, BasicNode>| lag(m, to) <= HANDOFF_LAG_MAX;
     if !near(&metrics) {
         let near_or_lost = |m: &RaftMetrics<NodeId, BasicNode>| near(m) || m.current_leader != Some(me);
         if hosted.raft.wait(Some(MATCH_TIMEOUT)).metrics(near_or_lost, "target nearly caught up").await.is_err() {
             return Err(ApiError::Unavailable(format!(
-                "node {to} is more than {CAUGHT_UP_ENTRIES} entries behind in group {group}; it is caught up first"
+                "node {to} is more than {HANDOFF_LAG_MAX} entries behind in group {group}; it is caught up first"
             )));
         }
     }
