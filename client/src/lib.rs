@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bookmarks;
 pub mod client;
 pub mod error;
+mod held;
 pub mod locks;
 pub mod options;
 pub mod publisher;

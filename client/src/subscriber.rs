@@ -7,7 +7,6 @@
 //! — following the leader — when the stream breaks. [`Subscriber::close`]
 //! nacks what is still held, so other consumers get it at once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use tonic::Streaming;
 
 use crate::client::subscriber as subscriber_stub;
 use crate::error::{Error, Result};
+use crate::held::HeldMessages;
 use crate::router::Router;
 use crate::types::{received_from_api, ReceivedMessage};
 
@@ -139,7 +139,7 @@ impl Subscriber {
             ack_deadline,
             messages: messages_tx,
             queued: queued.clone(),
-            held: HashMap::default(),
+            held: HeldMessages::default(),
             next_seq: 0,
             acks: Vec::new(),
             nacks: Vec::new(),
@@ -251,9 +251,8 @@ struct Pump {
     queued: Queued,
     /// By the number this pump gave each message as it handed it over (an
     /// ack id as the key cost a tenth of the consumer's CPU in hashing it
-    /// twice). Hashed with foldhash: SipHash's resistance to chosen keys buys
-    /// nothing for numbers counted here.
-    held: HashMap<u64, Held, foldhash::fast::RandomState>,
+    /// twice).
+    held: HeldMessages<Held>,
     next_seq: u64,
     acks: Vec<String>,
     nacks: Vec<String>,
@@ -335,13 +334,13 @@ impl Pump {
         while let Ok((seq, verdict)) = verdicts.try_recv() {
             self.settle(seq, verdict);
         }
-        self.nacks.extend(self.held.drain().map(|(_, held)| held.ack_id));
+        self.nacks.extend(self.held.drain().map(|held| held.ack_id));
         self.say_goodbye(stream).await;
     }
 
     /// Records the application's verdict on a message it held.
     fn settle(&mut self, seq: u64, verdict: Verdict) {
-        let Some(Held { ack_id, .. }) = self.held.remove(&seq) else { return };
+        let Some(Held { ack_id, .. }) = self.held.remove(seq) else { return };
         match verdict {
             Verdict::Ack => self.acks.push(ack_id),
             Verdict::Nack => self.nacks.push(ack_id),
@@ -439,11 +438,11 @@ impl Pump {
         let now = Instant::now();
         let margin = self.ack_deadline / 3;
         let (mut due, mut ack_ids) = (Vec::new(), Vec::new());
-        for (seq, held) in &mut self.held {
+        for (seq, held) in self.held.iter_mut() {
             if held.extended_until <= now + margin && now.duration_since(held.since) < self.settings.max_lease_extension
             {
                 held.extended_until = now + self.ack_deadline;
-                due.push(*seq);
+                due.push(seq);
                 ack_ids.push(held.ack_id.clone());
             }
         }
@@ -458,7 +457,7 @@ impl Pump {
         if send_or_return(stream, request).is_some() {
             // Try again at the next tick.
             for seq in due {
-                if let Some(held) = self.held.get_mut(&seq) {
+                if let Some(held) = self.held.get_mut(seq) {
                     held.extended_until = now;
                 }
             }
