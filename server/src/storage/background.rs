@@ -23,7 +23,7 @@
 use std::fs;
 
 /// How many nice levels RocksDB's background threads sit below the process.
-pub const BACKGROUND_NICE_LEVELS: i32 = 10;
+const BACKGROUND_NICE_LEVELS: i32 = 10;
 /// The lowest priority there is.
 const NICE_MAX: i32 = 19;
 
@@ -36,7 +36,7 @@ const THREAD_NAME_PREFIX: &str = "rocksdb:";
 /// [`BACKGROUND_NICE_LEVELS`]. Relative, so a node an operator started at
 /// nice 15 is not asked to raise them (which takes privileges), and one at
 /// -10 does not put them 20 levels down.
-pub fn background_nice() -> i32 {
+fn background_nice() -> i32 {
     let own = rustix::process::getpriority_process(None).unwrap_or(0);
     (own + BACKGROUND_NICE_LEVELS).min(NICE_MAX)
 }
