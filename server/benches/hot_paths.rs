@@ -15,7 +15,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ferry_server::delivery::subscription::{read_all, Lessee, MessageSource, SubscriptionDelivery};
 use ferry_server::delivery::{AckId, DeliveryPolicy};
 use ferry_server::domain::{
-    apply, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, StoredMessage, TopicConfig,
+    apply, AckedRange, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, StoredMessage,
+    TopicConfig,
 };
 use ferry_server::raft::codec::{entry_from_record, entry_to_record};
 use ferry_server::raft::TypeConfig;
@@ -48,11 +49,8 @@ struct Empty;
 
 impl StateRead for Empty {
     type Error = Infallible;
-    fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64) -> Result<Vec<(u64, u64)>, Infallible> {
+    fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64) -> Result<Vec<AckedRange>, Infallible> {
         Ok(Vec::new())
-    }
-    fn stored_acks_in(&self, _: u64, _: u32, _: u64, _: u64) -> Result<(u64, u64), Infallible> {
-        Ok((0, 0))
     }
     fn message_extent(&self, _: u64, _: u32, _: u64) -> Result<Option<MessageExtent>, Infallible> {
         Ok(None)

@@ -45,7 +45,7 @@ pub trait MessageSource {
         bytes_max: usize,
     ) -> Result<Vec<StoredMessage>, Self::Error>;
     fn read_one(&self, partition: u32, offset: u64) -> Result<Option<StoredMessage>, Self::Error>;
-    /// Offsets in `from..to` acked individually (above the floor), ascending.
+    /// Offsets in `from..to` acked above the floor, ascending.
     fn acked(&self, partition: u32, from: u64, to: u64) -> Result<Vec<u64>, Self::Error>;
     /// The offset the next message of `partition` will get.
     fn end(&self, partition: u32) -> u64;

@@ -4,8 +4,7 @@
 //! and the replicated state it reads through [`StateRead`]. No clock, no I/O
 //! of its own, no randomness — every replica computes the same writes.
 
-use std::collections::BTreeSet;
-
+use super::acks::{self, AckedRange};
 use super::bookmarks;
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
@@ -36,41 +35,20 @@ pub struct MessageExtent {
 /// applying an ack together.
 pub trait StateRead {
     type Error;
-    /// The acks stored individually in `from..to`: (offset, size of the acked
-    /// message), in offset order.
+    /// The stored ranges of acks above the floor that hold an offset in
+    /// `from..to` (one may start before `from`), in offset order.
     fn stored_acks(
         &self,
         subscription_id: u64,
         partition: u32,
         from: u64,
         to: u64,
-    ) -> Result<Vec<(u64, u64)>, Self::Error>;
-    /// How many individual acks are stored in `from..to`, and their bytes.
-    fn stored_acks_in(
-        &self,
-        subscription_id: u64,
-        partition: u32,
-        from: u64,
-        to: u64,
-    ) -> Result<(u64, u64), Self::Error>;
+    ) -> Result<Vec<AckedRange>, Self::Error>;
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Self::Error>;
     /// The sizes of the messages at `offsets` (ascending), in that order;
     /// 0 for one not stored.
     fn message_sizes(&self, topic_id: u64, partition: u32, offsets: &[u64]) -> Result<Vec<u64>, Self::Error>;
 }
-
-/// Offsets further apart than this are looked up in separate ranges, so a
-/// batch acking two distant offsets does not scan everything between them.
-const RANGE_GAP_MAX: u64 = 64;
-/// Stored acks read at a time while the floor climbs over them.
-const FLOOR_CHUNK: u64 = 1024;
-/// Stored acks a climbing floor deletes one by one, at most; past this it
-/// deletes their whole range at once. Every ack commit moves a floor, and a
-/// range tombstone costs every later iterator over the acks column (RocksDB
-/// fragments all of the memtable's range tombstones when one is created), so
-/// the common case must not write one; a floor jumping over thousands of
-/// stored acks is rare, and one tombstone beats thousands of deletes there.
-const ACK_POINT_DELETES_MAX: usize = 1024;
 
 /// Applies one command to the catalog and returns what to persist.
 ///
@@ -364,115 +342,6 @@ fn publish(catalog: &mut Catalog, batch: PublishBatch) -> Applied {
     Applied { response, writes }
 }
 
-/// Records acks of `offsets` in one partition and advances the floor over
-/// every contiguous ack. Returns how many offsets became acked.
-fn ack_partition<R: StateRead>(
-    subscription: &SubscriptionState,
-    partition: u32,
-    ack: &mut AckState,
-    end: u64,
-    offsets: impl IntoIterator<Item = u64>,
-    reads: &R,
-    writes: &mut Vec<Write>,
-) -> Result<u64, R::Error> {
-    let (id, topic_id) = (subscription.id, subscription.topic_id);
-    // Offsets below the floor are acked already; at or past the end they were
-    // never published. Neither changes anything.
-    let mut fresh: BTreeSet<u64> = offsets.into_iter().filter(|offset| (ack.floor..end).contains(offset)).collect();
-    if ack.acked_above > 0 {
-        let wanted: Vec<u64> = fresh.iter().copied().collect();
-        for (from, to) in runs(&wanted) {
-            for (offset, _) in reads.stored_acks(id, partition, from, to)? {
-                fresh.remove(&offset);
-            }
-        }
-    }
-    let count = fresh.len() as u64;
-    let old = ack.clone();
-    let passed = advance_floor(id, partition, ack, end, &mut fresh, reads)?;
-    // What the floor did not reach is stored individually, with its size so
-    // the backlog's bytes stay exact. In-order acks rarely get here.
-    let above: Vec<u64> = fresh.into_iter().collect();
-    let sizes = if above.is_empty() { Vec::new() } else { reads.message_sizes(topic_id, partition, &above)? };
-    for (offset, size) in above.into_iter().zip(sizes) {
-        writes.push(Write::PutAck { subscription_id: id, partition, offset, size });
-        ack.acked_above += 1;
-        ack.acked_above_bytes += size;
-    }
-    delete_passed(id, partition, passed, (old.floor, ack.floor), writes);
-    if *ack != old {
-        writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
-    }
-    Ok(count)
-}
-
-/// Deletes the stored acks a floor climbed over (all in `range`): one by one,
-/// or the whole range when there are many.
-fn delete_passed(subscription_id: u64, partition: u32, passed: Vec<u64>, range: (u64, u64), writes: &mut Vec<Write>) {
-    if passed.len() > ACK_POINT_DELETES_MAX {
-        writes.push(Write::DeleteAcks { subscription_id, partition, from: range.0, to: range.1 });
-    } else {
-        writes.extend(passed.into_iter().map(|offset| Write::DeleteAck { subscription_id, partition, offset }));
-    }
-}
-
-/// Splits ascending offsets into half-open ranges, starting a new one where
-/// the gap exceeds [`RANGE_GAP_MAX`].
-fn runs(offsets: &[u64]) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &offset in offsets {
-        match runs.last_mut() {
-            Some((_, to)) if offset < *to + RANGE_GAP_MAX => *to = offset + 1,
-            _ => runs.push((offset, offset + 1)),
-        }
-    }
-    runs
-}
-
-/// Moves the floor up over offsets acked now (`fresh`, consumed) or before
-/// (stored individually, uncounted from `acked_above`); returns the offsets
-/// of the stored acks it passed, which are no longer needed.
-fn advance_floor<R: StateRead>(
-    subscription_id: u64,
-    partition: u32,
-    ack: &mut AckState,
-    end: u64,
-    fresh: &mut BTreeSet<u64>,
-    reads: &R,
-) -> Result<Vec<u64>, R::Error> {
-    let mut passed = Vec::new();
-    // Stored acks from `ack.floor` on, read a chunk at a time up to `read_to`.
-    let mut stored = std::collections::VecDeque::new();
-    let mut read_to = ack.floor;
-    while ack.floor < end {
-        if fresh.remove(&ack.floor) {
-            ack.floor += 1;
-            continue;
-        }
-        if ack.acked_above == 0 {
-            break;
-        }
-        if ack.floor >= read_to {
-            read_to = (ack.floor + FLOOR_CHUNK).min(end);
-            stored = reads.stored_acks(subscription_id, partition, ack.floor, read_to)?.into();
-        }
-        while stored.front().is_some_and(|&(offset, _)| offset < ack.floor) {
-            stored.pop_front();
-        }
-        match stored.front() {
-            Some(&(offset, size)) if offset == ack.floor => {
-                stored.pop_front();
-                passed.push(offset);
-                ack.acked_above -= 1;
-                ack.acked_above_bytes -= size;
-                ack.floor += 1;
-            }
-            _ => break,
-        }
-    }
-    Ok(passed)
-}
-
 fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) -> Result<Applied, R::Error> {
     let Some(subscription) = catalog.subscription_by_id(batch.subscription_id) else {
         let name = format!("#{}", batch.subscription_id);
@@ -494,8 +363,15 @@ fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) 
     let mut count = 0;
     for group in batch.partitions {
         let p = group.partition as usize;
-        count +=
-            ack_partition(subscription, group.partition, &mut acks[p], ends[p], group.offsets, reads, &mut writes)?;
+        count += acks::ack_partition(
+            subscription,
+            group.partition,
+            &mut acks[p],
+            ends[p],
+            group.offsets,
+            reads,
+            &mut writes,
+        )?;
     }
     if let Some(subscription) = catalog.subscription_by_id_mut(batch.subscription_id) {
         subscription.acks = acks;
@@ -534,16 +410,7 @@ fn trim<R: StateRead>(catalog: &mut Catalog, trim_at: Trim, reads: &R) -> Result
     for id in subscribers {
         let Some(subscription) = catalog.subscription_by_id(id) else { continue };
         let mut ack = subscription.acks[partition as usize].clone();
-        let (count, bytes) = reads.stored_acks_in(id, partition, ack.floor, start)?;
-        if count > 0 {
-            writes.push(Write::DeleteAcks { subscription_id: id, partition, from: ack.floor, to: start });
-        }
-        ack.floor = start;
-        ack.acked_above -= count;
-        ack.acked_above_bytes -= bytes;
-        let passed = advance_floor(id, partition, &mut ack, end, &mut BTreeSet::new(), reads)?;
-        delete_passed(id, partition, passed, (start, ack.floor), &mut writes);
-        writes.push(Write::PutAckState { subscription_id: id, partition, state: ack.clone() });
+        acks::raise_floor(id, partition, &mut ack, start, end, reads, &mut writes)?;
         if let Some(subscription) = catalog.subscription_by_id_mut(id) {
             subscription.acks[partition as usize] = ack;
         }
@@ -579,7 +446,7 @@ fn seek(catalog: &mut Catalog, seek_to: Seek) -> Applied {
     for partition in catalog.owned(topic) {
         let (p, floor) = (&topic.partitions[partition as usize], seek_to.floors[partition as usize]);
         let state = AckState { floor: floor.clamp(p.start_offset, p.next_offset), ..AckState::default() };
-        writes.push(Write::DeleteAcks { subscription_id: id, partition, from: 0, to: u64::MAX });
+        writes.push(Write::DeleteAckedRanges { subscription_id: id, partition, from: 0, to: u64::MAX });
         writes.push(Write::PutAckState { subscription_id: id, partition, state: state.clone() });
         acks[partition as usize] = state;
     }
@@ -607,9 +474,7 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
         return Ok(Applied::rejected(rejection));
     }
     let mut ack = subscription.acks[p].clone();
-    let acked = dead.offset < ack.floor
-        || !reads.stored_acks(subscription.id, dead.partition, dead.offset, dead.offset + 1)?.is_empty();
-    if acked {
+    if acks::is_acked(subscription.id, dead.partition, &ack, dead.offset, reads)? {
         // Acked meanwhile: nothing to move.
         return Ok(Applied { response: Response::DeadLettered { position: None }, writes: Vec::new() });
     }
@@ -626,7 +491,7 @@ fn dead_letter<R: StateRead>(catalog: &mut Catalog, dead: DeadLetter, reads: &R)
     }
     let mut writes = Vec::new();
     let subscription = subscription.clone();
-    ack_partition(&subscription, dead.partition, &mut ack, end, [dead.offset], reads, &mut writes)?;
+    acks::ack_partition(&subscription, dead.partition, &mut ack, end, [dead.offset], reads, &mut writes)?;
     if let Some(subscription) = catalog.subscription_by_id_mut(dead.subscription_id) {
         subscription.acks[p] = ack;
     }

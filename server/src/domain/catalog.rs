@@ -3,7 +3,7 @@
 //!
 //! Architecture invariant: the catalog is small (it grows with the number of
 //! topics, partitions and subscriptions, never with the backlog) and lives in
-//! memory on every replica; messages and individual acks live on disk.
+//! memory on every replica; messages and the acks above each floor live on disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +39,7 @@ impl PartitionState {
 pub struct AckState {
     /// Every offset below the floor is acknowledged.
     pub floor: u64,
-    /// Acks stored individually above the floor, and the bytes they cover.
+    /// Offsets acked above the floor (stored as ranges), and their bytes.
     pub acked_above: u64,
     pub acked_above_bytes: u64,
 }

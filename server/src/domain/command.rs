@@ -172,7 +172,7 @@ pub struct Trim {
     pub start_offset: u64,
 }
 
-/// Moves a subscription's ack floors; its individual acks are forgotten.
+/// Moves a subscription's ack floors; its acks above them are forgotten.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seek {
     pub subscription_id: u64,

@@ -5,6 +5,7 @@
 //! leader stamps times into commands; [`apply`](apply::apply) is deterministic,
 //! so every replica that applies the same log holds the same state.
 
+pub mod acks;
 pub mod apply;
 pub mod bookmarks;
 pub mod catalog;
@@ -24,6 +25,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use acks::AckedRange;
 pub use apply::{apply, MessageExtent, StateRead};
 pub use bookmarks::BookmarkState;
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::acks::AckedRange;
 use super::bookmarks::BookmarkState;
 use super::catalog::{AckState, PartitionState, SubscriptionState, TopicState};
 use super::command::Layout;
@@ -139,7 +140,7 @@ pub enum Write {
         partition: u32,
         state: AckState,
     },
-    /// Removes the subscription record, its ack states and its individual acks.
+    /// Removes the subscription record, its ack states and its stored acks.
     DeleteSubscription {
         id: u64,
         name: String,
@@ -162,21 +163,21 @@ pub enum Write {
         partition: u32,
         below: u64,
     },
-    /// An ack above the floor, with the size of the acked message.
-    PutAck {
+    /// Acks above the floor, stored as one range.
+    PutAckedRange {
         subscription_id: u64,
         partition: u32,
-        offset: u64,
-        size: u64,
+        range: AckedRange,
     },
-    /// Removes one individual ack: the floor climbed past it.
-    DeleteAck {
+    /// Removes the stored range starting at `start`: the floor climbed past it.
+    DeleteAckedRange {
         subscription_id: u64,
         partition: u32,
-        offset: u64,
+        start: u64,
     },
-    /// Removes individual acks in `from..to` (`to == u64::MAX`: all of the partition's).
-    DeleteAcks {
+    /// Removes the stored ranges starting in `from..to` (`to == u64::MAX`: all
+    /// of the partition's).
+    DeleteAckedRanges {
         subscription_id: u64,
         partition: u32,
         from: u64,

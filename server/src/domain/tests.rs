@@ -16,7 +16,7 @@ struct Model {
     stored: Stored,
     floors: BTreeMap<(u64, u32), AckState>,
     producers: BTreeMap<ProducerKey, ProducerState>,
-    /// `DeleteAcks` written so far: each is a range tombstone in RocksDB.
+    /// `DeleteAckedRanges` written so far: each is a range tombstone in RocksDB.
     ack_range_deletes: usize,
     /// (topic, partition, hour start) → the hour's first offset.
     hour_starts: BTreeMap<(u64, u32, i64), u64>,
@@ -26,8 +26,8 @@ struct Model {
 struct Stored {
     /// (topic, partition, first offset) → batch
     messages: BTreeMap<(u64, u32, u64), StoredBatch>,
-    /// (subscription, partition, offset) → size
-    acks: BTreeMap<(u64, u32, u64), u64>,
+    /// (subscription, partition, first offset) → acked range
+    acks: BTreeMap<(u64, u32, u64), AckedRange>,
 }
 
 struct StoredBatch {
@@ -49,18 +49,32 @@ impl Stored {
         }
         each
     }
+
+    /// The offsets of every stored acked range, after checking the ranges
+    /// are non-empty and apart.
+    fn acked_offsets(&self) -> BTreeSet<u64> {
+        let mut offsets = BTreeSet::new();
+        let mut last: Option<(u64, u32, u64)> = None;
+        for (&(s, p, start), range) in &self.acks {
+            assert_eq!(start, range.start, "keyed by its start");
+            assert!(!range.is_empty(), "empty range at {start}");
+            if let Some((ls, lp, end)) = last {
+                assert!((ls, lp) != (s, p) || end <= start, "ranges overlap at {start}");
+            }
+            last = Some((s, p, range.end));
+            offsets.extend(range.start..range.end);
+        }
+        offsets
+    }
 }
 
 impl StateRead for Stored {
     type Error = Infallible;
 
-    fn stored_acks(&self, s: u64, p: u32, from: u64, to: u64) -> Result<Vec<(u64, u64)>, Infallible> {
-        Ok(self.acks.range((s, p, from)..(s, p, to)).map(|(&(_, _, offset), &size)| (offset, size)).collect())
-    }
-
-    fn stored_acks_in(&self, s: u64, p: u32, from: u64, to: u64) -> Result<(u64, u64), Infallible> {
-        let sizes: Vec<u64> = self.acks.range((s, p, from)..(s, p, to)).map(|(_, size)| *size).collect();
-        Ok((sizes.len() as u64, sizes.iter().sum()))
+    fn stored_acks(&self, s: u64, p: u32, from: u64, to: u64) -> Result<Vec<AckedRange>, Infallible> {
+        let before = self.acks.range((s, p, 0)..(s, p, from)).next_back().map(|(_, range)| *range);
+        let starting = self.acks.range((s, p, from)..(s, p, to)).map(|(_, range)| *range);
+        Ok(before.filter(|range| range.end > from && from < to).into_iter().chain(starting).collect())
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Infallible> {
@@ -106,13 +120,13 @@ impl Model {
             Write::DeleteMessages { topic_id, partition, below } => {
                 stored.messages.retain(|&(t, p, o), _| !(t == topic_id && p == partition && o < below));
             }
-            Write::PutAck { subscription_id, partition, offset, size } => {
-                stored.acks.insert((subscription_id, partition, offset), size);
+            Write::PutAckedRange { subscription_id, partition, range } => {
+                stored.acks.insert((subscription_id, partition, range.start), range);
             }
-            Write::DeleteAck { subscription_id, partition, offset } => {
-                stored.acks.remove(&(subscription_id, partition, offset));
+            Write::DeleteAckedRange { subscription_id, partition, start } => {
+                stored.acks.remove(&(subscription_id, partition, start));
             }
-            Write::DeleteAcks { subscription_id, partition, from, to } => {
+            Write::DeleteAckedRanges { subscription_id, partition, from, to } => {
                 self.ack_range_deletes += 1;
                 stored
                     .acks
@@ -320,61 +334,6 @@ fn a_subscription_starts_at_the_end_of_each_partition() {
 }
 
 #[test]
-fn acks_advance_the_floor_over_individually_stored_acks() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 6);
-
-    assert_eq!(model.ack(sub, 0, &[2, 4]), Response::Acknowledged { count: 2 });
-    assert_eq!(model.floor(sub, 0), 0);
-    assert_eq!(model.stored.acks.len(), 2);
-    assert_eq!(model.ack_state(sub, 0).acked_above, 2);
-    assert_eq!(model.ack_state(sub, 0).acked_above_bytes, 4, "two 2-byte messages");
-
-    assert_eq!(model.ack(sub, 0, &[1, 0]), Response::Acknowledged { count: 2 });
-    assert_eq!(model.floor(sub, 0), 3, "floor passes 0, 1 and the stored 2");
-    assert_eq!(
-        model.stored.acks.keys().copied().collect::<Vec<_>>(),
-        vec![(sub, 0, 4)],
-        "acks under the floor are deleted"
-    );
-    assert_eq!(model.ack_state(sub, 0).acked_above, 1);
-
-    // Acks below the floor, repeated, or past the end change nothing.
-    assert_eq!(model.ack(sub, 0, &[0, 4, 4, 6, 100]), Response::Acknowledged { count: 0 });
-    assert_eq!(model.ack(sub, 0, &[3, 5]), Response::Acknowledged { count: 2 });
-    assert_eq!(model.floor(sub, 0), 6);
-    assert!(model.stored.acks.is_empty());
-    assert_eq!(*model.ack_state(sub, 0), AckState { floor: 6, acked_above: 0, acked_above_bytes: 0 });
-}
-
-#[test]
-fn a_climbing_floor_deletes_few_stored_acks_one_by_one_and_many_as_one_range() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 5000);
-
-    // In order, as one consumer acks: nothing is stored, nothing deleted.
-    for start in (0..1000).step_by(100) {
-        model.ack(sub, 0, &(start..start + 100).collect::<Vec<_>>());
-    }
-    // Out of order, as several consumers ack: the floor passes a few stored acks.
-    model.ack(sub, 0, &(1001..1100).collect::<Vec<_>>());
-    model.ack(sub, 0, &[1000]);
-    assert_eq!(model.floor(sub, 0), 1100);
-    assert_eq!(model.ack_range_deletes, 0, "every ack commit moved a floor, none wrote a range tombstone");
-
-    // A floor that jumps over thousands of stored acks deletes them as one range.
-    model.ack(sub, 0, &(1101..5000).collect::<Vec<_>>());
-    model.ack(sub, 0, &[1100]);
-    assert_eq!(model.floor(sub, 0), 5000);
-    assert!(model.stored.acks.is_empty());
-    assert_eq!(model.ack_range_deletes, 1);
-}
-
-#[test]
 fn deleting_a_topic_deletes_its_subscriptions_and_messages() {
     let mut model = Model::default();
     let topic = model.create_topic("t", 1);
@@ -468,18 +427,6 @@ fn trimming_deletes_messages_and_moves_lagging_floors_past_them() {
 }
 
 #[test]
-fn a_trim_that_reaches_stored_acks_carries_the_floor_over_them() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 6);
-    model.ack(sub, 0, &[3, 4]);
-    model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 3 }));
-    assert_eq!(*model.ack_state(sub, 0), AckState { floor: 5, acked_above: 0, acked_above_bytes: 0 });
-    assert!(model.stored.acks.is_empty());
-}
-
-#[test]
 fn a_seek_sets_floors_within_the_stored_range_and_forgets_acks() {
     let mut model = Model::default();
     let topic = model.create_topic("t", 2);
@@ -527,91 +474,7 @@ fn dead_lettering_moves_a_message_and_acks_it_in_one_step() {
     assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: None }, "acked already: nothing moves");
 }
 
-/// Messages in the partition of the long-run property.
-const PUBLISHED: u64 = 3000;
-
-proptest! {
-    /// Whatever order and repetition acks arrive in, the floor is the first
-    /// offset never acked, every acked offset stays acked, and each offset is
-    /// counted once.
-    #[test]
-    fn acks_in_any_order_keep_the_floor_exact(
-        batches in prop::collection::vec(prop::collection::vec(0u64..40, 0..12), 0..20),
-    ) {
-        let mut model = Model::default();
-        let topic = model.create_topic("t", 1);
-        let sub = model.create_subscription("s", "t");
-        model.publish(topic, 0, 1, 30);
-
-        let mut acked = BTreeSet::new();
-        let mut counted = 0;
-        for offsets in &batches {
-            let Response::Acknowledged { count } = model.ack(sub, 0, offsets) else { panic!("ack rejected") };
-            counted += count;
-            acked.extend(offsets.iter().copied().filter(|&o| o < 30));
-            let floor = model.floor(sub, 0);
-            let expected_floor = (0..30).find(|o| !acked.contains(o)).unwrap_or(30);
-            prop_assert_eq!(floor, expected_floor);
-            prop_assert_eq!(&model.floors[&(sub, 0)], model.ack_state(sub, 0), "the ack state is persisted");
-            let stored: BTreeSet<u64> = model.stored.acks.keys().map(|k| k.2).collect();
-            let expected: BTreeSet<u64> = acked.iter().copied().filter(|&o| o > floor).collect();
-            prop_assert_eq!(model.ack_state(sub, 0).acked_above, expected.len() as u64);
-            prop_assert_eq!(stored, expected);
-        }
-        prop_assert_eq!(counted, acked.len() as u64);
-    }
-
-    /// The same over long runs and far-apart offsets, where applying an ack
-    /// reads stored acks in separate ranges and the floor climbs over more
-    /// than one chunk of them: 0..3,000 cut into runs, acked in a shuffled
-    /// order two runs per batch, until all are acked.
-    #[test]
-    fn acks_in_long_runs_and_far_apart_keep_the_floor_exact(
-        runs in prop::collection::vec(1u64..1500, 1..12)
-            .prop_map(|lengths| {
-                let mut runs = Vec::new();
-                let mut start = 0;
-                for length in lengths.into_iter().chain([PUBLISHED]) {
-                    let end = (start + length).min(PUBLISHED);
-                    if start < end {
-                        runs.push(start..end);
-                    }
-                    start = end;
-                }
-                runs
-            })
-            .prop_shuffle(),
-    ) {
-        let mut model = Model::default();
-        let topic = model.create_topic("t", 1);
-        let sub = model.create_subscription("s", "t");
-        model.publish(topic, 0, 1, PUBLISHED as usize);
-
-        let mut acked = BTreeSet::new();
-        let mut counted = 0;
-        for batch in runs.chunks(2) {
-            let offsets: Vec<u64> = batch.iter().flat_map(|run| run.clone()).collect();
-            let Response::Acknowledged { count } = model.ack(sub, 0, &offsets) else { panic!("ack rejected") };
-            counted += count;
-            // Acked again (a redelivery's ack): nothing changes.
-            let state = model.ack_state(sub, 0).clone();
-            prop_assert_eq!(model.ack(sub, 0, &offsets), Response::Acknowledged { count: 0 });
-            prop_assert_eq!(model.ack_state(sub, 0), &state);
-            acked.extend(offsets);
-            let floor = model.floor(sub, 0);
-            prop_assert_eq!(floor, (0..PUBLISHED).find(|o| !acked.contains(o)).unwrap_or(PUBLISHED));
-            let stored: BTreeSet<u64> = model.stored.acks.keys().map(|k| k.2).collect();
-            let expected: BTreeSet<u64> = acked.iter().copied().filter(|&o| o > floor).collect();
-            prop_assert_eq!(model.ack_state(sub, 0).acked_above, expected.len() as u64);
-            let bytes: usize = expected.iter().map(|o| format!("m{o}").len()).sum();
-            prop_assert_eq!(model.ack_state(sub, 0).acked_above_bytes, bytes as u64);
-            prop_assert_eq!(stored, expected);
-        }
-        prop_assert_eq!(model.floor(sub, 0), PUBLISHED, "everything acked");
-        prop_assert_eq!(counted, acked.len() as u64);
-    }
-}
-
+mod acks;
 mod bookmarks;
 mod groups;
 mod locks;

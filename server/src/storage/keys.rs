@@ -24,7 +24,7 @@
 //! |           |               | `H` topic id u64, partition u32, hour start µs u64 | `HourStart` |
 //! |           |               | `A` (applied log id), `M` (membership), `V` (format) | `LogId` / `StoredMembership` / u32 |
 //! | state     | `messages`    | topic id u64, partition u32, first offset u64 | `BatchRecord` |
-//! | state     | `acks`        | subscription id u64, partition u32, offset u64 | empty    |
+//! | state     | `acks`        | subscription id u64, partition u32, first offset u64 | end u64, bytes u64 |
 
 /// A database's layout version: its keys and value framing. Bump it, and
 /// read or migrate the older one, when either changes incompatibly.
@@ -40,7 +40,9 @@ pub const LOG_FORMAT: Format = Format { version: 1, reads_older: &[] };
 
 /// Version 2 stores a publish batch per `messages` record. A version-1
 /// record (one message, its body as field 2) reads as a batch of one.
-pub const STATE_FORMAT: Format = Format { version: 2, reads_older: &[1] };
+/// Version 3 stores a range of acked offsets per `acks` record; a
+/// version-2 record (one offset, its message's size) reads as a range of one.
+pub const STATE_FORMAT: Format = Format { version: 3, reads_older: &[1, 2] };
 
 pub mod log {
     /// Key of the log entry at `index`.

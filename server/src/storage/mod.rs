@@ -8,6 +8,7 @@
 //!   its last flushed `applied` id, and the log is never purged past a flushed
 //!   state (snapshots flush first). So message data is written to the WAL once.
 
+pub mod acked_ranges;
 pub mod background;
 pub mod batches;
 pub mod codec;

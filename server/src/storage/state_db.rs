@@ -1,5 +1,5 @@
 //! `StateDb`: the state machine's database — the catalog's records, every
-//! partition's messages and the individual acks above each ack floor.
+//! partition's messages and the acks stored above each ack floor.
 //!
 //! Writes go without a WAL (see the module docs of `storage`); `flush` makes
 //! everything written so far durable, atomically across column families.
@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_proto::internal as pb;
-use rocksdb::{Direction, FlushOptions, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, FlushOptions, IteratorMode, WriteBatch, WriteOptions, DB};
 
+use super::acked_ranges;
 use super::batches::{self, BatchExtent, Batches};
 use super::db::{self, DbResources, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES};
 use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
 use super::{codec, CodecError, StorageError};
-use crate::domain::{hours, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
+use crate::domain::{hours, AckedRange, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
 
 pub struct StateDb {
     db: DB,
@@ -274,13 +275,15 @@ impl StateDb {
                     offset::key(topic_id, partition, 0),
                     offset::key(topic_id, partition, below),
                 ),
-                Write::PutAck { subscription_id, partition, offset: at, size } => {
-                    batch.put_cf(acks_cf, offset::key(subscription_id, partition, at), size.to_be_bytes())
+                Write::PutAckedRange { subscription_id, partition, range } => batch.put_cf(
+                    acks_cf,
+                    offset::key(subscription_id, partition, range.start),
+                    acked_ranges::encode(&range),
+                ),
+                Write::DeleteAckedRange { subscription_id, partition, start } => {
+                    batch.delete_cf(acks_cf, offset::key(subscription_id, partition, start))
                 }
-                Write::DeleteAck { subscription_id, partition, offset: at } => {
-                    batch.delete_cf(acks_cf, offset::key(subscription_id, partition, at))
-                }
-                Write::DeleteAcks { subscription_id, partition, from, to } => {
+                Write::DeleteAckedRanges { subscription_id, partition, from, to } => {
                     let (start, end) = offset::partition_range(subscription_id, partition);
                     let from = offset::key(subscription_id, partition, from).max(start);
                     let to = if to == u64::MAX { end } else { offset::key(subscription_id, partition, to) };
@@ -394,7 +397,7 @@ impl StateDb {
         Ok(Batches::new(&self.db, self.cf(CF_MESSAGES)?, topic_id, partition))
     }
 
-    /// Offsets in `from..to` acked individually (above the floor).
+    /// Offsets in `from..to` acked above the floor, ascending.
     pub fn acked_offsets(
         &self,
         subscription_id: u64,
@@ -402,32 +405,8 @@ impl StateDb {
         from: u64,
         to: u64,
     ) -> Result<Vec<u64>, StorageError> {
-        let mut offsets = Vec::new();
-        self.for_each_ack(subscription_id, partition, from, to, |at, _| offsets.push(at))?;
-        Ok(offsets)
-    }
-
-    /// Calls `each(offset, size)` for every ack stored individually in
-    /// `from..to`, in offset order.
-    fn for_each_ack(
-        &self,
-        subscription_id: u64,
-        partition: u32,
-        from: u64,
-        to: u64,
-        mut each: impl FnMut(u64, u64),
-    ) -> Result<(), StorageError> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
-        let start = offset::key(subscription_id, partition, from);
-        let iter = self.db.iterator_cf_opt(self.cf(CF_ACKS)?, options, IteratorMode::From(&start, Direction::Forward));
-        for item in iter {
-            let (key, value) = item.map_err(StorageError::rocksdb("read acks"))?;
-            if let Some((_, _, at)) = offset::split(&key) {
-                each(at, ack_size(&value));
-            }
-        }
-        Ok(())
+        let ranges = acked_ranges::read(&self.db, self.cf(CF_ACKS)?, subscription_id, partition, from, to)?;
+        Ok(ranges.into_iter().flat_map(|range| range.start.max(from)..range.end.min(to)).collect())
     }
 
     /// The first offset in `start..end` whose message satisfies `reached`, or
@@ -536,25 +515,8 @@ impl StateRead for StateDb {
         partition: u32,
         from: u64,
         to: u64,
-    ) -> Result<Vec<(u64, u64)>, StorageError> {
-        let mut acks = Vec::new();
-        self.for_each_ack(subscription_id, partition, from, to, |at, size| acks.push((at, size)))?;
-        Ok(acks)
-    }
-
-    fn stored_acks_in(
-        &self,
-        subscription_id: u64,
-        partition: u32,
-        from: u64,
-        to: u64,
-    ) -> Result<(u64, u64), StorageError> {
-        let (mut count, mut bytes) = (0, 0);
-        self.for_each_ack(subscription_id, partition, from, to, |_, size| {
-            count += 1;
-            bytes += size;
-        })?;
-        Ok((count, bytes))
+    ) -> Result<Vec<AckedRange>, StorageError> {
+        acked_ranges::read(&self.db, self.cf(CF_ACKS)?, subscription_id, partition, from, to)
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {
@@ -578,11 +540,6 @@ impl StateRead for StateDb {
         }
         Ok(sizes)
     }
-}
-
-/// The acked message's size, as stored in an ack's value.
-fn ack_size(value: &[u8]) -> u64 {
-    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use bytes::Bytes;
 use ferry_proto::internal as pb;
 
 use super::StateDb;
-use crate::domain::{MessageBody, MessageExtent, StateRead, StoredMessage, Write};
+use crate::domain::{AckedRange, MessageBody, MessageExtent, StateRead, StoredMessage, Write};
 use crate::storage::codec;
-use crate::storage::db::{DbResources, CF_MESSAGES};
+use crate::storage::db::{DbResources, CF_ACKS, CF_MESSAGES};
 use crate::storage::keys::{meta, offset};
 
 const TOPIC: u64 = 7;
@@ -82,22 +82,57 @@ fn message_sizes_finds_each_offset_near_or_far_and_zero_for_missing_ones() {
     assert_eq!(db.message_sizes(TOPIC, 2, &[1]).expect("sizes"), vec![0], "no such partition");
 }
 
+fn acked(start: u64, end: u64, bytes: u64) -> AckedRange {
+    AckedRange { start, end, bytes }
+}
+
 #[test]
-fn stored_acks_lists_each_ack_in_the_range_with_its_size() {
+fn stored_acks_lists_the_ranges_holding_an_offset_of_the_range_including_one_that_starts_before() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
-    let writes = [3u64, 4, 9, 70, 71]
+    let ranges = [acked(3, 5, 30), acked(9, 10, 90), acked(70, 80, 700), acked(80, 81, 8)];
+    let writes = ranges
         .into_iter()
-        .flat_map(|offset| {
-            [0, 1].map(|partition| Write::PutAck { subscription_id: 5, partition, offset, size: offset * 10 })
-        })
+        .flat_map(|range| [0, 1].map(|partition| Write::PutAckedRange { subscription_id: 5, partition, range }))
         .collect();
     db.write(writes, &log_id(), None).expect("write");
 
-    assert_eq!(db.stored_acks(5, 0, 4, 71).expect("acks"), vec![(4, 40), (9, 90), (70, 700)]);
-    assert_eq!(db.stored_acks(5, 1, 0, 5).expect("acks"), vec![(3, 30), (4, 40)]);
-    assert!(db.stored_acks(5, 0, 10, 70).expect("acks").is_empty());
+    assert_eq!(db.stored_acks(5, 0, 4, 71).expect("acks"), ranges[..3], "3..5 reaches into 4..71");
+    assert_eq!(db.stored_acks(5, 1, 0, 5).expect("acks"), ranges[..1]);
+    assert_eq!(db.stored_acks(5, 0, 75, 76).expect("acks"), ranges[2..3], "a range around the offsets");
+    assert_eq!(db.stored_acks(5, 0, 80, 200).expect("acks"), ranges[3..], "70..80 ends where the read starts");
+    assert!(db.stored_acks(5, 0, 5, 9).expect("acks").is_empty(), "between ranges");
+    assert!(db.stored_acks(5, 0, 4, 4).expect("acks").is_empty(), "an empty read");
     assert!(db.stored_acks(6, 0, 0, 100).expect("acks").is_empty(), "another subscription's");
+    assert!(db.stored_acks(4, 0, 0, u64::MAX).expect("acks").is_empty(), "another subscription's");
+    assert_eq!(db.acked_offsets(5, 0, 4, 72).expect("acked"), vec![4, 9, 70, 71], "clipped to the read");
+
+    db.write(
+        vec![
+            Write::DeleteAckedRange { subscription_id: 5, partition: 0, start: 9 },
+            Write::DeleteAckedRanges { subscription_id: 5, partition: 1, from: 4, to: 80 },
+        ],
+        &log_id(),
+        None,
+    )
+    .expect("write");
+    assert_eq!(db.stored_acks(5, 0, 0, 100).expect("acks"), [ranges[0], ranges[2], ranges[3]]);
+    assert_eq!(db.stored_acks(5, 1, 0, 100).expect("acks"), [ranges[0], ranges[3]], "by start: 3..5 stays");
+}
+
+#[test]
+fn an_ack_of_storage_format_2_reads_as_a_range_of_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+    // Format 2 stored each ack alone, its value the acked message's size;
+    // format 1 stored none.
+    let cf = db.cf(CF_ACKS).expect("family");
+    db.db.put_cf(cf, offset::key(5, 0, 3), 30u64.to_be_bytes()).expect("put");
+    db.db.put_cf(cf, offset::key(5, 0, 4), []).expect("put");
+    db.db.put_cf(cf, offset::key(5, 0, 6), [1, 2, 3]).expect("put");
+    assert_eq!(db.stored_acks(5, 0, 0, 5).expect("acks"), [acked(3, 4, 30), acked(4, 5, 0)]);
+    let error = db.stored_acks(5, 0, 0, 10).expect_err("a value of 3 bytes");
+    assert!(error.to_string().contains("offset 6"), "{error}");
 }
 
 #[test]
@@ -187,23 +222,25 @@ fn a_record_of_storage_format_1_reads_as_a_batch_of_one() {
 }
 
 #[test]
-fn a_database_of_format_1_opens_as_format_2_and_a_newer_one_is_refused() {
+fn a_database_of_an_older_format_opens_as_the_current_one_and_a_newer_one_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let format = |db: &StateDb| db.get(crate::storage::db::CF_META, meta::FORMAT).expect("read").expect("stored");
-    let db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
-    assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes());
+    let mut db = StateDb::open(dir.path(), &DbResources::default()).expect("open");
+    assert_eq!(format(&db).as_ref(), 3u32.to_be_bytes());
+    for older in [1u32, 2] {
+        let cf = db.cf(crate::storage::db::CF_META).expect("family");
+        db.db.put_cf(cf, meta::FORMAT, older.to_be_bytes()).expect("put");
+        db.flush().expect("flush");
+        drop(db);
+        db = StateDb::open(dir.path(), &DbResources::default()).expect("an older database opens");
+        assert_eq!(format(&db).as_ref(), 3u32.to_be_bytes(), "and is marked format 3, which an older ferryd refuses");
+    }
     let cf = db.cf(crate::storage::db::CF_META).expect("family");
-    db.db.put_cf(cf, meta::FORMAT, 1u32.to_be_bytes()).expect("put");
+    db.db.put_cf(cf, meta::FORMAT, 4u32.to_be_bytes()).expect("put");
     db.flush().expect("flush");
     drop(db);
-    let db = StateDb::open(dir.path(), &DbResources::default()).expect("a format-1 database opens");
-    assert_eq!(format(&db).as_ref(), 2u32.to_be_bytes(), "and is marked format 2, which an older ferryd refuses");
-    let cf = db.cf(crate::storage::db::CF_META).expect("family");
-    db.db.put_cf(cf, meta::FORMAT, 3u32.to_be_bytes()).expect("put");
-    db.flush().expect("flush");
-    drop(db);
-    let refused = StateDb::open(dir.path(), &DbResources::default()).expect_err("format 3 is from a newer ferryd");
-    assert!(refused.to_string().contains("format 3"), "{refused}");
+    let refused = StateDb::open(dir.path(), &DbResources::default()).expect_err("format 4 is from a newer ferryd");
+    assert!(refused.to_string().contains("format 4"), "{refused}");
 }
 
 #[test]
