@@ -49,7 +49,7 @@ struct Empty;
 
 impl StateRead for Empty {
     type Error = Infallible;
-    fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64) -> Result<Vec<AckedRange>, Infallible> {
+    fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64, _: u64) -> Result<Vec<AckedRange>, Infallible> {
         Ok(Vec::new())
     }
     fn message_extent(&self, _: u64, _: u32, _: u64) -> Result<Option<MessageExtent>, Infallible> {

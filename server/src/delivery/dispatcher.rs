@@ -128,14 +128,15 @@ impl Dispatcher {
         loop {
             // Each round reads the floors, ends and stored acks afresh.
             let subscription = self.subscription(name)?;
+            let floors = subscription.floors();
             let source = DbSource {
                 db: &db,
                 topic_id: subscription.topic_id,
                 subscription_id: subscription.id,
                 stores_acks: subscription.acks.iter().map(|ack| ack.acked_above > 0).collect(),
+                floors: &floors,
                 ends: self.state.catalog().partition_ends(subscription.topic_id),
             };
-            let floors = subscription.floors();
             let now = self.clock.monotonic();
             let (mut leased, reads) = shared.lock().start_lease(&source, &floors, now, lessee, &mut next_id)?;
             let done = read_all(&source, reads)?;
@@ -325,6 +326,8 @@ struct DbSource<'a> {
     /// none is (one consumer acks in order), and then looking costs a RocksDB
     /// iterator per read for nothing.
     stores_acks: Vec<bool>,
+    /// Per partition: the ack floor, below which no stored ack is looked for.
+    floors: &'a [u64],
     /// Per partition: the next offset, as of the last applied entry.
     ends: Vec<u64>,
 }
@@ -350,7 +353,8 @@ impl MessageSource for DbSource<'_> {
         if !self.stores_acks.get(partition as usize).copied().unwrap_or(true) {
             return Ok(Vec::new());
         }
-        self.db.acked_offsets(self.subscription_id, partition, from, to)
+        let floor = self.floors.get(partition as usize).copied().unwrap_or(0);
+        self.db.acked_offsets(self.subscription_id, partition, floor, from, to)
     }
 
     fn end(&self, partition: u32) -> u64 {

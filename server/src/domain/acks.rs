@@ -71,7 +71,7 @@ pub(super) fn ack_partition<R: StateRead>(
     if ack.acked_above > 0 {
         let wanted: Vec<u64> = fresh.iter().copied().collect();
         for (from, to) in read_ranges(&wanted) {
-            for range in reads.stored_acks(id, partition, from, to)? {
+            for range in reads.stored_acks(id, partition, ack.floor, from, to)? {
                 remove_range(&mut fresh, range.start, range.end);
             }
         }
@@ -109,7 +109,7 @@ pub(super) fn raise_floor<R: StateRead>(
     if ack.floor >= start {
         return Ok(());
     }
-    let below = reads.stored_acks(subscription_id, partition, ack.floor, start)?;
+    let below = reads.stored_acks(subscription_id, partition, ack.floor, ack.floor, start)?;
     if !below.is_empty() {
         writes.push(Write::DeleteAckedRanges { subscription_id, partition, from: ack.floor, to: start });
     }
@@ -136,7 +136,8 @@ pub(super) fn is_acked<R: StateRead>(
     reads: &R,
 ) -> Result<bool, R::Error> {
     Ok(offset < ack.floor
-        || (ack.acked_above > 0 && !reads.stored_acks(subscription_id, partition, offset, offset + 1)?.is_empty()))
+        || (ack.acked_above > 0
+            && !reads.stored_acks(subscription_id, partition, ack.floor, offset, offset + 1)?.is_empty()))
 }
 
 /// Deletes the stored ranges a floor climbed over (`passed`, their starts,
@@ -210,7 +211,7 @@ fn advance_floor<R: StateRead>(
         }
         if ack.floor >= read_to {
             read_to = (ack.floor + FLOOR_CHUNK).min(end);
-            stored = reads.stored_acks(subscription_id, partition, ack.floor, read_to)?.into();
+            stored = reads.stored_acks(subscription_id, partition, ack.floor, ack.floor, read_to)?.into();
         }
         while stored.front().is_some_and(|range: &AckedRange| range.start < ack.floor) {
             stored.pop_front();

@@ -36,11 +36,15 @@ pub struct MessageExtent {
 pub trait StateRead {
     type Error;
     /// The stored ranges of acks above the floor that hold an offset in
-    /// `from..to` (one may start before `from`), in offset order.
+    /// `from..to`, in offset order. One may start before `from`, but none
+    /// below `floor` (the ack floor, at most `from`), where none is looked
+    /// for: looking back further would walk over the deletes of every range
+    /// the floor passed.
     fn stored_acks(
         &self,
         subscription_id: u64,
         partition: u32,
+        floor: u64,
         from: u64,
         to: u64,
     ) -> Result<Vec<AckedRange>, Self::Error>;

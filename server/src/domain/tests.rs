@@ -71,8 +71,9 @@ impl Stored {
 impl StateRead for Stored {
     type Error = Infallible;
 
-    fn stored_acks(&self, s: u64, p: u32, from: u64, to: u64) -> Result<Vec<AckedRange>, Infallible> {
-        let before = self.acks.range((s, p, 0)..(s, p, from)).next_back().map(|(_, range)| *range);
+    fn stored_acks(&self, s: u64, p: u32, floor: u64, from: u64, to: u64) -> Result<Vec<AckedRange>, Infallible> {
+        assert!(floor <= from, "looks back from {from} to {floor}");
+        let before = self.acks.range((s, p, floor)..(s, p, from)).next_back().map(|(_, range)| *range);
         let starting = self.acks.range((s, p, from)..(s, p, to)).map(|(_, range)| *range);
         Ok(before.filter(|range| range.end > from && from < to).into_iter().chain(starting).collect())
     }

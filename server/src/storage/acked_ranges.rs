@@ -5,6 +5,8 @@
 //! State format 2 stored an ack per offset, its value the acked message's
 //! size (8 bytes, or none in format 1): a range of one.
 
+use std::ops::Range;
+
 use rocksdb::{ColumnFamily, ReadOptions, DB};
 
 use super::keys::offset;
@@ -34,38 +36,41 @@ pub fn decode(start: u64, value: &[u8]) -> Result<AckedRange, StorageError> {
     Ok(AckedRange { start, end, bytes })
 }
 
-/// The ranges of one subscription's partition holding an offset in
-/// `from..to`, in offset order: the one that starts before `from` and
-/// reaches into it, if any, then those starting in `from..to`.
+/// The ranges of a (subscription, partition) holding an offset in
+/// `offsets`, in offset order: one that starts in `floor..offsets.start` and
+/// reaches into them, if any, then those starting among them.
+///
+/// `floor` (at most `offsets.start`) bounds the look back: below the ack
+/// floor lie the deletes of every range it passed, and a backward seek walks
+/// over each of them (it was 8% of a node's CPU looking back from the
+/// partition's start).
 pub fn read(
     db: &DB,
     acks: &ColumnFamily,
-    subscription_id: u64,
-    partition: u32,
-    from: u64,
-    to: u64,
+    (subscription_id, partition): (u64, u32),
+    floor: u64,
+    offsets: Range<u64>,
 ) -> Result<Vec<AckedRange>, StorageError> {
     let mut ranges = Vec::new();
-    if from >= to {
+    if offsets.is_empty() {
         return Ok(ranges);
     }
-    let (start, _) = offset::partition_range(subscription_id, partition);
     let mut options = ReadOptions::default();
-    options.set_iterate_lower_bound(start.to_vec());
-    options.set_iterate_upper_bound(offset::key(subscription_id, partition, to).to_vec());
+    options.set_iterate_lower_bound(offset::key(subscription_id, partition, floor).to_vec());
+    options.set_iterate_upper_bound(offset::key(subscription_id, partition, offsets.end).to_vec());
     let mut iter = db.raw_iterator_cf_opt(acks, options);
-    let first = offset::key(subscription_id, partition, from);
-    iter.seek_for_prev(first);
-    match iter.item() {
-        Some((key, value)) => {
+    let first = offset::key(subscription_id, partition, offsets.start);
+    if floor < offsets.start {
+        iter.seek_for_prev(first);
+        if let Some((key, value)) = iter.item() {
             let range = decode(offset_of(key)?, value)?;
-            if range.end > from {
+            // One starting at `offsets.start` is the forward seek's.
+            if range.start < offsets.start && range.end > offsets.start {
                 ranges.push(range);
             }
-            iter.next();
         }
-        None => iter.seek(first),
     }
+    iter.seek(first);
     while let Some((key, value)) = iter.item() {
         ranges.push(decode(offset_of(key)?, value)?);
         iter.next();

@@ -397,15 +397,18 @@ impl StateDb {
         Ok(Batches::new(&self.db, self.cf(CF_MESSAGES)?, topic_id, partition))
     }
 
-    /// Offsets in `from..to` acked above the floor, ascending.
+    /// Offsets in `from..to` acked above `floor`, the ack floor (or an
+    /// earlier one), ascending.
     pub fn acked_offsets(
         &self,
         subscription_id: u64,
         partition: u32,
+        floor: u64,
         from: u64,
         to: u64,
     ) -> Result<Vec<u64>, StorageError> {
-        let ranges = acked_ranges::read(&self.db, self.cf(CF_ACKS)?, subscription_id, partition, from, to)?;
+        let acks = (subscription_id, partition);
+        let ranges = acked_ranges::read(&self.db, self.cf(CF_ACKS)?, acks, floor.min(from), from..to)?;
         Ok(ranges.into_iter().flat_map(|range| range.start.max(from)..range.end.min(to)).collect())
     }
 
@@ -513,10 +516,11 @@ impl StateRead for StateDb {
         &self,
         subscription_id: u64,
         partition: u32,
+        floor: u64,
         from: u64,
         to: u64,
     ) -> Result<Vec<AckedRange>, StorageError> {
-        acked_ranges::read(&self.db, self.cf(CF_ACKS)?, subscription_id, partition, from, to)
+        acked_ranges::read(&self.db, self.cf(CF_ACKS)?, (subscription_id, partition), floor, from..to)
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {

@@ -97,15 +97,17 @@ fn stored_acks_lists_the_ranges_holding_an_offset_of_the_range_including_one_tha
         .collect();
     db.write(writes, &log_id(), None).expect("write");
 
-    assert_eq!(db.stored_acks(5, 0, 4, 71).expect("acks"), ranges[..3], "3..5 reaches into 4..71");
-    assert_eq!(db.stored_acks(5, 1, 0, 5).expect("acks"), ranges[..1]);
-    assert_eq!(db.stored_acks(5, 0, 75, 76).expect("acks"), ranges[2..3], "a range around the offsets");
-    assert_eq!(db.stored_acks(5, 0, 80, 200).expect("acks"), ranges[3..], "70..80 ends where the read starts");
-    assert!(db.stored_acks(5, 0, 5, 9).expect("acks").is_empty(), "between ranges");
-    assert!(db.stored_acks(5, 0, 4, 4).expect("acks").is_empty(), "an empty read");
-    assert!(db.stored_acks(6, 0, 0, 100).expect("acks").is_empty(), "another subscription's");
-    assert!(db.stored_acks(4, 0, 0, u64::MAX).expect("acks").is_empty(), "another subscription's");
-    assert_eq!(db.acked_offsets(5, 0, 4, 72).expect("acked"), vec![4, 9, 70, 71], "clipped to the read");
+    assert_eq!(db.stored_acks(5, 0, 0, 4, 71).expect("acks"), ranges[..3], "3..5 reaches into 4..71");
+    assert_eq!(db.stored_acks(5, 0, 4, 4, 71).expect("acks"), ranges[1..3], "nothing is looked for below the floor");
+    assert_eq!(db.stored_acks(5, 0, 0, 3, 5).expect("acks"), ranges[..1], "once, starting at the read");
+    assert_eq!(db.stored_acks(5, 1, 0, 0, 5).expect("acks"), ranges[..1]);
+    assert_eq!(db.stored_acks(5, 0, 60, 75, 76).expect("acks"), ranges[2..3], "a range around the offsets");
+    assert_eq!(db.stored_acks(5, 0, 0, 80, 200).expect("acks"), ranges[3..], "70..80 ends where the read starts");
+    assert!(db.stored_acks(5, 0, 0, 5, 9).expect("acks").is_empty(), "between ranges");
+    assert!(db.stored_acks(5, 0, 0, 4, 4).expect("acks").is_empty(), "an empty read");
+    assert!(db.stored_acks(6, 0, 0, 0, 100).expect("acks").is_empty(), "another subscription's");
+    assert!(db.stored_acks(4, 0, 0, 0, u64::MAX).expect("acks").is_empty(), "another subscription's");
+    assert_eq!(db.acked_offsets(5, 0, 0, 4, 72).expect("acked"), vec![4, 9, 70, 71], "clipped to the read");
 
     db.write(
         vec![
@@ -116,8 +118,8 @@ fn stored_acks_lists_the_ranges_holding_an_offset_of_the_range_including_one_tha
         None,
     )
     .expect("write");
-    assert_eq!(db.stored_acks(5, 0, 0, 100).expect("acks"), [ranges[0], ranges[2], ranges[3]]);
-    assert_eq!(db.stored_acks(5, 1, 0, 100).expect("acks"), [ranges[0], ranges[3]], "by start: 3..5 stays");
+    assert_eq!(db.stored_acks(5, 0, 0, 0, 100).expect("acks"), [ranges[0], ranges[2], ranges[3]]);
+    assert_eq!(db.stored_acks(5, 1, 0, 0, 100).expect("acks"), [ranges[0], ranges[3]], "by start: 3..5 stays");
 }
 
 #[test]
@@ -130,8 +132,8 @@ fn an_ack_of_storage_format_2_reads_as_a_range_of_one() {
     db.db.put_cf(cf, offset::key(5, 0, 3), 30u64.to_be_bytes()).expect("put");
     db.db.put_cf(cf, offset::key(5, 0, 4), []).expect("put");
     db.db.put_cf(cf, offset::key(5, 0, 6), [1, 2, 3]).expect("put");
-    assert_eq!(db.stored_acks(5, 0, 0, 5).expect("acks"), [acked(3, 4, 30), acked(4, 5, 0)]);
-    let error = db.stored_acks(5, 0, 0, 10).expect_err("a value of 3 bytes");
+    assert_eq!(db.stored_acks(5, 0, 0, 0, 5).expect("acks"), [acked(3, 4, 30), acked(4, 5, 0)]);
+    let error = db.stored_acks(5, 0, 0, 0, 10).expect_err("a value of 3 bytes");
     assert!(error.to_string().contains("offset 6"), "{error}");
 }
 
