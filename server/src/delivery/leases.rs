@@ -4,7 +4,7 @@
 //! A drain touches every message here three times (granted, acking, gone),
 //! and ordered maps of leases and deadlines cost a fifth of a node's CPU
 //! while a consumer drained a backlog. So:
-//! - leases sit in a slab, found through a hash map by position
+//! - leases sit in a slab, found through blocks of 16 offsets by position
 //!   ([`ByPosition`]);
 //! - their deadlines are indexed by cohort ([`Deadlines`]);
 //! - the leases an ack floor passed are found by looking up the offsets the
@@ -15,16 +15,12 @@
 //! [`Leases::remove`] (which [`Leases::remove_below`] uses), which keep the
 //! index in step.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
+use super::by_position::ByPosition;
+pub use super::by_position::Position;
 use super::deadlines::{Deadlines, Generations};
 use super::subscription::ConsumerId;
-
-/// (partition, offset).
-pub type Position = (u32, u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseState {
@@ -80,76 +76,7 @@ struct Entry {
     generation: u64,
 }
 
-/// Leases by position: a hash map from position to a slot of a slab. The
-/// map's entries are 24 bytes and a drain's lookups stay in cache; leases
-/// granted together sit in neighbouring slots (freed ones are taken again
-/// first), and acks mostly come in the order of the grants. With the leases
-/// themselves in the map, the first touch of each missed the cache: that
-/// load was two thirds of `modify`, a tenth of the node's CPU in a drain.
-#[derive(Debug, Default)]
-struct ByPosition {
-    slot_of: HashMap<Position, u32, RandomState>,
-    slots: Vec<Option<Entry>>,
-    /// Empty slots, taken again before the slab grows.
-    free: Vec<u32>,
-}
-
-impl ByPosition {
-    fn len(&self) -> usize {
-        self.slot_of.len()
-    }
-
-    fn contains_key(&self, position: &Position) -> bool {
-        self.slot_of.contains_key(position)
-    }
-
-    fn get(&self, position: &Position) -> Option<&Entry> {
-        self.slot_of.get(position).and_then(|&slot| self.slots[slot as usize].as_ref())
-    }
-
-    fn get_mut(&mut self, position: &Position) -> Option<&mut Entry> {
-        self.slot_of.get(position).and_then(|&slot| self.slots[slot as usize].as_mut())
-    }
-
-    /// Puts `entry` at `position`; returns the entry it replaced.
-    fn insert(&mut self, position: Position, entry: Entry) -> Option<Entry> {
-        if let Some(&slot) = self.slot_of.get(&position) {
-            return self.slots[slot as usize].replace(entry);
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
-                slot
-            }
-            None => {
-                self.slots.push(Some(entry));
-                u32::try_from(self.slots.len() - 1).expect("leases are bounded far below 2^32")
-            }
-        };
-        self.slot_of.insert(position, slot);
-        None
-    }
-
-    fn remove(&mut self, position: &Position) -> Option<Entry> {
-        let slot = self.slot_of.remove(position)?;
-        self.free.push(slot);
-        self.slots[slot as usize].take()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&Position, &Entry)> {
-        self.slot_of.iter().filter_map(|(position, &slot)| Some((position, self.slots[slot as usize].as_ref()?)))
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Entry> {
-        self.iter().map(|(_, entry)| entry)
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &Position> {
-        self.slot_of.keys()
-    }
-}
-
-impl Generations for ByPosition {
+impl Generations for ByPosition<Entry> {
     fn is_current(&self, position: &Position, generation: u64) -> bool {
         self.get(position).is_some_and(|entry| entry.generation == generation)
     }
@@ -157,7 +84,7 @@ impl Generations for ByPosition {
 
 #[derive(Debug, Default)]
 pub struct Leases {
-    by_position: ByPosition,
+    by_position: ByPosition<Entry>,
     /// The deadlines of the timed leases.
     deadlines: Deadlines,
     /// Per partition: no lease lies below this offset (see [`Leases::remove_below`]).
@@ -232,7 +159,7 @@ impl Leases {
     pub fn leased_to(&self, consumer: ConsumerId) -> Vec<Position> {
         let mine = |entry: &Entry| entry.lease.consumer == consumer && entry.lease.state == LeaseState::Leased;
         let mut positions: Vec<Position> =
-            self.by_position.iter().filter(|(_, entry)| mine(entry)).map(|(position, _)| *position).collect();
+            self.by_position.iter().filter(|(_, entry)| mine(entry)).map(|(position, _)| position).collect();
         positions.sort_unstable();
         positions
     }
@@ -255,7 +182,7 @@ impl Leases {
             (from..floor).map(|offset| (partition, offset)).filter(|position| self.contains(position)).collect()
         } else {
             let below = |&(q, offset): &Position| q == partition && offset < floor;
-            self.by_position.keys().copied().filter(below).collect()
+            self.by_position.keys().filter(below).collect()
         };
         positions.sort_unstable();
         positions.into_iter().filter_map(|position| Some((position, self.remove(&position)?))).collect()

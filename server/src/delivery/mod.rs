@@ -5,6 +5,7 @@
 
 pub mod ack_id;
 pub mod backlog;
+mod by_position;
 mod deadlines;
 pub mod dispatcher;
 mod leases;
