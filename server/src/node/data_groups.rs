@@ -24,6 +24,11 @@ use crate::storage::disk_space::DiskSpace;
 
 /// How often group 0's layout is looked at until it is set.
 const LAYOUT_POLL: Duration = Duration::from_millis(200);
+/// How long a new group's preferred leader waits for a leader after each
+/// campaign, and how often it campaigns: together well within the election
+/// timeout (at least 1 s), after which the other voters campaign too.
+const CAMPAIGN_WAIT: Duration = Duration::from_millis(100);
+const CAMPAIGNS_MAX: u32 = 8;
 
 /// Proposes the layout whenever this node leads group 0, until one is
 /// applied: `data_groups` data groups over group 0's voters.
@@ -134,12 +139,29 @@ impl DataGroups {
             formation::initialise(&raft, &members, node_id, "").await?;
             let ids = voters.keys().copied().collect();
             if balancer::preferred_leader(group, &ids) == Some(node_id) {
-                // Campaign first, so the groups' leaders start spread over the nodes.
-                let _ = raft.trigger().elect().await;
+                tokio::spawn(campaign(group, raft));
             }
         }
         Ok((hosted, sizes))
     }
+}
+
+/// Campaigns for a new group's leadership until the group has a leader,
+/// within the other voters' first election timeout, so the groups' leaders
+/// start spread over the nodes. The peers start their groups when they read
+/// the layout, maybe after this node: a vote request they cannot take yet is
+/// lost, and the first campaign alone often failed, so that another voter
+/// won and the balancer moved the group soon after (a handoff, about 2 s
+/// without writes in the group, minutes into a new cluster).
+async fn campaign(group: GroupId, raft: Raft) {
+    for _ in 0..CAMPAIGNS_MAX {
+        let _ = raft.trigger().elect().await;
+        let led = raft.wait(Some(CAMPAIGN_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await;
+        if led.is_ok() {
+            return;
+        }
+    }
+    tracing::debug!(group, "no leader after campaigning; left to the elections");
 }
 
 /// Aborts the tasks when dropped: when the task holding it is aborted.
