@@ -15,8 +15,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ferry_server::delivery::subscription::{read_all, Lessee, MessageSource, SubscriptionDelivery};
 use ferry_server::delivery::{AckId, DeliveryPolicy};
 use ferry_server::domain::{
-    apply, AckedRange, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead, StoredMessage,
-    TopicConfig,
+    apply, AckedRange, AckedTotal, Catalog, Command, MessageBody, MessageExtent, PublishBatch, Response, StateRead,
+    StoredMessage, TopicConfig,
 };
 use ferry_server::raft::codec::{entry_from_record, entry_to_record};
 use ferry_server::raft::TypeConfig;
@@ -51,6 +51,9 @@ impl StateRead for Empty {
     type Error = Infallible;
     fn stored_acks(&self, _: u64, _: u32, _: u64, _: u64, _: u64) -> Result<Vec<AckedRange>, Infallible> {
         Ok(Vec::new())
+    }
+    fn stored_acks_total(&self, _: u64, _: u32, _: u64, _: u64) -> Result<AckedTotal, Infallible> {
+        Ok(AckedTotal::default())
     }
     fn message_extent(&self, _: u64, _: u32, _: u64) -> Result<Option<MessageExtent>, Infallible> {
         Ok(None)

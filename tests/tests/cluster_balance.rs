@@ -54,15 +54,10 @@ async fn a_new_cluster_starts_with_each_data_group_led_by_its_preferred_node_and
         (leaders.len() == DATA_GROUPS as usize && leaders.values().all(|leader| *leader != 0)).then_some(leaders)
     })
     .await;
-    assert_eq!(first, preferred, "the first leaders");
     // A group another node won would be moved to its preferred node by the
-    // balancer within seconds: a handoff, writes paused in that group.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    for id in [1, 2, 3] {
-        let mut leaders = cluster.group_leaders(id).await.expect("node status");
-        leaders.remove(&0);
-        assert_eq!(leaders, preferred, "node {id}'s view");
-    }
+    // balancer seconds later: a handoff, writes paused in that group. With
+    // the spread even from the start, the balancer moves nothing.
+    assert_eq!(first, preferred, "the first leaders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

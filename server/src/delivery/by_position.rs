@@ -7,8 +7,9 @@
 //! time to a block, so one map entry serves 16 lookups in a row while it is
 //! in cache. With a map entry per position, the first touch of each lease's
 //! entry at its ack missed the cache: that was a tenth of a node's CPU
-//! draining with four consumers. A block lives while one of its positions
-//! does, so there are never more blocks than values.
+//! draining with four consumers. A block is in use while one of its
+//! positions is, so no more blocks are in use than values are held; freed
+//! blocks and slots are kept for reuse (their number is the peak's).
 
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@
 //! offset made applying such acks a fifth of a node's CPU (a put each, a
 //! read each when the floor reached it, then a delete each).
 //!
-//! Invariants: stored ranges are non-empty, do not overlap, and lie at or
+//! Invariants: stored ranges are non-empty, disjoint, and lie at or
 //! above the floor (the floor never stops inside one: it climbs over a range
 //! whole). Neighbouring ranges are not merged; that would cost a read and a
 //! delete per ack for little.
@@ -36,6 +36,23 @@ impl AckedRange {
 
     pub fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+}
+
+/// What some stored ranges add up to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AckedTotal {
+    pub offsets: u64,
+    pub bytes: u64,
+    /// The end of the last of them (0 for none).
+    pub end: u64,
+}
+
+impl AckedTotal {
+    pub fn add(&mut self, range: &AckedRange) {
+        self.offsets += range.len();
+        self.bytes += range.bytes;
+        self.end = self.end.max(range.end);
     }
 }
 
@@ -109,17 +126,20 @@ pub(super) fn raise_floor<R: StateRead>(
     if ack.floor >= start {
         return Ok(());
     }
-    let below = reads.stored_acks(subscription_id, partition, ack.floor, ack.floor, start)?;
-    if !below.is_empty() {
+    // Summed as they are read: a floor stuck below a backlog acked out of
+    // order may have as many ranges above it as acks.
+    let below = match ack.acked_above {
+        0 => AckedTotal::default(),
+        _ => reads.stored_acks_total(subscription_id, partition, ack.floor, start)?,
+    };
+    if below.offsets > 0 {
         writes.push(Write::DeleteAckedRanges { subscription_id, partition, from: ack.floor, to: start });
     }
     // A range reaching past `start` goes whole: the floor climbs over the
     // rest of it anyway.
-    ack.floor = below.iter().map(|range| range.end).fold(start, u64::max);
-    for range in below {
-        ack.acked_above -= range.len();
-        ack.acked_above_bytes -= range.bytes;
-    }
+    ack.floor = start.max(below.end);
+    ack.acked_above -= below.offsets;
+    ack.acked_above_bytes -= below.bytes;
     let from = ack.floor;
     let passed = advance_floor(subscription_id, partition, ack, end, &mut BTreeSet::new(), reads)?;
     delete_passed(subscription_id, partition, passed, (from, ack.floor), writes);
@@ -137,7 +157,7 @@ pub(super) fn is_acked<R: StateRead>(
 ) -> Result<bool, R::Error> {
     Ok(offset < ack.floor
         || (ack.acked_above > 0
-            && !reads.stored_acks(subscription_id, partition, ack.floor, offset, offset + 1)?.is_empty()))
+            && !reads.stored_acks(subscription_id, partition, ack.floor, offset, offset.saturating_add(1))?.is_empty()))
 }
 
 /// Deletes the stored ranges a floor climbed over (`passed`, their starts,
@@ -210,7 +230,7 @@ fn advance_floor<R: StateRead>(
             break;
         }
         if ack.floor >= read_to {
-            read_to = (ack.floor + FLOOR_CHUNK).min(end);
+            read_to = ack.floor.saturating_add(FLOOR_CHUNK).min(end);
             stored = reads.stored_acks(subscription_id, partition, ack.floor, ack.floor, read_to)?.into();
         }
         while stored.front().is_some_and(|range: &AckedRange| range.start < ack.floor) {

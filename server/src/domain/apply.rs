@@ -4,7 +4,9 @@
 //! and the replicated state it reads through [`StateRead`]. No clock, no I/O
 //! of its own, no randomness — every replica computes the same writes.
 
-use super::acks::{self, AckedRange};
+use std::collections::BTreeMap;
+
+use super::acks::{self, AckedRange, AckedTotal};
 use super::bookmarks;
 use super::catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};
 use super::command::{
@@ -48,6 +50,15 @@ pub trait StateRead {
         from: u64,
         to: u64,
     ) -> Result<Vec<AckedRange>, Self::Error>;
+    /// What the stored ranges starting in `floor..to` add up to (`floor`:
+    /// the ack floor), read without holding them all.
+    fn stored_acks_total(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        floor: u64,
+        to: u64,
+    ) -> Result<AckedTotal, Self::Error>;
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Self::Error>;
     /// The sizes of the messages at `offsets` (ascending), in that order;
     /// 0 for one not stored.
@@ -362,20 +373,18 @@ fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) 
     if let Some(rejection) = batch.partitions.iter().find_map(|p| held_here(catalog, topic, p.partition).err()) {
         return Ok(Applied::rejected(rejection));
     }
+    // A partition's acks are applied in one pass: a second pass would not
+    // see the ranges the first stored, which are written after all passes.
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for group in batch.partitions {
+        by_partition.entry(group.partition).or_default().extend(group.offsets);
+    }
     let mut acks = subscription.acks.clone();
     let mut writes = Vec::new();
     let mut count = 0;
-    for group in batch.partitions {
-        let p = group.partition as usize;
-        count += acks::ack_partition(
-            subscription,
-            group.partition,
-            &mut acks[p],
-            ends[p],
-            group.offsets,
-            reads,
-            &mut writes,
-        )?;
+    for (partition, offsets) in by_partition {
+        let p = partition as usize;
+        count += acks::ack_partition(subscription, partition, &mut acks[p], ends[p], offsets, reads, &mut writes)?;
     }
     if let Some(subscription) = catalog.subscription_by_id_mut(batch.subscription_id) {
         subscription.acks = acks;

@@ -25,7 +25,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use acks::AckedRange;
+pub use acks::{AckedRange, AckedTotal};
 pub use apply::{apply, MessageExtent, StateRead};
 pub use bookmarks::BookmarkState;
 pub use catalog::{AckState, Catalog, PartitionState, SubscriptionState, TopicState};

@@ -78,6 +78,14 @@ impl StateRead for Stored {
         Ok(before.filter(|range| range.end > from && from < to).into_iter().chain(starting).collect())
     }
 
+    fn stored_acks_total(&self, s: u64, p: u32, floor: u64, to: u64) -> Result<AckedTotal, Infallible> {
+        let mut total = AckedTotal::default();
+        for range in self.acks.range((s, p, floor)..(s, p, to.max(floor))).map(|(_, range)| range) {
+            total.add(range);
+        }
+        Ok(total)
+    }
+
     fn message_extent(&self, topic_id: u64, partition: u32, offset: u64) -> Result<Option<MessageExtent>, Infallible> {
         let Some((&(_, _, first), batch)) =
             self.messages.range((topic_id, partition, 0)..=(topic_id, partition, offset)).next_back()

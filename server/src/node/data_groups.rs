@@ -25,8 +25,9 @@ use crate::storage::disk_space::DiskSpace;
 /// How often group 0's layout is looked at until it is set.
 const LAYOUT_POLL: Duration = Duration::from_millis(200);
 /// How long a new group's preferred leader waits for a leader after each
-/// campaign, and how often it campaigns: together well within the election
-/// timeout (at least 1 s), after which the other voters campaign too.
+/// campaign, and how often it campaigns: together 800 ms, within the other
+/// voters' first election timeout (at least 1 s from when they start the
+/// group), after which they campaign too.
 const CAMPAIGN_WAIT: Duration = Duration::from_millis(100);
 const CAMPAIGNS_MAX: u32 = 8;
 
@@ -104,7 +105,7 @@ impl DataGroups {
         }
         let mut tasks = AbortOnDrop(Vec::new());
         for group in 1..=layout.data_groups {
-            match self.start(group, &layout).await {
+            match self.start(group, &layout, &mut tasks).await {
                 Ok((hosted, sizes)) => {
                     let (node_id, network) = (self.opener.node_id, &self.opener.network);
                     tasks.0.push(tokio::spawn(log_purge::run(hosted.raft.clone(), sizes)));
@@ -123,7 +124,13 @@ impl DataGroups {
         std::future::pending::<()>().await;
     }
 
-    async fn start(&self, group: GroupId, layout: &Layout) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
+    /// Opens and hosts `group`; a campaign it starts joins `tasks`.
+    async fn start(
+        &self,
+        group: GroupId,
+        layout: &Layout,
+        tasks: &mut AbortOnDrop,
+    ) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
         let (hosted, sizes) = self.opener.open(group).await?;
         let raft = hosted.raft.clone();
         let fresh = !raft.is_initialized().await.map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
@@ -139,7 +146,7 @@ impl DataGroups {
             formation::initialise(&raft, &members, node_id, "").await?;
             let ids = voters.keys().copied().collect();
             if balancer::preferred_leader(group, &ids) == Some(node_id) {
-                tokio::spawn(campaign(group, raft));
+                tasks.0.push(tokio::spawn(campaign(group, raft)));
             }
         }
         Ok((hosted, sizes))
@@ -152,7 +159,7 @@ impl DataGroups {
 /// the layout, maybe after this node: a vote request they cannot take yet is
 /// lost, and the first campaign alone often failed, so that another voter
 /// won and the balancer moved the group soon after (a handoff, about 2 s
-/// without writes in the group, minutes into a new cluster).
+/// without writes in the group, seconds into a new cluster).
 async fn campaign(group: GroupId, raft: Raft) {
     for _ in 0..CAMPAIGNS_MAX {
         let _ = raft.trigger().elect().await;

@@ -47,13 +47,26 @@ pub fn decode(start: u64, value: &[u8]) -> Result<AckedRange, StorageError> {
 pub fn read(
     db: &DB,
     acks: &ColumnFamily,
-    (subscription_id, partition): (u64, u32),
+    owner: (u64, u32),
     floor: u64,
     offsets: Range<u64>,
 ) -> Result<Vec<AckedRange>, StorageError> {
     let mut ranges = Vec::new();
+    for_each(db, acks, owner, floor, offsets, |range| ranges.push(range))?;
+    Ok(ranges)
+}
+
+/// Calls `each` with every range [`read`] returns, without holding them.
+pub fn for_each(
+    db: &DB,
+    acks: &ColumnFamily,
+    (subscription_id, partition): (u64, u32),
+    floor: u64,
+    offsets: Range<u64>,
+    mut each: impl FnMut(AckedRange),
+) -> Result<(), StorageError> {
     if offsets.is_empty() {
-        return Ok(ranges);
+        return Ok(());
     }
     let mut options = ReadOptions::default();
     options.set_iterate_lower_bound(offset::key(subscription_id, partition, floor).to_vec());
@@ -62,21 +75,24 @@ pub fn read(
     let first = offset::key(subscription_id, partition, offsets.start);
     if floor < offsets.start {
         iter.seek_for_prev(first);
-        if let Some((key, value)) = iter.item() {
-            let range = decode(offset_of(key)?, value)?;
-            // One starting at `offsets.start` is the forward seek's.
-            if range.start < offsets.start && range.end > offsets.start {
-                ranges.push(range);
+        match iter.item() {
+            Some((key, value)) => {
+                let range = decode(offset_of(key)?, value)?;
+                // One starting at `offsets.start` is the forward seek's.
+                if range.start < offsets.start && range.end > offsets.start {
+                    each(range);
+                }
             }
+            // Nothing there, or an error, which the forward seek would clear.
+            None => iter.status().map_err(StorageError::rocksdb("read acks"))?,
         }
     }
     iter.seek(first);
     while let Some((key, value)) = iter.item() {
-        ranges.push(decode(offset_of(key)?, value)?);
+        each(decode(offset_of(key)?, value)?);
         iter.next();
     }
-    iter.status().map_err(StorageError::rocksdb("read acks"))?;
-    Ok(ranges)
+    iter.status().map_err(StorageError::rocksdb("read acks"))
 }
 
 fn offset_of(key: &[u8]) -> Result<u64, StorageError> {

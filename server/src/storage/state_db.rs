@@ -16,7 +16,9 @@ use super::db::{self, DbResources, CF_ACKS, CF_MESSAGES, CF_META, STATE_FAMILIES
 use super::keys::{meta, offset, STATE_FORMAT};
 use super::records::*;
 use super::{codec, CodecError, StorageError};
-use crate::domain::{hours, AckedRange, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write};
+use crate::domain::{
+    hours, AckedRange, AckedTotal, Catalog, MessageExtent, ProducerKey, StateRead, StoredMessage, Write,
+};
 
 pub struct StateDb {
     db: DB,
@@ -397,8 +399,10 @@ impl StateDb {
         Ok(Batches::new(&self.db, self.cf(CF_MESSAGES)?, topic_id, partition))
     }
 
-    /// Offsets in `from..to` acked above `floor`, the ack floor (or an
-    /// earlier one), ascending.
+    /// Offsets in `from..to` acked above `floor`, ascending. Ranges that
+    /// start below `floor` are not looked for: it must be at most the ack
+    /// floor (an older floor is, unless a seek moved the floor down since;
+    /// then an ack may be missed, and its message delivered again).
     pub fn acked_offsets(
         &self,
         subscription_id: u64,
@@ -521,6 +525,19 @@ impl StateRead for StateDb {
         to: u64,
     ) -> Result<Vec<AckedRange>, StorageError> {
         acked_ranges::read(&self.db, self.cf(CF_ACKS)?, (subscription_id, partition), floor, from..to)
+    }
+
+    fn stored_acks_total(
+        &self,
+        subscription_id: u64,
+        partition: u32,
+        floor: u64,
+        to: u64,
+    ) -> Result<AckedTotal, StorageError> {
+        let mut total = AckedTotal::default();
+        let acks = (subscription_id, partition);
+        acked_ranges::for_each(&self.db, self.cf(CF_ACKS)?, acks, floor, floor..to, |range| total.add(&range))?;
+        Ok(total)
     }
 
     fn message_extent(&self, topic_id: u64, partition: u32, at: u64) -> Result<Option<MessageExtent>, StorageError> {

@@ -56,6 +56,23 @@ fn consecutive_acks_above_the_floor_are_stored_as_one_range() {
 }
 
 #[test]
+fn a_batch_naming_a_partition_twice_acks_it_in_one_pass() {
+    let mut model = Model::default();
+    let topic = model.create_topic("t", 1);
+    let sub = model.create_subscription("s", "t");
+    model.publish(topic, 0, 1, 10);
+    let partitions =
+        vec![PartitionAcks { partition: 0, offsets: vec![5, 6] }, PartitionAcks { partition: 0, offsets: vec![6, 7] }];
+    let (response, _) = model.run(Command::Acknowledge(AckBatch { subscription_id: sub, partitions }));
+    assert_eq!(response, Response::Acknowledged { count: 3 });
+    assert_eq!(model.stored.acked_offsets(), BTreeSet::from([5, 6, 7]), "one range, not two overlapping");
+    assert_eq!(model.ack_state(sub, 0).acked_above, 3);
+    model.ack(sub, 0, &[0, 1, 2, 3, 4]);
+    assert_eq!(*model.ack_state(sub, 0), AckState { floor: 8, acked_above: 0, acked_above_bytes: 0 });
+    assert!(model.stored.acks.is_empty());
+}
+
+#[test]
 fn a_dead_letter_of_an_offset_inside_a_stored_range_moves_nothing() {
     let mut model = Model::default();
     let topic = model.create_topic("t", 1);
