@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         // Deterministic map order, so every replica encodes a record identically.
         .btree_map(".")
+        // Decodes each message from its own bytes (see `src/codec.rs`).
+        .codec_path("crate::codec::Prost")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -5,6 +5,8 @@
 //!   commands, state-machine records). Not part of the client API.
 //! - [`pubsub`]: `google.pubsub.v1`, served for Pub/Sub's own clients.
 
+pub mod codec;
+
 /// The generated code, in modules named after the packages, so the
 /// internal package's references to public messages resolve.
 mod ferry {
