@@ -44,7 +44,7 @@ async fn wait_for_spread(cluster: &Cluster, nodes: &[u64], each: usize, within: 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_cluster_starts_with_each_data_group_led_by_its_preferred_node_and_moves_none() {
+async fn a_new_cluster_starts_with_each_data_group_led_by_its_preferred_node() {
     let cluster = Cluster::start(3, &["--data-groups", &DATA_GROUPS.to_string()]);
     // Voters take turns in id order: group g prefers node (g mod 3) + 1.
     let preferred: BTreeMap<u32, u64> = (1..=DATA_GROUPS).map(|group| (group, u64::from(group % 3) + 1)).collect();

@@ -128,9 +128,10 @@ pub(super) fn raise_floor<R: StateRead>(
     }
     // Summed as they are read: a floor stuck below a backlog acked out of
     // order may have as many ranges above it as acks.
-    let below = match ack.acked_above {
-        0 => AckedTotal::default(),
-        _ => reads.stored_acks_total(subscription_id, partition, ack.floor, start)?,
+    let below = if ack.acked_above == 0 {
+        AckedTotal::default()
+    } else {
+        reads.stored_acks_total(subscription_id, partition, ack.floor, start)?
     };
     if below.offsets > 0 {
         writes.push(Write::DeleteAckedRanges { subscription_id, partition, from: ack.floor, to: start });

@@ -4,6 +4,7 @@
 //! and the replicated state it reads through [`StateRead`]. No clock, no I/O
 //! of its own, no randomness — every replica computes the same writes.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::acks::{self, AckedRange, AckedTotal};
@@ -377,7 +378,12 @@ fn acknowledge<R: StateRead>(catalog: &mut Catalog, batch: AckBatch, reads: &R) 
     // see the ranges the first stored, which are written after all passes.
     let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for group in batch.partitions {
-        by_partition.entry(group.partition).or_default().extend(group.offsets);
+        match by_partition.entry(group.partition) {
+            Entry::Vacant(entry) => {
+                entry.insert(group.offsets);
+            }
+            Entry::Occupied(mut entry) => entry.get_mut().extend(group.offsets),
+        }
     }
     let mut acks = subscription.acks.clone();
     let mut writes = Vec::new();
