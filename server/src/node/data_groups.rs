@@ -25,11 +25,17 @@ use crate::storage::disk_space::DiskSpace;
 /// How often group 0's layout is looked at until it is set.
 const LAYOUT_POLL: Duration = Duration::from_millis(200);
 /// How long a new group's preferred leader waits for a leader after each
-/// campaign, and how often it campaigns: together 800 ms, within the other
-/// voters' first election timeout (at least 1 s from when they start the
-/// group), after which they campaign too.
+/// campaign: far less than the election timeout (at least 1 s), so a peer
+/// that starts the group gets its vote request before its own first
+/// election.
 const CAMPAIGN_WAIT: Duration = Duration::from_millis(100);
-const CAMPAIGNS_MAX: u32 = 8;
+/// How long it keeps campaigning while no leader is known: peers start the
+/// group when they have read the layout and opened its databases, which on
+/// a loaded machine took more than a second.
+const CAMPAIGN_FOR: Duration = Duration::from_secs(10);
+/// How long the other voters of a new group wait for the preferred node's
+/// leadership before they initialise the group themselves.
+const DEFER_FOR: Duration = Duration::from_secs(5);
 
 /// Proposes the layout whenever this node leads group 0, until one is
 /// applied: `data_groups` data groups over group 0's voters.
@@ -143,32 +149,56 @@ impl DataGroups {
         let formed_here = !matches!(self.formation, Formation::Join(_)) && voters.contains_key(&node_id);
         if fresh && formed_here {
             let members = Formation::Peers(layout.voters.clone());
-            formation::initialise(&raft, &members, node_id, "").await?;
             let ids = voters.keys().copied().collect();
+            // Initialising campaigns at once (openraft), so only the
+            // preferred node does it now; the others wait for its leadership.
             if balancer::preferred_leader(group, &ids) == Some(node_id) {
+                formation::initialise(&raft, &members, node_id, "").await?;
                 tasks.0.push(tokio::spawn(campaign(group, raft)));
+            } else {
+                tasks.0.push(tokio::spawn(initialise_unless_led(group, raft, members, node_id)));
             }
         }
         Ok((hosted, sizes))
     }
 }
 
-/// Campaigns for a new group's leadership until the group has a leader,
-/// within the other voters' first election timeout, so the groups' leaders
-/// start spread over the nodes. The peers start their groups when they read
-/// the layout, maybe after this node: a vote request they cannot take yet is
-/// lost, and the first campaign alone often failed, so that another voter
-/// won and the balancer moved the group soon after (a handoff, about 2 s
-/// without writes in the group, seconds into a new cluster).
+/// Campaigns for a new group's leadership every [`CAMPAIGN_WAIT`] until the
+/// group has a leader, so the groups' leaders start spread over the nodes.
+/// The peers start their groups when they read the layout, maybe well after
+/// this node: a vote request they cannot take yet is lost. With one
+/// campaign, another voter often won, and the balancer moved the group soon
+/// after (a handoff, about 2 s without writes in the group, seconds into a
+/// new cluster). Campaigning this often, this node asks each peer for its
+/// vote within 100 ms of the peer starting the group. Each campaign is a new
+/// term and a vote write on each node; only a new group does this.
 async fn campaign(group: GroupId, raft: Raft) {
-    for _ in 0..CAMPAIGNS_MAX {
-        let _ = raft.trigger().elect().await;
+    let give_up = tokio::time::Instant::now() + CAMPAIGN_FOR;
+    while tokio::time::Instant::now() < give_up {
         let led = raft.wait(Some(CAMPAIGN_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await;
         if led.is_ok() {
             return;
         }
+        let _ = raft.trigger().elect().await;
     }
     tracing::debug!(group, "no leader after campaigning; left to the elections");
+}
+
+/// On a voter of a new group other than its preferred node: the group's
+/// first entry comes from the preferred node's leadership. Initialising
+/// here too would campaign at once (openraft elects on initialise), and a
+/// voter that started the group before the preferred node won it instead:
+/// on a loaded machine, in 2 test runs of 5. It initialises after
+/// [`DEFER_FOR`] without a leader (the preferred node may be down); every
+/// formed voter writes the same first entry, so either way is safe.
+async fn initialise_unless_led(group: GroupId, raft: Raft, members: Formation, node_id: NodeId) {
+    if raft.wait(Some(DEFER_FOR)).metrics(|m| m.current_leader.is_some(), "a leader").await.is_ok() {
+        return;
+    }
+    tracing::info!(group, "no leader from the preferred node; initialising the group here");
+    if let Err(e) = formation::initialise(&raft, &members, node_id, "").await {
+        tracing::error!(group, error = %e, "initialising a data group failed");
+    }
 }
 
 /// Aborts the tasks when dropped: when the task holding it is aborted.
