@@ -233,6 +233,20 @@ impl Model {
     }
 }
 
+/// Moving `offset` of partition 0 of `subscription_id`'s topic, `message`,
+/// to partition 0 of topic `dead_letter_topic_id`.
+fn dead_letter(subscription_id: u64, offset: u64, dead_letter_topic_id: u64, message: MessageBody) -> Command {
+    Command::DeadLetter(DeadLetter {
+        subscription_id,
+        partition: 0,
+        offset,
+        dead_letter_topic_id,
+        dead_letter_partition: 0,
+        publish_time_us: 5,
+        message,
+    })
+}
+
 fn body(data: &str) -> MessageBody {
     MessageBody { data: Bytes::copy_from_slice(data.as_bytes()), ..Default::default() }
 }
@@ -464,17 +478,7 @@ fn dead_lettering_moves_a_message_and_acks_it_in_one_step() {
     let sub = model.create_subscription("s", "t");
     model.publish(topic, 0, 1, 3);
     let message = MessageBody { data: Bytes::from_static(b"poison"), ..Default::default() };
-    let dead = |offset| {
-        Command::DeadLetter(DeadLetter {
-            subscription_id: sub,
-            partition: 0,
-            offset,
-            dead_letter_topic_id: dlq,
-            dead_letter_partition: 0,
-            publish_time_us: 5,
-            message: message.clone(),
-        })
-    };
+    let dead = |offset| dead_letter(sub, offset, dlq, message.clone());
     assert_eq!(model.run(dead(1)).0, Response::DeadLettered { position: Some((0, 0)) });
     assert_eq!(model.stored.messages[&(dlq, 0, 0)].bodies, vec![message.clone()]);
     assert_eq!(model.ack_state(sub, 0).acked_above, 1);

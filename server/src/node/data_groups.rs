@@ -25,9 +25,7 @@ use crate::storage::disk_space::DiskSpace;
 /// How often group 0's layout is looked at until it is set.
 const LAYOUT_POLL: Duration = Duration::from_millis(200);
 /// How long a new group's preferred leader waits for a leader after each
-/// campaign: far less than the election timeout (at least 1 s), so a peer
-/// that starts the group gets its vote request before its own first
-/// election.
+/// campaign: a peer that starts the group gets a vote request within this.
 const CAMPAIGN_WAIT: Duration = Duration::from_millis(100);
 /// How long it keeps campaigning while no leader is known: peers start the
 /// group when they have read the layout and opened its databases, which on

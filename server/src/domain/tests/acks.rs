@@ -3,12 +3,19 @@
 
 use super::*;
 
-#[test]
-fn acks_advance_the_floor_over_stored_acks() {
+/// A model with topic `t` of one partition and subscription `s` to it,
+/// then `messages` messages published: (model, topic id, subscription id).
+fn one_partition(messages: usize) -> (Model, u64, u64) {
     let mut model = Model::default();
     let topic = model.create_topic("t", 1);
     let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 6);
+    model.publish(topic, 0, 1, messages);
+    (model, topic, sub)
+}
+
+#[test]
+fn acks_advance_the_floor_over_stored_acks() {
+    let (mut model, _, sub) = one_partition(6);
 
     assert_eq!(model.ack(sub, 0, &[2, 4]), Response::Acknowledged { count: 2 });
     assert_eq!(model.floor(sub, 0), 0);
@@ -31,10 +38,7 @@ fn acks_advance_the_floor_over_stored_acks() {
 
 #[test]
 fn consecutive_acks_above_the_floor_are_stored_as_one_range() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 400);
+    let (mut model, _, sub) = one_partition(400);
 
     // Consumers taking turns on chunks: the second and third ack theirs
     // while the first still holds 0..100.
@@ -57,10 +61,7 @@ fn consecutive_acks_above_the_floor_are_stored_as_one_range() {
 
 #[test]
 fn a_batch_naming_a_partition_twice_acks_it_in_one_pass() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 10);
+    let (mut model, _, sub) = one_partition(10);
     let partitions =
         vec![PartitionAcks { partition: 0, offsets: vec![5, 6] }, PartitionAcks { partition: 0, offsets: vec![6, 7] }];
     let (response, _) = model.run(Command::Acknowledge(AckBatch { subscription_id: sub, partitions }));
@@ -80,17 +81,7 @@ fn a_dead_letter_of_an_offset_inside_a_stored_range_moves_nothing() {
     let sub = model.create_subscription("s", "t");
     model.publish(topic, 0, 1, 10);
     model.ack(sub, 0, &[3, 4, 5, 6]);
-    let dead = |offset| {
-        Command::DeadLetter(DeadLetter {
-            subscription_id: sub,
-            partition: 0,
-            offset,
-            dead_letter_topic_id: dlq,
-            dead_letter_partition: 0,
-            publish_time_us: 5,
-            message: body("poison"),
-        })
-    };
+    let dead = |offset| dead_letter(sub, offset, dlq, body("poison"));
     assert_eq!(model.run(dead(5)).0, Response::DeadLettered { position: None }, "acked already");
     assert_eq!(model.run(dead(6)).0, Response::DeadLettered { position: None }, "acked already");
     assert!(model.stored.messages.keys().all(|&(t, _, _)| t != dlq));
@@ -100,10 +91,7 @@ fn a_dead_letter_of_an_offset_inside_a_stored_range_moves_nothing() {
 
 #[test]
 fn a_climbing_floor_deletes_few_stored_ranges_one_by_one_and_many_as_one() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 5000);
+    let (mut model, _, sub) = one_partition(5000);
 
     // In order, as one consumer acks: nothing is stored, nothing deleted.
     for start in (0..1000).step_by(100) {
@@ -128,10 +116,7 @@ fn a_climbing_floor_deletes_few_stored_ranges_one_by_one_and_many_as_one() {
 
 #[test]
 fn a_trim_that_reaches_stored_acks_carries_the_floor_over_them() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 6);
+    let (mut model, topic, sub) = one_partition(6);
     model.ack(sub, 0, &[3, 4]);
     model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 3 }));
     assert_eq!(*model.ack_state(sub, 0), AckState { floor: 5, acked_above: 0, acked_above_bytes: 0 });
@@ -140,10 +125,7 @@ fn a_trim_that_reaches_stored_acks_carries_the_floor_over_them() {
 
 #[test]
 fn a_trim_inside_a_stored_range_carries_the_floor_over_all_of_it() {
-    let mut model = Model::default();
-    let topic = model.create_topic("t", 1);
-    let sub = model.create_subscription("s", "t");
-    model.publish(topic, 0, 1, 30);
+    let (mut model, topic, sub) = one_partition(30);
     model.ack(sub, 0, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     model.ack(sub, 0, &[12, 13, 20, 21]);
     model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: 5 }));
