@@ -103,7 +103,15 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         reason: format!("unknown codec {:?}", intent.codec),
     })?;
 
-    let merge = merge_staged(output, config, hour, &intent).await?;
+    let merge = match merge_staged(output, config, hour, &intent).await {
+        Ok(merge) => merge,
+        // Another worker closed the hour meanwhile and deleted the staged
+        // files after writing its manifest: the hour is closed.
+        Err(CloseError::Missing { path }) => {
+            return read_manifest(output, topic, hour).await?.ok_or(CloseError::Missing { path });
+        }
+        Err(e) => return Err(e),
+    };
     let (files, duplicates_dropped, skewed) = write_parts(output, topic, hour, &intent, codec, merge).await?;
     let manifest = Manifest {
         topic: topic.clone(),
