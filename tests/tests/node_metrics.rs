@@ -85,6 +85,14 @@ async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
     assert_eq!(sample(scrape, "ferry_raft_is_leader{group=\"0\"}"), 1.0);
     assert!(sample(scrape, "ferry_raft_applied_index{group=\"0\"}") > 0.0);
     assert!(sample(scrape, "process_resident_memory_bytes") > 1e6);
+    // Every write above waited for a raft-log fsync; group commit may have
+    // made several durable with one.
+    let fsyncs = sample(scrape, "ferry_log_fsync_seconds_count");
+    let under_5s = sample(scrape, "ferry_log_fsync_seconds_bucket{le=\"5\"}");
+    assert!(fsyncs >= 3.0 && under_5s <= fsyncs, "{fsyncs} fsyncs, {under_5s} under 5 s");
+    let appends = sample(scrape, "ferry_log_fsync_appends_sum");
+    assert!(appends >= fsyncs, "{appends} appends made durable by {fsyncs} fsyncs");
+    assert_eq!(sample(scrape, "ferry_log_fsync_appends_count"), fsyncs);
     assert!(scrape.contains("# TYPE ferry_partition_published_messages_total counter"), "{scrape}");
     let commit = built_commit();
     let build = format!("ferry_build_info{{version=\"{}\",commit=\"{commit}", env!("CARGO_PKG_VERSION"));

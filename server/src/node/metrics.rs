@@ -11,7 +11,7 @@ use ferry_metrics::Exposition;
 
 use super::rpc_metrics::RpcMetrics;
 use crate::grpc::GroupRoutes;
-use crate::raft::{GroupId, Groups, NodeId};
+use crate::raft::{GroupId, Groups, LogDb, NodeId};
 
 /// Everything a scrape reads.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct NodeMetrics {
     pub routes: Arc<GroupRoutes>,
     /// The gRPC calls served (`rpc_metrics.rs`).
     pub rpc: Arc<RpcMetrics>,
+    /// The raft log, shared by every group: its fsyncs.
+    pub log: Arc<LogDb>,
 }
 
 impl NodeMetrics {
@@ -32,6 +34,7 @@ impl NodeMetrics {
         self.partitions(&mut text);
         self.subscriptions(&mut text);
         self.storage(&mut text);
+        self.log_syncs(&mut text);
         self.rpc.render(&mut text);
         process(&mut text);
         text.into_text()
@@ -194,6 +197,16 @@ impl NodeMetrics {
             let low = "1 while free space is below the reserve (publishes refused with RESOURCE_EXHAUSTED).";
             text.gauge("ferry_disk_low", low, &[], if disk.is_low() { 1.0 } else { 0.0 });
         }
+    }
+}
+
+impl NodeMetrics {
+    fn log_syncs(&self, text: &mut Exposition) {
+        let stats = self.log.sync_stats();
+        let help = "How long each fsync of the raft log's WAL took (all groups share it; a publish waits for one on each voter).";
+        text.histogram("ferry_log_fsync_seconds", help, &[], &stats.fsync_seconds.snapshot());
+        let help = "Appends, of any groups, made durable by one fsync of the raft log (group commit).";
+        text.histogram("ferry_log_fsync_appends", help, &[], &stats.appends_per_fsync.snapshot());
     }
 }
 

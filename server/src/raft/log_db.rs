@@ -8,7 +8,6 @@
 //! disk, not by the number of groups.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -16,7 +15,7 @@ use rocksdb::BoundColumnFamily;
 use tokio::sync::mpsc;
 
 use super::groups::{GroupId, META_GROUP};
-use super::log_workers::{LogWorkers, SyncWaiter};
+use super::log_workers::{LogSyncStats, LogWorkers, SyncWaiter};
 use super::SyncMode;
 use crate::storage::db::{self, DbResources, LogRocksDb, CF_GROUP_META, CF_RAFT_META};
 use crate::storage::keys::log as keys;
@@ -33,7 +32,7 @@ pub struct LogDb {
     /// Held while column families are created, so two groups opening at once
     /// do not both create `group_meta`.
     creating: Mutex<()>,
-    fsyncs: Arc<AtomicU64>,
+    sync_stats: Arc<LogSyncStats>,
     /// Declared before `workers`: dropped first, it ends the sync thread,
     /// which `workers` then joins.
     syncs: mpsc::Sender<SyncWaiter>,
@@ -56,10 +55,11 @@ impl LogDb {
         db::check_format(&db, &meta, keys::FORMAT, "raft log", LOG_FORMAT)?;
         drop(meta);
         let (syncs, pending) = mpsc::channel(PENDING_SYNCS_MAX);
-        let fsyncs = Arc::new(AtomicU64::new(0));
-        let workers = LogWorkers::start(&db, pending, sync_mode, Arc::clone(&fsyncs))
+        let sync_stats = Arc::new(LogSyncStats::default());
+        let workers = LogWorkers::start(&db, pending, sync_mode, Arc::clone(&sync_stats))
             .map_err(StorageError::io("start the log threads"))?;
-        Ok(Arc::new(Self { db, resources: resources.clone(), creating: Mutex::new(()), fsyncs, syncs, workers }))
+        let creating = Mutex::new(());
+        Ok(Arc::new(Self { db, resources: resources.clone(), creating, sync_stats, syncs, workers }))
     }
 
     /// Where `group`'s log and metadata live, creating its column families
@@ -93,9 +93,9 @@ impl LogDb {
         self.workers.reclaim(group, last_purged);
     }
 
-    /// WAL fsyncs made since the database opened, over all groups.
-    pub fn fsyncs(&self) -> u64 {
-        self.fsyncs.load(Ordering::Relaxed)
+    /// The WAL fsyncs made since the database opened, over all groups.
+    pub fn sync_stats(&self) -> &LogSyncStats {
+        &self.sync_stats
     }
 }
 

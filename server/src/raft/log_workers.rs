@@ -6,12 +6,12 @@
 //! nobody closed (RocksDB aborts on that).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ferry_metrics::Histogram;
 use tokio::sync::mpsc;
 
 use super::groups::GroupId;
@@ -37,6 +37,34 @@ const RECLAIMS_PENDING_MAX: usize = 1024;
 /// A purge to reclaim: the group and the last index it purged.
 type Reclaim = (GroupId, u64);
 
+/// Upper bounds of the fsync duration buckets: from a disk with a write
+/// cache that ignores flushes (tens of microseconds) through an SSD's
+/// milliseconds to a disk stalled by other writers (seconds). A publish
+/// waits for at least one of these on each voter.
+static FSYNC_BOUNDS_SECONDS: [f64; 15] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Upper bounds of the appends-per-fsync buckets (group commit's batches).
+static APPENDS_BOUNDS: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0];
+
+/// What the log-sync thread measured, for the node's metrics.
+#[derive(Debug)]
+pub struct LogSyncStats {
+    /// How long each WAL fsync took (its count is the number of fsyncs).
+    pub fsync_seconds: Histogram,
+    /// Appends, of any groups, each fsync made durable at once.
+    pub appends_per_fsync: Histogram,
+}
+
+impl Default for LogSyncStats {
+    fn default() -> Self {
+        Self {
+            fsync_seconds: Histogram::new(&FSYNC_BOUNDS_SECONDS),
+            appends_per_fsync: Histogram::new(&APPENDS_BOUNDS),
+        }
+    }
+}
+
 pub struct LogWorkers {
     reclaims: Option<SyncSender<Reclaim>>,
     threads: Vec<JoinHandle<()>>,
@@ -44,18 +72,18 @@ pub struct LogWorkers {
 
 impl LogWorkers {
     /// Starts both threads; the sync thread ends when every sender of
-    /// `pending` is gone, the reclaimer when this is dropped. Each fsync
-    /// adds one to `fsyncs`.
+    /// `pending` is gone, the reclaimer when this is dropped. Each fsync is
+    /// recorded in `stats`.
     pub fn start(
         db: &Arc<LogRocksDb>,
         pending: mpsc::Receiver<SyncWaiter>,
         sync_mode: SyncMode,
-        fsyncs: Arc<AtomicU64>,
+        stats: Arc<LogSyncStats>,
     ) -> std::io::Result<Self> {
         let sync_db = Arc::clone(db);
         let sync = thread::Builder::new()
             .name("ferry-log-sync".into())
-            .spawn(move || run_log_sync(&sync_db, pending, sync_mode, &fsyncs))?;
+            .spawn(move || run_log_sync(&sync_db, pending, sync_mode, &stats))?;
         let (reclaims, requests) = sync_channel(RECLAIMS_PENDING_MAX);
         let reclaim_db = Arc::clone(db);
         let reclaimer = thread::Builder::new()
@@ -86,7 +114,7 @@ impl Drop for LogWorkers {
     }
 }
 
-fn run_log_sync(db: &LogRocksDb, mut pending: mpsc::Receiver<SyncWaiter>, sync_mode: SyncMode, fsyncs: &AtomicU64) {
+fn run_log_sync(db: &LogRocksDb, mut pending: mpsc::Receiver<SyncWaiter>, sync_mode: SyncMode, stats: &LogSyncStats) {
     let mut batch = Vec::new();
     while pending.blocking_recv().map(|first| batch.push(first)).is_some() {
         while let Ok(next) = pending.try_recv() {
@@ -94,8 +122,10 @@ fn run_log_sync(db: &LogRocksDb, mut pending: mpsc::Receiver<SyncWaiter>, sync_m
         }
         let result = match sync_mode {
             SyncMode::Fsync => {
+                let started = Instant::now();
                 let synced = db.flush_wal(true).map_err(|e| format!("fsync raft log: {e}"));
-                fsyncs.fetch_add(1, Ordering::Relaxed);
+                stats.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                stats.appends_per_fsync.observe(batch.len() as f64);
                 synced
             }
             SyncMode::Skip => Ok(()),
@@ -184,12 +214,14 @@ mod tests {
             let waiter: SyncWaiter = Box::new(move |synced| done.send((group, synced.is_ok())).expect("test waits"));
             assert!(syncs.try_send(waiter).is_ok(), "the channel has room");
         }
-        let fsyncs = Arc::new(AtomicU64::new(0));
-        let workers = LogWorkers::start(&db, pending, SyncMode::Fsync, Arc::clone(&fsyncs)).expect("start");
+        let stats = Arc::new(LogSyncStats::default());
+        let workers = LogWorkers::start(&db, pending, SyncMode::Fsync, Arc::clone(&stats)).expect("start");
         let mut groups: Vec<_> = (0..3).map(|_| completed.recv().expect("completed")).collect();
         groups.sort();
         assert_eq!(groups, vec![(0, true), (3, true), (7, true)]);
-        assert_eq!(fsyncs.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.fsync_seconds.snapshot().count, 1);
+        let appends = stats.appends_per_fsync.snapshot();
+        assert_eq!((appends.count, appends.sum), (1, 3.0), "one fsync made three appends durable");
         drop(syncs);
         drop(workers);
     }
