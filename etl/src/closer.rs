@@ -98,12 +98,25 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
     }
     let intent = fix_intent(output, config, hour).await?;
     crash::point("intent-written");
+    close_as_intended(output, config, hour, &intent).await
+}
+
+/// Closes the hour as `intent` fixes it: merges its staging files into
+/// parts, writes the manifest and deletes the staging files. Another worker
+/// may be doing the same meanwhile, or have finished.
+async fn close_as_intended(
+    output: &Output,
+    config: &Config,
+    hour: Hour,
+    intent: &Intent,
+) -> Result<Manifest, CloseError> {
+    let topic = &config.topic;
     let codec = Codec::from_name(&intent.codec).ok_or_else(|| CloseError::Damaged {
         path: in_hour(topic, hour, CLOSING),
         reason: format!("unknown codec {:?}", intent.codec),
     })?;
 
-    let merge = match merge_staged(output, config, hour, &intent).await {
+    let merge = match merge_staged(output, config, hour, intent).await {
         Ok(merge) => merge,
         // Another worker closed the hour meanwhile and deleted the staged
         // files after writing its manifest: the hour is closed.
@@ -112,7 +125,7 @@ pub async fn close_hour(output: &Output, config: &Config, hour: Hour) -> Result<
         }
         Err(e) => return Err(e),
     };
-    let (files, duplicates_dropped, skewed) = write_parts(output, topic, hour, &intent, codec, merge).await?;
+    let (files, duplicates_dropped, skewed) = write_parts(output, topic, hour, intent, codec, merge).await?;
     let manifest = Manifest {
         topic: topic.clone(),
         hour: hour.to_string(),
@@ -253,4 +266,78 @@ async fn read_json<T: serde::de::DeserializeOwned>(output: &Output, path: &str) 
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     naming::hex(&Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::envelope::Envelope;
+
+    /// One hour of a topic in a real local store, with two staging files
+    /// (as two workers would leave them).
+    async fn staged_hour(dir: &std::path::Path) -> (Output, Config, Hour) {
+        let output = Output::open(&format!("file://{}", dir.display()), &[]).expect("opens");
+        let mut config = Config::new("clicks", "etl");
+        config.scratch_dir = dir.to_path_buf();
+        let hour = Hour::of_micros(1_800_000_000_000_000);
+        for partition in [0, 1] {
+            let events: Vec<Envelope> = (0..3)
+                .map(|offset| Envelope {
+                    event_id: Envelope::message_id("clicks", partition, offset),
+                    publish_time_micros: hour.start_micros() + 1,
+                    topic: "clicks".into(),
+                    partition,
+                    offset,
+                    attributes: BTreeMap::new(),
+                    payload: Bytes::from(vec![b'x'; 8]),
+                    skewed: false,
+                })
+                .collect();
+            let digest = SetDigest::of(hour, events.iter().map(|e| (e.partition, e.offset)));
+            let bytes = avro::write_file(&events, config.codec, digest.sync_marker());
+            let path = naming::staging_path(&config.topic, hour, &digest);
+            assert_eq!(output.create(&path, bytes.into()).await.expect("stage"), Created::New);
+        }
+        (output, config, hour)
+    }
+
+    /// Two workers close the same hour: B reads the intent, then A closes
+    /// the hour whole (parts, manifest, staging files deleted) before B
+    /// reads the staging files. B finds them gone and reports A's close,
+    /// not an error (the worker exited on it once, in CI).
+    #[tokio::test]
+    async fn a_close_that_finds_the_staging_files_gone_returns_the_other_workers_manifest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (output, config, hour) = staged_hour(dir.path()).await;
+        let intent_read_by_b = fix_intent(&output, &config, hour).await.expect("intent");
+        assert_eq!(intent_read_by_b.staging.len(), 2);
+
+        let closed_by_a = close_hour(&output, &config, hour).await.expect("A closes the hour");
+        assert_eq!(closed_by_a.records, 6);
+        assert!(output.list(&in_hour(&config.topic, hour, STAGING_DIR)).await.expect("list").is_empty());
+
+        let closed_by_b = close_as_intended(&output, &config, hour, &intent_read_by_b).await.expect("B's close");
+        assert_eq!(closed_by_b, closed_by_a);
+    }
+
+    /// A staging file the intent names that is gone while no manifest says
+    /// the hour is closed is damage, and the close says which file.
+    #[tokio::test]
+    async fn a_staging_file_gone_from_an_unclosed_hour_is_reported_by_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (output, config, hour) = staged_hour(dir.path()).await;
+        let intent = fix_intent(&output, &config, hour).await.expect("intent");
+        let lost = in_hour(&config.topic, hour, &format!("{STAGING_DIR}/{}", intent.staging[1]));
+        output.delete(&lost).await.expect("delete");
+
+        match close_hour(&output, &config, hour).await {
+            Err(CloseError::Missing { path }) => assert_eq!(path, lost),
+            other => panic!("expected the missing staging file, got {other:?}"),
+        }
+        assert_eq!(read_manifest(&output, &config.topic, hour).await.expect("read"), None);
+    }
 }
