@@ -219,17 +219,22 @@ proptest! {
     }
 
     /// Acks of runs in any order, repeated or overlapping, mixed with trims
-    /// (retention) that land anywhere, inside stored ranges too: the floor
-    /// is the first offset at or past the start that is not acked, the state
-    /// counts exactly the offsets and bytes acked above it, which are exactly
-    /// those stored, and every ack counts only what it newly acked.
+    /// (retention) that land anywhere, inside stored ranges too, seeks back
+    /// and forth (which forget every ack above the new floor) and dead
+    /// letters (which ack the message they move): the floor is the first
+    /// offset at or past the start that is not acked, the state counts
+    /// exactly the offsets and bytes acked above it, which are exactly those
+    /// stored, every ack counts only what it newly acked, and a dead letter
+    /// moves a message only if it was not acked.
     #[test]
-    fn acks_and_trims_in_any_order_keep_the_stored_ranges_exact(
+    fn acks_trims_seeks_and_dead_letters_in_any_order_keep_the_stored_ranges_exact(
         batches in prop::collection::vec(1usize..40, 1..10),
         steps in prop::collection::vec(
             prop_oneof![
                 4 => (0u64..210, 1u64..30, any::<bool>()).prop_map(|(from, len, rev)| Step::Ack { from, len, rev }),
                 1 => (0u64..210).prop_map(Step::Trim),
+                1 => (0u64..210).prop_map(Step::Seek),
+                1 => (0u64..210).prop_map(Step::DeadLetter),
             ],
             1..40,
         ),
@@ -237,6 +242,7 @@ proptest! {
         let mut model = Model::default();
         let topic = model.create_topic("t", 1);
         let sub = model.create_subscription("s", "t");
+        let dlq = model.create_topic("dlq", 1);
         for (i, &count) in batches.iter().enumerate() {
             model.publish(topic, 0, 1 + i as i64, count);
         }
@@ -244,6 +250,7 @@ proptest! {
         let size = |o: u64| format!("m{}", o - first_of_batch(&batches, o)).len() as u64;
 
         let mut acked = BTreeSet::new();
+        let (mut start, mut moved) = (0, 0);
         for step in steps {
             match step {
                 Step::Ack { from, len, rev } => {
@@ -256,9 +263,23 @@ proptest! {
                     prop_assert_eq!(count, new, "counts what it newly acked");
                     acked.extend(offsets.into_iter().filter(|&o| o < end));
                 }
-                Step::Trim(start) => {
-                    model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: start }));
-                    acked.extend(0..start.min(end));
+                Step::Trim(to) => {
+                    model.run(Command::Trim(Trim { topic_id: topic, partition: 0, start_offset: to }));
+                    start = start.max(to.min(end));
+                    acked.extend(0..start);
+                }
+                Step::Seek(to) => {
+                    let seek = Seek { subscription_id: sub, floors: vec![to] };
+                    prop_assert_eq!(model.run(Command::Seek(seek)).0, Response::Sought);
+                    acked = (0..to.clamp(start, end)).collect();
+                }
+                Step::DeadLetter(offset) => {
+                    // The dispatcher dead-letters only what it delivered: offsets below the end.
+                    let offset = offset % end;
+                    let (response, _) = model.run(dead_letter(sub, offset, dlq, body("poison")));
+                    let position = (!acked.contains(&offset)).then_some((0, moved));
+                    prop_assert_eq!(response, Response::DeadLettered { position });
+                    moved += u64::from(acked.insert(offset));
                 }
             }
             let floor = model.floor(sub, 0);
@@ -278,8 +299,17 @@ proptest! {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Ack { from: u64, len: u64, rev: bool },
+    Ack {
+        from: u64,
+        len: u64,
+        rev: bool,
+    },
+    /// Retention's trim to this start.
     Trim(u64),
+    /// A seek of the subscription's floor to this offset.
+    Seek(u64),
+    /// A dead letter of this offset (modulo the end).
+    DeadLetter(u64),
 }
 
 /// The first offset of the publish batch (of `batches` sizes) holding `offset`.
