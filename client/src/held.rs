@@ -89,7 +89,6 @@ impl<T> HeldMessages<T> {
         self.ring.drain(..).flatten().chain(self.moved.drain().map(|(_, item)| item))
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ring_live + self.moved.len()
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
@@ -98,10 +98,9 @@ impl Drop for Delivered {
 #[derive(Debug)]
 pub struct Subscriber {
     /// A response's messages at a time: one channel send per message cost
-    /// the consumer a tenth of its CPU.
+    /// the consumer a tenth of its CPU. Every message in it is held (see
+    /// `Pump::held`), so it never holds more batches than the limit.
     messages: mpsc::Receiver<Result<Vec<Delivered>>>,
-    /// Bounds the messages in `messages` (see [`Queued`]).
-    queued: Queued,
     /// The rest of the batch [`Subscriber::next`] hands out.
     ready: std::vec::IntoIter<Delivered>,
     close: Option<oneshot::Sender<()>>,
@@ -127,9 +126,8 @@ impl Subscriber {
         ack_deadline: Duration,
         settings: SubscriberSettings,
     ) -> Result<Self> {
-        // Batches hold a message at least: `queued` binds first.
+        // Batches hold a message at least, and held messages are bounded.
         let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages.max(1) as usize);
-        let queued = Queued::new(settings.max_outstanding_messages);
         let (close, closed) = oneshot::channel();
         let stats = Arc::new(Mutex::new(SubscriberStats::default()));
         let pump = Pump {
@@ -138,8 +136,8 @@ impl Subscriber {
             settings,
             ack_deadline,
             messages: messages_tx,
-            queued: queued.clone(),
             held: HeldMessages::default(),
+            waiting: Vec::new(),
             next_seq: 0,
             acks: Vec::new(),
             nacks: Vec::new(),
@@ -148,7 +146,7 @@ impl Subscriber {
         // Open the first stream here, so a bad subscription fails `subscribe`.
         let stream = pump.open().await?;
         let task = tokio::spawn(pump.run(stream, closed));
-        Ok(Self { messages, queued, ready: Vec::new().into_iter(), close: Some(close), task, stats })
+        Ok(Self { messages, ready: Vec::new().into_iter(), close: Some(close), task, stats })
     }
 
     /// The next message; `None` once the subscriber is closed, or after an
@@ -159,10 +157,7 @@ impl Subscriber {
                 return Some(Ok(delivered));
             }
             match self.messages.recv().await? {
-                Ok(batch) => {
-                    self.queued.release(batch.len());
-                    self.ready = batch.into_iter();
-                }
+                Ok(batch) => self.ready = batch.into_iter(),
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -177,54 +172,11 @@ impl Subscriber {
         if let Some(close) = self.close.take() {
             let _ = close.send(());
         }
-        // A pump waiting for room stops waiting, and says goodbye.
-        self.queued.close();
         // Drain what is queued so it is nacked rather than stuck in the channel.
         self.ready = Vec::new().into_iter();
         self.messages.close();
         while self.messages.recv().await.is_some() {}
         let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for Subscriber {
-    /// A pump waiting for room would wait forever once nobody takes
-    /// messages: it stops, nacking what it held.
-    fn drop(&mut self) {
-        self.queued.close();
-    }
-}
-
-/// Room for messages queued for [`Subscriber::next`], at most the
-/// flow-control limit as one message at a time did. The server's flow
-/// control counts per stream, so after a reconnect it sends a full window
-/// again while the old one may still be queued here.
-#[derive(Debug, Clone)]
-struct Queued {
-    room: Arc<Semaphore>,
-    max: usize,
-}
-
-impl Queued {
-    fn new(max_messages: u32) -> Self {
-        let max = max_messages.max(1) as usize;
-        Self { room: Arc::new(Semaphore::new(max)), max }
-    }
-
-    /// Waits for room for a batch of `count` (a batch larger than the limit
-    /// takes all of it); `Err` once the subscriber is closing.
-    async fn take(&self, count: usize) -> std::result::Result<(), ()> {
-        let permits = u32::try_from(count.min(self.max)).unwrap_or(u32::MAX);
-        self.room.acquire_many(permits).await.map(|taken| taken.forget()).map_err(|_| ())
-    }
-
-    /// Gives back the room [`take`](Self::take) took for a batch of `count`.
-    fn release(&self, count: usize) {
-        self.room.add_permits(count.min(self.max));
-    }
-
-    fn close(&self) {
-        self.room.close();
     }
 }
 
@@ -248,11 +200,13 @@ struct Pump {
     settings: SubscriberSettings,
     ack_deadline: Duration,
     messages: mpsc::Sender<Result<Vec<Delivered>>>,
-    queued: Queued,
     /// By the number this pump gave each message as it handed it over (an
     /// ack id as the key cost a tenth of the consumer's CPU in hashing it
-    /// twice).
+    /// twice). At most `max_outstanding_messages`, the queued ones included.
     held: HeldMessages<Held>,
+    /// Messages received that would take the application past its limit,
+    /// waiting for it to settle some (see [`Pump::hand_over`]).
+    waiting: Vec<api::ReceivedMessage>,
     next_seq: u64,
     acks: Vec<String>,
     nacks: Vec<String>,
@@ -289,11 +243,14 @@ impl Pump {
         let mut tick = tokio::time::interval(self.settings.ack_linger.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // No more is read while messages wait: the stream's flow control
+            // then holds the server back.
             tokio::select! {
-                response = stream.responses.message() => match response {
+                response = stream.responses.message(), if self.waiting.is_empty() => match response {
                     Ok(Some(response)) => {
-                        // Closing while it waited for room: acks and nacks still go out.
-                        if self.deliver(response, &verdicts).await.is_err() {
+                        self.receive(response);
+                        // The application went away: acks and nacks still go out.
+                        if self.hand_over(&verdicts).await.is_err() {
                             self.finish(stream, &mut verdicts_rx).await;
                             return;
                         }
@@ -315,6 +272,10 @@ impl Pump {
                         }
                         next = verdicts_rx.try_recv().ok();
                     }
+                    if self.hand_over(&verdicts).await.is_err() {
+                        self.finish(stream, &mut verdicts_rx).await;
+                        return;
+                    }
                 }
                 _ = tick.tick() => {
                     self.flush(&stream);
@@ -335,6 +296,7 @@ impl Pump {
             self.settle(seq, verdict);
         }
         self.nacks.extend(self.held.drain().map(|held| held.ack_id));
+        self.nacks.extend(self.waiting.drain(..).map(|waiting| waiting.ack_id));
         self.say_goodbye(stream).await;
     }
 
@@ -364,23 +326,42 @@ impl Pump {
         let _ = tokio::time::timeout(CLOSE_SEND_MAX, goodbye).await;
     }
 
-    async fn deliver(
-        &mut self,
-        response: api::StreamingPullResponse,
-        verdicts: &mpsc::UnboundedSender<(u64, Verdict)>,
-    ) -> std::result::Result<(), ()> {
+    /// Takes a response off the stream: its ack confirmation counts at
+    /// once, its messages wait for [`hand_over`](Self::hand_over).
+    fn receive(&mut self, response: api::StreamingPullResponse) {
+        let mut stats = self.stats.lock();
         if let Some(confirmation) = response.ack_confirmation {
-            let mut stats = self.stats.lock();
             stats.acks_confirmed += u64::from(confirmation.acked_count);
             stats.acks_rejected += confirmation.rejected_ack_ids.len() as u64;
         }
-        // One clock read and one stats update per response, not per message:
-        // a response carries up to a thousand.
+        stats.received += response.messages.len() as u64;
+        self.waiting = response.messages;
+    }
+
+    /// Hands waiting messages to the application, as many as keep what it
+    /// holds within `max_outstanding_messages` (all of a response larger
+    /// than that, once it holds nothing). The server's flow control keeps
+    /// to that too, but it counts per stream: after a reconnect it offers a
+    /// whole window again while the application still holds messages of
+    /// the old stream. Waiting messages keep their leases as the server
+    /// granted them, not extended; a long wait means they are delivered
+    /// again, as at-least-once allows. `Err` once the application is gone.
+    async fn hand_over(&mut self, verdicts: &mpsc::UnboundedSender<(u64, Verdict)>) -> std::result::Result<(), ()> {
+        let held = self.held.len();
+        let room = match held {
+            0 => self.waiting.len(),
+            _ => (self.settings.max_outstanding_messages.max(1) as usize).saturating_sub(held).min(self.waiting.len()),
+        };
+        if room == 0 {
+            return Ok(());
+        }
+        // One clock read per response, not per message: a response carries
+        // up to a thousand.
         let now = Instant::now();
-        self.stats.lock().received += response.messages.len() as u64;
-        let mut batch = Vec::with_capacity(response.messages.len());
+        let mut batch = Vec::with_capacity(room);
         let mut broken = None;
-        for received in response.messages {
+        let rest = self.waiting.split_off(room);
+        for received in std::mem::replace(&mut self.waiting, rest) {
             let message = match received_from_api(received) {
                 Ok(message) => message,
                 Err(e) => {
@@ -394,8 +375,8 @@ impl Pump {
             self.held.insert(seq, held);
             batch.push(Delivered { message, seq, verdicts: verdicts.clone(), settled: false });
         }
+        // Never waits: each batch in the channel holds a held message.
         if !batch.is_empty() {
-            self.queued.take(batch.len()).await?;
             self.messages.send(Ok(batch)).await.map_err(|_| ())?;
         }
         match broken {

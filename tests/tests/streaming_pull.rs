@@ -127,6 +127,42 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
     assert!(returned.len() >= 5, "the messages held at close came back ({})", returned.len());
 }
 
+/// The bound on messages the application holds survives a reconnect: the
+/// restarted server forgets the stream's leases and offers them again, but
+/// the subscriber hands over no more until the application settles some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_control_holds_across_a_reconnect() {
+    let (_dir, mut server, client) = pool().await;
+    client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
+    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
+    let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(subscriber.next().await.expect("message").expect("no error"));
+    }
+
+    server.kill9();
+    server.restart();
+    eventually(Duration::from_secs(20), "the subscriber reconnects", || async {
+        (subscriber.stats().reconnects > 0).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(20), "the new stream gets deliveries", || async {
+        (subscriber.stats().received > 5).then_some(())
+    })
+    .await;
+    let more = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
+    assert!(more.is_err(), "a sixth message came while five were held, after a reconnect");
+
+    held.remove(0).ack();
+    let sixth = tokio::time::timeout(Duration::from_secs(5), subscriber.next()).await.expect("room for one more");
+    held.push(sixth.expect("message").expect("no error"));
+    let seventh = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
+    assert!(seventh.is_err(), "only one more, for the one settled");
+    drop(held);
+    subscriber.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_acking_one_message_per_request_drain_a_large_backlog_without_stalling() {
     const BACKLOG: usize = 20_000;
