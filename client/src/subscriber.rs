@@ -1,12 +1,13 @@
 //! `Subscriber`: a consumer on StreamingPull, the fast path.
 //!
 //! A background task owns the stream. It hands messages to
-//! [`Subscriber::next`] (holding at most the flow-control limits), batches the
+//! [`Subscriber::next`] (at most `max_outstanding_messages` held), batches the
 //! acks and nacks of [`Delivered`] handles onto the stream, extends the
 //! leases of messages still being worked on (up to a maximum), and reconnects
 //! — following the leader — when the stream breaks. [`Subscriber::close`]
 //! nacks what is still held, so other consumers get it at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +100,8 @@ impl Drop for Delivered {
 pub struct Subscriber {
     /// A response's messages at a time: one channel send per message cost
     /// the consumer a tenth of its CPU. Every message in it is held (see
-    /// `Pump::held`), so it never holds more batches than the limit.
+    /// `Pump::held`), so it never holds more batches than the limit, and
+    /// room is left for the error that ends a subscriber.
     messages: mpsc::Receiver<Result<Vec<Delivered>>>,
     /// The rest of the batch [`Subscriber::next`] hands out.
     ready: std::vec::IntoIter<Delivered>,
@@ -124,10 +126,15 @@ impl Subscriber {
         router: Arc<Router>,
         subscription: &str,
         ack_deadline: Duration,
-        settings: SubscriberSettings,
+        mut settings: SubscriberSettings,
     ) -> Result<Self> {
+        // 0 is the server's default, as the protocol says: the limit this
+        // side keeps must be the one the server keeps.
+        if settings.max_outstanding_messages == 0 {
+            settings.max_outstanding_messages = SubscriberSettings::default().max_outstanding_messages;
+        }
         // Batches hold a message at least, and held messages are bounded.
-        let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages.max(1) as usize);
+        let (messages_tx, messages) = mpsc::channel(settings.max_outstanding_messages as usize + 1);
         let (close, closed) = oneshot::channel();
         let stats = Arc::new(Mutex::new(SubscriberStats::default()));
         let pump = Pump {
@@ -137,7 +144,7 @@ impl Subscriber {
             ack_deadline,
             messages: messages_tx,
             held: HeldMessages::default(),
-            waiting: Vec::new(),
+            waiting: VecDeque::new(),
             next_seq: 0,
             acks: Vec::new(),
             nacks: Vec::new(),
@@ -184,8 +191,32 @@ impl Subscriber {
 /// lease is extended.
 struct Held {
     ack_id: String,
+    lease: Lease,
+}
+
+/// A lease as this side extends it.
+#[derive(Clone, Copy)]
+struct Lease {
+    /// When the server granted it (near enough: when it arrived).
     since: Instant,
     extended_until: Instant,
+}
+
+impl Lease {
+    /// Whether it is to be extended now, and if so, extends it.
+    fn extend(&mut self, now: Instant, ack_deadline: Duration, max_extension: Duration) -> bool {
+        let due = self.extended_until <= now + ack_deadline / 3 && now.duration_since(self.since) < max_extension;
+        if due {
+            self.extended_until = now + ack_deadline;
+        }
+        due
+    }
+}
+
+/// A response's messages the application has no room for yet.
+struct Waiting {
+    lease: Lease,
+    messages: std::vec::IntoIter<api::ReceivedMessage>,
 }
 
 struct Stream {
@@ -205,8 +236,9 @@ struct Pump {
     /// twice). At most `max_outstanding_messages`, the queued ones included.
     held: HeldMessages<Held>,
     /// Messages received that would take the application past its limit,
-    /// waiting for it to settle some (see [`Pump::hand_over`]).
-    waiting: Vec<api::ReceivedMessage>,
+    /// waiting for it to settle some (see [`Pump::hand_over`]). At most a
+    /// window of the current stream, whose flow control bounds it.
+    waiting: VecDeque<Waiting>,
     next_seq: u64,
     acks: Vec<String>,
     nacks: Vec<String>,
@@ -242,24 +274,27 @@ impl Pump {
         let (verdicts, mut verdicts_rx) = mpsc::unbounded_channel();
         let mut tick = tokio::time::interval(self.settings.ack_linger.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            // No more is read while messages wait: the stream's flow control
-            // then holds the server back.
+        // Ends with the stream to finish on: the application went away or
+        // closed (acks and nacks still go out).
+        let stream = loop {
             tokio::select! {
-                response = stream.responses.message(), if self.waiting.is_empty() => match response {
+                response = stream.responses.message() => match response {
                     Ok(Some(response)) => {
                         self.receive(response);
-                        // The application went away: acks and nacks still go out.
                         if self.hand_over(&verdicts).await.is_err() {
-                            self.finish(stream, &mut verdicts_rx).await;
-                            return;
+                            break stream;
                         }
                     }
-                    // The server ended the stream (leadership moved) or it broke: reconnect.
-                    Ok(None) | Err(_) => match self.reconnect().await {
-                        Some(fresh) => stream = fresh,
-                        None => break,
-                    },
+                    // The server ended the stream (leadership moved) or it
+                    // broke: reconnect. Its server gave the leases of what
+                    // waits back (or lost them with its leadership).
+                    Ok(None) | Err(_) => {
+                        self.waiting.clear();
+                        match self.reconnect().await {
+                            Some(fresh) => stream = fresh,
+                            None => return,
+                        }
+                    }
                 },
                 Some(first) = verdicts_rx.recv() => {
                     // Take every verdict already queued, not one per turn of
@@ -273,20 +308,17 @@ impl Pump {
                         next = verdicts_rx.try_recv().ok();
                     }
                     if self.hand_over(&verdicts).await.is_err() {
-                        self.finish(stream, &mut verdicts_rx).await;
-                        return;
+                        break stream;
                     }
                 }
                 _ = tick.tick() => {
                     self.flush(&stream);
                     self.extend_leases(&stream);
                 }
-                _ = &mut closed => {
-                    self.finish(stream, &mut verdicts_rx).await;
-                    return;
-                }
+                _ = &mut closed => break stream,
             }
-        }
+        };
+        self.finish(stream, &mut verdicts_rx).await;
     }
 
     /// Settles what the application decided, nacks the rest it held, and
@@ -296,7 +328,7 @@ impl Pump {
             self.settle(seq, verdict);
         }
         self.nacks.extend(self.held.drain().map(|held| held.ack_id));
-        self.nacks.extend(self.waiting.drain(..).map(|waiting| waiting.ack_id));
+        self.nacks.extend(self.waiting.drain(..).flat_map(|waiting| waiting.messages).map(|message| message.ack_id));
         self.say_goodbye(stream).await;
     }
 
@@ -335,54 +367,63 @@ impl Pump {
             stats.acks_rejected += confirmation.rejected_ack_ids.len() as u64;
         }
         stats.received += response.messages.len() as u64;
-        self.waiting = response.messages;
+        drop(stats);
+        if !response.messages.is_empty() {
+            // One clock read per response, not per message: a response
+            // carries up to a thousand.
+            let now = Instant::now();
+            let lease = Lease { since: now, extended_until: now + self.ack_deadline };
+            self.waiting.push_back(Waiting { lease, messages: response.messages.into_iter() });
+        }
     }
 
     /// Hands waiting messages to the application, as many as keep what it
     /// holds within `max_outstanding_messages` (all of a response larger
     /// than that, once it holds nothing). The server's flow control keeps
-    /// to that too, but it counts per stream: after a reconnect it offers a
-    /// whole window again while the application still holds messages of
-    /// the old stream. Waiting messages keep their leases as the server
-    /// granted them, not extended; a long wait means they are delivered
-    /// again, as at-least-once allows. `Err` once the application is gone.
+    /// to that too, but it counts per stream: after a reconnect or a seek it
+    /// offers a whole window again while the application still holds the
+    /// messages it had. `Err` once the application is gone, or after a
+    /// message the server sent broken (the application is told).
     async fn hand_over(&mut self, verdicts: &mpsc::UnboundedSender<(u64, Verdict)>) -> std::result::Result<(), ()> {
-        let held = self.held.len();
-        let room = match held {
-            0 => self.waiting.len(),
-            _ => (self.settings.max_outstanding_messages.max(1) as usize).saturating_sub(held).min(self.waiting.len()),
-        };
-        if room == 0 {
-            return Ok(());
-        }
-        // One clock read per response, not per message: a response carries
-        // up to a thousand.
-        let now = Instant::now();
-        let mut batch = Vec::with_capacity(room);
-        let mut broken = None;
-        let rest = self.waiting.split_off(room);
-        for received in std::mem::replace(&mut self.waiting, rest) {
-            let message = match received_from_api(received) {
-                Ok(message) => message,
-                Err(e) => {
-                    broken = Some(e);
-                    break;
-                }
+        let limit = self.settings.max_outstanding_messages as usize;
+        while let Some(waiting) = self.waiting.front_mut() {
+            let room = match self.held.len() {
+                0 => waiting.messages.len(),
+                held => limit.saturating_sub(held).min(waiting.messages.len()),
             };
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let held = Held { ack_id: message.ack_id.clone(), since: now, extended_until: now + self.ack_deadline };
-            self.held.insert(seq, held);
-            batch.push(Delivered { message, seq, verdicts: verdicts.clone(), settled: false });
+            if room == 0 {
+                return Ok(());
+            }
+            let lease = waiting.lease;
+            let mut batch = Vec::with_capacity(room);
+            let mut broken = None;
+            for received in waiting.messages.by_ref().take(room) {
+                let message = match received_from_api(received) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                };
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.held.insert(seq, Held { ack_id: message.ack_id.clone(), lease });
+                batch.push(Delivered { message, seq, verdicts: verdicts.clone(), settled: false });
+            }
+            if waiting.messages.len() == 0 {
+                self.waiting.pop_front();
+            }
+            // Never waits: each batch in the channel holds a held message,
+            // and one more place is kept for the error.
+            if !batch.is_empty() {
+                self.messages.send(Ok(batch)).await.map_err(|_| ())?;
+            }
+            if let Some(e) = broken {
+                let _ = self.messages.send(Err(e)).await;
+                return Err(());
+            }
         }
-        // Never waits: each batch in the channel holds a held message.
-        if !batch.is_empty() {
-            self.messages.send(Ok(batch)).await.map_err(|_| ())?;
-        }
-        match broken {
-            Some(e) => self.messages.send(Err(e)).await.map_err(|_| ()),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Sends pending acks and nacks on the stream, if it has room.
@@ -413,21 +454,25 @@ impl Pump {
         })
     }
 
-    /// Extends the leases of held messages about to run out, until they have
-    /// been held for `max_lease_extension`.
+    /// Extends the leases of held and waiting messages about to run out,
+    /// until `max_lease_extension` after they arrived.
     fn extend_leases(&mut self, stream: &Stream) {
         let now = Instant::now();
-        let margin = self.ack_deadline / 3;
         let (mut due, mut ack_ids) = (Vec::new(), Vec::new());
         for (seq, held) in self.held.iter_mut() {
-            if held.extended_until <= now + margin && now.duration_since(held.since) < self.settings.max_lease_extension
-            {
-                held.extended_until = now + self.ack_deadline;
+            if held.lease.extend(now, self.ack_deadline, self.settings.max_lease_extension) {
                 due.push(seq);
                 ack_ids.push(held.ack_id.clone());
             }
         }
-        if due.is_empty() {
+        let mut waiting_due = Vec::new();
+        for (index, waiting) in self.waiting.iter_mut().enumerate() {
+            if waiting.lease.extend(now, self.ack_deadline, self.settings.max_lease_extension) {
+                waiting_due.push(index);
+                ack_ids.extend(waiting.messages.as_slice().iter().map(|message| message.ack_id.clone()));
+            }
+        }
+        if ack_ids.is_empty() {
             return;
         }
         let seconds = u32::try_from(self.ack_deadline.as_secs()).unwrap_or(600).clamp(10, 600);
@@ -439,8 +484,11 @@ impl Pump {
             // Try again at the next tick.
             for seq in due {
                 if let Some(held) = self.held.get_mut(seq) {
-                    held.extended_until = now;
+                    held.lease.extended_until = now;
                 }
+            }
+            for index in waiting_due {
+                self.waiting[index].lease.extended_until = now;
             }
         }
     }

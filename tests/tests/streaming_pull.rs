@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use ferry_client::{Client, Delivered, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_tests::{eventually, Ferryd, TempDir};
 use tokio::sync::Barrier;
 
@@ -160,6 +160,53 @@ async fn flow_control_holds_across_a_reconnect() {
     let seventh = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
     assert!(seventh.is_err(), "only one more, for the one settled");
     drop(held);
+    subscriber.close().await;
+}
+
+/// Messages waiting in the subscriber for room keep their leases: another
+/// consumer does not get them while the application works through what it
+/// holds, however long that takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_waiting_for_room_keep_their_leases() {
+    let (_dir, _server, client) = pool().await;
+    // Without a backoff, a message is delivered again as its lease ends.
+    let lease = Duration::from_secs(10);
+    let settings =
+        SubscriptionSettings { ack_deadline: lease, retry_min_backoff: Duration::ZERO, ..Default::default() };
+    client.create_subscription("brief", "work", settings).await.expect("subscription");
+    client.publish("work", (0..10).map(|i| Message::new(format!("old-{i}"))).collect()).await.expect("publish");
+    let between = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.publish("work", (0..10).map(|i| Message::new(format!("new-{i}"))).collect()).await.expect("publish");
+    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
+    let mut subscriber = client.subscribe("brief", settings).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(subscriber.next().await.expect("message").expect("no error"));
+    }
+    // A seek past what the application holds gives the subscription fresh
+    // leases: the stream is offered five new messages, which wait while the
+    // application holds five.
+    client.seek("brief", between).await.expect("seek");
+    eventually(Duration::from_secs(10), "the stream gets the sought messages", || async {
+        (subscriber.stats().received >= 10).then_some(())
+    })
+    .await;
+
+    // Had their leases run out meanwhile, the server would deliver them
+    // again (to this stream, which then holds none it knows of).
+    tokio::time::sleep(lease + lease / 2).await;
+    held.into_iter().for_each(Delivered::ack);
+    let mut delivered = Vec::new();
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(2), subscriber.next()).await {
+        let next = next.expect("open").expect("no error");
+        delivered
+            .push((String::from_utf8_lossy(&next.message.message.data).into_owned(), next.message.delivery_attempt));
+        next.ack();
+    }
+    delivered.sort();
+    let expected: Vec<_> = (0..10).map(|i| (format!("new-{i}"), 1)).collect();
+    assert_eq!(delivered, expected, "each sought message once, on its first lease");
     subscriber.close().await;
 }
 
