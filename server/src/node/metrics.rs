@@ -22,7 +22,7 @@ pub struct NodeMetrics {
     /// The gRPC calls served (`rpc_metrics.rs`).
     pub rpc: Arc<RpcMetrics>,
     /// The raft log, shared by every group: its fsyncs.
-    pub log: Arc<LogDb>,
+    pub log_db: Arc<LogDb>,
 }
 
 impl NodeMetrics {
@@ -202,11 +202,11 @@ impl NodeMetrics {
 
 impl NodeMetrics {
     fn log_syncs(&self, text: &mut Exposition) {
-        let stats = self.log.sync_stats();
+        let stats = self.log_db.sync_stats();
         let help = "How long each fsync of the raft log's WAL took (all groups share it; a publish waits for one on each voter).";
-        text.histogram("ferry_log_fsync_seconds", help, &[], &stats.fsync_seconds.snapshot());
+        text.histogram("ferry_raft_log_fsync_seconds", help, &[], &stats.fsync_seconds.snapshot());
         let help = "Appends, of any groups, made durable by one fsync of the raft log (group commit).";
-        text.histogram("ferry_log_fsync_appends", help, &[], &stats.appends_per_fsync.snapshot());
+        text.histogram("ferry_raft_log_fsync_appends", help, &[], &stats.appends_per_fsync.snapshot());
     }
 }
 

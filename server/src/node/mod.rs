@@ -335,7 +335,7 @@ impl NodeBuilder {
                 groups: Arc::clone(&groups),
                 routes: Arc::clone(&routes),
                 rpc: Arc::clone(&rpc),
-                log: Arc::clone(&log_db),
+                log_db: Arc::clone(&log_db),
             };
             let status = status_page::Gatherer {
                 node_id: self.node_id,

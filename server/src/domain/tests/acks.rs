@@ -299,11 +299,9 @@ proptest! {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Ack {
-        from: u64,
-        len: u64,
-        rev: bool,
-    },
+    /// Acks of the `len` offsets from `from` (those past the end change
+    /// nothing), in reverse order if `rev`.
+    Ack { from: u64, len: u64, rev: bool },
     /// Retention's trim to this start.
     Trim(u64),
     /// A seek of the subscription's floor to this offset.
