@@ -1,9 +1,11 @@
-//! The raft log's two threads, shared by every group: the log-sync thread
+//! The raft log's threads, shared by every group: the log-sync thread
 //! (group commit: one WAL fsync for every append queued meanwhile, whatever
-//! its group) and the reclaimer (gives the space of purged entries back).
-//! Both hold the database, so [`LogWorkers`] joins them when dropped: a
-//! process never exits with RocksDB work still running against a database
-//! nobody closed (RocksDB aborts on that).
+//! its group), the reclaimer (gives the space of purged entries back) and
+//! the WAL trimmer (deletes obsolete WAL files gently, see
+//! [`wal_trimmer`](super::wal_trimmer)). The first two hold the database,
+//! so [`LogWorkers`] joins them all when dropped: a process never exits with
+//! RocksDB work still running against a database nobody closed (RocksDB
+//! aborts on that).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::groups::GroupId;
 use super::log_db::GroupFamilies;
+use super::wal_trimmer;
 use super::SyncMode;
 use crate::storage::db::LogRocksDb;
 use crate::storage::keys::log as keys;
@@ -45,7 +48,7 @@ static FSYNC_BOUNDS_SECONDS: [f64; 15] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// Upper bounds of the appends-per-fsync buckets (group commit's batches).
-static APPENDS_BOUNDS: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0];
+static APPENDS_BOUNDS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
 /// What the log-sync thread measured, for the node's metrics.
 #[derive(Debug)]
@@ -67,12 +70,14 @@ impl Default for LogSyncStats {
 
 pub struct LogWorkers {
     reclaims: Option<SyncSender<Reclaim>>,
+    /// Dropped to stop the WAL trimmer.
+    stop_trimming: Option<SyncSender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl LogWorkers {
-    /// Starts both threads; the sync thread ends when every sender of
-    /// `pending` is gone, the reclaimer when this is dropped. Each fsync is
+    /// Starts the threads; the sync thread ends when every sender of
+    /// `pending` is gone, the others when this is dropped. Each fsync is
     /// recorded in `stats`.
     pub fn start(
         db: &Arc<LogRocksDb>,
@@ -89,7 +94,15 @@ impl LogWorkers {
         let reclaimer = thread::Builder::new()
             .name("ferry-log-reclaim".into())
             .spawn(move || run_reclaimer(&reclaim_db, requests))?;
-        Ok(Self { reclaims: Some(reclaims), threads: vec![sync, reclaimer] })
+        let (stop_trimming, stop) = sync_channel(0);
+        let archive = db.path().join(wal_trimmer::ARCHIVE_DIR);
+        let trimmer =
+            thread::Builder::new().name("ferry-wal-trim".into()).spawn(move || wal_trimmer::run(&archive, stop))?;
+        Ok(Self {
+            reclaims: Some(reclaims),
+            stop_trimming: Some(stop_trimming),
+            threads: vec![sync, reclaimer, trimmer],
+        })
     }
 
     /// Asks for the space of `group`'s entries up to `last_purged` back.
@@ -106,6 +119,7 @@ impl LogWorkers {
 impl Drop for LogWorkers {
     fn drop(&mut self) {
         self.reclaims = None;
+        self.stop_trimming = None;
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a raft log thread panicked");

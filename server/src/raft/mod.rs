@@ -16,6 +16,7 @@ pub mod snapshot_dir;
 pub mod state_dirs;
 pub mod state_machine;
 pub mod type_config;
+mod wal_trimmer;
 
 pub use arrivals::{ArrivalWatch, Arrivals};
 pub use groups::{group_root, GroupId, Groups, HostedGroup, META_GROUP};

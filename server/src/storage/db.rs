@@ -42,6 +42,10 @@ const LOG_WRITE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// every WAL file alive, and with them the purged log). Above the log's
 /// memtables, so they are flushed when full rather than early.
 const LOG_WAL_BYTES_MAX: u64 = 3 * LOG_WRITE_BUFFER_BYTES as u64;
+/// Archived raft-log WAL files older than this are deleted by RocksDB
+/// itself, all at once; the WAL trimmer (`raft::wal_trimmer`) deletes them
+/// gently long before, and this only bounds the archive should it stop.
+const LOG_WAL_ARCHIVE_SECONDS: u64 = 60;
 const WRITE_BUFFERS_MAX: i32 = 3;
 /// Batch records this large or larger are kept in blob files (see
 /// [`messages_family_options`]); smaller ones, a message or a few published
@@ -266,6 +270,9 @@ pub fn open_log_db(path: &Path, resources: &DbResources) -> Result<LogRocksDb, S
         .map(|name| ColumnFamilyDescriptor::new(name, log_db_family_options(&resources.log_cache, name)))
         .collect::<Vec<_>>();
     options.set_max_total_wal_size(LOG_WAL_BYTES_MAX);
+    // Obsolete WAL files are renamed into `archive/` rather than deleted:
+    // deleting hundreds of MB at once stalls the fsyncs of appends.
+    options.set_wal_ttl_seconds(LOG_WAL_ARCHIVE_SECONDS);
     // Every append is fsynced before it is acknowledged, so damage anywhere
     // but a torn last record is a broken disk. RocksDB's default recovery
     // would keep the log up to the damage and drop the rest silently: the
