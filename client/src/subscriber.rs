@@ -236,8 +236,9 @@ struct Pump {
     /// twice). At most `max_outstanding_messages`, the queued ones included.
     held: HeldMessages<Held>,
     /// Messages received that would take the application past its limit,
-    /// waiting for it to settle some (see [`Pump::hand_over`]). At most a
-    /// window of the current stream, whose flow control bounds it.
+    /// waiting for it to settle some (see [`Pump::hand_over`]), a response
+    /// at a time. At most two windows (see [`Pump::receive`]) and
+    /// `max_lease_extension`: past either, they go back to the server.
     waiting: VecDeque<Waiting>,
     next_seq: u64,
     acks: Vec<String>,
@@ -375,6 +376,17 @@ impl Pump {
             let lease = Lease { since: now, extended_until: now + self.ack_deadline };
             self.waiting.push_back(Waiting { lease, messages: response.messages.into_iter() });
         }
+        // The server offers a fresh window whenever it counts this stream's
+        // leases as gone (a seek, leases past `max_lease_extension`, a data
+        // group's new leader). Beyond two windows, the oldest responses
+        // waiting go back, never handed over.
+        let bound = 2 * self.settings.max_outstanding_messages as usize;
+        while self.waiting.len() > 1 && self.waiting.iter().map(|waiting| waiting.messages.len()).sum::<usize>() > bound
+        {
+            if let Some(stale) = self.waiting.pop_front() {
+                self.nacks.extend(stale.messages.map(|message| message.ack_id));
+            }
+        }
     }
 
     /// Hands waiting messages to the application, as many as keep what it
@@ -458,6 +470,15 @@ impl Pump {
     /// until `max_lease_extension` after they arrived.
     fn extend_leases(&mut self, stream: &Stream) {
         let now = Instant::now();
+        // Waiting past that, they go back (by arrival, so from the front).
+        while let Some(waiting) = self.waiting.front() {
+            if now.duration_since(waiting.lease.since) < self.settings.max_lease_extension {
+                break;
+            }
+            if let Some(lapsed) = self.waiting.pop_front() {
+                self.nacks.extend(lapsed.messages.map(|message| message.ack_id));
+            }
+        }
         let (mut due, mut ack_ids) = (Vec::new(), Vec::new());
         for (seq, held) in self.held.iter_mut() {
             if held.lease.extend(now, self.ack_deadline, self.settings.max_lease_extension) {
