@@ -179,7 +179,8 @@ fn run_reclaimer(db: &LogRocksDb, requests: Receiver<Reclaim>) {
 }
 
 /// Flushes a group's column families: the WAL files then hold nothing of
-/// it unflushed, and RocksDB deletes those no other group needs. Writes the
+/// it unflushed, and RocksDB archives those no other group needs (for the
+/// WAL trimmer to remove). Writes the
 /// entries kept after the last purge (a few MiB) to a table, which a later
 /// purge drops.
 fn flush_log(db: &LogRocksDb, families: &GroupFamilies) {

@@ -42,10 +42,15 @@ const LOG_WRITE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// every WAL file alive, and with them the purged log). Above the log's
 /// memtables, so they are flushed when full rather than early.
 const LOG_WAL_BYTES_MAX: u64 = 3 * LOG_WRITE_BUFFER_BYTES as u64;
-/// Archived raft-log WAL files older than this are deleted by RocksDB
-/// itself, all at once; the WAL trimmer (`raft::wal_trimmer`) deletes them
-/// gently long before, and this only bounds the archive should it stop.
-const LOG_WAL_ARCHIVE_SECONDS: u64 = 60;
+/// RocksDB deletes archived raft-log WAL files itself, all at once, past
+/// either bound: the WAL trimmer (`raft::wal_trimmer`) removes them gently
+/// within moments, and these only bound the archive should it stop. The
+/// age is since a file was last written, and RocksDB checks both right
+/// after archiving (at most every 10 minutes), so the age must be far
+/// longer than a WAL file lives: a file written a while ago is old the
+/// moment it is archived.
+const LOG_WAL_ARCHIVE_SECONDS: u64 = 24 * 3600;
+const LOG_WAL_ARCHIVE_MB: u64 = 1024;
 const WRITE_BUFFERS_MAX: i32 = 3;
 /// Batch records this large or larger are kept in blob files (see
 /// [`messages_family_options`]); smaller ones, a message or a few published
@@ -273,6 +278,7 @@ pub fn open_log_db(path: &Path, resources: &DbResources) -> Result<LogRocksDb, S
     // Obsolete WAL files are renamed into `archive/` rather than deleted:
     // deleting hundreds of MB at once stalls the fsyncs of appends.
     options.set_wal_ttl_seconds(LOG_WAL_ARCHIVE_SECONDS);
+    options.set_wal_size_limit_mb(LOG_WAL_ARCHIVE_MB);
     // Every append is fsynced before it is acknowledged, so damage anywhere
     // but a torn last record is a broken disk. RocksDB's default recovery
     // would keep the log up to the damage and drop the rest silently: the

@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::raft::META_GROUP;
-use crate::storage::db::{DbResources, CF_LOG, CF_RAFT_META};
+use crate::storage::db::DbResources;
 
 const DATA_GROUP: GroupId = 3;
 
@@ -73,31 +73,4 @@ async fn a_data_group_opened_for_the_first_time_starts_empty_beside_group_0() {
     assert_eq!((state.last_purged_log_id, state.last_log_id), (None, None));
     assert_eq!(data.read_vote().await.expect("vote"), None);
     assert_eq!(data.read_committed().await.expect("committed"), None);
-}
-
-/// RocksDB archives the WAL files no family needs any more, rather than
-/// deleting them at once (which stalls the fsyncs around it), and the WAL
-/// trimmer then removes them.
-#[tokio::test]
-async fn obsolete_wal_files_are_archived_then_removed() {
-    let dir = TempDir::new().expect("temp dir");
-    let path = dir.path().join("raft-log");
-    let db = LogDb::open(&path, SyncMode::Fsync, &DbResources::default()).expect("open log db");
-    let mut meta = LogStore::open(&db, META_GROUP).expect("open group 0");
-    meta.write_entries(entries(1, 1..=100)).expect("append to group 0");
-    meta.save_vote(&Vote::new(1, 1)).await.expect("vote in group 0");
-    // With every family flushed, no family needs the WAL written so far.
-    let families = [db.family(CF_LOG).expect("log"), db.family(CF_RAFT_META).expect("raft_meta")];
-    db.rocks().flush_cfs_opt(&families.iter().collect::<Vec<_>>(), &rocksdb::FlushOptions::default()).expect("flush");
-
-    let archive = path.join("archive");
-    let archived = |archive: &std::path::Path| {
-        std::fs::read_dir(archive).map(|entries| entries.filter_map(Result::ok).count()).unwrap_or(usize::MAX)
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while archived(&archive) != 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(archive.is_dir(), "RocksDB archived the obsolete WAL file");
-    assert_eq!(archived(&archive), 0, "the trimmer removed what RocksDB archived");
 }
