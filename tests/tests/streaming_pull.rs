@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ferry_client::{Client, Delivered, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
+use ferry_client::{Client, Delivered, Message, Subscriber, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_tests::{eventually, Ferryd, TempDir};
 use tokio::sync::Barrier;
 
@@ -22,6 +22,18 @@ async fn pool() -> (TempDir, Ferryd, Client) {
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(600), ..Default::default() };
     client.create_subscription("pool", "work", settings).await.expect("sub");
     (dir, server, client)
+}
+
+/// A subscriber of `subscription` that may hold five messages, and the five
+/// it holds.
+async fn hold_five(client: &Client, subscription: &str) -> (Subscriber, Vec<Delivered>) {
+    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
+    let mut subscriber = client.subscribe(subscription, settings).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(subscriber.next().await.expect("message").expect("no error"));
+    }
+    (subscriber, held)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,12 +118,7 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
     let (_dir, _server, client) = pool().await;
     client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
 
-    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
-    let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        held.push(subscriber.next().await.expect("message").expect("no error"));
-    }
+    let (mut subscriber, mut held) = hold_five(&client, "pool").await;
     let more = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
     assert!(more.is_err(), "a sixth message came while five were held");
     assert_eq!(client.get_subscription("pool").await.expect("get").backlog.expect("backlog").leased_messages, 5);
@@ -134,12 +141,7 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
 async fn flow_control_holds_across_a_reconnect() {
     let (_dir, mut server, client) = pool().await;
     client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
-    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
-    let mut subscriber = client.subscribe("pool", settings).await.expect("subscribe");
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        held.push(subscriber.next().await.expect("message").expect("no error"));
-    }
+    let (mut subscriber, mut held) = hold_five(&client, "pool").await;
 
     server.kill9();
     server.restart();
@@ -178,12 +180,7 @@ async fn messages_waiting_for_room_keep_their_leases() {
     let between = SystemTime::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
     client.publish("work", (0..10).map(|i| Message::new(format!("new-{i}"))).collect()).await.expect("publish");
-    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
-    let mut subscriber = client.subscribe("brief", settings).await.expect("subscribe");
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        held.push(subscriber.next().await.expect("message").expect("no error"));
-    }
+    let (mut subscriber, held) = hold_five(&client, "brief").await;
     // A seek past what the application holds gives the subscription fresh
     // leases: the stream is offered five new messages, which wait while the
     // application holds five.
