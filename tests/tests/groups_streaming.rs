@@ -1,8 +1,9 @@
 //! StreamingPull of a topic placed in data groups (a cluster formed with
 //! `--data-groups 4`): the node the client streams from keeps one sub-stream
 //! per group, on each group's leader, and merges them; acks reach the group
-//! of their partition; a data group's leader killed mid-stream costs only
-//! redeliveries of that group's leased messages, and nothing is lost.
+//! of their partition, and an ack id that is not one is rejected by name; a
+//! data group's leader killed mid-stream costs only redeliveries of that
+//! group's leased messages, and nothing is lost.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -87,4 +88,73 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
         }
     }
     subscriber.close().await;
+}
+
+/// The fan-in routes an ack by the first characters of its id only (the
+/// subscription and partition); the group it reaches decodes it whole. So an
+/// id mangled past those characters is rejected there, by name, and acks
+/// nothing, and one that names no partition is rejected at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
+    use ferry_proto::v1::subscriber_client::SubscriberClient;
+
+    let cluster = Cluster::start_with_groups(1, 4).await;
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    client.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
+    client.create_subscription("s", "t", settings).await.expect("subscription");
+    // A keyless request's messages go to one partition, each request to the
+    // next: every group gets some.
+    let mut partitions = BTreeSet::new();
+    for request in 0..PARTITIONS {
+        let messages = (0..10).map(|i| Message::new(format!("m{request}-{i}"))).collect();
+        let positions = client.publish("t", messages).await.expect("publish");
+        partitions.extend(positions.iter().map(|p| p.partition));
+    }
+    assert_eq!(partitions.len(), PARTITIONS as usize);
+
+    let mut raw = SubscriberClient::connect(format!("http://{}", cluster.addr(1))).await.expect("connect");
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let first = api::StreamingPullRequest {
+        subscription: "s".into(),
+        max_outstanding_messages: 100,
+        confirm_ack_ids: true,
+        ..Default::default()
+    };
+    requests.send(first).await.expect("first request");
+    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let mut responses = stream.await.expect("stream").into_inner();
+    let mut delivered = Vec::new();
+    while delivered.len() < 10 * PARTITIONS as usize {
+        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+        let response = next.expect("messages within 20 s").expect("response").expect("stream open");
+        delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
+    }
+
+    // The last id's CRC (its last characters) changed: it still names its
+    // subscription and partition, so it is routed, and rejected where it lands.
+    let kept = delivered.pop().expect("a delivery");
+    let last = if kept.ends_with('A') { "B" } else { "A" };
+    let mangled = format!("{}{last}", &kept[..kept.len() - 1]);
+    let mut ack_ids = delivered.clone();
+    ack_ids.extend([mangled.clone(), "not-an-ack-id".to_owned()]);
+    requests.send(api::StreamingPullRequest { ack_ids, ..Default::default() }).await.expect("ack");
+
+    let (mut listed, mut rejected) = (Vec::new(), Vec::new());
+    while listed.len() < delivered.len() || rejected.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+        let response = next.expect("confirmations within 20 s").expect("response").expect("stream open");
+        let Some(confirmation) = response.ack_confirmation else { continue };
+        listed.extend(confirmation.ack_ids);
+        rejected.extend(confirmation.rejected_ack_ids);
+    }
+    rejected.sort();
+    let mut expected = vec![mangled, "not-an-ack-id".to_owned()];
+    expected.sort();
+    assert_eq!(rejected, expected, "each bad id rejected by name");
+    listed.sort();
+    delivered.sort();
+    assert_eq!(listed, delivered, "every good ack committed");
+    let backlog = client.get_subscription("s").await.expect("get").backlog.expect("backlog");
+    assert_eq!(backlog.unacked_messages, 1, "the mangled id acked nothing: {backlog:?}");
 }

@@ -14,6 +14,10 @@ const BODY_LEN: usize = 1 + 8 + 4 + 8 + 8;
 const LEN: usize = BODY_LEN + 4;
 /// `LEN` bytes in base64 without padding.
 const TEXT_LEN: usize = (LEN * 4).div_ceil(3);
+/// The characters [`AckId::route`] decodes: whole 4-character groups
+/// covering the version, subscription id and partition (13 bytes).
+const ROUTE_TEXT_LEN: usize = 20;
+const ROUTE_LEN: usize = ROUTE_TEXT_LEN / 4 * 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AckId {
@@ -28,6 +32,13 @@ pub struct AckId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("is not an ack id issued by this server")]
 pub struct MalformedAckId;
+
+/// What [`AckId::route`] reads of an ack id: where it goes, not what it acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub subscription_id: u64,
+    pub partition: u32,
+}
 
 impl AckId {
     pub fn encode(&self) -> String {
@@ -65,6 +76,25 @@ impl AckId {
             delivery_id: u64_at(21)?,
         })
     }
+
+    /// The subscription and partition an id names, read from its first
+    /// characters without checking its CRC: enough to send it to the group
+    /// that holds the partition, where it is decoded whole (and rejected if
+    /// mangled). A stream's fan-in routes every ack so; decoding each id
+    /// whole there as well cost 3% of a node's CPU in a drain.
+    pub fn route(text: &str) -> Result<Route, MalformedAckId> {
+        if text.len() != TEXT_LEN {
+            return Err(MalformedAckId);
+        }
+        let mut bytes = [0u8; ROUTE_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(&text.as_bytes()[..ROUTE_TEXT_LEN], &mut bytes) {
+            Ok(ROUTE_LEN) if bytes[0] == VERSION => {}
+            _ => return Err(MalformedAckId),
+        }
+        let subscription_id = bytes[1..9].try_into().map(u64::from_be_bytes).map_err(|_| MalformedAckId)?;
+        let partition = bytes[9..13].try_into().map(u32::from_be_bytes).map_err(|_| MalformedAckId)?;
+        Ok(Route { subscription_id, partition })
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +108,7 @@ mod tests {
         fn ack_ids_round_trip(s in any::<u64>(), p in any::<u32>(), o in any::<u64>(), d in any::<u64>()) {
             let id = AckId { subscription_id: s, partition: p, offset: o, delivery_id: d };
             prop_assert_eq!(AckId::decode(&id.encode()), Ok(id));
+            prop_assert_eq!(AckId::route(&id.encode()), Ok(Route { subscription_id: s, partition: p }));
         }
 
         #[test]
@@ -103,6 +134,20 @@ mod tests {
         let (longer, shorter, padded) = (format!("{id}AA"), &id[..TEXT_LEN - 1], format!("={}", &id[1..]));
         for text in ["", "abc", "!!!!", &"A".repeat(44), &"A".repeat(43), &longer, shorter, &padded] {
             assert_eq!(AckId::decode(text), Err(MalformedAckId), "{text:?}");
+            assert_eq!(AckId::route(text), Err(MalformedAckId), "{text:?}");
         }
+    }
+
+    #[test]
+    fn route_reads_no_further_than_the_partition() {
+        let id = AckId { subscription_id: 7, partition: 3, offset: 9, delivery_id: 11 }.encode();
+        // The offset, delivery id and CRC mangled: routed all the same, to
+        // be rejected whole where it is decoded.
+        let mangled = format!("{}{}", &id[..ROUTE_TEXT_LEN], "_".repeat(TEXT_LEN - ROUTE_TEXT_LEN));
+        assert_eq!(AckId::decode(&mangled), Err(MalformedAckId));
+        assert_eq!(AckId::route(&mangled), Ok(Route { subscription_id: 7, partition: 3 }));
+        // Another version is not routed.
+        let other_version = format!("B{}", &id[1..]);
+        assert_eq!(AckId::route(&other_version), Err(MalformedAckId));
     }
 }

@@ -15,7 +15,7 @@ pub mod subscription;
 #[cfg(test)]
 mod tests;
 
-pub use ack_id::{AckId, MalformedAckId};
+pub use ack_id::{AckId, MalformedAckId, Route};
 pub use backlog::{backlog, Backlog};
 pub use dispatcher::{DeliveryError, Dispatcher, Wakeups, OUTSTANDING_MAX_DEFAULT};
 pub use policy::DeliveryPolicy;

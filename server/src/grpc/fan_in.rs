@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::group_delivery::SeekTarget;
 use super::routing::GroupRoutes;
 use super::status::ApiError;
-use crate::delivery::AckId;
+use crate::delivery::{AckId, Route};
 use crate::domain::{validate, Catalog, InvalidArgument, SubscriptionState};
 use crate::raft::GroupId;
 
@@ -54,13 +54,26 @@ impl Placed {
     }
 
     /// The group of the partition an ack id names; why not, for an id
-    /// that is malformed or of another subscription.
+    /// that is malformed or of another subscription. The id is decoded
+    /// whole: a call that names a mangled id must be rejected before any
+    /// group acts on the rest.
     pub fn group_of(&self, ack_id: &str) -> Result<GroupId, String> {
         let id = AckId::decode(ack_id).map_err(|e| e.to_string())?;
-        if id.subscription_id != self.subscription.id {
+        self.group_of_route(Route { subscription_id: id.subscription_id, partition: id.partition })
+    }
+
+    /// As [`Self::group_of`], reading only where the id goes
+    /// ([`AckId::route`]): for a stream, whose acks are confirmed one by
+    /// one, so a mangled id is rejected by the group it is sent to.
+    pub fn route_of(&self, ack_id: &str) -> Result<GroupId, String> {
+        self.group_of_route(AckId::route(ack_id).map_err(|e| e.to_string())?)
+    }
+
+    fn group_of_route(&self, route: Route) -> Result<GroupId, String> {
+        if route.subscription_id != self.subscription.id {
             return Err(format!("belongs to another subscription than {:?}", self.name()));
         }
-        let group = self.partition_groups.get(id.partition as usize);
+        let group = self.partition_groups.get(route.partition as usize);
         group.copied().ok_or_else(|| "names a message that was never delivered".to_owned())
     }
 

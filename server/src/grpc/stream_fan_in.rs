@@ -101,7 +101,7 @@ impl FanIn {
         let mut by_group: BTreeMap<GroupId, api::StreamingPullRequest> = BTreeMap::new();
         let mut rejected = Vec::new();
         for text in request.ack_ids {
-            match self.placed.group_of(&text) {
+            match self.placed.route_of(&text) {
                 Ok(group) => by_group.entry(group).or_default().ack_ids.push(text),
                 Err(_) => rejected.push(text),
             }
@@ -109,7 +109,7 @@ impl FanIn {
         for change in request.deadline_changes {
             let mut changes: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
             for text in change.ack_ids {
-                if let Ok(group) = self.placed.group_of(&text) {
+                if let Ok(group) = self.placed.route_of(&text) {
                     changes.entry(group).or_default().push(text);
                 }
             }
