@@ -17,6 +17,7 @@
 //! msgs/s for a minute: no fsync over 25 ms (5–8 per node before), publish
 //! p99 26 ms (54 ms before).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
@@ -35,21 +36,31 @@ const STEP_PAUSE: Duration = Duration::from_millis(5);
 /// How often the archive is looked at when it was empty.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Trims `archive` until `stop`'s sender is dropped. Failures are logged
-/// and retried at the next poll: RocksDB's expiry removes what this misses.
+/// Trims `archive` until `stop`'s sender is dropped. A failure is retried
+/// at every poll, and logged once per file (not ten times a second):
+/// RocksDB's expiry removes what this misses.
 pub fn run(archive: &Path, stop: Receiver<()>) {
+    // Files whose trimming failed, still in the archive: at most its files.
+    let mut failing: HashSet<PathBuf> = HashSet::new();
     loop {
         match stop.recv_timeout(POLL_INTERVAL) {
             Err(RecvTimeoutError::Timeout) | Ok(()) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        for file in archived_oldest_first(archive) {
-            if let Err(e) = trim(&file, &stop) {
-                match e {
-                    Trim::Stopped => return,
-                    Trim::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Trim::Io(e) => {
-                        tracing::warn!(error = %e, file = %file.display(), "trimming an archived WAL file failed")
+        let files = archived_oldest_first(archive);
+        failing.retain(|file| files.contains(file));
+        for file in files {
+            match trim(&file, &stop) {
+                Ok(()) => {}
+                Err(Trim::Stopped) => return,
+                Err(Trim::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(Trim::Io(e)) => {
+                    if failing.insert(file.clone()) {
+                        tracing::warn!(
+                            error = %e,
+                            file = %file.display(),
+                            "trimming an archived WAL file failed; retrying quietly until it goes"
+                        );
                     }
                 }
             }
@@ -143,6 +154,49 @@ mod tests {
         assert_eq!(wait_for(&dir.path().join(ARCHIVE_DIR), &[]), Vec::<String>::new());
         drop(stop);
         trimmer.join().expect("the trimmer stops when told");
+    }
+
+    /// A writer into a shared buffer, for the log lines of a test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A file that cannot be trimmed (here a directory named like a WAL
+    /// file) is warned of once, not at every poll, and does not stop the
+    /// others going.
+    #[test]
+    fn a_file_that_cannot_be_trimmed_is_warned_of_once_and_the_rest_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = dir.path().join(ARCHIVE_DIR);
+        std::fs::create_dir_all(archive.join("000001.log")).expect("a directory no trim opens");
+        std::fs::write(archive.join("000002.log"), b"small").expect("write");
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        });
+        let (stop, stopped) = sync_channel(0);
+        let stopper = std::thread::spawn(move || {
+            // Ten polls.
+            std::thread::sleep(10 * POLL_INTERVAL);
+            drop(stop);
+        });
+        tracing::subscriber::with_default(subscriber.finish(), || run(&archive, stopped));
+        stopper.join().expect("stopper");
+
+        assert_eq!(names_in(&dir.path().join(ARCHIVE_DIR)), ["000001.log"]);
+        let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(text.matches("trimming an archived WAL file failed").count(), 1, "{text}");
     }
 
     /// Every archived WAL file goes, however large; other files stay.
