@@ -90,10 +90,24 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     subscriber.close().await;
 }
 
-/// The fan-in routes an ack by the first characters of its id only (the
-/// subscription and partition); the group it reaches decodes it whole. So an
-/// id mangled past those characters is rejected there, by name, and acks
-/// nothing, and one that names no partition is rejected at once.
+/// The alphabet of ack ids (URL-safe base64).
+const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// `id` with the bits `flip` of its character `at` flipped.
+fn flipped(id: &str, at: usize, flip: usize) -> String {
+    let mut bytes = id.as_bytes().to_vec();
+    let value = BASE64.iter().position(|c| *c == bytes[at]).expect("a base64 character");
+    bytes[at] = BASE64[value ^ flip];
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+/// The fan-in routes an ack by the first 20 characters of its id only (the
+/// subscription and partition); the group it reaches decodes it whole. So a
+/// mangled id is rejected by name in that group's confirmation and acks
+/// nothing, whether it names its own partition or another; one too short to
+/// name any is rejected at once. A deadline change past the limit ends the
+/// stream with INVALID_ARGUMENT, as it does for a subscription not placed.
+/// (One node: its groups' sub-streams are all local.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     use ferry_proto::v1::subscriber_client::SubscriberClient;
@@ -131,17 +145,17 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
         delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
     }
 
-    // The last id's CRC (its last characters) changed: it still names its
-    // subscription and partition, so it is routed, and rejected where it lands.
+    // The last id mangled twice: in its CRC (the last character), so it is
+    // routed to its own partition's group; and in the last bit of its
+    // partition (character 17's second bit), so it is routed to another.
     let kept = delivered.pop().expect("a delivery");
-    let last = if kept.ends_with('A') { "B" } else { "A" };
-    let mangled = format!("{}{last}", &kept[..kept.len() - 1]);
+    let mangled = [flipped(&kept, kept.len() - 1, 1), flipped(&kept, 17, 0b01_0000)];
     let mut ack_ids = delivered.clone();
-    ack_ids.extend([mangled.clone(), "not-an-ack-id".to_owned()]);
-    requests.send(api::StreamingPullRequest { ack_ids, ..Default::default() }).await.expect("ack");
+    ack_ids.extend(mangled.iter().cloned().chain(["not-an-ack-id".to_owned()]));
+    requests.send(api::StreamingPullRequest { ack_ids: ack_ids.clone(), ..Default::default() }).await.expect("ack");
 
     let (mut listed, mut rejected) = (Vec::new(), Vec::new());
-    while listed.len() < delivered.len() || rejected.len() < 2 {
+    while listed.len() + rejected.len() < ack_ids.len() {
         let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
         let response = next.expect("confirmations within 20 s").expect("response").expect("stream open");
         let Some(confirmation) = response.ack_confirmation else { continue };
@@ -149,12 +163,28 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
         rejected.extend(confirmation.rejected_ack_ids);
     }
     rejected.sort();
-    let mut expected = vec![mangled, "not-an-ack-id".to_owned()];
+    let mut expected: Vec<String> = mangled.into_iter().chain(["not-an-ack-id".to_owned()]).collect();
     expected.sort();
     assert_eq!(rejected, expected, "each bad id rejected by name");
     listed.sort();
     delivered.sort();
     assert_eq!(listed, delivered, "every good ack committed");
     let backlog = client.get_subscription("s").await.expect("get").backlog.expect("backlog");
-    assert_eq!(backlog.unacked_messages, 1, "the mangled id acked nothing: {backlog:?}");
+    assert_eq!(backlog.unacked_messages, 1, "the mangled ids acked nothing: {backlog:?}");
+
+    let change = api::DeadlineChange { ack_ids: vec![kept], seconds: 100_000 };
+    requests
+        .send(api::StreamingPullRequest { deadline_changes: vec![change], ..Default::default() })
+        .await
+        .expect("send");
+    let status = loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+        match next.expect("an answer within 20 s") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("ack_deadline_seconds"), "names the field: {status:?}");
 }

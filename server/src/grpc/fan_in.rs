@@ -59,14 +59,15 @@ impl Placed {
     /// group acts on the rest.
     pub fn group_of(&self, ack_id: &str) -> Result<GroupId, String> {
         let id = AckId::decode(ack_id).map_err(|e| e.to_string())?;
-        self.group_of_route(Route { subscription_id: id.subscription_id, partition: id.partition })
+        self.group_of_route(Route::from(id))
     }
 
     /// As [`Self::group_of`], reading only where the id goes
-    /// ([`AckId::route`]): for a stream, whose acks are confirmed one by
-    /// one, so a mangled id is rejected by the group it is sent to.
+    /// ([`Route::parse`]): for a stream, whose acks are confirmed one by
+    /// one, so a mangled id is rejected by name in the confirmation of the
+    /// group it is sent to.
     pub fn route_of(&self, ack_id: &str) -> Result<GroupId, String> {
-        self.group_of_route(AckId::route(ack_id).map_err(|e| e.to_string())?)
+        self.group_of_route(Route::parse(ack_id).map_err(|e| e.to_string())?)
     }
 
     fn group_of_route(&self, route: Route) -> Result<GroupId, String> {

@@ -4,7 +4,8 @@
 //! share (`streaming_pull.rs`), local when this node leads the group, else
 //! `Groups.StreamingPull`. Messages and ack confirmations of every
 //! sub-stream go straight to the client; acks and deadline changes go to the
-//! sub-stream of the group their ack id's partition is in.
+//! sub-stream of the group their ack id's partition is in, read from the
+//! id's first characters only (`Route::parse`): that group decodes it whole.
 //!
 //! Flow control: each sub-stream may hold the client's limits divided by the
 //! number of groups (rounded up), so the client never holds more than its
@@ -12,8 +13,9 @@
 //!
 //! When a group's leader changes, its sub-stream ends (its leases are gone,
 //! those messages are redelivered) and is opened again on the new leader;
-//! the client's stream stays open. It ends only when the client goes, the
-//! subscription is deleted, or a sub-stream fails for another reason.
+//! the client's stream stays open, and so it does when a sub-stream breaks.
+//! It ends only when the client goes, the subscription is deleted
+//! (NOT_FOUND), or the client asks what no group accepts (INVALID_ARGUMENT).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use super::fan_in::Placed;
 use super::routing::{GroupRoutes, SubStream};
 use super::status::ApiError;
 use super::streaming_pull::{self, Requests, Responses, RESPONSES_QUEUED_MAX};
+use crate::domain::{validate, InvalidArgument};
 use crate::raft::GroupId;
 
 /// Requests queued for one sub-stream, at most.
@@ -80,6 +83,12 @@ impl FanIn {
         let mut pending = Some(first);
         loop {
             if let Some(request) = pending.take() {
+                if let Err(problem) = validate_deadline_changes(&request) {
+                    // As a stream of an unplaced subscription does: the
+                    // client is told, and the stream ends.
+                    let _ = self.responses.send(Err(ApiError::from(problem).into())).await;
+                    break;
+                }
                 if self.route(request).await.is_err() {
                     break;
                 }
@@ -133,6 +142,12 @@ impl FanIn {
         }
         Ok(())
     }
+}
+
+/// Checked here, before a group's sub-stream would end on it (to be opened
+/// again, its leases lost, the client none the wiser).
+fn validate_deadline_changes(request: &api::StreamingPullRequest) -> Result<(), InvalidArgument> {
+    request.deadline_changes.iter().try_for_each(|change| validate::ack_deadline_change(change.seconds))
 }
 
 /// One group's sub-stream, opened again on the group's leader whenever it
@@ -190,7 +205,9 @@ impl Sub {
                 },
                 response = stream.next() => match response {
                     Some(Ok(response)) => self.responses.send(Ok(response)).await.map_err(drop)?,
-                    Some(Err(status)) if status.code() == Code::NotFound => {
+                    // The subscription is gone, or the client asked for
+                    // something no group accepts: opening again would not help.
+                    Some(Err(status)) if status.code() == Code::NotFound || status.code() == Code::InvalidArgument => {
                         let _ = self.responses.send(Err(status)).await;
                         return Err(());
                     }
