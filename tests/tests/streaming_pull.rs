@@ -1,7 +1,7 @@
 //! StreamingPull against a real `ferryd`: many consumers share one
 //! subscription, flow control bounds what each holds, acks are confirmed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,10 +24,10 @@ async fn pool() -> (TempDir, Ferryd, Client) {
     (dir, server, client)
 }
 
-/// A subscriber of `subscription` that may hold five messages, and the five
-/// it holds.
-async fn hold_five(client: &Client, subscription: &str) -> (Subscriber, Vec<Delivered>) {
-    let settings = SubscriberSettings { max_outstanding_messages: 5, ..Default::default() };
+/// A subscriber of `subscription` that may hold five messages (otherwise
+/// with `settings`), and the five it holds.
+async fn hold_five(client: &Client, subscription: &str, settings: SubscriberSettings) -> (Subscriber, Vec<Delivered>) {
+    let settings = SubscriberSettings { max_outstanding_messages: 5, ..settings };
     let mut subscriber = client.subscribe(subscription, settings).await.expect("subscribe");
     let mut held = Vec::new();
     for _ in 0..5 {
@@ -118,7 +118,7 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
     let (_dir, _server, client) = pool().await;
     client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
 
-    let (mut subscriber, mut held) = hold_five(&client, "pool").await;
+    let (mut subscriber, mut held) = hold_five(&client, "pool", SubscriberSettings::default()).await;
     let more = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await;
     assert!(more.is_err(), "a sixth message came while five were held");
     assert_eq!(client.get_subscription("pool").await.expect("get").backlog.expect("backlog").leased_messages, 5);
@@ -141,7 +141,7 @@ async fn flow_control_stops_delivery_until_messages_are_acked_and_close_hands_ba
 async fn flow_control_holds_across_a_reconnect() {
     let (_dir, mut server, client) = pool().await;
     client.publish("work", (0..20).map(|i| Message::new(format!("job-{i}"))).collect()).await.expect("publish");
-    let (mut subscriber, mut held) = hold_five(&client, "pool").await;
+    let (mut subscriber, mut held) = hold_five(&client, "pool", SubscriberSettings::default()).await;
 
     server.kill9();
     server.restart();
@@ -180,7 +180,7 @@ async fn messages_waiting_for_room_keep_their_leases() {
     let between = SystemTime::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
     client.publish("work", (0..10).map(|i| Message::new(format!("new-{i}"))).collect()).await.expect("publish");
-    let (mut subscriber, held) = hold_five(&client, "brief").await;
+    let (mut subscriber, held) = hold_five(&client, "brief", SubscriberSettings::default()).await;
     // A seek past what the application holds gives the subscription fresh
     // leases: the stream is offered five new messages, which wait while the
     // application holds five.
@@ -204,6 +204,48 @@ async fn messages_waiting_for_room_keep_their_leases() {
     delivered.sort();
     let expected: Vec<_> = (0..10).map(|i| (format!("new-{i}"), 1)).collect();
     assert_eq!(delivered, expected, "each sought message once, on its first lease");
+    subscriber.close().await;
+}
+
+/// Messages that wait for room longer than `max_lease_extension` go back to
+/// the server (a nack) rather than keep leases the application may not get
+/// to for long: the server delivers them again at once, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_waiting_past_max_lease_extension_go_back_to_the_server() {
+    let (_dir, _server, client) = pool().await;
+    // Minute-long leases and no backoff: within the test a message comes
+    // again only if it was given back.
+    let settings = SubscriptionSettings {
+        ack_deadline: Duration::from_secs(60),
+        retry_min_backoff: Duration::ZERO,
+        ..Default::default()
+    };
+    client.create_subscription("patient", "work", settings).await.expect("subscription");
+    client.publish("work", (0..10).map(|i| Message::new(format!("old-{i}"))).collect()).await.expect("publish");
+    let between = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.publish("work", (0..10).map(|i| Message::new(format!("new-{i}"))).collect()).await.expect("publish");
+    let settings = SubscriberSettings { max_lease_extension: Duration::from_secs(2), ..Default::default() };
+    let (mut subscriber, held) = hold_five(&client, "patient", settings).await;
+    // The seek makes the server offer five sought messages, which wait
+    // while the application holds five; 2 s on, they go back and come again.
+    client.seek("patient", between).await.expect("seek");
+    eventually(Duration::from_secs(20), "waiting messages given back and delivered again", || async {
+        (subscriber.stats().received >= 15).then_some(())
+    })
+    .await;
+
+    held.into_iter().for_each(Delivered::ack);
+    let (mut sought, mut attempts) = (BTreeSet::new(), Vec::new());
+    while sought.len() < 10 {
+        let next = tokio::time::timeout(Duration::from_secs(20), subscriber.next()).await;
+        let next = next.expect("every sought message within 20 s").expect("open").expect("no error");
+        sought.insert(String::from_utf8_lossy(&next.message.message.data).into_owned());
+        attempts.push(next.message.delivery_attempt);
+        next.ack();
+    }
+    assert_eq!(sought, (0..10).map(|i| format!("new-{i}")).collect(), "every sought message, none lost");
+    assert!(attempts.iter().any(|attempt| *attempt >= 2), "some came again after waiting: {attempts:?}");
     subscriber.close().await;
 }
 
