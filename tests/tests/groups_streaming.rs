@@ -145,9 +145,11 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
         delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
     }
 
-    // The last id mangled twice: in its CRC (the last character), so it is
-    // routed to its own partition's group; and in the last bit of its
-    // partition (character 17's second bit), so it is routed to another.
+    // Two mangled copies of the last id: one with the CRC's lowest bit
+    // flipped (value bit 0 of the last character), routed to its own
+    // partition's group; one with the partition's lowest bit flipped (value
+    // bit 4 of character 17, which holds byte 12's low two bits), routed to
+    // another group.
     let kept = delivered.pop().expect("a delivery");
     let mangled = [flipped(&kept, kept.len() - 1, 1), flipped(&kept, 17, 0b01_0000)];
     let mut ack_ids = delivered.clone();

@@ -14,8 +14,9 @@
 //! When a group's leader changes, its sub-stream ends (its leases are gone,
 //! those messages are redelivered) and is opened again on the new leader;
 //! the client's stream stays open, and so it does when a sub-stream breaks.
-//! It ends only when the client goes, the subscription is deleted
-//! (NOT_FOUND), or the client asks what no group accepts (INVALID_ARGUMENT).
+//! It ends only when the client goes, the node stops (UNAVAILABLE), the
+//! subscription is deleted (NOT_FOUND), or the client asks what no group
+//! accepts (INVALID_ARGUMENT).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -144,10 +145,21 @@ impl FanIn {
     }
 }
 
-/// Checked here, before a group's sub-stream would end on it (to be opened
-/// again, its leases lost, the client none the wiser).
+/// Checked here, as a stream of an unplaced subscription checks them: so
+/// the whole request is refused before any group commits its acks, and so
+/// are changes whose ids route to no group (dropped unchecked otherwise).
 fn validate_deadline_changes(request: &api::StreamingPullRequest) -> Result<(), InvalidArgument> {
     request.deadline_changes.iter().try_for_each(|change| validate::ack_deadline_change(change.seconds))
+}
+
+/// Whether a group's sub-stream ending (or failing to open) with `status`
+/// ends the client's stream: the subscription is gone, or the client asked
+/// for something no group accepts, so opening it again would not help. It
+/// rests on this rule: no group answers INVALID_ARGUMENT for a reason that
+/// is not the client's (leadership, storage and transport failures map to
+/// other codes).
+fn ends_client_stream(status: &Status) -> bool {
+    matches!(status.code(), Code::NotFound | Code::InvalidArgument)
 }
 
 /// One group's sub-stream, opened again on the group's leader whenever it
@@ -171,7 +183,7 @@ impl Sub {
                         return;
                     }
                 }
-                Err(status) if status.code() == Code::NotFound || status.code() == Code::InvalidArgument => {
+                Err(status) if ends_client_stream(&status) => {
                     let _ = self.responses.send(Err(status)).await;
                     return;
                 }
@@ -205,9 +217,12 @@ impl Sub {
                 },
                 response = stream.next() => match response {
                     Some(Ok(response)) => self.responses.send(Ok(response)).await.map_err(drop)?,
-                    // The subscription is gone, or the client asked for
-                    // something no group accepts: opening again would not help.
-                    Some(Err(status)) if status.code() == Code::NotFound || status.code() == Code::InvalidArgument => {
+                    Some(Err(status)) if ends_client_stream(&status) => {
+                        if status.code() == Code::InvalidArgument {
+                            // The fan-in checks what it forwards, so this
+                            // is a group of another version, or a bug.
+                            tracing::warn!(group = self.group, %status, "a group refused a request the fan-in passed");
+                        }
                         let _ = self.responses.send(Err(status)).await;
                         return Err(());
                     }

@@ -187,8 +187,9 @@ mod tests {
         });
         let (stop, stopped) = sync_channel(0);
         let stopper = std::thread::spawn(move || {
-            // Ten polls, exactly: each takes one of these (the trimmer looks
-            // at `stop` only between the chunks of a file larger than one).
+            // At least ten polls: each of these is one (the trimmer looks at
+            // `stop` only between the chunks of a file larger than one), and
+            // a wait that times out first adds another.
             for _ in 0..10 {
                 stop.send(()).expect("the trimmer polls");
             }
