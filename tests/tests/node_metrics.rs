@@ -95,6 +95,10 @@ async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
     // Each fsync counts in both; one made during the scrape may show in one only.
     let counted = sample(scrape, "ferry_raft_log_fsync_appends_count");
     assert!((counted - fsyncs).abs() <= 1.0, "{counted} fsyncs counted by appends, {fsyncs} by duration");
+    // And each was applied here, an entry at a time.
+    let applies = sample(scrape, "ferry_raft_apply_seconds_count{group=\"0\"}");
+    let under_5s = sample(scrape, "ferry_raft_apply_seconds_bucket{group=\"0\",le=\"5\"}");
+    assert!(applies >= 3.0 && under_5s == applies, "{applies} entries applied, {under_5s} in under 5 s");
     assert!(scrape.contains("# TYPE ferry_partition_published_messages_total counter"), "{scrape}");
     let commit = built_commit();
     let build = format!("ferry_build_info{{version=\"{}\",commit=\"{commit}", env!("CARGO_PKG_VERSION"));

@@ -65,6 +65,16 @@ impl NodeMetrics {
                 text.gauge(name, help, &[("group", group)], read(m, self.node_id));
             }
         }
+        for (group, hosted) in &all {
+            let help =
+                "How long applying each entry to the group's state took here (a publish waits for it on the leader).";
+            text.histogram(
+                "ferry_raft_apply_seconds",
+                help,
+                &[("group", &group.to_string())],
+                &hosted.state.apply_seconds(),
+            );
+        }
         for (group, m) in &metrics {
             let last = m.last_log_index.unwrap_or(0);
             let followers = m.replication.iter().flatten().filter(|(id, _)| **id != self.node_id);

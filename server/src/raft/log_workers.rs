@@ -20,6 +20,7 @@ use super::groups::GroupId;
 use super::log_db::GroupFamilies;
 use super::wal_trimmer;
 use super::SyncMode;
+use super::STORAGE_WAIT_BOUNDS_SECONDS;
 use crate::storage::db::LogRocksDb;
 use crate::storage::keys::log as keys;
 
@@ -40,13 +41,6 @@ const RECLAIMS_PENDING_MAX: usize = 1024;
 /// A purge to reclaim: the group and the last index it purged.
 type Reclaim = (GroupId, u64);
 
-/// Upper bounds of the fsync duration buckets: from a disk with a write
-/// cache that ignores flushes (tens of microseconds) through an SSD's
-/// milliseconds to a disk stalled by other writers (seconds). A publish
-/// waits for at least one of these on each voter.
-static FSYNC_BOUNDS_SECONDS: [f64; 15] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-
 /// Upper bounds of the appends-per-fsync buckets (group commit's batches).
 static APPENDS_BOUNDS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
@@ -62,7 +56,7 @@ pub struct LogSyncStats {
 impl Default for LogSyncStats {
     fn default() -> Self {
         Self {
-            fsync_seconds: Histogram::new(&FSYNC_BOUNDS_SECONDS),
+            fsync_seconds: Histogram::new(&STORAGE_WAIT_BOUNDS_SECONDS),
             appends_per_fsync: Histogram::new(&APPENDS_BOUNDS),
         }
     }

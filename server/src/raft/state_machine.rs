@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ferry_metrics::{Histogram, HistogramSnapshot};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
@@ -21,6 +22,7 @@ use super::groups::{group_root, GroupId};
 use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
+use super::STORAGE_WAIT_BOUNDS_SECONDS;
 use crate::domain::{self, Catalog, Command, Response, Write};
 use crate::storage::db::DbResources;
 use crate::storage::state_db::StateDb;
@@ -50,6 +52,10 @@ pub struct AppliedState {
     /// Counts changes of the catalog's topics and subscriptions (and
     /// installed snapshots): what the catalog's followers wait on.
     catalog_changes: watch::Sender<u64>,
+    /// How long applying each entry took (openraft's apply, one entry at a
+    /// time): a state database slow to take writes shows here, where a
+    /// publish waits for it after the raft log's fsyncs.
+    apply_seconds: Histogram,
 }
 
 impl AppliedState {
@@ -77,7 +83,13 @@ impl AppliedState {
             progress: Mutex::new(progress),
             arrivals: Arrivals::default(),
             catalog_changes: watch::Sender::new(0),
+            apply_seconds: Histogram::new(&STORAGE_WAIT_BOUNDS_SECONDS),
         }))
+    }
+
+    /// How long applying each entry here took.
+    pub fn apply_seconds(&self) -> HistogramSnapshot {
+        self.apply_seconds.snapshot()
     }
 
     /// The catalog as of the last applied entry. Hold the guard briefly: it
@@ -284,7 +296,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
+            let started = std::time::Instant::now();
             responses.push(self.state.apply_entry(entry).map_err(errors::apply(log_id))?);
+            self.state.apply_seconds.observe(started.elapsed().as_secs_f64());
         }
         Ok(responses)
     }
