@@ -219,6 +219,13 @@ struct Waiting {
     messages: std::vec::IntoIter<api::ReceivedMessage>,
 }
 
+impl Waiting {
+    /// The ack ids of what is still waiting, to give back with a nack.
+    fn into_ack_ids(self) -> impl Iterator<Item = String> {
+        self.messages.map(|message| message.ack_id)
+    }
+}
+
 struct Stream {
     requests: mpsc::Sender<api::StreamingPullRequest>,
     responses: Streaming<api::StreamingPullResponse>,
@@ -329,7 +336,7 @@ impl Pump {
             self.settle(seq, verdict);
         }
         self.nacks.extend(self.held.drain().map(|held| held.ack_id));
-        self.nacks.extend(self.waiting.drain(..).flat_map(|waiting| waiting.messages).map(|message| message.ack_id));
+        self.nacks.extend(self.waiting.drain(..).flat_map(Waiting::into_ack_ids));
         self.say_goodbye(stream).await;
     }
 
@@ -381,10 +388,11 @@ impl Pump {
         // group's new leader). Beyond two windows, the oldest responses
         // waiting go back, never handed over.
         let bound = 2 * self.settings.max_outstanding_messages as usize;
-        while self.waiting.len() > 1 && self.waiting.iter().map(|waiting| waiting.messages.len()).sum::<usize>() > bound
-        {
+        let mut waiting: usize = self.waiting.iter().map(|waiting| waiting.messages.len()).sum();
+        while self.waiting.len() > 1 && waiting > bound {
             if let Some(stale) = self.waiting.pop_front() {
-                self.nacks.extend(stale.messages.map(|message| message.ack_id));
+                waiting -= stale.messages.len();
+                self.nacks.extend(stale.into_ack_ids());
             }
         }
     }
@@ -476,7 +484,7 @@ impl Pump {
                 break;
             }
             if let Some(lapsed) = self.waiting.pop_front() {
-                self.nacks.extend(lapsed.messages.map(|message| message.ack_id));
+                self.nacks.extend(lapsed.into_ack_ids());
             }
         }
         let (mut due, mut ack_ids) = (Vec::new(), Vec::new());
