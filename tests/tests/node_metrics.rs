@@ -99,6 +99,12 @@ async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
     let applies = sample(scrape, "ferry_raft_apply_seconds_count{group=\"0\"}");
     let under_5s = sample(scrape, "ferry_raft_apply_seconds_bucket{group=\"0\",le=\"5\"}");
     assert!(applies >= 3.0 && under_5s == applies, "{applies} entries applied, {under_5s} in under 5 s");
+    // The topic, the subscription, the publish and the ack were proposed
+    // here and waited for; the leader's own entries (its blank, the
+    // membership) were not.
+    let commits = sample(scrape, "ferry_raft_commit_seconds_count{group=\"0\"}");
+    let under_5s = sample(scrape, "ferry_raft_commit_seconds_bucket{group=\"0\",le=\"5\"}");
+    assert!(commits >= 4.0 && commits < applies && under_5s == commits, "{commits} commits, {under_5s} under 5 s");
     assert!(scrape.contains("# TYPE ferry_partition_published_messages_total counter"), "{scrape}");
     let commit = built_commit();
     let build = format!("ferry_build_info{{version=\"{}\",commit=\"{commit}", env!("CARGO_PKG_VERSION"));

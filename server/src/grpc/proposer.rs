@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_metrics::Histogram;
 use openraft::error::ClientWriteError;
 use openraft::raft::responder::Responder;
 use openraft::RaftTypeConfig;
@@ -27,6 +28,8 @@ pub struct Proposer {
     /// Shared by every proposer of the group: see [`HostedGroup::confirmed`].
     confirmed: Arc<Mutex<Option<(u64, Instant)>>>,
     disk: Arc<DiskSpace>,
+    /// The group's: see [`HostedGroup::commit_seconds`].
+    commit_seconds: Arc<Histogram>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -46,6 +49,7 @@ impl Proposer {
             commit_timeout,
             confirmed: Arc::clone(&group.confirmed),
             disk: Arc::clone(&group.disk),
+            commit_seconds: Arc::clone(&group.commit_seconds),
         }
     }
 
@@ -69,13 +73,20 @@ impl Proposer {
             self.disk.check()?;
         }
         let kind = command.kind();
-        let give_up = Instant::now() + self.commit_timeout;
+        let submitted = Instant::now();
         let receiver = self
             .raft
             .client_write_ff(command)
             .await
             .map_err(|fatal| ApiError::Unavailable(format!("raft has stopped: {fatal}")))?;
-        Ok(Submitted { receiver, kind, give_up, commit_timeout: self.commit_timeout, node_id: self.node_id })
+        Ok(Submitted {
+            receiver,
+            kind,
+            submitted,
+            commit_timeout: self.commit_timeout,
+            node_id: self.node_id,
+            commit_seconds: Arc::clone(&self.commit_seconds),
+        })
     }
 
     pub fn raft(&self) -> &Raft {
@@ -181,17 +192,18 @@ type ResponseReceiver = <<TypeConfig as RaftTypeConfig>::Responder as Responder<
 pub struct Submitted {
     receiver: ResponseReceiver,
     kind: &'static str,
-    give_up: Instant,
+    submitted: Instant,
     commit_timeout: Duration,
     node_id: NodeId,
+    commit_seconds: Arc<Histogram>,
 }
 
 impl Submitted {
     /// Waits until the command is committed and applied here. A rejection
     /// computed by the state machine comes back as an error.
     pub async fn outcome(self) -> Result<Response, ApiError> {
-        let Self { receiver, kind, give_up, commit_timeout, node_id } = self;
-        let written = match tokio::time::timeout_at(give_up, receiver).await {
+        let Self { receiver, kind, submitted, commit_timeout, node_id, commit_seconds } = self;
+        let written = match tokio::time::timeout_at(submitted + commit_timeout, receiver).await {
             Err(_) => {
                 return Err(ApiError::Unavailable(format!(
                     "{kind} was not committed within {commit_timeout:?} (no quorum reachable?); it may still commit"
@@ -201,7 +213,10 @@ impl Submitted {
             Ok(Ok(written)) => written,
         };
         let response = match written {
-            Ok(written) => written.data,
+            Ok(written) => {
+                commit_seconds.observe(submitted.elapsed().as_secs_f64());
+                written.data
+            }
             Err(ClientWriteError::ForwardToLeader(forward)) => {
                 let leader = forward.leader_id.zip(forward.leader_node.map(|n| n.addr));
                 let reason = format!("node {node_id} is not the leader");

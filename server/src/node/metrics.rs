@@ -75,6 +75,15 @@ impl NodeMetrics {
                 &hosted.state.apply_seconds(),
             );
         }
+        for (group, hosted) in &all {
+            let help = "How long each command proposed here took from its submission to Raft until committed and applied here.";
+            text.histogram(
+                "ferry_raft_commit_seconds",
+                help,
+                &[("group", &group.to_string())],
+                &hosted.commit_seconds.snapshot(),
+            );
+        }
         for (group, m) in &metrics {
             let last = m.last_log_index.unwrap_or(0);
             let followers = m.replication.iter().flatten().filter(|(id, _)| **id != self.node_id);

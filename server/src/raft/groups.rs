@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use ferry_metrics::Histogram;
 use parking_lot::RwLock;
 
-use super::{AppliedState, NodeId, Raft};
+use super::{AppliedState, NodeId, Raft, STORAGE_WAIT_BOUNDS_SECONDS};
 use crate::storage::disk_space::DiskSpace;
 
 /// A Raft group's id, unique in the cluster.
@@ -48,11 +49,23 @@ pub struct HostedGroup {
     /// The node's free space, shared by its groups: writes that grow the
     /// data wait for room (`storage/disk_space.rs`).
     pub disk: Arc<DiskSpace>,
+    /// How long each command proposed here took from its submission to Raft
+    /// until it was committed and applied here: the log's fsyncs, the
+    /// replication round trips and the Raft core's queue, as a publish waits
+    /// for them (`Proposer::submit`).
+    pub commit_seconds: Arc<Histogram>,
 }
 
 impl HostedGroup {
     pub fn new(raft: Raft, state: Arc<AppliedState>, disk: Arc<DiskSpace>) -> Self {
-        Self { raft, state, handing_off: Arc::default(), confirmed: Arc::default(), disk }
+        Self {
+            raft,
+            state,
+            handing_off: Arc::default(),
+            confirmed: Arc::default(),
+            disk,
+            commit_seconds: Arc::new(Histogram::new(&STORAGE_WAIT_BOUNDS_SECONDS)),
+        }
     }
 
     /// Whether this node is handing the group's leadership to another.
