@@ -7,6 +7,7 @@
 //! Publisher, the Subscriber's unary calls and its streaming subscriber,
 //! against one node and against a follower of a 3-node cluster (Pub/Sub
 //! clients never follow Ferry's leader hints, so the follower forwards).
+//! And, with tonic's Pub/Sub client, a frame Ferry refuses mid-stream.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -194,4 +195,68 @@ async fn a_call_a_follower_forwards_is_judged_by_the_callers_own_token() {
     })
     .await;
     assert_eq!(created.get_ref().name, "projects/proj/topics/orders");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_pull_frame_ferry_refuses_ends_the_stream_with_its_error() {
+    use ferry_proto::pubsub::subscriber_client::SubscriberClient;
+
+    let dir = TempDir::new().expect("temp dir");
+    let node = Ferryd::start(dir.path());
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr()))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let topic = "projects/proj/topics/orders";
+    let subscription = "projects/proj/subscriptions/etl";
+    // (UNAVAILABLE while the node sets its layout, as Pub/Sub retries.)
+    ferry_tests::eventually(Duration::from_secs(20), "the topic created", || {
+        let mut publisher = PublisherClient::new(channel.clone());
+        async move {
+            match publisher.create_topic(ps::Topic { name: topic.into(), ..Default::default() }).await {
+                Err(status) if status.code() == tonic::Code::Unavailable => None,
+                answer => Some(answer.expect("topic")),
+            }
+        }
+    })
+    .await;
+    let mut subscriber = SubscriberClient::new(channel);
+    let settings = ps::Subscription { name: subscription.into(), topic: topic.into(), ..Default::default() };
+    subscriber.create_subscription(settings).await.expect("subscription");
+
+    let (frames, outgoing) = tokio::sync::mpsc::channel(4);
+    let first = ps::StreamingPullRequest {
+        subscription: subscription.into(),
+        stream_ack_deadline_seconds: 10,
+        ..Default::default()
+    };
+    frames.send(first).await.expect("first frame");
+    let mut responses = subscriber
+        .streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .expect("stream opened")
+        .into_inner();
+    // Two deadlines for one ack id: they go in pairs.
+    let unpaired = ps::StreamingPullRequest {
+        modify_deadline_seconds: vec![10, 20],
+        modify_deadline_ack_ids: vec!["an-ack-id".into()],
+        ..Default::default()
+    };
+    frames.send(unpaired).await.expect("second frame");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match responses.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let status = ended.expect_err("the stream ends with the refusal, not OK");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("modify_deadline_seconds"), "{status:?}");
+    // The client's frames stay open meanwhile: the server ended the stream.
+    drop(frames);
 }

@@ -3,9 +3,13 @@
 //! frame, an empty frame as a keep-alive) and what it receives.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ferry_proto::pubsub as ps;
 use ferry_proto::v1 as api;
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+use tonic::Status;
 
 use super::subscriber::received;
 use crate::grpc::streaming_pull::{OUTSTANDING_BYTES_MAX, OUTSTANDING_MESSAGES_MAX};
@@ -38,6 +42,37 @@ pub fn frame_to_ferry(frame: ps::StreamingPullRequest) -> Result<api::StreamingP
     let deadline_changes =
         changes.into_iter().map(|(seconds, ack_ids)| api::DeadlineChange { ack_ids, seconds }).collect();
     Ok(api::StreamingPullRequest { ack_ids: frame.ack_ids, deadline_changes, ..Default::default() })
+}
+
+/// A later frame Ferry refused, kept for the client. Ferry's stream ends
+/// quietly when its request stream breaks (the client went, so nobody is
+/// left to tell), which would end the client's stream with OK and hide
+/// the refusal: the Pub/Sub side sends it itself once Ferry's stream ends.
+#[derive(Debug, Clone, Default)]
+pub struct Refusal(Arc<Mutex<Option<Status>>>);
+
+impl Refusal {
+    /// The client's later frames as Ferry's requests; the first one Ferry
+    /// refuses ends them, and is kept.
+    pub fn frames_to_ferry(
+        &self,
+        frames: impl Stream<Item = Result<ps::StreamingPullRequest, Status>>,
+    ) -> impl Stream<Item = Result<api::StreamingPullRequest, Status>> {
+        let kept = Arc::clone(&self.0);
+        frames.map(move |frame| {
+            frame_to_ferry(frame?).map_err(|refused| {
+                let status = Status::from(refused);
+                *kept.lock() = Some(status.clone());
+                status
+            })
+        })
+    }
+
+    /// The refusal as the last frame of the client's stream, if a frame
+    /// was refused.
+    pub fn last_frame(self) -> impl Stream<Item = Result<ps::StreamingPullResponse, Status>> {
+        futures::stream::once(async move { self.0.lock().take() }).filter_map(|refused| async { refused.map(Err) })
+    }
 }
 
 /// The first frame, for Ferry's subscription `subscription`: flow control

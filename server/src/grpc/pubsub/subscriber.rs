@@ -387,7 +387,8 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             move || catalog.catalog().subscription(&name).is_some_and(|s| !s.config.dead_letter_topic.is_empty())
         };
         let first = streaming::first_to_ferry(name, first)?;
-        let rest = frames.map(|frame| frame.and_then(|f| streaming::frame_to_ferry(f).map_err(Status::from)));
+        let refusal = streaming::Refusal::default();
+        let rest = refusal.frames_to_ferry(frames);
         let responses = self.subscriber.open_stream(principal.as_ref(), first, Box::pin(rest)).await?;
         let converted = responses.flat_map(move |response| {
             let frames: Vec<Result<ps::StreamingPullResponse, Status>> = match response {
@@ -398,7 +399,7 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             };
             futures::stream::iter(frames)
         });
-        Ok(Response::new(Box::pin(converted)))
+        Ok(Response::new(Box::pin(converted.chain(refusal.last_frame()))))
     }
 
     async fn modify_push_config(&self, request: Request<ps::ModifyPushConfigRequest>) -> Result<Response<()>, Status> {
