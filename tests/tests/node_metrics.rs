@@ -95,6 +95,8 @@ async fn a_nodes_metrics_show_its_partitions_backlogs_leadership_and_process() {
     // Each fsync counts in both; one made during the scrape may show in one only.
     let counted = sample(scrape, "ferry_raft_log_fsync_appends_count");
     assert!((counted - fsyncs).abs() <= 1.0, "{counted} fsyncs counted by appends, {fsyncs} by duration");
+    // Obsolete WAL files wait for the trimmer a moment at most.
+    assert!(sample(scrape, "ferry_raft_log_archive_bytes") < 64e6, "the archive holds a few files at most");
     // And each was applied here, an entry at a time.
     let applies = sample(scrape, "ferry_raft_apply_seconds_count{group=\"0\"}");
     let under_5s = sample(scrape, "ferry_raft_apply_seconds_bucket{group=\"0\",le=\"5\"}");

@@ -226,6 +226,8 @@ impl NodeMetrics {
         text.histogram("ferry_raft_log_fsync_seconds", help, &[], &stats.fsync_seconds.snapshot());
         let help = "Appends, of any groups, made durable by one fsync of the raft log (group commit).";
         text.histogram("ferry_raft_log_fsync_appends", help, &[], &stats.appends_per_fsync.snapshot());
+        let help = "Bytes of obsolete raft-log WAL files waiting in raft-log/archive/ for the trimmer (growing: it fails, see the log).";
+        text.gauge("ferry_raft_log_archive_bytes", help, &[], self.log_db.archived_bytes() as f64);
     }
 }
 

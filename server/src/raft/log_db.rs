@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::groups::{GroupId, META_GROUP};
 use super::log_workers::{LogSyncStats, LogWorkers, SyncWaiter};
-use super::SyncMode;
+use super::{wal_trimmer, SyncMode};
 use crate::storage::db::{self, DbResources, LogRocksDb, CF_GROUP_META, CF_RAFT_META};
 use crate::storage::keys::log as keys;
 use crate::storage::keys::LOG_FORMAT;
@@ -96,6 +96,11 @@ impl LogDb {
     /// The WAL fsyncs made since the database opened, over all groups.
     pub fn sync_stats(&self) -> &LogSyncStats {
         &self.sync_stats
+    }
+
+    /// The bytes of obsolete WAL files the trimmer has yet to remove.
+    pub fn archived_bytes(&self) -> u64 {
+        wal_trimmer::archived_bytes(&self.db.path().join(wal_trimmer::ARCHIVE_DIR))
     }
 }
 

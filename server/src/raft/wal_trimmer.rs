@@ -68,6 +68,13 @@ pub fn run(archive: &Path, stop: Receiver<()>) {
     }
 }
 
+/// The bytes of the WAL files waiting in `archive`: a few MiB for a moment
+/// while the trimmer keeps up, growing while it fails (the node's metrics
+/// show it, so a stuck file is seen without reading the log).
+pub fn archived_bytes(archive: &Path) -> u64 {
+    archived_oldest_first(archive).iter().filter_map(|file| file.metadata().ok()).map(|m| m.len()).sum()
+}
+
 /// Archived WAL files, by name: RocksDB numbers them in order of creation.
 fn archived_oldest_first(archive: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(archive) else { return Vec::new() };
@@ -202,7 +209,8 @@ mod tests {
         assert_eq!(text.matches("trimming an archived WAL file failed").count(), 1, "{text}");
     }
 
-    /// Every archived WAL file goes, however large; other files stay.
+    /// Every archived WAL file goes, however large; other files stay. The
+    /// bytes waiting count the WAL files only.
     #[test]
     fn archived_wal_files_are_removed_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -212,10 +220,16 @@ mod tests {
         std::fs::File::create(&large).expect("create").set_len(3 * CHUNK_BYTES + 17).expect("size");
         std::fs::write(archive.join("000013.log"), b"small").expect("write");
         std::fs::write(archive.join("LOCK"), b"").expect("write");
+        assert_eq!(archived_bytes(&archive), 3 * CHUNK_BYTES + 17 + 5, "the WAL files' bytes, not the lock's");
         let (stop, stopped) = sync_channel(0);
-        let trimmer = std::thread::spawn(move || run(&archive, stopped));
-        assert_eq!(wait_for(&dir.path().join(ARCHIVE_DIR), &["LOCK"]), ["LOCK"]);
+        let trimmer = std::thread::spawn({
+            let archive = archive.clone();
+            move || run(&archive, stopped)
+        });
+        assert_eq!(wait_for(&archive, &["LOCK"]), ["LOCK"]);
+        assert_eq!(archived_bytes(&archive), 0);
         drop(stop);
         trimmer.join().expect("the trimmer stops when told");
+        assert_eq!(archived_bytes(&dir.path().join("nowhere")), 0, "no archive (yet): nothing waits");
     }
 }
