@@ -260,7 +260,7 @@ impl Client {
             wait_millis: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
         let response = self.router.call(rpc!(subscriber, pull, request)).await?;
-        response.messages.into_iter().map(received_from_api).collect()
+        response.messages.into_iter().map(|received| received_from_api(received).map_err(Error::from)).collect()
     }
 
     /// Acknowledges deliveries; returns once the acks are committed.

@@ -285,8 +285,21 @@ pub(crate) fn message_to_api(message: Message) -> api::Message {
     }
 }
 
-pub(crate) fn received_from_api(received: api::ReceivedMessage) -> Result<ReceivedMessage, Error> {
-    let message = received.message.ok_or_else(|| Error::Protocol("a received message without its message".into()))?;
+/// A received message the server sent without its body: what the
+/// application is told, and the ack id, so the delivery can be given back.
+#[derive(Debug)]
+pub(crate) struct Broken {
+    pub ack_id: String,
+}
+
+impl From<Broken> for Error {
+    fn from(broken: Broken) -> Self {
+        Error::Protocol(format!("the server sent a message without its body (ack id {})", broken.ack_id))
+    }
+}
+
+pub(crate) fn received_from_api(received: api::ReceivedMessage) -> Result<ReceivedMessage, Broken> {
+    let Some(message) = received.message else { return Err(Broken { ack_id: received.ack_id }) };
     Ok(ReceivedMessage {
         ack_id: received.ack_id,
         delivery_attempt: received.delivery_attempt,

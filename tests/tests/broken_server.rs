@@ -1,0 +1,143 @@
+//! The client against a server that breaks the protocol. The real server
+//! never does, so this is a fake Subscriber service on a real socket: only
+//! the calls a subscriber makes answer, with what the test gives them.
+
+use std::time::Duration;
+
+use ferry_client::{Client, Error, SubscriberSettings};
+use ferry_proto::v1 as api;
+use ferry_proto::v1::subscriber_server::{Subscriber, SubscriberServer};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+type Answer<T> = Result<Response<T>, Status>;
+
+/// Serves `subscription` with a 10 s ack deadline and one StreamingPull
+/// response, `delivered`; the stream's requests go to `requests`.
+struct OneResponse {
+    delivered: api::StreamingPullResponse,
+    requests: mpsc::UnboundedSender<api::StreamingPullRequest>,
+}
+
+fn unimplemented<T>() -> Answer<T> {
+    Err(Status::unimplemented("not in this fake"))
+}
+
+#[tonic::async_trait]
+impl Subscriber for OneResponse {
+    async fn get_subscription(&self, request: Request<api::GetSubscriptionRequest>) -> Answer<api::Subscription> {
+        let settings = api::SubscriptionSettings { ack_deadline_seconds: 10, ..Default::default() };
+        let name = request.into_inner().name;
+        Ok(Response::new(api::Subscription { name, topic: "t".into(), settings: Some(settings), ..Default::default() }))
+    }
+
+    type StreamingPullStream = ReceiverStream<Result<api::StreamingPullResponse, Status>>;
+
+    async fn streaming_pull(
+        &self,
+        request: Request<Streaming<api::StreamingPullRequest>>,
+    ) -> Answer<Self::StreamingPullStream> {
+        let (responses, stream) = mpsc::channel(4);
+        responses.send(Ok(self.delivered.clone())).await.expect("room for the one response");
+        let (mut incoming, requests) = (request.into_inner(), self.requests.clone());
+        tokio::spawn(async move {
+            // The stream stays open (the responses' sender lives here) for
+            // as long as the client sends.
+            let _open = responses;
+            while let Some(Ok(request)) = incoming.next().await {
+                let _ = requests.send(request);
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn create_subscription(&self, _: Request<api::CreateSubscriptionRequest>) -> Answer<api::Subscription> {
+        unimplemented()
+    }
+    async fn list_subscriptions(
+        &self,
+        _: Request<api::ListSubscriptionsRequest>,
+    ) -> Answer<api::ListSubscriptionsResponse> {
+        unimplemented()
+    }
+    async fn delete_subscription(
+        &self,
+        _: Request<api::DeleteSubscriptionRequest>,
+    ) -> Answer<api::DeleteSubscriptionResponse> {
+        unimplemented()
+    }
+    async fn update_subscription(&self, _: Request<api::UpdateSubscriptionRequest>) -> Answer<api::Subscription> {
+        unimplemented()
+    }
+    async fn pull(&self, _: Request<api::PullRequest>) -> Answer<api::PullResponse> {
+        unimplemented()
+    }
+    async fn acknowledge(&self, _: Request<api::AcknowledgeRequest>) -> Answer<api::AcknowledgeResponse> {
+        unimplemented()
+    }
+    async fn modify_ack_deadline(
+        &self,
+        _: Request<api::ModifyAckDeadlineRequest>,
+    ) -> Answer<api::ModifyAckDeadlineResponse> {
+        unimplemented()
+    }
+    async fn seek(&self, _: Request<api::SeekRequest>) -> Answer<api::SeekResponse> {
+        unimplemented()
+    }
+    async fn create_bookmark(&self, _: Request<api::CreateBookmarkRequest>) -> Answer<api::Bookmark> {
+        unimplemented()
+    }
+    async fn get_bookmark(&self, _: Request<api::GetBookmarkRequest>) -> Answer<api::Bookmark> {
+        unimplemented()
+    }
+    async fn list_bookmarks(&self, _: Request<api::ListBookmarksRequest>) -> Answer<api::ListBookmarksResponse> {
+        unimplemented()
+    }
+    async fn delete_bookmark(&self, _: Request<api::DeleteBookmarkRequest>) -> Answer<api::DeleteBookmarkResponse> {
+        unimplemented()
+    }
+}
+
+fn received(ack_id: &str, data: Option<&str>) -> api::ReceivedMessage {
+    let message = data.map(|data| api::Message { data: data.as_bytes().to_vec().into(), ..Default::default() });
+    api::ReceivedMessage { ack_id: ack_id.into(), message, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_the_rest() {
+    let delivered = api::StreamingPullResponse {
+        messages: vec![received("good", Some("one")), received("broken", None), received("after", Some("three"))],
+        ..Default::default()
+    };
+    let (requests, mut seen) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tonic::transport::Server::builder()
+        .add_service(SubscriberServer::new(OneResponse { delivered, requests }))
+        .serve_with_incoming(TcpListenerStream::new(listener));
+    tokio::spawn(server);
+
+    let client = Client::connect(&addr.to_string()).await.expect("connect");
+    let mut subscriber = client.subscribe("s", SubscriberSettings::default()).await.expect("subscribe");
+    let good = subscriber.next().await.expect("a message").expect("the one before the broken one");
+    assert_eq!(good.message.message.data.as_ref(), b"one");
+    let error = subscriber.next().await.expect("the error").expect_err("the broken message");
+    assert!(matches!(&error, Error::Protocol(text) if text.contains("without its body")), "{error:?}");
+
+    // Everything it did not hand over goes back at once: the broken
+    // message's delivery too (before, only its lease running out freed it).
+    let mut given_back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !(given_back.contains(&"broken".to_owned()) && given_back.contains(&"after".to_owned())) {
+            let request = seen.recv().await.expect("the stream's requests");
+            for change in request.deadline_changes.into_iter().filter(|change| change.seconds == 0) {
+                given_back.extend(change.ack_ids);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("given back within 10 s: {given_back:?}"));
+    drop(good);
+}
