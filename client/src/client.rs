@@ -252,7 +252,9 @@ impl Client {
     }
 
     /// Leases up to `max_messages` (1..=1000), waiting up to `wait` for the
-    /// first one. Ack each before its deadline or it is delivered again.
+    /// first one. Ack each before its deadline or it is delivered again. A
+    /// response holding a message without its body (a broken server) fails
+    /// the call, and what it leased comes again once the leases run out.
     pub async fn pull(&self, subscription: &str, max_messages: u32, wait: Duration) -> Result<Vec<ReceivedMessage>> {
         let request = api::PullRequest {
             subscription: subscription.to_owned(),

@@ -420,12 +420,12 @@ impl Pump {
             for received in waiting.messages.by_ref().take(room) {
                 let message = match received_from_api(received) {
                     Ok(message) => message,
-                    Err(message) => {
+                    Err(missing) => {
                         // Given back as the subscriber ends, with the rest
                         // it has not handed over, so it comes again at once
                         // rather than when its lease runs out.
-                        self.nacks.push(message.ack_id.clone());
-                        broken = Some(Error::from(message));
+                        self.nacks.push(missing.ack_id.clone());
+                        broken = Some(Error::from(missing));
                         break;
                     }
                 };

@@ -285,8 +285,9 @@ pub(crate) fn message_to_api(message: Message) -> api::Message {
     }
 }
 
-/// A received message the server sent without its body: what the
-/// application is told, and the ack id, so the delivery can be given back.
+/// A received message the server sent without its `message` field: carries
+/// its ack id, so the delivery can be given back, and becomes the `Error`
+/// the application is told.
 #[derive(Debug)]
 pub(crate) struct Broken {
     pub ack_id: String,
@@ -294,7 +295,10 @@ pub(crate) struct Broken {
 
 impl From<Broken> for Error {
     fn from(broken: Broken) -> Self {
-        Error::Protocol(format!("the server sent a message without its body (ack id {})", broken.ack_id))
+        Error::Protocol(format!(
+            "the server sent a received message without its `message` field (ack id {})",
+            broken.ack_id
+        ))
     }
 }
 

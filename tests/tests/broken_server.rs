@@ -124,7 +124,7 @@ async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_
     let good = subscriber.next().await.expect("a message").expect("the one before the broken one");
     assert_eq!(good.message.message.data.as_ref(), b"one");
     let error = subscriber.next().await.expect("the error").expect_err("the broken message");
-    assert!(matches!(&error, Error::Protocol(text) if text.contains("without its body")), "{error:?}");
+    assert!(matches!(&error, Error::Protocol(text) if text.contains("without its `message` field")), "{error:?}");
 
     // Everything it did not hand over goes back at once: the broken
     // message's delivery too (before, only its lease running out freed it).
@@ -139,5 +139,9 @@ async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_
     })
     .await
     .unwrap_or_else(|_| panic!("given back within 10 s: {given_back:?}"));
+    let after = tokio::time::timeout(Duration::from_secs(10), subscriber.next()).await.expect("the subscriber ends");
+    assert!(after.is_none(), "nothing after the error");
+    // Held, never settled, to the end: the broken delivery went back without
+    // the application settling anything.
     drop(good);
 }

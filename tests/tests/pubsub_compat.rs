@@ -199,11 +199,24 @@ async fn a_call_a_follower_forwards_is_judged_by_the_callers_own_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streaming_pull_frame_ferry_refuses_ends_the_stream_with_its_error() {
-    use ferry_proto::pubsub::subscriber_client::SubscriberClient;
-
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr()))
+    a_refused_frame_ends_the_stream(node.addr()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_frame_ends_the_stream_of_a_subscription_in_data_groups() {
+    // The stream fans in one sub-stream per group; the refusal still ends it.
+    let cluster = Cluster::start_with_groups(1, 2).await;
+    a_refused_frame_ends_the_stream(cluster.addr(1)).await;
+}
+
+/// Opens a Pub/Sub StreamingPull on the node at `addr` and sends a frame
+/// Ferry refuses: the stream ends with INVALID_ARGUMENT naming the field.
+async fn a_refused_frame_ends_the_stream(addr: &str) {
+    use ferry_proto::pubsub::subscriber_client::SubscriberClient;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .connect()
         .await

@@ -28,8 +28,8 @@ pub struct Proposer {
     /// Shared by every proposer of the group: see [`HostedGroup::confirmed`].
     confirmed: Arc<Mutex<Option<(u64, Instant)>>>,
     disk: Arc<DiskSpace>,
-    /// The group's: see [`HostedGroup::commit_seconds`].
-    commit_seconds: Arc<Histogram>,
+    /// The group's: see [`HostedGroup::proposal_seconds`].
+    proposal_seconds: Arc<Histogram>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -49,7 +49,7 @@ impl Proposer {
             commit_timeout,
             confirmed: Arc::clone(&group.confirmed),
             disk: Arc::clone(&group.disk),
-            commit_seconds: Arc::clone(&group.commit_seconds),
+            proposal_seconds: Arc::clone(&group.proposal_seconds),
         }
     }
 
@@ -85,7 +85,7 @@ impl Proposer {
             submitted,
             commit_timeout: self.commit_timeout,
             node_id: self.node_id,
-            commit_seconds: Arc::clone(&self.commit_seconds),
+            proposal_seconds: Arc::clone(&self.proposal_seconds),
         })
     }
 
@@ -195,26 +195,28 @@ pub struct Submitted {
     submitted: Instant,
     commit_timeout: Duration,
     node_id: NodeId,
-    commit_seconds: Arc<Histogram>,
+    proposal_seconds: Arc<Histogram>,
 }
 
 impl Submitted {
     /// Waits until the command is committed and applied here. A rejection
     /// computed by the state machine comes back as an error.
     pub async fn outcome(self) -> Result<Response, ApiError> {
-        let Self { receiver, kind, submitted, commit_timeout, node_id, commit_seconds } = self;
+        let Self { receiver, kind, submitted, commit_timeout, node_id, proposal_seconds } = self;
         let written = match tokio::time::timeout_at(submitted + commit_timeout, receiver).await {
             Err(_) => {
+                // At least this long: a stalled quorum shows in the top buckets.
+                proposal_seconds.observe(submitted.elapsed().as_secs_f64());
                 return Err(ApiError::Unavailable(format!(
                     "{kind} was not committed within {commit_timeout:?} (no quorum reachable?); it may still commit"
-                )))
+                )));
             }
             Ok(Err(_)) => return Err(ApiError::Unavailable("raft stopped before answering".into())),
             Ok(Ok(written)) => written,
         };
         let response = match written {
             Ok(written) => {
-                commit_seconds.observe(submitted.elapsed().as_secs_f64());
+                proposal_seconds.observe(submitted.elapsed().as_secs_f64());
                 written.data
             }
             Err(ClientWriteError::ForwardToLeader(forward)) => {

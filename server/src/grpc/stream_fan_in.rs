@@ -175,6 +175,12 @@ struct Sub {
 impl Sub {
     async fn run(self, mut requests: mpsc::Receiver<api::StreamingPullRequest>) {
         loop {
+            if requests.is_closed() && requests.is_empty() {
+                // The fan-in has stopped (the client's side ended): a group
+                // without a reachable leader must not keep the client's
+                // stream open by retrying.
+                return;
+            }
             let (sender, receiver) = mpsc::channel(SUB_REQUESTS_QUEUED_MAX);
             let inner: Requests = Box::pin(ReceiverStream::new(receiver).map(Ok));
             match self.routes.streaming_pull(self.group, self.opening.clone(), inner).await {

@@ -76,12 +76,12 @@ impl NodeMetrics {
             );
         }
         for (group, hosted) in &all {
-            let help = "How long each command proposed here took from its submission to Raft until committed and applied here.";
+            let help = "How long each command proposed here took from its submission to Raft until committed and applied here (timed out: the time waited).";
             text.histogram(
-                "ferry_raft_commit_seconds",
+                "ferry_raft_proposal_seconds",
                 help,
                 &[("group", &group.to_string())],
-                &hosted.commit_seconds.snapshot(),
+                &hosted.proposal_seconds.snapshot(),
             );
         }
         for (group, m) in &metrics {

@@ -52,8 +52,9 @@ pub struct HostedGroup {
     /// How long each command proposed here took from its submission to Raft
     /// until it was committed and applied here: the log's fsyncs, the
     /// replication round trips and the Raft core's queue, as a publish waits
-    /// for them (`Proposer::submit`).
-    pub commit_seconds: Arc<Histogram>,
+    /// for them (`Submitted::outcome`; one that timed out counts the time it
+    /// was waited for, one whose caller went away is not counted).
+    pub proposal_seconds: Arc<Histogram>,
 }
 
 impl HostedGroup {
@@ -64,7 +65,7 @@ impl HostedGroup {
             handing_off: Arc::default(),
             confirmed: Arc::default(),
             disk,
-            commit_seconds: Arc::new(Histogram::new(&STORAGE_WAIT_BOUNDS_SECONDS)),
+            proposal_seconds: Arc::new(Histogram::new(&STORAGE_WAIT_BOUNDS_SECONDS)),
         }
     }
 

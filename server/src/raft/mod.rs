@@ -29,6 +29,8 @@ pub use type_config::{NodeId, Raft, TypeConfig};
 /// entry's apply): from a disk with a write cache that ignores flushes
 /// (tens of microseconds) through an SSD's milliseconds to a disk stalled
 /// by other writers (seconds). A publish waits for one fsync on each voter
-/// and its entry's apply on the leader.
+/// and its entry's apply on the leader; a proposal's whole wait (those and
+/// the replication round trips) uses the same buckets, up to the default
+/// commit timeout (5 s).
 static STORAGE_WAIT_BOUNDS_SECONDS: [f64; 15] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];

@@ -68,9 +68,10 @@ pub fn run(archive: &Path, stop: Receiver<()>) {
     }
 }
 
-/// The bytes of the WAL files waiting in `archive`: a few MiB for a moment
-/// while the trimmer keeps up, growing while it fails (the node's metrics
-/// show it, so a stuck file is seen without reading the log).
+/// The bytes of the WAL files waiting in `archive`: up to a few hundred MB
+/// for a moment after a flush archives them while the trimmer keeps up,
+/// staying high while it fails (the node's metrics show it, so a stuck file
+/// is seen without reading the log).
 pub fn archived_bytes(archive: &Path) -> u64 {
     archived_oldest_first(archive).iter().filter_map(|file| file.metadata().ok()).map(|m| m.len()).sum()
 }

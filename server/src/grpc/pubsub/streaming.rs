@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferry_proto::pubsub as ps;
 use ferry_proto::v1 as api;
 use futures::{Stream, StreamExt};
-use parking_lot::Mutex;
+use tokio::sync::watch;
 use tonic::Status;
 
 use super::subscriber::received;
@@ -44,34 +44,64 @@ pub fn frame_to_ferry(frame: ps::StreamingPullRequest) -> Result<api::StreamingP
     Ok(api::StreamingPullRequest { ack_ids: frame.ack_ids, deadline_changes, ..Default::default() })
 }
 
-/// A later frame Ferry refused, kept for the client. Ferry's stream ends
-/// quietly when its request stream breaks (the client went, so nobody is
-/// left to tell), which would end the client's stream with OK and hide
-/// the refusal: the Pub/Sub side sends it itself once Ferry's stream ends.
-#[derive(Debug, Clone, Default)]
-pub struct Refusal(Arc<Mutex<Option<Status>>>);
+/// The first of the client's later frames that does not convert to Ferry's
+/// request, kept for the client. Ferry's stream ends quietly when its
+/// request stream breaks (the client went, so nobody is left to tell), and
+/// on a subscription in data groups only once every group's sub-stream has
+/// stopped: so the Pub/Sub side ends the client's stream itself, at once,
+/// with the refusal.
+#[derive(Debug)]
+pub struct Refusal(Arc<watch::Sender<Option<Status>>>);
+
+impl Default for Refusal {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(None)))
+    }
+}
 
 impl Refusal {
-    /// The client's later frames as Ferry's requests; the first one Ferry
-    /// refuses ends them, and is kept.
+    /// The client's later frames as Ferry's requests, up to the first one
+    /// that does not convert: its error is the last item, and kept.
     pub fn frames_to_ferry(
         &self,
         frames: impl Stream<Item = Result<ps::StreamingPullRequest, Status>>,
     ) -> impl Stream<Item = Result<api::StreamingPullRequest, Status>> {
         let kept = Arc::clone(&self.0);
-        frames.map(move |frame| {
-            frame_to_ferry(frame?).map_err(|refused| {
-                let status = Status::from(refused);
-                *kept.lock() = Some(status.clone());
-                status
+        frames
+            .map(move |frame| {
+                frame_to_ferry(frame?).map_err(|refused| {
+                    let status = Status::from(refused);
+                    // The frames end after it (below), so there is one.
+                    kept.send_replace(Some(status.clone()));
+                    status
+                })
             })
-        })
+            .scan(false, |refused, request| {
+                let ended = std::mem::replace(refused, request.is_err());
+                futures::future::ready((!ended).then_some(request))
+            })
     }
 
-    /// The refusal as the last frame of the client's stream, if a frame
-    /// was refused.
-    pub fn last_frame(self) -> impl Stream<Item = Result<ps::StreamingPullResponse, Status>> {
-        futures::stream::once(async move { self.0.lock().take() }).filter_map(|refused| async { refused.map(Err) })
+    /// The client's stream: `responses` until a frame is refused, then the
+    /// refusal.
+    pub fn end_on_refusal(
+        self,
+        responses: impl Stream<Item = Result<ps::StreamingPullResponse, Status>>,
+    ) -> impl Stream<Item = Result<ps::StreamingPullResponse, Status>> {
+        let mut refused = self.0.subscribe();
+        let kept = Arc::clone(&self.0);
+        // Dropping Ferry's stream at the refusal ends its tasks (they stop
+        // when their client's side is gone).
+        let refusal = async move {
+            if refused.wait_for(Option::is_some).await.is_err() {
+                // Cannot happen while `last` holds the sender; never end
+                // the client's stream for it.
+                std::future::pending::<()>().await;
+            }
+        };
+        let last =
+            futures::stream::once(async move { kept.send_replace(None).map(Err) }).filter_map(std::future::ready);
+        responses.take_until(refusal).chain(last)
     }
 }
 

@@ -399,7 +399,7 @@ impl PubsubSubscriberApi for PubsubSubscriber {
             };
             futures::stream::iter(frames)
         });
-        Ok(Response::new(Box::pin(converted.chain(refusal.last_frame()))))
+        Ok(Response::new(Box::pin(refusal.end_on_refusal(converted))))
     }
 
     async fn modify_push_config(&self, request: Request<ps::ModifyPushConfigRequest>) -> Result<Response<()>, Status> {
