@@ -65,24 +65,23 @@ impl NodeMetrics {
                 text.gauge(name, help, &[("group", group)], read(m, self.node_id));
             }
         }
-        for (group, hosted) in &all {
-            let help =
-                "How long applying each entry to the group's state took here (a publish waits for it on the leader).";
-            text.histogram(
+        type Timing = fn(&crate::raft::HostedGroup) -> ferry_metrics::HistogramSnapshot;
+        let timings: [(&str, &str, Timing); 2] = [
+            (
                 "ferry_raft_apply_seconds",
-                help,
-                &[("group", &group.to_string())],
-                &hosted.state.apply_seconds(),
-            );
-        }
-        for (group, hosted) in &all {
-            let help = "How long each command proposed here took from its submission to Raft until committed and applied here (timed out: the time waited).";
-            text.histogram(
+                "How long applying each entry to the group's state took here (a publish waits for it on the leader).",
+                |hosted| hosted.state.apply_seconds(),
+            ),
+            (
                 "ferry_raft_proposal_seconds",
-                help,
-                &[("group", &group.to_string())],
-                &hosted.proposal_seconds.snapshot(),
-            );
+                "How long each command proposed here took from its submission to Raft until committed and applied here (timed out: the time waited).",
+                |hosted| hosted.proposal_seconds.snapshot(),
+            ),
+        ];
+        for (name, help, read) in timings {
+            for (group, hosted) in &all {
+                text.histogram(name, help, &[("group", &group.to_string())], &read(hosted));
+            }
         }
         for (group, m) in &metrics {
             let last = m.last_log_index.unwrap_or(0);
