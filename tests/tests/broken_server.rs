@@ -1,6 +1,9 @@
-//! The client against a server that breaks the protocol. The real server
-//! never does, so this is a fake Subscriber service on a real socket: only
-//! the calls a subscriber makes answer, with what the test gives them.
+//! The client against a server that breaks the protocol or its own flow
+//! control. The real server never does the first and does the second only in
+//! moments hard to stage (a seek, leases past `max_lease_extension`, a data
+//! group's new leader), so this is a fake Subscriber service on a real
+//! socket: only the calls a subscriber makes answer, with what the test
+//! gives them.
 
 use std::time::Duration;
 
@@ -14,10 +17,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 type Answer<T> = Result<Response<T>, Status>;
 
-/// Serves `subscription` with a 10 s ack deadline and one StreamingPull
-/// response, `delivered`; the stream's requests go to `requests`.
-struct OneResponse {
-    delivered: api::StreamingPullResponse,
+/// Serves any subscription with a 10 s ack deadline and the StreamingPull
+/// responses `delivered`, all at once; the stream's requests go to
+/// `requests`.
+struct Scripted {
+    delivered: Vec<api::StreamingPullResponse>,
     requests: mpsc::UnboundedSender<api::StreamingPullRequest>,
 }
 
@@ -26,7 +30,7 @@ fn unimplemented<T>() -> Answer<T> {
 }
 
 #[tonic::async_trait]
-impl Subscriber for OneResponse {
+impl Subscriber for Scripted {
     async fn get_subscription(&self, request: Request<api::GetSubscriptionRequest>) -> Answer<api::Subscription> {
         let settings = api::SubscriptionSettings { ack_deadline_seconds: 10, ..Default::default() };
         let name = request.into_inner().name;
@@ -39,8 +43,10 @@ impl Subscriber for OneResponse {
         &self,
         request: Request<Streaming<api::StreamingPullRequest>>,
     ) -> Answer<Self::StreamingPullStream> {
-        let (responses, stream) = mpsc::channel(4);
-        responses.send(Ok(self.delivered.clone())).await.expect("room for the one response");
+        let (responses, stream) = mpsc::channel(self.delivered.len().max(1));
+        for response in &self.delivered {
+            responses.send(Ok(response.clone())).await.expect("room for every response");
+        }
         let (mut incoming, requests) = (request.into_inner(), self.requests.clone());
         tokio::spawn(async move {
             // The stream stays open (the responses' sender lives here) for
@@ -105,32 +111,30 @@ fn received(ack_id: &str, data: Option<&str>) -> api::ReceivedMessage {
     api::ReceivedMessage { ack_id: ack_id.into(), message, ..Default::default() }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_the_rest() {
-    let delivered = api::StreamingPullResponse {
-        messages: vec![received("good", Some("one")), received("broken", None), received("after", Some("three"))],
-        ..Default::default()
-    };
-    let (requests, mut seen) = mpsc::unbounded_channel();
+/// Starts the fake on a free port; returns a client of it and the requests
+/// its stream receives.
+async fn serve(
+    delivered: Vec<api::StreamingPullResponse>,
+) -> (Client, mpsc::UnboundedReceiver<api::StreamingPullRequest>) {
+    let (requests, seen) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let server = tonic::transport::Server::builder()
-        .add_service(SubscriberServer::new(OneResponse { delivered, requests }))
+        .add_service(SubscriberServer::new(Scripted { delivered, requests }))
         .serve_with_incoming(TcpListenerStream::new(listener));
     tokio::spawn(server);
+    (Client::connect(&addr.to_string()).await.expect("connect"), seen)
+}
 
-    let client = Client::connect(&addr.to_string()).await.expect("connect");
-    let mut subscriber = client.subscribe("s", SubscriberSettings::default()).await.expect("subscribe");
-    let good = subscriber.next().await.expect("a message").expect("the one before the broken one");
-    assert_eq!(good.message.message.data.as_ref(), b"one");
-    let error = subscriber.next().await.expect("the error").expect_err("the broken message");
-    assert!(matches!(&error, Error::Protocol(text) if text.contains("without its `message` field")), "{error:?}");
-
-    // Everything it did not hand over goes back at once: the broken
-    // message's delivery too (before, only its lease running out freed it).
+/// The ack ids the stream's requests give back (a deadline change to 0),
+/// read until `done` holds of them or 10 s pass.
+async fn given_back_until(
+    seen: &mut mpsc::UnboundedReceiver<api::StreamingPullRequest>,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
     let mut given_back = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), async {
-        while !(given_back.contains(&"broken".to_owned()) && given_back.contains(&"after".to_owned())) {
+        while !done(&given_back) {
             let request = seen.recv().await.expect("the stream's requests");
             for change in request.deadline_changes.into_iter().filter(|change| change.seconds == 0) {
                 given_back.extend(change.ack_ids);
@@ -139,9 +143,73 @@ async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_
     })
     .await
     .unwrap_or_else(|_| panic!("given back within 10 s: {given_back:?}"));
+    given_back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_without_its_body_ends_the_subscriber_and_goes_back_with_the_rest() {
+    let delivered = api::StreamingPullResponse {
+        messages: vec![received("good", Some("one")), received("broken", None), received("after", Some("three"))],
+        ..Default::default()
+    };
+    let (client, mut seen) = serve(vec![delivered]).await;
+    let mut subscriber = client.subscribe("s", SubscriberSettings::default()).await.expect("subscribe");
+    let good = subscriber.next().await.expect("a message").expect("the one before the broken one");
+    assert_eq!(good.message.message.data.as_ref(), b"one");
+    let error = subscriber.next().await.expect("the error").expect_err("the broken message");
+    assert!(matches!(&error, Error::Protocol(text) if text.contains("without its `message` field")), "{error:?}");
+
+    // Everything it did not hand over goes back at once: the broken
+    // message's delivery too (before, only its lease running out freed it).
+    let back = |ids: &[String]| ["broken", "after"].iter().all(|id| ids.iter().any(|given| given == id));
+    given_back_until(&mut seen, back).await;
     let after = tokio::time::timeout(Duration::from_secs(10), subscriber.next()).await.expect("the subscriber ends");
     assert!(after.is_none(), "nothing after the error");
     // Held, never settled, to the end: the broken delivery went back without
     // the application settling anything.
     drop(good);
+}
+
+/// A response of `count` messages with ack ids `<name>0`, `<name>1`, …
+fn window(name: &str, count: usize) -> api::StreamingPullResponse {
+    let messages = (0..count).map(|i| received(&format!("{name}{i}"), Some(name))).collect();
+    api::StreamingPullResponse { messages, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_waiting_past_two_windows_go_back_oldest_first_and_the_rest_follow_in_order() {
+    // A limit of 10, and a server offering four windows of 10 at once (as
+    // one does after a seek or a group's new leader, while the application
+    // still holds what it had): the first is handed over, two wait, and
+    // the oldest waiting one goes back rather than grow the queue.
+    let limit = 10;
+    let delivered = ["a", "b", "c", "d"].map(|name| window(name, limit)).to_vec();
+    let (client, mut seen) = serve(delivered).await;
+    let settings = SubscriberSettings { max_outstanding_messages: limit as u32, ..Default::default() };
+    let mut subscriber = client.subscribe("s", settings).await.expect("subscribe");
+    let mut held = Vec::new();
+    for _ in 0..limit {
+        held.push(subscriber.next().await.expect("a message").expect("window a"));
+    }
+    assert!(held.iter().all(|delivered| delivered.message.message.data.as_ref() == b"a"));
+
+    let b_ids: Vec<String> = (0..limit).map(|i| format!("b{i}")).collect();
+    let given_back = given_back_until(&mut seen, |ids| b_ids.iter().all(|id| ids.contains(id))).await;
+    assert_eq!(given_back, b_ids, "window b, and nothing else, goes back");
+
+    // Settling window a makes room: c comes next, then d, never b.
+    held.drain(..).for_each(|delivered| delivered.ack());
+    for expected in ["c", "d"] {
+        for _ in 0..limit {
+            let delivered = subscriber.next().await.expect("a message").expect("waiting windows");
+            assert_eq!(delivered.message.message.data.as_ref(), expected.as_bytes());
+            delivered.ack();
+        }
+    }
+    subscriber.close().await;
+    let mut acked = Vec::new();
+    while let Ok(request) = seen.try_recv() {
+        acked.extend(request.ack_ids);
+    }
+    assert!(!acked.iter().any(|id| id.starts_with('b')), "nothing of window b was acked: {acked:?}");
 }
