@@ -190,3 +190,52 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("ack_deadline_seconds"), "names the field: {status:?}");
 }
+
+/// A placed stream's window is not split evenly for good: messages that
+/// all sit in one partition (one group) may fill the client's whole limit,
+/// not a quarter of it, and never more; acking frees the room again.
+/// (One node: its groups' sub-streams are all local.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_partition_gets_the_whole_window_of_a_placed_stream() {
+    use ferry_proto::v1::subscriber_client::SubscriberClient;
+
+    let cluster = Cluster::start_with_groups(1, 4).await;
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    client.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
+    client.create_subscription("s", "t", settings).await.expect("subscription");
+    // A keyless request's messages all go to one partition.
+    let messages = (0..300).map(|i| Message::new(format!("m{i}"))).collect();
+    let positions = client.publish("t", messages).await.expect("publish");
+    assert_eq!(positions.iter().map(|p| p.partition).collect::<BTreeSet<_>>().len(), 1);
+
+    let mut raw = SubscriberClient::connect(format!("http://{}", cluster.addr(1))).await.expect("connect");
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let first =
+        api::StreamingPullRequest { subscription: "s".into(), max_outstanding_messages: 100, ..Default::default() };
+    requests.send(first).await.expect("first request");
+    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let mut responses = stream.await.expect("stream").into_inner();
+    let mut delivered = Vec::new();
+    let mut receive_until = async |delivered: &mut Vec<String>, count: usize| {
+        while delivered.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+            let response = next.expect("messages within 20 s").expect("response").expect("stream open");
+            delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
+        }
+        // Then quiet for a moment: whatever more would come has come.
+        while let Ok(next) = tokio::time::timeout(Duration::from_millis(500), responses.message()).await {
+            let response = next.expect("response").expect("stream open");
+            delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
+        }
+    };
+    // An even split held this to 25.
+    receive_until(&mut delivered, 90).await;
+    assert!(delivered.len() <= 100, "{} out for a limit of 100", delivered.len());
+
+    let acked: Vec<String> = delivered.drain(..50).collect();
+    requests.send(api::StreamingPullRequest { ack_ids: acked, ..Default::default() }).await.expect("ack");
+    let held = delivered.len();
+    receive_until(&mut delivered, held + 40).await;
+    assert!(delivered.len() <= 100, "{} out for a limit of 100", delivered.len());
+}
