@@ -24,7 +24,6 @@ pub mod sequencer;
 pub mod status;
 pub mod stopping;
 pub mod stream_fan_in;
-pub mod stream_shares;
 pub mod streaming_pull;
 pub mod subscriber;
 pub mod testing;

@@ -7,12 +7,9 @@
 //! sub-stream of the group their ack id's partition is in, read from the
 //! id's first characters only (`Route::parse`): that group decodes it whole.
 //!
-//! Flow control: the client's limits are split over the sub-streams as
-//! `stream_shares.rs` says: a group may hold what it holds plus an equal
-//! part of the room nobody holds, so a busy group is not held to a fraction
-//! of the client's window while the others idle. Each sub-stream is told its
-//! limits as they move, on a request of their own; the client holds at most
-//! its limits plus about one message per group.
+//! Flow control: each sub-stream may hold the client's limits divided by the
+//! number of groups (rounded up), so the client never holds more than its
+//! limits plus one message per group.
 //!
 //! When a group's leader changes, its sub-stream ends (its leases are gone,
 //! those messages are redelivered) and is opened again on the new leader;
@@ -27,17 +24,14 @@ use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use futures::StreamExt;
-use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
 use super::fan_in::Placed;
 use super::routing::{GroupRoutes, SubStream};
 use super::status::ApiError;
-use super::stream_shares::Shares;
-use super::streaming_pull::{Limits, Requests, Responses, RESPONSES_QUEUED_MAX};
+use super::streaming_pull::{self, Requests, Responses, RESPONSES_QUEUED_MAX};
 use crate::domain::{validate, InvalidArgument};
 use crate::raft::GroupId;
 
@@ -46,12 +40,6 @@ const SUB_REQUESTS_QUEUED_MAX: usize = 16;
 /// How long a group's sub-stream waits before it opens again on the group's
 /// (new) leader.
 const REOPEN_AFTER: Duration = Duration::from_millis(200);
-/// A sub-stream's limits follow the shares at most this often. Every
-/// delivery and ack moves them; told of each move, the sub-streams of a
-/// 4-group drain got a request each for every response and ack and refilled
-/// a sliver at a time: 12% fewer messages per second (1 node, 128 B: 539k
-/// against 613k msgs/s). At most every 50 ms: 617k.
-const RETARGET_EVERY: Duration = Duration::from_millis(50);
 
 /// Starts the fan-in of `placed`'s stream, whose first request is `first`.
 pub fn start(
@@ -60,14 +48,13 @@ pub fn start(
     first: api::StreamingPullRequest,
     requests: Requests,
 ) -> Result<Responses, ApiError> {
-    let limits = Limits::default().changed_by(&first)?;
+    let (max_messages, max_bytes) = streaming_pull::limits(&first)?;
     let groups = placed.groups();
-    let window = Arc::new(Window {
-        shares: Mutex::new(Shares::new(limits, groups.iter().copied())),
-        moved: watch::Sender::new(()),
-    });
+    let shares = groups.len().max(1);
     let opening = api::StreamingPullRequest {
         subscription: first.subscription.clone(),
+        max_outstanding_messages: max_messages.div_ceil(shares as u32),
+        max_outstanding_bytes: max_bytes.div_ceil(shares as u64),
         confirm_ack_ids: first.confirm_ack_ids,
         ..Default::default()
     };
@@ -75,34 +62,13 @@ pub fn start(
     let mut subs = BTreeMap::new();
     for group in groups {
         let (sender, sub_requests) = mpsc::channel(SUB_REQUESTS_QUEUED_MAX);
-        let sub = Sub {
-            routes: Arc::clone(&routes),
-            group,
-            opening: opening.clone(),
-            window: Arc::clone(&window),
-            responses: responses.clone(),
-        };
+        let sub = Sub { routes: Arc::clone(&routes), group, opening: opening.clone(), responses: responses.clone() };
         tokio::spawn(sub.run(sub_requests));
         subs.insert(group, sender);
     }
-    let fan_in = FanIn { placed, subs, window, responses };
+    let fan_in = FanIn { placed, subs, responses };
     tokio::spawn(fan_in.run(first, requests));
     Ok(receiver)
-}
-
-/// The client's flow-control window, shared by the fan-in (which sees the
-/// client's acks and nacks) and the sub-streams (which see deliveries).
-struct Window {
-    shares: Mutex<Shares>,
-    /// Sent to whenever the shares move, so each sub-stream retargets.
-    moved: watch::Sender<()>,
-}
-
-impl Window {
-    fn update(&self, change: impl FnOnce(&mut Shares)) {
-        change(&mut self.shares.lock());
-        self.moved.send_replace(());
-    }
 }
 
 /// The client's side: splits its requests over the groups.
@@ -110,7 +76,6 @@ struct FanIn {
     placed: Placed,
     /// Each group's sub-stream; dropping a sender ends the sub-stream.
     subs: BTreeMap<GroupId, mpsc::Sender<api::StreamingPullRequest>>,
-    window: Arc<Window>,
     responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
 }
 
@@ -119,17 +84,11 @@ impl FanIn {
         let mut pending = Some(first);
         loop {
             if let Some(request) = pending.take() {
-                let limits = self.window.shares.lock().limits();
-                let checked = validate_deadline_changes(&request).and_then(|()| limits.changed_by(&request));
-                match checked {
-                    Ok(changed) if changed != limits => self.window.update(|shares| shares.set_limits(changed)),
-                    Ok(_) => {}
-                    Err(problem) => {
-                        // As a stream of an unplaced subscription does: the
-                        // client is told, and the stream ends.
-                        let _ = self.responses.send(Err(ApiError::from(problem).into())).await;
-                        break;
-                    }
+                if let Err(problem) = validate_deadline_changes(&request) {
+                    // As a stream of an unplaced subscription does: the
+                    // client is told, and the stream ends.
+                    let _ = self.responses.send(Err(ApiError::from(problem).into())).await;
+                    break;
                 }
                 if self.route(request).await.is_err() {
                     break;
@@ -169,11 +128,6 @@ impl FanIn {
                 by_group.entry(group).or_default().deadline_changes.push(change);
             }
         }
-        let settled: Vec<(GroupId, usize)> =
-            by_group.iter().map(|(group, request)| (*group, settled(request))).collect();
-        if settled.iter().any(|(_, count)| *count > 0) {
-            self.window.update(|shares| settled.iter().for_each(|(group, count)| shares.settled(*group, *count)));
-        }
         if !rejected.is_empty() {
             let confirmation = api::AckConfirmation { rejected_ack_ids: rejected, ..Default::default() };
             let response = api::StreamingPullResponse { ack_confirmation: Some(confirmation), ..Default::default() };
@@ -189,12 +143,6 @@ impl FanIn {
         }
         Ok(())
     }
-}
-
-/// The messages a request acks or gives back (a deadline of 0).
-fn settled(request: &api::StreamingPullRequest) -> usize {
-    let nacked = request.deadline_changes.iter().filter(|change| change.seconds == 0);
-    request.ack_ids.len() + nacked.map(|change| change.ack_ids.len()).sum::<usize>()
 }
 
 /// Checked here, as a stream of an unplaced subscription checks them: so
@@ -219,9 +167,8 @@ fn ends_client_stream(status: &Status) -> bool {
 struct Sub {
     routes: Arc<GroupRoutes>,
     group: GroupId,
-    /// The first request of every (re)opened sub-stream, but its limits.
+    /// The first request of every (re)opened sub-stream.
     opening: api::StreamingPullRequest,
-    window: Arc<Window>,
     responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
 }
 
@@ -236,9 +183,7 @@ impl Sub {
             }
             let (sender, receiver) = mpsc::channel(SUB_REQUESTS_QUEUED_MAX);
             let inner: Requests = Box::pin(ReceiverStream::new(receiver).map(Ok));
-            let mut opening = self.opening.clone();
-            self.window.update(|shares| shares.opened(self.group).set_on(&mut opening));
-            match self.routes.streaming_pull(self.group, opening, inner).await {
+            match self.routes.streaming_pull(self.group, self.opening.clone(), inner).await {
                 Ok(stream) => {
                     if self.pump(stream, &mut requests, sender).await.is_err() {
                         return;
@@ -265,24 +210,8 @@ impl Sub {
         requests: &mut mpsc::Receiver<api::StreamingPullRequest>,
         sender: mpsc::Sender<api::StreamingPullRequest>,
     ) -> Result<(), ()> {
-        let mut moved = self.window.moved.subscribe();
-        // When the shares last moved and this group was not retargeted yet.
-        let mut retarget_at: Option<Instant> = None;
-        let mut retargeted = Instant::now();
         loop {
             tokio::select! {
-                Ok(()) = moved.changed(), if retarget_at.is_none() => {
-                    retarget_at = Some(retargeted + RETARGET_EVERY);
-                }
-                () = tokio::time::sleep_until(retarget_at.unwrap_or_else(Instant::now)), if retarget_at.is_some() => {
-                    (retarget_at, retargeted) = (None, Instant::now());
-                    let Some(limits) = self.window.shares.lock().retarget(self.group) else { continue };
-                    let mut request = api::StreamingPullRequest::default();
-                    limits.set_on(&mut request);
-                    if sender.send(request).await.is_err() {
-                        return Ok(());
-                    }
-                }
                 request = requests.recv() => match request {
                     Some(request) => {
                         if sender.send(request).await.is_err() {
@@ -293,12 +222,7 @@ impl Sub {
                     None => return Err(()),
                 },
                 response = stream.next() => match response {
-                    Some(Ok(response)) => {
-                        if !response.messages.is_empty() {
-                            self.window.update(|shares| shares.delivered(self.group, response.messages.len()));
-                        }
-                        self.responses.send(Ok(response)).await.map_err(drop)?;
-                    }
+                    Some(Ok(response)) => self.responses.send(Ok(response)).await.map_err(drop)?,
                     Some(Err(status)) if ends_client_stream(&status) => {
                         if status.code() == Code::InvalidArgument {
                             // The fan-in checks what it forwards, so this

@@ -60,43 +60,21 @@ pub async fn first_request(
     Ok(first)
 }
 
-/// A stream's flow-control limits: what its consumer holds at most.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub messages: u32,
-    pub bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { messages: OUTSTANDING_MESSAGES_DEFAULT, bytes: OUTSTANDING_BYTES_DEFAULT }
+/// The flow-control limits the first request asks for (messages, bytes),
+/// defaulted and checked.
+pub fn limits(first: &api::StreamingPullRequest) -> Result<(u32, u64), ApiError> {
+    let max_messages = or_default(first.max_outstanding_messages, OUTSTANDING_MESSAGES_DEFAULT);
+    if max_messages > OUTSTANDING_MESSAGES_MAX {
+        let problem = format!("{max_messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
+        return Err(InvalidArgument::new("max_outstanding_messages", problem).into());
     }
-}
-
-impl Limits {
-    /// These limits as `request` changes them, checked: a limit it leaves 0
-    /// stays as it is (so the first request's zeros are the defaults).
-    pub fn changed_by(self, request: &api::StreamingPullRequest) -> Result<Self, InvalidArgument> {
-        let (messages, bytes) = (request.max_outstanding_messages, request.max_outstanding_bytes);
-        if messages > OUTSTANDING_MESSAGES_MAX {
-            let problem = format!("{messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
-            return Err(InvalidArgument::new("max_outstanding_messages", problem));
-        }
-        if bytes > OUTSTANDING_BYTES_MAX {
-            let problem = format!("{bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
-            return Err(InvalidArgument::new("max_outstanding_bytes", problem));
-        }
-        Ok(Self {
-            messages: if messages == 0 { self.messages } else { messages },
-            bytes: if bytes == 0 { self.bytes } else { bytes },
-        })
+    let max_bytes =
+        if first.max_outstanding_bytes == 0 { OUTSTANDING_BYTES_DEFAULT } else { first.max_outstanding_bytes };
+    if max_bytes > OUTSTANDING_BYTES_MAX {
+        let problem = format!("{max_bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
+        return Err(InvalidArgument::new("max_outstanding_bytes", problem).into());
     }
-
-    /// Sets these limits on `request`, to change them on the stream it goes to.
-    pub fn set_on(self, request: &mut api::StreamingPullRequest) {
-        request.max_outstanding_messages = self.messages;
-        request.max_outstanding_bytes = self.bytes;
-    }
+    Ok((max_messages, max_bytes))
 }
 
 /// Checks the first request and starts the stream's task, on the leader of
@@ -107,7 +85,7 @@ pub async fn start(
     requests: Requests,
 ) -> Result<Responses, ApiError> {
     validate::name("subscription", &first.subscription)?;
-    let limits = Limits::default().changed_by(&first)?;
+    let (max_messages, max_bytes) = limits(&first)?;
     let term = delivery.proposer().leader_term()?;
     delivery.dispatcher().subscription(&first.subscription)?;
     let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
@@ -116,12 +94,21 @@ pub async fn start(
         delivery,
         name: first.subscription.clone(),
         term,
-        limits,
+        max_messages: max_messages as usize,
+        max_bytes: max_bytes as usize,
         confirm_ack_ids: first.confirm_ack_ids,
         responses,
     };
     tokio::spawn(stream.run(first, requests));
     Ok(receiver)
+}
+
+fn or_default(value: u32, default: u32) -> u32 {
+    if value == 0 {
+        default
+    } else {
+        value
+    }
 }
 
 struct Stream {
@@ -130,27 +117,20 @@ struct Stream {
     consumer: ConsumerId,
     name: String,
     term: u64,
-    /// Set by the first request, changed by any later one that names them.
-    limits: Limits,
+    max_messages: usize,
+    max_bytes: usize,
     /// List committed ack ids in confirmations, not only count them.
     confirm_ack_ids: bool,
     responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
 }
 
 impl Stream {
-    async fn run(mut self, first: api::StreamingPullRequest, mut requests: Requests) {
+    async fn run(self, first: api::StreamingPullRequest, mut requests: Requests) {
         let (confirmations, mut confirmed) = mpsc::channel::<api::AckConfirmation>(ACK_COMMITS_IN_FLIGHT);
         let mut pending = Some(first);
         loop {
             if let Some(request) = pending.take() {
-                let handled = match self.limits.changed_by(&request) {
-                    Ok(limits) => {
-                        self.limits = limits;
-                        self.handle(request, &confirmations, &mut confirmed).await
-                    }
-                    Err(problem) => Err(ApiError::from(problem).into()),
-                };
-                if let Err(status) = handled {
+                if let Err(status) = self.handle(request, &confirmations, &mut confirmed).await {
                     let _ = self.responses.send(Err(status)).await;
                     break;
                 }
@@ -201,14 +181,13 @@ impl Stream {
         }
         let subscription = self.delivery.dispatcher().subscription(&self.name).map_err(ApiError::from)?;
         let holding = self.delivery.dispatcher().holding(term, &subscription, self.consumer);
-        let (max_messages, max_bytes) = (self.limits.messages as usize, self.limits.bytes as usize);
-        if holding.messages >= max_messages || (holding.bytes >= max_bytes && holding.messages > 0) {
+        if holding.messages >= self.max_messages || (holding.bytes >= self.max_bytes && holding.messages > 0) {
             return Ok(false);
         }
         let lessee = Lessee {
             consumer: self.consumer,
-            count_max: (max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
-            bytes_max: max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
+            count_max: (self.max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
+            bytes_max: self.max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
         };
         let leased = self.delivery.dispatcher().lease(term, &self.name, lessee).map_err(ApiError::from)?;
         dead_letter::spawn(&self.delivery, term, &subscription, leased.exhausted);
