@@ -190,3 +190,95 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("ack_deadline_seconds"), "names the field: {status:?}");
 }
+
+/// Topic `t` (four partitions) and subscription `s`, with `count` messages
+/// all in one partition (a keyless request's messages go to one).
+async fn busy_partition(client: &Client, count: usize) {
+    client.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
+    let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(60), ..Default::default() };
+    client.create_subscription("s", "t", settings).await.expect("subscription");
+    let messages = (0..count).map(|i| Message::new(format!("m{i}"))).collect();
+    let positions = client.publish("t", messages).await.expect("publish");
+    assert_eq!(positions.iter().map(|p| p.partition).collect::<BTreeSet<_>>().len(), 1);
+}
+
+/// A raw StreamingPull of `s` from `addr` with a limit of 100: the busy
+/// partition's messages fill the whole window, not the even split's
+/// quarter of it, and never more; acking 50 (on the stream, or through
+/// `unary` Acknowledge calls, which only the group sees) frees room for 50
+/// more, three times over.
+async fn fills_its_window(addr: &str, unary: Option<&Client>) {
+    use ferry_proto::v1::subscriber_client::SubscriberClient;
+
+    let mut raw = SubscriberClient::connect(format!("http://{addr}")).await.expect("connect");
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let first =
+        api::StreamingPullRequest { subscription: "s".into(), max_outstanding_messages: 100, ..Default::default() };
+    requests.send(first).await.expect("first request");
+    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let mut responses = stream.await.expect("stream").into_inner();
+    let mut out = Vec::new();
+    let mut receive_until = async |out: &mut Vec<String>, count: usize| {
+        while out.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+            let response = next.expect("messages within 20 s").expect("response").expect("stream open");
+            out.extend(response.messages.into_iter().map(|m| m.ack_id));
+        }
+        // Then quiet for a moment: whatever more would come has come.
+        while let Ok(next) = tokio::time::timeout(Duration::from_millis(500), responses.message()).await {
+            let response = next.expect("response").expect("stream open");
+            out.extend(response.messages.into_iter().map(|m| m.ack_id));
+        }
+    };
+    // The even split held this to 25.
+    receive_until(&mut out, 90).await;
+    assert!(out.len() <= 100, "{} out for a limit of 100", out.len());
+    for _ in 0..3 {
+        let acked: Vec<String> = out.drain(..50).collect();
+        match unary {
+            Some(client) => assert_eq!(client.acknowledge("s", &acked).await.expect("ack").acknowledged, 50),
+            None => {
+                requests.send(api::StreamingPullRequest { ack_ids: acked, ..Default::default() }).await.expect("ack")
+            }
+        }
+        let held = out.len();
+        receive_until(&mut out, held + 40).await;
+        assert!(out.len() <= 100, "{} out for a limit of 100", out.len());
+    }
+}
+
+/// (One node: its groups' sub-streams are all local.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_partition_gets_the_whole_window_of_a_placed_stream() {
+    let cluster = Cluster::start_with_groups(1, 4).await;
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    busy_partition(&client, 300).await;
+    fills_its_window(cluster.addr(1), None).await;
+}
+
+/// Acks through unary calls (as Pub/Sub's clients make them) never pass
+/// through the stream, yet free its room, and the window stays the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_stream_acked_through_unary_calls_keeps_to_its_window() {
+    let cluster = Cluster::start_with_groups(1, 4).await;
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    busy_partition(&client, 300).await;
+    fills_its_window(cluster.addr(1), Some(&client)).await;
+}
+
+/// From every node of a cluster in turn, so the busy group's sub-stream runs
+/// on another node's leader at least twice (`Groups.StreamingPull`, whose
+/// responses report what the consumer holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_partition_gets_the_whole_window_from_any_node_of_a_cluster() {
+    let cluster = Cluster::start(3, &["--data-groups", "4"]);
+    for id in 1..=3 {
+        eventually(Duration::from_secs(30), "every group leads", || group_leaders(&cluster, id)).await;
+    }
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    busy_partition(&client, 900).await;
+    for id in 1..=3 {
+        // The stream before it ended; what it held is delivered again.
+        fills_its_window(cluster.addr(id), Some(&client)).await;
+    }
+}

@@ -414,3 +414,73 @@ async fn confirmations_list_committed_ack_ids_only_when_asked_and_always_count_t
     let backlog = client.get_subscription("pool").await.expect("get").backlog.expect("backlog");
     assert_eq!(backlog.unacked_messages, 0, "all acked: {backlog:?}");
 }
+
+/// Reads `responses` until `count` messages arrived in all (20 s at most).
+async fn receive_until(
+    responses: &mut tonic::Streaming<ferry_proto::v1::StreamingPullResponse>,
+    delivered: &mut Vec<String>,
+    count: usize,
+) {
+    while delivered.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+        let response = next.expect("messages within 20 s").expect("response").expect("stream open");
+        delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
+    }
+}
+
+/// Whether `responses` brings no message for half a second.
+async fn nothing_more(responses: &mut tonic::Streaming<ferry_proto::v1::StreamingPullResponse>) -> bool {
+    let quiet = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let response = responses.message().await.expect("response").expect("stream open");
+            if !response.messages.is_empty() {
+                return;
+            }
+        }
+    });
+    quiet.await.is_err()
+}
+
+/// Ferry's own API (Pub/Sub's refuses it): a later request naming limits
+/// changes them for the rest of the stream. Raised, the server sends up to
+/// the new limit with nothing acked; past the bound, the stream ends with
+/// INVALID_ARGUMENT naming the field. (A stream on a placed topic tells its
+/// groups' sub-streams their shares this way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_request_changes_the_streams_limits() {
+    use ferry_proto::v1 as api;
+    use ferry_proto::v1::subscriber_client::SubscriberClient;
+
+    let (_dir, server, client) = pool().await;
+    let messages = (0..20).map(|i| Message::new(format!("job-{i}"))).collect();
+    client.publish("work", messages).await.expect("publish");
+    let mut raw = SubscriberClient::connect(format!("http://{}", server.addr())).await.expect("connect");
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let first =
+        api::StreamingPullRequest { subscription: "pool".into(), max_outstanding_messages: 5, ..Default::default() };
+    requests.send(first).await.expect("first request");
+    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let mut responses = stream.await.expect("stream").into_inner();
+
+    let mut delivered = Vec::new();
+    receive_until(&mut responses, &mut delivered, 5).await;
+    assert!(nothing_more(&mut responses).await, "held to 5");
+    let raised = api::StreamingPullRequest { max_outstanding_messages: 12, ..Default::default() };
+    requests.send(raised).await.expect("raise");
+    receive_until(&mut responses, &mut delivered, 12).await;
+    assert!(nothing_more(&mut responses).await, "held to 12");
+    assert_eq!(delivered.len(), 12);
+
+    let over = api::StreamingPullRequest { max_outstanding_messages: 10_001, ..Default::default() };
+    requests.send(over).await.expect("send");
+    let status = loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
+        match next.expect("an answer within 20 s") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("max_outstanding_messages"), "names the field: {status:?}");
+}

@@ -14,7 +14,8 @@ use super::group_delivery::{GroupDelivery, SeekTarget};
 use super::routing::{GroupRoutes, NOT_LEADER_REASON};
 use super::status::{ApiError, REASON_METADATA};
 use super::stopping::ResponseStream;
-use super::streaming_pull::{self, Requests};
+use super::streaming_pull::{self, HoldingReport, Requests};
+use super::sub_stream;
 use crate::raft::GroupId;
 
 #[derive(Debug)]
@@ -42,7 +43,7 @@ fn status(error: ApiError) -> Status {
 
 #[tonic::async_trait]
 impl Groups for GroupsService {
-    type StreamingPullStream = ResponseStream<api::StreamingPullResponse>;
+    type StreamingPullStream = ResponseStream<pb::GroupStreamingPullResponse>;
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]
     async fn publish(
@@ -99,10 +100,12 @@ impl Groups for GroupsService {
         self.routes.stopping().refuse_if_stopping("a new stream")?;
         let mut requests = request.into_inner();
         let first = requests.message().await?.ok_or_else(|| status(ApiError::invalid("stream", "has no request")))?;
+        let report = first.report_holding.then(|| HoldingReport::new(None));
+        let holding = report.as_ref().map(HoldingReport::subscribe);
         let (delivery, opening) = self.delivery(Addressed { group: first.group_id, request: first.request })?;
         let rest: Requests = Box::pin(requests.map(|request| request.map(|r| r.request.unwrap_or_default())));
-        let responses = streaming_pull::start(delivery, opening, rest).await.map_err(status)?;
-        Ok(Response::new(self.routes.stopping().until_stopping(responses)))
+        let responses = streaming_pull::start(delivery, opening, rest, report).await.map_err(status)?;
+        Ok(Response::new(sub_stream::to_fan_in(self.routes.stopping().until_stopping(responses), holding)))
     }
 
     #[tracing::instrument(skip_all, fields(group = request.get_ref().group_id))]

@@ -24,7 +24,9 @@ pub mod sequencer;
 pub mod status;
 pub mod stopping;
 pub mod stream_fan_in;
+pub mod stream_shares;
 pub mod streaming_pull;
+pub mod sub_stream;
 pub mod subscriber;
 pub mod testing;
 

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,10 +18,9 @@ use std::time::Duration;
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_client::GroupsClient;
 use ferry_proto::v1 as api;
-use futures::{Stream, StreamExt};
+
 use parking_lot::Mutex;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 
 use tonic::Code;
 
@@ -34,6 +32,7 @@ use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
 use super::stopping::Stopping;
 use super::streaming_pull::{self, Requests};
+use super::sub_stream::{self, OpenedSubStream};
 use crate::clock::Clock;
 use crate::delivery::{Dispatcher, OUTSTANDING_MAX_DEFAULT};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
@@ -62,10 +61,6 @@ enum Leader {
     At(String),
     Unknown,
 }
-
-/// A group's share of a consumer's stream: its messages and ack
-/// confirmations.
-pub type SubStream = Pin<Box<dyn Stream<Item = Result<api::StreamingPullResponse, tonic::Status>> + Send>>;
 
 /// A partition's publish, as committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,16 +442,19 @@ impl GroupRoutes {
         group: GroupId,
         first: api::StreamingPullRequest,
         requests: Requests,
-    ) -> Result<SubStream, tonic::Status> {
+    ) -> Result<OpenedSubStream, tonic::Status> {
         match self.leader(group) {
             Leader::Here => {
-                let responses = streaming_pull::start(self.local(group)?.delivery(), first, requests).await?;
-                Ok(Box::pin(ReceiverStream::new(responses)))
+                let delivery = self.local(group)?.delivery();
+                sub_stream::here(|report| async move {
+                    Ok(streaming_pull::start(delivery, first, requests, Some(report)).await?)
+                })
+                .await
             }
             Leader::At(addr) => {
                 let mut client = self.client(&addr)?;
-                let responses = client.streaming_pull(addressed(group, first, requests)).await?;
-                Ok(Box::pin(responses.into_inner()))
+                let responses = client.streaming_pull(sub_stream::addressed(group, first, requests)).await?;
+                Ok(sub_stream::from_leader(responses.into_inner()))
             }
             Leader::Unknown => Err(tonic::Status::unavailable(format!("group {group} knows no leader"))),
         }
@@ -615,28 +613,6 @@ fn published(response: domain::Response) -> Result<Published, ApiError> {
         domain::Response::Published { first_offset, duplicate, .. } => Ok(Published { first_offset, duplicate }),
         other => Err(ApiError::Internal(format!("unexpected state machine response {other:?}"))),
     }
-}
-
-/// A stream's requests as `Groups.StreamingPull` sends them, each naming the
-/// group, relayed by a task of their own (a request stream of combinators
-/// makes tonic's call future not provably `Send`); they stop at the first
-/// error of `requests`.
-fn addressed(
-    group: GroupId,
-    first: api::StreamingPullRequest,
-    mut requests: Requests,
-) -> ReceiverStream<pb::GroupStreamingPull> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut next = Some(first);
-        while let Some(request) = next {
-            if sender.send(pb::GroupStreamingPull { group_id: group, request: Some(request) }).await.is_err() {
-                return;
-            }
-            next = requests.next().await.and_then(Result::ok);
-        }
-    });
-    ReceiverStream::new(receiver)
 }
 
 /// What a failed forwarded call answers the client: the leader's own answer

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ferry_proto::v1 as api;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
 
@@ -28,7 +28,7 @@ use super::convert;
 use super::dead_letter;
 use super::group_delivery::GroupDelivery;
 use super::status::ApiError;
-use crate::delivery::{ConsumerId, Lessee};
+use crate::delivery::{ConsumerId, Holding, Lessee};
 use crate::domain::limits::{PULL_BYTES_MAX, PULL_MESSAGES_MAX};
 use crate::domain::{validate, InvalidArgument};
 
@@ -43,6 +43,11 @@ pub const RESPONSES_QUEUED_MAX: usize = 16;
 const ACK_COMMITS_IN_FLIGHT: usize = 8;
 
 pub type Responses = mpsc::Receiver<Result<api::StreamingPullResponse, Status>>;
+
+/// What a stream's consumer holds, as the stream last saw it; `None` until
+/// it first looks (and, on the fan-in's side, from a group that does not
+/// report).
+pub type HoldingReport = watch::Sender<Option<Holding>>;
 
 /// A stream's requests after the first.
 pub type Requests = Pin<Box<dyn futures::Stream<Item = Result<api::StreamingPullRequest, Status>> + Send>>;
@@ -60,32 +65,58 @@ pub async fn first_request(
     Ok(first)
 }
 
-/// The flow-control limits the first request asks for (messages, bytes),
-/// defaulted and checked.
-pub fn limits(first: &api::StreamingPullRequest) -> Result<(u32, u64), ApiError> {
-    let max_messages = or_default(first.max_outstanding_messages, OUTSTANDING_MESSAGES_DEFAULT);
-    if max_messages > OUTSTANDING_MESSAGES_MAX {
-        let problem = format!("{max_messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
-        return Err(InvalidArgument::new("max_outstanding_messages", problem).into());
+/// A stream's flow-control limits: what its consumer holds at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub messages: u32,
+    pub bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { messages: OUTSTANDING_MESSAGES_DEFAULT, bytes: OUTSTANDING_BYTES_DEFAULT }
     }
-    let max_bytes =
-        if first.max_outstanding_bytes == 0 { OUTSTANDING_BYTES_DEFAULT } else { first.max_outstanding_bytes };
-    if max_bytes > OUTSTANDING_BYTES_MAX {
-        let problem = format!("{max_bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
-        return Err(InvalidArgument::new("max_outstanding_bytes", problem).into());
+}
+
+impl Limits {
+    /// These limits as `request` changes them, checked: a limit it leaves 0
+    /// stays as it is (so the first request's zeros are the defaults).
+    pub fn changed_by(self, request: &api::StreamingPullRequest) -> Result<Self, InvalidArgument> {
+        let (messages, bytes) = (request.max_outstanding_messages, request.max_outstanding_bytes);
+        if messages > OUTSTANDING_MESSAGES_MAX {
+            let problem = format!("{messages} is over the limit of {OUTSTANDING_MESSAGES_MAX}");
+            return Err(InvalidArgument::new("max_outstanding_messages", problem));
+        }
+        if bytes > OUTSTANDING_BYTES_MAX {
+            let problem = format!("{bytes} is over the limit of {OUTSTANDING_BYTES_MAX}");
+            return Err(InvalidArgument::new("max_outstanding_bytes", problem));
+        }
+        Ok(Self {
+            messages: if messages == 0 { self.messages } else { messages },
+            bytes: if bytes == 0 { self.bytes } else { bytes },
+        })
     }
-    Ok((max_messages, max_bytes))
+
+    /// Sets these limits on `request`, to change them on the stream it goes to.
+    pub fn set_on(self, request: &mut api::StreamingPullRequest) {
+        request.max_outstanding_messages = self.messages;
+        request.max_outstanding_bytes = self.bytes;
+    }
 }
 
 /// Checks the first request and starts the stream's task, on the leader of
 /// the group `delivery` belongs to.
+///
+/// `report`, for a group's share of a placed stream, is kept up to date with
+/// what the consumer holds (the fan-in splits the client's window by it).
 pub async fn start(
     delivery: GroupDelivery,
     first: api::StreamingPullRequest,
     requests: Requests,
+    report: Option<HoldingReport>,
 ) -> Result<Responses, ApiError> {
     validate::name("subscription", &first.subscription)?;
-    let (max_messages, max_bytes) = limits(&first)?;
+    let limits = Limits::default().changed_by(&first)?;
     let term = delivery.proposer().leader_term()?;
     delivery.dispatcher().subscription(&first.subscription)?;
     let (responses, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
@@ -94,21 +125,13 @@ pub async fn start(
         delivery,
         name: first.subscription.clone(),
         term,
-        max_messages: max_messages as usize,
-        max_bytes: max_bytes as usize,
+        limits,
         confirm_ack_ids: first.confirm_ack_ids,
+        report,
         responses,
     };
     tokio::spawn(stream.run(first, requests));
     Ok(receiver)
-}
-
-fn or_default(value: u32, default: u32) -> u32 {
-    if value == 0 {
-        default
-    } else {
-        value
-    }
 }
 
 struct Stream {
@@ -117,20 +140,28 @@ struct Stream {
     consumer: ConsumerId,
     name: String,
     term: u64,
-    max_messages: usize,
-    max_bytes: usize,
+    /// Set by the first request, changed by any later one that names them.
+    limits: Limits,
     /// List committed ack ids in confirmations, not only count them.
     confirm_ack_ids: bool,
+    report: Option<HoldingReport>,
     responses: mpsc::Sender<Result<api::StreamingPullResponse, Status>>,
 }
 
 impl Stream {
-    async fn run(self, first: api::StreamingPullRequest, mut requests: Requests) {
+    async fn run(mut self, first: api::StreamingPullRequest, mut requests: Requests) {
         let (confirmations, mut confirmed) = mpsc::channel::<api::AckConfirmation>(ACK_COMMITS_IN_FLIGHT);
         let mut pending = Some(first);
         loop {
             if let Some(request) = pending.take() {
-                if let Err(status) = self.handle(request, &confirmations, &mut confirmed).await {
+                let handled = match self.limits.changed_by(&request) {
+                    Ok(limits) => {
+                        self.limits = limits;
+                        self.handle(request, &confirmations, &mut confirmed).await
+                    }
+                    Err(problem) => Err(ApiError::from(problem).into()),
+                };
+                if let Err(status) = handled {
                     let _ = self.responses.send(Err(status)).await;
                     break;
                 }
@@ -181,23 +212,42 @@ impl Stream {
         }
         let subscription = self.delivery.dispatcher().subscription(&self.name).map_err(ApiError::from)?;
         let holding = self.delivery.dispatcher().holding(term, &subscription, self.consumer);
-        if holding.messages >= self.max_messages || (holding.bytes >= self.max_bytes && holding.messages > 0) {
+        self.tell(holding);
+        let (max_messages, max_bytes) = (self.limits.messages as usize, self.limits.bytes as usize);
+        if holding.messages >= max_messages || (holding.bytes >= max_bytes && holding.messages > 0) {
             return Ok(false);
         }
         let lessee = Lessee {
             consumer: self.consumer,
-            count_max: (self.max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
-            bytes_max: self.max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
+            count_max: (max_messages - holding.messages).min(PULL_MESSAGES_MAX as usize),
+            bytes_max: max_bytes.saturating_sub(holding.bytes).clamp(1, PULL_BYTES_MAX),
         };
         let leased = self.delivery.dispatcher().lease(term, &self.name, lessee).map_err(ApiError::from)?;
         dead_letter::spawn(&self.delivery, term, &subscription, leased.exhausted);
         if leased.deliveries.is_empty() {
             return Ok(false);
         }
+        if self.report.is_some() {
+            self.tell(self.delivery.dispatcher().holding(term, &subscription, self.consumer));
+        }
         let messages = leased.deliveries.into_iter().map(convert::received).collect();
         let response = api::StreamingPullResponse { messages, ack_confirmation: None };
         self.responses.send(Ok(response)).await.map_err(|_| Status::cancelled("the client went away"))?;
         Ok(true)
+    }
+
+    /// Reports what the consumer holds, if asked to and it changed. Every
+    /// change passes through here: the stream looks again (`deliver`) after
+    /// each request, ack commit and wake-up, and a lease that runs out or an
+    /// ack committed through another call wakes it.
+    fn tell(&self, holding: Holding) {
+        if let Some(report) = &self.report {
+            report.send_if_modified(|reported| {
+                let changed = *reported != Some(holding);
+                *reported = Some(holding);
+                changed
+            });
+        }
     }
 
     /// Tells the consumer which acks were committed.

@@ -148,7 +148,7 @@ impl SubscriberService {
         self.may(principal, Action::Subscribe, &first.subscription)?;
         let responses = match self.placed(&first.subscription)? {
             Some(placed) => stream_fan_in::start(Arc::clone(&self.routes), placed, first, rest)?,
-            None => streaming_pull::start(self.group_0()?, first, rest).await?,
+            None => streaming_pull::start(self.group_0()?, first, rest, None).await?,
         };
         Ok(self.routes.stopping().until_stopping(responses))
     }
