@@ -18,7 +18,6 @@ use std::time::Duration;
 use ferry_proto::internal as pb;
 use ferry_proto::internal::groups_client::GroupsClient;
 use ferry_proto::v1 as api;
-
 use parking_lot::Mutex;
 use tokio::time::Instant;
 

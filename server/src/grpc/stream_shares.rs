@@ -112,7 +112,7 @@ impl Shares {
     }
 
     /// `group`'s sub-stream was sent `limits`.
-    pub fn given(&mut self, group: GroupId, limits: Limits) {
+    pub fn record_sent(&mut self, group: GroupId, limits: Limits) {
         if let Some(share) = self.groups.get_mut(&group) {
             share.given = Some(limits);
         }

@@ -43,7 +43,7 @@ impl Model {
     fn retarget_all(&mut self) {
         for group in 1..=GROUPS {
             if let Some(limits) = self.shares.retarget(group) {
-                self.shares.given(group, limits);
+                self.shares.record_sent(group, limits);
                 self.given.insert(group, limits);
             }
         }

@@ -212,7 +212,7 @@ impl Stream {
         }
         let subscription = self.delivery.dispatcher().subscription(&self.name).map_err(ApiError::from)?;
         let holding = self.delivery.dispatcher().holding(term, &subscription, self.consumer);
-        self.tell(holding);
+        self.report_holding(holding);
         let (max_messages, max_bytes) = (self.limits.messages as usize, self.limits.bytes as usize);
         if holding.messages >= max_messages || (holding.bytes >= max_bytes && holding.messages > 0) {
             return Ok(false);
@@ -224,11 +224,13 @@ impl Stream {
         };
         let leased = self.delivery.dispatcher().lease(term, &self.name, lessee).map_err(ApiError::from)?;
         dead_letter::spawn(&self.delivery, term, &subscription, leased.exhausted);
+        if self.report.is_some() {
+            // After every lease call, not only one that delivered: it also
+            // expires leases that ran out, which the count read above held.
+            self.report_holding(self.delivery.dispatcher().holding(term, &subscription, self.consumer));
+        }
         if leased.deliveries.is_empty() {
             return Ok(false);
-        }
-        if self.report.is_some() {
-            self.tell(self.delivery.dispatcher().holding(term, &subscription, self.consumer));
         }
         let messages = leased.deliveries.into_iter().map(convert::received).collect();
         let response = api::StreamingPullResponse { messages, ack_confirmation: None };
@@ -236,11 +238,13 @@ impl Stream {
         Ok(true)
     }
 
-    /// Reports what the consumer holds, if asked to and it changed. Every
-    /// change passes through here: the stream looks again (`deliver`) after
-    /// each request, ack commit and wake-up, and a lease that runs out or an
-    /// ack committed through another call wakes it.
-    fn tell(&self, holding: Holding) {
+    /// Reports what the consumer holds, if asked to and it changed. Changes
+    /// pass through here: the stream looks again (`deliver`) after each
+    /// request, ack commit and wake-up; an ack committed through another
+    /// call wakes it, and so does a lease that runs out while it has no room
+    /// (with room, the lease call expires it). Leases a retention trim drops
+    /// wake nobody: they show at the next wake-up.
+    fn report_holding(&self, holding: Holding) {
         if let Some(report) = &self.report {
             report.send_if_modified(|reported| {
                 let changed = *reported != Some(holding);

@@ -50,8 +50,10 @@ pub fn from_leader(responses: tonic::Streaming<pb::GroupStreamingPullResponse>) 
     let responses = responses.filter_map(move |response| {
         let response = match response {
             Ok(response) => {
-                if let Some(reported) = response.holding {
-                    report.send_replace(Some(holding_of(reported)));
+                if let Some(reported) = response.holding.map(holding_of) {
+                    // Most responses repeat the last report: only a change
+                    // moves the shares.
+                    report.send_if_modified(|holding| holding.replace(reported) != Some(reported));
                 }
                 let pb::GroupStreamingPullResponse { messages, ack_confirmation, .. } = response;
                 (!messages.is_empty() || ack_confirmation.is_some())
