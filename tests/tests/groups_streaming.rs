@@ -3,7 +3,8 @@
 //! per group, on each group's leader, and merges them; acks reach the group
 //! of their partition, and an ack id that is not one is rejected by name; a
 //! data group's leader killed mid-stream costs only redeliveries of that
-//! group's leased messages, and nothing is lost.
+//! group's leased messages, and nothing is lost; the client's flow-control
+//! window follows where its messages are, so a busy partition fills it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -289,7 +289,9 @@ impl Sub {
                         // Told once the queue has room; the client's acks
                         // and deadline changes go first.
                         Err(mpsc::error::TrySendError::Full(_)) => retarget_at = Some(retargeted + RETARGET_EVERY),
-                        Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+                        // The group's stream is ending: its last response
+                        // (an error may end the client's stream) comes next.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
                     }
                 }
                 request = requests.recv() => match request {

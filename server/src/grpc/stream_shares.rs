@@ -10,16 +10,18 @@
 //!   entitled to an equal part of the limits;
 //! - a busy group may hold what it holds plus an equal part (among the
 //!   busy) of the room nobody holds, up to its entitlement;
-//! - an idle group may hold a sixteenth of the even split (the step
-//!   below), or what room there is, at least one message: enough to start,
-//!   and it is busy once it reports holding them.
+//! - an idle group may hold a sixteenth of the even split, or what room
+//!   there is, at least one message: enough to start, and it is busy once
+//!   it reports holding them.
 //!
 //! So a busy group grows into the room idle ones leave, and when another
 //! becomes busy the first shrinks to its part as its messages are acked
-//! while the other grows into the room that frees. When the groups hold no
-//! more than the client's limits, the targets add up to at most those plus
-//! a step per group; what a group was given may lag its target by a step,
-//! and a report by the time it takes to arrive.
+//! while the other grows into the room that frees. Room counts as taken by
+//! a group up to what it was given, even while it holds less: it may fill
+//! that before it hears it has less. So once every group has been told, the
+//! limits given add up to at most the client's plus, per group, a message
+//! and a sixteenth of the even split (what a group was given may lag its
+//! target by a thirty-second of it).
 //!
 //! The reports are exact: each group's stream counts its leases, so acks
 //! made through other calls and leases that run out are in them. A group
@@ -49,12 +51,16 @@ struct Share {
 }
 
 impl Share {
-    /// Messages and bytes it holds, or all it was given when it does not say.
+    /// Messages and bytes it holds or may take: what it reports holding, or
+    /// all it was given when that is more. A group given much and holding
+    /// little may take it any moment, until it is told less; counted as
+    /// holding only what it reports, its room went to another group too,
+    /// and both could fill it.
     fn held(&self) -> (u64, u64) {
-        match (self.holding, self.given) {
-            (Some(holding), _) => (holding.messages as u64, holding.bytes as u64),
-            (None, Some(given)) => (u64::from(given.messages), given.bytes),
-            (None, None) => (0, 0),
+        let given = self.given.map_or((0, 0), |given| (u64::from(given.messages), given.bytes));
+        match self.holding {
+            Some(holding) => ((holding.messages as u64).max(given.0), (holding.bytes as u64).max(given.1)),
+            None => given,
         }
     }
 
@@ -78,8 +84,9 @@ impl Shares {
         self.limits = limits;
     }
 
-    /// `group`'s sub-stream is opening (again): the limits it opens with,
-    /// the even split. What it holds is unknown until it reports.
+    /// `group`'s sub-stream is opening (again), or ended and will: the
+    /// limits it opens with, the even split. What it holds is unknown until
+    /// its new stream reports.
     pub fn opened(&mut self, group: GroupId) -> Limits {
         let even = self.even_split();
         if let Some(share) = self.groups.get_mut(&group) {
@@ -123,30 +130,37 @@ impl Shares {
         let (held_messages, held_bytes) =
             self.groups.values().map(Share::held).fold((0, 0), |(m, b), (dm, db)| (m + dm, b + db));
         let (own_messages, own_bytes) = share.held();
-        let step = self.step();
-        let part = |limit: u64, held: u64, own: u64, step: u64| {
+        let start = self.room_to_start();
+        let part = |limit: u64, held: u64, own: u64, start: u64| {
             let free = limit.saturating_sub(held);
             let part = if share.busy() {
                 (own + free.div_ceil(busy)).min(limit.div_ceil(busy))
             } else {
                 // Room for its first messages, and more once it reports
                 // holding them.
-                free.min(step)
+                free.min(start)
             };
             part.max(1)
         };
-        let messages = part(u64::from(self.limits.messages), held_messages, own_messages, step.messages.into());
+        let messages = part(u64::from(self.limits.messages), held_messages, own_messages, start.messages.into());
         Limits {
             messages: messages.min(OUTSTANDING_MESSAGES_MAX.into()) as u32,
-            bytes: part(self.limits.bytes, held_bytes, own_bytes, step.bytes).min(OUTSTANDING_BYTES_MAX),
+            bytes: part(self.limits.bytes, held_bytes, own_bytes, start.bytes).min(OUTSTANDING_BYTES_MAX),
         }
     }
 
-    /// How far a group's limits may be off before it is told: not every ack
-    /// is worth a request to every group, so a sixteenth of the even split.
-    fn step(&self) -> Limits {
+    /// What an idle group may hold: a sixteenth of the even split.
+    fn room_to_start(&self) -> Limits {
         let even = self.even_split();
         Limits { messages: (even.messages / 16).max(1), bytes: (even.bytes / 16).max(1) }
+    }
+
+    /// How far a group's limits may be off before it is told: not every ack
+    /// is worth a request to every group, so a thirty-second of the even
+    /// split (less than the room to start, which an idle group then gets).
+    fn step(&self) -> Limits {
+        let even = self.even_split();
+        Limits { messages: (even.messages / 32).max(1), bytes: (even.bytes / 32).max(1) }
     }
 
     fn even_split(&self) -> Limits {
