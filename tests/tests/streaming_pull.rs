@@ -443,7 +443,8 @@ async fn nothing_more(responses: &mut tonic::Streaming<ferry_proto::v1::Streamin
 
 /// Ferry's own API (Pub/Sub's refuses it): a later request naming limits
 /// changes them for the rest of the stream. Raised, the server sends up to
-/// the new limit with nothing acked; past the bound, the stream ends with
+/// the new limit with nothing acked; lowered, nothing more until the
+/// consumer holds fewer; past the bound, the stream ends with
 /// INVALID_ARGUMENT naming the field. (A stream on a placed topic tells its
 /// groups' sub-streams their shares this way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,6 +471,21 @@ async fn a_later_request_changes_the_streams_limits() {
     receive_until(&mut responses, &mut delivered, 12).await;
     assert!(nothing_more(&mut responses).await, "held to 12");
     assert_eq!(delivered.len(), 12);
+
+    // Lowered to 8 while holding 12: acking 3 leaves 9, still too many;
+    // acking 2 more leaves 7, room for exactly one.
+    let lowered = api::StreamingPullRequest { max_outstanding_messages: 8, ..Default::default() };
+    requests.send(lowered).await.expect("lower");
+    for acked in [&delivered[..3], &delivered[3..5]] {
+        let ack = api::StreamingPullRequest { ack_ids: acked.to_vec(), ..Default::default() };
+        requests.send(ack).await.expect("ack");
+        if acked.len() == 3 {
+            assert!(nothing_more(&mut responses).await, "9 held, over the lowered limit");
+        }
+    }
+    receive_until(&mut responses, &mut delivered, 13).await;
+    assert!(nothing_more(&mut responses).await, "held to 8");
+    assert_eq!(delivered.len(), 13);
 
     let over = api::StreamingPullRequest { max_outstanding_messages: 10_001, ..Default::default() };
     requests.send(over).await.expect("send");
