@@ -47,6 +47,11 @@ struct Slot {
     /// settings change (only ever locked under the `leases` map's lock).
     policy: Mutex<DeliveryPolicy>,
     leases: Mutex<SubscriptionDelivery>,
+    /// Held while a lease call reads the database. Lease calls of one
+    /// subscription read neighbouring offsets, most often of one stored
+    /// batch: one after another, the second finds the batch in the state
+    /// cache, where side by side both read it from disk.
+    reading: Mutex<()>,
     /// Bumped whenever leases go away or become deliverable again (acks
     /// committed, a move finished, a nack): room under `outstanding_max` for
     /// every consumer of the subscription, not only the one that acked.
@@ -139,7 +144,10 @@ impl Dispatcher {
             };
             let now = self.clock.monotonic();
             let (mut leased, reads) = shared.lock().start_lease(&source, &floors, now, lessee, &mut next_id)?;
-            let done = read_all(&source, reads)?;
+            let done = {
+                let _reading = shared.reading.lock();
+                read_all(&source, reads)?
+            };
             let read_some = done.iter().any(|d| !d.messages.is_empty());
             shared.lock().finish_lease(&mut leased, done, now, lessee, &mut next_id);
             if !another_round(&leased, read_some) {
@@ -312,6 +320,7 @@ impl Dispatcher {
                 DeliveryPolicy::of(&subscription.config),
                 self.outstanding_max,
             )),
+            reading: Mutex::new(()),
             released: watch::Sender::new(0),
         }
     }

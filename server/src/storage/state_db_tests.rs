@@ -456,3 +456,29 @@ fn hour_boundaries_are_found_at_or_after_an_hour_and_those_a_week_older_are_drop
     db.write(vec![put(12 + HOUR_STARTS_KEPT, 900)], &log_id(), None).expect("write");
     assert_eq!((at(9), at(13)), (Some(50), Some(80)), "hour 10 dropped; 12, a week before, kept");
 }
+
+#[test]
+fn a_batch_of_a_thousand_2_kib_messages_read_from_disk_stays_in_the_state_cache() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let resources = DbResources::default();
+    let db = StateDb::open(dir.path(), &resources).expect("open");
+    let bodies: Vec<MessageBody> = (0..1000).map(|_| body(2048)).collect();
+    let put = Write::PutMessages {
+        topic_id: TOPIC,
+        partition: 0,
+        first_offset: 0,
+        publish_time_us: 0,
+        bytes_before: 0,
+        bodies,
+    };
+    db.write(vec![put], &log_id(), None).expect("write");
+    db.flush().expect("flush");
+    assert!(blob_files(dir.path()) > 0, "the batch went to a blob file");
+    let before = resources.state_cache_usage();
+
+    // The streams of one subscription read a batch a part at a time: each
+    // part after the first must find it in the cache, not on disk.
+    assert_eq!(db.read_messages(TOPIC, 0, 0, 10, usize::MAX).expect("read").len(), 10);
+    let kept = resources.state_cache_usage() - before;
+    assert!(kept > 2_000_000, "the cache kept {kept} bytes of the batch");
+}
