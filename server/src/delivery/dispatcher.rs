@@ -47,11 +47,11 @@ struct Slot {
     /// settings change (only ever locked under the `leases` map's lock).
     policy: Mutex<DeliveryPolicy>,
     leases: Mutex<SubscriptionDelivery>,
-    /// Held while a lease call reads the database. Lease calls of one
-    /// subscription read neighbouring offsets, most often of one stored
-    /// batch: one after another, the second finds the batch in the state
-    /// cache, where side by side both read it from disk.
-    reading: Mutex<()>,
+    /// Per partition, held while a lease call reads it. Lease calls reading
+    /// one partition read neighbouring offsets, most often of one stored
+    /// batch: one after the other, the second finds the batch in the state
+    /// block cache, whereas at the same time each would read it from disk.
+    reading: Box<[Mutex<()>]>,
     /// Bumped whenever leases go away or become deliverable again (acks
     /// committed, a move finished, a nack): room under `outstanding_max` for
     /// every consumer of the subscription, not only the one that acked.
@@ -125,7 +125,8 @@ impl Dispatcher {
 
     /// Leases what `lessee` can take now, without waiting. The subscription's
     /// lock is not held while new messages are read (see
-    /// [`SubscriptionDelivery::start_lease`]).
+    /// [`SubscriptionDelivery::start_lease`]); each partition's reading lock
+    /// is.
     pub fn lease(&self, term: u64, name: &str, lessee: Lessee) -> Result<Leased, DeliveryError> {
         let shared = self.leases(term, &self.subscription(name)?);
         let db = self.state.db();
@@ -141,13 +142,11 @@ impl Dispatcher {
                 stores_acks: subscription.acks.iter().map(|ack| ack.acked_above > 0).collect(),
                 floors: &floors,
                 ends: self.state.catalog().partition_ends(subscription.topic_id),
+                reading: &shared.reading,
             };
             let now = self.clock.monotonic();
             let (mut leased, reads) = shared.lock().start_lease(&source, &floors, now, lessee, &mut next_id)?;
-            let done = {
-                let _reading = shared.reading.lock();
-                read_all(&source, reads)?
-            };
+            let done = read_all(&source, reads)?;
             let read_some = done.iter().any(|d| !d.messages.is_empty());
             shared.lock().finish_lease(&mut leased, done, now, lessee, &mut next_id);
             if !another_round(&leased, read_some) {
@@ -320,7 +319,7 @@ impl Dispatcher {
                 DeliveryPolicy::of(&subscription.config),
                 self.outstanding_max,
             )),
-            reading: Mutex::new(()),
+            reading: (0..subscription.acks.len()).map(|_| Mutex::new(())).collect(),
             released: watch::Sender::new(0),
         }
     }
@@ -339,6 +338,8 @@ struct DbSource<'a> {
     floors: &'a [u64],
     /// Per partition: the next offset, as of the last applied entry.
     ends: Vec<u64>,
+    /// Per partition: the subscription's reading lock ([`Slot::reading`]).
+    reading: &'a [Mutex<()>],
 }
 
 impl MessageSource for DbSource<'_> {
@@ -351,6 +352,9 @@ impl MessageSource for DbSource<'_> {
         count_max: usize,
         bytes_max: usize,
     ) -> Result<Vec<StoredMessage>, StorageError> {
+        // Waiting here takes no longer than reading the batch again would,
+        // and spares the disk the second read.
+        let _one_at_a_time = self.reading.get(partition as usize).map(Mutex::lock);
         self.db.read_messages(self.topic_id, partition, from, count_max, bytes_max)
     }
 

@@ -56,13 +56,16 @@ const WRITE_BUFFERS_MAX: i32 = 3;
 /// [`messages_family_options`]); smaller ones, a message or a few published
 /// alone, stay inline in the tables, where a read needs no second lookup.
 pub const BLOB_MIN_BYTES: u64 = 4096;
-/// The state databases' block cache.
+/// The state block cache, which every state database's reads share (table
+/// blocks and batches).
 const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
-/// The state cache is split into 2^this shards (16 MiB each), each with a
-/// lock and an LRU list of its own. An entry larger than its shard is not
-/// kept at all: RocksDB's default, 64 shards of 1 MiB here, kept no batch
-/// over 1 MiB (a thousand messages of 1.1 KiB), so the streams of a
-/// subscription each read it from disk again for their part of it.
+/// The state block cache is split into 2^this shards (16 MiB each), each
+/// with a lock and an LRU list of its own. An entry larger than its shard is
+/// not kept at all: RocksDB's default, 64 shards of 1 MiB here, kept no
+/// batch over 1 MiB (a thousand messages of 1.1 KiB), so the streams reading
+/// a partition each read such a batch from disk again for their part of it.
+/// A batch near the largest a publish may make (16 MiB) fills its shard, and
+/// pushes out what the shard held.
 const STATE_CACHE_SHARD_BITS: i32 = 2;
 /// The raft log's block cache: recent entries are read from the memtable.
 const LOG_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -156,24 +159,23 @@ fn db_options(direct_io: bool) -> Options {
 /// 4.5–6.0 µs to 3.2–3.4 µs, and the drain from 161,000–228,000 to
 /// 254,000–272,000 msgs/s; at 128 B no difference showed. What is read again
 /// soon (a batch the subscription's streams share, index and ack blocks)
-/// stays in the state cache, within its bound. The raft log is read back
+/// stays in the state block cache, within its bound. The raft log is read back
 /// mostly from its memtables and keeps the page cache.
 ///
-/// The probe writes as RocksDB will: blocks of the device's logical block
-/// size, one at a non-zero offset. A filesystem that refuses that (older
-/// tmpfs, some FUSE filesystems, some that want more alignment than the
-/// device reports) would otherwise fail the first flush, which stops the
-/// database's writes; there the node falls back to the page cache. Any other
-/// failure (a full disk, say) is no answer, and RocksDB is trusted with it.
-/// Reads are not probed: RocksDB aligns direct reads as it aligns writes,
-/// and a filesystem that takes one takes the other.
+/// The probe writes and reads as RocksDB will: blocks of the device's
+/// logical block size, one at a non-zero offset. A filesystem that refuses
+/// that (older tmpfs, some FUSE filesystems, some that want more alignment
+/// than the device reports) would otherwise fail the first flush, which
+/// stops the database's writes, or the first read of a table; there the
+/// node falls back to the page cache. Any other failure (a full disk, say)
+/// is no answer, and RocksDB is trusted with it.
 fn direct_io_supported(dir: &Path) -> bool {
     // Made first, so its device can be looked up (RocksDB accepts it empty).
     let _ = std::fs::create_dir_all(dir);
     let block = logical_block_size(dir).unwrap_or(DIRECT_BLOCK_DEFAULT);
-    match probe_direct_writes(dir, block) {
+    match probe_direct_io(dir, block) {
         Ok(()) => true,
-        Err(e) if refuses_direct_writes(&e) => {
+        Err(e) if refuses_direct_io(&e) => {
             tracing::info!(dir = %dir.display(), error = %e, "no O_DIRECT here; flushes and reads go through the page cache");
             false
         }
@@ -184,7 +186,7 @@ fn direct_io_supported(dir: &Path) -> bool {
     }
 }
 
-/// RocksDB's block for direct writes where the device's is unknown.
+/// RocksDB's block for direct I/O where the device's is unknown.
 const DIRECT_BLOCK_DEFAULT: usize = 4096;
 
 /// The logical block size of the device holding `dir`, where RocksDB finds
@@ -198,11 +200,13 @@ fn logical_block_size(dir: &Path) -> Option<usize> {
 }
 
 /// Writes two `block`-sized blocks with O_DIRECT into a scratch file in
-/// `dir`, the second at offset `block`, and removes it.
-fn probe_direct_writes(dir: &Path, block: usize) -> std::io::Result<()> {
-    let probe = dir.join(".direct-write-probe");
-    let written = (|| {
+/// `dir`, the second at offset `block`, reads the second back the same way,
+/// and removes the file.
+fn probe_direct_io(dir: &Path, block: usize) -> std::io::Result<()> {
+    let probe = dir.join(".direct-io-probe");
+    let probed = (|| {
         let file = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
@@ -210,18 +214,19 @@ fn probe_direct_writes(dir: &Path, block: usize) -> std::io::Result<()> {
             .open(&probe)?;
         // O_DIRECT wants the buffer aligned too: the aligned block inside a
         // buffer twice its size.
-        let buffer = vec![0u8; 2 * block];
+        let mut buffer = vec![0u8; 2 * block];
         let start = buffer.as_ptr().align_offset(block.next_power_of_two());
-        let aligned = buffer.get(start..start + block).ok_or(std::io::ErrorKind::InvalidInput)?;
+        let aligned = buffer.get_mut(start..start + block).ok_or(std::io::ErrorKind::InvalidInput)?;
         file.write_all_at(aligned, 0)?;
-        file.write_all_at(aligned, block as u64)
+        file.write_all_at(aligned, block as u64)?;
+        file.read_exact_at(aligned, block as u64)
     })();
     let _ = std::fs::remove_file(&probe);
-    written
+    probed
 }
 
 /// Whether a probe's error says the filesystem does not take O_DIRECT.
-fn refuses_direct_writes(error: &std::io::Error) -> bool {
+fn refuses_direct_io(error: &std::io::Error) -> bool {
     let refusals = [nix::errno::Errno::EINVAL, nix::errno::Errno::EOPNOTSUPP].map(|e| e as i32);
     error.raw_os_error().is_some_and(|code| refusals.contains(&code))
 }
@@ -419,10 +424,10 @@ pub fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily,
 
 #[cfg(test)]
 mod tests {
-    use super::{direct_io_supported, logical_block_size, probe_direct_writes, refuses_direct_writes};
+    use super::{direct_io_supported, logical_block_size, probe_direct_io, refuses_direct_io};
 
     #[test]
-    fn the_direct_write_probe_leaves_nothing_behind() {
+    fn the_direct_io_probe_leaves_nothing_behind() {
         let dir = tempfile::tempdir().expect("temp dir");
         direct_io_supported(dir.path());
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
@@ -435,9 +440,9 @@ mod tests {
     fn a_direct_write_smaller_than_the_devices_block_is_refused_and_turns_them_off() {
         let dir = tempfile::tempdir().expect("temp dir");
         let block = logical_block_size(dir.path()).expect("the temp dir is on a block device");
-        probe_direct_writes(dir.path(), block).expect("a whole block at an aligned offset is written");
-        let refused = probe_direct_writes(dir.path(), block / 4).expect_err("a quarter block is refused");
-        assert!(refuses_direct_writes(&refused), "{refused}");
+        probe_direct_io(dir.path(), block).expect("a whole block at an aligned offset is written");
+        let refused = probe_direct_io(dir.path(), block / 4).expect_err("a quarter block is refused");
+        assert!(refuses_direct_io(&refused), "{refused}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
     }
 }
