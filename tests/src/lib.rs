@@ -11,9 +11,11 @@ pub use tempfile::TempDir;
 
 mod cluster;
 pub mod mirror;
+mod raw_stream;
 pub mod s3;
 mod workload;
 pub use cluster::{free_addr, Cluster, Stored};
+pub use raw_stream::RawStream;
 pub use workload::{Published, Publisher};
 
 /// The directory holding the workspace's binaries (`ferryd`, `ferry`): next to

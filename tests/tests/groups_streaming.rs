@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{eventually, Cluster};
+use ferry_tests::{eventually, Cluster, RawStream};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -111,8 +111,6 @@ fn flipped(id: &str, at: usize, flip: usize) -> String {
 /// (One node: its groups' sub-streams are all local.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
-    use ferry_proto::v1::subscriber_client::SubscriberClient;
-
     let cluster = Cluster::start_with_groups(1, 4).await;
     let client = Client::connect(cluster.addr(1)).await.expect("connect");
     client.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
@@ -128,23 +126,15 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     }
     assert_eq!(partitions.len(), PARTITIONS as usize);
 
-    let mut raw = SubscriberClient::connect(format!("http://{}", cluster.addr(1))).await.expect("connect");
-    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
     let first = api::StreamingPullRequest {
         subscription: "s".into(),
         max_outstanding_messages: 100,
         confirm_ack_ids: true,
         ..Default::default()
     };
-    requests.send(first).await.expect("first request");
-    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
-    let mut responses = stream.await.expect("stream").into_inner();
+    let mut stream = RawStream::open(cluster.addr(1), first).await;
     let mut delivered = Vec::new();
-    while delivered.len() < 10 * PARTITIONS as usize {
-        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-        let response = next.expect("messages within 20 s").expect("response").expect("stream open");
-        delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
-    }
+    stream.receive_until(&mut delivered, 10 * PARTITIONS as usize).await;
 
     // Two mangled copies of the last id: one with the CRC's lowest bit
     // flipped (value bit 0 of the last character), routed to its own
@@ -155,13 +145,11 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     let mangled = [flipped(&kept, kept.len() - 1, 1), flipped(&kept, 17, 0b01_0000)];
     let mut ack_ids = delivered.clone();
     ack_ids.extend(mangled.iter().cloned().chain(["not-an-ack-id".to_owned()]));
-    requests.send(api::StreamingPullRequest { ack_ids: ack_ids.clone(), ..Default::default() }).await.expect("ack");
+    stream.send(api::StreamingPullRequest { ack_ids: ack_ids.clone(), ..Default::default() }).await;
 
     let (mut listed, mut rejected) = (Vec::new(), Vec::new());
     while listed.len() + rejected.len() < ack_ids.len() {
-        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-        let response = next.expect("confirmations within 20 s").expect("response").expect("stream open");
-        let Some(confirmation) = response.ack_confirmation else { continue };
+        let Some(confirmation) = stream.next().await.ack_confirmation else { continue };
         listed.extend(confirmation.ack_ids);
         rejected.extend(confirmation.rejected_ack_ids);
     }
@@ -176,18 +164,8 @@ async fn a_placed_stream_rejects_mangled_ack_ids_by_name_and_acks_the_rest() {
     assert_eq!(backlog.unacked_messages, 1, "the mangled ids acked nothing: {backlog:?}");
 
     let change = api::DeadlineChange { ack_ids: vec![kept], seconds: 100_000 };
-    requests
-        .send(api::StreamingPullRequest { deadline_changes: vec![change], ..Default::default() })
-        .await
-        .expect("send");
-    let status = loop {
-        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-        match next.expect("an answer within 20 s") {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
-    };
+    stream.send(api::StreamingPullRequest { deadline_changes: vec![change], ..Default::default() }).await;
+    let status = stream.error().await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("ack_deadline_seconds"), "names the field: {status:?}");
 }
@@ -211,41 +189,24 @@ async fn busy_partition(client: &Client, count: usize) {
 /// move during the test (a cluster on a busy machine): its new leader
 /// delivers again what the old one leased, which counts twice here.
 async fn fills_its_window(addr: &str, unary: Option<&Client>, rounds: usize, capped: bool) {
-    use ferry_proto::v1::subscriber_client::SubscriberClient;
-
-    let mut raw = SubscriberClient::connect(format!("http://{addr}")).await.expect("connect");
-    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
     let first =
         api::StreamingPullRequest { subscription: "s".into(), max_outstanding_messages: 100, ..Default::default() };
-    requests.send(first).await.expect("first request");
-    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
-    let mut responses = stream.await.expect("stream").into_inner();
+    let mut stream = RawStream::open(addr, first).await;
     let mut out = Vec::new();
-    let mut receive_until = async |out: &mut Vec<String>, count: usize| {
-        while out.len() < count {
-            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-            let response = next.expect("messages within 20 s").expect("response").expect("stream open");
-            out.extend(response.messages.into_iter().map(|m| m.ack_id));
-        }
-        // Then quiet for a moment: whatever more would come has come.
-        while let Ok(next) = tokio::time::timeout(Duration::from_millis(500), responses.message()).await {
-            let response = next.expect("response").expect("stream open");
-            out.extend(response.messages.into_iter().map(|m| m.ack_id));
-        }
-    };
-    // The even split held this to 25.
-    receive_until(&mut out, 90).await;
+    // The even split held this to 25. Then quiet for a moment: whatever
+    // more would come has come.
+    stream.receive_until(&mut out, 90).await;
+    stream.receive_quiet(&mut out).await;
     assert!(!capped || out.len() <= 100, "{} out for a limit of 100", out.len());
     for _ in 0..rounds {
         let acked: Vec<String> = out.drain(..50).collect();
         match unary {
             Some(client) => assert_eq!(client.acknowledge("s", &acked).await.expect("ack").acknowledged, 50),
-            None => {
-                requests.send(api::StreamingPullRequest { ack_ids: acked, ..Default::default() }).await.expect("ack")
-            }
+            None => stream.send(api::StreamingPullRequest { ack_ids: acked, ..Default::default() }).await,
         }
         let held = out.len();
-        receive_until(&mut out, held + 40).await;
+        stream.receive_until(&mut out, held + 40).await;
+        stream.receive_quiet(&mut out).await;
         assert!(out.len() <= 100, "{} out for a limit of 100", out.len());
     }
 }

@@ -9,8 +9,7 @@ use ferry_client::{Client, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::publisher_client::PublisherClient;
 use ferry_proto::v1::subscriber_client::SubscriberClient;
-use ferry_tests::{eventually, free_addr, http_get, Ferryd, TempDir};
-use tokio_stream::wrappers::ReceiverStream;
+use ferry_tests::{eventually, free_addr, http_get, Ferryd, RawStream, TempDir};
 
 async fn scrape(metrics: &str) -> String {
     let response = http_get(metrics, "/metrics").await;
@@ -73,12 +72,10 @@ async fn calls_are_timed_by_method_and_status_code_and_streams_counted_as_they_e
         Ok(response) => response.into_inner().message().await.expect_err("no such subscription").code(),
     };
     assert_eq!(refused, tonic::Code::NotFound);
-    let (requests, receiver) = tokio::sync::mpsc::channel(1);
-    requests.send(first("etl")).await.expect("queue the first request");
-    let mut responses = subscriber.streaming_pull(ReceiverStream::new(receiver)).await.expect("a stream").into_inner();
-    let delivered = responses.message().await.expect("a response").expect("messages");
+    let mut stream = RawStream::open(node.addr(), first("etl")).await;
+    let delivered = stream.next().await;
     assert!(!delivered.messages.is_empty(), "{delivered:?}");
-    drop((requests, responses));
+    drop(stream);
 
     let stream = "service=\"ferry.v1.Subscriber\",method=\"StreamingPull\"";
     let text = eventually(Duration::from_secs(10), "both streams ended", || async {

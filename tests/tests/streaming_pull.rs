@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferry_client::{Client, Delivered, Message, Subscriber, SubscriberSettings, SubscriptionSettings, TopicSettings};
-use ferry_tests::{eventually, Ferryd, TempDir};
+use ferry_tests::{eventually, Ferryd, RawStream, TempDir};
 use tokio::sync::Barrier;
 
 const CONSUMERS: usize = 50;
@@ -364,39 +364,28 @@ async fn a_consumer_starved_by_the_lease_bound_is_woken_when_another_consumers_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmations_list_committed_ack_ids_only_when_asked_and_always_count_them() {
     use ferry_proto::v1 as api;
-    use ferry_proto::v1::subscriber_client::SubscriberClient;
 
     let (_dir, server, client) = pool().await;
-    let mut raw = SubscriberClient::connect(format!("http://{}", server.addr())).await.expect("connect");
     for confirm_ack_ids in [true, false] {
         let messages = (0..10).map(|i| Message::new(format!("job-{i}"))).collect();
         client.publish("work", messages).await.expect("publish");
-        let (requests, outgoing) = tokio::sync::mpsc::channel(4);
         let first = api::StreamingPullRequest {
             subscription: "pool".into(),
             max_outstanding_messages: 10,
             confirm_ack_ids,
             ..Default::default()
         };
-        requests.send(first).await.expect("first request");
-        let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
-        let mut responses = stream.await.expect("stream").into_inner();
+        let mut stream = RawStream::open(server.addr(), first).await;
 
         let mut delivered = Vec::new();
-        while delivered.len() < 10 {
-            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-            let response = next.expect("messages within 20 s").expect("response").expect("stream open");
-            delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
-        }
+        stream.receive_until(&mut delivered, 10).await;
         let mut ack_ids = delivered.clone();
         ack_ids.push("not-an-ack-id".into());
-        requests.send(api::StreamingPullRequest { ack_ids, ..Default::default() }).await.expect("ack");
+        stream.send(api::StreamingPullRequest { ack_ids, ..Default::default() }).await;
 
         let (mut listed, mut rejected, mut counted) = (Vec::new(), Vec::new(), 0);
         while counted < 10 {
-            let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-            let response = next.expect("confirmations within 20 s").expect("response").expect("stream open");
-            let Some(confirmation) = response.ack_confirmation else { continue };
+            let Some(confirmation) = stream.next().await.ack_confirmation else { continue };
             listed.extend(confirmation.ack_ids);
             rejected.extend(confirmation.rejected_ack_ids);
             counted += confirmation.acked_count;
@@ -415,32 +404,6 @@ async fn confirmations_list_committed_ack_ids_only_when_asked_and_always_count_t
     assert_eq!(backlog.unacked_messages, 0, "all acked: {backlog:?}");
 }
 
-/// Reads `responses` until `count` messages arrived in all (20 s at most).
-async fn receive_until(
-    responses: &mut tonic::Streaming<ferry_proto::v1::StreamingPullResponse>,
-    delivered: &mut Vec<String>,
-    count: usize,
-) {
-    while delivered.len() < count {
-        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-        let response = next.expect("messages within 20 s").expect("response").expect("stream open");
-        delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
-    }
-}
-
-/// Whether `responses` brings no message for half a second.
-async fn nothing_more(responses: &mut tonic::Streaming<ferry_proto::v1::StreamingPullResponse>) -> bool {
-    let quiet = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            let response = responses.message().await.expect("response").expect("stream open");
-            if !response.messages.is_empty() {
-                return;
-            }
-        }
-    });
-    quiet.await.is_err()
-}
-
 /// Ferry's own API (Pub/Sub's refuses it): a later request naming limits
 /// changes them for the rest of the stream. Raised, the server sends up to
 /// the new limit with nothing acked; lowered, nothing more until the
@@ -450,53 +413,34 @@ async fn nothing_more(responses: &mut tonic::Streaming<ferry_proto::v1::Streamin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_request_changes_the_streams_limits() {
     use ferry_proto::v1 as api;
-    use ferry_proto::v1::subscriber_client::SubscriberClient;
 
     let (_dir, server, client) = pool().await;
     let messages = (0..20).map(|i| Message::new(format!("job-{i}"))).collect();
     client.publish("work", messages).await.expect("publish");
-    let mut raw = SubscriberClient::connect(format!("http://{}", server.addr())).await.expect("connect");
-    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
     let first =
         api::StreamingPullRequest { subscription: "pool".into(), max_outstanding_messages: 5, ..Default::default() };
-    requests.send(first).await.expect("first request");
-    let stream = raw.streaming_pull(tokio_stream::wrappers::ReceiverStream::new(outgoing));
-    let mut responses = stream.await.expect("stream").into_inner();
+    let mut stream = RawStream::open(server.addr(), first).await;
 
     let mut delivered = Vec::new();
-    receive_until(&mut responses, &mut delivered, 5).await;
-    assert!(nothing_more(&mut responses).await, "held to 5");
-    let raised = api::StreamingPullRequest { max_outstanding_messages: 12, ..Default::default() };
-    requests.send(raised).await.expect("raise");
-    receive_until(&mut responses, &mut delivered, 12).await;
-    assert!(nothing_more(&mut responses).await, "held to 12");
+    stream.receive_until(&mut delivered, 5).await;
+    assert_eq!(stream.receive_quiet(&mut delivered).await, 0, "held to 5");
+    stream.send(api::StreamingPullRequest { max_outstanding_messages: 12, ..Default::default() }).await;
+    stream.receive_until(&mut delivered, 12).await;
+    assert_eq!(stream.receive_quiet(&mut delivered).await, 0, "held to 12");
     assert_eq!(delivered.len(), 12);
 
     // Lowered to 8 while holding 12: acking 3 leaves 9, still too many;
     // acking 2 more leaves 7, room for exactly one.
-    let lowered = api::StreamingPullRequest { max_outstanding_messages: 8, ..Default::default() };
-    requests.send(lowered).await.expect("lower");
-    for acked in [&delivered[..3], &delivered[3..5]] {
-        let ack = api::StreamingPullRequest { ack_ids: acked.to_vec(), ..Default::default() };
-        requests.send(ack).await.expect("ack");
-        if acked.len() == 3 {
-            assert!(nothing_more(&mut responses).await, "9 held, over the lowered limit");
-        }
-    }
-    receive_until(&mut responses, &mut delivered, 13).await;
-    assert!(nothing_more(&mut responses).await, "held to 8");
+    stream.send(api::StreamingPullRequest { max_outstanding_messages: 8, ..Default::default() }).await;
+    stream.send(api::StreamingPullRequest { ack_ids: delivered[..3].to_vec(), ..Default::default() }).await;
+    assert_eq!(stream.receive_quiet(&mut delivered).await, 0, "9 held, over the lowered limit");
+    stream.send(api::StreamingPullRequest { ack_ids: delivered[3..5].to_vec(), ..Default::default() }).await;
+    stream.receive_until(&mut delivered, 13).await;
+    assert_eq!(stream.receive_quiet(&mut delivered).await, 0, "held to 8");
     assert_eq!(delivered.len(), 13);
 
-    let over = api::StreamingPullRequest { max_outstanding_messages: 10_001, ..Default::default() };
-    requests.send(over).await.expect("send");
-    let status = loop {
-        let next = tokio::time::timeout(Duration::from_secs(20), responses.message()).await;
-        match next.expect("an answer within 20 s") {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
-    };
+    stream.send(api::StreamingPullRequest { max_outstanding_messages: 10_001, ..Default::default() }).await;
+    let status = stream.error().await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("max_outstanding_messages"), "names the field: {status:?}");
 }

@@ -40,6 +40,14 @@ impl Model {
         self.report(group);
     }
 
+    /// `group` fills what it is given, then the limits move; `rounds` times.
+    fn fill_rounds(&mut self, group: GroupId, rounds: usize) {
+        for _ in 0..rounds {
+            self.fill(group);
+            self.retarget_all();
+        }
+    }
+
     fn retarget_all(&mut self) {
         for group in 1..=GROUPS {
             if let Some(limits) = self.shares.retarget(group) {
@@ -58,10 +66,7 @@ impl Model {
 fn a_busy_group_grows_into_the_room_idle_groups_leave() {
     let mut model = Model::new(100);
     assert_eq!(model.given[&1].messages, 25, "the even split to start with");
-    for _ in 0..20 {
-        model.fill(1);
-        model.retarget_all();
-    }
+    model.fill_rounds(1, 20);
     assert!(model.held[&1] >= 90, "group 1 holds {} of the client's 100", model.held[&1]);
     assert!(model.given_total() <= 100 + GROUPS, "limits given add up to {}", model.given_total());
 }
@@ -69,10 +74,7 @@ fn a_busy_group_grows_into_the_room_idle_groups_leave() {
 #[test]
 fn a_group_that_filled_the_window_first_shrinks_to_its_part_as_another_gets_busy() {
     let mut model = Model::new(1000);
-    for _ in 0..40 {
-        model.fill(1);
-        model.retarget_all();
-    }
+    model.fill_rounds(1, 40);
     assert!(model.held[&1] >= 900, "group 1 holds {}", model.held[&1]);
     // Group 2 gets a backlog too; the consumer acks a tenth of what each
     // group holds, in small acks, and the streams refill.
@@ -98,10 +100,7 @@ fn acks_the_fan_in_never_sees_still_free_room() {
     // Acks through unary calls, or leases that ran out: only the group's
     // report says so, and the room comes back.
     let mut model = Model::new(100);
-    for _ in 0..5 {
-        model.fill(1);
-        model.retarget_all();
-    }
+    model.fill_rounds(1, 5);
     // All but the idle groups' room to start (one message each).
     assert_eq!(model.held[&1], 97);
     model.ack(1, 97);
@@ -139,10 +138,7 @@ fn a_group_that_does_not_report_counts_as_holding_all_it_was_given() {
 #[test]
 fn room_a_group_was_given_stays_its_own_until_it_is_told_less() {
     let mut model = Model::new(100);
-    for _ in 0..5 {
-        model.fill(1);
-        model.retarget_all();
-    }
+    model.fill_rounds(1, 5);
     assert_eq!(model.given[&1].messages, 97);
     // Group 1 is acked down to nothing, and group 2 gets busy: until group 1
     // is told less, group 2 gets no more than the room to start, so the two
