@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// How long a test waits for a response it expects.
 const EXPECTED_WITHIN: Duration = Duration::from_secs(20);
-/// How long without a message counts as "nothing more is coming".
+/// How long without a response counts as "nothing more is coming".
 const QUIET: Duration = Duration::from_millis(500);
 
 pub struct RawStream {
@@ -28,11 +28,13 @@ impl RawStream {
         RawStream { requests, responses: stream.into_inner() }
     }
 
+    /// Sends a later request on the stream.
     pub async fn send(&self, request: api::StreamingPullRequest) {
         self.requests.send(request).await.expect("the stream takes requests");
     }
 
-    /// The next response; panics unless one comes within 20 s.
+    /// The next response; panics unless one comes within 20 s, or if the
+    /// stream ends or breaks.
     pub async fn next(&mut self) -> api::StreamingPullResponse {
         let next = tokio::time::timeout(EXPECTED_WITHIN, self.responses.message()).await;
         next.expect("a response within 20 s").expect("response").expect("stream open")
@@ -45,28 +47,19 @@ impl RawStream {
         }
     }
 
-    /// Reads the ack ids of whatever messages come until none has for half a
-    /// second; returns how many came.
+    /// Reads responses until none comes for half a second, adding the ack
+    /// ids of their messages to `delivered`; returns how many were added.
     pub async fn receive_quiet(&mut self, delivered: &mut Vec<String>) -> usize {
         let before = delivered.len();
-        loop {
-            let quiet = tokio::time::timeout(QUIET, async {
-                loop {
-                    let response = self.responses.message().await.expect("response").expect("stream open");
-                    if !response.messages.is_empty() {
-                        return response;
-                    }
-                }
-            });
-            match quiet.await {
-                Ok(response) => delivered.extend(response.messages.into_iter().map(|m| m.ack_id)),
-                Err(_) => return delivered.len() - before,
-            }
+        while let Ok(next) = tokio::time::timeout(QUIET, self.responses.message()).await {
+            let response = next.expect("response").expect("stream open");
+            delivered.extend(response.messages.into_iter().map(|m| m.ack_id));
         }
+        delivered.len() - before
     }
 
-    /// Reads on until the stream ends with an error (within 20 s), and
-    /// returns it; panics if it ends without one.
+    /// Reads on until the stream ends with an error, and returns it; panics
+    /// if it ends without one, or if 20 s pass without an answer.
     pub async fn error(&mut self) -> tonic::Status {
         loop {
             let next = tokio::time::timeout(EXPECTED_WITHIN, self.responses.message()).await;

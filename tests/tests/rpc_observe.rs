@@ -72,10 +72,10 @@ async fn calls_are_timed_by_method_and_status_code_and_streams_counted_as_they_e
         Ok(response) => response.into_inner().message().await.expect_err("no such subscription").code(),
     };
     assert_eq!(refused, tonic::Code::NotFound);
-    let mut stream = RawStream::open(node.addr(), first("etl")).await;
-    let delivered = stream.next().await;
+    let mut pull = RawStream::open(node.addr(), first("etl")).await;
+    let delivered = pull.next().await;
     assert!(!delivered.messages.is_empty(), "{delivered:?}");
-    drop(stream);
+    drop(pull);
 
     let stream = "service=\"ferry.v1.Subscriber\",method=\"StreamingPull\"";
     let text = eventually(Duration::from_secs(10), "both streams ended", || async {

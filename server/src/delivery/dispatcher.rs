@@ -352,8 +352,8 @@ impl MessageSource for DbSource<'_> {
         count_max: usize,
         bytes_max: usize,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        // Waiting here takes no longer than reading the batch again would,
-        // and spares the disk the second read.
+        // Waiting here mostly costs what reading the shared batch again
+        // would, and spares the disk that read.
         let _one_at_a_time = self.reading.get(partition as usize).map(Mutex::lock);
         self.db.read_messages(self.topic_id, partition, from, count_max, bytes_max)
     }

@@ -440,7 +440,7 @@ mod tests {
     fn a_direct_write_smaller_than_the_devices_block_is_refused_and_turns_them_off() {
         let dir = tempfile::tempdir().expect("temp dir");
         let block = logical_block_size(dir.path()).expect("the temp dir is on a block device");
-        probe_direct_io(dir.path(), block).expect("a whole block at an aligned offset is written");
+        probe_direct_io(dir.path(), block).expect("a whole block at an aligned offset is written and read back");
         let refused = probe_direct_io(dir.path(), block / 4).expect_err("a quarter block is refused");
         assert!(refuses_direct_io(&refused), "{refused}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "the probe file is gone");
