@@ -1,5 +1,7 @@
 //! `Client`: a typed async client for the `ferry.v1` API.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferry_proto::v1 as api;
@@ -11,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::options::{ClientOptions, Conn};
 use crate::publisher::{Compression, Payload};
 use crate::router::Router;
+use crate::routes::RouteBook;
 use crate::subscriber::{Subscriber, SubscriberSettings};
 use crate::types::*;
 
@@ -70,7 +73,13 @@ pub(crate) fn cluster(channel: Conn) -> ClusterClient<Conn> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    router: std::sync::Arc<Router>,
+    router: Arc<Router>,
+    /// Where the partitions of the topics published to are led.
+    routes: Arc<RouteBook>,
+    /// Counts keyless batches, which go round a topic's partitions. Starts
+    /// anywhere: short-lived clients (a CLI run each) would otherwise all
+    /// fill partition 0.
+    keyless_turn: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -91,10 +100,14 @@ impl Client {
     /// Connects with `options`: a token, TLS, the retry budget.
     pub async fn connect_with_options(addrs: &str, options: ClientOptions) -> Result<Self> {
         let seeds: Vec<String> = addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
-        Ok(Self { router: std::sync::Arc::new(Router::connect(&seeds, options).await?) })
+        Ok(Self {
+            router: Arc::new(Router::connect(&seeds, options).await?),
+            routes: Arc::default(),
+            keyless_turn: Arc::new(AtomicU64::new(rand::random())),
+        })
     }
 
-    pub(crate) fn router(&self) -> std::sync::Arc<Router> {
+    pub(crate) fn router(&self) -> Arc<Router> {
         self.router.clone()
     }
 
@@ -146,14 +159,27 @@ impl Client {
 
     /// Publishes a batch; returns each message's position once the batch is
     /// committed and durable.
+    ///
+    /// A batch without ordering keys goes to one partition, the next in turn
+    /// for each such batch, and straight to the node that leads it. A batch
+    /// with keys goes to any node, which sends each message where its key
+    /// says.
     pub async fn publish(&self, topic: &str, messages: Vec<Message>) -> Result<Vec<Position>> {
         let count = messages.len();
-        let request = api::PublishRequest {
+        let mut request = api::PublishRequest {
             topic: topic.to_owned(),
             messages: messages.into_iter().map(message_to_api).collect(),
             ..Default::default()
         };
-        let response = self.router.call(rpc!(publisher, publish, request)).await?;
+        let mut leader = None;
+        if request.messages.iter().all(|m| m.ordering_key.is_empty()) {
+            let turn = self.keyless_turn.fetch_add(1, Ordering::Relaxed);
+            if let Some((partition, led_by)) = self.routes.routes(&self.router, topic).await.in_turn(turn) {
+                request.partition = Some(partition);
+                leader = led_by;
+            }
+        }
+        let response = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));
         }
@@ -275,7 +301,7 @@ impl Client {
     /// A streaming consumer of `subscription` (see [`Subscriber`]).
     pub async fn subscribe(&self, subscription: &str, settings: SubscriberSettings) -> Result<Subscriber> {
         let ack_deadline = self.get_subscription(subscription).await?.settings.ack_deadline;
-        Subscriber::start(std::sync::Arc::clone(&self.router), subscription, ack_deadline, settings).await
+        Subscriber::start(Arc::clone(&self.router), subscription, ack_deadline, settings).await
     }
 
     /// Moves the subscription to `time`: messages published before it count

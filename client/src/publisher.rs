@@ -168,7 +168,8 @@ pub struct Publisher {
     bytes_room: Arc<Semaphore>,
     settings: PublisherSettings,
     partitions: u32,
-    /// Counts keyless messages, to spread them over partitions a batch at a time.
+    /// Counts keyless messages, to spread them over partitions a batch at a
+    /// time. Starts anywhere, as `Client`'s count of keyless batches does.
     keyless: std::sync::atomic::AtomicU64,
 }
 
@@ -200,7 +201,7 @@ impl Publisher {
             bytes_room: Arc::new(Semaphore::new(settings.max_pending_bytes)),
             settings,
             partitions,
-            keyless: Default::default(),
+            keyless: std::sync::atomic::AtomicU64::new(rand::random()),
         })
     }
 
@@ -436,12 +437,7 @@ impl Lane {
         batch.payload.fill(&mut request);
         let router = self.router.clone();
         let leader = self.routes.leader(self.partition);
-        async move {
-            match leader {
-                Some(addr) => router.call_routed(&addr, rpc!(publisher_stub, publish, request)).await,
-                None => router.call(rpc!(publisher_stub, publish, request)).await,
-            }
-        }
+        async move { router.call_routed(leader.as_deref(), rpc!(publisher_stub, publish, request)).await }
     }
 
     fn send(&self, batch: Batch) -> Sent {

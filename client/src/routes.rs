@@ -4,12 +4,19 @@
 //! (which would forward them, one hop). A stale table costs that hop, not an
 //! error, so it is only refreshed now and then. A topic in group 0 has no
 //! routes and its batches go through the router as before.
+//!
+//! `RouteBook`: the routes of the topics a `Client` publishes to itself
+//! (`Client::publish`), so its keyless batches go round every partition,
+//! each straight to its leader. Left to the node the router follows, they
+//! would all land in the partitions that node leads: one node's share of
+//! the cluster for every client that follows it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_proto::v1 as api;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::client::{cluster, rpc};
@@ -17,6 +24,9 @@ use crate::router::Router;
 
 /// How often a publisher asks where its topic's partitions are led.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// Topics a [`RouteBook`] keeps routes for; past it, it forgets the one
+/// asked about longest ago.
+const BOOK_TOPICS_MAX: usize = 4096;
 
 /// The address of each partition's leader, by partition; `None` where
 /// unknown (or for a topic in group 0).
@@ -29,6 +39,18 @@ impl PartitionRoutes {
     /// Where to send `partition`'s publishes, if known.
     pub(crate) fn leader(&self, partition: u32) -> Option<String> {
         self.leaders.read().get(partition as usize).cloned().flatten()
+    }
+
+    /// The partition whose turn `turn` is, round the topic's partitions, and
+    /// its leader if known. `None` for a topic without routes (in group 0,
+    /// or on a server that gives none): the node that takes it picks.
+    pub(crate) fn in_turn(&self, turn: u64) -> Option<(u32, Option<String>)> {
+        let leaders = self.leaders.read();
+        if leaders.is_empty() {
+            return None;
+        }
+        let partition = (turn % leaders.len() as u64) as usize;
+        Some((partition as u32, leaders[partition].clone()))
     }
 
     /// Asks any node for the topic's routes and keeps them; keeps the old
@@ -59,5 +81,48 @@ impl PartitionRoutes {
             }
         });
         (routes, task)
+    }
+}
+
+/// The routes of the topics one `Client` publishes to: each topic's are
+/// asked for on its first publish, and again, in the background, by the
+/// first publish after [`REFRESH_EVERY`].
+#[derive(Debug, Default)]
+pub(crate) struct RouteBook {
+    topics: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    routes: Arc<PartitionRoutes>,
+    asked: Instant,
+}
+
+impl RouteBook {
+    /// `topic`'s routes: those known (refreshed behind the caller's back
+    /// when stale), else asked for now.
+    pub(crate) async fn routes(&self, router: &Arc<Router>, topic: &str) -> Arc<PartitionRoutes> {
+        let stale = match self.topics.lock().get_mut(topic) {
+            Some(entry) if entry.asked.elapsed() < REFRESH_EVERY => return Arc::clone(&entry.routes),
+            Some(entry) => {
+                entry.asked = Instant::now();
+                Some(Arc::clone(&entry.routes))
+            }
+            None => None,
+        };
+        if let Some(routes) = stale {
+            let (router, topic, refreshed) = (Arc::clone(router), topic.to_owned(), Arc::clone(&routes));
+            tokio::spawn(async move { refreshed.refresh(&router, &topic).await });
+            return routes;
+        }
+        let routes = Arc::new(PartitionRoutes::default());
+        routes.refresh(router, topic).await;
+        let mut topics = self.topics.lock();
+        if topics.len() >= BOOK_TOPICS_MAX {
+            let oldest = topics.iter().min_by_key(|(_, entry)| entry.asked).map(|(name, _)| name.clone());
+            oldest.map(|name| topics.remove(&name));
+        }
+        topics.insert(topic.to_owned(), Entry { routes: Arc::clone(&routes), asked: Instant::now() });
+        routes
     }
 }

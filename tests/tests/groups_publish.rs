@@ -5,7 +5,8 @@
 //! position; idempotent producers stay exactly-once across a data group's
 //! leader being killed; a topic created just before group 0's leader dies
 //! takes publishes in every partition; a topic deleted and created again
-//! under its name starts empty.
+//! under its name starts empty; one client's keyless batches go round
+//! every partition, each straight to its leader.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -184,4 +185,36 @@ async fn a_publisher_sends_each_partitions_batches_to_its_groups_leader() {
     publisher.close().await;
     assert_eq!(forwarded().await, before, "no batch took a hop: each went to its partition's leader");
     cluster.assert_topic_holds("routed", partitions, &positions, Stored::ExactlyOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_batches_from_one_client_go_round_every_partition_each_to_its_leader() {
+    let cluster = Cluster::start_with_groups(3, 4).await;
+    // Given one node's address only: the others it learns from the routes.
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    let partitions = 8;
+    client.create_topic("spread", TopicSettings { partitions, ..Default::default() }).await.expect("create topic");
+    let forwarded = || async {
+        let mut sum = 0;
+        for id in 1..=3 {
+            sum += cluster.forwarded_publishes(id).await.expect("node status");
+        }
+        sum
+    };
+    let before = forwarded().await;
+
+    // Node 1 leads at most two of the four groups: a node picking among the
+    // partitions it leads would fill at most half of them.
+    let mut confirmed = Vec::new();
+    for batch in 0..partitions * 3 {
+        let values: Vec<String> = (0..10).map(|i| format!("b{batch}-m{i}")).collect();
+        let positions =
+            client.publish("spread", values.iter().cloned().map(Message::new).collect()).await.expect("publish");
+        assert!(positions.iter().all(|p| p.partition == positions[0].partition), "a keyless batch stays together");
+        confirmed.extend(values.into_iter().zip(positions));
+    }
+    assert_eq!(forwarded().await, before, "no batch took a hop: each went to its partition's leader");
+    let logs = cluster.assert_topic_holds("spread", partitions, &confirmed, Stored::ExactlyOnce).await;
+    let sizes: Vec<usize> = logs.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![30; partitions as usize], "three batches in every partition");
 }

@@ -36,11 +36,15 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10), ..Default::default() };
     admin.create_subscription("s", "t", settings).await.expect("subscription");
 
-    // Keyless requests through each node in turn fill every partition.
+    // Keyless requests through each node's client in turn fill every partition.
     let mut published = BTreeSet::new();
     let mut partitions = BTreeSet::new();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(Client::connect(cluster.addr(id)).await.expect("connect"));
+    }
     for request in 0..MESSAGES / 50 {
-        let node = Client::connect(cluster.addr(request as u64 % 3 + 1)).await.expect("connect");
+        let node = &nodes[request % 3];
         let values: Vec<String> = (0..50).map(|i| format!("m{request}-{i}")).collect();
         let positions = node.publish("t", values.iter().cloned().map(Message::new).collect()).await.expect("publish");
         partitions.extend(positions.iter().map(|p| p.partition));
