@@ -76,9 +76,9 @@ pub struct Client {
     router: Arc<Router>,
     /// Where the partitions of the topics published to are led.
     routes: Arc<RouteBook>,
-    /// Counts keyless batches, which go round a topic's partitions. Starts
-    /// anywhere: short-lived clients (a CLI run each) would otherwise all
-    /// fill partition 0.
+    /// Counts keyless batches, which go round a topic's partitions' leaders.
+    /// Starts anywhere: short-lived clients (one per run of a script, say)
+    /// would otherwise all start at partition 0's.
     keyless_turn: Arc<AtomicU64>,
 }
 
@@ -160,24 +160,21 @@ impl Client {
     /// Publishes a batch; returns each message's position once the batch is
     /// committed and durable.
     ///
-    /// A batch without ordering keys goes to one partition, the next in turn
-    /// for each such batch, and straight to the node that leads it. A batch
-    /// with keys goes to any node, which sends each message where its key
-    /// says.
+    /// A batch without ordering keys goes to the node leading the topic's
+    /// next partition in turn, which puts it in a partition it leads (no
+    /// hop), so a client's batches fill every partition. A batch with keys
+    /// goes to any node, which sends each message where its key says.
     pub async fn publish(&self, topic: &str, messages: Vec<Message>) -> Result<Vec<Position>> {
         let count = messages.len();
-        let mut request = api::PublishRequest {
+        let request = api::PublishRequest {
             topic: topic.to_owned(),
             messages: messages.into_iter().map(message_to_api).collect(),
             ..Default::default()
         };
         let mut leader = None;
-        if request.messages.iter().all(|m| m.ordering_key.is_empty()) {
+        if !request.messages.is_empty() && request.messages.iter().all(|m| m.ordering_key.is_empty()) {
             let turn = self.keyless_turn.fetch_add(1, Ordering::Relaxed);
-            if let Some((partition, led_by)) = self.routes.routes(&self.router, topic).await.in_turn(turn) {
-                request.partition = Some(partition);
-                leader = led_by;
-            }
+            leader = self.routes.routes(&self.router, topic).await.leader_in_turn(turn);
         }
         let response = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {

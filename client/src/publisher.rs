@@ -169,7 +169,8 @@ pub struct Publisher {
     settings: PublisherSettings,
     partitions: u32,
     /// Counts keyless messages, to spread them over partitions a batch at a
-    /// time. Starts anywhere, as `Client`'s count of keyless batches does.
+    /// time. Starts at the start of a batch in any partition, as `Client`'s
+    /// count of keyless batches starts anywhere.
     keyless: std::sync::atomic::AtomicU64,
 }
 
@@ -199,9 +200,11 @@ impl Publisher {
             routing,
             messages_room: Arc::new(Semaphore::new(settings.max_pending_messages)),
             bytes_room: Arc::new(Semaphore::new(settings.max_pending_bytes)),
+            keyless: std::sync::atomic::AtomicU64::new(
+                u64::from(rand::random::<u32>()) * settings.batch_max_messages as u64,
+            ),
             settings,
             partitions,
-            keyless: std::sync::atomic::AtomicU64::new(rand::random()),
         })
     }
 

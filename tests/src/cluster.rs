@@ -270,12 +270,25 @@ impl Cluster {
         Some(status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect())
     }
 
-    /// Partition batches node `id` forwarded to another node's group leader
-    /// since it started; `None` if it does not answer.
-    pub async fn forwarded_publishes(&self, id: u64) -> Option<u64> {
-        let mut client = ClusterClient::connect(format!("http://{}", self.addr(id))).await.ok()?;
-        let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
-        Some(status.forwarded_publish_batches)
+    /// Partition batches the nodes forwarded to another node's group leader
+    /// since they started; panics if one does not answer.
+    pub async fn forwarded_publishes(&self) -> u64 {
+        let mut forwarded = 0;
+        for addr in self.addrs.values() {
+            let mut client = ClusterClient::connect(format!("http://{addr}")).await.expect("connect to a node");
+            let status = client.node_status(api::NodeStatusRequest {}).await.expect("node status").into_inner();
+            forwarded += status.forwarded_publish_batches;
+        }
+        forwarded
+    }
+
+    /// A client of each node, in node order, that sends there first.
+    pub async fn clients(&self) -> Vec<Client> {
+        let mut clients = Vec::new();
+        for addr in self.addrs.values() {
+            clients.push(Client::connect(addr).await.expect("connect to a node"));
+        }
+        clients
     }
 
     /// Checks every partition on every running node (see

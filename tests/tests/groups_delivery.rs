@@ -14,15 +14,6 @@ use ferry_tests::{eventually, Cluster};
 
 const PARTITIONS: u32 = 4;
 
-/// One client per node, each talking to that node only.
-async fn clients(cluster: &Cluster) -> Vec<Client> {
-    let mut clients = Vec::new();
-    for id in 1..=3 {
-        clients.push(Client::connect(cluster.addr(id)).await.expect("connect to a node"));
-    }
-    clients
-}
-
 /// Pulls through the nodes in turn until `count` messages came, or fails.
 async fn pull_all(clients: &[Client], count: usize) -> Vec<ReceivedMessage> {
     let mut received = Vec::new();
@@ -49,7 +40,7 @@ fn ack_ids(received: &[ReceivedMessage]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_pulls_acks_nacks_and_seeks_a_placed_subscription_across_its_groups() {
     let cluster = Cluster::start_with_groups(3, 4).await;
-    let clients = clients(&cluster).await;
+    let clients = cluster.clients().await;
     let admin = Client::connect(&cluster.addrs()).await.expect("connect");
     admin.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
     let settings = SubscriptionSettings {
@@ -198,7 +189,7 @@ async fn exhausted_messages_move_to_a_dead_letter_partition_in_another_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordering_keys_messages_go_out_one_at_a_time_in_order_through_any_node() {
     let cluster = Cluster::start_with_groups(3, 4).await;
-    let clients = clients(&cluster).await;
+    let clients = cluster.clients().await;
     clients[0]
         .create_topic("keyed", TopicSettings { partitions: PARTITIONS, ..Default::default() })
         .await

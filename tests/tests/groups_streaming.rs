@@ -39,10 +39,7 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     // Keyless requests through each node's client in turn fill every partition.
     let mut published = BTreeSet::new();
     let mut partitions = BTreeSet::new();
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        nodes.push(Client::connect(cluster.addr(id)).await.expect("connect"));
-    }
+    let nodes = cluster.clients().await;
     for request in 0..MESSAGES / 50 {
         let node = &nodes[request % 3];
         let values: Vec<String> = (0..50).map(|i| format!("m{request}-{i}")).collect();

@@ -54,8 +54,9 @@ async fn updated_settings_are_kept_shown_and_followed_by_every_group() {
 
     // A dead-letter policy added later is followed by the data group
     // delivering the partition (which has leases of the subscription
-    // already): the 5th nack moves the message.
-    client.publish("orders", vec![Message::new("warm-up")]).await.expect("publish");
+    // already: one ordering key puts both messages in one partition): the
+    // 5th nack moves the message.
+    client.publish("orders", vec![Message::new("warm-up").ordering_key("k")]).await.expect("publish");
     let pulled = client.pull("billing", 10, Duration::from_secs(10)).await.expect("pull");
     let ids: Vec<String> = pulled.iter().map(|m| m.ack_id.clone()).collect();
     client.acknowledge("billing", &ids).await.expect("ack");
@@ -65,7 +66,7 @@ async fn updated_settings_are_kept_shown_and_followed_by_every_group() {
     assert_eq!(updated.settings.dead_letter_topic, "orders-dlq");
     assert_eq!(updated.settings.ack_deadline, Duration::from_secs(45), "not named, so kept");
     client.create_subscription("dlq-reader", "orders-dlq", SubscriptionSettings::default()).await.expect("sub");
-    client.publish("orders", vec![Message::new("poison")]).await.expect("publish");
+    client.publish("orders", vec![Message::new("poison").ordering_key("k")]).await.expect("publish");
     for attempt in 1..=5 {
         let pulled = client.pull("billing", 10, Duration::from_secs(10)).await.expect("pull");
         assert_eq!(pulled.len(), 1, "attempt {attempt}");
