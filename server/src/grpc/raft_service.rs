@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::raft::codec::{log_id_from_record, stored_membership_from_record, vote_from_record, vote_to_record};
 use crate::raft::rpc_codec::*;
-use crate::raft::snapshot_dir::{sync_dir, SnapshotDir};
+use crate::raft::snapshot_dir::{self, sync_dir, SnapshotDir};
 use crate::raft::type_config::{Snapshot, SnapshotMeta};
 use crate::raft::{GroupId, Groups, HostedGroup};
 
@@ -184,6 +184,10 @@ impl RaftRpc for RaftService {
         // call is dropped), or Raft not needing it; installing moves it away.
         let _received = RemoveOnDrop(dir.clone());
         receive_files(&dir, &mut stream, header.ends_with_marker).await?;
+        // Refused here, an incomplete snapshot is sent again; handed to Raft,
+        // its install fails, which stops the group on this node.
+        snapshot_dir::check_whole(&dir, &meta.snapshot_id)
+            .map_err(|e| Status::unavailable(format!("{e}; send it again")))?;
         tracing::info!(group = header.group_id, snapshot = %meta.snapshot_id, "received a snapshot; installing");
         let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir.clone() }) };
         let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;

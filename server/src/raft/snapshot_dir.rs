@@ -121,15 +121,7 @@ impl SnapshotStore {
     /// snapshot. Files are hard-linked when possible; nothing opens them for
     /// writing afterwards, so the link is as good as a copy.
     pub fn adopt(&self, source: &SnapshotDir, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
-        // A checkpoint always has CURRENT; without it the files are not a
-        // database, and opening them would make an empty one.
-        if !source.path.join("CURRENT").is_file() {
-            return Err(StorageError::Invalid(format!(
-                "snapshot {} at {} is incomplete: it has no CURRENT file",
-                meta.snapshot_id,
-                source.path.display()
-            )));
-        }
+        check_whole(&source.path, &meta.snapshot_id)?;
         let partial = self.partial_dir(&meta.snapshot_id)?;
         if source.path.parent() == Some(self.root.as_path()) {
             // Received here: move it, it is nobody else's.
@@ -148,7 +140,12 @@ impl SnapshotStore {
     fn publish(&self, partial: PathBuf, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
         let done = self.root.join(sanitize(&meta.snapshot_id));
         if done.exists() {
-            remove_dir(&done)?;
+            // The same snapshot, received again (a leader resends one it gave
+            // up on): the one in place stays. This node may be sending it to
+            // a follower; replacing it removed files under the stream, which
+            // sent the follower a snapshot without them.
+            remove_dir(&partial)?;
+            return Ok(SnapshotDir { path: done });
         }
         fs::rename(&partial, &done).map_err(StorageError::io(format!("rename {}", partial.display())))?;
         sync_dir(&self.root)?;
@@ -160,6 +157,19 @@ impl SnapshotStore {
         }
         Ok(SnapshotDir { path: done })
     }
+}
+
+/// Whether the files at `dir` can be snapshot `snapshot_id`: a checkpoint
+/// always has CURRENT, and without it the files are not a database (opening
+/// them would make an empty one).
+pub fn check_whole(dir: &Path, snapshot_id: &str) -> Result<(), StorageError> {
+    if dir.join("CURRENT").is_file() {
+        return Ok(());
+    }
+    Err(StorageError::Invalid(format!(
+        "snapshot {snapshot_id} at {} is incomplete: it has no CURRENT file",
+        dir.display()
+    )))
 }
 
 /// Creates a RocksDB directory at `target` from a snapshot: tables and blob
@@ -243,4 +253,50 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
 /// Snapshot ids become directory names; keep them to safe characters.
 fn sanitize(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// A directory under `parent` with the files of a checkpoint.
+    fn checkpoint_files(parent: &Path, name: &str) -> SnapshotDir {
+        let path = parent.join(name);
+        fs::create_dir_all(&path).expect("create");
+        for file in ["CURRENT", "MANIFEST-000001", "000007.sst"] {
+            fs::write(path.join(file), file).expect("write");
+        }
+        SnapshotDir { path }
+    }
+
+    #[test]
+    fn a_snapshot_adopted_again_leaves_the_files_in_place_untouched() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SnapshotStore::open(dir.path().join("snapshots")).expect("open");
+        let meta =
+            SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: "1-1-1-7".into() };
+        let first = store.adopt(&checkpoint_files(dir.path(), "first"), &meta).expect("adopt");
+        let inode = |snapshot: &SnapshotDir| fs::metadata(snapshot.path.join("CURRENT")).expect("CURRENT").ino();
+        let before = inode(&first);
+
+        // As when a leader resends a snapshot: the same id, other files.
+        let again = store.adopt(&checkpoint_files(dir.path(), "again"), &meta).expect("adopt again");
+        assert_eq!(again, first);
+        assert_eq!(inode(&again), before, "a peer may be reading the files in place: they stay");
+        assert_eq!(store.current().expect("current").map(|(meta, _)| meta.snapshot_id), Some("1-1-1-7".into()));
+        let partials = read_dir(&store.root).expect("list").into_iter().filter(|e| e.file_name() != "1-1-1-7").count();
+        assert_eq!(partials, 0, "the copy received again is removed");
+    }
+
+    #[test]
+    fn a_snapshot_without_current_is_incomplete() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let snapshot = checkpoint_files(dir.path(), "s");
+        check_whole(&snapshot.path, "s").expect("whole");
+        fs::remove_file(snapshot.path.join("CURRENT")).expect("remove");
+        let error = check_whole(&snapshot.path, "s").expect_err("no CURRENT");
+        assert!(error.to_string().contains("incomplete"), "{error}");
+    }
 }
