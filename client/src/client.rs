@@ -1,6 +1,5 @@
 //! `Client`: a typed async client for the `ferry.v1` API.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -76,10 +75,6 @@ pub struct Client {
     router: Arc<Router>,
     /// Where the partitions of the topics published to are led.
     routes: Arc<RouteBook>,
-    /// Counts keyless batches, which go round a topic's partitions' leaders.
-    /// Starts anywhere: short-lived clients (one per run of a script, say)
-    /// would otherwise all start at partition 0's.
-    keyless_turn: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -100,11 +95,7 @@ impl Client {
     /// Connects with `options`: a token, TLS, the retry budget.
     pub async fn connect_with_options(addrs: &str, options: ClientOptions) -> Result<Self> {
         let seeds: Vec<String> = addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
-        Ok(Self {
-            router: Arc::new(Router::connect(&seeds, options).await?),
-            routes: Arc::default(),
-            keyless_turn: Arc::new(AtomicU64::new(rand::random())),
-        })
+        Ok(Self { router: Arc::new(Router::connect(&seeds, options).await?), routes: Arc::default() })
     }
 
     pub(crate) fn router(&self) -> Arc<Router> {
@@ -163,7 +154,9 @@ impl Client {
     /// A batch without ordering keys goes to the node leading the topic's
     /// next partition in turn, which puts it in a partition it leads (no
     /// hop), so a client's batches fill every partition. A batch with keys
-    /// goes to any node, which sends each message where its key says.
+    /// goes to any node, which sends each message where its key says. A
+    /// batch sent again after an unknown outcome may be stored twice, the
+    /// second time maybe in another partition.
     pub async fn publish(&self, topic: &str, messages: Vec<Message>) -> Result<Vec<Position>> {
         let count = messages.len();
         let request = api::PublishRequest {
@@ -173,8 +166,7 @@ impl Client {
         };
         let mut leader = None;
         if !request.messages.is_empty() && request.messages.iter().all(|m| m.ordering_key.is_empty()) {
-            let turn = self.keyless_turn.fetch_add(1, Ordering::Relaxed);
-            leader = self.routes.routes(&self.router, topic).await.leader_in_turn(turn);
+            leader = self.routes.keyless_leader(&self.router, topic).await;
         }
         let response = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
         if response.positions.len() != count {

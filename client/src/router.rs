@@ -152,17 +152,18 @@ impl Router {
         }
     }
 
-    /// Runs `op` once at `leader` (the leader of a data group, for a call
-    /// any node takes and that node serves without a hop); if it cannot take
-    /// it there (down, or UNAVAILABLE), or no leader is known, runs it as
-    /// [`Router::call`] does. Only for calls that may be retried.
-    pub(crate) async fn call_routed<T, F, Fut>(&self, leader: Option<&str>, op: F) -> Result<T>
+    /// Runs `op` once at `leader_addr` (the leader of a data group, for a
+    /// call any node takes and that node serves without a hop); if it
+    /// cannot take it there (unreachable, or UNAVAILABLE), or no leader is
+    /// named, runs it as [`Router::call`] does. Only for calls that may be
+    /// retried (a publish sent again may be stored twice).
+    pub(crate) async fn call_routed<T, F, Fut>(&self, leader_addr: Option<&str>, op: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        if let Some(addr) = leader {
-            match op(self.channel(addr)?).await {
+        if let Some(channel) = leader_addr.and_then(|addr| self.channel(addr).ok()) {
+            match op(channel).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) if status.code() == Code::Unavailable || is_connection_failure(&status) => {}
                 Err(status) => return Err(status.into()),

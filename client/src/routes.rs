@@ -30,6 +30,9 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// Topics a [`RouteBook`] keeps routes for; past it, it forgets the one
 /// whose routes it asked for longest ago.
 const BOOK_TOPICS_MAX: usize = 4096;
+/// How long a topic's first publish waits for the topic's routes; without
+/// them it goes through the router.
+const FIRST_ASK_WAIT: Duration = Duration::from_secs(1);
 
 /// The address of each partition's leader, by partition; `None` where
 /// unknown (or for a topic in group 0).
@@ -54,13 +57,12 @@ impl PartitionRoutes {
 
     /// Asks any node for the topic's routes and keeps them; keeps the old
     /// ones if the node cannot answer (an older server, say).
-    async fn refresh(&self, router: &Router, topic: &str) {
+    async fn ask_retrying(&self, router: &Router, topic: &str) {
         self.keep(router.call(rpc!(cluster, routes, routes_request(topic))).await);
     }
 
-    /// As [`refresh`](Self::refresh), asking once only, of the node the
-    /// router follows: a publish waiting for the answer, or an ask running
-    /// behind it, takes a round trip at most, however the cluster fares.
+    /// As [`ask_retrying`](Self::ask_retrying), asking once only, of the
+    /// node the router follows.
     async fn ask_once(&self, router: &Router, topic: &str) {
         self.keep(router.call_here(rpc!(cluster, routes, routes_request(topic))).await);
     }
@@ -79,14 +81,14 @@ impl PartitionRoutes {
     /// ends once no one holds them.
     pub(crate) async fn follow(router: Arc<Router>, topic: &str) -> (Arc<Self>, JoinHandle<()>) {
         let routes = Arc::new(Self::default());
-        routes.refresh(&router, topic).await;
+        routes.ask_retrying(&router, topic).await;
         let held: Weak<Self> = Arc::downgrade(&routes);
         let topic = topic.to_owned();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(REFRESH_EVERY).await;
                 let Some(routes) = held.upgrade() else { return };
-                routes.refresh(&router, &topic).await;
+                routes.ask_retrying(&router, &topic).await;
             }
         });
         (routes, task)
@@ -97,9 +99,10 @@ fn routes_request(topic: &str) -> api::RoutesRequest {
     api::RoutesRequest { topic: topic.to_owned() }
 }
 
-/// The routes of the topics one `Client` publishes to: each topic's are
-/// asked for on its first publish, and again, in the background, by the
-/// first publish after [`REFRESH_EVERY`].
+/// The routes of the topics one `Client` publishes to, and each topic's
+/// turn for keyless batches. A topic's routes are asked for on its first
+/// publish (which waits for them, [`FIRST_ASK_WAIT`] at most), and again,
+/// in the background, by the first publish after [`REFRESH_EVERY`].
 #[derive(Debug, Default)]
 pub(crate) struct RouteBook {
     topics: Mutex<HashMap<String, Entry>>,
@@ -108,48 +111,85 @@ pub(crate) struct RouteBook {
 #[derive(Debug)]
 struct Entry {
     routes: Arc<PartitionRoutes>,
+    /// The topic's next keyless batch goes to partition `turn` (modulo the
+    /// topic's partitions). Starts anywhere: short-lived clients (one per
+    /// run of a script, say) would otherwise all start at partition 0.
+    turn: u64,
     /// When the routes were last asked for.
     asked: Instant,
-    /// Set while an ask runs in the background: a slow answer holds back the
-    /// next ask rather than letting asks pile up (or an old answer land on
-    /// a newer one).
+    /// Set while an ask runs: a slow answer holds back the next ask rather
+    /// than letting asks pile up (or an old answer land on a newer one).
     asking: Arc<AtomicBool>,
 }
 
+/// Keeps an entry's `asking` set for as long as it lives, so the flag
+/// clears however the ask ends (a task dropped with its runtime too).
+struct Asking(Arc<AtomicBool>);
+
+impl Asking {
+    fn start(flag: &Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(Arc::clone(flag))
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// An ask a turn calls for: the topic's first (its publish waits), or a
+/// stale table's (in the background).
+struct Ask {
+    first: bool,
+    _asking: Asking,
+}
+
 impl RouteBook {
-    /// `topic`'s routes: those known (asked for again behind the caller's
-    /// back when stale), else asked for now.
-    pub(crate) async fn routes(&self, router: &Arc<Router>, topic: &str) -> Arc<PartitionRoutes> {
-        let stale = match self.topics.lock().get_mut(topic) {
-            Some(entry) if entry.asked.elapsed() < REFRESH_EVERY || entry.asking.load(Ordering::Acquire) => {
-                return Arc::clone(&entry.routes)
+    /// Where `topic`'s next keyless batch goes: the leader of the topic's
+    /// partition in turn, if known.
+    pub(crate) async fn keyless_leader(&self, router: &Arc<Router>, topic: &str) -> Option<String> {
+        let (routes, turn, ask) = self.take_turn(topic);
+        match ask {
+            Some(ask) if ask.first => {
+                // Unanswered, the batch goes through the router.
+                let _ = tokio::time::timeout(FIRST_ASK_WAIT, routes.ask_once(router, topic)).await;
             }
-            Some(entry) => {
-                entry.asked = Instant::now();
-                entry.asking.store(true, Ordering::Release);
-                Some((Arc::clone(&entry.routes), Arc::clone(&entry.asking)))
+            Some(ask) => {
+                // Retrying, so a router left on a node that went down moves on.
+                let (router, topic, routes) = (Arc::clone(router), topic.to_owned(), Arc::clone(&routes));
+                tokio::spawn(async move {
+                    routes.ask_retrying(&router, &topic).await;
+                    drop(ask);
+                });
             }
-            None => None,
-        };
-        if let Some((routes, asking)) = stale {
-            let (router, topic, refreshed) = (Arc::clone(router), topic.to_owned(), Arc::clone(&routes));
-            tokio::spawn(async move {
-                refreshed.ask_once(&router, &topic).await;
-                asking.store(false, Ordering::Release);
-            });
-            return routes;
+            None => {}
         }
-        let routes = Arc::new(PartitionRoutes::default());
-        routes.ask_once(router, topic).await;
+        routes.leader_in_turn(turn)
+    }
+
+    /// Takes `topic`'s next turn, and the ask for its routes that is due.
+    fn take_turn(&self, topic: &str) -> (Arc<PartitionRoutes>, u64, Option<Ask>) {
         let mut topics = self.topics.lock();
-        if topics.len() >= BOOK_TOPICS_MAX {
+        if topics.len() >= BOOK_TOPICS_MAX && !topics.contains_key(topic) {
             let oldest = topics.iter().min_by_key(|(_, entry)| entry.asked).map(|(name, _)| name.clone());
             if let Some(name) = oldest {
                 topics.remove(&name);
             }
         }
-        let entry = Entry { routes: Arc::clone(&routes), asked: Instant::now(), asking: Arc::default() };
-        topics.insert(topic.to_owned(), entry);
-        routes
+        let mut first = false;
+        let entry = topics.entry(topic.to_owned()).or_insert_with(|| {
+            first = true;
+            Entry { routes: Arc::default(), turn: rand::random(), asked: Instant::now(), asking: Arc::default() }
+        });
+        let turn = entry.turn;
+        entry.turn = turn.wrapping_add(1);
+        let due = first || (entry.asked.elapsed() >= REFRESH_EVERY && !entry.asking.load(Ordering::Acquire));
+        let ask = due.then(|| {
+            entry.asked = Instant::now();
+            Ask { first, _asking: Asking::start(&entry.asking) }
+        });
+        (Arc::clone(&entry.routes), turn, ask)
     }
 }

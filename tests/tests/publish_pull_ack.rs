@@ -1,5 +1,6 @@
 //! End to end through a real `ferryd`: publish, pull and ack, by client and CLI.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_client::{Client, Message, SubscriptionSettings, TopicSettings};
@@ -53,6 +54,28 @@ async fn ten_thousand_messages_are_each_delivered_once_in_order_and_none_remain(
     assert!(left.is_empty(), "{} messages were delivered again after being acked", left.len());
     let topic = client.get_topic("events").await.expect("get topic");
     assert_eq!(topic.partitions[0].end_offset, TOTAL as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_batches_alternating_between_two_topics_fill_every_partition_of_each() {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Ferryd::start_at(&dir.path().join("node"), "127.0.0.1:0", &[]);
+    let client = Client::connect(server.addr()).await.expect("connect");
+    for topic in ["a", "b"] {
+        client.create_topic(topic, TopicSettings { partitions: 2, ..Default::default() }).await.expect("create topic");
+    }
+    // The node picks each keyless batch's partition in the topic's own
+    // turn: one turn for both topics would give each topic every other
+    // turn, so one partition of each.
+    let mut batches_per_partition = BTreeMap::<(&str, u32), usize>::new();
+    for batch in 0..8 {
+        let topic = ["a", "b"][batch % 2];
+        let positions = client.publish(topic, vec![Message::new(format!("m{batch}")); 10]).await.expect("publish");
+        assert!(positions.iter().all(|p| p.partition == positions[0].partition), "a keyless batch stays together");
+        *batches_per_partition.entry((topic, positions[0].partition)).or_default() += 1;
+    }
+    let expected = BTreeMap::from([(("a", 0), 2), (("a", 1), 2), (("b", 0), 2), (("b", 1), 2)]);
+    assert_eq!(batches_per_partition, expected);
 }
 
 #[test]

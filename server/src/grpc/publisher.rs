@@ -28,9 +28,15 @@ pub struct PublisherService {
     /// Where each partition's publishes run.
     routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
-    /// Picks the partition of messages without an ordering key, one request at a time.
-    next_partition: AtomicU64,
+    /// Turns of requests without ordering keys, by topic id modulo their
+    /// number: each topic's requests go round its partitions. One turn for
+    /// every topic let a client alternating two topics fill every other
+    /// partition of each.
+    keyless_turns: Box<[AtomicU64]>,
 }
+
+/// Keyless turns kept: topics whose ids share one share its turn.
+const KEYLESS_TURNS: u64 = 1024;
 
 /// What a publish needs of its topic.
 struct Target {
@@ -49,7 +55,8 @@ impl Target {
 
 impl PublisherService {
     pub fn new(proposer: Proposer, routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) -> Self {
-        Self { proposer, routes, clock, next_partition: AtomicU64::new(0) }
+        let keyless_turns = (0..KEYLESS_TURNS).map(|_| AtomicU64::new(0)).collect();
+        Self { proposer, routes, clock, keyless_turns }
     }
 
     /// The topic a publish goes to, from this node's replica of group 0. Any
@@ -71,10 +78,10 @@ impl PublisherService {
     }
 
     /// The partition of one request's messages without an ordering key, in
-    /// turn: of a placed topic, among the partitions whose group this node
+    /// the topic's turn: of a placed topic, among the partitions whose group this node
     /// leads (no hop to another node), when it leads any.
     fn keyless_partition(&self, target: &Target) -> u32 {
-        let turn = self.next_partition.fetch_add(1, Ordering::Relaxed);
+        let turn = self.keyless_turns[(target.topic_id % KEYLESS_TURNS) as usize].fetch_add(1, Ordering::Relaxed);
         let led: Vec<u32> = if target.groups.is_empty() {
             Vec::new()
         } else {
