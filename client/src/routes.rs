@@ -155,6 +155,7 @@ impl RouteBook {
             Some(ask) if ask.first => {
                 // Unanswered, the batch goes through the router.
                 let _ = tokio::time::timeout(FIRST_ASK_WAIT, routes.ask_once(router, topic)).await;
+                drop(ask);
             }
             Some(ask) => {
                 // Retrying, so a router left on a node that went down moves on.

@@ -36,7 +36,7 @@ pub struct PublisherService {
 }
 
 /// Keyless turns kept: topics whose ids share one share its turn.
-const KEYLESS_TURNS: u64 = 1024;
+const KEYLESS_TURNS: usize = 1024;
 
 /// What a publish needs of its topic.
 struct Target {
@@ -78,10 +78,11 @@ impl PublisherService {
     }
 
     /// The partition of one request's messages without an ordering key, in
-    /// the topic's turn: of a placed topic, among the partitions whose group this node
-    /// leads (no hop to another node), when it leads any.
+    /// the topic's turn: of a placed topic, among the partitions whose group
+    /// this node leads (no hop to another node), when it leads any; else
+    /// among all of them.
     fn keyless_partition(&self, target: &Target) -> u32 {
-        let turn = self.keyless_turns[(target.topic_id % KEYLESS_TURNS) as usize].fetch_add(1, Ordering::Relaxed);
+        let turn = self.keyless_turns[target.topic_id as usize % KEYLESS_TURNS].fetch_add(1, Ordering::Relaxed);
         let led: Vec<u32> = if target.groups.is_empty() {
             Vec::new()
         } else {

@@ -352,6 +352,13 @@ async fn stream_files(dir: &SnapshotDir, chunks: &mpsc::Sender<pb::SnapshotChunk
             bytes += read as u64;
         }
     }
+    // A newer snapshot removes this one's directory, maybe while it was
+    // listed above: then some files were never sent, and the counts below
+    // would vouch for the rest. Ended without the marker, the stream is
+    // refused, and the next try sends the newer snapshot.
+    if !tokio::fs::try_exists(&dir.path).await? {
+        return Err(std::io::Error::other("the snapshot was replaced while it was sent"));
+    }
     // Only now is the snapshot whole: the receiver installs nothing without this.
     let end = pb::SnapshotEnd { files, bytes };
     let _ = chunks.send(pb::SnapshotChunk { part: Some(pb::snapshot_chunk::Part::End(end)) }).await;

@@ -143,8 +143,11 @@ impl SnapshotStore {
             // The same snapshot, received again (a leader resends one it gave
             // up on): the one in place stays. This node may be sending it to
             // a follower; replacing it removed files under the stream, which
-            // sent the follower a snapshot without them.
-            remove_dir(&partial)?;
+            // sent the follower a snapshot without them. A copy left behind
+            // is only disk until the next start clears it.
+            if let Err(e) = remove_dir(&partial) {
+                tracing::warn!(error = %e, "could not remove a snapshot received twice");
+            }
             return Ok(SnapshotDir { path: done });
         }
         fs::rename(&partial, &done).map_err(StorageError::io(format!("rename {}", partial.display())))?;
@@ -281,8 +284,13 @@ mod tests {
         let inode = |snapshot: &SnapshotDir| fs::metadata(snapshot.path.join("CURRENT")).expect("CURRENT").ino();
         let before = inode(&first);
 
-        // As when a leader resends a snapshot: the same id, other files.
-        let again = store.adopt(&checkpoint_files(dir.path(), "again"), &meta).expect("adopt again");
+        // As when a leader resends a snapshot: the same id, other files,
+        // received into a directory of the store's own.
+        let received = store.receive_dir(&meta.snapshot_id).expect("receive dir");
+        fs::remove_dir(&received).expect("empty");
+        let received =
+            checkpoint_files(received.parent().expect("root"), &received.file_name().expect("name").to_string_lossy());
+        let again = store.adopt(&received, &meta).expect("adopt again");
         assert_eq!(again, first);
         assert_eq!(inode(&again), before, "a peer may be reading the files in place: they stay");
         assert_eq!(store.current().expect("current").map(|(meta, _)| meta.snapshot_id), Some("1-1-1-7".into()));
