@@ -194,3 +194,31 @@ impl RouteBook {
         (Arc::clone(&entry.routes), turn, ask)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topics_turns_follow_each_other_and_only_its_first_waits_for_an_ask() {
+        let book = RouteBook::default();
+        let (_, first_turn, ask) = book.take_turn("t");
+        assert!(ask.is_some_and(|ask| ask.first), "the first publish asks, and waits");
+        for n in 1..5u64 {
+            let (_, turn, ask) = book.take_turn("t");
+            assert_eq!(turn, first_turn.wrapping_add(n), "the next partition in turn");
+            assert!(ask.is_none(), "asked for less than {REFRESH_EVERY:?} ago");
+        }
+    }
+
+    #[test]
+    fn the_book_keeps_at_most_its_bound_of_topics() {
+        let book = RouteBook::default();
+        for topic in 0..BOOK_TOPICS_MAX + 10 {
+            book.take_turn(&format!("topic-{topic}"));
+        }
+        let topics = book.topics.lock();
+        assert_eq!(topics.len(), BOOK_TOPICS_MAX);
+        assert!(topics.contains_key(&format!("topic-{}", BOOK_TOPICS_MAX + 9)), "the newest is kept");
+    }
+}
