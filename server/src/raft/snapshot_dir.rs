@@ -118,9 +118,20 @@ impl SnapshotStore {
     }
 
     /// Makes `source` (a received or foreign snapshot) this node's current
-    /// snapshot. Files are hard-linked when possible; nothing opens them for
-    /// writing afterwards, so the link is as good as a copy.
-    pub fn adopt(&self, source: &SnapshotDir, meta: &SnapshotMeta) -> Result<SnapshotDir, StorageError> {
+    /// snapshot, and creates the database at `target` from it. Files are
+    /// hard-linked when possible; nothing opens them for writing afterwards,
+    /// so the link is as good as a copy.
+    ///
+    /// The database is made while no other snapshot can be published: a
+    /// snapshot built meanwhile (openraft builds them beside an install)
+    /// would remove this one's files as they are linked, and a database
+    /// made without CURRENT opens empty, the group's state silently gone.
+    pub fn adopt_into(
+        &self,
+        source: &SnapshotDir,
+        meta: &SnapshotMeta,
+        target: &Path,
+    ) -> Result<SnapshotDir, StorageError> {
         check_whole(&source.path, &meta.snapshot_id)?;
         let partial = self.partial_dir(&meta.snapshot_id)?;
         if source.path.parent() == Some(self.root.as_path()) {
@@ -132,7 +143,9 @@ impl SnapshotStore {
         }
         write_meta(&partial, meta)?;
         let _publishing = self.publishing.lock();
-        self.publish(partial, meta)
+        let adopted = self.publish(partial, meta)?;
+        materialize(&adopted, target, &meta.snapshot_id)?;
+        Ok(adopted)
     }
 
     /// Renames a finished partial snapshot into place and removes the others.
@@ -177,14 +190,16 @@ pub fn check_whole(dir: &Path, snapshot_id: &str) -> Result<(), StorageError> {
 
 /// Creates a RocksDB directory at `target` from a snapshot: tables and blob
 /// files are immutable and hard-linked; the rest (MANIFEST, CURRENT, OPTIONS)
-/// is copied, since the new database will write to it.
-pub fn materialize(snapshot: &SnapshotDir, target: &Path) -> Result<(), StorageError> {
+/// is copied, since the new database will write to it. Checked whole after,
+/// as the snapshot was before.
+fn materialize(snapshot: &SnapshotDir, target: &Path, snapshot_id: &str) -> Result<(), StorageError> {
     link_or_copy_dir(&snapshot.path, target, |name| name.ends_with(".sst") || name.ends_with(".blob"))?;
     let meta = target.join(META_FILE);
     if meta.exists() {
         fs::remove_file(&meta).map_err(StorageError::io(format!("remove {}", meta.display())))?;
     }
-    sync_dir(target)
+    sync_dir(target)?;
+    check_whole(target, snapshot_id)
 }
 
 pub fn read_meta(dir: &Path) -> Result<SnapshotMeta, StorageError> {
@@ -280,7 +295,8 @@ mod tests {
         let store = SnapshotStore::open(dir.path().join("snapshots")).expect("open");
         let meta =
             SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: "1-1-1-7".into() };
-        let first = store.adopt(&checkpoint_files(dir.path(), "first"), &meta).expect("adopt");
+        let first =
+            store.adopt_into(&checkpoint_files(dir.path(), "first"), &meta, &dir.path().join("db-1")).expect("adopt");
         let inode = |snapshot: &SnapshotDir| fs::metadata(snapshot.path.join("CURRENT")).expect("CURRENT").ino();
         let before = inode(&first);
 
@@ -290,12 +306,39 @@ mod tests {
         fs::remove_dir(&received).expect("empty");
         let received =
             checkpoint_files(received.parent().expect("root"), &received.file_name().expect("name").to_string_lossy());
-        let again = store.adopt(&received, &meta).expect("adopt again");
+        let again = store.adopt_into(&received, &meta, &dir.path().join("db-2")).expect("adopt again");
         assert_eq!(again, first);
         assert_eq!(inode(&again), before, "a peer may be reading the files in place: they stay");
         assert_eq!(store.current().expect("current").map(|(meta, _)| meta.snapshot_id), Some("1-1-1-7".into()));
         let partials = read_dir(&store.root).expect("list").into_iter().filter(|e| e.file_name() != "1-1-1-7").count();
         assert_eq!(partials, 0, "the copy received again is removed");
+    }
+
+    #[test]
+    fn an_adopted_snapshot_makes_a_whole_database_without_its_meta() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SnapshotStore::open(dir.path().join("snapshots")).expect("open");
+        let meta =
+            SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: "1-1-1-9".into() };
+        let target = dir.path().join("db");
+        let adopted = store.adopt_into(&checkpoint_files(dir.path(), "s"), &meta, &target).expect("adopt");
+        let mut files: Vec<_> = read_dir(&target).expect("list").iter().map(|e| e.file_name()).collect();
+        files.sort();
+        assert_eq!(files, ["000007.sst", "CURRENT", "MANIFEST-000001"]);
+        let table = |dir: &Path| fs::metadata(dir.join("000007.sst")).expect("table").ino();
+        assert_eq!(table(&target), table(&adopted.path), "tables are linked, not copied");
+        assert_eq!(read_meta(&adopted.path).expect("meta").snapshot_id, "1-1-1-9");
+    }
+
+    #[test]
+    fn a_database_made_from_files_without_current_is_refused() {
+        // As when the snapshot's files were removed while being linked: the
+        // database would open empty in place of the group's state.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let snapshot = checkpoint_files(dir.path(), "s");
+        fs::remove_file(snapshot.path.join("CURRENT")).expect("remove");
+        let error = materialize(&snapshot, &dir.path().join("db"), "s").expect_err("no CURRENT");
+        assert!(error.to_string().contains("incomplete"), "{error}");
     }
 
     #[test]

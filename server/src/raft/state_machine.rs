@@ -19,7 +19,7 @@ use super::arrivals::{ArrivalWatch, Arrivals};
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
 use super::errors;
 use super::groups::{group_root, GroupId};
-use super::snapshot_dir::{materialize, SnapshotDir, SnapshotStore};
+use super::snapshot_dir::{SnapshotDir, SnapshotStore};
 use super::state_dirs::StateDirs;
 use super::type_config::{Entry, LogId, RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig};
 use super::STORAGE_WAIT_BOUNDS_SECONDS;
@@ -196,9 +196,8 @@ impl AppliedState {
     }
 
     fn install_snapshot(&self, meta: &SnapshotMeta, snapshot: &SnapshotDir) -> Result<(), StorageError> {
-        let adopted = self.snapshots.adopt(snapshot, meta)?;
         let target = self.dirs.next()?;
-        materialize(&adopted, &target)?;
+        self.snapshots.adopt_into(snapshot, meta, &target)?;
         let db = StateDb::open(&target, &self.resources)?;
         let catalog = db.load_catalog(self.group)?;
 
