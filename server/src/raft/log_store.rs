@@ -20,6 +20,7 @@ use bytes::Bytes;
 use ferry_proto::internal as pb;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
+use parking_lot::Mutex;
 use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::codec::{
@@ -32,6 +33,10 @@ use super::log_sizes::LogSizes;
 use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::keys::log as keys;
 use crate::storage::{codec, StorageError};
+
+mod recent;
+
+use recent::Recent;
 
 /// Whether appends are fsynced before they are reported durable. `Skip` exists
 /// only so the fault harness can prove it detects the loss it causes.
@@ -52,6 +57,8 @@ pub struct LogStore {
     vote_read: bool,
     /// Bytes appended, for purging by size (`node::log_purge`).
     sizes: Arc<LogSizes>,
+    /// The last entries appended, which openraft reads back at once.
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl Debug for LogStore {
@@ -65,7 +72,8 @@ impl LogStore {
     pub fn open(db: &Arc<LogDb>, group: GroupId) -> Result<Self, StorageError> {
         let families = Arc::new(db.open_group(group)?);
         let sizes = Arc::new(LogSizes::default());
-        Ok(Self { db: Arc::clone(db), group, families, vote_read: false, sizes })
+        let recent = Arc::default();
+        Ok(Self { db: Arc::clone(db), group, families, vote_read: false, sizes, recent })
     }
 
     /// The log's size, as appends, truncations and purges leave it. Entries
@@ -121,25 +129,36 @@ impl LogStore {
         }
     }
 
-    /// Writes entries to the log without a sync, and counts their bytes.
+    /// Writes entries to the log without a sync, counts their bytes and
+    /// keeps them as the recent ones.
     fn write_entries(&self, entries: impl IntoIterator<Item = Entry>) -> Result<(), StorageError> {
         let cf = self.log_cf()?;
         let mut batch = WriteBatch::default();
-        let (mut last_index, mut bytes) = (None, 0);
+        let mut written = Vec::new();
         for entry in entries {
             let record = codec::encode(&entry_to_record(&entry));
-            bytes += record.len() as u64;
-            last_index = Some(entry.log_id.index);
-            batch.put_cf(&cf, keys::entry(entry.log_id.index), record);
+            batch.put_cf(&cf, keys::entry(entry.log_id.index), &record);
+            written.push((record.len() as u64, entry));
         }
         self.db.rocks().write(batch).map_err(StorageError::rocksdb("append log entries"))?;
-        if let Some(last_index) = last_index {
-            self.sizes.appended(last_index, bytes);
+        if let Some((_, last)) = written.last() {
+            self.sizes.appended(last.log_id.index, written.iter().map(|(bytes, _)| bytes).sum());
+        }
+        // Kept after the write: a read that misses them meanwhile finds them
+        // in RocksDB.
+        let mut recent = self.recent.lock();
+        for (bytes, entry) in written {
+            recent.appended(entry, bytes);
         }
         Ok(())
     }
 
     fn read_range(&self, start: u64, end_exclusive: Option<u64>) -> Result<Vec<Entry>, StorageError> {
+        // A range without an end is read from RocksDB: the kept entries end
+        // where the last append ended, which may lag RocksDB for a moment.
+        if let Some(kept) = end_exclusive.and_then(|end| self.recent.lock().get(start, end)) {
+            return Ok(kept);
+        }
         let mut options = ReadOptions::default();
         if let Some(end) = end_exclusive {
             options.set_iterate_upper_bound(keys::entry(end).to_vec());
@@ -251,6 +270,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        // Forgotten first, so no read is served a removed entry.
+        self.recent.lock().truncated(log_id.index);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
             &self.log_cf().map_err(errors::write_logs)?,
@@ -273,6 +294,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(&self.log_cf().map_err(errors::write_logs)?, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
         self.sizes.purged(log_id.index);
+        self.recent.lock().purged(log_id.index);
         self.db.reclaim(self.group, log_id.index);
         Ok(())
     }

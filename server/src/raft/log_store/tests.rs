@@ -74,3 +74,35 @@ async fn a_data_group_opened_for_the_first_time_starts_empty_beside_group_0() {
     assert_eq!(data.read_vote().await.expect("vote"), None);
     assert_eq!(data.read_committed().await.expect("committed"), None);
 }
+
+async fn read(store: &mut LogStore, range: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+    let read = store.try_get_log_entries(range).await.expect("read log");
+    read.iter().map(|entry| (entry.log_id.index, entry.log_id.leader_id.term)).collect()
+}
+
+#[tokio::test]
+async fn entries_just_appended_are_read_back_from_memory() {
+    let dir = TempDir::new().expect("temp dir");
+    let (_meta, mut data) = open_both(&dir);
+    data.write_entries(entries(1, 1..=5)).expect("append");
+    // Removed behind the store's back: only the kept entries still hold them.
+    let cf = data.log_cf().expect("log family");
+    data.db.rocks().delete_range_cf(&cf, keys::entry(0), keys::entry(u64::MAX)).expect("delete");
+    drop(cf);
+    assert_eq!(read(&mut data, 2..5).await, vec![(2, 1), (3, 1), (4, 1)]);
+    assert_eq!(indexes_and_terms(&mut data).await, vec![], "a range without an end goes to RocksDB");
+}
+
+#[tokio::test]
+async fn entries_read_back_are_never_truncated_ones() {
+    let dir = TempDir::new().expect("temp dir");
+    let (_meta, mut data) = open_both(&dir);
+    data.write_entries(entries(1, 1..=5)).expect("append");
+    assert_eq!(read(&mut data, 3..6).await, vec![(3, 1), (4, 1), (5, 1)]);
+    data.truncate(log_id(1, 4)).await.expect("truncate");
+    assert_eq!(read(&mut data, 4..6).await, vec![]);
+    data.write_entries(entries(2, 4..=6)).expect("append after the truncation");
+    assert_eq!(read(&mut data, 1..7).await, vec![(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
+    data.purge(log_id(1, 2)).await.expect("purge");
+    assert_eq!(read(&mut data, 3..7).await, vec![(3, 1), (4, 2), (5, 2), (6, 2)]);
+}
