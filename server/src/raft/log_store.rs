@@ -36,7 +36,7 @@ use crate::storage::{codec, StorageError};
 
 mod recent;
 
-use recent::Recent;
+use recent::{Kept, Recent};
 
 /// Whether appends are fsynced before they are reported durable. `Skip` exists
 /// only so the fault harness can prove it detects the loss it causes.
@@ -146,9 +146,10 @@ impl LogStore {
         }
         // Kept after the write: a read that misses them meanwhile finds them
         // in RocksDB.
+        let kept: Vec<Kept> = written.into_iter().map(|(bytes, entry)| Kept::new(entry, bytes)).collect();
         let mut recent = self.recent.lock();
-        for (bytes, entry) in written {
-            recent.appended(entry, bytes);
+        for kept in kept {
+            recent.appended(kept);
         }
         Ok(())
     }
@@ -284,6 +285,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        // Forgotten first, as with a truncation: what is kept, RocksDB holds.
+        self.recent.lock().purged(log_id.index);
         let mut batch = WriteBatch::default();
         batch.put_cf(
             &self.meta_cf().map_err(errors::write_logs)?,
@@ -294,7 +297,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(&self.log_cf().map_err(errors::write_logs)?, from, to);
         self.write_synced(batch, "purge log").map_err(errors::write_logs)?;
         self.sizes.purged(log_id.index);
-        self.recent.lock().purged(log_id.index);
         self.db.reclaim(self.group, log_id.index);
         Ok(())
     }

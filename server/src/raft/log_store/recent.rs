@@ -4,63 +4,103 @@
 //! every node) and to send it (on the leader, to each follower). Read from
 //! RocksDB, each was copied out of the memtable and decoded again, a batch of
 //! a thousand bodies at a time: 8 % of a node's CPU publishing on one node.
-//! A kept entry is cloned instead, which shares its bodies' buffers.
+//! A kept entry is cloned instead: its bodies' data are shared, the rest
+//! (attributes, keys, event ids) copied.
 //!
-//! Bounded by [`RECENT_BYTES_MAX`] of records and [`RECENT_ENTRIES_MAX`]
-//! entries per group; the oldest go first. A read the kept entries do not
-//! wholly cover (a follower far behind, a range reaching past the last kept)
-//! goes to RocksDB, which holds every entry kept here too.
+//! Bounded by [`RECENT_BYTES_MAX`] and [`RECENT_ENTRIES_MAX`] per group; the
+//! oldest go first. What an entry holds is its own: its bodies' data are
+//! copied out of the request they arrived in ([`Kept::new`]). A read the
+//! kept entries do not wholly cover (a follower far behind, a range reaching
+//! past the last kept) goes to RocksDB, which holds every entry kept here
+//! too.
 
 use std::collections::VecDeque;
 
+use bytes::{Bytes, BytesMut};
+use openraft::EntryPayload;
+
+use crate::domain::{Command, MessageBody};
 use crate::raft::type_config::Entry;
 
-/// Bytes of encoded records kept per group: about 200 ms of appends to one
-/// of four groups at 500,000 msgs/s of 128 B, while an entry is applied within
-/// a few milliseconds of its append.
+/// Bytes kept per group, counted as the entries' records plus
+/// [`BODY_OVERHEAD_BYTES`] a message: about 100 ms of appends to one of four
+/// groups at 500,000 msgs/s of 128 B, while an entry is applied within a few
+/// milliseconds of its append.
 pub const RECENT_BYTES_MAX: u64 = 4 * 1024 * 1024;
-/// Entries kept per group, whatever their size: an entry costs memory
-/// beyond its record.
+/// Entries kept per group, whatever their size.
 pub const RECENT_ENTRIES_MAX: usize = 4096;
+/// What a decoded message holds beside its data and strings.
+const BODY_OVERHEAD_BYTES: u64 = std::mem::size_of::<MessageBody>() as u64;
 
-/// Consecutive entries, the last ones appended, with their records' sizes.
+/// An entry as kept, with the bytes it counts for.
+#[derive(Debug)]
+pub struct Kept {
+    entry: Entry,
+    bytes: u64,
+}
+
+impl Kept {
+    /// Keeps `entry`, whose record is `record_bytes` long. Its bodies' data
+    /// are copied into one buffer of its own: as appended, each is a slice
+    /// of the request it arrived in (on a follower, an AppendEntries of up
+    /// to 20 MiB), which would stay in memory while any entry of it is kept.
+    pub fn new(mut entry: Entry, record_bytes: u64) -> Self {
+        let bodies: &mut [MessageBody] = match &mut entry.payload {
+            EntryPayload::Normal(Command::Publish(batch)) => &mut batch.messages,
+            EntryPayload::Normal(Command::DeadLetter(dead)) => std::slice::from_mut(&mut dead.message),
+            _ => &mut [],
+        };
+        let bytes = record_bytes + BODY_OVERHEAD_BYTES * bodies.len() as u64;
+        let mut buffer = BytesMut::with_capacity(bodies.iter().map(|body| body.data.len()).sum());
+        for body in bodies.iter() {
+            buffer.extend_from_slice(&body.data);
+        }
+        let mut buffer: Bytes = buffer.freeze();
+        for body in bodies.iter_mut() {
+            body.data = buffer.split_to(body.data.len());
+        }
+        Self { entry, bytes }
+    }
+}
+
+/// Consecutive entries, the last ones appended.
 #[derive(Debug, Default)]
 pub struct Recent {
-    entries: VecDeque<(Entry, u64)>,
+    entries: VecDeque<Kept>,
     bytes: u64,
 }
 
 impl Recent {
-    /// Keeps `entry`, whose record is `bytes` long. An entry that does not
-    /// follow the last kept one starts the kept run over: they stay
-    /// consecutive, so a range is either wholly kept or read from RocksDB.
-    pub fn appended(&mut self, entry: Entry, bytes: u64) {
-        if self.next_index() != Some(entry.log_id.index) {
+    /// Keeps `kept`. An entry that does not follow the last kept one starts
+    /// the kept run over: they stay consecutive, so a range is either wholly
+    /// kept or read from RocksDB.
+    pub fn appended(&mut self, kept: Kept) {
+        if self.next_index() != Some(kept.entry.log_id.index) {
             self.entries.clear();
             self.bytes = 0;
         }
-        self.bytes += bytes;
-        self.entries.push_back((entry, bytes));
+        self.bytes += kept.bytes;
+        self.entries.push_back(kept);
         while self.bytes > RECENT_BYTES_MAX || self.entries.len() > RECENT_ENTRIES_MAX {
-            let Some((_, dropped)) = self.entries.pop_front() else { break };
-            self.bytes -= dropped;
+            let Some(dropped) = self.entries.pop_front() else { break };
+            self.bytes -= dropped.bytes;
         }
     }
 
     /// Forgets the entries from `index` on, as a truncation removes them.
     pub fn truncated(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(entry, _)| entry.log_id.index >= index) {
-            if let Some((_, dropped)) = self.entries.pop_back() {
-                self.bytes -= dropped;
+        while self.entries.back().is_some_and(|kept| kept.entry.log_id.index >= index) {
+            if let Some(dropped) = self.entries.pop_back() {
+                self.bytes -= dropped.bytes;
             }
         }
     }
 
     /// Forgets the entries up to and including `index`, as a purge removes them.
     pub fn purged(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(entry, _)| entry.log_id.index <= index) {
-            if let Some((_, dropped)) = self.entries.pop_front() {
-                self.bytes -= dropped;
+        while self.entries.front().is_some_and(|kept| kept.entry.log_id.index <= index) {
+            if let Some(dropped) = self.entries.pop_front() {
+                self.bytes -= dropped.bytes;
             }
         }
     }
@@ -70,26 +110,27 @@ impl Recent {
         if start >= end {
             return Some(Vec::new());
         }
-        let first = self.entries.front()?.0.log_id.index;
+        let first = self.entries.front()?.entry.log_id.index;
         let next = self.next_index()?;
         if start < first || end > next {
             return None;
         }
-        let skip = usize::try_from(start - first).ok()?;
-        let take = usize::try_from(end - start).ok()?;
-        Some(self.entries.iter().skip(skip).take(take).map(|(entry, _)| entry.clone()).collect())
+        let from = usize::try_from(start - first).ok()?;
+        let to = usize::try_from(end - first).ok()?;
+        Some(self.entries.range(from..to).map(|kept| kept.entry.clone()).collect())
     }
 
     fn next_index(&self) -> Option<u64> {
-        self.entries.back().map(|(entry, _)| entry.log_id.index + 1)
+        self.entries.back().map(|kept| kept.entry.log_id.index + 1)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+    use openraft::{CommittedLeaderId, LogId};
 
     use super::*;
+    use crate::domain::PublishBatch;
 
     fn entry(term: u64, index: u64) -> Entry {
         Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
@@ -101,10 +142,31 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_publish_holds_its_bodies_in_a_buffer_of_its_own_and_counts_them() {
+        // As a request arrives: every body a slice of one large buffer.
+        let request = Bytes::from(vec![7u8; 1 << 20]);
+        let messages: Vec<MessageBody> =
+            (0..3).map(|i| MessageBody { data: request.slice(i * 100..i * 100 + 10), ..Default::default() }).collect();
+        let batch = PublishBatch { topic_id: 1, partition: 0, publish_time_us: 5, messages, producer: None };
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+            payload: EntryPayload::Normal(Command::Publish(batch.clone())),
+        };
+        let kept = Kept::new(entry, 60);
+        assert_eq!(kept.bytes, 60 + 3 * BODY_OVERHEAD_BYTES);
+        let EntryPayload::Normal(Command::Publish(held)) = &kept.entry.payload else { panic!("not a publish") };
+        assert_eq!(held, &batch, "the same messages");
+        let request_range = request.as_ptr_range();
+        for body in &held.messages {
+            assert!(!request_range.contains(&body.data.as_ptr()), "a body still points into the request");
+        }
+    }
+
+    #[test]
     fn a_range_is_served_only_when_every_entry_of_it_is_kept() {
         let mut recent = Recent::default();
         for index in 5..=9 {
-            recent.appended(entry(1, index), 10);
+            recent.appended(Kept::new(entry(1, index), 10));
         }
         assert_eq!(kept(&recent, 5, 10), Some(vec![(5, 1), (6, 1), (7, 1), (8, 1), (9, 1)]));
         assert_eq!(kept(&recent, 7, 9), Some(vec![(7, 1), (8, 1)]));
@@ -117,11 +179,11 @@ mod tests {
     fn truncated_entries_are_never_served_and_what_follows_replaces_them() {
         let mut recent = Recent::default();
         for index in 1..=5 {
-            recent.appended(entry(1, index), 10);
+            recent.appended(Kept::new(entry(1, index), 10));
         }
         recent.truncated(4);
         assert_eq!(kept(&recent, 4, 5), None);
-        recent.appended(entry(2, 4), 10);
+        recent.appended(Kept::new(entry(2, 4), 10));
         assert_eq!(kept(&recent, 3, 5), Some(vec![(3, 1), (4, 2)]));
         assert_eq!(kept(&recent, 5, 6), None, "the old 5 is gone with the truncation");
     }
@@ -129,9 +191,9 @@ mod tests {
     #[test]
     fn an_entry_not_following_the_last_starts_the_run_over() {
         let mut recent = Recent::default();
-        recent.appended(entry(1, 1), 10);
-        recent.appended(entry(1, 2), 10);
-        recent.appended(entry(2, 7), 10);
+        recent.appended(Kept::new(entry(1, 1), 10));
+        recent.appended(Kept::new(entry(1, 2), 10));
+        recent.appended(Kept::new(entry(2, 7), 10));
         assert_eq!(kept(&recent, 1, 3), None);
         assert_eq!(kept(&recent, 7, 8), Some(vec![(7, 2)]));
     }
@@ -141,7 +203,7 @@ mod tests {
         let mut recent = Recent::default();
         let big = RECENT_BYTES_MAX / 4;
         for index in 1..=6 {
-            recent.appended(entry(1, index), big);
+            recent.appended(Kept::new(entry(1, index), big));
         }
         assert_eq!(recent.bytes, 4 * big);
         assert_eq!(kept(&recent, 2, 3), None);
@@ -150,7 +212,7 @@ mod tests {
         let mut recent = Recent::default();
         let count = RECENT_ENTRIES_MAX as u64 + 10;
         for index in 1..=count {
-            recent.appended(entry(1, index), 1);
+            recent.appended(Kept::new(entry(1, index), 1));
         }
         assert_eq!(recent.entries.len(), RECENT_ENTRIES_MAX);
         assert_eq!(kept(&recent, 10, 11), None);

@@ -105,4 +105,11 @@ async fn entries_read_back_are_never_truncated_ones() {
     assert_eq!(read(&mut data, 1..7).await, vec![(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
     data.purge(log_id(1, 2)).await.expect("purge");
     assert_eq!(read(&mut data, 3..7).await, vec![(3, 1), (4, 2), (5, 2), (6, 2)]);
+    // With RocksDB emptied behind the store's back, only kept entries are
+    // read: the purged ones are not among them.
+    let cf = data.log_cf().expect("log family");
+    data.db.rocks().delete_range_cf(&cf, keys::entry(0), keys::entry(u64::MAX)).expect("delete");
+    drop(cf);
+    assert_eq!(read(&mut data, 2..4).await, vec![]);
+    assert_eq!(read(&mut data, 3..4).await, vec![(3, 1)]);
 }
