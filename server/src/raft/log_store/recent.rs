@@ -3,7 +3,8 @@
 //! openraft reads every entry back soon after appending it: to apply it (on
 //! every node) and to send it (on the leader, to each follower). Read from
 //! RocksDB, each was copied out of the memtable and decoded again, a batch of
-//! a thousand bodies at a time: 8 % of a node's CPU publishing on one node.
+//! a thousand bodies at a time: 8.1 % of a node's CPU publishing on one
+//! node, against 0.9 % for reading kept entries and 1.6 % for keeping them.
 //! A kept entry is cloned instead: its bodies' data are shared, the rest
 //! (attributes, keys, event ids) copied.
 //!
