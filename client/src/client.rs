@@ -168,7 +168,11 @@ impl Client {
         if !request.messages.is_empty() && request.messages.iter().all(|m| m.ordering_key.is_empty()) {
             leader = self.routes.keyless_leader(&self.router, topic).await;
         }
-        let response = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
+        let routed = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
+        if routed.missed {
+            self.routes.missed(topic);
+        }
+        let response = routed.answer;
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));
         }

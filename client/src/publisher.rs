@@ -440,7 +440,11 @@ impl Lane {
         batch.payload.fill(&mut request);
         let router = self.router.clone();
         let leader = self.routes.leader(self.partition);
-        async move { router.call_routed(leader.as_deref(), rpc!(publisher_stub, publish, request)).await }
+        // A stale route costs a hop until the lane's routes are next asked for.
+        async move {
+            let routed = router.call_routed(leader.as_deref(), rpc!(publisher_stub, publish, request)).await?;
+            Ok(routed.answer)
+        }
     }
 
     fn send(&self, batch: Batch) -> Sent {

@@ -157,19 +157,23 @@ impl Router {
     /// cannot take it there (unreachable, or UNAVAILABLE), or no leader is
     /// named, runs it as [`Router::call`] does. Only for calls that may be
     /// retried (a publish sent again may be stored twice).
-    pub(crate) async fn call_routed<T, F, Fut>(&self, leader_addr: Option<&str>, op: F) -> Result<T>
+    pub(crate) async fn call_routed<T, F, Fut>(&self, leader_addr: Option<&str>, op: F) -> Result<Routed<T>>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        if let Some(channel) = leader_addr.and_then(|addr| self.channel(addr).ok()) {
-            match op(channel).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if status.code() == Code::Unavailable || is_connection_failure(&status) => {}
-                Err(status) => return Err(status.into()),
+        let mut missed = false;
+        if let Some(addr) = leader_addr {
+            missed = true;
+            if let Ok(channel) = self.channel(addr) {
+                match op(channel).await {
+                    Ok(response) => return Ok(Routed { answer: response.into_inner(), missed: false }),
+                    Err(status) if status.code() == Code::Unavailable || is_connection_failure(&status) => {}
+                    Err(status) => return Err(status.into()),
+                }
             }
         }
-        self.call(op).await
+        self.call(op).await.map(|answer| Routed { answer, missed })
     }
 
     /// The channel to `addr`, made on first use (not a node the router
@@ -200,6 +204,13 @@ impl Router {
 
 /// A request that died with its connection (the node was killed or
 /// restarted mid-call): its outcome is unknown, like UNAVAILABLE.
+/// The answer of a [`Router::call_routed`], and whether the leader it named
+/// could not take the call (so the routes that named it may be stale).
+pub(crate) struct Routed<T> {
+    pub(crate) answer: T,
+    pub(crate) missed: bool,
+}
+
 fn is_connection_failure(status: &tonic::Status) -> bool {
     // hyper reports a request whose connection was torn down under it as
     // CANCELLED ("operation was canceled"); a caller that really gives up

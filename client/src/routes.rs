@@ -24,9 +24,15 @@ use crate::client::{cluster, rpc};
 use crate::error::Result;
 use crate::router::Router;
 
-/// How often a publisher asks where its topic's partitions are led (a
-/// [`RouteBook`]: at most this often, and only while it publishes).
+/// How often a `Publisher` lane asks where its topic's partitions are led:
+/// a stale route costs its batches a hop.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// How long a [`RouteBook`] keeps a topic's routes before asking again (on
+/// the topic's next publish), unless a publish missed the leader they named.
+/// A stale route costs a keyless batch nothing but evenness: the node it
+/// reaches puts it in a partition it leads. Asking every 2 s, a client
+/// publishing to a thousand topics made one ask for every two publishes.
+const BOOK_REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// Topics a [`RouteBook`] keeps routes for; past it, it forgets the one
 /// whose routes it asked for longest ago.
 const BOOK_TOPICS_MAX: usize = 4096;
@@ -102,7 +108,8 @@ fn routes_request(topic: &str) -> api::RoutesRequest {
 /// The routes of the topics one `Client` publishes to, and each topic's
 /// turn for keyless batches. A topic's routes are asked for on its first
 /// publish (which waits for them, [`FIRST_ASK_WAIT`] at most), and again,
-/// in the background, by the first publish after [`REFRESH_EVERY`].
+/// in the background, by the first publish after [`BOOK_REFRESH_EVERY`] or
+/// after one that [`missed`](RouteBook::missed) the leader they named.
 #[derive(Debug, Default)]
 pub(crate) struct RouteBook {
     topics: Mutex<HashMap<String, Entry>>,
@@ -117,6 +124,8 @@ struct Entry {
     turn: u64,
     /// When the routes were last asked for.
     asked: Instant,
+    /// A publish missed the leader the routes named since they were asked for.
+    missed: bool,
     /// Set while an ask runs: a slow answer holds back the next ask rather
     /// than letting asks pile up (or an old answer land on a newer one).
     asking: Arc<AtomicBool>,
@@ -182,16 +191,26 @@ impl RouteBook {
         let mut first = false;
         let entry = topics.entry(topic.to_owned()).or_insert_with(|| {
             first = true;
-            Entry { routes: Arc::default(), turn: rand::random(), asked: Instant::now(), asking: Arc::default() }
+            let (asked, missed, asking) = (Instant::now(), false, Arc::default());
+            Entry { routes: Arc::default(), turn: rand::random(), asked, missed, asking }
         });
         let turn = entry.turn;
         entry.turn = turn.wrapping_add(1);
-        let due = first || (entry.asked.elapsed() >= REFRESH_EVERY && !entry.asking.load(Ordering::Acquire));
+        let stale = entry.missed || entry.asked.elapsed() >= BOOK_REFRESH_EVERY;
+        let due = first || (stale && !entry.asking.load(Ordering::Acquire));
         let ask = due.then(|| {
-            entry.asked = Instant::now();
+            (entry.asked, entry.missed) = (Instant::now(), false);
             Ask { first, _asking: Asking::start(&entry.asking) }
         });
         (Arc::clone(&entry.routes), turn, ask)
+    }
+
+    /// Notes that a publish to `topic` missed the leader its routes named
+    /// (a node down, say): its next publish asks for them again.
+    pub(crate) fn missed(&self, topic: &str) {
+        if let Some(entry) = self.topics.lock().get_mut(topic) {
+            entry.missed = true;
+        }
     }
 }
 
@@ -207,8 +226,24 @@ mod tests {
         for n in 1..5u64 {
             let (_, turn, ask) = book.take_turn("t");
             assert_eq!(turn, first_turn.wrapping_add(n), "the next partition in turn");
-            assert!(ask.is_none(), "asked for less than {REFRESH_EVERY:?} ago");
+            assert!(ask.is_none(), "asked for less than {BOOK_REFRESH_EVERY:?} ago");
         }
+    }
+
+    #[test]
+    fn a_publish_that_missed_the_named_leader_makes_the_next_one_ask_again() {
+        let book = RouteBook::default();
+        let (_, _, first) = book.take_turn("t");
+        drop(first);
+        book.missed("t");
+        let (_, _, ask) = book.take_turn("t");
+        assert!(ask.as_ref().is_some_and(|ask| !ask.first), "asked again, in the background");
+        let (_, _, again) = book.take_turn("t");
+        assert!(again.is_none(), "one ask per miss, while it runs");
+        drop(ask);
+        let (_, _, after) = book.take_turn("t");
+        assert!(after.is_none(), "the miss was answered");
+        book.missed("unknown topic");
     }
 
     #[test]
