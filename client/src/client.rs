@@ -168,11 +168,12 @@ impl Client {
         if !request.messages.is_empty() && request.messages.iter().all(|m| m.ordering_key.is_empty()) {
             leader = self.routes.keyless_leader(&self.router, topic).await;
         }
-        let routed = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await?;
-        if routed.missed {
+        let routed = self.router.call_routed(leader.as_deref(), rpc!(publisher, publish, request)).await;
+        // A failure after the named leader was tried may be a miss too.
+        if leader.is_some() && routed.as_ref().map_or(true, |routed| routed.missed) {
             self.routes.missed(topic);
         }
-        let response = routed.answer;
+        let response = routed?.answer;
         if response.positions.len() != count {
             return Err(Error::Protocol(format!("{} positions for {count} messages", response.positions.len())));
         }

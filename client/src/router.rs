@@ -202,8 +202,6 @@ impl Router {
     }
 }
 
-/// A request that died with its connection (the node was killed or
-/// restarted mid-call): its outcome is unknown, like UNAVAILABLE.
 /// The answer of a [`Router::call_routed`], and whether the leader it named
 /// could not take the call (so the routes that named it may be stale).
 pub(crate) struct Routed<T> {
@@ -211,6 +209,8 @@ pub(crate) struct Routed<T> {
     pub(crate) missed: bool,
 }
 
+/// A request that died with its connection (the node was killed or
+/// restarted mid-call): its outcome is unknown, like UNAVAILABLE.
 fn is_connection_failure(status: &tonic::Status) -> bool {
     // hyper reports a request whose connection was torn down under it as
     // CANCELLED ("operation was canceled"); a caller that really gives up

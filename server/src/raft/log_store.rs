@@ -146,7 +146,7 @@ impl LogStore {
         }
         // Kept after the write: a read that misses them meanwhile finds them
         // in RocksDB.
-        let kept: Vec<Kept> = written.into_iter().map(|(bytes, entry)| Kept::new(entry, bytes)).collect();
+        let kept = Kept::tail_of(written);
         let mut recent = self.recent.lock();
         for kept in kept {
             recent.appended(kept);

@@ -41,17 +41,30 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// The entries of one append worth keeping (each given with its
+    /// record's length), made [`Kept`]: only those the bounds leave, so an
+    /// append larger than them (an AppendEntries of 20 MiB) copies its tail
+    /// alone, not entries that would be dropped at once.
+    pub fn tail_of(mut written: Vec<(u64, Entry)>) -> Vec<Self> {
+        let (mut bytes, mut keepable) = (0, 0);
+        for (record_bytes, entry) in written.iter_mut().rev() {
+            bytes += counted(*record_bytes, bodies(entry).len());
+            if bytes > RECENT_BYTES_MAX || keepable == RECENT_ENTRIES_MAX {
+                break;
+            }
+            keepable += 1;
+        }
+        let dropped = written.len() - keepable;
+        written.into_iter().skip(dropped).map(|(record_bytes, entry)| Self::new(entry, record_bytes)).collect()
+    }
+
     /// Keeps `entry`, whose record is `record_bytes` long. Its bodies' data
     /// are copied into one buffer of its own: as appended, each is a slice
     /// of the request it arrived in (on a follower, an AppendEntries of up
     /// to 20 MiB), which would stay in memory while any entry of it is kept.
-    pub fn new(mut entry: Entry, record_bytes: u64) -> Self {
-        let bodies: &mut [MessageBody] = match &mut entry.payload {
-            EntryPayload::Normal(Command::Publish(batch)) => &mut batch.messages,
-            EntryPayload::Normal(Command::DeadLetter(dead)) => std::slice::from_mut(&mut dead.message),
-            _ => &mut [],
-        };
-        let bytes = record_bytes + BODY_OVERHEAD_BYTES * bodies.len() as u64;
+    fn new(mut entry: Entry, record_bytes: u64) -> Self {
+        let bodies = bodies(&mut entry);
+        let bytes = counted(record_bytes, bodies.len());
         let mut buffer = BytesMut::with_capacity(bodies.iter().map(|body| body.data.len()).sum());
         for body in bodies.iter() {
             buffer.extend_from_slice(&body.data);
@@ -62,6 +75,20 @@ impl Kept {
         }
         Self { entry, bytes }
     }
+}
+
+/// The message bodies an entry carries.
+fn bodies(entry: &mut Entry) -> &mut [MessageBody] {
+    match &mut entry.payload {
+        EntryPayload::Normal(Command::Publish(batch)) => &mut batch.messages,
+        EntryPayload::Normal(Command::DeadLetter(dead)) => std::slice::from_mut(&mut dead.message),
+        _ => &mut [],
+    }
+}
+
+/// The bytes an entry counts for against [`RECENT_BYTES_MAX`].
+fn counted(record_bytes: u64, bodies: usize) -> u64 {
+    record_bytes + BODY_OVERHEAD_BYTES * bodies as u64
 }
 
 /// Consecutive entries, the last ones appended.
@@ -161,6 +188,19 @@ mod tests {
         for body in &held.messages {
             assert!(!request_range.contains(&body.data.as_ptr()), "a body still points into the request");
         }
+    }
+
+    #[test]
+    fn an_append_larger_than_the_bounds_keeps_only_its_tail() {
+        let big = RECENT_BYTES_MAX / 3;
+        let written: Vec<(u64, Entry)> = (1..=5).map(|index| (big, entry(1, index))).collect();
+        let kept = Kept::tail_of(written);
+        let indexes: Vec<u64> = kept.iter().map(|kept| kept.entry.log_id.index).collect();
+        assert_eq!(indexes, [3, 4, 5], "the bytes bound");
+        let written: Vec<(u64, Entry)> =
+            (1..=RECENT_ENTRIES_MAX as u64 + 2).map(|index| (1, entry(1, index))).collect();
+        assert_eq!(Kept::tail_of(written).first().map(|kept| kept.entry.log_id.index), Some(3), "the count bound");
+        assert!(Kept::tail_of(vec![(RECENT_BYTES_MAX + 1, entry(1, 1))]).is_empty());
     }
 
     #[test]
