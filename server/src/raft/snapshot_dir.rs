@@ -289,12 +289,16 @@ mod tests {
         SnapshotDir { path }
     }
 
+    /// A store under `dir`, and the meta of a snapshot `id` to adopt into it.
+    fn store_and_meta(dir: &Path, id: &str) -> (SnapshotStore, SnapshotMeta) {
+        let store = SnapshotStore::open(dir.join("snapshots")).expect("open");
+        (store, SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: id.into() })
+    }
+
     #[test]
     fn a_snapshot_adopted_again_leaves_the_files_in_place_untouched() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SnapshotStore::open(dir.path().join("snapshots")).expect("open");
-        let meta =
-            SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: "1-1-1-7".into() };
+        let (store, meta) = store_and_meta(dir.path(), "1-1-1-7");
         let first =
             store.adopt_into(&checkpoint_files(dir.path(), "first"), &meta, &dir.path().join("db-1")).expect("adopt");
         let inode = |snapshot: &SnapshotDir| fs::metadata(snapshot.path.join("CURRENT")).expect("CURRENT").ino();
@@ -317,9 +321,7 @@ mod tests {
     #[test]
     fn an_adopted_snapshot_makes_a_whole_database_without_its_meta() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SnapshotStore::open(dir.path().join("snapshots")).expect("open");
-        let meta =
-            SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: "1-1-1-9".into() };
+        let (store, meta) = store_and_meta(dir.path(), "1-1-1-9");
         let target = dir.path().join("db");
         let adopted = store.adopt_into(&checkpoint_files(dir.path(), "s"), &meta, &target).expect("adopt");
         let mut files: Vec<_> = read_dir(&target).expect("list").iter().map(|e| e.file_name()).collect();
