@@ -5,6 +5,7 @@
 
 pub mod ack_id;
 pub mod backlog;
+mod base64url;
 mod by_position;
 mod deadlines;
 pub mod dispatcher;
