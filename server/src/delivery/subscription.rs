@@ -198,10 +198,12 @@ pub struct SubscriptionDelivery {
     cursors: Vec<u64>,
     leases: Leases,
     /// Per ordering key with a message in flight: the offsets waiting behind it.
-    keys: HashMap<String, VecDeque<Position>, RandomState>,
+    keys: HashMap<String, VecDeque<Position>>,
     waiting: usize,
     /// Looked up twice per message (lease and ack), so hashed with foldhash
-    /// (seeded per map): SipHash here was 2% of a drain's CPU.
+    /// (seeded per map): SipHash here was 2% of a drain's CPU. The ids are
+    /// the server's own, so foldhash's weaker resistance to chosen keys does
+    /// not matter here (it would for `keys`, which clients choose).
     consumers: HashMap<ConsumerId, Holding, RandomState>,
     /// Stream consumers in the order they first leased: partition `p` is
     /// read first by `owners[p % owners.len()]` (see [`read_order`]).
@@ -223,7 +225,7 @@ impl SubscriptionDelivery {
             outstanding_max,
             cursors: vec![0; partitions],
             leases: Leases::default(),
-            keys: HashMap::default(),
+            keys: HashMap::new(),
             waiting: 0,
             consumers: HashMap::default(),
             owners: Vec::new(),
