@@ -11,6 +11,7 @@ pub mod fan_in;
 pub mod group_delivery;
 pub mod groups_service;
 pub mod handoff;
+pub mod keyless;
 pub mod locks;
 pub mod membership;
 pub mod partition_reads;

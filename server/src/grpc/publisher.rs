@@ -1,7 +1,6 @@
 //! The `ferry.v1.Publisher` service: topic admin and Publish.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ferry_proto::v1 as api;
@@ -9,9 +8,10 @@ use ferry_proto::v1::publisher_server::Publisher;
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
+use super::keyless::Keyless;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
-use super::routing::GroupRoutes;
+use super::routing::{GroupRoutes, Published};
 use super::status::ApiError;
 use super::{convert, partition_reads};
 use crate::clock::Clock;
@@ -28,15 +28,9 @@ pub struct PublisherService {
     /// Where each partition's publishes run.
     routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
-    /// Turns of requests without ordering keys, by topic id modulo their
-    /// number: each topic's requests go round its partitions. One turn for
-    /// every topic let a client alternating two topics fill every other
-    /// partition of each.
-    keyless_turns: Box<[AtomicU64]>,
+    /// Where keyless requests go, and this node's publishes in flight per group.
+    keyless: Keyless,
 }
-
-/// Keyless turns kept: topics whose ids share one share its turn.
-const KEYLESS_TURNS: usize = 1024;
 
 /// What a publish needs of its topic.
 struct Target {
@@ -55,8 +49,7 @@ impl Target {
 
 impl PublisherService {
     pub fn new(proposer: Proposer, routes: Arc<GroupRoutes>, clock: Arc<dyn Clock>) -> Self {
-        let keyless_turns = (0..KEYLESS_TURNS).map(|_| AtomicU64::new(0)).collect();
-        Self { proposer, routes, clock, keyless_turns }
+        Self { proposer, routes, clock, keyless: Keyless::default() }
     }
 
     /// The topic a publish goes to, from this node's replica of group 0. Any
@@ -77,22 +70,28 @@ impl PublisherService {
         })
     }
 
-    /// The partition of one request's messages without an ordering key, in
-    /// the topic's turn: of a placed topic, among the partitions whose group
+    /// The partition of one request's messages without an ordering key (see
+    /// [`Keyless`]): of a placed topic, among the partitions whose group
     /// this node leads (no hop to another node), when it leads any; else
     /// among all of them.
     fn keyless_partition(&self, target: &Target) -> u32 {
-        let turn = self.keyless_turns[target.topic_id as usize % KEYLESS_TURNS].fetch_add(1, Ordering::Relaxed);
-        let led: Vec<u32> = if target.groups.is_empty() {
+        let mut candidates: Vec<u32> = if target.groups.is_empty() {
             Vec::new()
         } else {
             (0..target.partitions).filter(|p| self.routes.leads(target.group_of(*p))).collect()
         };
-        if led.is_empty() {
-            (turn % u64::from(target.partitions)) as u32
-        } else {
-            led[(turn % led.len() as u64) as usize]
+        if candidates.is_empty() {
+            candidates = (0..target.partitions).collect();
         }
+        self.keyless.choose(target.topic_id, &candidates, |partition| target.group_of(partition))
+    }
+
+    /// Publishes `batch` through its partition's group, counted in flight
+    /// against the group meanwhile (see [`Keyless`]).
+    async fn publish_to_group(&self, target: &Target, batch: PublishBatch) -> Result<Published, ApiError> {
+        let group = target.group_of(batch.partition);
+        let _in_flight = self.keyless.track(group);
+        self.routes.publish(group, batch).await
     }
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
@@ -110,7 +109,7 @@ impl PublisherService {
                 messages: input.bodies,
                 producer: Some(producer),
             };
-            let published = self.routes.publish(target.group_of(partition), batch).await?;
+            let published = self.publish_to_group(&target, batch).await?;
             let positions =
                 (published.first_offset..).take(count).map(|offset| api::Position { partition, offset }).collect();
             return Ok(api::PublishResponse { positions, duplicate: published.duplicate });
@@ -137,7 +136,7 @@ impl PublisherService {
             .into_iter()
             .map(|(partition, (indexes, messages))| {
                 let batch = PublishBatch { topic_id, partition, publish_time_us: 0, messages, producer: None };
-                ((partition, indexes), self.routes.publish(target.group_of(partition), batch))
+                ((partition, indexes), self.publish_to_group(&target, batch))
             })
             .unzip();
         let mut positions = vec![api::Position::default(); count];
