@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use ferry_server::clock::ManualClock;
 use ferry_server::config_file::{file_args, toml_line, Setting};
+use ferry_server::domain::limits::DATA_GROUPS_MAX;
 use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
 use ferry_server::security::{Security, SecurityFiles};
@@ -82,7 +83,7 @@ struct Args {
     /// instance on every node. Partitions are not placed in them yet, so 0
     /// (group 0 holds everything) is the default.
     #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=256))]
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(DATA_GROUPS_MAX)))]
     data_groups: u32,
     /// How logs are written to stderr: `text` for people, `json` (one object
     /// a line) for log collectors. FERRY_LOG sets what is logged.

@@ -6,7 +6,8 @@
 //! leader being killed; a topic created just before group 0's leader dies
 //! takes publishes in every partition; a topic deleted and created again
 //! under its name starts empty; one client's keyless batches go round
-//! every partition of each topic, each straight to its leader.
+//! every partition of each topic, each straight to its leader; keyless
+//! batches in flight together to many topics spread over the groups.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -210,5 +211,30 @@ async fn keyless_batches_from_one_client_go_round_every_partition_each_to_its_le
         let sizes: Vec<usize> = logs.iter().map(Vec::len).collect();
         // Three batches each, unless a group's leader moved meanwhile.
         assert!(sizes.iter().all(|size| *size > 0), "every partition of {topic} took batches: {sizes:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_batches_in_flight_to_many_topics_at_one_turn_spread_over_the_groups() {
+    let cluster = Cluster::start_with_groups(1, 4).await;
+    let client = Client::connect(cluster.addr(1)).await.expect("connect");
+    // Topics of four partitions on four groups: partition p of each is in
+    // one group, so batches that all take their topic's first turn would
+    // all go to one group, had the node no eye for what is in flight.
+    let topics: Vec<String> = (0..8).map(|i| format!("type-{i}")).collect();
+    for topic in &topics {
+        client.create_topic(topic, TopicSettings { partitions: 4, ..Default::default() }).await.expect("create topic");
+    }
+    for round in 0..3 {
+        let publishes = topics.iter().map(|topic| {
+            let messages = (0..10).map(|i| Message::new(format!("{topic}-r{round}-m{i}"))).collect();
+            client.publish(topic, messages)
+        });
+        let mut partitions = BTreeMap::<u32, usize>::new();
+        for positions in futures::future::join_all(publishes).await {
+            *partitions.entry(positions.expect("publish")[0].partition).or_default() += 1;
+        }
+        // In flight together, a batch's group is busy when the next chooses.
+        assert!(partitions.len() >= 2, "round {round}: one batch per topic, all at one turn: {partitions:?}");
     }
 }

@@ -8,6 +8,8 @@ pub const NAME_BYTES_MAX: usize = 249;
 pub const PARTITIONS_MAX: u32 = 1024;
 /// Partitions of a topic created without a setting.
 pub const PARTITIONS_DEFAULT: u32 = 1;
+/// Data groups a cluster may form (`--data-groups`), besides group 0.
+pub const DATA_GROUPS_MAX: u32 = 256;
 
 /// Largest message: data plus attribute keys and values, in bytes.
 pub const MESSAGE_BYTES_MAX: u32 = 10 * 1024 * 1024;

@@ -17,6 +17,7 @@ pub mod membership;
 pub mod partition_reads;
 pub mod proposer;
 pub mod publish_input;
+pub mod publish_loads;
 pub mod publisher;
 pub mod pubsub;
 pub mod raft_service;

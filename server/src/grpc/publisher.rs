@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::keyless::Keyless;
 use super::proposer::Proposer;
 use super::publish_input::{partition_of_key, PublishInput};
-use super::routing::{GroupRoutes, Published};
+use super::routing::GroupRoutes;
 use super::status::ApiError;
 use super::{convert, partition_reads};
 use crate::clock::Clock;
@@ -28,7 +28,7 @@ pub struct PublisherService {
     /// Where each partition's publishes run.
     routes: Arc<GroupRoutes>,
     clock: Arc<dyn Clock>,
-    /// Where keyless requests go, and this node's publishes in flight per group.
+    /// Each topic's turn for keyless requests.
     keyless: Keyless,
 }
 
@@ -83,15 +83,8 @@ impl PublisherService {
         if candidates.is_empty() {
             candidates = (0..target.partitions).collect();
         }
-        self.keyless.choose(target.topic_id, &candidates, |partition| target.group_of(partition))
-    }
-
-    /// Publishes `batch` through its partition's group, counted in flight
-    /// against the group meanwhile (see [`Keyless`]).
-    async fn publish_to_group(&self, target: &Target, batch: PublishBatch) -> Result<Published, ApiError> {
-        let group = target.group_of(batch.partition);
-        let _in_flight = self.keyless.track(group);
-        self.routes.publish(group, batch).await
+        let load = |partition| self.routes.publish_loads().of(target.group_of(partition));
+        self.keyless.choose(target.topic_id, &candidates, load)
     }
 
     async fn publish_batch(&self, request: api::PublishRequest) -> Result<api::PublishResponse, ApiError> {
@@ -109,7 +102,7 @@ impl PublisherService {
                 messages: input.bodies,
                 producer: Some(producer),
             };
-            let published = self.publish_to_group(&target, batch).await?;
+            let published = self.routes.publish(target.group_of(partition), batch).await?;
             let positions =
                 (published.first_offset..).take(count).map(|offset| api::Position { partition, offset }).collect();
             return Ok(api::PublishResponse { positions, duplicate: published.duplicate });
@@ -136,7 +129,7 @@ impl PublisherService {
             .into_iter()
             .map(|(partition, (indexes, messages))| {
                 let batch = PublishBatch { topic_id, partition, publish_time_us: 0, messages, producer: None };
-                ((partition, indexes), self.publish_to_group(&target, batch))
+                ((partition, indexes), self.routes.publish(target.group_of(partition), batch))
             })
             .unzip();
         let mut positions = vec![api::Position::default(); count];

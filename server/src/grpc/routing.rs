@@ -27,6 +27,7 @@ use super::early_ack::EarlyAck;
 use super::group_delivery::{GroupDelivery, SeekTarget};
 use super::handoff;
 use super::proposer::Proposer;
+use super::publish_loads::PublishLoads;
 use super::sequencer::Sequencer;
 use super::status::{ApiError, REASON_METADATA};
 use super::stopping::Stopping;
@@ -88,6 +89,8 @@ pub struct GroupRoutes {
     lanes: Mutex<HashMap<GroupId, Arc<Lanes>>>,
     /// Partition batches forwarded to another node's group leader.
     forwarded_publishes: AtomicU64,
+    /// Partition batches in flight through this node, per group.
+    publish_loads: PublishLoads,
     /// Set when the node begins shutting down.
     stopping: Stopping,
 }
@@ -138,6 +141,7 @@ impl GroupRoutes {
             me: Weak::new(),
             lanes: Mutex::default(),
             forwarded_publishes: AtomicU64::new(0),
+            publish_loads: PublishLoads::default(),
             stopping: Stopping::default(),
         }
     }
@@ -258,21 +262,31 @@ impl GroupRoutes {
     }
 
     /// Publishes one partition's batch through the leader of `group`: here,
-    /// or forwarded to it.
-    pub async fn publish(&self, group: GroupId, batch: PublishBatch) -> Result<Published, ApiError> {
-        let reply = self
-            .on_leader(
-                group,
-                batch,
-                |local, batch| self.publish_here(local, batch),
-                |batch| {
-                    self.forwarded_publishes.fetch_add(1, Ordering::Relaxed);
-                    pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) }
-                },
-                |mut client, request| async move { client.publish(request).await },
-            )
-            .await?;
-        Ok(Published { first_offset: reply.first_offset, duplicate: reply.duplicate })
+    /// or forwarded to it. Counted in flight against the group from the
+    /// call, not from the first poll: a keyless request choosing meanwhile
+    /// on another thread must see it.
+    pub fn publish(
+        &self,
+        group: GroupId,
+        batch: PublishBatch,
+    ) -> impl Future<Output = Result<Published, ApiError>> + Send + '_ {
+        let in_flight = self.publish_loads.track(group);
+        async move {
+            let _in_flight = in_flight;
+            let reply = self
+                .on_leader(
+                    group,
+                    batch,
+                    |local, batch| self.publish_here(local, batch),
+                    |batch| {
+                        self.forwarded_publishes.fetch_add(1, Ordering::Relaxed);
+                        pb::ForwardedPublish { group_id: group, batch: Some(publish_to_record(batch)) }
+                    },
+                    |mut client, request| async move { client.publish(request).await },
+                )
+                .await?;
+            Ok(Published { first_offset: reply.first_offset, duplicate: reply.duplicate })
+        }
     }
 
     /// Publishes a forwarded batch, if this node leads its group.
@@ -280,8 +294,14 @@ impl GroupRoutes {
         &self,
         request: pb::ForwardedPublish,
     ) -> Result<pb::ForwardedPublishReply, ApiError> {
+        let _in_flight = self.publish_loads.track(request.group_id);
         let record = request.batch.ok_or_else(|| ApiError::invalid("batch", "is required"))?;
         self.publish_here(self.local(request.group_id)?, publish_from_record(record)).await
+    }
+
+    /// The batches in flight per group, for keyless requests to weigh.
+    pub fn publish_loads(&self) -> &PublishLoads {
+        &self.publish_loads
     }
 
     /// Proposes a partition's batch in the group, which this node must lead,
