@@ -1,6 +1,6 @@
 //! `PublishLoads`: the partition batches this node has in flight per group,
 //! whichever service or node they came from (Ferry and Pub/Sub publishes,
-//! dead letters, batches forwarded here). Keyless requests weigh them when
+//! dead letters moved to another group, batches forwarded here). Keyless requests weigh them when
 //! they pick a partition (see [`keyless`](super::keyless)).
 
 use std::sync::atomic::{AtomicUsize, Ordering};

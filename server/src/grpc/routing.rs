@@ -263,8 +263,8 @@ impl GroupRoutes {
 
     /// Publishes one partition's batch through the leader of `group`: here,
     /// or forwarded to it. Counted in flight against the group from the
-    /// call, not from the first poll: a keyless request choosing meanwhile
-    /// on another thread must see it.
+    /// call, not from the first poll, so keyless requests choosing on other
+    /// threads see it as early as can be.
     pub fn publish(
         &self,
         group: GroupId,
