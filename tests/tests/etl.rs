@@ -21,6 +21,8 @@ use ferry_tests::{advance_clock, binary, eventually, free_addr, http_get, Ferryd
 
 const TOPIC: &str = "clicks";
 const HOUR: Duration = Duration::from_secs(3600);
+/// The `--grace` every ETL here runs with (`1m`).
+const GRACE: Duration = Duration::from_secs(60);
 
 struct World {
     dir: TempDir,
@@ -276,8 +278,10 @@ async fn hours_close_once_each_holding_its_events_exactly_once() {
     world.advance(HOUR).await;
     world.publish("c", 0..20, false).await;
     world.wait_until_acked().await;
-    // Two idle hours and the grace: hours 0..=3 close, 3 and 4 empty.
-    world.advance(HOUR * 3).await;
+    // Two idle hours and the grace: hours 0..=4 close, 3 and 4 empty. The
+    // grace is added, not assumed within the minutes past the hour the clock
+    // started at: started in an hour's first minute, hour 4 stayed open.
+    world.advance(HOUR * 3 + GRACE).await;
 
     let expected = [("a", 50, 10), ("b", 30, 0), ("c", 20, 0), ("", 0, 0), ("", 0, 0)];
     let mut hour = first;
