@@ -666,3 +666,7 @@ fn is_not_leader(status: &tonic::Status) -> bool {
     status.code() == Code::Unavailable
         && status.metadata().get(REASON_METADATA).and_then(|v| v.to_str().ok()) == Some(NOT_LEADER_REASON)
 }
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

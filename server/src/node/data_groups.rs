@@ -14,6 +14,7 @@ use openraft::{BasicNode, Config};
 use tokio::task::JoinHandle;
 
 use super::{balancer, catalog_sync, formation, log_purge, membership, Formation, NodeError};
+use crate::domain::limits::DATA_GROUPS_MAX;
 use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
 use crate::raft::log_sizes::LogSizes;
@@ -34,6 +35,17 @@ const CAMPAIGN_FOR: Duration = Duration::from_secs(10);
 /// How long the other voters of a new group wait for the preferred node's
 /// leadership before they initialise the group themselves.
 const DEFER_FOR: Duration = Duration::from_secs(5);
+
+/// Refuses more data groups than [`DATA_GROUPS_MAX`]: publishes are counted
+/// per group up to it (`grpc/publish_loads.rs`), and a group past it would
+/// look idle to every keyless publish. The CLI's parser refuses them too;
+/// this holds for a node embedded through [`NodeBuilder`](super::NodeBuilder).
+pub fn check_count(data_groups: u32) -> Result<(), NodeError> {
+    if data_groups > DATA_GROUPS_MAX {
+        return Err(NodeError::Config(format!("data_groups: {data_groups} is over the limit of {DATA_GROUPS_MAX}")));
+    }
+    Ok(())
+}
 
 /// Proposes the layout whenever this node leads group 0, until one is
 /// applied: `data_groups` data groups over group 0's voters.
@@ -207,5 +219,22 @@ impl Drop for AbortOnDrop {
         for task in &self.0 {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeBuilder;
+
+    #[tokio::test]
+    async fn a_node_refuses_more_data_groups_than_the_limit_before_touching_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("node");
+        let refused = NodeBuilder::new(&data_dir).listen("127.0.0.1:0").data_groups(DATA_GROUPS_MAX + 1).start().await;
+        let Err(NodeError::Config(message)) = refused else { panic!("a node with 257 data groups started") };
+        assert_eq!(message, "data_groups: 257 is over the limit of 256");
+        assert!(!data_dir.exists(), "the refused node created its data directory");
+        assert!(check_count(DATA_GROUPS_MAX).is_ok());
     }
 }

@@ -271,6 +271,7 @@ impl NodeBuilder {
     /// Opens storage, starts Raft, serves gRPC, and joins or forms the cluster
     /// (a one-node cluster on a new data directory waits until it leads).
     pub async fn start(self) -> Result<Node, NodeError> {
+        data_groups::check_count(self.data_groups)?;
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let listener = TcpListener::bind(&self.listen)
