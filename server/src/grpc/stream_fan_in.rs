@@ -18,7 +18,9 @@
 //! the client's stream stays open, and so it does when a sub-stream breaks.
 //! It ends only when the client goes, the node stops (UNAVAILABLE), the
 //! subscription is deleted (NOT_FOUND), or the client asks what no group
-//! accepts (INVALID_ARGUMENT).
+//! accepts (INVALID_ARGUMENT). When the client ends its side, each
+//! sub-stream ends its group's side and lasts until the group has taken
+//! what was queued for it, so a consumer's last acks are committed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use super::routing::GroupRoutes;
 use super::status::ApiError;
 use super::stream_shares::Shares;
 use super::streaming_pull::{Limits, Requests, Responses, RESPONSES_QUEUED_MAX};
-use super::sub_stream::OpenedSubStream;
+use super::sub_stream::{OpenedSubStream, SubStream};
 use crate::domain::{validate, InvalidArgument};
 use crate::raft::GroupId;
 
@@ -46,6 +48,9 @@ const SUB_REQUESTS_QUEUED_MAX: usize = 16;
 /// How long a group's sub-stream waits before it opens again on the group's
 /// (new) leader.
 const REOPEN_AFTER: Duration = Duration::from_millis(200);
+/// How long a sub-stream goes on after the client's side ended, for its
+/// group to take the requests queued for it and confirm them.
+const CLOSE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// A sub-stream's limits follow the shares at most this often. Every
 /// delivery and ack moves them; told of each move, the sub-streams of a
 /// 4-group drain got a request each for every response and ack and refilled
@@ -300,8 +305,13 @@ impl Sub {
                             return Ok(());
                         }
                     }
-                    // The client's side ended.
-                    None => return Err(()),
+                    // The client's side ended: so does the group's, after
+                    // the requests queued for it (the client's last acks).
+                    None => {
+                        drop(sender);
+                        self.relay_last(&mut responses).await;
+                        return Err(());
+                    }
                 },
                 response = responses.next() => match response {
                     Some(Ok(response)) => self.responses.send(Ok(response)).await.map_err(drop)?,
@@ -323,5 +333,22 @@ impl Sub {
                 () = self.responses.closed() => return Err(()),
             }
         }
+    }
+
+    /// Relays the group's responses until its stream ends, which it does
+    /// once it has taken every request queued for it. Dropped at once, the
+    /// stream saw its client gone with those requests unread, and the last
+    /// acks of a consumer that closed cleanly were never committed. A group
+    /// that does not end within `CLOSE_WAIT_MAX` is left: what it did not
+    /// commit is delivered again.
+    async fn relay_last(&self, responses: &mut SubStream) {
+        let relay = async {
+            while let Some(Ok(response)) = responses.next().await {
+                if self.responses.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT_MAX, relay).await;
     }
 }
