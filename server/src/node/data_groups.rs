@@ -229,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_refuses_more_data_groups_than_the_limit_before_touching_its_directory() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let data_dir = tmp.path().join("node");
         let refused = NodeBuilder::new(&data_dir).listen("127.0.0.1:0").data_groups(DATA_GROUPS_MAX + 1).start().await;
         let Err(NodeError::Config(message)) = refused else { panic!("a node with 257 data groups started") };
