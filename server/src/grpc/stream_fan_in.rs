@@ -18,9 +18,10 @@
 //! the client's stream stays open, and so it does when a sub-stream breaks.
 //! It ends only when the client goes, the node stops (UNAVAILABLE), the
 //! subscription is deleted (NOT_FOUND), or the client asks what no group
-//! accepts (INVALID_ARGUMENT). When the client ends its side, each
-//! sub-stream ends its group's side and lasts until the group has taken
-//! what was queued for it, so a consumer's last acks are committed.
+//! accepts (INVALID_ARGUMENT). When the client ends its side (or goes),
+//! each sub-stream ends its group's side and lasts until the group's stream
+//! ends, having taken what was queued for it: a consumer's last acks are
+//! submitted, and confirmed as they commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ const SUB_REQUESTS_QUEUED_MAX: usize = 16;
 /// (new) leader.
 const REOPEN_AFTER: Duration = Duration::from_millis(200);
 /// How long a sub-stream goes on after the client's side ended, for its
-/// group to take the requests queued for it and confirm them.
+/// group to take the requests queued for it and confirm its last acks.
 const CLOSE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// A sub-stream's limits follow the shares at most this often. Every
 /// delivery and ack moves them; told of each move, the sub-streams of a
@@ -308,8 +309,7 @@ impl Sub {
                     // The client's side ended: so does the group's, after
                     // the requests queued for it (the client's last acks).
                     None => {
-                        drop(sender);
-                        self.relay_last(&mut responses).await;
+                        self.finish(requests, sender, &mut responses).await;
                         return Err(());
                     }
                 },
@@ -330,25 +330,50 @@ impl Sub {
                     }
                     None => return Ok(()),
                 },
-                () = self.responses.closed() => return Err(()),
+                // The client went away: what it sent still counts.
+                () = self.responses.closed() => {
+                    self.finish(requests, sender, &mut responses).await;
+                    return Err(());
+                }
             }
         }
     }
 
-    /// Relays the group's responses until its stream ends, which it does
-    /// once it has taken every request queued for it. Dropped at once, the
-    /// stream saw its client gone with those requests unread, and the last
-    /// acks of a consumer that closed cleanly were never committed. A group
-    /// that does not end within `CLOSE_WAIT_MAX` is left: what it did not
-    /// commit is delivered again.
-    async fn relay_last(&self, responses: &mut SubStream) {
+    /// Ends the group's stream after what was queued for it: requests the
+    /// fan-in queued still go (those that fit at once: nothing waits on a
+    /// group that may be stuck), the group's request side ends, and its
+    /// responses, the confirmations of the last acks among them, are
+    /// relayed until its stream ends. Dropped at once, the group's stream
+    /// saw its client gone with requests unread, and the last acks of a
+    /// consumer that closed cleanly were never committed. A group that does
+    /// not end within `CLOSE_WAIT_MAX` is left: what it did not commit is
+    /// delivered again.
+    async fn finish(
+        &self,
+        requests: &mut mpsc::Receiver<api::StreamingPullRequest>,
+        sender: mpsc::Sender<api::StreamingPullRequest>,
+        responses: &mut SubStream,
+    ) {
+        while let Ok(request) = requests.try_recv() {
+            if sender.try_send(request).is_err() {
+                break;
+            }
+        }
+        drop(sender);
         let relay = async {
+            // Read to the end even once the client is gone (the sends fail
+            // at once then). An error ends the group's stream; it is not
+            // passed on, as it would end the client's stream before the
+            // other groups' last confirmations.
             while let Some(Ok(response)) = responses.next().await {
-                if self.responses.send(Ok(response)).await.is_err() {
-                    return;
-                }
+                let _ = self.responses.send(Ok(response)).await;
             }
         };
-        let _ = tokio::time::timeout(CLOSE_WAIT_MAX, relay).await;
+        if tokio::time::timeout(CLOSE_WAIT_MAX, relay).await.is_err() {
+            tracing::debug!(
+                group = self.group,
+                "a group's sub-stream did not end within 5 s of the client's side; left"
+            );
+        }
     }
 }

@@ -5,7 +5,10 @@
 //! deadline changes that arrive on the stream. Acks enter the Raft log in
 //! the order they arrive and commit in the background (at most
 //! `ACK_COMMITS_IN_FLIGHT` per stream); they are confirmed on the stream
-//! once committed. Streams of one subscription take
+//! once committed, the last ones too when the client closes its side (the
+//! stream ends after them). Requests that have come are taken before more
+//! is leased, so a consumer closing after its last acks is not leased a
+//! window it would only give back. Streams of one subscription take
 //! turns at its leases, which spreads messages over consumers.
 //!
 //! A stream runs on the leader of one group: group 0 for a topic not placed
@@ -18,7 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use ferry_proto::v1 as api;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
@@ -152,6 +155,8 @@ impl Stream {
     async fn run(mut self, first: api::StreamingPullRequest, mut requests: Requests) {
         let (confirmations, mut confirmed) = mpsc::channel::<api::AckConfirmation>(ACK_COMMITS_IN_FLIGHT);
         let mut pending = Some(first);
+        // Whether the client closed its side (rather than went away).
+        let mut closed_by_client = false;
         loop {
             if let Some(request) = pending.take() {
                 let handled = match self.limits.changed_by(&request) {
@@ -165,6 +170,22 @@ impl Stream {
                     let _ = self.responses.send(Err(status)).await;
                     break;
                 }
+            }
+            // Requests that have come go before more is leased: after a
+            // consumer's last acks comes the end of its side, and a window
+            // leased into the room they freed would only be given back, each
+            // message a delivery attempt further on.
+            match requests.next().now_or_never() {
+                Some(Some(Ok(request))) => {
+                    pending = Some(request);
+                    continue;
+                }
+                Some(None) => {
+                    closed_by_client = true;
+                    break;
+                }
+                Some(Some(Err(_))) => break,
+                None => {}
             }
             let mut wakeups = match self.delivery.dispatcher().subscription(&self.name) {
                 Ok(subscription) => self.delivery.dispatcher().watch(self.term, &subscription),
@@ -185,8 +206,12 @@ impl Stream {
             tokio::select! {
                 request = requests.next() => match request {
                     Some(Ok(request)) => pending = Some(request),
-                    // The client closed its side, or the connection broke.
-                    None | Some(Err(_)) => break,
+                    None => {
+                        closed_by_client = true;
+                        break;
+                    }
+                    // The connection broke.
+                    Some(Err(_)) => break,
                 },
                 Some(confirmation) = confirmed.recv() => {
                     if self.confirm(confirmation).await.is_err() {
@@ -199,6 +224,17 @@ impl Stream {
         }
         if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
             self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
+        }
+        if closed_by_client {
+            // Its last acks are confirmed as they commit (each commit ends,
+            // committed or not, within the commit timeout), for a client
+            // that reads on until the stream ends.
+            drop(confirmations);
+            while let Some(confirmation) = confirmed.recv().await {
+                if self.confirm(confirmation).await.is_err() {
+                    break;
+                }
+            }
         }
     }
 

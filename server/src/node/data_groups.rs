@@ -231,9 +231,14 @@ mod tests {
     async fn a_node_refuses_more_data_groups_than_the_limit_before_touching_its_directory() {
         let tmp = tempfile::tempdir().expect("a temporary directory");
         let data_dir = tmp.path().join("node");
-        let refused = NodeBuilder::new(&data_dir).listen("127.0.0.1:0").data_groups(DATA_GROUPS_MAX + 1).start().await;
-        let Err(NodeError::Config(message)) = refused else { panic!("a node with 257 data groups started") };
-        assert_eq!(message, "data_groups: 257 is over the limit of 256");
+        let too_many = DATA_GROUPS_MAX + 1;
+        let refused = NodeBuilder::new(&data_dir).listen("127.0.0.1:0").data_groups(too_many).start().await;
+        let message = match refused {
+            Err(NodeError::Config(message)) => message,
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("a node with {too_many} data groups started"),
+        };
+        assert_eq!(message, format!("data_groups: {too_many} is over the limit of {DATA_GROUPS_MAX}"));
         assert!(!data_dir.exists(), "the refused node created its data directory");
         assert!(check_count(DATA_GROUPS_MAX).is_ok());
     }
