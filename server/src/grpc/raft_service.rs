@@ -2,6 +2,7 @@
 //! the openraft instance of the group they name, and snapshots streamed in
 //! file by file.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -182,7 +183,7 @@ impl RaftRpc for RaftService {
         let dir = group.state.snapshot_receive_dir(&meta.snapshot_id).map_err(|e| Status::internal(e.to_string()))?;
         // Removed however this call ends: an error, the peer giving up (the
         // call is dropped), or Raft not needing it; installing moves it away.
-        let _received = RemoveOnDrop(dir.clone());
+        let received = RemoveOnDrop(dir.clone());
         receive_files(&dir, &mut stream, header.ends_with_marker).await?;
         // Refused here, an incomplete snapshot is sent again; handed to Raft,
         // its install fails, which stops the group on this node.
@@ -190,9 +191,30 @@ impl RaftRpc for RaftService {
             .map_err(|e| Status::unavailable(format!("{e}; send it again")))?;
         tracing::info!(group = header.group_id, snapshot = %meta.snapshot_id, "received a snapshot; installing");
         let snapshot = Snapshot { meta, snapshot: Box::new(SnapshotDir { path: dir.clone() }) };
-        let response = group.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
+        let raft = group.raft.clone();
+        let install = async move { raft.install_full_snapshot(vote, snapshot).await };
+        let response = install_keeping(received, install).await?.map_err(stopped)?;
         Ok(Response::new(pb::SnapshotReply { vote: Some(vote_to_record(&response.vote)) }))
     }
+}
+
+/// Runs a snapshot's `install` on a task of its own, which keeps the
+/// directory `received` removes until the install ends, even if this call
+/// is dropped. Run in the call, it went on in Raft after a call the leader
+/// gave up on (a slow transfer) was dropped, and the directory was removed
+/// under it: the install failed for want of its files, which stopped the
+/// group on this node (seen in CI, a backup restored into a new cluster on
+/// a loaded machine).
+async fn install_keeping<T: Send + 'static>(
+    received: RemoveOnDrop,
+    install: impl Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    let installing = tokio::spawn(async move {
+        let installed = install.await;
+        drop(received);
+        installed
+    });
+    installing.await.map_err(|e| Status::internal(format!("installing the snapshot failed: {e}")))
 }
 
 #[cfg(test)]
@@ -226,6 +248,34 @@ mod tests {
         assert_eq!(receive(short, true).await.expect_err("a file missing").code(), tonic::Code::InvalidArgument);
         let after = vec![end(0, 0), file("CURRENT", 0, b"x")];
         assert_eq!(receive(after, true).await.expect_err("a file after the end").code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_being_installed_keeps_its_files_when_the_call_is_dropped() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("partial-1-received-0");
+        std::fs::create_dir(&dir).expect("create");
+        std::fs::write(dir.join("CURRENT"), b"MANIFEST-1\n").expect("write");
+        let (go, gone) = (tokio::sync::oneshot::channel::<()>(), tokio::sync::oneshot::channel::<bool>());
+        let (go, wait) = go;
+        let (report, seen) = gone;
+        let current = dir.join("CURRENT");
+        let install = async move {
+            let _ = wait.await;
+            let _ = report.send(current.is_file());
+        };
+        let mut call = Box::pin(install_keeping(RemoveOnDrop(dir.clone()), install));
+        assert!(futures::poll!(call.as_mut()).is_pending(), "the install waits");
+        drop(call);
+        go.send(()).expect("the install runs on");
+        assert!(seen.await.expect("the install ended"), "the install found its files");
+        for _ in 0..100 {
+            if !dir.exists() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the directory stayed after the install ended");
     }
 
     #[tokio::test]
