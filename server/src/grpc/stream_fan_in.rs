@@ -300,12 +300,20 @@ impl Sub {
                         Err(mpsc::error::TrySendError::Closed(_)) => {}
                     }
                 }
-                request = requests.recv() => match request {
-                    Some(request) => {
-                        if sender.send(request).await.is_err() {
-                            return Ok(());
+                // Taken only while the group's queue has room: waiting here
+                // on a full one stopped the relaying of the group's responses,
+                // and a group waiting to send one takes no request.
+                request = requests.recv(), if sender.capacity() > 0 => match request {
+                    Some(request) => match sender.try_send(request) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+                        // Not while this task alone sends and saw room.
+                        Err(mpsc::error::TrySendError::Full(request)) => {
+                            if sender.send(request).await.is_err() {
+                                return Ok(());
+                            }
                         }
-                    }
+                    },
                     // The client's side ended: so does the group's, after
                     // the requests queued for it (the client's last acks).
                     None => {
@@ -370,9 +378,11 @@ impl Sub {
             }
         };
         if tokio::time::timeout(CLOSE_WAIT_MAX, relay).await.is_err() {
+            let wait = CLOSE_WAIT_MAX;
             tracing::debug!(
                 group = self.group,
-                "a group's sub-stream did not end within 5 s of the client's side; left"
+                ?wait,
+                "a group's sub-stream did not end after the client's side; left"
             );
         }
     }

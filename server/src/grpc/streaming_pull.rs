@@ -137,6 +137,16 @@ pub async fn start(
     Ok(receiver)
 }
 
+/// A request of the stream, or `None` once there are no more: the client
+/// closed its side (`closed_by_client` is set) or the connection broke.
+fn take(
+    item: Option<Result<api::StreamingPullRequest, Status>>,
+    closed_by_client: &mut bool,
+) -> Option<api::StreamingPullRequest> {
+    *closed_by_client = item.is_none();
+    item?.ok()
+}
+
 struct Stream {
     /// The group's leases and proposals.
     delivery: GroupDelivery,
@@ -175,17 +185,14 @@ impl Stream {
             // consumer's last acks comes the end of its side, and a window
             // leased into the room they freed would only be given back, each
             // message a delivery attempt further on.
-            match requests.next().now_or_never() {
-                Some(Some(Ok(request))) => {
-                    pending = Some(request);
-                    continue;
+            if let Some(item) = requests.next().now_or_never() {
+                match take(item, &mut closed_by_client) {
+                    Some(request) => {
+                        pending = Some(request);
+                        continue;
+                    }
+                    None => break,
                 }
-                Some(None) => {
-                    closed_by_client = true;
-                    break;
-                }
-                Some(Some(Err(_))) => break,
-                None => {}
             }
             let mut wakeups = match self.delivery.dispatcher().subscription(&self.name) {
                 Ok(subscription) => self.delivery.dispatcher().watch(self.term, &subscription),
@@ -204,14 +211,9 @@ impl Stream {
             }
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
-                request = requests.next() => match request {
-                    Some(Ok(request)) => pending = Some(request),
-                    None => {
-                        closed_by_client = true;
-                        break;
-                    }
-                    // The connection broke.
-                    Some(Err(_)) => break,
+                request = requests.next() => match take(request, &mut closed_by_client) {
+                    Some(request) => pending = Some(request),
+                    None => break,
                 },
                 Some(confirmation) = confirmed.recv() => {
                     if self.confirm(confirmation).await.is_err() {
@@ -222,19 +224,28 @@ impl Stream {
                 () = self.responses.closed() => break,
             }
         }
-        if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
-            self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
-        }
+        self.drop_consumer();
         if closed_by_client {
             // Its last acks are confirmed as they commit (each commit ends,
             // committed or not, within the commit timeout), for a client
-            // that reads on until the stream ends.
+            // that reads on until the stream ends (one that stops reading
+            // holds this up as it would a delivery, until it goes).
             drop(confirmations);
             while let Some(confirmation) = confirmed.recv().await {
                 if self.confirm(confirmation).await.is_err() {
                     break;
                 }
             }
+            // An ack that failed to commit meanwhile leased its message to
+            // this consumer again: give it back too.
+            self.drop_consumer();
+        }
+    }
+
+    /// Gives back what the stream's consumer holds, for the others.
+    fn drop_consumer(&self) {
+        if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
+            self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
         }
     }
 
