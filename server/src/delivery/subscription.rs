@@ -543,14 +543,24 @@ impl SubscriptionDelivery {
     }
 
     /// Completes [`begin_ack`](Self::begin_ack): committed acks drop their
-    /// leases; failed ones are leased again until their old deadline.
+    /// leases; failed ones are leased again until their old deadline, or
+    /// are ready at once if their stream's consumer went meanwhile (held
+    /// again, they would wait out that deadline for a consumer that is
+    /// gone, which would count as holding them for good).
     pub fn finish_ack(&mut self, keys: &[Position], committed: bool, now: Instant) {
         for key in keys {
             if committed {
                 self.remove(*key, now);
             } else {
                 self.leases.modify(key, |lease| {
-                    if lease.state == LeaseState::Acking {
+                    if lease.state != LeaseState::Acking {
+                        return;
+                    }
+                    let gone = lease.consumer != UNARY_CONSUMER && !self.consumers.contains_key(&lease.consumer);
+                    if gone {
+                        lease.state = LeaseState::Ready;
+                        lease.deadline = now;
+                    } else {
                         lease.state = LeaseState::Leased;
                         Self::hold(&mut self.consumers, lease);
                     }

@@ -446,6 +446,18 @@ fn a_consumer_that_goes_away_gives_back_at_once_what_it_held_but_not_what_it_ack
 }
 
 #[test]
+fn a_failed_ack_of_a_consumer_gone_meanwhile_makes_its_message_ready_at_once() {
+    let mut h = Harness::new(&[2], 100);
+    let got = h.lease(stream(1, 2)).deliveries;
+    let acking = h.leases.begin_ack(&[got[0].ack_id]);
+    h.leases.drop_consumer(1, h.now);
+    h.leases.finish_ack(&acking.commit, false, h.now);
+    assert_eq!(h.leases.holding(1), Holding::default(), "the gone consumer holds nothing");
+    let again = h.lease(stream(2, 10)).deliveries;
+    assert_eq!(offsets(&again), vec![(0, 0), (0, 1)], "both at once, long before their deadline");
+}
+
+#[test]
 fn an_ack_frees_the_consumers_room_before_its_commit_and_a_failed_commit_takes_it_back() {
     let mut h = Harness::new(&[10], 100);
     let a = Lessee { consumer: 1, count_max: 3, bytes_max: usize::MAX };

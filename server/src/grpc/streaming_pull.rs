@@ -236,13 +236,11 @@ impl Stream {
                     break;
                 }
             }
-            // An ack that failed to commit meanwhile leased its message to
-            // this consumer again: give it back too.
-            self.drop_consumer();
         }
     }
 
-    /// Gives back what the stream's consumer holds, for the others.
+    /// Gives back what the stream's consumer holds, for the others (and
+    /// what a failed ack of it would lease to it again: see `finish_ack`).
     fn drop_consumer(&self) {
         if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
             self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
