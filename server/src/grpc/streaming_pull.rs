@@ -224,7 +224,11 @@ impl Stream {
                 () = self.responses.closed() => break,
             }
         }
-        self.drop_consumer();
+        // What the consumer holds goes to the others; an ack of it that fails
+        // later makes its message ready too (`finish_ack`: its consumer is gone).
+        if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
+            self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
+        }
         if closed_by_client {
             // Its last acks are confirmed as they commit (each commit ends,
             // committed or not, within the commit timeout), for a client
@@ -236,14 +240,6 @@ impl Stream {
                     break;
                 }
             }
-        }
-    }
-
-    /// Gives back what the stream's consumer holds, for the others (and
-    /// what a failed ack of it would lease to it again: see `finish_ack`).
-    fn drop_consumer(&self) {
-        if let Ok(subscription) = self.delivery.dispatcher().subscription(&self.name) {
-            self.delivery.dispatcher().drop_consumer(self.term, &subscription, self.consumer);
         }
     }
 
