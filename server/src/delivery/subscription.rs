@@ -203,7 +203,10 @@ pub struct SubscriptionDelivery {
     /// Looked up twice per message (lease and ack), so hashed with foldhash
     /// (seeded per map): SipHash here was 2% of a drain's CPU. The ids are
     /// the server's own, so foldhash's weaker resistance to chosen keys does
-    /// not matter here (it would for `keys`, which clients choose).
+    /// not matter here (it would for `keys`, which clients choose). An entry
+    /// is made by a consumer's first lease and goes only with
+    /// [`drop_consumer`](Self::drop_consumer), never when its holding falls
+    /// to nothing: `finish_ack` takes a missing one for a consumer gone.
     consumers: HashMap<ConsumerId, Holding, RandomState>,
     /// Stream consumers in the order they first leased: partition `p` is
     /// read first by `owners[p % owners.len()]` (see [`read_order`]).
