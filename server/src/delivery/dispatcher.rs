@@ -288,9 +288,16 @@ impl Dispatcher {
             let catalog = self.state.catalog();
             all.retain(|id, _| catalog.subscription_by_id(*id).is_some());
         }
-        let stale = all.get(&subscription.id).is_some_and(|s| s.seek_epoch != subscription.seek_epoch);
-        if stale {
-            all.remove(&subscription.id);
+        match all.get(&subscription.id).map(|slot| slot.seek_epoch) {
+            // A caller's copy from before a seek (an ack waiting for its
+            // commit): the leases it knew are gone. A slot of its own keeps
+            // it from putting the old epoch back, which dropped the current
+            // epoch's leases and redelivered what they held.
+            Some(epoch) if subscription.seek_epoch < epoch => return Arc::new(self.fresh_slot(subscription)),
+            Some(epoch) if subscription.seek_epoch > epoch => {
+                all.remove(&subscription.id);
+            }
+            _ => {}
         }
         let entry = all.entry(subscription.id).or_insert_with(|| Arc::new(self.fresh_slot(subscription)));
         // From the catalog, not `subscription`: a caller may hold a copy

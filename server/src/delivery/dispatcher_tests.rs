@@ -1,12 +1,13 @@
 //! The dispatcher against a real state database: one leadership term's
-//! leases at a time, and a late call of an older term leaves them alone.
+//! leases at a time, and a late call of an older term, or of a copy of the
+//! subscription from before a seek, leaves them alone.
 
 use openraft::{CommittedLeaderId, EntryPayload};
 use tempfile::TempDir;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::domain::{Command, MessageBody, PublishBatch, SubscriptionConfig, TopicConfig};
+use crate::domain::{Command, MessageBody, PublishBatch, Seek, SubscriptionConfig, TopicConfig};
 use crate::raft::type_config::{Entry, LogId};
 use crate::raft::META_GROUP;
 use crate::storage::db::DbResources;
@@ -49,4 +50,24 @@ fn a_late_call_of_an_older_term_leaves_the_current_terms_leases_alone() {
     assert_eq!(dispatcher.leased(7, &subscription), 3, "term 7's leases are still there");
     let again = dispatcher.lease(7, "s", Lessee { consumer: 2, ..lessee }).expect("lease");
     assert!(again.deliveries.is_empty(), "nothing leased in term 7 is delivered twice: {:?}", again.deliveries);
+}
+
+#[test]
+fn a_late_call_with_a_copy_from_before_a_seek_leaves_the_current_epochs_leases_alone() {
+    let dir = TempDir::new().expect("temp dir");
+    let state = state_with_three_messages(&dir);
+    let dispatcher = Dispatcher::new(Arc::clone(&state), Arc::new(SystemClock), 100);
+    // An ack waiting for its commit holds this copy.
+    let before_seek = dispatcher.subscription("s").expect("subscription");
+    let seek = Seek { subscription_id: before_seek.id, floors: vec![0] };
+    state.apply_entry(entry(4, Command::Seek(seek))).expect("seek");
+    let current = dispatcher.subscription("s").expect("subscription");
+    assert_eq!(current.seek_epoch, before_seek.seek_epoch + 1);
+    let lessee = Lessee { consumer: 1, count_max: 10, bytes_max: usize::MAX };
+    assert_eq!(dispatcher.lease(7, "s", lessee).expect("lease").deliveries.len(), 3);
+    // The ack's commit ends now, with the copy from before the seek.
+    dispatcher.finish_ack(7, &before_seek, &[(0, 0)], false);
+    assert_eq!(dispatcher.leased(7, &current), 3, "the current epoch's leases are still there");
+    let again = dispatcher.lease(7, "s", Lessee { consumer: 2, ..lessee }).expect("lease");
+    assert!(again.deliveries.is_empty(), "nothing leased since the seek is delivered twice: {:?}", again.deliveries);
 }
