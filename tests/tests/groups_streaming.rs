@@ -25,12 +25,18 @@ async fn group_leaders(cluster: &Cluster, id: u64) -> Option<Vec<(u32, u64)>> {
     (leaders.len() == 5 && leaders.iter().all(|(_, leader)| *leader != 0)).then_some(leaders)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leader_kill() {
-    let mut cluster = Cluster::start(3, &["--data-groups", "4"]);
+/// Three nodes with four data groups, once every node sees each group led.
+async fn three_nodes_every_group_led() -> Cluster {
+    let cluster = Cluster::start(3, &["--data-groups", "4"]);
     for id in 1..=3 {
         eventually(Duration::from_secs(30), "every group leads", || group_leaders(&cluster, id)).await;
     }
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leader_kill() {
+    let mut cluster = three_nodes_every_group_led().await;
     let admin = Client::connect(&cluster.addrs()).await.expect("connect");
     admin.create_topic("t", TopicSettings { partitions: PARTITIONS, ..Default::default() }).await.expect("topic");
     let settings = SubscriptionSettings { ack_deadline: Duration::from_secs(10), ..Default::default() };
@@ -236,10 +242,7 @@ async fn a_placed_stream_acked_through_unary_calls_keeps_to_its_window() {
 /// responses report what the consumer holds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_partition_gets_the_whole_window_from_any_node_of_a_cluster() {
-    let cluster = Cluster::start(3, &["--data-groups", "4"]);
-    for id in 1..=3 {
-        eventually(Duration::from_secs(30), "every group leads", || group_leaders(&cluster, id)).await;
-    }
+    let cluster = three_nodes_every_group_led().await;
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     busy_partition(&client, 300).await;
     for id in 1..=3 {
@@ -303,10 +306,7 @@ async fn acks_sent_as_a_placed_stream_closes_are_committed() {
 /// call's request side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_sent_as_a_placed_stream_closes_are_committed_by_every_groups_leader() {
-    let cluster = Cluster::start(3, &["--data-groups", "4"]);
-    for id in 1..=3 {
-        eventually(Duration::from_secs(30), "every group leads", || group_leaders(&cluster, id)).await;
-    }
+    let cluster = three_nodes_every_group_led().await;
     let admin = Client::connect(&cluster.addrs()).await.expect("connect");
     let leaders = group_leaders(&cluster, 1).await.expect("leaders");
     let streamed_from = (1..=3).find(|id| leaders.iter().any(|(group, leader)| *group > 0 && leader != id));
