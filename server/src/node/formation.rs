@@ -3,6 +3,7 @@
 //! to, or join a running cluster through one of its nodes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use ferry_client::{Client, ClientOptions};
@@ -11,6 +12,7 @@ use openraft::BasicNode;
 
 use super::NodeError;
 use crate::raft::{NodeId, Raft};
+use crate::security::{ClusterId, ClusterIdOrigin};
 
 /// How long a single-voter node may take to lead after starting.
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(30);
@@ -26,6 +28,40 @@ pub enum Formation {
     Peers(BTreeMap<NodeId, String>),
     /// Ask the cluster reachable at this address to add this node.
     Join(String),
+}
+
+/// Settles this node's cluster id (see `security::cluster_id`) before it
+/// forms or joins anything, so its first calls carry it: the one its data
+/// directory keeps; else, on a new data directory, a new one for a cluster
+/// formed alone (or restored from a backup, as a new cluster), the peer
+/// list's for one formed from a list; a node joining takes its cluster's
+/// from the first call that carries one. A data directory from before
+/// cluster ids gets none: deriving one from today's `--peers` could differ
+/// between nodes whose lists changed since they formed, and they would
+/// refuse each other.
+pub fn settle_cluster_id(
+    cluster: &ClusterId,
+    data_dir: &Path,
+    formation: &Formation,
+    initialised: bool,
+    restored: bool,
+) -> Result<(), NodeError> {
+    if let Some(kept) = ClusterId::read(data_dir)? {
+        return Ok(cluster.set(&kept, ClusterIdOrigin::Kept, data_dir)?);
+    }
+    match formation {
+        _ if restored => cluster.set(&ClusterId::make(), ClusterIdOrigin::Made, data_dir)?,
+        _ if initialised => {
+            tracing::warn!("this data directory predates cluster ids: calls from other clusters' nodes are not refused")
+        }
+        Formation::Alone => cluster.set(&ClusterId::make(), ClusterIdOrigin::Made, data_dir)?,
+        Formation::Peers(peers) => {
+            let list = peers.iter().map(|(id, addr)| (*id, addr.as_str()));
+            cluster.set(&ClusterId::derive(list), ClusterIdOrigin::Derived, data_dir)?;
+        }
+        Formation::Join(_) => cluster.adopt_first_into(data_dir),
+    }
+    Ok(())
 }
 
 /// Initialises Raft on a new data directory; a node that already holds a log

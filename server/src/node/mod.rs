@@ -43,7 +43,7 @@ use crate::grpc::{
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
-use crate::security::{check_plaintext_allowed, Security};
+use crate::security::{check_plaintext_allowed, ClusterId, Security};
 use crate::storage::db::DbResources;
 use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
@@ -297,9 +297,11 @@ impl NodeBuilder {
             tracing::info!(backup = %backup.display(), from_node = manifest.node_id, groups = manifest.groups.len(), "restored a backup as a new one-node cluster");
         }
 
+        let cluster_id = ClusterId::default();
         let network = Network::new(self.source_ip)
             .secured(self.security.peer_tls(), self.security.peer_token.as_deref())
-            .map_err(NodeError::Config)?;
+            .map_err(NodeError::Config)?
+            .cluster(cluster_id.clone());
         let opener = GroupOpener {
             node_id: self.node_id,
             data_dir: data_dir.clone(),
@@ -312,6 +314,7 @@ impl NodeBuilder {
         let (meta, log_sizes) = opener.open(META_GROUP).await?;
         let (raft, state) = (meta.raft.clone(), Arc::clone(&meta.state));
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        formation::settle_cluster_id(&cluster_id, &data_dir, &self.formation, initialised, restored.is_some())?;
 
         // Serve before forming the cluster: peers must reach this node to elect.
         let proposer = Proposer::new(&meta, self.node_id, self.commit_timeout);
@@ -433,6 +436,7 @@ impl NodeBuilder {
         let local_addr =
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let forwarder = Forwarder::new(routes.network().clone(), &self.advertise_addr(local_addr)?);
+        let cluster_id = routes.network().cluster_id().clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let locks = LocksService::new(proposer.clone(), Arc::clone(&self.clock));
@@ -474,7 +478,7 @@ impl NodeBuilder {
             // A span and latency metrics per call.
             .layer(ObserveLayer::new(rpc))
             // Who calls, before any service (refusals are observed too).
-            .layer(self.security.authenticate())
+            .layer(self.security.authenticate(cluster_id))
             .add_service(
                 PublisherServer::new(publisher)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

@@ -38,7 +38,7 @@ use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::security::AUTHORIZATION;
+use crate::security::{ClusterId, AUTHORIZATION};
 
 /// Bytes of a snapshot file per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -46,18 +46,25 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A channel to a peer: every call on it carries the peer token.
-pub type PeerChannel = InterceptedService<Channel, PeerToken>;
+/// A channel to a peer: every call on it carries the peer token and the
+/// cluster's id.
+pub type PeerChannel = InterceptedService<Channel, PeerStamp>;
 
-/// Puts the cluster's peer token (if it has one) on each call to a peer.
+/// Puts the cluster's peer token (if it has one) and id (once known) on
+/// each call to a peer.
 #[derive(Debug, Clone, Default)]
-pub struct PeerToken(Option<MetadataValue<Ascii>>);
+pub struct PeerStamp {
+    token: Option<MetadataValue<Ascii>>,
+    cluster: ClusterId,
+}
 
-impl Interceptor for PeerToken {
+impl Interceptor for PeerStamp {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request.metadata_mut().insert(AUTHORIZATION, value.clone());
+        let metadata = request.metadata_mut();
+        if let Some(value) = &self.token {
+            metadata.insert(AUTHORIZATION, value.clone());
         }
+        self.cluster.stamp(metadata);
         Ok(request)
     }
 }
@@ -73,7 +80,7 @@ pub struct Network {
     group: GroupId,
     /// How peers' certificates are checked; plaintext when `None`.
     tls: Option<ClientTlsConfig>,
-    token: PeerToken,
+    stamp: PeerStamp,
 }
 
 impl Network {
@@ -90,8 +97,19 @@ impl Network {
             .transpose()
             .map_err(|_| "the peer token must be printable ASCII".to_owned())?;
         self.tls = tls;
-        self.token = PeerToken(token);
+        self.stamp.token = token;
         Ok(self)
+    }
+
+    /// Calls peers as a node of `cluster` (once its id is known).
+    pub fn cluster(mut self, cluster: ClusterId) -> Self {
+        self.stamp.cluster = cluster;
+        self
+    }
+
+    /// The cluster this node's calls to peers name.
+    pub fn cluster_id(&self) -> &ClusterId {
+        &self.stamp.cluster
     }
 
     /// The factory for `group`'s Raft, on the same channels.
@@ -102,7 +120,7 @@ impl Network {
     /// The channel to the node at `addr`, shared by every group's Raft and
     /// by calls forwarded to a group's leader.
     pub fn channel(&self, addr: &str) -> Result<PeerChannel, tonic::transport::Error> {
-        Ok(InterceptedService::new(self.connection(addr)?, self.token.clone()))
+        Ok(InterceptedService::new(self.connection(addr)?, self.stamp.clone()))
     }
 
     /// The same connection to `addr` without the peer token: for a client's
@@ -188,6 +206,10 @@ impl PeerClient {
             // The peer does not host the group (yet: a node that joined is
             // still creating it). Only `Unreachable` makes openraft back off.
             Code::NotFound => Failure::Unreachable(Unreachable::new(&error)),
+            // A node of another cluster has the peer's address now: it
+            // refuses every call, so calling it as often as a live peer
+            // would only fill its log.
+            Code::FailedPrecondition => Failure::Unreachable(Unreachable::new(&error)),
             _ => Failure::Network(NetworkError::new(&error)),
         }
     }

@@ -11,6 +11,7 @@ use tonic::codegen::Service;
 use tonic::Status;
 use tower_layer::Layer;
 
+use super::cluster_id::{ClusterId, CLUSTER_ID_HEADER};
 use super::grants::{sha256_hex, Grants, Principal};
 use super::AUTHORIZATION;
 
@@ -26,11 +27,19 @@ pub struct AuthenticateLayer {
     grants: Option<Arc<Grants>>,
     /// SHA-256 of the peer token; `None`: the internal services take anyone.
     peer_hash: Option<Arc<str>>,
+    /// This node's cluster: calls from another cluster's nodes are refused.
+    cluster: ClusterId,
 }
 
 impl AuthenticateLayer {
     pub fn new(grants: Option<Arc<Grants>>, peer_token: Option<&str>) -> Self {
-        Self { grants, peer_hash: peer_token.map(|t| Arc::from(sha256_hex(t))) }
+        Self { grants, peer_hash: peer_token.map(|t| Arc::from(sha256_hex(t))), cluster: ClusterId::default() }
+    }
+
+    /// Refuses calls whose caller names a cluster other than `cluster`.
+    pub fn cluster(mut self, cluster: ClusterId) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// Who presented `secret`, if anyone known.
@@ -98,8 +107,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let authorization = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match self.layer.judge(request.uri().path(), authorization) {
+        let headers = request.headers();
+        let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let cluster = headers.get(CLUSTER_ID_HEADER).map(|v| v.as_bytes());
+        let judged =
+            self.layer.cluster.check(cluster).and_then(|()| self.layer.judge(request.uri().path(), authorization));
+        match judged {
             Ok(principal) => {
                 if let Some(principal) = principal {
                     request.extensions_mut().insert(principal);

@@ -18,6 +18,7 @@
 //! behind a network that is the boundary).
 
 mod authenticate;
+mod cluster_id;
 mod grants;
 mod tls;
 
@@ -25,6 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use authenticate::AuthenticateLayer;
+pub use cluster_id::{ClusterId, ClusterIdOrigin, CLUSTER_ID_HEADER};
 pub use grants::{authorize, authorize_as, sha256_hex, Action, Grants, Principal};
 pub use tls::check_plaintext_allowed;
 use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
@@ -112,9 +114,10 @@ impl Security {
         self.peer_ca_pem.as_deref().map(tls::peer_tls)
     }
 
-    /// The layer that settles who calls.
-    pub fn authenticate(&self) -> AuthenticateLayer {
-        AuthenticateLayer::new(self.grants.clone(), self.peer_token.as_deref())
+    /// The layer that settles who calls: which cluster (for calls of its
+    /// nodes, by `cluster`'s id), and with what token.
+    pub fn authenticate(&self, cluster: ClusterId) -> AuthenticateLayer {
+        AuthenticateLayer::new(self.grants.clone(), self.peer_token.as_deref()).cluster(cluster)
     }
 
     /// How this node calls the cluster's public API as a peer (to join it).

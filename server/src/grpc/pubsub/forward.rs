@@ -120,6 +120,9 @@ impl Forwarder {
             metadata.insert(AUTHORIZATION, authorization.clone());
         }
         metadata.insert(FORWARDED_METADATA, self.me.clone());
+        // So a node of another cluster that has the leader's address now
+        // refuses it rather than running it.
+        self.network.cluster_id().stamp(metadata);
         if let Some(timeout) = caller.timeout {
             request.set_timeout(timeout);
         }
@@ -149,6 +152,7 @@ pub fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::{ClusterId, ClusterIdOrigin, CLUSTER_ID_HEADER};
 
     #[test]
     fn a_hint_names_the_leaders_address() {
@@ -171,8 +175,11 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_carries_the_callers_token_deadline_and_the_mark() {
-        let forwarder = Forwarder::new(Network::new(None), "127.0.0.1:1");
+    fn a_copy_carries_the_callers_token_deadline_the_mark_and_this_nodes_cluster() {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let cluster = ClusterId::default();
+        cluster.set("c0ffee", ClusterIdOrigin::Made, data_dir.path()).expect("set the cluster id");
+        let forwarder = Forwarder::new(Network::new(None).cluster(cluster), "127.0.0.1:1");
         let mut original = Request::new(());
         original.metadata_mut().insert(AUTHORIZATION, MetadataValue::from_static("Bearer secret"));
         original.metadata_mut().insert("grpc-timeout", MetadataValue::from_static("1500m"));
@@ -180,6 +187,7 @@ mod tests {
         assert_eq!(copy.metadata().get(AUTHORIZATION).expect("a token"), "Bearer secret");
         assert_eq!(copy.metadata().get("grpc-timeout").expect("a deadline"), "1500000u");
         assert!(Caller::of(&copy).forwarded);
+        assert_eq!(copy.metadata().get(CLUSTER_ID_HEADER).expect("the cluster id"), "c0ffee");
     }
 
     #[test]
