@@ -537,7 +537,7 @@ impl GroupRoutes {
 
     /// How long a forwarded call may take: the leader's own commit timeout,
     /// and a margin for the hop.
-    fn forward_timeout(&self) -> Duration {
+    pub fn forward_timeout(&self) -> Duration {
         self.commit_timeout + FORWARD_MARGIN
     }
 

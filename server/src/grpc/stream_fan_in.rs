@@ -49,9 +49,6 @@ const SUB_REQUESTS_QUEUED_MAX: usize = 16;
 /// How long a group's sub-stream waits before it opens again on the group's
 /// (new) leader.
 const REOPEN_AFTER: Duration = Duration::from_millis(200);
-/// How long a sub-stream goes on after the client's side ended, for its
-/// group to take the requests queued for it and confirm its last acks.
-const CLOSE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// A sub-stream's limits follow the shares at most this often. Every
 /// delivery and ack moves them; told of each move, the sub-streams of a
 /// 4-group drain got a request each for every response and ack and refilled
@@ -354,8 +351,9 @@ impl Sub {
     /// relayed until its stream ends. Dropped at once, the group's stream
     /// saw its client gone with requests unread, and the last acks of a
     /// consumer that closed cleanly were never committed. A group that does
-    /// not end within `CLOSE_WAIT_MAX` is left: what it did not commit is
-    /// delivered again.
+    /// not end within a forwarded call's timeout (the commit timeout the
+    /// group's stream waits out its last acks for, and a margin for the
+    /// hop) is left: what it did not commit is delivered again.
     async fn finish(
         &self,
         requests: &mut mpsc::Receiver<api::StreamingPullRequest>,
@@ -377,8 +375,8 @@ impl Sub {
                 let _ = self.responses.send(Ok(response)).await;
             }
         };
-        if tokio::time::timeout(CLOSE_WAIT_MAX, relay).await.is_err() {
-            let wait = CLOSE_WAIT_MAX;
+        let wait = self.routes.forward_timeout();
+        if tokio::time::timeout(wait, relay).await.is_err() {
             tracing::debug!(
                 group = self.group,
                 ?wait,
