@@ -334,8 +334,19 @@ pub struct NodeStatus {
     pub started: SystemTime,
     /// The node is shutting down (handing its leaderships over).
     pub stopping: bool,
+    /// The cluster the node belongs to (`None` for a data directory from
+    /// before cluster ids): the same on every node of a cluster.
+    pub cluster_id: Option<String>,
     /// Every Raft group the node hosts, as it sees it, group 0 first.
     pub groups: Vec<GroupStatus>,
+}
+
+impl ClusterStatus {
+    /// The leader's own status, if there is a leader and it answered.
+    pub fn leader_status(&self) -> Option<&NodeStatus> {
+        let leader = self.members.iter().find(|member| Some(member.node_id) == self.leader_id)?;
+        leader.status.as_ref().ok()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,6 +440,7 @@ pub(crate) fn node_status_from_api(status: api::NodeStatus) -> NodeStatus {
         commit: status.commit,
         started: time_from_micros(status.started_unix_micros as i64),
         stopping: status.stopping,
+        cluster_id: Some(status.cluster_id).filter(|id| !id.is_empty()),
         groups: status.groups.into_iter().map(group_status_from_api).collect(),
     }
 }

@@ -138,6 +138,11 @@ async fn a_backup_of_a_live_node_restores_into_a_new_cluster_that_new_nodes_join
     let expected: BTreeSet<String> = before.iter().filter(|v| !acked.contains(*v)).cloned().collect();
     assert_eq!(delivered, expected, "every unacked message from before the backup, nothing after it");
     fresh.publish("orders", vec![Message::new("new")]).await.expect("the new cluster takes writes");
+    // A new cluster: an id of its own, which the nodes that joined took.
+    let cluster_id = |dir: &std::path::Path| std::fs::read_to_string(dir.join("cluster-id")).expect("a cluster id");
+    let new_id = cluster_id(&restored);
+    assert_ne!(new_id, cluster_id(&old.data_dir(1)), "the restored cluster is not the backed-up one");
+    assert!((2..=3).all(|id| cluster_id(&dir.path().join(format!("new{id}"))) == new_id));
 
     // A second start with --restore-from refuses: the data directory is in use.
     first.stop();

@@ -1,16 +1,23 @@
 //! A node refuses the calls of another cluster's nodes: a cluster told to add
 //! a member at an address where a node of another cluster serves does not
-//! touch that node's log, and nodes that join a cluster take its id.
+//! touch that node's log; nodes keep their cluster's id across restarts, and
+//! nodes that join a cluster take its id.
 
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_client::{Client, TopicSettings};
+use ferry_client::{Client, ClusterStatus, TopicSettings};
 use ferry_tests::{Cluster, Ferryd, Publisher};
 
 fn cluster_id(data_dir: &Path) -> String {
     let path = data_dir.join("cluster-id");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_owned()
+}
+
+/// What member `id`'s status call answered: its status's cluster id, or the error.
+fn member_answer(status: &ClusterStatus, id: u64) -> Result<Option<String>, String> {
+    let member = status.members.iter().find(|m| m.node_id == id).unwrap_or_else(|| panic!("member {id}: {status:?}"));
+    member.status.as_ref().map(|s| s.cluster_id.clone()).map_err(Clone::clone)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,29 +27,44 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     client.create_topic("events", TopicSettings::default()).await.expect("create topic");
     let publisher = Publisher::start(client.clone(), "events", "v", 10);
     publisher.wait_for(200, Duration::from_secs(60)).await;
+    let a_id = cluster_id(&a.data_dir(1));
+    assert!((2..=3).all(|id| cluster_id(&a.data_dir(id)) == a_id), "A's nodes derive one id");
 
     // Cluster B: one node, with the same node id as A's first.
     let b_dir = tempfile::tempdir().expect("temp dir");
     let b = Ferryd::start_with(&b_dir.path().join("node1"), &["--node-id", "1"]);
+    let b_id = cluster_id(&b_dir.path().join("node1"));
+    assert_ne!(a_id, b_id);
     let b_client = Client::connect(b.addr()).await.expect("connect to B");
     // Told to add a member at A's node 2's address, B's leader calls it.
     let added = tokio::time::timeout(Duration::from_secs(10), b_client.add_node(2, a.addr(2))).await;
     assert!(!matches!(added, Ok(Ok(_))), "B added a node of cluster A: {added:?}");
+    let refusal = format!("this node is a member of cluster {a_id}, and the call came from a node of cluster {b_id}");
+    assert!(
+        a.nodes[&2].log_text().contains(&refusal),
+        "A's node 2 refused B's calls:\n{}",
+        a.nodes[&2].log_tail(4_000)
+    );
 
-    let ids = (cluster_id(&a.data_dir(1)), cluster_id(&a.data_dir(2)), cluster_id(&b_dir.path().join("node1")));
-    assert_eq!(ids.0, ids.1, "A's nodes share an id");
-    assert_ne!(ids.0, ids.2, "the clusters' ids differ");
-    let refusals = a.nodes[&2].log_text().matches(&format!("came from a node of cluster {}", ids.2)).count();
-    assert!(refusals > 0, "A's node 2 refused B's calls; its log:\n{}", a.nodes[&2].log_tail(4_000));
-
-    // A goes on, its node 2 with it, and loses nothing.
+    // A goes on, its node 2 with it, and loses nothing; a node restarted
+    // keeps A's id and takes its place again.
+    a.kill9(3);
+    a.restart(3);
     publisher.wait_for(400, Duration::from_secs(60)).await;
     let published = publisher.stop().await;
     let end = published.confirmed.iter().map(|(_, position)| position.offset + 1).max().expect("confirmed");
     a.wait_replicated("events", 0, end, Duration::from_secs(30)).await;
     a.assert_replicas_hold("events", &published.confirmed).await;
+    assert_eq!(cluster_id(&a.data_dir(3)), a_id);
+
+    // B still has its leader, and its status shows the refusal, naming A.
     let b_status = b_client.cluster_status().await.expect("B's status");
     assert_eq!(b_status.leader_id, Some(1), "B still led by its own node: {b_status:?}");
+    assert_eq!(member_answer(&b_status, 1), Ok(Some(b_id.clone())));
+    let answer = member_answer(&b_status, 2);
+    assert!(answer.as_ref().is_err_and(|e| e.contains(&refusal)), "{answer:?}");
+    let a_status = client.cluster_status().await.expect("A's status");
+    assert!((1..=3).all(|id| member_answer(&a_status, id) == Ok(Some(a_id.clone()))), "{a_status:?}");
 
     // A node joining A takes A's id.
     a.join(4);
@@ -51,5 +73,5 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
         assert!(tokio::time::Instant::now() < give_up, "node 4 did not become a voter");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(cluster_id(&a.data_dir(4)), ids.0, "the joined node keeps A's id");
+    assert_eq!(cluster_id(&a.data_dir(4)), a_id, "the joined node keeps A's id");
 }

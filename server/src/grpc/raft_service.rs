@@ -13,9 +13,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::raft::codec::{log_id_from_record, stored_membership_from_record, vote_from_record, vote_to_record};
 use crate::raft::rpc_codec::*;
-use crate::raft::snapshot_dir::{self, sync_dir, SnapshotDir};
+use crate::raft::snapshot_dir::{self, SnapshotDir};
 use crate::raft::type_config::{Snapshot, SnapshotMeta};
 use crate::raft::{GroupId, Groups, HostedGroup};
+use crate::storage::files::sync_dir;
 
 #[derive(Clone)]
 pub struct RaftService {

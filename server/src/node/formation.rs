@@ -3,7 +3,7 @@
 //! to, or join a running cluster through one of its nodes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_client::{Client, ClientOptions};
@@ -12,7 +12,7 @@ use openraft::BasicNode;
 
 use super::NodeError;
 use crate::raft::{NodeId, Raft};
-use crate::security::{ClusterId, ClusterIdOrigin};
+use crate::security::cluster_id::{self, ClusterIdentity};
 
 /// How long a single-voter node may take to lead after starting.
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(30);
@@ -31,36 +31,46 @@ pub enum Formation {
 }
 
 /// Settles this node's cluster id (see `security::cluster_id`) before it
-/// forms or joins anything, so its first calls carry it: the one its data
+/// forms or joins anything, so its calls carry it from the first that
+/// matters (Raft's first election is a timeout away). The id its data
 /// directory keeps; else, on a new data directory, a new one for a cluster
-/// formed alone (or restored from a backup, as a new cluster), the peer
-/// list's for one formed from a list; a node joining takes its cluster's
-/// from the first call that carries one. A data directory from before
+/// formed alone, the peer list's for one formed from a list (every listed
+/// node derives the same without talking; nodes given lists written
+/// differently refuse each other); a node joining learns its cluster's from
+/// the seed before it asks to be added ([`join`]). A restored backup keeps
+/// an id of its own, written by the restore. A data directory from before
 /// cluster ids gets none: deriving one from today's `--peers` could differ
 /// between nodes whose lists changed since they formed, and they would
 /// refuse each other.
 pub fn settle_cluster_id(
-    cluster: &ClusterId,
+    identity: &ClusterIdentity,
     data_dir: &Path,
     formation: &Formation,
     initialised: bool,
-    restored: bool,
 ) -> Result<(), NodeError> {
-    if let Some(kept) = ClusterId::read(data_dir)? {
-        return Ok(cluster.set(&kept, ClusterIdOrigin::Kept, data_dir)?);
-    }
-    match formation {
-        _ if restored => cluster.set(&ClusterId::make(), ClusterIdOrigin::Made, data_dir)?,
-        _ if initialised => {
-            tracing::warn!("this data directory predates cluster ids: calls from other clusters' nodes are not refused")
+    let (id, how) = match (cluster_id::read(data_dir)?, formation) {
+        (Some(kept), _) => (kept, "kept"),
+        (None, _) if initialised => {
+            tracing::warn!(
+                "this data directory predates cluster ids: calls from other clusters' nodes are not refused"
+            );
+            return Ok(());
         }
-        Formation::Alone => cluster.set(&ClusterId::make(), ClusterIdOrigin::Made, data_dir)?,
-        Formation::Peers(peers) => {
+        (None, Formation::Alone) => (cluster_id::make(), "made for a new cluster"),
+        (None, Formation::Peers(peers)) => {
             let list = peers.iter().map(|(id, addr)| (*id, addr.as_str()));
-            cluster.set(&ClusterId::derive(list), ClusterIdOrigin::Derived, data_dir)?;
+            (cluster_id::derive(list), "derived from --peers")
         }
-        Formation::Join(_) => cluster.adopt_first_into(data_dir),
+        (None, Formation::Join(_)) => {
+            identity.joining();
+            return Ok(());
+        }
+    };
+    if how != "kept" {
+        cluster_id::keep(data_dir, &id)?;
     }
+    identity.set(&id)?;
+    tracing::info!(cluster_id = id, how, "this node's cluster");
     Ok(())
 }
 
@@ -108,12 +118,18 @@ pub async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), Node
 
 /// Asks the cluster at `seed` to add this node, retrying until it succeeds.
 /// Runs in the background while the node serves, since the leader replicates
-/// the whole log to it before promoting it.
-pub async fn join(seed: String, node_id: NodeId, advertise: String, options: ClientOptions) {
+/// the whole log to it before promoting it. First it learns the cluster's id
+/// from the seed's leader and keeps it in `data_dir`: until then it answers
+/// no call naming a cluster, so the first cluster to call it (another one
+/// whose membership has its address, say) cannot claim it.
+pub async fn join(seed: String, node_id: NodeId, advertise: String, options: ClientOptions, joining: Joining) {
     loop {
         let attempt = async {
-            let client = Client::connect_with_options(&seed, options.clone()).await?;
-            client.add_node(node_id, &advertise).await
+            let client = Client::connect_with_options(&seed, options.clone()).await.map_err(|e| e.to_string())?;
+            if joining.identity.get().is_none() {
+                joining.learn_id(&client).await?;
+            }
+            client.add_node(node_id, &advertise).await.map_err(|e| e.to_string())
         };
         match attempt.await {
             Ok(_) => {
@@ -125,5 +141,38 @@ pub async fn join(seed: String, node_id: NodeId, advertise: String, options: Cli
                 tokio::time::sleep(JOIN_RETRY).await;
             }
         }
+    }
+}
+
+/// What a joining node learns its cluster's id into.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    pub identity: ClusterIdentity,
+    pub data_dir: PathBuf,
+}
+
+impl Joining {
+    /// Takes the id of the cluster `client` reaches (its leader's), kept
+    /// before it is used; a cluster without one lets this node take calls
+    /// naming none, as its own nodes do.
+    async fn learn_id(&self, client: &Client) -> Result<(), String> {
+        let status = client.cluster_status().await.map_err(|e| e.to_string())?;
+        let Some(leader) = status.leader_status() else {
+            return Err(format!("the seed's cluster has no leader to learn its id from: {status:?}"));
+        };
+        match &leader.cluster_id {
+            Some(id) => {
+                let kept = cluster_id::keep(&self.data_dir, id).and_then(|()| self.identity.set(id));
+                kept.map_err(|e| format!("keep the cluster id: {e}"))?;
+                tracing::info!(cluster_id = id, "this node's cluster, learnt from the seed");
+            }
+            None => {
+                self.identity.joined_unnamed();
+                tracing::warn!(
+                    "the cluster joined predates cluster ids: calls from other clusters' nodes are not refused"
+                );
+            }
+        }
+        Ok(())
     }
 }

@@ -43,7 +43,7 @@ use crate::grpc::{
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
-use crate::security::{check_plaintext_allowed, ClusterId, Security};
+use crate::security::{check_plaintext_allowed, ClusterIdentity, Security};
 use crate::storage::db::DbResources;
 use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
@@ -297,7 +297,7 @@ impl NodeBuilder {
             tracing::info!(backup = %backup.display(), from_node = manifest.node_id, groups = manifest.groups.len(), "restored a backup as a new one-node cluster");
         }
 
-        let cluster_id = ClusterId::default();
+        let cluster_id = ClusterIdentity::default();
         let network = Network::new(self.source_ip)
             .secured(self.security.peer_tls(), self.security.peer_token.as_deref())
             .map_err(NodeError::Config)?
@@ -314,7 +314,7 @@ impl NodeBuilder {
         let (meta, log_sizes) = opener.open(META_GROUP).await?;
         let (raft, state) = (meta.raft.clone(), Arc::clone(&meta.state));
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        formation::settle_cluster_id(&cluster_id, &data_dir, &self.formation, initialised, restored.is_some())?;
+        formation::settle_cluster_id(&cluster_id, &data_dir, &self.formation, initialised)?;
 
         // Serve before forming the cluster: peers must reach this node to elect.
         let proposer = Proposer::new(&meta, self.node_id, self.commit_timeout);
@@ -368,7 +368,9 @@ impl NodeBuilder {
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
             let options = self.security.peer_client_options();
-            joining = Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options)));
+            let learn = formation::Joining { identity: cluster_id, data_dir: data_dir.clone() };
+            joining =
+                Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options, learn)));
         } else {
             formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
         }

@@ -33,11 +33,12 @@ use openraft::{BasicNode, CommittedLeaderId};
 
 use super::codec::{log_id_to_record, stored_membership_to_record};
 use super::groups::{group_root, GroupId, Groups, META_GROUP};
-use super::snapshot_dir::{sync_dir, write_synced};
 use super::type_config::{LogId, Membership, StoredMembership, Vote};
 use super::{LogDb, LogStore, NodeId};
 use crate::domain::{Layout, Write};
+use crate::security::cluster_id;
 use crate::storage::db::DbResources;
+use crate::storage::files::{sync_dir, write_synced};
 use crate::storage::state_db::StateDb;
 use crate::storage::StorageError;
 
@@ -134,6 +135,9 @@ pub fn restore_state(
             data_dir.display()
         )));
     }
+    // A new cluster, with an id of its own: a node of the backed-up one that
+    // calls it is refused. Kept first, so no restored directory lacks one.
+    cluster_id::keep(data_dir, &cluster_id::make())?;
     let resources = DbResources::default();
     for backed_up in &manifest.groups {
         let state_dir = group_root(data_dir, backed_up.group).join(RESTORED_STATE_DIR);

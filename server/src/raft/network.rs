@@ -38,7 +38,7 @@ use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::security::{ClusterId, AUTHORIZATION};
+use crate::security::{ClusterIdentity, AUTHORIZATION};
 
 /// Bytes of a snapshot file per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -55,7 +55,7 @@ pub type PeerChannel = InterceptedService<Channel, PeerStamp>;
 #[derive(Debug, Clone, Default)]
 pub struct PeerStamp {
     token: Option<MetadataValue<Ascii>>,
-    cluster: ClusterId,
+    cluster: ClusterIdentity,
 }
 
 impl Interceptor for PeerStamp {
@@ -102,13 +102,13 @@ impl Network {
     }
 
     /// Calls peers as a node of `cluster` (once its id is known).
-    pub fn cluster(mut self, cluster: ClusterId) -> Self {
+    pub fn cluster(mut self, cluster: ClusterIdentity) -> Self {
         self.stamp.cluster = cluster;
         self
     }
 
     /// The cluster this node's calls to peers name.
-    pub fn cluster_id(&self) -> &ClusterId {
+    pub fn cluster_id(&self) -> &ClusterIdentity {
         &self.stamp.cluster
     }
 
@@ -125,7 +125,8 @@ impl Network {
 
     /// The same connection to `addr` without the peer token: for a client's
     /// call made again on another node, which carries the client's own
-    /// token so that node judges the client, not this one.
+    /// token so that node judges the client, not this one (and this node's
+    /// cluster id, which `Forwarder::copy` puts on it).
     pub fn caller_channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         self.connection(addr)
     }
@@ -454,5 +455,13 @@ mod tests {
         let mut meta = Network::new(None).new_client(2, &node).await;
         let _ = meta.vote(VoteRequest { vote, last_log_id: None }, RPCOption::new(Duration::from_secs(5))).await;
         assert_eq!(*asked.lock(), vec![5, 5, META_GROUP]);
+    }
+
+    #[test]
+    fn a_peer_of_another_cluster_is_unreachable_so_openraft_backs_off() {
+        let peer = PeerClient { target: 2, addr: "127.0.0.1:1".into(), group: 0, client: Err("unused".into()) };
+        let refused = Status::failed_precondition("this node is a member of cluster …");
+        assert!(matches!(peer.classify(&refused), Failure::Unreachable(_)));
+        assert!(matches!(peer.classify(&Status::internal("a bug")), Failure::Network(_)));
     }
 }

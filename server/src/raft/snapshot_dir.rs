@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::codec::{log_id_from_record, log_id_to_record, stored_membership_from_record, stored_membership_to_record};
 use super::type_config::SnapshotMeta;
+use crate::storage::files::{sync_dir, write_synced};
 use crate::storage::state_db::StateDb;
 use crate::storage::{codec, StorageError};
 
@@ -222,22 +223,6 @@ fn write_meta(dir: &Path, meta: &SnapshotMeta) -> Result<(), StorageError> {
     };
     write_synced(&dir.join(META_FILE), &codec::encode(&record))?;
     sync_dir(dir)
-}
-
-/// Writes a file and fsyncs it.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    use std::io::Write;
-    let context = || format!("write {}", path.display());
-    let mut file = fs::File::create(path).map_err(|e| StorageError::io(context())(e))?;
-    file.write_all(bytes).map_err(|e| StorageError::io(context())(e))?;
-    file.sync_all().map_err(|e| StorageError::io(context())(e))
-}
-
-/// Fsyncs a directory, making renames and creations in it durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StorageError::io(format!("fsync directory {}", dir.display())))
 }
 
 fn link_or_copy_dir(from: &Path, to: &Path, link: impl Fn(&str) -> bool) -> Result<(), StorageError> {

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::snapshot_dir::{sync_dir, write_synced};
+use crate::storage::files::replace_synced;
 use crate::storage::StorageError;
 
 const POINTER_FILE: &str = "STATE";
@@ -55,11 +55,7 @@ impl StateDirs {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| StorageError::Invalid(format!("state directory {} has no name", dir.display())))?;
-        let temporary = self.data_dir.join(format!("{POINTER_FILE}.tmp"));
-        write_synced(&temporary, name.as_bytes())?;
-        fs::rename(&temporary, self.data_dir.join(POINTER_FILE))
-            .map_err(StorageError::io(format!("rename {}", temporary.display())))?;
-        sync_dir(&self.data_dir)
+        replace_synced(&self.data_dir, POINTER_FILE, name.as_bytes())
     }
 
     /// Removes every state directory but the live one.

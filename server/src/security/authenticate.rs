@@ -11,7 +11,7 @@ use tonic::codegen::Service;
 use tonic::Status;
 use tower_layer::Layer;
 
-use super::cluster_id::{ClusterId, CLUSTER_ID_HEADER};
+use super::cluster_id::{ClusterIdentity, CLUSTER_ID_HEADER};
 use super::grants::{sha256_hex, Grants, Principal};
 use super::AUTHORIZATION;
 
@@ -28,16 +28,16 @@ pub struct AuthenticateLayer {
     /// SHA-256 of the peer token; `None`: the internal services take anyone.
     peer_hash: Option<Arc<str>>,
     /// This node's cluster: calls from another cluster's nodes are refused.
-    cluster: ClusterId,
+    cluster: ClusterIdentity,
 }
 
 impl AuthenticateLayer {
     pub fn new(grants: Option<Arc<Grants>>, peer_token: Option<&str>) -> Self {
-        Self { grants, peer_hash: peer_token.map(|t| Arc::from(sha256_hex(t))), cluster: ClusterId::default() }
+        Self { grants, peer_hash: peer_token.map(|t| Arc::from(sha256_hex(t))), cluster: ClusterIdentity::default() }
     }
 
     /// Refuses calls whose caller names a cluster other than `cluster`.
-    pub fn cluster(mut self, cluster: ClusterId) -> Self {
+    pub fn cluster(mut self, cluster: ClusterIdentity) -> Self {
         self.cluster = cluster;
         self
     }
@@ -50,8 +50,22 @@ impl AuthenticateLayer {
         self.grants.as_ref()?.find(secret).map(Principal::Token)
     }
 
-    /// The principal the call runs as (`None`: nothing to check), or the
-    /// status it is refused with.
+    /// The principal a call to `path` runs as (`None`: nothing to check),
+    /// or the status it is refused with: its token judged first, so a caller
+    /// without the peer token learns nothing of this node's cluster, then
+    /// the cluster it names (`cluster`, the `ferry-cluster-id` it carries).
+    fn admit(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        cluster: Option<&[u8]>,
+    ) -> Result<Option<Principal>, Status> {
+        let principal = self.judge(path, authorization)?;
+        self.cluster.check(cluster)?;
+        Ok(principal)
+    }
+
+    /// The principal the call runs as by its token alone.
     fn judge(&self, path: &str, authorization: Option<&str>) -> Result<Option<Principal>, Status> {
         if path.starts_with(OPEN_PREFIX) {
             return Ok(None);
@@ -110,9 +124,7 @@ where
         let headers = request.headers();
         let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         let cluster = headers.get(CLUSTER_ID_HEADER).map(|v| v.as_bytes());
-        let judged =
-            self.layer.cluster.check(cluster).and_then(|()| self.layer.judge(request.uri().path(), authorization));
-        match judged {
+        match self.layer.admit(request.uri().path(), authorization, cluster) {
             Ok(principal) => {
                 if let Some(principal) = principal {
                     request.extensions_mut().insert(principal);
@@ -159,5 +171,21 @@ mod tests {
         assert_eq!(code(peers_only.judge(raft, None)), tonic::Code::Unauthenticated);
         let open = AuthenticateLayer::default();
         assert!(matches!(open.judge(raft, None), Ok(None)) && matches!(open.judge(publish, None), Ok(None)));
+    }
+
+    #[test]
+    fn a_call_naming_another_cluster_is_refused_after_its_token_is_judged() {
+        let cluster = ClusterIdentity::default();
+        cluster.set("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").expect("set");
+        let layer = layer().cluster(cluster);
+        let raft = "/ferry.internal.v1.Raft/AppendEntries";
+        let (ours, theirs) =
+            (Some(&b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]), Some(&b"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"[..]));
+        let peer = Some("Bearer peer-secret");
+        assert!(matches!(layer.admit(raft, peer, ours), Ok(Some(Principal::Peer))));
+        assert!(matches!(layer.admit(raft, peer, None), Ok(Some(Principal::Peer))), "a node without an id");
+        let code = |r: Result<Option<Principal>, Status>| r.expect_err("refused").code();
+        assert_eq!(code(layer.admit(raft, peer, theirs)), tonic::Code::FailedPrecondition);
+        assert_eq!(code(layer.admit(raft, None, theirs)), tonic::Code::Unauthenticated, "the token first");
     }
 }

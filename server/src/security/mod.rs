@@ -18,7 +18,7 @@
 //! behind a network that is the boundary).
 
 mod authenticate;
-mod cluster_id;
+pub mod cluster_id;
 mod grants;
 mod tls;
 
@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use authenticate::AuthenticateLayer;
-pub use cluster_id::{ClusterId, ClusterIdOrigin, CLUSTER_ID_HEADER};
+pub use cluster_id::{ClusterIdentity, CLUSTER_ID_HEADER};
 pub use grants::{authorize, authorize_as, sha256_hex, Action, Grants, Principal};
 pub use tls::check_plaintext_allowed;
 use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
@@ -116,7 +116,7 @@ impl Security {
 
     /// The layer that settles who calls: which cluster (for calls of its
     /// nodes, by `cluster`'s id), and with what token.
-    pub fn authenticate(&self, cluster: ClusterId) -> AuthenticateLayer {
+    pub fn authenticate(&self, cluster: ClusterIdentity) -> AuthenticateLayer {
         AuthenticateLayer::new(self.grants.clone(), self.peer_token.as_deref()).cluster(cluster)
     }
 

@@ -14,6 +14,7 @@ pub mod batches;
 pub mod codec;
 pub mod db;
 pub mod disk_space;
+pub mod files;
 pub mod keys;
 pub mod records;
 pub mod state_db;

@@ -58,7 +58,10 @@ pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()>
 
 fn print_table(status: &ClusterStatus) {
     let leader = status.leader_id.map_or("none".to_owned(), |id| id.to_string());
-    println!("leader {leader}, term {}", status.term);
+    // A member whose address a node of another cluster now serves shows
+    // as unreachable, with that node's refusal naming both clusters.
+    let cluster = status.leader_status().and_then(|leader| leader.cluster_id.as_deref());
+    println!("leader {leader}, term {}, cluster {}", status.term, cluster.unwrap_or("unknown"));
     println!(
         "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  VERSION",
         "NODE", "ADDR", "ROLE", "VOTER", "TERM", "LAST_LOG", "COMMITTED", "APPLIED", "LAG"
@@ -117,6 +120,7 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
                     "purged_index": s.purged_index,
                     "version": s.version,
                     "commit": s.commit,
+                    "cluster_id": s.cluster_id,
                 }),
                 Err(e) => member["error"] = json!(e),
             }

@@ -152,7 +152,7 @@ pub fn subscriber(channel: Channel) -> SubscriberClient<Channel> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{ClusterId, ClusterIdOrigin, CLUSTER_ID_HEADER};
+    use crate::security::{ClusterIdentity, CLUSTER_ID_HEADER};
 
     #[test]
     fn a_hint_names_the_leaders_address() {
@@ -176,9 +176,8 @@ mod tests {
 
     #[test]
     fn a_copy_carries_the_callers_token_deadline_the_mark_and_this_nodes_cluster() {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let cluster = ClusterId::default();
-        cluster.set("c0ffee", ClusterIdOrigin::Made, data_dir.path()).expect("set the cluster id");
+        let cluster = ClusterIdentity::default();
+        cluster.set("c0ffeec0ffeec0ffeec0ffeec0ffeec0").expect("set the cluster id");
         let forwarder = Forwarder::new(Network::new(None).cluster(cluster), "127.0.0.1:1");
         let mut original = Request::new(());
         original.metadata_mut().insert(AUTHORIZATION, MetadataValue::from_static("Bearer secret"));
@@ -187,7 +186,7 @@ mod tests {
         assert_eq!(copy.metadata().get(AUTHORIZATION).expect("a token"), "Bearer secret");
         assert_eq!(copy.metadata().get("grpc-timeout").expect("a deadline"), "1500000u");
         assert!(Caller::of(&copy).forwarded);
-        assert_eq!(copy.metadata().get(CLUSTER_ID_HEADER).expect("the cluster id"), "c0ffee");
+        assert_eq!(copy.metadata().get(CLUSTER_ID_HEADER).expect("the cluster id"), "c0ffeec0ffeec0ffeec0ffeec0ffeec0");
     }
 
     #[test]
