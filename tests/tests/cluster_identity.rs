@@ -1,13 +1,14 @@
 //! A node refuses the calls of another cluster's nodes: a cluster told to add
 //! a member at an address where a node of another cluster serves does not
-//! touch that node's log; nodes keep their cluster's id across restarts, and
-//! nodes that join a cluster take its id.
+//! touch that node's log; nodes keep their cluster's id across restarts;
+//! nodes that join a cluster take its id, and refuse other clusters until
+//! they have.
 
 use std::path::Path;
 use std::time::Duration;
 
 use ferry_client::{Client, ClusterStatus, TopicSettings};
-use ferry_tests::{Cluster, Ferryd, Publisher};
+use ferry_tests::{free_addr, Cluster, Ferryd, Publisher};
 
 fn cluster_id(data_dir: &Path) -> String {
     let path = data_dir.join("cluster-id");
@@ -66,12 +67,27 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     let a_status = client.cluster_status().await.expect("A's status");
     assert!((1..=3).all(|id| member_answer(&a_status, id) == Ok(Some(a_id.clone()))), "{a_status:?}");
 
-    // A node joining A takes A's id.
-    a.join(4);
+    // A node joining a cluster it cannot reach has no id yet: it refuses
+    // the calls of cluster C (B is still busy adding node 2) rather than
+    // letting C claim it.
+    let stray_dir = b_dir.path().join("stray");
+    let stray = Ferryd::start_with(&stray_dir, &["--node-id", "5", "--join", &free_addr()]);
+    let c = Ferryd::start_with(&b_dir.path().join("c1"), &["--node-id", "1"]);
+    let c_client = Client::connect(c.addr()).await.expect("connect to C");
+    let added = tokio::time::timeout(Duration::from_secs(5), c_client.add_node(5, stray.addr())).await;
+    assert!(!matches!(added, Ok(Ok(_))), "C added a node joining elsewhere: {added:?}");
+    assert!(stray.log_text().contains("has not learnt its id yet"), "{}", stray.log_tail(4_000));
+    assert!(!stray_dir.join("cluster-id").exists(), "the stray node took no id");
+
+    // A node joining A takes A's id, though the first seed it is given (the
+    // stray node) answers without a leader.
+    let joiner_dir = b_dir.path().join("joiner");
+    let seeds = format!("{},{}", stray.addr(), a.addr(1));
+    let _joiner = Ferryd::start_with(&joiner_dir, &["--node-id", "4", "--join", &seeds]);
     let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     while !client.cluster_status().await.expect("status").members.iter().any(|m| m.node_id == 4 && m.voter) {
         assert!(tokio::time::Instant::now() < give_up, "node 4 did not become a voter");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(cluster_id(&a.data_dir(4)), a_id, "the joined node keeps A's id");
+    assert_eq!(cluster_id(&joiner_dir), a_id, "the joined node keeps A's id");
 }

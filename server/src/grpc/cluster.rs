@@ -106,7 +106,7 @@ impl ClusterService {
             forwarded_publish_batches: self.routes.forwarded_publishes(),
             started_unix_micros: self.started_unix_micros,
             stopping: self.routes.stopping().is_stopping(),
-            cluster_id: self.routes.network().cluster_id().get().unwrap_or_default().into(),
+            cluster_id: self.routes.network().cluster_identity().get().unwrap_or_default().into(),
         }
     }
 

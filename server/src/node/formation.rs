@@ -48,27 +48,29 @@ pub fn settle_cluster_id(
     formation: &Formation,
     initialised: bool,
 ) -> Result<(), NodeError> {
-    let (id, how) = match (cluster_id::read(data_dir)?, formation) {
-        (Some(kept), _) => (kept, "kept"),
-        (None, _) if initialised => {
+    if let Some(kept) = cluster_id::read(data_dir)? {
+        identity.set(&kept)?;
+        tracing::info!(cluster_id = kept, "this node's cluster");
+        return Ok(());
+    }
+    let (id, how) = match formation {
+        _ if initialised => {
             tracing::warn!(
                 "this data directory predates cluster ids: calls from other clusters' nodes are not refused"
             );
             return Ok(());
         }
-        (None, Formation::Alone) => (cluster_id::make(), "made for a new cluster"),
-        (None, Formation::Peers(peers)) => {
+        Formation::Alone => (cluster_id::make(), "made for a new cluster"),
+        Formation::Peers(peers) => {
             let list = peers.iter().map(|(id, addr)| (*id, addr.as_str()));
             (cluster_id::derive(list), "derived from --peers")
         }
-        (None, Formation::Join(_)) => {
-            identity.joining();
+        Formation::Join(_) => {
+            identity.learning();
             return Ok(());
         }
     };
-    if how != "kept" {
-        cluster_id::keep(data_dir, &id)?;
-    }
+    cluster_id::keep(data_dir, &id)?;
     identity.set(&id)?;
     tracing::info!(cluster_id = id, how, "this node's cluster");
     Ok(())
@@ -116,19 +118,20 @@ pub async fn wait_until_leading(raft: &Raft, node_id: NodeId) -> Result<(), Node
         .map_err(|e| NodeError::Raft(format!("node {node_id} did not become leader: {e}")))
 }
 
-/// Asks the cluster at `seed` to add this node, retrying until it succeeds.
-/// Runs in the background while the node serves, since the leader replicates
-/// the whole log to it before promoting it. First it learns the cluster's id
-/// from the seed's leader and keeps it in `data_dir`: until then it answers
-/// no call naming a cluster, so the first cluster to call it (another one
-/// whose membership has its address, say) cannot claim it.
-pub async fn join(seed: String, node_id: NodeId, advertise: String, options: ClientOptions, joining: Joining) {
+/// Asks the cluster at `seeds` (addresses, comma-separated) to add this
+/// node, retrying until it succeeds. Runs in the background while the node
+/// serves, since the leader replicates the whole log to it before promoting
+/// it. First it learns the cluster's id from the seeds' leader and keeps it
+/// (see [`Joining`]).
+pub async fn join(seeds: String, node_id: NodeId, advertise: String, options: ClientOptions, joining: Joining) {
+    // Taken in turn: the client keeps to the first seed that answers, and
+    // that one may know no leader (a node joining too, or one cut off).
+    let mut seeds: Vec<&str> = seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     loop {
+        let seed = seeds.join(",");
         let attempt = async {
             let client = Client::connect_with_options(&seed, options.clone()).await.map_err(|e| e.to_string())?;
-            if joining.identity.get().is_none() {
-                joining.learn_id(&client).await?;
-            }
+            joining.learn_id(&client).await?;
             client.add_node(node_id, &advertise).await.map_err(|e| e.to_string())
         };
         match attempt.await {
@@ -138,13 +141,17 @@ pub async fn join(seed: String, node_id: NodeId, advertise: String, options: Cli
             }
             Err(e) => {
                 tracing::warn!(node_id, %seed, error = %e, "joining the cluster failed; retrying");
+                seeds.rotate_left(1);
                 tokio::time::sleep(JOIN_RETRY).await;
             }
         }
     }
 }
 
-/// What a joining node learns its cluster's id into.
+/// A joining node's cluster id, learnt from the cluster it joins before it
+/// asks to be added. Until then it answers no call naming a cluster
+/// ([`ClusterIdentity::learning`]), so the first cluster to call it
+/// (another one whose membership has its address, say) cannot claim it.
 #[derive(Debug, Clone)]
 pub struct Joining {
     pub identity: ClusterIdentity,
@@ -153,26 +160,74 @@ pub struct Joining {
 
 impl Joining {
     /// Takes the id of the cluster `client` reaches (its leader's), kept
-    /// before it is used; a cluster without one lets this node take calls
-    /// naming none, as its own nodes do.
+    /// before it is used. A node that kept an id (it learnt it before a
+    /// restart) joins only that cluster. A cluster without an id lets this
+    /// node take calls naming none, as its own nodes do.
     async fn learn_id(&self, client: &Client) -> Result<(), String> {
         let status = client.cluster_status().await.map_err(|e| e.to_string())?;
         let Some(leader) = status.leader_status() else {
-            return Err(format!("the seed's cluster has no leader to learn its id from: {status:?}"));
+            return Err("the seed knows no leader to learn the cluster's id from".into());
         };
-        match &leader.cluster_id {
-            Some(id) => {
+        match (self.identity.get(), leader.cluster_id.as_deref()) {
+            (Some(mine), Some(theirs)) if mine != theirs => Err(format!(
+                "this node belongs to cluster {mine} (its data directory says so), and the seed's is {theirs}: \
+                 fix --join, or wipe the data directory to join that cluster"
+            )),
+            (Some(_), _) => Ok(()),
+            (None, Some(id)) => {
                 let kept = cluster_id::keep(&self.data_dir, id).and_then(|()| self.identity.set(id));
                 kept.map_err(|e| format!("keep the cluster id: {e}"))?;
                 tracing::info!(cluster_id = id, "this node's cluster, learnt from the seed");
+                Ok(())
             }
-            None => {
-                self.identity.joined_unnamed();
+            (None, None) => {
+                self.identity.learnt_none();
                 tracing::warn!(
                     "the cluster joined predates cluster ids: calls from other clusters' nodes are not refused"
                 );
+                Ok(())
             }
         }
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(formation: &Formation, initialised: bool, data_dir: &Path) -> ClusterIdentity {
+        let identity = ClusterIdentity::default();
+        settle_cluster_id(&identity, data_dir, formation, initialised).expect("settle the cluster id");
+        identity
+    }
+
+    fn id_of(identity: &ClusterIdentity) -> Option<String> {
+        identity.get().map(str::to_owned)
+    }
+
+    #[test]
+    fn a_node_settles_its_clusters_id_by_how_its_data_directory_formed() {
+        let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+        let peers = Formation::Peers(BTreeMap::from([(1, "n1:7070".to_owned()), (2, "n2:7070".to_owned())]));
+        let listed = id_of(&settled(&peers, false, dirs[0].path()));
+        assert!(listed.is_some());
+        assert_eq!(id_of(&settled(&peers, false, dirs[1].path())), listed, "every listed node derives the same");
+        let alone = id_of(&settled(&Formation::Alone, false, dirs[2].path()));
+        assert!(alone.is_some() && alone != listed, "a cluster formed alone makes its own");
+        assert_eq!(
+            id_of(&settled(&Formation::Alone, true, dirs[0].path())),
+            listed,
+            "kept, whatever the flags say now"
+        );
+
+        let joining = settled(&Formation::Join("n1:7070".into()), false, dirs[3].path());
+        assert_eq!(id_of(&joining), None, "learnt from the cluster it joins, later");
+        let calling = listed.as_deref().map(str::as_bytes);
+        assert_eq!(joining.check(calling).expect_err("not yet").code(), tonic::Code::Unavailable);
+
+        let from_before_ids = settled(&peers, true, dirs[4].path());
+        assert_eq!(id_of(&from_before_ids), None);
+        assert_eq!(cluster_id::read(dirs[4].path()).expect("read"), None, "nothing derived from today's list");
+        assert!(from_before_ids.check(calling).is_ok());
     }
 }

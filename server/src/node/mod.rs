@@ -368,9 +368,9 @@ impl NodeBuilder {
         let mut joining = None;
         if let (false, Formation::Join(seed)) = (initialised, &self.formation) {
             let options = self.security.peer_client_options();
-            let learn = formation::Joining { identity: cluster_id, data_dir: data_dir.clone() };
+            let joining_as = formation::Joining { identity: cluster_id, data_dir: data_dir.clone() };
             joining =
-                Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options, learn)));
+                Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options, joining_as)));
         } else {
             formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
         }
@@ -438,7 +438,7 @@ impl NodeBuilder {
         let local_addr =
             listener.local_addr().map_err(|source| NodeError::Listen { addr: self.listen.clone(), source })?;
         let forwarder = Forwarder::new(routes.network().clone(), &self.advertise_addr(local_addr)?);
-        let cluster_id = routes.network().cluster_id().clone();
+        let cluster_id = routes.network().cluster_identity().clone();
         let publisher = PublisherService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let subscriber = SubscriberService::new(proposer.clone(), Arc::clone(&routes), Arc::clone(&self.clock));
         let locks = LocksService::new(proposer.clone(), Arc::clone(&self.clock));

@@ -121,6 +121,8 @@ pub fn create(groups: &Groups, node_id: NodeId, dir: &Path) -> Result<Manifest, 
 /// Makes a new data directory `data_dir` (absent or empty) hold the backup
 /// at `backup` as the state of a one-node cluster whose only voter is
 /// `node_id` at `advertise`; [`restore_log`] must follow, before Raft starts.
+/// A restore that fails leaves the directory to be emptied before the next
+/// (a part-copied state, or the new cluster's id alone).
 pub fn restore_state(
     backup: &Path,
     data_dir: &Path,

@@ -108,7 +108,7 @@ impl Network {
     }
 
     /// The cluster this node's calls to peers name.
-    pub fn cluster_id(&self) -> &ClusterIdentity {
+    pub fn cluster_identity(&self) -> &ClusterIdentity {
         &self.stamp.cluster
     }
 

@@ -51,9 +51,10 @@ impl AuthenticateLayer {
     }
 
     /// The principal a call to `path` runs as (`None`: nothing to check),
-    /// or the status it is refused with: its token judged first, so a caller
-    /// without the peer token learns nothing of this node's cluster, then
-    /// the cluster it names (`cluster`, the `ferry-cluster-id` it carries).
+    /// or the status it is refused with: its token judged first (a call
+    /// refused for its token is not told this node's cluster id, though the
+    /// id is no secret: `cluster status` shows it), then the cluster it
+    /// names (`cluster`, the `ferry-cluster-id` it carries).
     fn admit(
         &self,
         path: &str,

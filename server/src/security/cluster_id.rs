@@ -46,9 +46,9 @@ pub struct ClusterIdentity(Arc<Cell>);
 struct Cell {
     id: OnceLock<MetadataValue<Ascii>>,
     /// Set while this node joins a cluster and has yet to learn its id:
-    /// calls naming a cluster wait until it has (it cannot tell its own
-    /// cluster's from another's).
-    joining: AtomicBool,
+    /// calls naming a cluster are refused until it has (it cannot tell its
+    /// own cluster's from another's).
+    learning: AtomicBool,
 }
 
 impl ClusterIdentity {
@@ -56,20 +56,20 @@ impl ClusterIdentity {
     pub fn set(&self, id: &str) -> Result<(), StorageError> {
         let value = MetadataValue::try_from(parse(id)?).expect("an id is lowercase hex");
         self.0.id.set(value).map_err(|_| StorageError::Invalid("the cluster id is set once".into()))?;
-        self.0.joining.store(false, Ordering::Release);
+        self.0.learning.store(false, Ordering::Release);
         Ok(())
     }
 
-    /// Until [`set`](Self::set) or [`joined_unnamed`](Self::joined_unnamed),
+    /// Until [`set`](Self::set) or [`learnt_none`](Self::learnt_none),
     /// calls naming a cluster are refused as not yet answerable.
-    pub fn joining(&self) {
-        self.0.joining.store(true, Ordering::Release);
+    pub fn learning(&self) {
+        self.0.learning.store(true, Ordering::Release);
     }
 
     /// The cluster joined has no id (its data predates them): calls are
-    /// let in as when joining no cluster.
-    pub fn joined_unnamed(&self) {
-        self.0.joining.store(false, Ordering::Release);
+    /// let in, as a node without an id lets them in.
+    pub fn learnt_none(&self) {
+        self.0.learning.store(false, Ordering::Release);
     }
 
     /// The id, once known.
@@ -96,7 +96,7 @@ impl ClusterIdentity {
                 mine.to_str().unwrap_or("?"),
                 String::from_utf8_lossy(theirs),
             ))),
-            None if self.0.joining.load(Ordering::Acquire) => Err(Status::unavailable(
+            None if self.0.learning.load(Ordering::Acquire) => Err(Status::unavailable(
                 "this node is joining a cluster and has not learnt its id yet; it takes calls of its cluster's \
                  nodes once it has",
             )),
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn a_joining_node_takes_no_call_naming_a_cluster_until_it_knows_its_own() {
         let identity = ClusterIdentity::default();
-        identity.joining();
+        identity.learning();
         assert_eq!(identity.check(Some(B.as_bytes())).expect_err("not yet").code(), tonic::Code::Unavailable);
         assert!(identity.check(None).is_ok(), "clients are served meanwhile");
         identity.set(A).expect("set");
@@ -187,8 +187,8 @@ mod tests {
         assert_eq!(identity.check(Some(B.as_bytes())).expect_err("refused").code(), tonic::Code::FailedPrecondition);
 
         let into_old_cluster = ClusterIdentity::default();
-        into_old_cluster.joining();
-        into_old_cluster.joined_unnamed();
+        into_old_cluster.learning();
+        into_old_cluster.learnt_none();
         assert!(into_old_cluster.check(Some(B.as_bytes())).is_ok());
     }
 

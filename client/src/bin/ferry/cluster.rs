@@ -60,8 +60,11 @@ fn print_table(status: &ClusterStatus) {
     let leader = status.leader_id.map_or("none".to_owned(), |id| id.to_string());
     // A member whose address a node of another cluster now serves shows
     // as unreachable, with that node's refusal naming both clusters.
-    let cluster = status.leader_status().and_then(|leader| leader.cluster_id.as_deref());
-    println!("leader {leader}, term {}, cluster {}", status.term, cluster.unwrap_or("unknown"));
+    let cluster = match status.leader_status() {
+        Some(leader) => leader.cluster_id.as_deref().unwrap_or("none (its data predates cluster ids)"),
+        None => "unknown (no leader answered)",
+    };
+    println!("leader {leader}, term {}, cluster {cluster}", status.term);
     println!(
         "{:>5}  {:<22} {:<9} {:<5} {:>5} {:>10} {:>10} {:>10} {:>8}  VERSION",
         "NODE", "ADDR", "ROLE", "VOTER", "TERM", "LAST_LOG", "COMMITTED", "APPLIED", "LAG"

@@ -122,7 +122,7 @@ impl Forwarder {
         metadata.insert(FORWARDED_METADATA, self.me.clone());
         // So a node of another cluster that has the leader's address now
         // refuses it rather than running it.
-        self.network.cluster_id().stamp(metadata);
+        self.network.cluster_identity().stamp(metadata);
         if let Some(timeout) = caller.timeout {
             request.set_timeout(timeout);
         }
