@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_client::{Client, ClusterStatus, TopicSettings};
+use ferry_client::{Client, ClusterStatus, Message, TopicSettings};
 use ferry_tests::{free_addr, Cluster, Ferryd, Publisher};
 
 fn cluster_id(data_dir: &Path) -> String {
@@ -90,4 +90,30 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(cluster_id(&joiner_dir), a_id, "the joined node keeps A's id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_from_before_cluster_ids_goes_on_and_takes_new_nodes() {
+    let mut cluster = Cluster::start(3, &[]);
+    let client = Client::connect(&cluster.addrs()).await.expect("connect");
+    client.create_topic("events", TopicSettings::default()).await.expect("create topic");
+    // Its data directories as a version without cluster ids left them.
+    for id in 1..=3 {
+        cluster.kill9(id);
+        std::fs::remove_file(cluster.data_dir(id).join("cluster-id")).expect("remove the id");
+    }
+    for id in 1..=3 {
+        cluster.restart(id);
+    }
+    client.publish("events", vec![Message::new("after the upgrade")]).await.expect("publish");
+
+    cluster.join(4);
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !client.cluster_status().await.expect("status").members.iter().any(|m| m.node_id == 4 && m.voter) {
+        assert!(tokio::time::Instant::now() < give_up, "node 4 did not become a voter");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = client.cluster_status().await.expect("status");
+    assert!((1..=4).all(|id| member_answer(&status, id) == Ok(None)), "no node has an id: {status:?}");
+    assert!((1..=4).all(|id| !cluster.data_dir(id).join("cluster-id").exists()), "none is made up");
 }
