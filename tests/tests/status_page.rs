@@ -80,6 +80,8 @@ async fn a_follower_shows_the_cluster_topics_and_backlogs_in_a_browser() {
 
     // Every node answers with the same topics and backlogs, each as itself.
     let page_of = |id: u64| status_addr(&cluster.nodes[&id]);
+    let cluster_id = std::fs::read_to_string(cluster.data_dir(1).join("cluster-id")).expect("the cluster's id");
+    let cluster_id = cluster_id.trim();
     let document = eventually(Duration::from_secs(10), "the follower's document shows the backlog", || async {
         let document = status_json(&page_of(follower)).await;
         let unacked = document["subscriptions"]["items"][0]["unacked_messages"].as_u64();
@@ -98,6 +100,7 @@ async fn a_follower_shows_the_cluster_topics_and_backlogs_in_a_browser() {
         let members = other["cluster"]["members"].as_array().expect("members");
         assert_eq!(members.len(), 3, "{other}");
         assert!(members.iter().all(|m| m["error"] == "" && m["version"] == env!("CARGO_PKG_VERSION")), "{other}");
+        assert!(members.iter().all(|m| m["cluster_id"] == cluster_id), "{other}");
     }
 
     let dom = rendered_page(&page_of(follower)).await;
@@ -105,6 +108,7 @@ async fn a_follower_shows_the_cluster_topics_and_backlogs_in_a_browser() {
     let leader_addr = cluster.addr(leader);
     let shown = format!("<span id=\"leader\" class=\"leader\">node {leader} ({leader_addr})</span>");
     assert!(dom.contains(&shown), "no {shown} in:\n{dom}");
+    assert!(dom.contains(&format!("Cluster id: {cluster_id}.")), "{dom}");
     assert!(row(dom.as_str(), "data-topic=\"clicks\"").contains("<td class=\"num\">37</td>"), "{dom}");
     let _ = row(&dom, "data-topic=\"orders\"");
     let etl = row(&dom, "data-subscription=\"etl\"");

@@ -39,6 +39,9 @@ pub struct Member {
     pub role: String,
     pub version: String,
     pub commit: String,
+    /// The cluster the member says it belongs to (empty: none, its data
+    /// predates cluster ids).
+    pub cluster_id: String,
     pub term: u64,
     pub last_log_index: u64,
     pub committed_index: u64,
@@ -140,6 +143,7 @@ impl Member {
             role: status.role,
             version: status.version,
             commit: status.commit,
+            cluster_id: status.cluster_id,
             term: status.term,
             last_log_index: status.last_log_index,
             committed_index: status.committed_index,
