@@ -334,8 +334,9 @@ pub struct NodeStatus {
     pub started: SystemTime,
     /// The node is shutting down (handing its leaderships over).
     pub stopping: bool,
-    /// The cluster the node belongs to (`None` for a data directory from
-    /// before cluster ids): the same on every node of a cluster.
+    /// The cluster the node belongs to: the same on every node of a
+    /// cluster. `None` for a cluster from before cluster ids, and for a
+    /// node joining one that has not learnt it yet.
     pub cluster_id: Option<String>,
     /// Every Raft group the node hosts, as it sees it, group 0 first.
     pub groups: Vec<GroupStatus>,

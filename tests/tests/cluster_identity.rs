@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_client::{Client, ClusterStatus, Message, TopicSettings};
+use ferry_client::{Client, ClusterStatus, Code, Error, Message, TopicSettings};
 use ferry_tests::{free_addr, Cluster, Ferryd, Publisher};
 
 fn cluster_id(data_dir: &Path) -> String {
@@ -19,6 +19,19 @@ fn cluster_id(data_dir: &Path) -> String {
 fn member_answer(status: &ClusterStatus, id: u64) -> Result<Option<String>, String> {
     let member = status.members.iter().find(|m| m.node_id == id).unwrap_or_else(|| panic!("member {id}: {status:?}"));
     member.status.as_ref().map(|s| s.cluster_id.clone()).map_err(Clone::clone)
+}
+
+/// Waits until node `id` is a voter of the cluster `client` reaches.
+async fn wait_voter(client: &Client, id: u64) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = client.cluster_status().await;
+        if status.is_ok_and(|status| status.members.iter().any(|m| m.node_id == id && m.voter)) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "node {id} did not become a voter");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,19 +50,28 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     let b_id = cluster_id(&b_dir.path().join("node1"));
     assert_ne!(a_id, b_id);
     let b_client = Client::connect(b.addr()).await.expect("connect to B");
-    // Told to add a member at A's node 2's address, B's leader calls it.
-    let added = tokio::time::timeout(Duration::from_secs(10), b_client.add_node(2, a.addr(2))).await;
-    assert!(!matches!(added, Ok(Ok(_))), "B added a node of cluster A: {added:?}");
     let refusal = format!("this node is a member of cluster {a_id}, and the call came from a node of cluster {b_id}");
-    assert!(
-        a.nodes[&2].log_text().contains(&refusal),
-        "A's node 2 refused B's calls:\n{}",
-        a.nodes[&2].log_tail(4_000)
-    );
 
-    // A goes on, its node 2 with it, and loses nothing; a node restarted
-    // keeps A's id and takes its place again.
+    // Told to add a member at A's node 2's address, B asks it first, and is
+    // refused before it changes its membership.
+    let added = tokio::time::timeout(Duration::from_secs(10), b_client.add_node(2, a.addr(2))).await;
+    let refused = added.expect("refused at once").expect_err("B added a node of cluster A");
+    assert!(
+        matches!(&refused, Error::Status { code: Code::FailedPrecondition, message, .. } if message.contains(&refusal)),
+        "{refused:?}"
+    );
+    let b_status = b_client.cluster_status().await.expect("B's status");
+    assert!(b_status.members.iter().all(|m| m.node_id == 1), "{b_status:?}");
+
+    // Added while A's node 3 is down, it becomes B's learner, and B's Raft
+    // calls it once it is back: it refuses them, and stays A's. It comes
+    // back with a peer list written otherwise (a fourth, unused entry): its
+    // kept id, not the list, says which cluster it is in.
     a.kill9(3);
+    let added = tokio::time::timeout(Duration::from_secs(5), b_client.add_node(3, a.addr(3))).await;
+    assert!(!matches!(added, Ok(Ok(_))), "B added a node of cluster A: {added:?}");
+    let peers = format!("1={},2={},3={},9=127.0.0.1:1", a.addr(1), a.addr(2), a.addr(3));
+    a.nodes.get_mut(&3).expect("node 3").set_arg("--peers", &peers);
     a.restart(3);
     publisher.wait_for(400, Duration::from_secs(60)).await;
     let published = publisher.stop().await;
@@ -57,26 +79,33 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     a.wait_replicated("events", 0, end, Duration::from_secs(30)).await;
     a.assert_replicas_hold("events", &published.confirmed).await;
     assert_eq!(cluster_id(&a.data_dir(3)), a_id);
+    assert!(
+        a.nodes[&3].log_text().lines().any(|line| line.contains("/ferry.internal.v1.Raft/") && line.contains(&refusal)),
+        "A's node 3 refused B's calls:\n{}",
+        a.nodes[&3].log_tail(4_000)
+    );
 
     // B still has its leader, and its status shows the refusal, naming A.
     let b_status = b_client.cluster_status().await.expect("B's status");
     assert_eq!(b_status.leader_id, Some(1), "B still led by its own node: {b_status:?}");
     assert_eq!(member_answer(&b_status, 1), Ok(Some(b_id.clone())));
-    let answer = member_answer(&b_status, 2);
+    let answer = member_answer(&b_status, 3);
     assert!(answer.as_ref().is_err_and(|e| e.contains(&refusal)), "{answer:?}");
     let a_status = client.cluster_status().await.expect("A's status");
     assert!((1..=3).all(|id| member_answer(&a_status, id) == Ok(Some(a_id.clone()))), "{a_status:?}");
 
     // A node joining a cluster it cannot reach has no id yet: it refuses
-    // the calls of cluster C (B is still busy adding node 2) rather than
-    // letting C claim it.
+    // the calls of another cluster, C, rather than letting C claim it.
     let stray_dir = b_dir.path().join("stray");
     let stray = Ferryd::start_with(&stray_dir, &["--node-id", "5", "--join", &free_addr()]);
     let c = Ferryd::start_with(&b_dir.path().join("c1"), &["--node-id", "1"]);
     let c_client = Client::connect(c.addr()).await.expect("connect to C");
-    let added = tokio::time::timeout(Duration::from_secs(5), c_client.add_node(5, stray.addr())).await;
-    assert!(!matches!(added, Ok(Ok(_))), "C added a node joining elsewhere: {added:?}");
-    assert!(stray.log_text().contains("has not learnt its id yet"), "{}", stray.log_tail(4_000));
+    let added = tokio::time::timeout(Duration::from_secs(10), c_client.add_node(5, stray.addr())).await;
+    let refused = added.expect("refused at once").expect_err("C added a node joining elsewhere");
+    assert!(
+        matches!(&refused, Error::Status { code: Code::FailedPrecondition, message, .. } if message.contains("has not learnt its id yet")),
+        "{refused:?}"
+    );
     assert!(!stray_dir.join("cluster-id").exists(), "the stray node took no id");
 
     // A node joining A takes A's id, though the first seed it is given (the
@@ -84,11 +113,7 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     let joiner_dir = b_dir.path().join("joiner");
     let seeds = format!("{},{}", stray.addr(), a.addr(1));
     let _joiner = Ferryd::start_with(&joiner_dir, &["--node-id", "4", "--join", &seeds]);
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !client.cluster_status().await.expect("status").members.iter().any(|m| m.node_id == 4 && m.voter) {
-        assert!(tokio::time::Instant::now() < give_up, "node 4 did not become a voter");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_voter(&client, 4).await;
     assert_eq!(cluster_id(&joiner_dir), a_id, "the joined node keeps A's id");
 }
 
@@ -108,11 +133,7 @@ async fn a_cluster_from_before_cluster_ids_goes_on_and_takes_new_nodes() {
     client.publish("events", vec![Message::new("after the upgrade")]).await.expect("publish");
 
     cluster.join(4);
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !client.cluster_status().await.expect("status").members.iter().any(|m| m.node_id == 4 && m.voter) {
-        assert!(tokio::time::Instant::now() < give_up, "node 4 did not become a voter");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_voter(&client, 4).await;
     let status = client.cluster_status().await.expect("status");
     assert!((1..=4).all(|id| member_answer(&status, id) == Ok(None)), "no node has an id: {status:?}");
     assert!((1..=4).all(|id| !cluster.data_dir(id).join("cluster-id").exists()), "none is made up");

@@ -21,7 +21,7 @@ use crate::domain::{validate, Rejection};
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{Groups, NodeId, META_GROUP};
-use crate::security::{authorize, Action};
+use crate::security::{authorize, cluster_id, Action};
 
 /// How long a member may take to answer a status request.
 const NODE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -206,6 +206,27 @@ async fn remote_node_status(network: &Network, addr: &str) -> Result<api::NodeSt
     tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await.unwrap_or_else(|_| Err("no answer within 1s".into()))
 }
 
+/// Fails when the node at `addr` refuses this cluster's calls (it belongs to
+/// another cluster, or is joining and has not learnt its id): added anyway,
+/// it would stay a learner that never catches up, called for good. A node
+/// that does not answer may be starting, and is added as before.
+async fn takes_our_calls(network: &Network, node_id: NodeId, addr: &str) -> Result<(), ApiError> {
+    let call = async {
+        let mut client = ClusterClient::new(network.channel(addr).ok()?);
+        client.node_status(api::NodeStatusRequest {}).await.err()
+    };
+    match tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await {
+        Ok(Some(refused)) if cluster_id::is_refusal(&refused) => {
+            Err(ApiError::Remote(Status::failed_precondition(format!(
+                "node {node_id} at {addr} refuses this cluster's calls: {}. A node that formed a cluster of its own \
+             must be wiped and started with --join",
+                refused.message()
+            ))))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn status(&self, _: Request<api::ClusterStatusRequest>) -> Result<Response<api::ClusterStatus>, Status> {
@@ -226,6 +247,7 @@ impl Cluster for ClusterService {
         if request.addr.parse::<std::net::SocketAddr>().is_err() && !request.addr.contains(':') {
             return Err(ApiError::invalid("addr", format!("{:?} is not HOST:PORT", request.addr)).into());
         }
+        takes_our_calls(self.routes.network(), request.node_id, &request.addr).await?;
         membership::add_node(&self.proposer, &self.groups, request.node_id, request.addr).await?;
         Ok(Response::new(self.cluster_status().await))
     }

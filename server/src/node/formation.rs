@@ -30,33 +30,42 @@ pub enum Formation {
     Join(String),
 }
 
-/// Settles this node's cluster id (see `security::cluster_id`) before it
-/// forms or joins anything, so its calls carry it from the first that
-/// matters (Raft's first election is a timeout away). The id its data
-/// directory keeps; else, on a new data directory, a new one for a cluster
-/// formed alone, the peer list's for one formed from a list (every listed
-/// node derives the same without talking; nodes given lists written
-/// differently refuse each other); a node joining learns its cluster's from
-/// the seed before it asks to be added ([`join`]). A restored backup keeps
-/// an id of its own, written by the restore. A data directory from before
-/// cluster ids gets none: deriving one from today's `--peers` could differ
-/// between nodes whose lists changed since they formed, and they would
-/// refuse each other.
+/// This node's cluster id as its data directory keeps it, if it does: read
+/// before Raft opens, so its first calls carry it.
+pub fn kept_cluster_id(data_dir: &Path) -> Result<ClusterIdentity, NodeError> {
+    let identity = ClusterIdentity::default();
+    if let Some(kept) = cluster_id::read(data_dir)? {
+        identity.set(&kept)?;
+        tracing::info!(cluster_id = kept, "this node's cluster");
+    }
+    Ok(identity)
+}
+
+/// Settles this node's cluster id (see `security::cluster_id`) when its
+/// data directory keeps none ([`kept_cluster_id`]), before it forms or joins
+/// anything: on a new data directory, a new one for a cluster formed alone,
+/// the peer list's for one formed from a list (every listed node derives
+/// the same without talking; nodes given lists written differently refuse
+/// each other); a node joining learns its cluster's from the seeds before
+/// it asks to be added ([`join`]). A restored backup keeps an id of its own,
+/// written by the restore. An initialised node without one gets none (its
+/// data predates cluster ids, or it joined a cluster that has none):
+/// deriving one from today's `--peers` could differ between nodes whose
+/// lists changed since they formed, and they would refuse each other.
 pub fn settle_cluster_id(
     identity: &ClusterIdentity,
     data_dir: &Path,
     formation: &Formation,
     initialised: bool,
 ) -> Result<(), NodeError> {
-    if let Some(kept) = cluster_id::read(data_dir)? {
-        identity.set(&kept)?;
-        tracing::info!(cluster_id = kept, "this node's cluster");
+    if identity.get().is_some() {
         return Ok(());
     }
     let (id, how) = match formation {
         _ if initialised => {
             tracing::warn!(
-                "this data directory predates cluster ids: calls from other clusters' nodes are not refused"
+                "this node has no cluster id (its data predates them, or it joined a cluster without one): \
+                 calls from other clusters' nodes are not refused"
             );
             return Ok(());
         }
@@ -160,34 +169,53 @@ pub struct Joining {
 
 impl Joining {
     /// Takes the id of the cluster `client` reaches (its leader's), kept
-    /// before it is used. A node that kept an id (it learnt it before a
-    /// restart) joins only that cluster. A cluster without an id lets this
-    /// node take calls naming none, as its own nodes do.
+    /// before it is used (see [`learnt`]).
     async fn learn_id(&self, client: &Client) -> Result<(), String> {
         let status = client.cluster_status().await.map_err(|e| e.to_string())?;
         let Some(leader) = status.leader_status() else {
             return Err("the seed knows no leader to learn the cluster's id from".into());
         };
-        match (self.identity.get(), leader.cluster_id.as_deref()) {
-            (Some(mine), Some(theirs)) if mine != theirs => Err(format!(
-                "this node belongs to cluster {mine} (its data directory says so), and the seed's is {theirs}: \
-                 fix --join, or wipe the data directory to join that cluster"
-            )),
-            (Some(_), _) => Ok(()),
-            (None, Some(id)) => {
+        match learnt(self.identity.get(), leader.cluster_id.as_deref())? {
+            Learnt::Known => {}
+            Learnt::Take(id) => {
                 let kept = cluster_id::keep(&self.data_dir, id).and_then(|()| self.identity.set(id));
                 kept.map_err(|e| format!("keep the cluster id: {e}"))?;
                 tracing::info!(cluster_id = id, "this node's cluster, learnt from the seed");
-                Ok(())
             }
-            (None, None) => {
+            Learnt::NoneThere => {
                 self.identity.learnt_none();
                 tracing::warn!(
                     "the cluster joined predates cluster ids: calls from other clusters' nodes are not refused"
                 );
-                Ok(())
             }
         }
+        Ok(())
+    }
+}
+
+/// What a joining node makes of the id of the cluster it joins.
+#[derive(Debug, PartialEq, Eq)]
+enum Learnt<'a> {
+    /// The one it kept (it learnt it before a restart).
+    Known,
+    /// It takes this one.
+    Take(&'a str),
+    /// The cluster has none (its data predates cluster ids).
+    NoneThere,
+}
+
+/// What a joining node that kept `mine` makes of `theirs`, the id of the
+/// cluster its seeds reach: a node that kept an id joins only that cluster.
+fn learnt<'a>(mine: Option<&str>, theirs: Option<&'a str>) -> Result<Learnt<'a>, String> {
+    match (mine, theirs) {
+        (Some(mine), Some(theirs)) if mine == theirs => Ok(Learnt::Known),
+        (Some(mine), theirs) => Err(format!(
+            "this node belongs to cluster {mine} (its data directory says so), and the seed's is {}: fix --join, \
+             or wipe the data directory to join that cluster",
+            theirs.unwrap_or("a cluster without an id")
+        )),
+        (None, Some(theirs)) => Ok(Learnt::Take(theirs)),
+        (None, None) => Ok(Learnt::NoneThere),
     }
 }
 
@@ -196,7 +224,7 @@ mod tests {
     use super::*;
 
     fn settled(formation: &Formation, initialised: bool, data_dir: &Path) -> ClusterIdentity {
-        let identity = ClusterIdentity::default();
+        let identity = kept_cluster_id(data_dir).expect("read the kept id");
         settle_cluster_id(&identity, data_dir, formation, initialised).expect("settle the cluster id");
         identity
     }
@@ -223,11 +251,22 @@ mod tests {
         let joining = settled(&Formation::Join("n1:7070".into()), false, dirs[3].path());
         assert_eq!(id_of(&joining), None, "learnt from the cluster it joins, later");
         let calling = listed.as_deref().map(str::as_bytes);
-        assert_eq!(joining.check(calling).expect_err("not yet").code(), tonic::Code::Unavailable);
+        assert_eq!(joining.check(calling, true).expect_err("not yet").code(), tonic::Code::Unavailable);
 
         let from_before_ids = settled(&peers, true, dirs[4].path());
         assert_eq!(id_of(&from_before_ids), None);
         assert_eq!(cluster_id::read(dirs[4].path()).expect("read"), None, "nothing derived from today's list");
-        assert!(from_before_ids.check(calling).is_ok());
+        assert!(from_before_ids.check(calling, true).is_ok());
+    }
+
+    #[test]
+    fn a_joining_node_takes_its_clusters_id_and_joins_no_other_once_it_kept_one() {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        assert_eq!(learnt(None, Some(&a)), Ok(Learnt::Take(&a)));
+        assert_eq!(learnt(None, None), Ok(Learnt::NoneThere));
+        assert_eq!(learnt(Some(&a), Some(&a)), Ok(Learnt::Known));
+        let other = learnt(Some(&a), Some(&b)).expect_err("another cluster");
+        assert!(other.contains(&a) && other.contains(&b), "{other}");
+        assert!(learnt(Some(&a), None).is_err(), "nor one without an id");
     }
 }

@@ -43,7 +43,7 @@ use crate::grpc::{
 use crate::raft::backup::{self, BackupError};
 use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
-use crate::security::{check_plaintext_allowed, ClusterIdentity, Security};
+use crate::security::{check_plaintext_allowed, Security};
 use crate::storage::db::DbResources;
 use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
@@ -297,7 +297,7 @@ impl NodeBuilder {
             tracing::info!(backup = %backup.display(), from_node = manifest.node_id, groups = manifest.groups.len(), "restored a backup as a new one-node cluster");
         }
 
-        let cluster_id = ClusterIdentity::default();
+        let cluster_id = formation::kept_cluster_id(&data_dir)?;
         let network = Network::new(self.source_ip)
             .secured(self.security.peer_tls(), self.security.peer_token.as_deref())
             .map_err(NodeError::Config)?

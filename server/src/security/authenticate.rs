@@ -62,7 +62,7 @@ impl AuthenticateLayer {
         cluster: Option<&[u8]>,
     ) -> Result<Option<Principal>, Status> {
         let principal = self.judge(path, authorization)?;
-        self.cluster.check(cluster)?;
+        self.cluster.check(cluster, path.starts_with(INTERNAL_PREFIX))?;
         Ok(principal)
     }
 

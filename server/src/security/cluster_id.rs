@@ -27,11 +27,17 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::Status;
 
+use crate::grpc::status::REASON_METADATA;
 use crate::storage::files::replace_synced;
 use crate::storage::StorageError;
 
 /// The metadata key a call between nodes carries the cluster's id in.
 pub const CLUSTER_ID_HEADER: &str = "ferry-cluster-id";
+/// The `ferry-reason` of a call refused for naming another cluster.
+pub const OTHER_CLUSTER_REASON: &str = "other-cluster";
+/// The `ferry-reason` of a call refused because this node, joining, has not
+/// learnt its cluster's id yet.
+pub const LEARNING_REASON: &str = "cluster-id-not-learnt";
 /// The file of the data directory that keeps the cluster's id.
 const FILE: &str = "cluster-id";
 /// Characters of an id: 128 bits in lowercase hex.
@@ -85,24 +91,50 @@ impl ClusterIdentity {
     }
 
     /// Whether a call naming the cluster `theirs` (if it names one) may run
-    /// here.
-    pub fn check(&self, theirs: Option<&[u8]>) -> Result<(), Status> {
+    /// here; `internal`: it is a call only nodes make (Raft's, say). While
+    /// this node learns its id it takes none of those, named or not: a
+    /// node of a cluster from before ids names none, and its AppendEntries
+    /// would make this node a member of that cluster instead.
+    pub fn check(&self, theirs: Option<&[u8]>, internal: bool) -> Result<(), Status> {
+        let learning = self.0.learning.load(Ordering::Acquire) && self.0.id.get().is_none();
+        if learning && (internal || theirs.is_some()) {
+            return Err(refusal(
+                Status::unavailable(
+                    "this node is joining a cluster and has not learnt its id yet; it takes calls of its \
+                     cluster's nodes once it has",
+                ),
+                LEARNING_REASON,
+            ));
+        }
         let Some(theirs) = theirs else { return Ok(()) };
         match self.0.id.get() {
-            Some(mine) if mine.as_bytes() != theirs => Err(Status::failed_precondition(format!(
-                "this node is a member of cluster {}, and the call came from a node of cluster {}: \
+            Some(mine) if mine.as_bytes() != theirs => Err(refusal(
+                Status::failed_precondition(format!(
+                    "this node is a member of cluster {}, and the call came from a node of cluster {}: \
                  that cluster has this node's address as one of its members' (an address reused, or a \
                  mistyped --peers or --join)",
-                mine.to_str().unwrap_or("?"),
-                String::from_utf8_lossy(theirs),
-            ))),
-            None if self.0.learning.load(Ordering::Acquire) => Err(Status::unavailable(
-                "this node is joining a cluster and has not learnt its id yet; it takes calls of its cluster's \
-                 nodes once it has",
+                    mine.to_str().unwrap_or("?"),
+                    String::from_utf8_lossy(theirs),
+                )),
+                OTHER_CLUSTER_REASON,
             )),
             _ => Ok(()),
         }
     }
+}
+
+/// `status` with the `ferry-reason` that says why, so a caller can tell a
+/// refusal from another failure with the same code.
+fn refusal(mut status: Status, reason: &'static str) -> Status {
+    status.metadata_mut().insert(REASON_METADATA, MetadataValue::from_static(reason));
+    status
+}
+
+/// Whether `status` is a node's refusal of this cluster's calls: it belongs
+/// to another cluster, or is joining one and has not learnt its id.
+pub fn is_refusal(status: &Status) -> bool {
+    let reason = status.metadata().get(REASON_METADATA).and_then(|v| v.to_str().ok());
+    matches!(reason, Some(OTHER_CLUSTER_REASON | LEARNING_REASON))
 }
 
 /// `text` as an id: 32 lowercase hex characters.
@@ -165,14 +197,16 @@ mod tests {
     fn a_node_refuses_calls_of_another_cluster_and_takes_its_own_and_unnamed_ones() {
         let identity = ClusterIdentity::default();
         assert_eq!(stamped(&identity), None, "no id, nothing stamped");
-        assert!(identity.check(Some(B.as_bytes())).is_ok(), "a node without an id checks nothing");
+        assert!(identity.check(Some(B.as_bytes()), true).is_ok(), "a node without an id checks nothing");
         identity.set(A).expect("set");
         assert_eq!(stamped(&identity).as_deref(), Some(A.as_bytes()));
-        assert!(identity.check(Some(A.as_bytes())).is_ok());
-        assert!(identity.check(None).is_ok(), "clients and nodes without an id name none");
-        let refused = identity.check(Some(B.as_bytes())).expect_err("another cluster's call");
+        assert!(identity.check(Some(A.as_bytes()), true).is_ok());
+        assert!(identity.check(None, false).is_ok(), "clients and nodes without an id name none");
+        let refused = identity.check(Some(B.as_bytes()), true).expect_err("another cluster's call");
         assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(is_refusal(&refused));
         assert!(refused.message().contains(A) && refused.message().contains(B), "{}", refused.message());
+        assert!(!is_refusal(&Status::failed_precondition("another failure")));
         assert!(identity.set(B).is_err(), "set once");
     }
 
@@ -180,16 +214,23 @@ mod tests {
     fn a_joining_node_takes_no_call_naming_a_cluster_until_it_knows_its_own() {
         let identity = ClusterIdentity::default();
         identity.learning();
-        assert_eq!(identity.check(Some(B.as_bytes())).expect_err("not yet").code(), tonic::Code::Unavailable);
-        assert!(identity.check(None).is_ok(), "clients are served meanwhile");
+        let not_yet = identity.check(Some(B.as_bytes()), false).expect_err("not yet");
+        assert_eq!(not_yet.code(), tonic::Code::Unavailable);
+        assert!(is_refusal(&not_yet));
+        assert!(identity.check(None, true).is_err(), "nor a node's call that names no cluster");
+        assert!(identity.check(None, false).is_ok(), "clients are served meanwhile");
         identity.set(A).expect("set");
-        assert!(identity.check(Some(A.as_bytes())).is_ok());
-        assert_eq!(identity.check(Some(B.as_bytes())).expect_err("refused").code(), tonic::Code::FailedPrecondition);
+        assert!(identity.check(Some(A.as_bytes()), true).is_ok());
+        assert_eq!(
+            identity.check(Some(B.as_bytes()), true).expect_err("refused").code(),
+            tonic::Code::FailedPrecondition
+        );
 
         let into_old_cluster = ClusterIdentity::default();
         into_old_cluster.learning();
         into_old_cluster.learnt_none();
-        assert!(into_old_cluster.check(Some(B.as_bytes())).is_ok());
+        assert!(into_old_cluster.check(Some(B.as_bytes()), true).is_ok());
+        assert!(into_old_cluster.check(None, true).is_ok());
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn print_table(status: &ClusterStatus) {
     // A member whose address a node of another cluster now serves shows
     // as unreachable, with that node's refusal naming both clusters.
     let cluster = match status.leader_status() {
-        Some(leader) => leader.cluster_id.as_deref().unwrap_or("none (its data predates cluster ids)"),
+        Some(leader) => leader.cluster_id.as_deref().unwrap_or("none (a cluster from before cluster ids)"),
         None => "unknown (no leader answered)",
     };
     println!("leader {leader}, term {}, cluster {cluster}", status.term);
