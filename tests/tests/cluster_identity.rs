@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_client::{Client, ClusterStatus, Code, Error, Message, TopicSettings};
-use ferry_tests::{free_addr, Cluster, Ferryd, Publisher};
+use ferry_tests::{eventually, free_addr, Cluster, Ferryd, Publisher};
 
 fn cluster_id(data_dir: &Path) -> String {
     let path = data_dir.join("cluster-id");
@@ -93,6 +93,28 @@ async fn a_node_refuses_another_clusters_leader_and_keeps_its_log() {
     assert!(answer.as_ref().is_err_and(|e| e.contains(&refusal)), "{answer:?}");
     let a_status = client.cluster_status().await.expect("A's status");
     assert!((1..=3).all(|id| member_answer(&a_status, id) == Ok(Some(a_id.clone()))), "{a_status:?}");
+
+    // A node restarted partway through joining A (it learnt and kept A's id,
+    // but A does not add it: A's node 2 is at another address) and pointed
+    // at B joins no cluster but A.
+    let torn_dir = b_dir.path().join("torn");
+    let mut torn = Ferryd::start_with(&torn_dir, &["--node-id", "2", "--join", a.addr(1)]);
+    eventually(Duration::from_secs(30), "the node learns A's id", || async {
+        torn_dir.join("cluster-id").exists().then_some(())
+    })
+    .await;
+    torn.kill9();
+    torn.set_arg("--join", b.addr());
+    torn.restart();
+    let mismatch =
+        format!("this node belongs to cluster {a_id} (its data directory says so), and the seed's is {b_id}");
+    eventually(Duration::from_secs(30), "the node refuses to join B", || async {
+        torn.log_text().contains(&mismatch).then_some(())
+    })
+    .await;
+    assert_eq!(cluster_id(&torn_dir), a_id);
+    let b_status = b_client.cluster_status().await.expect("B's status");
+    assert!(b_status.members.iter().all(|m| m.addr != torn.addr()), "{b_status:?}");
 
     // A node joining a cluster it cannot reach has no id yet: it refuses
     // the calls of another cluster, C, rather than letting C claim it.
