@@ -198,12 +198,18 @@ impl ClusterService {
 }
 
 async fn remote_node_status(network: &Network, addr: &str) -> Result<api::NodeStatus, String> {
+    ask_node_status(network, addr).await.map_err(|status| status.message().to_owned())
+}
+
+/// The `NodeStatus` of the node at `addr`, or why not (within 1 s).
+async fn ask_node_status(network: &Network, addr: &str) -> Result<api::NodeStatus, Status> {
     let call = async {
-        let mut client = ClusterClient::new(network.channel(addr).map_err(|e| e.to_string())?);
-        let status = client.node_status(api::NodeStatusRequest {}).await.map_err(|e| e.message().to_owned())?;
-        Ok(status.into_inner())
+        let channel = network.channel(addr).map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(ClusterClient::new(channel).node_status(api::NodeStatusRequest {}).await?.into_inner())
     };
-    tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await.unwrap_or_else(|_| Err("no answer within 1s".into()))
+    tokio::time::timeout(NODE_STATUS_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer within 1s")))
 }
 
 /// Fails when the node at `addr` refuses this cluster's calls (it belongs to
@@ -211,12 +217,8 @@ async fn remote_node_status(network: &Network, addr: &str) -> Result<api::NodeSt
 /// it would stay a learner that never catches up, called for good. A node
 /// that does not answer may be starting, and is added as before.
 async fn takes_our_calls(network: &Network, node_id: NodeId, addr: &str) -> Result<(), ApiError> {
-    let call = async {
-        let mut client = ClusterClient::new(network.channel(addr).ok()?);
-        client.node_status(api::NodeStatusRequest {}).await.err()
-    };
-    match tokio::time::timeout(NODE_STATUS_TIMEOUT, call).await {
-        Ok(Some(refused)) if cluster_id::is_refusal(&refused) => {
+    match ask_node_status(network, addr).await {
+        Err(refused) if cluster_id::is_refusal(&refused) => {
             Err(ApiError::Remote(Status::failed_precondition(format!(
                 "node {node_id} at {addr} refuses this cluster's calls: {}. A node that formed a cluster of its own \
              must be wiped and started with --join",

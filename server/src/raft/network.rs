@@ -38,7 +38,7 @@ use super::rpc_codec::*;
 use super::snapshot_dir::SnapshotDir;
 use super::type_config::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::domain::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::security::{ClusterIdentity, AUTHORIZATION};
+use crate::security::{cluster_id, ClusterIdentity, AUTHORIZATION};
 
 /// Bytes of a snapshot file per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -201,16 +201,16 @@ impl PeerClient {
     fn classify(&self, status: &tonic::Status) -> Failure {
         let error = self.error(format!("{:?}: {}", status.code(), status.message()));
         match status.code() {
+            // A node of another cluster has the peer's address now, or one
+            // still learning its id: it refuses every call, so calling it as
+            // often as a live peer would only fill its log.
+            _ if cluster_id::is_refusal(status) => Failure::Unreachable(Unreachable::new(&error)),
             Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout,
             // Connection refused or reset, or the peer is shutting down.
             Code::Unavailable | Code::Unknown => Failure::Unreachable(Unreachable::new(&error)),
             // The peer does not host the group (yet: a node that joined is
             // still creating it). Only `Unreachable` makes openraft back off.
             Code::NotFound => Failure::Unreachable(Unreachable::new(&error)),
-            // A node of another cluster has the peer's address now: it
-            // refuses every call, so calling it as often as a live peer
-            // would only fill its log.
-            Code::FailedPrecondition => Failure::Unreachable(Unreachable::new(&error)),
             _ => Failure::Network(NetworkError::new(&error)),
         }
     }
@@ -460,8 +460,11 @@ mod tests {
     #[test]
     fn a_peer_of_another_cluster_is_unreachable_so_openraft_backs_off() {
         let peer = PeerClient { target: 2, addr: "127.0.0.1:1".into(), group: 0, client: Err("unused".into()) };
-        let refused = Status::failed_precondition("this node is a member of cluster …");
+        let other = ClusterIdentity::default();
+        other.set(&"b".repeat(32)).expect("set");
+        let refused = other.check(Some("a".repeat(32).as_bytes()), true).expect_err("another cluster's call");
         assert!(matches!(peer.classify(&refused), Failure::Unreachable(_)));
+        assert!(matches!(peer.classify(&Status::failed_precondition("not a refusal")), Failure::Network(_)));
         assert!(matches!(peer.classify(&Status::internal("a bug")), Failure::Network(_)));
     }
 }
