@@ -381,6 +381,10 @@ pub struct GroupStatus {
     pub leader_id: Option<u64>,
     pub voters: Vec<u64>,
     pub applied_index: u64,
+    /// This group's log here, as [`NodeStatus`] gives group 0's.
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
 }
 
 /// A node's backup (`Client::backup`): where it is and what it holds.
@@ -454,6 +458,9 @@ fn group_status_from_api(g: api::GroupStatus) -> GroupStatus {
         leader_id: nonzero(g.leader_id),
         voters: g.voters,
         applied_index: g.applied_index,
+        last_log_index: g.last_log_index,
+        snapshot_index: g.snapshot_index,
+        purged_index: g.purged_index,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use ferry_server::clock::ManualClock;
 use ferry_server::config_file::{file_args, toml_line, Setting};
-use ferry_server::domain::limits::DATA_GROUPS_MAX;
+use ferry_server::domain::limits::{DATA_GROUPS_DEFAULT, DATA_GROUPS_MAX};
 use ferry_server::node::Formation;
 use ferry_server::raft::SyncMode;
 use ferry_server::security::{Security, SecurityFiles};
@@ -78,11 +78,12 @@ struct Args {
     #[arg(long, env = "FERRY_OUTSTANDING_MAX", default_value_t = ferry_server::delivery::OUTSTANDING_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     outstanding_max: u64,
-    /// Raft groups, besides group 0, of a cluster this node forms; fixed
-    /// when the cluster forms (later values are ignored). Each group is a Raft
-    /// instance on every node. Partitions are not placed in them yet, so 0
-    /// (group 0 holds everything) is the default.
-    #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = 0,
+    /// Raft groups, besides group 0 (metadata), that hold the partitions of
+    /// a cluster this node forms; fixed when the cluster forms (later values
+    /// are ignored). Each group is a Raft instance on every node with a leader
+    /// of its own. 0: group 0 holds everything, as clusters formed before
+    /// data groups do.
+    #[arg(long, env = "FERRY_DATA_GROUPS", default_value_t = DATA_GROUPS_DEFAULT,
           value_parser = clap::value_parser!(u32).range(0..=i64::from(DATA_GROUPS_MAX)))]
     data_groups: u32,
     /// How logs are written to stderr: `text` for people, `json` (one object
@@ -91,7 +92,8 @@ struct Args {
     log_format: LogFormat,
     /// Free bytes to keep on the data directory's filesystem: below them
     /// publishes and new topics and subscriptions fail RESOURCE_EXHAUSTED,
-    /// while reads and acks go on, until space returns.
+    /// while reads and acks go on, until space returns. At least 295 MB
+    /// (two raft-log WAL files: RocksDB allocates each whole).
     #[arg(long, env = "FERRY_DISK_RESERVE_BYTES", default_value_t = ferry_server::storage::disk_space::DISK_RESERVE_BYTES_DEFAULT)]
     disk_reserve_bytes: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9470):

@@ -147,6 +147,49 @@ impl Cluster {
         }
     }
 
+    /// The node leading the group that holds `topic`'s `partition` (group
+    /// 0's leader for a topic in group 0), as the running nodes see it,
+    /// waiting up to `within`: the node to kill to take a partition's
+    /// leader away.
+    pub async fn partition_leader(&self, topic: &str, partition: u32, within: Duration) -> u64 {
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            let route = self.route(topic, partition).await;
+            if route.as_ref().is_some_and(|route| route.group == 0) {
+                return self.leader(give_up.saturating_duration_since(tokio::time::Instant::now())).await;
+            }
+            let leader = route.map(|route| route.leader_id);
+            if let Some(leader) = leader.filter(|l| self.nodes.get(l).is_some_and(Ferryd::is_running)) {
+                return leader;
+            }
+            assert!(tokio::time::Instant::now() < give_up, "no leader of {topic}/{partition} within {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The group holding `topic`'s `partition` (0: the topic is in group 0).
+    pub async fn partition_group(&self, topic: &str, partition: u32) -> u32 {
+        self.route(topic, partition).await.expect("a running node routes the partition").group
+    }
+
+    /// `topic`'s `partition` as the first running node that answers routes
+    /// it (group 0, leader 0, for a topic in group 0).
+    async fn route(&self, topic: &str, partition: u32) -> Option<api::PartitionRoute> {
+        for (id, node) in &self.nodes {
+            if !node.is_running() {
+                continue;
+            }
+            let Ok(mut client) = ClusterClient::connect(format!("http://{}", self.addr(*id))).await else { continue };
+            let request = api::RoutesRequest { topic: topic.to_owned() };
+            let Ok(routes) = client.routes(request).await.map(tonic::Response::into_inner) else { continue };
+            if routes.partitions.is_empty() {
+                return Some(api::PartitionRoute { partition, ..Default::default() });
+            }
+            return routes.partitions.into_iter().find(|route| route.partition == partition);
+        }
+        None
+    }
+
     /// A partition's full log as node `id` applied it.
     pub async fn read_log(&self, id: u64, topic: &str, partition: u32) -> Vec<LogRecord> {
         let client = Client::connect_with(self.addr(id), Duration::ZERO).await.expect("connect to node");

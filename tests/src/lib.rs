@@ -39,6 +39,13 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Data groups of the clusters tests form unless they choose: fewer than
+/// ferryd's default (30), which three nodes on a 2-core CI machine would pay
+/// for in every test, but more than none, so the suite runs the paths a
+/// cluster formed with the default runs (placed topics, forwarding, merged
+/// delivery). `legacy_single_group.rs` runs a cluster without data groups.
+pub const DATA_GROUPS: u32 = 4;
+
 /// A `ferryd` child process. Killed when dropped.
 pub struct Ferryd {
     child: Option<Child>,
@@ -80,6 +87,7 @@ impl Ferryd {
             .arg("--listen")
             .arg(listen)
             .args(&self.extra_args)
+            .args(self.default_data_groups())
             .env("FERRY_LOG", "info,openraft=warn")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -95,6 +103,16 @@ impl Ferryd {
         };
         self.addr = addr.to_owned();
         self.child = Some(child);
+    }
+
+    /// `--data-groups` [`DATA_GROUPS`] unless the test chose a number.
+    fn default_data_groups(&self) -> Vec<String> {
+        let chosen = self.extra_args.iter().any(|arg| arg == "--data-groups" || arg.starts_with("--data-groups="));
+        if chosen {
+            Vec::new()
+        } else {
+            vec!["--data-groups".to_owned(), DATA_GROUPS.to_string()]
+        }
     }
 
     pub fn addr(&self) -> &str {

@@ -25,8 +25,11 @@ async fn a_node_that_missed_purged_entries_catches_up_through_a_snapshot() {
     cluster.assert_replicas_hold("events", &published.confirmed).await;
     let log = cluster.nodes[&lagging].log_text();
     assert!(log.contains("received a snapshot"), "node {lagging} caught up from a snapshot; its log:\n{log}");
+    // The partition's group, which took the entries, purged its log.
+    let group = cluster.partition_group("events", 0).await;
     let status = client.cluster_status().await.expect("status");
     let member = status.members.iter().find(|m| m.node_id == lagging).expect("member");
-    let purged = member.status.as_ref().expect("status").purged_index;
-    assert!(purged > 0, "node {lagging} purged its log behind the snapshot");
+    let groups = &member.status.as_ref().expect("status").groups;
+    let purged = groups.iter().find(|g| g.group == group).expect("the partition's group").purged_index;
+    assert!(purged > 0, "node {lagging} purged group {group}'s log behind the snapshot");
 }

@@ -1,4 +1,4 @@
-//! Killing the leader under a steady publish load: a new leader serves within
+//! Killing a partition's leader under a steady publish load: a new leader serves within
 //! seconds, the same client carries on, and every confirmed publish is on
 //! every node, at its confirmed position.
 
@@ -17,7 +17,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_publish() {
 
     let publisher = Publisher::start(client.clone(), "events", "v", 10);
     publisher.wait_for(1_000, Duration::from_secs(60)).await;
-    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
     let before = publisher.confirmed();
     let killed_at = Instant::now();
     cluster.kill9(leader);
@@ -28,7 +28,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_publish() {
     publisher.wait_for(before + 1_000, Duration::from_secs(60)).await;
     let published = publisher.stop().await;
     assert!(outage < Duration::from_secs(10), "publishing resumed {outage:?} after the leader was killed");
-    let new_leader = cluster.leader(Duration::from_secs(10)).await;
+    let new_leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
     assert_ne!(new_leader, leader);
 
     cluster.restart(leader);

@@ -1,5 +1,5 @@
-//! Leases live on the leader: after it is killed, the new leader redelivers
-//! what was leased but unacked — and never what was acked.
+//! Leases live on the partition's leader: after it is killed, the new leader
+//! redelivers what was leased but unacked — and never what was acked.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -23,7 +23,7 @@ async fn leases_on_a_killed_leader_are_redelivered_and_acks_are_not_undone() {
     let ids: Vec<String> = acked.iter().map(|m| m.ack_id.clone()).collect();
     assert_eq!(client.acknowledge("workers", &ids).await.expect("ack").acknowledged, 10);
 
-    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.partition_leader("jobs", 0, Duration::from_secs(10)).await;
     cluster.kill9(leader);
 
     // The leases (10 minutes long) died with the leader: the new one delivers

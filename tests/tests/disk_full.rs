@@ -12,8 +12,9 @@ use std::time::Duration;
 use ferry_client::{Client, Code, Error, Message, SubscriptionSettings, TopicSettings};
 use ferry_tests::{free_addr, http_get, Ferryd, TempDir};
 
-const FILESYSTEM_MIB: u64 = 512;
-const RESERVE_BYTES: u64 = 64 << 20;
+const FILESYSTEM_MIB: u64 = 1024;
+/// Just above the least reserve a node takes (two raft-log WAL files).
+const RESERVE_BYTES: u64 = 300 << 20;
 const MESSAGE_BYTES: usize = 64 * 1024;
 
 /// An ext4 filesystem in a sparse file, mounted for the test's life.

@@ -165,12 +165,14 @@ async fn a_producer_that_skips_sequences_on_purpose_is_stored_once_and_an_overta
     assert!(refused.message().contains("skip_from") && refused.message().contains("125"), "{}", refused.message());
 }
 
-/// Sends `request` to the node that leads, asking again while an election
-/// makes it answer UNAVAILABLE. Returns the node that answered, and the answer.
+/// Sends `request` to the node that leads its partition, asking again while
+/// an election makes it answer UNAVAILABLE. Returns the node that answered,
+/// and the answer.
 async fn publish_to_leader(cluster: &Cluster, request: &api::PublishRequest) -> (u64, api::PublishResponse) {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let leader = cluster.leader(Duration::from_secs(20)).await;
+        let leader =
+            cluster.partition_leader(&request.topic, request.partition.unwrap_or(0), Duration::from_secs(20)).await;
         match stub(cluster.addr(leader)).await.publish(request.clone()).await {
             Ok(response) => return (leader, response.into_inner()),
             Err(status) if status.code() == Code::Unavailable && tokio::time::Instant::now() < give_up => {
@@ -218,8 +220,9 @@ async fn a_publisher_mid_stream_rides_out_a_leader_kill_without_loss_or_duplicat
         let message = Message::new(format!("v{i}")).ordering_key(format!("k{}", i % 7));
         handles.push(publisher.publish(message).await.expect("queue"));
         if i == total / 3 {
-            // Thousands of messages are queued or in flight when the leader dies.
-            let leader = cluster.leader(Duration::from_secs(10)).await;
+            // Thousands of messages are queued or in flight when a
+            // partition's leader dies.
+            let leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
             cluster.kill9(leader);
             killed = Some(leader);
         }

@@ -31,14 +31,16 @@ async fn publish_batches(client: &Client, first: usize) -> Vec<(String, Position
     confirmed
 }
 
-/// (last log index, purged index) of every member that answered.
-async fn log_extents(client: &Client) -> Vec<(u64, u64, u64)> {
+/// (node, last log index, purged index) of `group`'s log on every member
+/// that answered.
+async fn log_extents(client: &Client, group: u32) -> Vec<(u64, u64, u64)> {
     let status = client.cluster_status().await.expect("status");
-    status
-        .members
-        .iter()
-        .filter_map(|m| m.status.as_ref().ok().map(|s| (m.node_id, s.last_log_index, s.purged_index)))
-        .collect()
+    let extents = status.members.iter().filter_map(|m| {
+        let groups = &m.status.as_ref().ok()?.groups;
+        let log = groups.iter().find(|g| g.group == group)?;
+        Some((m.node_id, log.last_log_index, log.purged_index))
+    });
+    extents.collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,25 +48,31 @@ async fn large_entries_are_purged_by_size_and_kept_for_a_follower_that_is_down()
     let mut cluster = Cluster::start(3, &[]);
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     client.create_topic("events", TopicSettings::default()).await.expect("create topic");
+    // The log of the group holding the topic's partition.
+    let group = cluster.partition_group("events", 0).await;
     let mut confirmed = publish_batches(&client, 0).await;
 
     // Every node purged, and holds no more than a few dozen MB of log.
     eventually(Duration::from_secs(30), "every node purges its log by size", || async {
-        let extents = log_extents(&client).await;
+        let extents = log_extents(&client, group).await;
         let purged = extents.len() == 3 && extents.iter().all(|&(_, last, purged)| purged > 0 && last - purged <= 30);
         purged.then_some(())
     })
     .await;
 
-    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
     let down = (1..=3).find(|id| *id != leader).expect("a follower");
     cluster.kill9(down);
-    let follower_last = log_extents(&client).await.iter().map(|&(_, last, _)| last).max().expect("members");
+    let follower_last = log_extents(&client, group).await.iter().map(|&(_, last, _)| last).max().expect("members");
     confirmed.extend(publish_batches(&client, BATCHES * BATCH).await);
     // Meanwhile the leader snapshotted, but kept the log from where the
     // follower stopped.
-    let leader_purged =
-        log_extents(&client).await.iter().find(|(id, ..)| *id == leader).map(|&(_, _, purged)| purged).expect("leader");
+    let leader_purged = log_extents(&client, group)
+        .await
+        .iter()
+        .find(|(id, ..)| *id == leader)
+        .map(|&(_, _, purged)| purged)
+        .expect("leader");
     assert!(
         leader_purged <= follower_last,
         "the leader purged up to {leader_purged}, past {follower_last}, which node {down} had not received"

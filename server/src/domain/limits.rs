@@ -10,6 +10,11 @@ pub const PARTITIONS_MAX: u32 = 1024;
 pub const PARTITIONS_DEFAULT: u32 = 1;
 /// Data groups a cluster may form (`--data-groups`), besides group 0.
 pub const DATA_GROUPS_MAX: u32 = 256;
+/// Data groups of a cluster formed without a setting: 10 leaders per node
+/// of three, 6 of five, so topics' partitions spread over every node's
+/// disk and cores, at the costs ARCHITECTURE.md tables (idle heartbeats, a
+/// state database per group).
+pub const DATA_GROUPS_DEFAULT: u32 = 30;
 
 /// Largest message: data plus attribute keys and values, in bytes.
 pub const MESSAGE_BYTES_MAX: u32 = 10 * 1024 * 1024;

@@ -78,6 +78,9 @@ impl ClusterService {
                 leader_id: metrics.current_leader.unwrap_or(0),
                 voters: metrics.membership_config.membership().voter_ids().collect(),
                 applied_index: metrics.last_applied.map_or(0, |l| l.index),
+                last_log_index: metrics.last_log_index.unwrap_or(0),
+                snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+                purged_index: metrics.purged.map_or(0, |l| l.index),
             }
         });
         groups.collect()

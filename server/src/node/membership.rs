@@ -39,31 +39,39 @@ pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_i
             tracing::debug!(group, error = %e, "group 0 is not readable; the membership waits");
             continue;
         }
-        let (Some(desired), Some(current)) = (meta.data_group_voters(), data.voters()) else { continue };
+        let (Some(desired), current) = (meta.data_group_voters(), data.all_voters()) else { continue };
         if desired.is_empty() || !differs(&meta, &data) {
             continue;
         }
-        tracing::info!(group, ?current, ?desired, "changing a data group's voters to follow group 0");
-        if let Err(e) = change(&data, &current, &desired).await {
+        let joint = data.in_joint_config();
+        tracing::info!(group, ?current, joint, ?desired, "changing a data group's voters to follow group 0");
+        if let Err(e) = change(&data, &current, joint, &desired).await {
             tracing::warn!(group, error = %e, "changing a data group's voters failed; retrying");
         }
     }
 }
 
-/// Whether the data group's members differ from what group 0 says (and
-/// neither is in the middle of a change).
+/// Whether the data group's members differ from what group 0 says (while
+/// group 0's own are settled). A data group between two sets of voters
+/// differs too: only this task changes them here, and it awaits each change
+/// whole, so such a group was left so by a leader that lost its place
+/// between the two steps (to a handoff, a crash), and openraft's next leader
+/// does not finish the change by itself.
 fn differs(meta: &HostedGroup, data: &HostedGroup) -> bool {
-    match (meta.data_group_voters(), data.voters()) {
-        (Some(desired), Some(current)) => desired != current || !data.learners().is_empty(),
-        _ => false,
+    match meta.data_group_voters() {
+        Some(desired) => data.in_joint_config() || desired != data.all_voters() || !data.learners().is_empty(),
+        None => false,
     }
 }
 
 /// Adds the missing voters as learners (waiting until they caught up), then
-/// replaces the voters, then drops learners that are not wanted.
+/// replaces the voters (also to finish a change left `joint`, whose
+/// `current` voters are those of both halves), then drops learners that are
+/// not wanted.
 async fn change(
     data: &HostedGroup,
     current: &BTreeMap<NodeId, String>,
+    joint: bool,
     desired: &BTreeMap<NodeId, String>,
 ) -> Result<(), String> {
     for (id, addr) in desired.iter().filter(|(id, _)| !current.contains_key(id)) {
@@ -73,7 +81,7 @@ async fn change(
             .map_err(|_| format!("node {id} did not catch up within {CATCH_UP_TIMEOUT:?}"))?
             .map_err(|e| format!("adding node {id} as a learner: {e}"))?;
     }
-    if current.keys().ne(desired.keys()) {
+    if joint || current.keys().ne(desired.keys()) {
         let voters: BTreeSet<NodeId> = desired.keys().copied().collect();
         data.raft
             .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)

@@ -31,8 +31,8 @@ use tonic_health::server::HealthReporter;
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::delivery::OUTSTANDING_MAX_DEFAULT;
 use crate::domain::limits::{
-    GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT,
-    HTTP2_STREAM_WINDOW_BYTES,
+    DATA_GROUPS_DEFAULT, GRPC_MESSAGE_BYTES_MAX, HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_KEEPALIVE_INTERVAL,
+    HTTP2_KEEPALIVE_TIMEOUT, HTTP2_STREAM_WINDOW_BYTES,
 };
 use crate::grpc::pubsub::{Forwarder, PubsubPublisher, PubsubSubscriber};
 use crate::grpc::testing::TestingService;
@@ -45,7 +45,7 @@ use crate::raft::network::Network;
 use crate::raft::{AppliedState, Groups, LogDb, NodeId, Raft, SyncMode, META_GROUP};
 use crate::security::{check_plaintext_allowed, Security};
 use crate::storage::db::DbResources;
-use crate::storage::disk_space::{DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
+use crate::storage::disk_space::{self, DiskSpace, DISK_RESERVE_BYTES_DEFAULT};
 use crate::storage::StorageError;
 
 mod balancer;
@@ -145,7 +145,7 @@ impl NodeBuilder {
             ack_before_commit: false,
             commit_timeout: Duration::from_secs(5),
             outstanding_max: OUTSTANDING_MAX_DEFAULT,
-            data_groups: 0,
+            data_groups: DATA_GROUPS_DEFAULT,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             metrics_listen: None,
             disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
@@ -230,9 +230,9 @@ impl NodeBuilder {
         self
     }
 
-    /// Data groups of a cluster this node forms (0: group 0 holds
-    /// everything). Fixed when the cluster forms; later starts with another
-    /// number change nothing.
+    /// Data groups of a cluster this node forms (default
+    /// [`DATA_GROUPS_DEFAULT`]; 0: group 0 holds everything). Fixed when the
+    /// cluster forms; later starts with another number change nothing.
     pub fn data_groups(mut self, data_groups: u32) -> Self {
         self.data_groups = data_groups;
         self
@@ -272,6 +272,7 @@ impl NodeBuilder {
     /// (a one-node cluster on a new data directory waits until it leads).
     pub async fn start(self) -> Result<Node, NodeError> {
         data_groups::check_count(self.data_groups)?;
+        disk_space::check_reserve(self.disk_reserve_bytes).map_err(NodeError::Config)?;
         let data_dir = self.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
         let listener = TcpListener::bind(&self.listen)

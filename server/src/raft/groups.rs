@@ -77,14 +77,22 @@ impl HostedGroup {
     /// The voters (id → address) of the group's membership in effect; `None`
     /// while a change is under way (a joint membership).
     pub fn voters(&self) -> Option<BTreeMap<NodeId, String>> {
+        (!self.in_joint_config()).then(|| self.all_voters())
+    }
+
+    /// Whether the group is between two sets of voters (a joint
+    /// configuration): a change under way, or one its leader left half done.
+    pub fn in_joint_config(&self) -> bool {
+        self.raft.metrics().borrow().membership_config.membership().get_joint_config().len() != 1
+    }
+
+    /// The voters of every configuration the group has (of both halves of a
+    /// joint one), with their addresses.
+    pub fn all_voters(&self) -> BTreeMap<NodeId, String> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         let membership = metrics.membership_config.membership();
-        if membership.get_joint_config().len() != 1 {
-            return None;
-        }
-        let voters = membership.voter_ids().filter_map(|id| Some((id, membership.get_node(&id)?.addr.clone())));
-        Some(voters.collect())
+        membership.voter_ids().filter_map(|id| Some((id, membership.get_node(&id)?.addr.clone()))).collect()
     }
 
     /// The members that are not voters.

@@ -7,7 +7,7 @@
 //! RocksDB work still running against a database nobody closed (RocksDB
 //! aborts on that).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -21,7 +21,8 @@ use super::log_db::GroupFamilies;
 use super::wal_trimmer;
 use super::SyncMode;
 use super::STORAGE_WAIT_BOUNDS_SECONDS;
-use crate::storage::db::LogRocksDb;
+use crate::domain::limits::DATA_GROUPS_MAX;
+use crate::storage::db::{self, LogRocksDb, CF_GROUP_META, CF_RAFT_META};
 use crate::storage::keys::log as keys;
 
 /// Called once the WAL holding the writes made before it was queued is
@@ -145,10 +146,10 @@ fn run_log_sync(db: &LogRocksDb, mut pending: mpsc::Receiver<SyncWaiter>, sync_m
 }
 
 /// Reclaims each group's latest purge of those queued meanwhile; once purges
-/// stop for [`IDLE_FLUSH_AFTER`], flushes the logs purged since the last
-/// flush, so the WAL files holding their purged entries go too.
+/// stop for [`IDLE_FLUSH_AFTER`] after any, flushes the log, so the WAL
+/// files holding the purged entries go too.
 fn run_reclaimer(db: &LogRocksDb, requests: Receiver<Reclaim>) {
-    let mut purged_since_flush = BTreeSet::new();
+    let mut purged_since_flush = false;
     loop {
         match requests.recv_timeout(IDLE_FLUSH_AFTER) {
             Ok(first) => {
@@ -159,12 +160,12 @@ fn run_reclaimer(db: &LogRocksDb, requests: Receiver<Reclaim>) {
                 }
                 for (group, last_purged) in latest {
                     reclaim_purged(db, &GroupFamilies::of(group), last_purged);
-                    purged_since_flush.insert(group);
                 }
+                purged_since_flush = true;
             }
             Err(RecvTimeoutError::Timeout) => {
-                for group in std::mem::take(&mut purged_since_flush) {
-                    flush_log(db, &GroupFamilies::of(group));
+                if std::mem::take(&mut purged_since_flush) {
+                    flush_log(db);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -172,17 +173,22 @@ fn run_reclaimer(db: &LogRocksDb, requests: Receiver<Reclaim>) {
     }
 }
 
-/// Flushes a group's column families: the WAL files then hold nothing of
-/// it unflushed, and RocksDB archives those no other group needs (for the
-/// WAL trimmer to remove). Writes the
-/// entries kept after the last purge (a few MiB) to a table, which a later
-/// purge drops.
-fn flush_log(db: &LogRocksDb, families: &GroupFamilies) {
-    let (Some(log), Some(meta)) = (db.cf_handle(&families.log), db.cf_handle(families.meta)) else { return };
+/// Flushes every group's column families: the WAL files then hold nothing
+/// unflushed, and RocksDB archives them (for the WAL trimmer to remove). A
+/// WAL file goes only once every family with writes in it has flushed, so
+/// flushing just the purged groups kept their entries' WAL files for as
+/// long as another group (group 0's few admin entries, say) had unflushed
+/// writes in them: with data groups, a topic's expired 64 MiB stayed on
+/// disk. Writes the entries kept after each group's last purge (a few MiB,
+/// or a few entries of a quiet group) to tables, which later purges drop.
+fn flush_log(db: &LogRocksDb) {
+    let mut names = vec![CF_RAFT_META.to_owned(), CF_GROUP_META.to_owned()];
+    names.extend((0..=DATA_GROUPS_MAX).map(db::group_log_family));
+    let families: Vec<_> = names.iter().filter_map(|name| db.cf_handle(name)).collect();
     let mut options = rocksdb::FlushOptions::default();
     options.set_wait(true);
-    if let Err(e) = db.flush_cfs_opt(&[&log, &meta], &options) {
-        tracing::warn!(error = %e, log = families.log, "flushing the raft log after purges failed");
+    if let Err(e) = db.flush_cfs_opt(&families.iter().collect::<Vec<_>>(), &options) {
+        tracing::warn!(error = %e, "flushing the raft log after purges failed");
     }
 }
 

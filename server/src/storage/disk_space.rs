@@ -14,9 +14,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::db::LOG_WAL_FILE_BYTES;
+
 /// The reserve unless configured: room for a few seconds of writes and for
 /// RocksDB to compact.
 pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 1 << 30;
+/// The least reserve a node takes: a raft-log WAL file allocated whole
+/// when RocksDB switches to it, and as much again for the writes of the
+/// second between two measurements. With a 64 MiB reserve the switch filled
+/// the disk, a group's snapshot failed with ENOSPC, and its Raft stopped.
+pub const DISK_RESERVE_BYTES_MIN: u64 = 2 * LOG_WAL_FILE_BYTES;
 /// How often free space is measured.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
@@ -101,6 +108,18 @@ impl DiskSpace {
     }
 }
 
+/// Refuses a reserve below [`DISK_RESERVE_BYTES_MIN`], which would not keep
+/// the disk from filling.
+pub fn check_reserve(reserve_bytes: u64) -> Result<(), String> {
+    if reserve_bytes < DISK_RESERVE_BYTES_MIN {
+        return Err(format!(
+            "disk_reserve_bytes: {reserve_bytes} is under the least reserve, {DISK_RESERVE_BYTES_MIN} bytes: \
+             a new raft-log WAL file alone takes {LOG_WAL_FILE_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes an unprivileged writer may still use on the filesystem of `dir`.
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     let stats = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
@@ -123,5 +142,13 @@ mod tests {
         assert!(err.to_string().contains("--disk-reserve-bytes"), "{err}");
         space.record(100);
         assert!(space.check().is_ok(), "at the reserve, writes go on");
+    }
+
+    #[test]
+    fn a_reserve_smaller_than_a_wal_file_is_refused_by_name() {
+        let refused = check_reserve(64 << 20).expect_err("64 MiB is under a WAL file");
+        assert!(refused.starts_with("disk_reserve_bytes: 67108864 is under"), "{refused}");
+        assert!(check_reserve(DISK_RESERVE_BYTES_MIN).is_ok());
+        assert!(check_reserve(DISK_RESERVE_BYTES_DEFAULT).is_ok(), "the default is allowed");
     }
 }

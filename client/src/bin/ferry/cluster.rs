@@ -136,6 +136,9 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
             "leader_id": g.leader_id,
             "voters": g.voters,
             "applied_index": g.applied_index,
+            "last_log_index": g.last_log_index,
+            "snapshot_index": g.snapshot_index,
+            "purged_index": g.purged_index,
         })).collect::<Vec<_>>(),
     })
 }
