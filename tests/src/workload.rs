@@ -1,11 +1,13 @@
 //! A steady publisher for cluster tests: publishes numbered messages in
-//! batches until told to stop, recording each batch the server confirmed.
+//! batches until told to stop, recording each batch the server confirmed;
+//! and a consumer's last round, acking until the backlog is empty.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_client::{Client, Message, Position};
+use ferry_client::{Client, Message, Position, Subscriber};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -73,5 +75,30 @@ impl Publisher {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.expect("publisher task");
         Arc::try_unwrap(self.published).expect("sole owner").into_inner().expect("lock")
+    }
+}
+
+/// Acks what `subscriber` receives until `subscription`'s backlog is empty,
+/// for up to a minute. Acks in flight when a leader died, or made of leases
+/// a new leader has since redelivered, did not count: those messages come
+/// again (at least once), each one of `published`.
+pub async fn ack_until_backlog_empty(
+    admin: &Client,
+    subscriber: &mut Subscriber,
+    subscription: &str,
+    published: &BTreeSet<String>,
+) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = admin.get_subscription(subscription).await.expect("get").backlog.expect("backlog");
+        if backlog.unacked_messages == 0 {
+            return;
+        }
+        assert!(Instant::now() < give_up, "acks never committed: {backlog:?}");
+        if let Ok(Some(Ok(delivered))) = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await {
+            let value = String::from_utf8_lossy(&delivered.message.message.data).into_owned();
+            assert!(published.contains(&value), "only published messages arrive: {value}");
+            delivered.ack();
+        }
     }
 }

@@ -11,8 +11,8 @@ async fn a_node_that_missed_purged_entries_catches_up_through_a_snapshot() {
     let mut cluster = Cluster::start(3, &["--snapshot-every-entries", "50"]);
     let client = Client::connect(&cluster.addrs()).await.expect("connect");
     client.create_topic("events", TopicSettings::default()).await.expect("create topic");
-    let leader = cluster.leader(Duration::from_secs(10)).await;
-    let lagging = (1..=3).find(|id| *id != leader).expect("a follower");
+    let leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
+    let lagging = (1..=3).find(|id| *id != leader).expect("a follower of the partition's group");
     cluster.kill9(lagging);
 
     // Hundreds of entries: the others snapshot every 50 and purge behind them.

@@ -56,7 +56,8 @@ async fn a_leader_restarted_alone_serves_nothing_until_a_majority_elects_anew() 
     let ids: Vec<String> = pulled.iter().map(|m| m.ack_id.clone()).collect();
     client.acknowledge("readers", &ids).await.expect("ack");
 
-    let leader = cluster.leader(Duration::from_secs(10)).await;
+    // The node that led the partition's group, which took the ack.
+    let leader = cluster.partition_leader("events", 0, Duration::from_secs(10)).await;
     for id in 1..=3 {
         cluster.kill9(id);
     }

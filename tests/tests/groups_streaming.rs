@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{eventually, Cluster, RawStream};
+use ferry_tests::{ack_until_backlog_empty, eventually, Cluster, RawStream};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -79,22 +79,9 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     }
     assert_eq!(received, published, "every message arrives, from every group");
 
-    // Acks in flight when the group's leader died, or made of a lease the new
-    // leader has since redelivered, did not count: those messages come again
-    // (at least once), and acking them empties the backlog.
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let backlog = admin.get_subscription("s").await.expect("get").backlog.expect("backlog");
-        if backlog.unacked_messages == 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < give_up, "acks never committed: {backlog:?}");
-        if let Ok(Some(Ok(delivered))) = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await {
-            let value = String::from_utf8_lossy(&delivered.message.message.data).into_owned();
-            assert!(published.contains(&value), "only published messages arrive: {value}");
-            delivered.ack();
-        }
-    }
+    // What the group's leader took with it comes again; acking it empties
+    // the backlog.
+    ack_until_backlog_empty(&admin, &mut subscriber, "s", &published).await;
     subscriber.close().await;
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{Cluster, Stored};
+use ferry_tests::{ack_until_backlog_empty, Cluster, Stored};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -70,19 +70,9 @@ async fn a_cluster_without_data_groups_keeps_everything_in_group_0_across_a_lead
     }
     assert_eq!(received, published, "every message arrives");
 
-    // Acks lost with the old leader come again (at least once); acking them
-    // empties the backlog.
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let backlog = admin.get_subscription("s").await.expect("get").backlog.expect("backlog");
-        if backlog.unacked_messages == 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < give_up, "acks never committed: {backlog:?}");
-        if let Ok(Some(Ok(delivered))) = tokio::time::timeout(Duration::from_millis(500), subscriber.next()).await {
-            delivered.ack();
-        }
-    }
+    // What the old leader took with it comes again; acking it empties the
+    // backlog.
+    ack_until_backlog_empty(&admin, &mut subscriber, "s", &published).await;
     subscriber.close().await;
 
     // Every replica holds every confirmed message, once, where it was confirmed.

@@ -121,7 +121,7 @@ async fn a_follower(cluster: &Cluster) -> u64 {
 async fn every_call_works_through_a_follower_of_a_three_node_cluster() {
     // Without data groups every topic is group 0's: admin calls, pulls,
     // acks, seeks and the streaming subscriber are all forwarded.
-    let cluster = Cluster::start(3, &[]);
+    let cluster = Cluster::start(3, &["--data-groups", "0"]);
     let follower = a_follower(&cluster).await;
     run_script(cluster.addr(follower), "subscriber.py");
     run_script(cluster.addr(follower), "streaming.py");

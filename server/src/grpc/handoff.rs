@@ -68,6 +68,11 @@ where
         return Ok(me);
     }
     let membership = metrics.membership_config.membership();
+    if membership.get_joint_config().len() != 1 {
+        // Its leader finishes the change first (`node::membership`): moved
+        // now, the group would wait for its next leader to finish it.
+        return Err(ApiError::Unavailable(format!("group {group} is changing its voters; moved once it has")));
+    }
     let addr = match membership.get_node(&to) {
         Some(node) if membership.voter_ids().any(|id| id == to) => node.addr.clone(),
         _ => return Err(ApiError::invalid("node_id", format!("node {to} is not a voter of group {group}"))),

@@ -29,7 +29,10 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId, network: Network) {
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
-        if data.raft.metrics().borrow().current_leader != Some(node_id) || !differs(&meta, &data) {
+        // Not while the group is handed to another node: a change begun now
+        // could be cut off between its two steps.
+        let leads = data.raft.metrics().borrow().current_leader == Some(node_id) && !data.is_handing_off();
+        if !leads || !differs(&meta, &data) {
             continue;
         }
         // This node's copy of group 0 may lag behind (a node that has just
