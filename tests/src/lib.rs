@@ -16,7 +16,7 @@ pub mod s3;
 mod workload;
 pub use cluster::{free_addr, Cluster, Stored};
 pub use raw_stream::RawStream;
-pub use workload::{ack_until_backlog_empty, Published, Publisher};
+pub use workload::{ack_until_backlog_empty, receive_all_across_a_kill, Published, Publisher};
 
 /// The directory holding the workspace's binaries (`ferryd`, `ferry`): next to
 /// the test executable's `deps/` folder, or `$FERRY_BIN_DIR`.

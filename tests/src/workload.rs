@@ -1,6 +1,7 @@
 //! A steady publisher for cluster tests: publishes numbered messages in
 //! batches until told to stop, recording each batch the server confirmed;
-//! and a consumer's last round, acking until the backlog is empty.
+//! and a consumer's rounds: every message across a kill, then acking until
+//! the backlog is empty.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_client::{Client, Message, Position, Subscriber};
+
+use crate::Cluster;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -101,4 +104,31 @@ pub async fn ack_until_backlog_empty(
             delivered.ack();
         }
     }
+}
+
+/// Receives and acks every one of `published` on `subscriber` (each within
+/// 30 s, nothing else), killing and restarting node `victim` of `cluster`
+/// once a quarter has come.
+pub async fn receive_all_across_a_kill(
+    subscriber: &mut Subscriber,
+    published: &BTreeSet<String>,
+    cluster: &mut Cluster,
+    victim: u64,
+) {
+    let mut received = BTreeSet::new();
+    let mut killed = false;
+    while received.len() < published.len() {
+        let next = tokio::time::timeout(Duration::from_secs(30), subscriber.next()).await;
+        let delivered = next.expect("a message within 30 s").expect("the stream stays up").expect("no error");
+        let value = String::from_utf8_lossy(&delivered.message.message.data).into_owned();
+        assert!(published.contains(&value), "only published messages arrive: {value}");
+        received.insert(value);
+        delivered.ack();
+        if !killed && received.len() >= published.len() / 4 {
+            cluster.kill9(victim);
+            cluster.restart(victim);
+            killed = true;
+        }
+    }
+    assert_eq!(&received, published, "every message arrives");
 }

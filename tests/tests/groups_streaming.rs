@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{ack_until_backlog_empty, eventually, Cluster, RawStream};
+use ferry_tests::{ack_until_backlog_empty, eventually, receive_all_across_a_kill, Cluster, RawStream};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -64,20 +64,7 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     let client = Client::connect(cluster.addr(streamed_from)).await.expect("connect");
     let settings = SubscriberSettings { max_outstanding_messages: 200, ..Default::default() };
     let mut subscriber = client.subscribe("s", settings).await.expect("subscribe");
-    let mut received = BTreeSet::new();
-    let mut killed = false;
-    while received.len() < published.len() {
-        let next = tokio::time::timeout(Duration::from_secs(30), subscriber.next()).await;
-        let delivered = next.expect("a message within 30 s").expect("the stream stays up").expect("no error");
-        received.insert(String::from_utf8_lossy(&delivered.message.message.data).into_owned());
-        delivered.ack();
-        if !killed && received.len() >= MESSAGES / 4 {
-            cluster.kill9(victim);
-            cluster.restart(victim);
-            killed = true;
-        }
-    }
-    assert_eq!(received, published, "every message arrives, from every group");
+    receive_all_across_a_kill(&mut subscriber, &published, &mut cluster, victim).await;
 
     // What the group's leader took with it comes again; acking it empties
     // the backlog.

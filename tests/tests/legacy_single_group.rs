@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{ack_until_backlog_empty, Cluster, Stored};
+use ferry_tests::{ack_until_backlog_empty, receive_all_across_a_kill, Cluster, Stored};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -52,23 +52,8 @@ async fn a_cluster_without_data_groups_keeps_everything_in_group_0_across_a_lead
     // the leader once a quarter has been acked.
     let settings = SubscriberSettings { max_outstanding_messages: 200, ..Default::default() };
     let mut subscriber = admin.subscribe("s", settings).await.expect("subscribe");
-    let mut received = BTreeSet::new();
-    let mut killed = false;
-    while received.len() < published.len() {
-        let next = tokio::time::timeout(Duration::from_secs(30), subscriber.next()).await;
-        let delivered = next.expect("a message within 30 s").expect("the stream goes on").expect("no error");
-        let value = String::from_utf8_lossy(&delivered.message.message.data).into_owned();
-        assert!(published.contains(&value), "only published messages arrive: {value}");
-        received.insert(value);
-        delivered.ack();
-        if !killed && received.len() >= MESSAGES / 4 {
-            let leader = cluster.leader(Duration::from_secs(10)).await;
-            cluster.kill9(leader);
-            cluster.restart(leader);
-            killed = true;
-        }
-    }
-    assert_eq!(received, published, "every message arrives");
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    receive_all_across_a_kill(&mut subscriber, &published, &mut cluster, leader).await;
 
     // What the old leader took with it comes again; acking it empties the
     // backlog.
