@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
 use ferry_proto::v1::cluster_client::ClusterClient;
-use ferry_tests::{ack_until_backlog_empty, receive_all_across_a_kill, Cluster, Stored};
+use ferry_tests::{ack_until_backlog_empty, eventually, receive_all_across_a_kill, Cluster, Stored};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
@@ -31,7 +31,14 @@ async fn a_cluster_without_data_groups_keeps_everything_in_group_0_across_a_lead
         let status = client.node_status(api::NodeStatusRequest {}).await.expect("status").into_inner();
         let groups: Vec<u32> = status.groups.iter().map(|g| g.group).collect();
         assert_eq!(groups, [0], "node {id} hosts only group 0");
-        let routes = client.routes(api::RoutesRequest { topic: "t".into() }).await.expect("routes").into_inner();
+        // A follower answers from its own copy of the catalog, which may
+        // not hold the topic yet.
+        let routes = eventually(Duration::from_secs(5), "the node knows the topic", || {
+            let mut client = client.clone();
+            async move { client.routes(api::RoutesRequest { topic: "t".into() }).await.ok() }
+        })
+        .await
+        .into_inner();
         assert!(routes.partitions.is_empty(), "node {id} routes the topic to group 0: {routes:?}");
     }
 

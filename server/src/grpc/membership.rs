@@ -12,7 +12,7 @@ use openraft::{BasicNode, ChangeMembers};
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::domain::Command;
-use crate::raft::{GroupId, Groups, NodeId};
+use crate::raft::{GroupId, Groups, HostedGroup, NodeId};
 
 /// How long a new node may take to catch up as a learner, in group 0 and
 /// then in the data groups.
@@ -60,7 +60,7 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
     }
     data_groups_follow(groups, CATCH_UP_TIMEOUT, |voters| voters.contains_key(&node_id)).await.map_err(|lagging| {
         ApiError::Unavailable(format!(
-            "node {node_id} is a voter of group 0, not yet of data groups {lagging:?}; they keep adding it"
+            "node {node_id} is a voter of group 0, not yet of data groups {lagging}; they keep adding it"
         ))
     })
 }
@@ -84,7 +84,7 @@ pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) 
         data_groups_follow(groups, LEAVE_TIMEOUT, |voters| !voters.contains_key(&node_id)).await.map_err(
             |lagging| {
                 ApiError::Unavailable(format!(
-                    "node {node_id} is marked leaving; data groups {lagging:?} still hold it; they keep removing it"
+                    "node {node_id} is marked leaving; data groups {lagging} still hold it; they keep removing it"
                 ))
             },
         )?;
@@ -105,25 +105,25 @@ pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) 
 
 /// Waits until every data group hosted here has voters that satisfy `done`
 /// (as this node's copy of each group shows them); on timeout, the groups
-/// that have not.
+/// that have not, each as this node sees it.
 async fn data_groups_follow(
     groups: &Groups,
     within: Duration,
     done: impl Fn(&BTreeMap<NodeId, String>) -> bool,
-) -> Result<(), Vec<GroupId>> {
+) -> Result<(), String> {
     let give_up = tokio::time::Instant::now() + within;
     loop {
-        let lagging: Vec<GroupId> = groups
+        let lagging: Vec<(GroupId, HostedGroup)> = groups
             .data()
             .into_iter()
             .filter(|(_, group)| !group.voters().is_some_and(|voters| done(&voters)))
-            .map(|(id, _)| id)
             .collect();
         if lagging.is_empty() {
             return Ok(());
         }
         if tokio::time::Instant::now() >= give_up {
-            return Err(lagging);
+            let seen: Vec<String> = lagging.iter().map(|(id, group)| format!("{id} ({})", group.describe())).collect();
+            return Err(seen.join(", "));
         }
         tokio::time::sleep(FOLLOW_POLL).await;
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use openraft::{BasicNode, Config};
 use tokio::task::JoinHandle;
 
-use super::{balancer, catalog_sync, formation, log_purge, membership, Formation, NodeError};
+use super::{balancer, catalog_sync, log_purge, membership, Formation, NodeError};
 use crate::domain::limits::DATA_GROUPS_MAX;
 use crate::domain::{Command, Layout, Response};
 use crate::grpc::Proposer;
@@ -86,16 +86,30 @@ pub struct GroupOpener {
 
 impl GroupOpener {
     /// Opens `group`'s log and state and starts its Raft (not yet hosted).
-    pub async fn open(&self, group: GroupId) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
+    /// With `first`, a group whose log is empty begins with that membership
+    /// (`LogStore::begin_with`) before its Raft starts.
+    pub async fn open(&self, group: GroupId, first: Option<BTreeMap<NodeId, BasicNode>>) -> Result<Opened, NodeError> {
         let log = LogStore::open(&self.log_db, group)?;
+        let begun = match first {
+            Some(members) => log.begin_with(members)?,
+            None => false,
+        };
         let sizes = log.sizes();
         let state = AppliedState::open(&self.data_dir, group, &self.resources)?;
         let state_machine = StateMachine::new(Arc::clone(&state));
         let raft = Raft::new(self.node_id, Arc::clone(&self.config), self.network.for_group(group), log, state_machine)
             .await
             .map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
-        Ok((HostedGroup::new(raft, state, Arc::clone(&self.disk)), sizes))
+        Ok(Opened { hosted: HostedGroup::new(raft, state, Arc::clone(&self.disk)), sizes, begun })
     }
+}
+
+/// A group [`GroupOpener::open`] started.
+pub struct Opened {
+    pub hosted: HostedGroup,
+    pub sizes: Arc<LogSizes>,
+    /// Whether its log was empty and now begins with the membership given.
+    pub begun: bool,
 }
 
 /// What starting this node's data groups needs.
@@ -147,28 +161,28 @@ impl DataGroups {
         layout: &Layout,
         tasks: &mut AbortOnDrop,
     ) -> Result<(HostedGroup, Arc<LogSizes>), NodeError> {
-        let (hosted, sizes) = self.opener.open(group).await?;
-        let raft = hosted.raft.clone();
-        let fresh = !raft.is_initialized().await.map_err(|e| NodeError::Raft(format!("group {group}: {e}")))?;
-        self.groups.host(group, hosted.clone());
-        // Every node formed with the cluster writes the same first membership,
-        // as with `Formation::Peers`; a node that joined later only receives.
+        // Every node formed with the cluster begins a new group's log with
+        // the same first membership, as `Formation::Peers` does for group 0;
+        // a node that joined later only receives.
         let node_id = self.opener.node_id;
         let voters: BTreeMap<NodeId, BasicNode> =
             layout.voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
         let formed_here = !matches!(self.formation, Formation::Join(_)) && voters.contains_key(&node_id);
-        if fresh && formed_here {
-            let members = Formation::Peers(layout.voters.clone());
-            let ids = voters.keys().copied().collect();
-            // Initialising campaigns at once (openraft), so only the
-            // preferred node does it now; the others wait for its leadership.
+        let ids = voters.keys().copied().collect();
+        let Opened { hosted, sizes, begun } = self.opener.open(group, formed_here.then_some(voters)).await?;
+        if begun {
+            let raft = hosted.raft.clone();
+            // Only the preferred node campaigns now; the others hold their
+            // elections back for its leadership (set before the group is
+            // hosted, so before any peer can reach it).
             if balancer::preferred_leader(group, &ids) == Some(node_id) {
-                formation::initialise(&raft, &members, node_id, "").await?;
                 tasks.0.push(tokio::spawn(campaign(group, raft)));
             } else {
-                tasks.0.push(tokio::spawn(initialise_unless_led(group, raft, members, node_id)));
+                raft.runtime_config().elect(false);
+                tasks.0.push(tokio::spawn(elect_unless_led(group, raft)));
             }
         }
+        self.groups.host(group, hosted.clone());
         Ok((hosted, sizes))
     }
 }
@@ -185,30 +199,27 @@ impl DataGroups {
 async fn campaign(group: GroupId, raft: Raft) {
     let give_up = tokio::time::Instant::now() + CAMPAIGN_FOR;
     while tokio::time::Instant::now() < give_up {
+        let _ = raft.trigger().elect().await;
         let led = raft.wait(Some(CAMPAIGN_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await;
         if led.is_ok() {
             return;
         }
-        let _ = raft.trigger().elect().await;
     }
     tracing::debug!(group, "no leader after campaigning; left to the elections");
 }
 
-/// On a voter of a new group other than its preferred node: the group's
-/// first entry comes from the preferred node's leadership. Initialising
-/// here too would campaign at once (openraft elects on initialise), and a
-/// voter that started the group before the preferred node won it instead:
-/// on a loaded machine, in 2 test runs of 5. It initialises after
-/// [`DEFER_FOR`] without a leader (the preferred node may be down); every
-/// formed voter writes the same first entry, so either way is safe.
-async fn initialise_unless_led(group: GroupId, raft: Raft, members: Formation, node_id: NodeId) {
-    if raft.wait(Some(DEFER_FOR)).metrics(|m| m.current_leader.is_some(), "a leader").await.is_ok() {
-        return;
+/// On a voter of a new group other than its preferred node, whose
+/// elections are held back: campaigning at once, a voter that started the
+/// group before the preferred node won it instead (on a loaded machine, in
+/// 2 test runs of 5), and the balancer moved it soon after. Its elections
+/// resume once the group has a leader or after [`DEFER_FOR`] without one
+/// (the preferred node may be down, or have died before it led): every
+/// voter holds the group's first membership, so any of them can lead it.
+async fn elect_unless_led(group: GroupId, raft: Raft) {
+    if raft.wait(Some(DEFER_FOR)).metrics(|m| m.current_leader.is_some(), "a leader").await.is_err() {
+        tracing::info!(group, "no leader from the preferred node; this voter campaigns too");
     }
-    tracing::info!(group, "no leader from the preferred node; initialising the group here");
-    if let Err(e) = formation::initialise(&raft, &members, node_id, "").await {
-        tracing::error!(group, error = %e, "initialising a data group failed");
-    }
+    raft.runtime_config().elect(true);
 }
 
 /// Aborts the tasks when dropped: when the task holding it is aborted.
@@ -241,5 +252,84 @@ mod tests {
         assert_eq!(message, format!("data_groups: {too_many} is over the limit of {DATA_GROUPS_MAX}"));
         assert!(!data_dir.exists(), "the refused node created its data directory");
         assert!(check_count(DATA_GROUPS_MAX).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod forming {
+    use std::path::Path;
+
+    use openraft::storage::RaftLogStorage;
+
+    use super::*;
+    use crate::node::{Node, NodeBuilder};
+    use crate::raft::type_config::Vote;
+    use crate::raft::SyncMode;
+
+    /// A free loopback address (bound and let go; the peer list needs every
+    /// address before any node starts).
+    fn free_addr() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.local_addr().expect("the bound address").to_string()
+    }
+
+    /// As if `candidate` had won this node's vote in `group` and died before
+    /// replicating anything: a vote for it, no entry.
+    async fn voted_without_entries(data_dir: &Path, group: GroupId, candidate: NodeId) {
+        let log_db = LogDb::open(&data_dir.join("raft-log"), SyncMode::Fsync, &DbResources::default()).expect("log db");
+        let mut log = LogStore::open(&log_db, group).expect("the group's log");
+        log.save_vote(&Vote::new(1, candidate)).await.expect("save the vote");
+    }
+
+    async fn leader_of(node: &Node, group: GroupId, within: Duration) -> Option<NodeId> {
+        let hosted = tokio::time::timeout(within, async {
+            loop {
+                if let Some(hosted) = node.groups.get(group) {
+                    return hosted;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let raft = hosted.await.ok()?.raft;
+        let led = raft.wait(Some(within)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?;
+        led.current_leader
+    }
+
+    /// The flaw: the voters of a new data group that granted its preferred
+    /// node their vote before they had begun the group could not initialise
+    /// it any more (openraft), and with that node gone the group had no
+    /// membership on any node and never elected; a remove-node waited on it
+    /// forever. Now every formed voter begins the group's log itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_group_elects_though_its_voters_voted_for_a_node_that_died_before_leading() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let peers: BTreeMap<NodeId, String> = (1..=3).map(|id| (id, free_addr())).collect();
+        // Node 3 is data group 2's preferred leader, and never starts.
+        let ids = peers.keys().copied().collect();
+        assert_eq!(balancer::preferred_leader(2, &ids), Some(3));
+        let mut nodes = Vec::new();
+        for id in [1, 2] {
+            let data_dir = tmp.path().join(id.to_string());
+            voted_without_entries(&data_dir, 2, 3).await;
+            let node = NodeBuilder::new(&data_dir)
+                .node_id(id)
+                .listen(peers[&id].clone())
+                .formation(Formation::Peers(peers.clone()))
+                .data_groups(2)
+                .start()
+                .await
+                .expect("the node starts");
+            nodes.push(node);
+        }
+        // The other voters wait `DEFER_FOR` for the preferred node, then elect.
+        let within = DEFER_FOR + Duration::from_secs(20);
+        for node in &nodes {
+            let leader = leader_of(node, 2, within).await;
+            assert!(matches!(leader, Some(1 | 2)), "node {}: group 2's leader is {leader:?}", node.id());
+            assert_eq!(node.groups.get(2).expect("hosted").all_voters().into_keys().collect::<Vec<_>>(), [1, 2, 3]);
+        }
+        for node in nodes {
+            node.shutdown().await.expect("a clean shutdown");
+        }
     }
 }

@@ -102,7 +102,8 @@ pub async fn initialise(raft: &Raft, formation: &Formation, node_id: NodeId, adv
             tracing::info!(node_id, ?formation, "initialised a new cluster");
             Ok(())
         }
-        // A peer's leader reached us first: we are part of the cluster already.
+        // Only a vote granted before this would refuse it, and the node
+        // serves its peers after initialising (`NodeBuilder::start`).
         Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
         Err(e) => Err(NodeError::Raft(format!("initialise the cluster: {e}"))),
     }

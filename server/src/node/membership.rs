@@ -24,32 +24,81 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a read of group 0's commit index from its leader may take.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a data group may stay unlike group 0 (or without a leader)
+/// before this node says so in its log, and how often it says it again.
+const STALL_REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// Runs as long as this node hosts `group`: whenever it leads the group,
 /// keeps the group's voters equal to what group 0 (`meta`) says.
 pub async fn follow(group: GroupId, meta: HostedGroup, data: HostedGroup, node_id: NodeId, network: Network) {
+    let mut stall = Stall::default();
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
-        // Not while the group is handed to another node: a change begun now
-        // could be cut off between its two steps.
-        let leads = data.raft.metrics().borrow().current_leader == Some(node_id) && !data.is_handing_off();
-        if !leads || !differs(&meta, &data) {
-            continue;
-        }
-        // This node's copy of group 0 may lag behind (a node that has just
-        // joined, say): act only on a copy as new as group 0's commit, or a
-        // lagging leader would undo a change made by a leader before it.
-        if let Err(e) = catch_up_with_group_0(&meta, node_id, &network).await {
-            tracing::debug!(group, error = %e, "group 0 is not readable; the membership waits");
-            continue;
-        }
-        let (Some(desired), current) = (meta.data_group_voters(), data.all_voters()) else { continue };
-        if desired.is_empty() || !differs(&meta, &data) {
-            continue;
-        }
-        let joint = data.in_joint_config();
-        tracing::info!(group, ?current, joint, ?desired, "changing a data group's voters to follow group 0");
-        if let Err(e) = change(&data, &current, joint, &desired).await {
-            tracing::warn!(group, error = %e, "changing a data group's voters failed; retrying");
+        let outcome = follow_once(group, &meta, &data, node_id, &network).await;
+        stall.note(group, outcome);
+    }
+}
+
+/// One look at the group: `Err` says why it is not yet as group 0 says
+/// while nothing here can change that (or why this node could not).
+async fn follow_once(
+    group: GroupId,
+    meta: &HostedGroup,
+    data: &HostedGroup,
+    node_id: NodeId,
+    network: &Network,
+) -> Result<(), String> {
+    let leader = data.raft.metrics().borrow().current_leader;
+    match leader {
+        None => return Err(format!("the group has no leader ({})", data.describe())),
+        Some(leader) if leader != node_id => return Ok(()),
+        Some(_) => {}
+    }
+    if !differs(meta, data) {
+        return Ok(());
+    }
+    // Not while the group is handed to another node: a change begun now
+    // could be cut off between its two steps.
+    if data.is_handing_off() {
+        return Err("its leadership is being handed to another node".into());
+    }
+    // This node's copy of group 0 may lag behind (a node that has just
+    // joined, say): act only on a copy as new as group 0's commit, or a
+    // lagging leader would undo a change made by a leader before it.
+    catch_up_with_group_0(meta, node_id, network).await.map_err(|e| format!("group 0 is not readable: {e}"))?;
+    let (Some(desired), current) = (meta.data_group_voters(), data.all_voters()) else {
+        return Err("group 0's own voters are changing".into());
+    };
+    if desired.is_empty() || !differs(meta, data) {
+        return Ok(());
+    }
+    let joint = data.in_joint_config();
+    tracing::info!(group, ?current, joint, ?desired, "changing a data group's voters to follow group 0");
+    change(data, &current, joint, &desired).await.map_err(|e| format!("changing its voters to {desired:?}: {e}"))
+}
+
+/// Since when a group has not been as group 0 says, and when that was last
+/// logged: a `remove-node` that waits on a group should find the reason in
+/// the log of the node that leads it (or of every node, when none does).
+#[derive(Default)]
+struct Stall {
+    since: Option<tokio::time::Instant>,
+    reported: Option<tokio::time::Instant>,
+}
+
+impl Stall {
+    fn note(&mut self, group: GroupId, outcome: Result<(), String>) {
+        let now = tokio::time::Instant::now();
+        let Err(reason) = outcome else {
+            *self = Self::default();
+            return;
+        };
+        let since = *self.since.get_or_insert(now);
+        let due = self.reported.map_or(since, |at| at) + STALL_REPORT_EVERY;
+        if now >= due {
+            let secs = now.duration_since(since).as_secs();
+            tracing::warn!(group, secs, %reason, "a data group has not followed group 0's voters");
+            self.reported = Some(now);
         }
     }
 }

@@ -62,7 +62,7 @@ mod rpc_observe;
 mod shutdown;
 mod status_page;
 
-use data_groups::{DataGroups, GroupOpener};
+use data_groups::{DataGroups, GroupOpener, Opened};
 pub use formation::Formation;
 use metrics::NodeMetrics;
 use rpc_metrics::RpcMetrics;
@@ -312,12 +312,17 @@ impl NodeBuilder {
             resources,
             disk: Arc::clone(&disk),
         };
-        let (meta, log_sizes) = opener.open(META_GROUP).await?;
+        let Opened { hosted: meta, sizes: log_sizes, .. } = opener.open(META_GROUP, None).await?;
         let (raft, state) = (meta.raft.clone(), Arc::clone(&meta.state));
         let initialised = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         formation::settle_cluster_id(&cluster_id, &data_dir, &self.formation, initialised)?;
+        // A formed node writes group 0's first membership (and campaigns)
+        // before it serves: having granted a peer's vote first, it could not
+        // (openraft), and had that peer died before replicating, group 0
+        // would have no membership here and never elect. A joining node only
+        // receives. Peers reach this node once it serves, a moment later.
+        formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
 
-        // Serve before forming the cluster: peers must reach this node to elect.
         let proposer = Proposer::new(&meta, self.node_id, self.commit_timeout);
         let groups = Arc::new(Groups::default());
         groups.host(META_GROUP, meta.clone());
@@ -372,8 +377,6 @@ impl NodeBuilder {
             let joining_as = formation::Joining { identity: cluster_id, data_dir: data_dir.clone() };
             joining =
                 Some(tokio::spawn(formation::join(seed.clone(), self.node_id, advertise.clone(), options, joining_as)));
-        } else {
-            formation::initialise(&raft, &self.formation, self.node_id, &advertise).await?;
         }
         if formation::is_single_voter(&raft, self.node_id) {
             // Alone, this node elects itself at once; answer no request before

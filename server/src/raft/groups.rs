@@ -100,6 +100,16 @@ impl HostedGroup {
         self.raft.metrics().borrow().membership_config.membership().learner_ids().collect()
     }
 
+    /// The group as this node sees it, for a log line or an error: its
+    /// leader, voters (of both halves while joint) and learners.
+    pub fn describe(&self) -> String {
+        let leader = self.raft.metrics().borrow().current_leader;
+        let voters: Vec<NodeId> = self.all_voters().into_keys().collect();
+        let joint = if self.in_joint_config() { " (joint)" } else { "" };
+        let leader = leader.map_or("none".to_owned(), |id| id.to_string());
+        format!("leader {leader}, voters {voters:?}{joint}, learners {:?}", self.learners())
+    }
+
     /// What every data group's voters should be, read from group 0 (`self`):
     /// its voters, less the nodes marked leaving. `None` while group 0's
     /// membership is changing.

@@ -12,6 +12,7 @@
 //! `flush_wal(sync = true)` returned for a write that came after it. Votes,
 //! truncations and purges are written with `sync = true` before returning.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_proto::internal as pb;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::OptionalSend;
+use openraft::{BasicNode, EntryPayload, OptionalSend};
 use parking_lot::Mutex;
 use rocksdb::{BoundColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
@@ -30,7 +31,7 @@ use super::errors;
 use super::groups::GroupId;
 use super::log_db::{GroupFamilies, LogDb};
 use super::log_sizes::LogSizes;
-use super::type_config::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use super::type_config::{Entry, LogId, Membership, NodeId, RaftStorageError, TypeConfig, Vote};
 use crate::storage::keys::log as keys;
 use crate::storage::{codec, StorageError};
 
@@ -80,6 +81,23 @@ impl LogStore {
     /// already on disk when the store opened are not counted.
     pub fn sizes(&self) -> Arc<LogSizes> {
         Arc::clone(&self.sizes)
+    }
+
+    /// Writes a new group's first entry, its first membership, as
+    /// `Raft::initialize` would (the same log id and payload), if the log
+    /// holds nothing yet; whether it did. Written before the group's Raft
+    /// starts, so no vote request can reach the group first: a voter that
+    /// has granted a vote can no longer initialise (openraft), and had the
+    /// candidate died before replicating, the group would be left with no
+    /// membership on any voter and never elect.
+    pub fn begin_with(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<bool, StorageError> {
+        if self.last_entry()?.is_some() || self.last_purged()?.is_some() {
+            return Ok(false);
+        }
+        let first = Entry { log_id: LogId::default(), payload: EntryPayload::Membership(Membership::from(members)) };
+        self.write_entries([first])?;
+        self.db.rocks().flush_wal(true).map_err(StorageError::rocksdb("sync the first log entry"))?;
+        Ok(true)
     }
 
     fn log_cf(&self) -> Result<Arc<BoundColumnFamily<'_>>, StorageError> {
