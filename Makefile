@@ -42,9 +42,10 @@ deploy-check: deps build
 ## (release build; COUNT messages per run), the same against NATS JetStream
 ## R1 and R3 when nats-server is installed, then the Criterion benchmarks of
 ## the server's hot paths (encoding, apply, key codecs).
-## DATA_GROUPS="0 4" runs each Ferry cluster once per number of data groups;
+## DATA_GROUPS="0 4" runs each Ferry cluster once per number of data groups
+## (default ferryd's own, 30; 0 is a cluster formed before data groups);
 ## PARTITIONS sets the runs' topics' partitions.
-DATA_GROUPS ?= 0
+DATA_GROUPS ?= 30
 PARTITIONS ?= 1
 bench: deps
 	$(CARGO) build --release --bin ferryd --bin ferry --bin nats-bench
@@ -69,7 +70,8 @@ bench-etl: deps
 
 ## The fault harness's full matrix (release build): every nemesis profile ×
 ## SEEDS seeds × 3 and 5 nodes, TIME of faults each; prints a summary table.
-## DATA_GROUPS="0 4" runs it on clusters formed with each number of data groups.
+## DATA_GROUPS="0 4" runs it on clusters formed with each number of data groups
+## (default 30, as bench).
 ## CI runs a short smoke of it as `jepsen/tests/runs.rs`.
 chaos: deps
 	$(CARGO) build --release --bin ferryd --bin ferry-jepsen

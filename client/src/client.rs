@@ -321,6 +321,16 @@ impl Client {
         Ok(self.router.call(rpc!(subscriber, modify_ack_deadline, request)).await?.modified)
     }
 
+    /// The node leading each partition of `topic`, in partition order, as
+    /// the answering node knows it (`None`: no leader known). Empty for a
+    /// topic kept in group 0 (a cluster formed without data groups), whose
+    /// partitions are all led by group 0's leader ([`ClusterStatus::leader_id`]).
+    pub async fn partition_leaders(&self, topic: &str) -> Result<Vec<Option<u64>>> {
+        let request = api::RoutesRequest { topic: topic.to_owned() };
+        let routes = self.router.call(rpc!(cluster, routes, request)).await?;
+        Ok(routes.partitions.into_iter().map(|route| Some(route.leader_id).filter(|id| *id != 0)).collect())
+    }
+
     /// Members, leader, term and each member's log positions.
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         let status = self.router.call(rpc!(cluster, status, api::ClusterStatusRequest {})).await?;

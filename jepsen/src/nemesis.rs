@@ -86,10 +86,11 @@ enum Undo {
     Nothing,
 }
 
-/// Puts one fault of kind `name` in place and records it.
-pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, name: &str) -> Active {
+/// Puts one fault of kind `name` in place and records it. Faults aimed at
+/// "the leader" aim at the leader of one of `topic`'s partitions.
+pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, name: &str, topic: &str) -> Active {
     let ids = cluster.ids();
-    let leader = cluster.leader().await;
+    let leader = cluster.partition_leader(topic, rng).await;
     let kind = if name == "partition" { TOPOLOGIES.choose(rng).copied().unwrap_or("partition-one") } else { name };
     let attempt = match kind {
         "kill" => {

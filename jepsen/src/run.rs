@@ -158,7 +158,7 @@ async fn faults(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRng, op
             round.shuffle(rng);
         }
         let name = round.pop().expect("a round holds every requested nemesis");
-        let active = nemesis::install(cluster, recorder, rng, &name).await;
+        let active = nemesis::install(cluster, recorder, rng, &name, TOPIC).await;
         sleep_until_or(until, hold).await;
         record_crashes(cluster, recorder);
         nemesis::heal(cluster, recorder, active).await;

@@ -73,8 +73,9 @@ struct Args {
     /// Raft entries between snapshots; each snapshot lets the log before it be purged. A snapshot is also taken every 16 MiB of log, whatever the count.
     #[arg(long, env = "FERRY_SNAPSHOT_EVERY_ENTRIES", default_value_t = ferry_server::node::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     snapshot_every_entries: u64,
-    /// Messages leased (delivered and not yet acked) per subscription on the
-    /// leader, at most; the rest of the backlog waits on disk.
+    /// Messages leased (delivered and not yet acked) per subscription on
+    /// each leader of a group holding its topic's partitions, at most; the
+    /// rest of the backlog waits on disk.
     #[arg(long, env = "FERRY_OUTSTANDING_MAX", default_value_t = ferry_server::delivery::OUTSTANDING_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     outstanding_max: u64,

@@ -6,23 +6,20 @@
 //! group's leased messages, and nothing is lost; the client's flow-control
 //! window follows where its messages are, so a busy partition fills it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ferry_client::{Client, Message, SubscriberSettings, SubscriptionSettings, TopicSettings};
 use ferry_proto::v1 as api;
-use ferry_proto::v1::cluster_client::ClusterClient;
 use ferry_tests::{ack_until_backlog_empty, eventually, receive_all_across_a_kill, Cluster, RawStream};
 
 const PARTITIONS: u32 = 4;
 const MESSAGES: usize = 2_000;
 
 /// Group → leader as node `id` sees it; `None` until every group leads.
-async fn group_leaders(cluster: &Cluster, id: u64) -> Option<Vec<(u32, u64)>> {
-    let mut client = ClusterClient::connect(format!("http://{}", cluster.addr(id))).await.ok()?;
-    let status = client.node_status(api::NodeStatusRequest {}).await.ok()?.into_inner();
-    let leaders: Vec<(u32, u64)> = status.groups.into_iter().map(|g| (g.group, g.leader_id)).collect();
-    (leaders.len() == 5 && leaders.iter().all(|(_, leader)| *leader != 0)).then_some(leaders)
+async fn group_leaders(cluster: &Cluster, id: u64) -> Option<BTreeMap<u32, u64>> {
+    let leaders = cluster.group_leaders(id).await?;
+    (leaders.len() == 5 && leaders.values().all(|leader| *leader != 0)).then_some(leaders)
 }
 
 /// Three nodes with four data groups, once every node sees each group led.
@@ -59,7 +56,7 @@ async fn a_stream_from_any_node_gets_every_group_and_outlives_a_data_group_leade
     // leader of a data group on another node once a quarter has been acked.
     let streamed_from = cluster.leader(Duration::from_secs(10)).await;
     let leaders = group_leaders(&cluster, streamed_from).await.expect("leaders");
-    let victim = leaders.iter().find(|(group, leader)| *group > 0 && *leader != streamed_from).map(|(_, l)| *l);
+    let victim = leaders.iter().find(|(group, leader)| **group > 0 && **leader != streamed_from).map(|(_, l)| *l);
     let victim = victim.expect("leaders start spread: another node leads a data group");
     let client = Client::connect(cluster.addr(streamed_from)).await.expect("connect");
     let settings = SubscriberSettings { max_outstanding_messages: 200, ..Default::default() };

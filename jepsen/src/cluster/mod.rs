@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferry_client::Client;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
 pub use net::{Mode, Network};
 
@@ -319,8 +321,32 @@ impl Cluster {
         self.net.destroy();
     }
 
-    /// The leader as some node reports it, asking each in turn.
+    /// Group 0's leader as some node reports it, asking each in turn.
     pub async fn leader(&self) -> Option<u32> {
+        let leader = self.ask_any(|client| async move { client.cluster_status().await.ok()?.leader_id }).await?;
+        u32::try_from(leader).ok()
+    }
+
+    /// The leader of one of `topic`'s partitions, picked at random, as some
+    /// node reports it: what a fault aimed at "the leader" means for the
+    /// data, whose partitions data groups spread over the nodes. Group 0's
+    /// leader for a topic kept in group 0 (a cluster without data groups).
+    pub async fn partition_leader(&self, topic: &str, rng: &mut StdRng) -> Option<u32> {
+        let leaders = self.ask_any(|client| async move { client.partition_leaders(topic).await.ok() }).await?;
+        if leaders.is_empty() {
+            return self.leader().await;
+        }
+        let known: Vec<u32> = leaders.into_iter().flatten().filter_map(|id| u32::try_from(id).ok()).collect();
+        known.choose(rng).copied()
+    }
+
+    /// The first answer `ask` gets from a running node, asking each in
+    /// turn (a second to connect, a second to answer).
+    async fn ask_any<T, F, Fut>(&self, ask: F) -> Option<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
         for node in &self.nodes {
             if !node.is_running() || node.is_paused() {
                 continue;
@@ -330,10 +356,8 @@ impl Cluster {
             else {
                 continue;
             };
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status()).await {
-                if let Some(leader) = status.leader_id {
-                    return u32::try_from(leader).ok();
-                }
+            if let Ok(Some(answer)) = tokio::time::timeout(Duration::from_secs(1), ask(client)).await {
+                return Some(answer);
             }
         }
         None

@@ -12,7 +12,7 @@ use openraft::{BasicNode, ChangeMembers};
 use super::proposer::Proposer;
 use super::status::ApiError;
 use crate::domain::Command;
-use crate::raft::{GroupId, Groups, HostedGroup, NodeId};
+use crate::raft::{GroupId, Groups, HostedGroup, NodeId, Raft};
 
 /// How long a new node may take to catch up as a learner, in group 0 and
 /// then in the data groups.
@@ -29,6 +29,7 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
     if proposer.state().catalog().leaving.contains(&node_id) {
         proposer.propose(Command::SetLeaving { node_id, leaving: false }).await?;
     }
+    finish_left_change(proposer.raft()).await?;
     let voter_at = {
         let metrics = proposer.raft().metrics();
         let metrics = metrics.borrow();
@@ -53,9 +54,7 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
                 })?
                 .map_err(membership_error)?;
             tracing::info!(node_id, %addr, "learner caught up; promoting to voter");
-            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-                .await
-                .map_err(membership_error)?;
+            change_voters(raft, ChangeMembers::AddVoterIds(BTreeSet::from([node_id]))).await?;
         }
     }
     data_groups_follow(groups, CATCH_UP_TIMEOUT, |voters| voters.contains_key(&node_id)).await.map_err(|lagging| {
@@ -67,18 +66,16 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
 
 /// Removes `node_id`: marks it leaving, waits until every data group dropped
 /// it, then removes it from group 0. The mark comes first and is durable, so
-/// no data group adds the node back while group 0 still lists it.
+/// no data group adds the node back while group 0 still lists it. A node
+/// that a removal cut off between its two steps took out of group 0 already
+/// is a member still (of the change's first half): asked again, the call
+/// finishes that change and the rest.
 pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) -> Result<(), ApiError> {
     proposer.ensure_leader()?;
-    let voter = {
-        let metrics = proposer.raft().metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        if membership.get_node(&node_id).is_none() {
-            return Err(ApiError::invalid("node_id", format!("node {node_id} is not a member")));
-        }
-        membership.voter_ids().any(|v| v == node_id)
-    };
+    if proposer.raft().metrics().borrow().membership_config.membership().get_node(&node_id).is_none() {
+        return Err(ApiError::invalid("node_id", format!("node {node_id} is not a member")));
+    }
+    finish_left_change(proposer.raft()).await?;
     if !groups.data().is_empty() {
         proposer.propose(Command::SetLeaving { node_id, leaving: true }).await?;
         data_groups_follow(groups, LEAVE_TIMEOUT, |voters| !voters.contains_key(&node_id)).await.map_err(
@@ -89,18 +86,57 @@ pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) 
             },
         )?;
     }
-    let change = if voter {
-        ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
-    } else {
-        ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+    let removal = {
+        let metrics = proposer.raft().metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        if membership.voter_ids().any(|v| v == node_id) {
+            Some(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])))
+        } else {
+            membership.get_node(&node_id).map(|_| ChangeMembers::RemoveNodes(BTreeSet::from([node_id])))
+        }
     };
-    proposer.raft().change_membership(change, false).await.map_err(membership_error)?;
+    if let Some(removal) = removal {
+        change_voters(proposer.raft(), removal).await?;
+    }
     if proposer.state().catalog().leaving.contains(&node_id) {
         // Not a voter of group 0 any more, so no data group wants it either.
         proposer.propose(Command::SetLeaving { node_id, leaving: false }).await?;
     }
     tracing::info!(node_id, "removed from the cluster");
     Ok(())
+}
+
+/// Finishes a change of group 0's voters that was left between its two
+/// steps (a joint configuration): openraft's leader makes both in one call,
+/// and a leader that died between them leaves the change for good, its
+/// successors do not finish it. Meanwhile no data group follows group 0
+/// (`HostedGroup::data_group_voters`), so adding or removing a node would
+/// wait on them forever. The change's second half is where it was going.
+async fn finish_left_change(raft: &Raft) -> Result<(), ApiError> {
+    let target = {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let configs = metrics.membership_config.membership().get_joint_config().clone();
+        (configs.len() > 1).then(|| configs.last().cloned()).flatten()
+    };
+    let Some(voters) = target else { return Ok(()) };
+    tracing::info!(?voters, "finishing a change of group 0's voters left between its two steps");
+    change_voters(raft, ChangeMembers::ReplaceAllVoters(voters)).await
+}
+
+/// Changes group 0's voters in a task of its own, which a cancelled call
+/// does not stop: openraft's `change_membership` makes the change's second
+/// step in the caller's future, so a call cut off between the steps (its
+/// caller gone, its deadline passed) would leave group 0 joint.
+async fn change_voters(raft: &Raft, change: ChangeMembers<NodeId, BasicNode>) -> Result<(), ApiError> {
+    let raft = raft.clone();
+    let changed = tokio::spawn(async move { raft.change_membership(change, false).await });
+    changed
+        .await
+        .map_err(|e| ApiError::Internal(format!("changing group 0's voters: {e}")))?
+        .map(drop)
+        .map_err(membership_error)
 }
 
 /// Waits until every data group hosted here has voters that satisfy `done`
@@ -139,5 +175,69 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -
             ApiError::Unavailable(format!("membership change refused: {e}"))
         }
         RaftError::Fatal(fatal) => ApiError::Unavailable(format!("raft has stopped: {fatal}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use ferry_proto::v1 as api;
+    use ferry_proto::v1::cluster_client::ClusterClient;
+    use openraft::{BasicNode, ChangeMembers, RaftMetrics};
+
+    use crate::node::in_process;
+    use crate::raft::{NodeId, META_GROUP};
+
+    fn joint(metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        metrics.membership_config.membership().get_joint_config().len() > 1
+    }
+
+    /// openraft's leader changes voters in two steps, the second in the
+    /// caller's future: a change cut off between them (here its future is
+    /// dropped; in life, its leader dies) left group 0 between two sets of
+    /// voters for good, and no data group followed group 0 any more. Asking
+    /// for the removal again finishes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removal_left_between_its_two_steps_is_finished_by_asking_again() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let peers = in_process::peers(3);
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            nodes.push(in_process::start(&tmp.path().join(id.to_string()), id, &peers, 2).await);
+        }
+        let within = Duration::from_secs(20);
+        let leader = in_process::leader_of(&nodes[0], META_GROUP, within).await.expect("group 0 has a leader");
+        for group in 1..=2 {
+            in_process::leader_of(&nodes[0], group, within).await.expect("the data group has a leader");
+        }
+        let victim = (1..=3).find(|id| *id != leader).expect("a follower");
+        let raft = nodes.iter().find(|n| n.id() == leader).expect("the leader").raft().clone();
+
+        let change = raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([victim])), false);
+        let wait = raft.wait(Some(within));
+        tokio::select! {
+            biased;
+            seen = wait.metrics(joint, "the change's first step") => { seen.expect("joint"); }
+            _ = change => panic!("the change finished before it could be cut off"),
+        }
+        // The first step commits; nothing makes the second.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(joint(&raft.metrics().borrow()), "group 0 left its joint configuration by itself");
+
+        let mut client = ClusterClient::connect(format!("http://{}", peers[&leader])).await.expect("connect");
+        client.remove_node(api::RemoveNodeRequest { node_id: victim }).await.expect("the removal finishes");
+        let configs = raft.metrics().borrow().membership_config.membership().get_joint_config().clone();
+        let others: BTreeSet<NodeId> = (1..=3).filter(|id| *id != victim).collect();
+        assert_eq!(configs, [others], "group 0's voters");
+        let status = client.node_status(api::NodeStatusRequest {}).await.expect("status").into_inner();
+        assert_eq!(status.groups.len(), 3, "group 0 and two data groups");
+        for group in status.groups {
+            assert!(!group.voters.contains(&victim), "group {} still holds node {victim}", group.group);
+        }
+        for node in nodes {
+            node.shutdown().await.expect("a clean shutdown");
+        }
     }
 }

@@ -262,16 +262,9 @@ mod forming {
     use openraft::storage::RaftLogStorage;
 
     use super::*;
-    use crate::node::{Node, NodeBuilder};
+    use crate::node::in_process;
     use crate::raft::type_config::Vote;
     use crate::raft::SyncMode;
-
-    /// A free loopback address (bound and let go; the peer list needs every
-    /// address before any node starts).
-    fn free_addr() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.local_addr().expect("the bound address").to_string()
-    }
 
     /// As if `candidate` had won this node's vote in `group` and died before
     /// replicating anything: a vote for it, no entry.
@@ -279,20 +272,6 @@ mod forming {
         let log_db = LogDb::open(&data_dir.join("raft-log"), SyncMode::Fsync, &DbResources::default()).expect("log db");
         let mut log = LogStore::open(&log_db, group).expect("the group's log");
         log.save_vote(&Vote::new(1, candidate)).await.expect("save the vote");
-    }
-
-    async fn leader_of(node: &Node, group: GroupId, within: Duration) -> Option<NodeId> {
-        let hosted = tokio::time::timeout(within, async {
-            loop {
-                if let Some(hosted) = node.groups.get(group) {
-                    return hosted;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-        let raft = hosted.await.ok()?.raft;
-        let led = raft.wait(Some(within)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?;
-        led.current_leader
     }
 
     /// The flaw: the voters of a new data group that granted its preferred
@@ -303,7 +282,7 @@ mod forming {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_new_group_elects_though_its_voters_voted_for_a_node_that_died_before_leading() {
         let tmp = tempfile::tempdir().expect("a temporary directory");
-        let peers: BTreeMap<NodeId, String> = (1..=3).map(|id| (id, free_addr())).collect();
+        let peers = in_process::peers(3);
         // Node 3 is data group 2's preferred leader, and never starts.
         let ids = peers.keys().copied().collect();
         assert_eq!(balancer::preferred_leader(2, &ids), Some(3));
@@ -311,20 +290,12 @@ mod forming {
         for id in [1, 2] {
             let data_dir = tmp.path().join(id.to_string());
             voted_without_entries(&data_dir, 2, 3).await;
-            let node = NodeBuilder::new(&data_dir)
-                .node_id(id)
-                .listen(peers[&id].clone())
-                .formation(Formation::Peers(peers.clone()))
-                .data_groups(2)
-                .start()
-                .await
-                .expect("the node starts");
-            nodes.push(node);
+            nodes.push(in_process::start(&data_dir, id, &peers, 2).await);
         }
         // The other voters wait `DEFER_FOR` for the preferred node, then elect.
         let within = DEFER_FOR + Duration::from_secs(20);
         for node in &nodes {
-            let leader = leader_of(node, 2, within).await;
+            let leader = in_process::leader_of(node, 2, within).await;
             assert!(matches!(leader, Some(1 | 2)), "node {}: group 2's leader is {leader:?}", node.id());
             assert_eq!(node.groups.get(2).expect("hosted").all_voters().into_keys().collect::<Vec<_>>(), [1, 2, 3]);
         }

@@ -53,6 +53,8 @@ mod catalog_sync;
 mod data_groups;
 mod formation;
 mod health;
+#[cfg(test)]
+pub(crate) mod in_process;
 pub mod log_purge;
 mod membership;
 pub mod metrics;
