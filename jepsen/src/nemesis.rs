@@ -138,8 +138,9 @@ pub async fn install(cluster: &mut Cluster, recorder: &Recorder, rng: &mut StdRn
         "membership" => remove_node(cluster, rng, &ids).await,
         "transfer-leader" => transfer_leader(cluster, rng).await,
         "corrupt" => {
-            // A minority of one, never the leader: the fault is a bad disk
-            // under a follower, which the rest must outvote.
+            // A minority of one, never the leader aimed at: the fault is a
+            // bad disk under a follower of that partition, which the rest
+            // must outvote (with data groups it may lead other groups).
             let followers: Vec<u32> = ids.iter().copied().filter(|&n| Some(n) != leader).collect();
             let node = pick(rng, if followers.is_empty() { &ids } else { &followers });
             cluster.kill(node).and_then(|()| {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ferry_client::Client;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::Rng;
 
 pub use net::{Mode, Network};
 
@@ -332,12 +332,21 @@ impl Cluster {
     /// data, whose partitions data groups spread over the nodes. Group 0's
     /// leader for a topic kept in group 0 (a cluster without data groups).
     pub async fn partition_leader(&self, topic: &str, rng: &mut StdRng) -> Option<u32> {
-        let leaders = self.ask_any(|client| async move { client.partition_leaders(topic).await.ok() }).await?;
+        // Drawn whatever the answer, so a seed's sequence does not depend on
+        // whether a leader was known.
+        let draw: usize = rng.gen();
+        // A node that knows no partition's leader passes to the next.
+        let leaders = self
+            .ask_any(|client| async move {
+                let leaders = client.partition_leaders(topic).await.ok()?;
+                (leaders.is_empty() || leaders.iter().any(Option::is_some)).then_some(leaders)
+            })
+            .await?;
         if leaders.is_empty() {
             return self.leader().await;
         }
         let known: Vec<u32> = leaders.into_iter().flatten().filter_map(|id| u32::try_from(id).ok()).collect();
-        known.choose(rng).copied()
+        known.get(draw % known.len().max(1)).copied()
     }
 
     /// The first answer `ask` gets from a running node, asking each in

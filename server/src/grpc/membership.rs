@@ -29,7 +29,6 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
     if proposer.state().catalog().leaving.contains(&node_id) {
         proposer.propose(Command::SetLeaving { node_id, leaving: false }).await?;
     }
-    finish_left_change(proposer.raft()).await?;
     let voter_at = {
         let metrics = proposer.raft().metrics();
         let metrics = metrics.borrow();
@@ -67,15 +66,14 @@ pub async fn add_node(proposer: &Proposer, groups: &Groups, node_id: NodeId, add
 /// Removes `node_id`: marks it leaving, waits until every data group dropped
 /// it, then removes it from group 0. The mark comes first and is durable, so
 /// no data group adds the node back while group 0 still lists it. A node
-/// that a removal cut off between its two steps took out of group 0 already
-/// is a member still (of the change's first half): asked again, the call
-/// finishes that change and the rest.
+/// that a change cut off between its two steps (`membership::finish_left_change`)
+/// is taking out of group 0 is a member still, of the change's first half:
+/// its removal goes on where that change ends.
 pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) -> Result<(), ApiError> {
     proposer.ensure_leader()?;
     if proposer.raft().metrics().borrow().membership_config.membership().get_node(&node_id).is_none() {
         return Err(ApiError::invalid("node_id", format!("node {node_id} is not a member")));
     }
-    finish_left_change(proposer.raft()).await?;
     if !groups.data().is_empty() {
         proposer.propose(Command::SetLeaving { node_id, leaving: true }).await?;
         data_groups_follow(groups, LEAVE_TIMEOUT, |voters| !voters.contains_key(&node_id)).await.map_err(
@@ -107,31 +105,20 @@ pub async fn remove_node(proposer: &Proposer, groups: &Groups, node_id: NodeId) 
     Ok(())
 }
 
-/// Finishes a change of group 0's voters that was left between its two
-/// steps (a joint configuration): openraft's leader makes both in one call,
-/// and a leader that died between them leaves the change for good, its
-/// successors do not finish it. Meanwhile no data group follows group 0
-/// (`HostedGroup::data_group_voters`), so adding or removing a node would
-/// wait on them forever. The change's second half is where it was going.
-async fn finish_left_change(raft: &Raft) -> Result<(), ApiError> {
-    let target = {
-        let metrics = raft.metrics();
-        let metrics = metrics.borrow();
-        let configs = metrics.membership_config.membership().get_joint_config().clone();
-        (configs.len() > 1).then(|| configs.last().cloned()).flatten()
-    };
-    let Some(voters) = target else { return Ok(()) };
-    tracing::info!(?voters, "finishing a change of group 0's voters left between its two steps");
-    change_voters(raft, ChangeMembers::ReplaceAllVoters(voters)).await
-}
-
 /// Changes group 0's voters in a task of its own, which a cancelled call
 /// does not stop: openraft's `change_membership` makes the change's second
 /// step in the caller's future, so a call cut off between the steps (its
 /// caller gone, its deadline passed) would leave group 0 joint.
 async fn change_voters(raft: &Raft, change: ChangeMembers<NodeId, BasicNode>) -> Result<(), ApiError> {
     let raft = raft.clone();
-    let changed = tokio::spawn(async move { raft.change_membership(change, false).await });
+    let changed = tokio::spawn(async move {
+        let changed = raft.change_membership(change.clone(), false).await;
+        // Said here too: the caller may be gone.
+        if let Err(e) = &changed {
+            tracing::warn!(?change, error = %e, "changing group 0's voters failed");
+        }
+        changed
+    });
     changed
         .await
         .map_err(|e| ApiError::Internal(format!("changing group 0's voters: {e}")))?
@@ -197,10 +184,10 @@ mod tests {
     /// openraft's leader changes voters in two steps, the second in the
     /// caller's future: a change cut off between them (here its future is
     /// dropped; in life, its leader dies) left group 0 between two sets of
-    /// voters for good, and no data group followed group 0 any more. Asking
-    /// for the removal again finishes it.
+    /// voters for good, and no data group followed group 0 any more. Group
+    /// 0's leader now finishes it, and the data groups follow.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_removal_left_between_its_two_steps_is_finished_by_asking_again() {
+    async fn a_change_left_between_its_two_steps_is_finished_and_the_data_groups_follow() {
         let tmp = tempfile::tempdir().expect("a temporary directory");
         let peers = in_process::peers(3);
         let mut nodes = Vec::new();
@@ -222,19 +209,25 @@ mod tests {
             seen = wait.metrics(joint, "the change's first step") => { seen.expect("joint"); }
             _ = change => panic!("the change finished before it could be cut off"),
         }
-        // The first step commits; nothing makes the second.
+        // The first step commits; openraft makes no second by itself.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(joint(&raft.metrics().borrow()), "group 0 left its joint configuration by itself");
+        assert!(joint(&raft.metrics().borrow()), "group 0 left its joint configuration sooner than its leader waits");
 
-        let mut client = ClusterClient::connect(format!("http://{}", peers[&leader])).await.expect("connect");
-        client.remove_node(api::RemoveNodeRequest { node_id: victim }).await.expect("the removal finishes");
-        let configs = raft.metrics().borrow().membership_config.membership().get_joint_config().clone();
         let others: BTreeSet<NodeId> = (1..=3).filter(|id| *id != victim).collect();
-        assert_eq!(configs, [others], "group 0's voters");
-        let status = client.node_status(api::NodeStatusRequest {}).await.expect("status").into_inner();
-        assert_eq!(status.groups.len(), 3, "group 0 and two data groups");
-        for group in status.groups {
-            assert!(!group.voters.contains(&victim), "group {} still holds node {victim}", group.group);
+        let finished = raft.wait(Some(within)).metrics(|m| !joint(m), "the change finished").await.expect("finished");
+        assert_eq!(finished.membership_config.membership().get_joint_config(), &[others], "group 0's voters");
+        let mut client = ClusterClient::connect(format!("http://{}", peers[&leader])).await.expect("connect");
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            let status = client.node_status(api::NodeStatusRequest {}).await.expect("status").into_inner();
+            assert_eq!(status.groups.len(), 3, "group 0 and two data groups");
+            let holding: Vec<u32> =
+                status.groups.iter().filter(|g| g.voters.contains(&victim)).map(|g| g.group).collect();
+            if holding.is_empty() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < give_up, "groups {holding:?} still hold node {victim}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for node in nodes {
             node.shutdown().await.expect("a clean shutdown");

@@ -32,8 +32,8 @@ const CAMPAIGN_WAIT: Duration = Duration::from_millis(100);
 /// group when they have read the layout and opened its databases, which on
 /// a loaded machine took more than a second.
 const CAMPAIGN_FOR: Duration = Duration::from_secs(10);
-/// How long the other voters of a new group wait for the preferred node's
-/// leadership before they initialise the group themselves.
+/// How long the other voters of a new group hold their elections back for
+/// the preferred node's leadership.
 const DEFER_FOR: Duration = Duration::from_secs(5);
 
 /// Refuses more data groups than [`DATA_GROUPS_MAX`]: publishes are counted
@@ -134,6 +134,7 @@ impl DataGroups {
             tracing::info!(data_groups = layout.data_groups, "starting the cluster's data groups");
         }
         let mut tasks = AbortOnDrop(Vec::new());
+        tasks.0.push(tokio::spawn(membership::finish_left_change(meta.clone(), self.opener.node_id)));
         for group in 1..=layout.data_groups {
             match self.start(group, &layout, &mut tasks).await {
                 Ok((hosted, sizes)) => {

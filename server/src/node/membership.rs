@@ -103,6 +103,38 @@ impl Stall {
     }
 }
 
+/// How long group 0 may stay between two sets of voters before its leader
+/// finishes the change: one under way makes both steps within moments.
+const LEFT_CHANGE_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs as long as the node: on group 0's leader, finishes a change of
+/// group 0's voters left between openraft's two steps. openraft's leader
+/// makes both in one call, the second in the caller's future, and nothing
+/// finishes a change whose leader died (or whose call was dropped) between
+/// them; meanwhile no data group follows group 0
+/// (`HostedGroup::data_group_voters`), so adding or removing a node waits on
+/// them. The change's second half is where it was going.
+pub async fn finish_left_change(meta: HostedGroup, node_id: NodeId) {
+    let mut joint_since = None;
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let leads = meta.raft.metrics().borrow().current_leader == Some(node_id);
+        let Some(voters) = meta.joint_target().filter(|_| leads) else {
+            joint_since = None;
+            continue;
+        };
+        let since = *joint_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < LEFT_CHANGE_AFTER {
+            continue;
+        }
+        tracing::info!(?voters, "finishing a change of group 0's voters left between its two steps");
+        if let Err(e) = meta.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await {
+            tracing::warn!(error = %e, "finishing a change of group 0's voters failed; retrying");
+        }
+        joint_since = None;
+    }
+}
+
 /// Whether the data group's members differ from what group 0 says (while
 /// group 0's own are settled). A data group between two sets of voters
 /// differs too: only this task changes them here, and it awaits each change

@@ -86,6 +86,15 @@ impl HostedGroup {
         self.raft.metrics().borrow().membership_config.membership().get_joint_config().len() != 1
     }
 
+    /// The voters of a joint configuration's second half, where the change
+    /// was going; `None` unless the group is between two sets of voters.
+    pub fn joint_target(&self) -> Option<BTreeSet<NodeId>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let configs = metrics.membership_config.membership().get_joint_config();
+        configs.get(1).filter(|_| configs.len() == 2).cloned()
+    }
+
     /// The voters of every configuration the group has (of both halves of a
     /// joint one), with their addresses.
     pub fn all_voters(&self) -> BTreeMap<NodeId, String> {
@@ -103,10 +112,17 @@ impl HostedGroup {
     /// The group as this node sees it, for a log line or an error: its
     /// leader, voters (of both halves while joint) and learners.
     pub fn describe(&self) -> String {
-        let leader = self.raft.metrics().borrow().current_leader;
-        let voters: Vec<NodeId> = self.all_voters().into_keys().collect();
-        let joint = if self.in_joint_config() { " (joint)" } else { "" };
+        let (leader, configs) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.current_leader, metrics.membership_config.membership().get_joint_config().len())
+        };
         let leader = leader.map_or("none".to_owned(), |id| id.to_string());
+        if configs == 0 {
+            return format!("leader {leader}, no membership");
+        }
+        let voters: Vec<NodeId> = self.all_voters().into_keys().collect();
+        let joint = if configs > 1 { " (joint)" } else { "" };
         format!("leader {leader}, voters {voters:?}{joint}, learners {:?}", self.learners())
     }
 
