@@ -33,8 +33,9 @@ async fn a_node_reports_its_version_and_git_commit() {
     let dir = TempDir::new().expect("temp dir");
     let node = Ferryd::start(dir.path());
     let client = Client::connect(node.addr()).await.expect("connect");
-    let status = eventually(Duration::from_secs(10), "the node is a member", || async {
-        client.cluster_status().await.ok().filter(|s| !s.members.is_empty())
+    let groups = 1 + ferry_tests::DATA_GROUPS as usize;
+    let status = eventually(Duration::from_secs(10), "the node is a member and hosts every group", || async {
+        client.cluster_status().await.ok().filter(|s| !s.members.is_empty() && s.groups.len() == groups)
     })
     .await;
     let member = status.members[0].status.as_ref().expect("the node answers");
@@ -42,6 +43,11 @@ async fn a_node_reports_its_version_and_git_commit() {
     assert_eq!(member.commit, built_commit(), "the status names the build's commit");
     let table = ferry_ok(node.addr(), &["cluster", "status"], b"");
     assert!(table.contains(&format!("{} ({})", member.version, member.commit)), "{table}");
+    // With data groups, a table of the groups and each one's log.
+    let rows = table.lines().skip_while(|l| !l.trim_start().starts_with("GROUP")).collect::<Vec<_>>();
+    let columns = ["LEADER", "TERM", "VOTERS", "LAST_LOG", "APPLIED", "SNAPSHOT", "PURGED"];
+    assert!(rows.first().is_some_and(|h| columns.iter().all(|c| h.contains(c))), "{table}");
+    assert_eq!(rows.len(), 1 + groups, "a row per group:\n{table}");
     let json: serde_json::Value =
         serde_json::from_str(&ferry_ok(node.addr(), &["cluster", "status", "--json"], b"")).expect("json");
     assert_eq!(json["members"][0]["status"]["commit"], member.commit.as_str(), "{json}");

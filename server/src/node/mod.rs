@@ -568,12 +568,20 @@ impl Node {
     }
 
     /// Resolves when the node can no longer serve: the gRPC server ended or
-    /// Raft stopped on a fatal error (such as a failing disk).
+    /// the Raft of any group it hosts stopped on a fatal error (such as a
+    /// full or failing disk). A data group's too: a node left running with
+    /// one of its groups stopped would never catch that group up, and only
+    /// a restart (a supervisor's, after this ends `ferryd`) starts it again.
     pub async fn failed(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
                 return format!("raft stopped: {fatal}");
+            }
+            for (group, hosted) in self.groups.data() {
+                if let Err(fatal) = &hosted.raft.metrics().borrow().running_state {
+                    return format!("raft of data group {group} stopped: {fatal}");
+                }
             }
             if self.server.is_finished() {
                 return "the grpc server stopped".into();

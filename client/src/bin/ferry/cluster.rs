@@ -91,11 +91,18 @@ fn print_table(status: &ClusterStatus) {
     }
     if status.groups.len() > 1 {
         println!();
-        println!("{:>5}  {:>6} {:>5} {:<16} {:>10}", "GROUP", "LEADER", "TERM", "VOTERS", "APPLIED");
-        for group in &status.groups {
-            let leader = group.leader_id.map_or("none".to_owned(), |id| id.to_string());
-            let voters = group.voters.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-            println!("{:>5}  {:>6} {:>5} {:<16} {:>10}", group.group, leader, group.term, voters, group.applied_index);
+        // Each group's log as the answering node holds it.
+        println!(
+            "{:>5}  {:>6} {:>5} {:<16} {:>10} {:>10} {:>10} {:>10}",
+            "GROUP", "LEADER", "TERM", "VOTERS", "LAST_LOG", "APPLIED", "SNAPSHOT", "PURGED"
+        );
+        for g in &status.groups {
+            let leader = g.leader_id.map_or("none".to_owned(), |id| id.to_string());
+            let voters = g.voters.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            println!(
+                "{:>5}  {:>6} {:>5} {:<16} {:>10} {:>10} {:>10} {:>10}",
+                g.group, leader, g.term, voters, g.last_log_index, g.applied_index, g.snapshot_index, g.purged_index
+            );
         }
     }
 }
