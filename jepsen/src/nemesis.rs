@@ -245,10 +245,28 @@ async fn restart_or_replace(cluster: &mut Cluster, node: u32) -> anyhow::Result<
     Ok(Some(format!("it refused its damaged data ({status}); replaced: removed, wiped, joined again")))
 }
 
+/// How many times `transfer-leader` tries (a group and a target each time)
+/// before it counts as not installed: a handoff is refused while the target
+/// catches up (just restarted by the last fault, say) or the group changes
+/// its voters, and the balancer retries such a move later too.
+const TRANSFER_TRIES: usize = 3;
+
 /// Hands a random data group's leadership to another of its voters, as the
 /// balancer does (the balancer may move it back later: nothing to undo).
 async fn transfer_leader(cluster: &Cluster, rng: &mut StdRng) -> anyhow::Result<(Vec<u32>, String, Undo)> {
     let client = ferry_client::Client::connect_with(&cluster.addrs(), Duration::from_secs(10)).await?;
+    let mut refusals = Vec::new();
+    for _ in 0..TRANSFER_TRIES {
+        match transfer_once(&client, rng).await {
+            Ok(done) => return Ok(done),
+            Err(error) => refusals.push(format!("{error:#}")),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("{} tries refused: {}", TRANSFER_TRIES, refusals.join("; "))
+}
+
+async fn transfer_once(client: &ferry_client::Client, rng: &mut StdRng) -> anyhow::Result<(Vec<u32>, String, Undo)> {
     let status = tokio::time::timeout(Duration::from_secs(5), client.cluster_status())
         .await
         .map_err(|_| anyhow::anyhow!("no cluster status within 5 s"))??;
